@@ -1,0 +1,38 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Three projects: the edge runs inside workerd, everything else on Node, the lab only as root.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ROVERLINK_SECRET: "test-secret-test-secret-test-secret",
+                PRESENCE_TTL_S: "30",
+              },
+            },
+          }),
+        ],
+        test: { name: "edge", include: ["test/edge/**/*.test.ts"] },
+      },
+      {
+        test: {
+          name: "node",
+          include: [
+            "test/shared/**/*.test.ts",
+            "test/rover/**/*.test.ts",
+            "test/integration/**/*.test.ts",
+            "test/patches/**/*.test.ts",
+            "test/cli/**/*.test.ts",
+          ],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
