@@ -33,6 +33,16 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        // Network-namespace lab (issue 4): needs root, iproute2, iptables, coturn. One file at a time.
+        test: {
+          name: "lab",
+          include: ["test/lab/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
