@@ -1,0 +1,241 @@
+/**
+ * roverlink edge protocol v1: the types and schemas shared by the edge, the rover agent and the
+ * browser console. The normative text is docs/protocol.md (which follows ../shared/protocol-v1.md);
+ * this module is its machine-readable half. Runtime-agnostic: no Node or Workers APIs.
+ */
+import { z } from "zod";
+
+export const API_BASE = "/v1";
+
+/** Room and peer ids. Anything else is a 400. */
+export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const idSchema = z.string().regex(ID_PATTERN, "must match [A-Za-z0-9._-]{1,64}");
+
+export const CONTENT_TYPE = {
+  sdp: "application/sdp",
+  sdpfrag: "application/trickle-ice-sdpfrag",
+  json: "application/json",
+  mergePatch: "application/merge-patch+json",
+  problem: "application/problem+json",
+  sse: "text/event-stream",
+} as const;
+
+export const LIMITS = {
+  /** SDP and sdpfrag bodies. */
+  sdpBytes: 64 * 1024,
+  /** JSON bodies. */
+  jsonBytes: 16 * 1024,
+  /** `wait` on the events long-poll, seconds. */
+  pollWaitMaxS: 25,
+  pollWaitDefaultS: 20,
+  /** `Prefer: wait=N` on offers, seconds. */
+  offerWaitMinS: 1,
+  offerWaitMaxS: 25,
+  /** SSE keep-alive comment interval, seconds. */
+  sseKeepAliveS: 15,
+} as const;
+
+/** Headers a browser may read from our responses (CORS). */
+export const EXPOSED_HEADERS = [
+  "Location",
+  "ETag",
+  "Link",
+  "Retry-After",
+  "Accept-Post",
+  "Accept-Patch",
+] as const;
+export const ALLOWED_REQUEST_HEADERS = [
+  "Authorization",
+  "Content-Type",
+  "If-Match",
+  "Prefer",
+  "Last-Event-ID",
+  "Accept",
+] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Auth
+
+export const roleSchema = z.enum(["peer", "admin"]);
+export type Role = z.infer<typeof roleSchema>;
+
+/** JWT claims (HS256, signed with ROVERLINK_SECRET). */
+export const tokenClaimsSchema = z.object({
+  sub: idSchema,
+  room: z.union([idSchema, z.literal("*")]),
+  exp: z.number().int(),
+  iat: z.number().int().optional(),
+  role: roleSchema.default("peer"),
+});
+export type TokenClaims = z.infer<typeof tokenClaimsSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Peers and presence
+
+const finite = z.number().finite();
+export const positionSchema = z.object({
+  x: finite,
+  y: finite,
+  map: z.string().max(64).optional(),
+});
+export type Position = z.infer<typeof positionSchema>;
+
+const metaSchema = z.record(z.string(), z.unknown());
+export type PeerMeta = z.infer<typeof metaSchema>;
+
+/** Free-form, but short and printable: "rover" | "browser" | "base" | anything else. */
+export const kindSchema = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[A-Za-z0-9._-]+$/, "must match [A-Za-z0-9._-]{1,32}");
+
+/** `POST /v1/rooms/{room}/peers` body; every field optional. */
+export const joinBodySchema = z
+  .object({
+    kind: kindSchema.optional(),
+    meta: metaSchema.optional(),
+    position: positionSchema.optional(),
+  })
+  .strict();
+export type JoinBody = z.infer<typeof joinBodySchema>;
+
+/** `PATCH /v1/rooms/{room}/peers/{id}` (RFC 7396 merge patch): null removes meta/position. */
+export const peerPatchSchema = z
+  .object({
+    kind: kindSchema.optional(),
+    meta: metaSchema.nullable().optional(),
+    position: positionSchema.nullable().optional(),
+  })
+  .strict();
+export type PeerPatch = z.infer<typeof peerPatchSchema>;
+
+export interface Peer {
+  id: string;
+  kind: string;
+  meta: PeerMeta;
+  position: Position | null;
+  /** ms since epoch */
+  joinedAt: number;
+  /** ms since epoch: the last time the peer polled, streamed or made a request */
+  lastSeen: number;
+}
+
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface IceServersResponse {
+  iceServers: IceServer[];
+  /** seconds the credentials stay valid */
+  ttl: number;
+}
+
+export interface JoinResponse {
+  peer: Peer;
+  peers: Peer[];
+  iceServers: IceServer[];
+  /** Opaque. Pass as `after` to the first events poll. */
+  cursor: string;
+}
+
+export interface PeersResponse {
+  peers: Peer[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+export type PeerLeftReason = "left" | "expired";
+
+export type RoomEvent =
+  | { id: string; type: "peer-joined"; peer: Peer }
+  | { id: string; type: "peer-updated"; peer: Peer }
+  | { id: string; type: "peer-left"; peer: string; reason: PeerLeftReason }
+  | { id: string; type: "nearby"; peers: string[] }
+  | { id: string; type: "offer"; session: string; from: string; sdp: string; etag: string }
+  | { id: string; type: "restart"; session: string; from: string; frag: string; etag: string }
+  | { id: string; type: "answer"; session: string; from: string; sdp: string; etag: string }
+  | { id: string; type: "candidates"; session: string; from: string; frag: string }
+  | { id: string; type: "session-closed"; session: string; by: string; reason: string };
+
+export type RoomEventType = RoomEvent["type"];
+export const EVENT_TYPES: readonly RoomEventType[] = [
+  "peer-joined",
+  "peer-updated",
+  "peer-left",
+  "nearby",
+  "offer",
+  "restart",
+  "answer",
+  "candidates",
+  "session-closed",
+];
+
+export interface EventsResponse {
+  events: RoomEvent[];
+  /** The cursor to pass as `after` next time (unchanged when no events came). */
+  cursor: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+export type SessionState = "offered" | "answered" | "closed";
+
+export interface SessionInfo {
+  session: string;
+  from: string;
+  to: string;
+  state: SessionState;
+  etag: string;
+  /** The latest answer (SDP, or sdpfrag after a PATCH restart). */
+  answer?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors (RFC 9457)
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  [extension: string]: unknown;
+}
+
+/** Problem `type` URIs. Relative to the docs so that they are readable as links. */
+export const PROBLEM_BASE = "https://roverlink.dev/problems/";
+
+export function isProblem(value: unknown): value is Problem {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.title === "string" && typeof v.status === "number";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+
+export const paths = {
+  healthz: () => "/healthz",
+  iceServers: () => `${API_BASE}/ice-servers`,
+  peers: (room: string) => `${API_BASE}/rooms/${room}/peers`,
+  peer: (room: string, id: string) => `${API_BASE}/rooms/${room}/peers/${id}`,
+  events: (room: string, id: string) => `${API_BASE}/rooms/${room}/peers/${id}/events`,
+  offer: (room: string, target: string) => `${API_BASE}/rooms/${room}/peers/${target}/sessions`,
+  session: (room: string, sid: string) => `${API_BASE}/rooms/${room}/sessions/${sid}`,
+  answer: (room: string, sid: string) => `${API_BASE}/rooms/${room}/sessions/${sid}/answer`,
+} as const;
+
+/** Quote a strong ETag value: `abc` -> `"abc"`. */
+export function quoteEtag(tag: string): string {
+  return tag.startsWith('"') ? tag : `"${tag}"`;
+}
+
+/** Strip quotes (and a weak `W/` prefix) from an ETag or If-Match value. */
+export function unquoteEtag(tag: string): string {
+  const t = tag.trim().replace(/^W\//, "");
+  return t.startsWith('"') && t.endsWith('"') && t.length >= 2 ? t.slice(1, -1) : t;
+}
