@@ -1,0 +1,153 @@
+/**
+ * roverlink bearer tokens: HS256 JWTs signed with ROVERLINK_SECRET (protocol v1, "Auth").
+ * WebCrypto via hono/jwt, so this runs in workerd, Node and the browser.
+ */
+import { decode, sign, verify } from "hono/jwt";
+import {
+  ID_PATTERN,
+  type Role,
+  roleSchema,
+  type TokenClaims,
+  tokenClaimsSchema,
+} from "./protocol.ts";
+
+export class TokenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TokenError";
+  }
+}
+
+export interface MintTokenOptions {
+  secret: string;
+  /** Peer id the token acts as. */
+  sub: string;
+  /** Room id, or "*" for every room. */
+  room: string;
+  ttlSeconds: number;
+  role?: Role;
+  /** Issue time in seconds since the epoch (default: now). */
+  nowS?: number;
+}
+
+/** Mint an HS256 JWT with claims {sub, room, role, iat, exp}. Throws TokenError on bad input. */
+export async function mintToken(opts: MintTokenOptions): Promise<string> {
+  if (typeof opts.secret !== "string" || opts.secret.length === 0) {
+    throw new TokenError("token secret is empty (set ROVERLINK_SECRET or pass --secret)");
+  }
+  if (!ID_PATTERN.test(opts.sub)) {
+    throw new TokenError(`peer id "${opts.sub}" must match [A-Za-z0-9._-]{1,64}`);
+  }
+  if (opts.room !== "*" && !ID_PATTERN.test(opts.room)) {
+    throw new TokenError(`room "${opts.room}" must be "*" or match [A-Za-z0-9._-]{1,64}`);
+  }
+  if (!Number.isSafeInteger(opts.ttlSeconds) || opts.ttlSeconds <= 0) {
+    throw new TokenError(
+      `token TTL must be a positive whole number of seconds, got ${opts.ttlSeconds}`,
+    );
+  }
+  const role = opts.role ?? "peer";
+  if (!roleSchema.safeParse(role).success) {
+    throw new TokenError(`role "${role}" must be "peer" or "admin"`);
+  }
+  const iat = opts.nowS ?? Math.floor(Date.now() / 1000);
+  return sign(
+    { sub: opts.sub, room: opts.room, role, iat, exp: iat + opts.ttlSeconds },
+    opts.secret,
+    "HS256",
+  );
+}
+
+/**
+ * Verify signature, algorithm and expiry, and check the claims against the protocol schema.
+ * Throws TokenError with a short reason (never the token or the secret).
+ */
+export async function verifyToken(token: string, secret: string): Promise<TokenClaims> {
+  let payload: unknown;
+  try {
+    payload = await verify(token, secret, "HS256");
+  } catch (e) {
+    const name = e instanceof Error ? e.name : "";
+    const reason =
+      name === "JwtTokenExpired"
+        ? "token expired"
+        : name === "JwtTokenSignatureMismatched"
+          ? "token signature does not match"
+          : name === "JwtTokenIssuedAt" || name === "JwtTokenNotBefore"
+            ? "token is not valid yet"
+            : name === "JwtAlgorithmMismatch"
+              ? "token is not HS256"
+              : "token is malformed";
+    throw new TokenError(reason);
+  }
+  const parsed = tokenClaimsSchema.safeParse(payload);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TokenError(
+      `token claims invalid: ${issue?.path.join(".") || "claims"} ${issue?.message ?? ""}`.trim(),
+    );
+  }
+  return parsed.data;
+}
+
+const TTL_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+/** Longest TTL we accept: tokens are bearer credentials; a year is plenty for a fixed rover. */
+export const MAX_TTL_S = 366 * 86400;
+
+/**
+ * "3600" | "45s" | "30m" | "1h" | "2d" | "1h30m" -> seconds. Throws TokenError on anything else,
+ * on zero and on more than MAX_TTL_S.
+ */
+export function parseTtl(text: string): number {
+  const s = String(text).trim();
+  const junk = () =>
+    new TokenError(
+      `invalid TTL "${s.slice(0, 40)}": use seconds or <n>s/m/h/d, e.g. 3600, 45s, 30m, 1h, 2d`,
+    );
+  let total: number;
+  if (/^[0-9]+$/.test(s)) {
+    total = Number(s);
+  } else if (/^([0-9]+[smhd])+$/.test(s)) {
+    total = 0;
+    for (const m of s.matchAll(/([0-9]+)([smhd])/g)) {
+      total += Number(m[1]) * (TTL_UNITS[m[2] as string] as number);
+    }
+  } else {
+    throw junk();
+  }
+  if (!Number.isSafeInteger(total) || total <= 0) throw junk();
+  if (total > MAX_TTL_S)
+    throw new TokenError(`TTL "${s}" is longer than ${MAX_TTL_S / 86400} days`);
+  return total;
+}
+
+export interface DecodedToken {
+  header: { alg: string; typ?: string };
+  /** The payload as-is (not validated beyond being a JSON object). */
+  claims: Partial<TokenClaims> & Record<string, unknown>;
+  /** From `exp`, when present. */
+  expiresAt?: Date;
+  expired: boolean;
+}
+
+/** Decode without verifying (for display: "token for lab/rover1, expires in 52 min"). */
+export function decodeTokenUnverified(token: string, nowMs = Date.now()): DecodedToken {
+  let decoded: ReturnType<typeof decode>;
+  try {
+    decoded = decode(token.trim());
+  } catch {
+    throw new TokenError("not a JWT (expected three base64url parts separated by dots)");
+  }
+  const claims = decoded.payload as DecodedToken["claims"];
+  const out: DecodedToken = {
+    header: { alg: String(decoded.header.alg) },
+    claims,
+    expired: false,
+  };
+  if (decoded.header.typ !== undefined) out.header.typ = decoded.header.typ;
+  if (typeof claims.exp === "number") {
+    out.expiresAt = new Date(claims.exp * 1000);
+    out.expired = claims.exp * 1000 <= nowMs;
+  }
+  return out;
+}
