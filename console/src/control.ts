@@ -1,0 +1,47 @@
+/**
+ * What travels on the data channels between consoles and rovers. Messages are JSON text; on
+ * `control` they go through the channel codec (see wire.ts), `telemetry` carries them raw.
+ */
+export type AppMessage =
+  | { type: "chat"; from: string; text: string; at: number }
+  | { type: "cmd"; from: string; name: string; args?: unknown; at: number }
+  | { type: "voice"; from: string; state: "on" | "off" }
+  | { type: "ping"; from: string; seq: number; t: number }
+  | { type: "pong"; from: string; seq: number; t: number };
+
+/** Parse a received message; anything that is not one of ours is returned as raw text. */
+export function parseMessage(text: string): AppMessage | { type: "raw"; text: string } {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === "object" && v !== null && typeof (v as { type?: unknown }).type === "string") {
+      const t = (v as { type: string }).type;
+      if (t === "chat" || t === "cmd" || t === "voice" || t === "ping" || t === "pong") {
+        return v as AppMessage;
+      }
+    }
+  } catch {
+    // not JSON: a rover may send plain text
+  }
+  return { type: "raw", text };
+}
+
+/**
+ * A command line typed by the operator: `name arg1 arg2` or `name {"json": 1}`. Returns null for
+ * an empty line.
+ */
+export function parseCommand(line: string): { name: string; args?: unknown } | null {
+  const trimmed = line.trim();
+  if (!trimmed) return null;
+  const space = trimmed.indexOf(" ");
+  if (space < 0) return { name: trimmed };
+  const name = trimmed.slice(0, space);
+  const rest = trimmed.slice(space + 1).trim();
+  if (rest.startsWith("{") || rest.startsWith("[")) {
+    try {
+      return { name, args: JSON.parse(rest) };
+    } catch {
+      // fall through: treat as words
+    }
+  }
+  return { name, args: rest.split(/\s+/) };
+}

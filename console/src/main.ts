@@ -1,0 +1,519 @@
+/**
+ * The roverlink console: sign in with a token, see the room (peers, map), link to rovers and
+ * other browsers over WebRTC, chat / send commands on `control`, watch `telemetry`, talk.
+ * Everything goes through the edge's HTTP protocol with the shared client.
+ */
+import { RoverlinkClient } from "../../shared/client.ts";
+import type { Peer } from "../../shared/protocol.ts";
+import { ID_PATTERN } from "../../shared/protocol.ts";
+import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
+import { isExpired, readTokenClaims } from "./claims.ts";
+import { controlCodec } from "./codec.ts";
+import { parseCommand } from "./control.ts";
+import { ago, h } from "./dom.ts";
+import type { PeerLink } from "./link.ts";
+import { renderMap } from "./map.ts";
+import { RoomSession } from "./room.ts";
+import { errorText, type SignalingClient } from "./signaling.ts";
+
+const app = document.getElementById("app") as HTMLElement;
+const statusEl = document.getElementById("status") as HTMLElement;
+const STORE = "roverlink.console";
+
+function setStatus(text: string): void {
+  statusEl.textContent = text;
+}
+
+interface Saved {
+  edge: string;
+  token: string;
+  room: string;
+}
+
+function loadSaved(): Partial<Saved> {
+  try {
+    return JSON.parse(sessionStorage.getItem(STORE) ?? "{}") as Partial<Saved>;
+  } catch {
+    return {};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign in
+
+function showSignIn(error?: string): void {
+  const saved = loadSaved();
+  app.className = "signin";
+  const err = h("p", { class: "error", role: "alert", id: "signin-error" }, error ?? "");
+  const edge = h("input", {
+    id: "edge",
+    name: "edge",
+    type: "url",
+    required: true,
+    value: saved.edge ?? location.origin,
+    autocomplete: "url",
+  });
+  const token = h("textarea", {
+    id: "token",
+    name: "token",
+    required: true,
+    spellcheck: "false",
+    autocomplete: "off",
+    "aria-describedby": "token-hint",
+  });
+  token.value = saved.token ?? "";
+  const room = h("input", {
+    id: "room",
+    name: "room",
+    required: true,
+    pattern: ID_PATTERN.source.replace(/^\^|\$$/g, ""),
+    value: saved.room ?? "",
+  });
+  const who = h("p", { class: "hint", id: "who", "aria-live": "polite" });
+  const onToken = () => {
+    try {
+      const c = readTokenClaims(token.value);
+      who.textContent = `Peer “${c.sub}”, room “${c.room}”, ${c.role}, expires ${new Date(
+        c.exp * 1000,
+      ).toLocaleString()}`;
+      if (c.room !== "*" && !room.value) room.value = c.room;
+    } catch (e) {
+      who.textContent = token.value.trim() ? (e as Error).message : "";
+    }
+  };
+  token.addEventListener("input", onToken);
+  onToken();
+  const form = h(
+    "form",
+    { "aria-labelledby": "signin-title" },
+    h("h2", { id: "signin-title" }, "Sign in"),
+    h("label", { for: "edge" }, "Edge URL"),
+    edge,
+    h("label", { for: "token" }, "Token"),
+    token,
+    h(
+      "p",
+      { class: "hint", id: "token-hint" },
+      "Paste a token, e.g. from ",
+      h("code", {}, "roverlink token --room demo --peer me-browser"),
+      ". It stays in this tab only.",
+    ),
+    who,
+    h("label", { for: "room" }, "Room"),
+    room,
+    h("div", { class: "row" }, h("button", { type: "submit" }, "Sign in")),
+    err,
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void signIn({ edge: edge.value.trim(), token: token.value.trim(), room: room.value.trim() });
+  });
+  app.replaceChildren(h("section", {}, form));
+  setStatus("Signed out");
+}
+
+async function signIn(input: Saved): Promise<void> {
+  let claims: ReturnType<typeof readTokenClaims>;
+  try {
+    claims = readTokenClaims(input.token);
+    if (isExpired(claims, Date.now())) throw new Error("this token has expired");
+    if (!ID_PATTERN.test(input.room)) throw new Error("room ids match [A-Za-z0-9._-]{1,64}");
+    if (claims.room !== "*" && claims.room !== input.room) {
+      throw new Error(`this token is for room “${claims.room}”`);
+    }
+    new URL(input.edge);
+  } catch (e) {
+    showSignIn((e as Error).message);
+    return;
+  }
+  sessionStorage.setItem(STORE, JSON.stringify(input));
+  const client: SignalingClient = new RoverlinkClient({ baseUrl: input.edge, token: input.token });
+  setStatus(`Joining ${input.room}…`);
+  const view = new RoomView(client, input.room, claims.sub);
+  try {
+    await view.start();
+  } catch (e) {
+    showSignIn(`Could not join: ${errorText(e)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Room
+
+async function getMic(): Promise<MediaStreamTrack> {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+  const track = stream.getAudioTracks()[0];
+  if (!track) throw new Error("no microphone");
+  return track;
+}
+
+interface LinkUi {
+  root: HTMLElement;
+  state: HTMLElement;
+  figures: Record<"rtt" | "ping" | "loss" | "path" | "pair" | "restarts", HTMLElement>;
+  chart: HTMLElement;
+  points: ChartPoint[];
+  messages: HTMLUListElement;
+  telemetry: HTMLUListElement;
+  voice: HTMLElement;
+  audio: HTMLAudioElement;
+}
+
+class RoomView {
+  readonly client: SignalingClient;
+  readonly roomId: string;
+  readonly self: string;
+  room: RoomSession;
+  private peersBody = h("tbody");
+  private mapBox = h("div", { class: "map-box" });
+  private linksBox = h("div", { class: "links", "aria-label": "Links" });
+  private roomLog = h("ul", { class: "log", role: "log", "aria-label": "Room log" });
+  private linkUis = new Map<PeerLink, LinkUi>();
+  private refresh: ReturnType<typeof setInterval> | null = null;
+
+  constructor(client: SignalingClient, room: string, self: string) {
+    this.client = client;
+    this.roomId = room;
+    this.self = self;
+    this.room = new RoomSession(
+      { client, room, self, kind: "browser", controlCodec, getMic },
+      {
+        peers: () => this.renderPeers(),
+        nearby: () => this.renderPeers(),
+        link: (_r, link) => this.addLinkUi(link),
+        roomLog: (_r, text) => this.log(text),
+        session: () => undefined,
+        state: (link) => this.renderLink(link),
+        message: (link, channel, msg) => {
+          const ui = this.linkUis.get(link);
+          if (!ui) return;
+          const list = channel === "telemetry" ? ui.telemetry : ui.messages;
+          const text =
+            msg.type === "chat"
+              ? `${msg.from}: ${msg.text}`
+              : msg.type === "cmd"
+                ? `${msg.from} ▸ ${msg.name} ${msg.args === undefined ? "" : JSON.stringify(msg.args)}`
+                : msg.type === "raw"
+                  ? msg.text
+                  : JSON.stringify(msg);
+          appendLog(list, text, msg.type !== "raw" && "from" in msg && msg.from === this.self);
+        },
+        audio: (link, stream) => {
+          const ui = this.linkUis.get(link);
+          if (ui) ui.audio.srcObject = stream;
+        },
+        sample: (link, s, loss, pingRtt) => {
+          const ui = this.linkUis.get(link);
+          if (!ui) return;
+          ui.points.push({ rttMs: pingRtt ?? s.rttMs, loss });
+          if (ui.points.length > CHART_POINTS) ui.points.shift();
+          ui.figures.rtt.textContent = s.rttMs === null ? "–" : `${s.rttMs} ms`;
+          ui.figures.ping.textContent = pingRtt === null ? "–" : `${pingRtt} ms`;
+          ui.figures.loss.textContent = loss === null ? "–" : `${Math.round(loss * 100)} %`;
+          ui.figures.path.textContent = s.path;
+          ui.figures.pair.textContent = s.pair;
+          ui.figures.restarts.textContent = String(link.restarts);
+          ui.root.dataset.path = s.path;
+          ui.root.dataset.audioRx = String(s.audioBytesReceived);
+          ui.chart.replaceChildren(renderChart(ui.points, `RTT and loss to ${link.peer}`));
+        },
+        log: (link, text) => this.log(`${link.peer}: ${text}`),
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.room.join();
+    this.render();
+    setStatus(`Signed in as ${this.self} in ${this.roomId}`);
+    this.refresh = setInterval(() => this.renderPeers(), 5000);
+    // A new network (Wi-Fi -> cellular, back online): restart ICE on every link.
+    window.addEventListener("online", this.onNetworkChange);
+    const conn = (navigator as { connection?: EventTarget }).connection;
+    conn?.addEventListener("change", this.onNetworkChange);
+  }
+
+  private onNetworkChange = (): void => {
+    this.log("network changed: restarting ICE");
+    this.room.restartAll("network change");
+  };
+
+  private render(): void {
+    app.className = "room";
+    const x = h("input", { id: "pos-x", type: "number", step: "any", inputmode: "decimal" });
+    const y = h("input", { id: "pos-y", type: "number", step: "any", inputmode: "decimal" });
+    const pos = this.room.me?.position;
+    if (pos) {
+      x.value = String(pos.x);
+      y.value = String(pos.y);
+    }
+    const posForm = h(
+      "form",
+      { class: "row", "aria-label": "My position" },
+      h("div", { class: "grow" }, h("label", { for: "pos-x" }, "x"), x),
+      h("div", { class: "grow" }, h("label", { for: "pos-y" }, "y"), y),
+      h("button", { type: "submit", class: "secondary" }, "Set position"),
+    );
+    posForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const px = Number(x.value);
+      const py = Number(y.value);
+      if (!Number.isFinite(px) || !Number.isFinite(py) || x.value === "" || y.value === "") {
+        this.log("position: x and y must be numbers");
+        return;
+      }
+      this.room.setPosition(px, py).catch((e: unknown) => this.log(`position: ${errorText(e)}`));
+    });
+    const leave = h("button", { type: "button", class: "secondary" }, "Sign out");
+    leave.addEventListener("click", () => void this.stop());
+    app.replaceChildren(
+      h(
+        "section",
+        { "aria-labelledby": "peers-title", id: "peers" },
+        h("h2", { id: "peers-title" }, `Room ${this.roomId}`),
+        h(
+          "table",
+          {},
+          h("caption", { class: "hint" }, `You are ${this.self}. Peers in the room:`),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Peer"),
+              h("th", { scope: "col" }, "Kind"),
+              h("th", { scope: "col" }, "Status"),
+              h("th", { scope: "col" }, "Last seen"),
+              h("th", { scope: "col" }, h("span", { class: "sr" }, "Actions")),
+            ),
+          ),
+          this.peersBody,
+        ),
+        this.linksBox,
+        h("h3", {}, "Room log"),
+        this.roomLog,
+        h("div", { class: "row" }, leave),
+      ),
+      h(
+        "section",
+        { "aria-labelledby": "map-h", id: "map" },
+        h("h2", { id: "map-h" }, "Map"),
+        this.mapBox,
+        posForm,
+      ),
+    );
+    this.renderPeers();
+  }
+
+  private renderPeers(): void {
+    const now = Date.now();
+    const peers = [...this.room.peers.values()].sort((a, b) => a.id.localeCompare(b.id));
+    const rows = peers.map((p) => this.peerRow(p, now));
+    if (rows.length === 0) {
+      rows.push(h("tr", {}, h("td", { colspan: 5, class: "hint" }, "Nobody else is here yet.")));
+    }
+    this.peersBody.replaceChildren(...rows);
+    this.mapBox.replaceChildren(
+      renderMap({
+        self: this.room.me,
+        peers,
+        nearby: new Set(this.room.nearby),
+        radius: this.room.nearbyRadius,
+      }),
+    );
+  }
+
+  private peerRow(p: Peer, now: number): HTMLTableRowElement {
+    const link = this.room.links.get(p.id);
+    const status = link ? link.state : this.room.nearby.includes(p.id) ? "nearby" : "present";
+    const connect = h("button", { type: "button" }, link ? "Linked" : "Connect");
+    connect.setAttribute("aria-label", `Connect to ${p.id}`);
+    if (link) connect.setAttribute("disabled", "");
+    connect.addEventListener("click", () => void this.connect(p.id, false));
+    const call = h("button", { type: "button", class: "secondary" }, "Call");
+    call.setAttribute("aria-label", `Call ${p.id}`);
+    call.addEventListener("click", () => void this.connect(p.id, true));
+    return h(
+      "tr",
+      { "data-peer": p.id },
+      h("th", { scope: "row" }, p.id),
+      h("td", {}, p.kind),
+      h("td", { class: `state-${status}` }, status),
+      h(
+        "td",
+        {},
+        h("time", { datetime: new Date(p.lastSeen).toISOString() }, ago(p.lastSeen, now)),
+      ),
+      h("td", { class: "actions" }, connect, call),
+    );
+  }
+
+  private async connect(peer: string, voice: boolean): Promise<void> {
+    try {
+      await this.room.connect(peer, { voice });
+    } catch (e) {
+      this.log(`connect to ${peer}: ${errorText(e)}`);
+    }
+    this.renderPeers();
+  }
+
+  private addLinkUi(link: PeerLink): void {
+    const fig = (name: string) => h("dd", { "data-figure": name }, "–");
+    const figures = {
+      rtt: fig("rtt"),
+      ping: fig("ping"),
+      loss: fig("loss"),
+      path: fig("path"),
+      pair: fig("pair"),
+      restarts: fig("restarts"),
+    };
+    const messages = h("ul", {
+      class: "log",
+      role: "log",
+      "aria-label": `Messages with ${link.peer}`,
+    });
+    const telemetry = h("ul", {
+      class: "log",
+      role: "log",
+      "aria-label": `Telemetry from ${link.peer}`,
+    });
+    const chatIn = h("input", { id: `chat-${link.peer}`, autocomplete: "off" });
+    const chatForm = h(
+      "form",
+      { class: "row" },
+      h("div", { class: "grow" }, h("label", { for: `chat-${link.peer}` }, "Chat"), chatIn),
+      h("button", { type: "submit" }, "Send"),
+    );
+    chatForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      if (!chatIn.value.trim()) return;
+      link.chat(chatIn.value);
+      appendLog(messages, `${this.self}: ${chatIn.value}`, true);
+      chatIn.value = "";
+    });
+    const cmdIn = h("input", {
+      id: `cmd-${link.peer}`,
+      autocomplete: "off",
+      placeholder: 'drive {"v":0.5}',
+    });
+    const cmdForm = h(
+      "form",
+      { class: "row" },
+      h("div", { class: "grow" }, h("label", { for: `cmd-${link.peer}` }, "Command"), cmdIn),
+      h("button", { type: "submit" }, "Run"),
+    );
+    cmdForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const cmd = parseCommand(cmdIn.value);
+      if (!cmd) return;
+      link.command(cmd.name, cmd.args);
+      appendLog(messages, `${this.self} ▸ ${cmdIn.value}`, true);
+      cmdIn.value = "";
+    });
+    const audio = h("audio", { autoplay: true });
+    const voice = h("div", { class: "voice row", role: "group", "aria-label": "Voice" });
+    const restart = h("button", { type: "button", class: "secondary" }, "Restart ICE");
+    restart.addEventListener("click", () => void link.restartIce("requested"));
+    const close = h("button", { type: "button", class: "secondary" }, "Disconnect");
+    close.addEventListener("click", () => void link.close());
+    const state = h("span", { class: `state-${link.state}`, "data-state": "" }, link.state);
+    const chart = h("div");
+    const root = h(
+      "section",
+      { class: "link", "data-link": link.peer, "aria-label": `Link to ${link.peer}` },
+      h("h3", {}, `Link to ${link.peer} (${link.role}) — `, state),
+      chart,
+      h(
+        "dl",
+        { class: "figures" },
+        ...(
+          [
+            ["ICE RTT", figures.rtt],
+            ["Ping RTT", figures.ping],
+            ["Loss", figures.loss],
+            ["Path", figures.path],
+            ["Restarts", figures.restarts],
+          ] as const
+        ).map(([k, v]) => h("div", {}, h("dt", {}, k), v)),
+      ),
+      h("p", { class: "hint" }, "Pair: ", figures.pair),
+      h("h4", {}, "Control"),
+      messages,
+      chatForm,
+      cmdForm,
+      h("h4", {}, "Telemetry"),
+      telemetry,
+      voice,
+      audio,
+      h("div", { class: "row" }, restart, close),
+    );
+    const ui: LinkUi = {
+      root,
+      state,
+      figures,
+      chart,
+      points: [],
+      messages,
+      telemetry,
+      voice,
+      audio,
+    };
+    this.linkUis.set(link, ui);
+    this.linksBox.prepend(root);
+    this.renderLink(link);
+  }
+
+  private renderLink(link: PeerLink): void {
+    const ui = this.linkUis.get(link);
+    if (!ui) return;
+    ui.state.textContent = link.state;
+    ui.state.className = `state-${link.state}`;
+    ui.root.dataset.state = link.state;
+    ui.root.dataset.voice = link.voice;
+    const b = (label: string, fn: () => void, secondary = false) => {
+      const el = h("button", { type: "button", class: secondary ? "secondary" : undefined }, label);
+      el.addEventListener("click", fn);
+      return el;
+    };
+    const err = (e: unknown) => this.log(`voice: ${errorText(e)}`);
+    const controls: HTMLElement[] = [
+      h("span", { "data-voice": link.voice }, `Voice: ${link.voice}`),
+    ];
+    if (link.state !== "closed") {
+      if (link.voice === "off") controls.push(b("Start voice", () => link.startVoice().catch(err)));
+      if (link.voice === "ringing") {
+        controls.push(b("Accept call", () => link.startVoice().catch(err)));
+      }
+      if (link.voice === "on") controls.push(b("Mute", () => link.setMuted(true), true));
+      if (link.voice === "muted") controls.push(b("Unmute", () => link.setMuted(false), true));
+      if (link.voice !== "off") controls.push(b("Hang up", () => link.hangUp().catch(err), true));
+    }
+    ui.voice.replaceChildren(...controls);
+    if (link.state === "closed") {
+      this.linkUis.delete(link);
+      ui.root.remove();
+    }
+    this.renderPeers();
+  }
+
+  private log(text: string): void {
+    appendLog(this.roomLog, `${new Date().toLocaleTimeString()} ${text}`, false);
+  }
+
+  async stop(): Promise<void> {
+    if (this.refresh) clearInterval(this.refresh);
+    window.removeEventListener("online", this.onNetworkChange);
+    await this.room.leave();
+    sessionStorage.removeItem(STORE);
+    showSignIn();
+  }
+}
+
+function appendLog(list: HTMLUListElement, text: string, mine: boolean): void {
+  list.append(h("li", { class: mine ? "out" : "in" }, text));
+  while (list.children.length > 200) list.firstElementChild?.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+showSignIn();

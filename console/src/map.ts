@@ -1,0 +1,87 @@
+/**
+ * The room map: every peer with a position as a labelled dot, this browser's nearby radius as a
+ * circle, peers the edge reports as nearby highlighted. Scales to fit all positions.
+ */
+import type { Peer } from "../../shared/protocol.ts";
+import { s } from "./dom.ts";
+
+export interface MapInput {
+  self: Peer | null;
+  peers: Peer[];
+  nearby: ReadonlySet<string>;
+  radius: number | null;
+}
+
+const SIZE = 320;
+const PAD = 28;
+
+export function renderMap(input: MapInput): SVGElement {
+  const all = [...(input.self ? [input.self] : []), ...input.peers].filter((p) => p.position);
+  const xs = all.map((p) => p.position?.x ?? 0);
+  const ys = all.map((p) => p.position?.y ?? 0);
+  const me = input.self?.position ?? null;
+  const r = input.radius ?? 0;
+  if (me && r > 0) {
+    xs.push(me.x - r, me.x + r);
+    ys.push(me.y - r, me.y + r);
+  }
+  const minX = Math.min(0, ...xs);
+  const maxX = Math.max(10, ...xs);
+  const minY = Math.min(0, ...ys);
+  const maxY = Math.max(10, ...ys);
+  const span = Math.max(maxX - minX, maxY - minY);
+  const scale = (SIZE - 2 * PAD) / span;
+  // y grows upwards on the map, downwards in SVG.
+  const px = (x: number) => PAD + (x - minX) * scale;
+  const py = (y: number) => SIZE - PAD - (y - minY) * scale;
+
+  const placed = all.length;
+  const desc = `${placed} peer${placed === 1 ? "" : "s"} with a position${
+    r > 0 ? `, nearby radius ${r}` : ""
+  }`;
+  const svg = s(
+    "svg",
+    {
+      viewBox: `0 0 ${SIZE} ${SIZE}`,
+      role: "img",
+      "aria-labelledby": "map-title",
+      class: "map",
+    },
+    s("title", { id: "map-title" }, `Room map: ${desc}`),
+    s("rect", { x: 0, y: 0, width: SIZE, height: SIZE, class: "map-bg" }),
+  );
+  // A light grid every "round" unit so distances can be read.
+  const step = niceStep(span / 5);
+  for (let gx = Math.ceil(minX / step) * step; gx <= minX + span; gx += step) {
+    svg.append(s("line", { x1: px(gx), x2: px(gx), y1: 0, y2: SIZE, class: "grid" }));
+  }
+  for (let gy = Math.ceil(minY / step) * step; gy <= minY + span; gy += step) {
+    svg.append(s("line", { y1: py(gy), y2: py(gy), x1: 0, x2: SIZE, class: "grid" }));
+  }
+  if (me && r > 0) {
+    svg.append(s("circle", { cx: px(me.x), cy: py(me.y), r: r * scale, class: "radius" }));
+  }
+  for (const p of all) {
+    if (!p.position) continue;
+    const isMe = p.id === input.self?.id;
+    const near = input.nearby.has(p.id);
+    const cls = ["dot", `kind-${p.kind}`, isMe ? "me" : "", near ? "near" : ""].join(" ").trim();
+    const x = px(p.position.x);
+    const y = py(p.position.y);
+    svg.append(
+      s(
+        "g",
+        { class: cls, "data-peer": p.id },
+        s("circle", { cx: x, cy: y, r: isMe ? 7 : 6 }),
+        s("text", { x: x + 9, y: y + 4 }, `${p.id}${isMe ? " (you)" : ""}`),
+      ),
+    );
+  }
+  return svg;
+}
+
+function niceStep(raw: number): number {
+  const p = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
+  const m = raw / p;
+  return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}

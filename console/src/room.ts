@@ -1,0 +1,241 @@
+/**
+ * The browser's presence in one room: join, the event stream (SSE, falling back to long-poll),
+ * the peer list, and routing of session events to links. Keeps the page "present" simply by
+ * keeping the event stream open.
+ */
+import type { Peer, RoomEvent } from "../../shared/protocol.ts";
+import { type LinkCallbacks, type LinkContext, PeerLink } from "./link.ts";
+import { errorStatus, errorText, isUnreachable, type SignalingClient } from "./signaling.ts";
+import type { ChannelCodec } from "./wire.ts";
+
+export interface RoomCallbacks extends LinkCallbacks {
+  peers(room: RoomSession): void;
+  nearby(room: RoomSession, ids: string[]): void;
+  link(room: RoomSession, link: PeerLink): void;
+  roomLog(room: RoomSession, text: string): void;
+}
+
+export interface RoomOptions {
+  client: SignalingClient;
+  room: string;
+  self: string;
+  kind?: string;
+  controlCodec: ChannelCodec;
+  getMic(): Promise<MediaStreamTrack>;
+  /** RTCConfiguration extras; iceServers come from the edge unless given here. */
+  iceServers?: RTCIceServer[];
+}
+
+export class RoomSession {
+  readonly room: string;
+  readonly self: string;
+  readonly peers = new Map<string, Peer>();
+  readonly links = new Map<string, PeerLink>();
+  nearby: string[] = [];
+  me: Peer | null = null;
+  nearbyRadius: number | null = null;
+  connected = false;
+
+  private readonly opts: RoomOptions;
+  private readonly cb: RoomCallbacks;
+  private cursor: string | undefined;
+  private abort = new AbortController();
+  private iceServers: RTCIceServer[] = [];
+  /** Session events that arrived before their link knew its session id. */
+  private early = new Map<string, RoomEvent[]>();
+
+  constructor(opts: RoomOptions, cb: RoomCallbacks) {
+    this.opts = opts;
+    this.room = opts.room;
+    this.self = opts.self;
+    this.cb = cb;
+  }
+
+  async join(position?: { x: number; y: number }): Promise<void> {
+    const body: { kind: string; position?: { x: number; y: number } } = {
+      kind: this.opts.kind ?? "browser",
+    };
+    if (position) body.position = position;
+    const res = await this.opts.client.join(this.room, body);
+    this.me = res.peer;
+    this.cursor = res.cursor;
+    this.iceServers = this.opts.iceServers ?? (res.iceServers as RTCIceServer[]);
+    const radius = (res as { room?: { nearbyRadius?: unknown } }).room?.nearbyRadius;
+    if (typeof radius === "number") this.nearbyRadius = radius;
+    this.peers.clear();
+    for (const p of res.peers) this.peers.set(p.id, p);
+    this.connected = true;
+    this.cb.peers(this);
+    void this.eventLoop();
+  }
+
+  private linkContext(): LinkContext {
+    return {
+      client: this.opts.client,
+      room: this.room,
+      self: this.self,
+      rtc: { iceServers: this.iceServers },
+      controlCodec: this.opts.controlCodec,
+      getMic: this.opts.getMic,
+    };
+  }
+
+  private linkCallbacks(): LinkCallbacks {
+    return {
+      ...this.cb,
+      session: (link) => {
+        if (!link.session) return;
+        const queued = this.early.get(link.session) ?? [];
+        this.early.delete(link.session);
+        for (const ev of queued) void link.handle(ev);
+      },
+      state: (link) => {
+        if (link.state === "closed" && this.links.get(link.peer) === link) {
+          this.links.delete(link.peer);
+        }
+        this.cb.state(link);
+      },
+    };
+  }
+
+  /** Link to a peer (this browser offers). An existing open link is returned as is. */
+  async connect(peer: string, opts: { voice?: boolean } = {}): Promise<PeerLink> {
+    const existing = this.links.get(peer);
+    if (existing && existing.state !== "closed") {
+      if (opts.voice && existing.voice === "off") await existing.startVoice();
+      return existing;
+    }
+    const link = new PeerLink(this.linkContext(), peer, "offerer", this.linkCallbacks());
+    this.links.set(peer, link);
+    this.cb.link(this, link);
+    try {
+      await link.connect(opts);
+    } catch (err) {
+      link.shutdown();
+      throw err;
+    }
+    return link;
+  }
+
+  /** Restart ICE on every link (the browser's network changed). */
+  restartAll(reason: string): void {
+    for (const link of this.links.values()) void link.restartIce(reason);
+  }
+
+  async setPosition(x: number, y: number): Promise<void> {
+    await this.opts.client.updatePeer(this.room, this.self, { position: { x, y } });
+  }
+
+  private linkForSession(sid: string): PeerLink | undefined {
+    for (const l of this.links.values()) if (l.session === sid) return l;
+    return undefined;
+  }
+
+  private async eventLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    let useStream = true;
+    let backoffMs = 500;
+    while (!signal.aborted) {
+      try {
+        if (useStream) {
+          const opts: { lastEventId?: string; signal: AbortSignal } = { signal };
+          if (this.cursor !== undefined) opts.lastEventId = this.cursor;
+          for await (const ev of this.opts.client.stream(this.room, this.self, opts)) {
+            this.cursor = ev.id;
+            this.onEvent(ev);
+            backoffMs = 500;
+          }
+        } else {
+          const opts: { after?: string; wait: number; signal: AbortSignal } = { wait: 20, signal };
+          if (this.cursor !== undefined) opts.after = this.cursor;
+          const res = await this.opts.client.poll(this.room, this.self, opts);
+          for (const ev of res.events) this.onEvent(ev);
+          this.cursor = res.cursor;
+          backoffMs = 500;
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        const status = errorStatus(err);
+        if (status === 401 || status === 403) {
+          this.cb.roomLog(this, `events refused: ${errorText(err)}`);
+          this.connected = false;
+          this.cb.peers(this);
+          return;
+        }
+        if (status === 404) {
+          // We expired (tab asleep): join again, then resume.
+          this.cb.roomLog(this, "presence expired; joining again");
+          await this.opts.client
+            .join(this.room, { kind: this.opts.kind ?? "browser" })
+            .catch(() => undefined);
+        } else if (useStream && !isUnreachable(err) && status === undefined) {
+          this.cb.roomLog(this, `event stream failed (${errorText(err)}); long-polling instead`);
+          useStream = false;
+        } else {
+          this.cb.roomLog(this, `events: ${errorText(err)}`);
+        }
+        await new Promise((r) => setTimeout(r, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, 10_000);
+      }
+    }
+  }
+
+  private onEvent(ev: RoomEvent): void {
+    switch (ev.type) {
+      case "peer-joined":
+      case "peer-updated":
+        if (ev.peer.id === this.self) this.me = ev.peer;
+        else this.peers.set(ev.peer.id, ev.peer);
+        this.cb.peers(this);
+        return;
+      case "peer-left": {
+        this.peers.delete(ev.peer);
+        this.cb.peers(this);
+        this.links.get(ev.peer)?.shutdown();
+        return;
+      }
+      case "nearby":
+        this.nearby = ev.peers;
+        this.cb.nearby(this, ev.peers);
+        return;
+      case "offer": {
+        const known = this.linkForSession(ev.session);
+        if (known) {
+          void known.handle(ev);
+          return;
+        }
+        // A new session: the other side is linking to us.
+        this.links.get(ev.from)?.shutdown();
+        const link = new PeerLink(this.linkContext(), ev.from, "answerer", this.linkCallbacks());
+        this.links.set(ev.from, link);
+        this.cb.link(this, link);
+        link.accept(ev).catch((err: unknown) => {
+          this.cb.roomLog(this, `answering ${ev.from}: ${errorText(err)}`);
+          link.shutdown();
+        });
+        return;
+      }
+      case "answer":
+      case "restart":
+      case "candidates":
+      case "session-closed": {
+        const link = this.linkForSession(ev.session);
+        if (link) void link.handle(ev);
+        else if (ev.type !== "session-closed") {
+          const q = this.early.get(ev.session) ?? [];
+          q.push(ev);
+          this.early.set(ev.session, q);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Close every link and leave the room. */
+  async leave(): Promise<void> {
+    this.abort.abort();
+    await Promise.all([...this.links.values()].map((l) => l.close()));
+    await this.opts.client.leave(this.room, this.self).catch(() => undefined);
+    this.connected = false;
+  }
+}

@@ -1,0 +1,25 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vite";
+
+// The console is a static single page served by the edge (Workers static assets, see
+// wrangler.toml [assets]). It imports ../shared and ../rover/reliable.ts, so the dev server
+// must be allowed to read the repository root.
+const root = fileURLToPath(new URL(".", import.meta.url));
+const repo = fileURLToPath(new URL("..", import.meta.url));
+
+export default defineConfig({
+  root,
+  base: "./",
+  publicDir: false,
+  build: {
+    outDir: process.env.CONSOLE_OUT_DIR ?? "dist",
+    emptyOutDir: true,
+    target: "es2022",
+    sourcemap: false,
+    reportCompressedSize: true,
+  },
+  // shared/protocol.ts builds zod schemas at module level; the console never validates with
+  // them, so zod is replaced by an inert stub that throws if a schema is ever used to parse.
+  resolve: { alias: { zod: fileURLToPath(new URL("./src/zod-stub.ts", import.meta.url)) } },
+  server: { fs: { allow: [repo] } },
+});
