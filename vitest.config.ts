@@ -34,6 +34,17 @@ export default defineConfig({
         },
       },
       {
+        // Browser console (issue 6): Debian's Chromium driven by playwright-core against a local
+        // edge. Heavy (a browser + wrangler dev per file): one file at a time.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         // Network-namespace lab (issue 4): needs root, iproute2, iptables, coturn. One file at a time.
         test: {
           name: "lab",
