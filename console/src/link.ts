@@ -350,6 +350,8 @@ export class PeerLink {
     }
     if (msg.type === "voice" && msg.from !== this.ctx.self) {
       this.log(`${this.peer} ${msg.state === "on" ? "is talking" : "hung up"}`);
+      // A call is over for both sides when either hangs up.
+      if (msg.state === "off" && this.voice !== "off") void this.endVoice(false);
     }
     this.cb.message(this, channel, msg);
   }
@@ -445,12 +447,16 @@ export class PeerLink {
   }
 
   async hangUp(): Promise<void> {
+    await this.endVoice(true);
+  }
+
+  private async endVoice(tellPeer: boolean): Promise<void> {
     const t = this.audioTransceiver();
     if (t) await t.sender.replaceTrack(null);
     this.mic?.stop();
     this.mic = null;
     this.voice = "off";
-    this.sendRaw("control", { type: "voice", from: this.ctx.self, state: "off" });
+    if (tellPeer) this.sendRaw("control", { type: "voice", from: this.ctx.self, state: "off" });
     this.cb.audio(this, null);
     this.cb.state(this);
   }

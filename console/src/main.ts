@@ -196,7 +196,8 @@ class RoomView {
                 : msg.type === "raw"
                   ? msg.text
                   : JSON.stringify(msg);
-          appendLog(list, text, msg.type !== "raw" && "from" in msg && msg.from === this.self);
+          // Everything here was received; an echoing rover sends our own messages back.
+          appendLog(list, text, false);
         },
         audio: (link, stream) => {
           const ui = this.linkUis.get(link);
