@@ -99,7 +99,6 @@ export class PeerLink {
       this.cb.audio(this, stream);
     });
     this.pc.addEventListener("iceconnectionstatechange", () => this.onIceState());
-    this.pc.addEventListener("connectionstatechange", () => this.onIceState());
     this.timer = setInterval(() => void this.tick(), PING_EVERY_MS);
   }
 
@@ -334,6 +333,8 @@ export class PeerLink {
     this.channels.set(name, dc);
     dc.addEventListener("open", () => this.onIceState());
     dc.addEventListener("close", () => this.onIceState());
+    // An announced channel may already be open when `datachannel` fires.
+    if (dc.readyState === "open") queueMicrotask(() => this.onIceState());
   }
 
   private onText(channel: ChannelName, text: string): void {
@@ -464,7 +465,7 @@ export class PeerLink {
   // -------------------------------------------------------------------------------------------
   // Health
 
-  private onIceState(): void {
+  private onIceState(fromTick = false): void {
     if (this.state === "closed") return;
     const ice = this.pc.iceConnectionState;
     const controlOpen = this.channels.get("control")?.readyState === "open";
@@ -472,8 +473,10 @@ export class PeerLink {
       this.disconnectedSince = 0;
       this.setState("connected");
     } else if (ice === "failed") {
+      // Restart at once on the event; tick() retries every DISCONNECTED_RESTART_MS after that.
+      if (!this.disconnectedSince) this.disconnectedSince = performance.now();
       this.setState("failed");
-      void this.restartIce("ICE failed");
+      if (!fromTick) void this.restartIce("ICE failed");
     } else if (ice === "disconnected") {
       if (!this.disconnectedSince) this.disconnectedSince = performance.now();
       this.setState("reconnecting");
@@ -494,6 +497,8 @@ export class PeerLink {
       this.pings.set(seq, now);
       this.sendRaw("telemetry", { type: "ping", from: this.ctx.self, seq, t: Date.now() });
     }
+    // After an ICE restart the connection state may never leave "connected", so re-evaluate.
+    this.onIceState(true);
     const report = await this.pc.getStats();
     const s = sampleStats(report, Date.now());
     const loss = lossBetween(this.lastSample, s);

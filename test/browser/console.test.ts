@@ -1,0 +1,208 @@
+/**
+ * The browser console end to end: Debian's Chromium loads the console from a local edge
+ * (`wrangler dev` serving console/dist as static assets), signs in with a token, and links over
+ * WebRTC through the edge's HTTP protocol only — to a real werift rover (the roverlink CLI with
+ * --echo) and to another browser for a voice call with Chromium's fake microphone.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLocalEdge } from "../../rover/local-edge.ts";
+import { mintToken } from "../../shared/token.ts";
+import { launchChromium } from "./chromium.ts";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const SECRET = "browser-test-secret-browser-test-secret";
+const ROOM = "console-e2e";
+const ARTIFACTS = join(repo, "test-results");
+
+let edge: { url: string; stop(): Promise<void> };
+let browser: Browser;
+const children: ChildProcess[] = [];
+
+async function token(sub: string): Promise<string> {
+  return mintToken({ secret: SECRET, sub, room: ROOM, ttlSeconds: 900 });
+}
+
+/** Open the console served by the edge and sign in through the form. */
+async function signIn(page: Page, peer: string): Promise<void> {
+  await page.goto(`${edge.url}/`);
+  // The edge URL defaults to the page's origin.
+  await expect.poll(() => page.getByLabel("Edge URL").inputValue()).toBe(new URL(edge.url).origin);
+  await page.getByLabel("Token").fill(await token(peer));
+  // The room is read from the token's claims.
+  await expect.poll(() => page.getByLabel("Room").inputValue()).toBe(ROOM);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: `Room ${ROOM}` }).waitFor();
+  await expect.poll(() => page.locator("#status").textContent()).toContain(`Signed in as ${peer}`);
+}
+
+function startRover(id: string, extra: string[] = []): ChildProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      join(repo, "rover/cli.ts"),
+      "rover",
+      "--edge",
+      edge.url,
+      "--room",
+      ROOM,
+      "--id",
+      id,
+      "--echo",
+      ...extra,
+    ],
+    {
+      cwd: repo,
+      env: { ...process.env, ROVERLINK_SECRET: SECRET, ROVERLINK_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
+  child.on("exit", (code) => {
+    if (code && code !== 0) console.error(`rover ${id} exited ${code}: ${err}`);
+  });
+  children.push(child);
+  return child;
+}
+
+function link(page: Page, peer: string) {
+  return page.locator(`section[data-link="${peer}"]`);
+}
+
+async function figure(page: Page, peer: string, name: string): Promise<string> {
+  return (await link(page, peer).locator(`[data-figure="${name}"]`).textContent()) ?? "";
+}
+
+async function audioRx(page: Page, peer: string): Promise<number> {
+  return Number((await link(page, peer).getAttribute("data-audio-rx")) ?? "0");
+}
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET, NEARBY_RADIUS: "5" } });
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  await browser?.close();
+  await edge?.stop();
+});
+
+describe("console served by the edge", () => {
+  it("links to a werift rover, exchanges messages both ways, restarts ICE on a network change", async () => {
+    startRover("rover-1", ["--position", "3,4"]);
+    const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await ctx.newPage();
+    await signIn(page, "op-1");
+    await page.getByLabel("x", { exact: true }).fill("1");
+    await page.getByLabel("y", { exact: true }).fill("2");
+    await page.getByRole("button", { name: "Set position" }).click();
+
+    // The rover shows up in the room view with its kind.
+    const row = page.locator('tr[data-peer="rover-1"]');
+    await row.waitFor({ timeout: 30_000 });
+    await expect.poll(() => row.locator("td").first().textContent()).toBe("rover");
+
+    await page.getByRole("button", { name: "Connect to rover-1" }).click();
+    await expect
+      .poll(() => link(page, "rover-1").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+
+    // Browser -> rover on `control`, and back (the rover echoes).
+    await link(page, "rover-1").getByLabel("Chat").fill("hello rover");
+    await link(page, "rover-1").getByRole("button", { name: "Send" }).click();
+    const messages = link(page, "rover-1").getByRole("log", { name: "Messages with rover-1" });
+    await expect
+      .poll(() => messages.locator("li.in").allTextContents())
+      .toContain("op-1: hello rover");
+    await link(page, "rover-1").getByLabel("Command").fill('drive {"v":0.5}');
+    await link(page, "rover-1").getByRole("button", { name: "Run" }).click();
+    await expect
+      .poll(() => messages.locator("li.in").allTextContents())
+      .toContain('op-1 ▸ drive {"v":0.5}');
+
+    // Pings on `telemetry` come back from the rover: a measured round trip, and a path.
+    await expect.poll(() => figure(page, "rover-1", "ping"), { timeout: 15_000 }).toMatch(/ms$/);
+    await expect.poll(() => figure(page, "rover-1", "path")).toBe("direct");
+
+    // The browser's network changes: ICE restart by re-POST, the link comes back and still works.
+    await page.evaluate(() => window.dispatchEvent(new Event("online")));
+    await expect
+      .poll(async () => Number(await figure(page, "rover-1", "restarts")), { timeout: 15_000 })
+      .toBeGreaterThanOrEqual(1);
+    await expect
+      .poll(() => link(page, "rover-1").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    await link(page, "rover-1").getByLabel("Chat").fill("after restart");
+    await link(page, "rover-1").getByRole("button", { name: "Send" }).click();
+    await expect
+      .poll(() => messages.locator("li.in").allTextContents(), { timeout: 15_000 })
+      .toContain("op-1: after restart");
+
+    // The room view as an artifact (desktop and phone widths); the map shows both positions.
+    await expect.poll(() => page.locator('svg.map g[data-peer="rover-1"]').count()).toBe(1);
+    await expect.poll(() => page.locator('svg.map g[data-peer="op-1"]').count()).toBe(1);
+    await page.waitForTimeout(1500); // a few chart samples
+    await page.screenshot({ path: join(ARTIFACTS, "console-room.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(ARTIFACTS, "console-room-phone.png"), fullPage: true });
+    await ctx.close();
+  });
+
+  it("holds a voice call between two browsers (fake microphone), with mute and hang up", async () => {
+    const a = await (await browser.newContext()).newPage();
+    const b = await (await browser.newContext()).newPage();
+    await signIn(a, "alice");
+    await signIn(b, "bob");
+    await a.locator('tr[data-peer="bob"]').waitFor();
+
+    await a.getByRole("button", { name: "Call bob" }).click();
+    await expect
+      .poll(() => link(b, "alice").getAttribute("data-voice"), { timeout: 20_000 })
+      .toBe("ringing");
+    await expect
+      .poll(() => link(a, "bob").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("connected");
+
+    // Chat works on the same link.
+    await link(a, "bob").getByLabel("Chat").fill("can you hear me?");
+    await link(a, "bob").getByRole("button", { name: "Send" }).click();
+    await expect
+      .poll(() =>
+        link(b, "alice")
+          .getByRole("log", { name: "Messages with alice" })
+          .locator("li.in")
+          .allTextContents(),
+      )
+      .toContain("alice: can you hear me?");
+
+    await link(b, "alice").getByRole("button", { name: "Accept call" }).click();
+    await expect.poll(() => link(b, "alice").getAttribute("data-voice")).toBe("on");
+
+    // Audio RTP flows both ways: inbound-rtp bytesReceived keeps growing on each side.
+    const a0 = await audioRx(a, "bob");
+    const b0 = await audioRx(b, "alice");
+    await expect.poll(() => audioRx(a, "bob"), { timeout: 15_000 }).toBeGreaterThan(a0 + 1000);
+    await expect.poll(() => audioRx(b, "alice"), { timeout: 15_000 }).toBeGreaterThan(b0 + 1000);
+
+    await link(a, "bob").getByRole("button", { name: "Mute" }).click();
+    await expect.poll(() => link(a, "bob").getAttribute("data-voice")).toBe("muted");
+    await link(a, "bob").getByRole("button", { name: "Unmute" }).click();
+    await expect.poll(() => link(a, "bob").getAttribute("data-voice")).toBe("on");
+
+    await link(a, "bob").getByRole("button", { name: "Hang up" }).click();
+    await expect.poll(() => link(a, "bob").getAttribute("data-voice")).toBe("off");
+    await expect
+      .poll(() => b.getByRole("log", { name: "Room log" }).textContent())
+      .toContain("alice: alice hung up");
+    await expect.poll(() => link(b, "alice").getAttribute("data-voice")).toBe("off");
+  });
+});
