@@ -66,7 +66,8 @@ function showSignIn(error?: string): void {
     id: "room",
     name: "room",
     required: true,
-    pattern: ID_PATTERN.source.replace(/^\^|\$$/g, ""),
+    // HTML patterns use the regex `v` flag, where a trailing "-" in a class must be escaped.
+    pattern: "[A-Za-z0-9._\\-]{1,64}",
     value: saved.room ?? "",
   });
   const who = h("p", { class: "hint", id: "who", "aria-live": "polite" });
