@@ -73,6 +73,8 @@ export class PeerLink {
   private remoteQueue: RTCIceCandidateInit[] = [];
   private mic: MediaStreamTrack | null = null;
   private restarting = false;
+  /** While an SDP is being gathered and sent, new candidates go in it, not in a PATCH. */
+  private holdTrickle = false;
   private disconnectedSince = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private pingSeq = 0;
@@ -110,14 +112,19 @@ export class PeerLink {
     this.wireChannel(this.pc.createDataChannel("control", { ordered: true }));
     this.wireChannel(this.pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
     if (opts.voice) await this.addMicTransceiver();
-    await this.pc.setLocalDescription(await this.pc.createOffer());
-    const sdp = await this.localSdpAfterGathering();
-    const res = await this.ctx.client.offer(this.ctx.room, this.peer, sdp, { waitS: 10 });
-    this.session = res.session;
-    this.etag = res.etag;
-    this.cb.session(this);
-    if (res.answer) await this.applyAnswer(res.answer);
-    else this.log(`offer accepted (${res.status}); waiting for ${this.peer} to answer`);
+    this.holdTrickle = true;
+    try {
+      await this.pc.setLocalDescription(await this.pc.createOffer());
+      const sdp = await this.localSdpAfterGathering();
+      const res = await this.ctx.client.offer(this.ctx.room, this.peer, sdp, { waitS: 10 });
+      this.session = res.session;
+      this.etag = res.etag;
+      this.cb.session(this);
+      if (res.answer) await this.applyAnswer(res.answer);
+      else this.log(`offer accepted (${res.status}); waiting for ${this.peer} to answer`);
+    } finally {
+      this.holdTrickle = false;
+    }
     await this.flushTrickle();
   }
 
@@ -164,6 +171,7 @@ export class PeerLink {
     if (this.restarting || !this.session || !this.etag || this.state === "closed") return;
     if (this.pc.signalingState !== "stable") return;
     this.restarting = true;
+    this.holdTrickle = true;
     this.restarts++;
     this.setState("reconnecting");
     this.log(`ICE restart (${reason})`);
@@ -175,6 +183,7 @@ export class PeerLink {
       });
       this.etag = res.etag;
       if (res.answer) await this.applyAnswer(res.answer);
+      this.holdTrickle = false;
       await this.flushTrickle();
     } catch (err) {
       const status = errorStatus(err);
@@ -185,6 +194,7 @@ export class PeerLink {
       }
       if (status === 404) this.shutdown();
     } finally {
+      this.holdTrickle = false;
       this.restarting = false;
     }
   }
@@ -195,20 +205,25 @@ export class PeerLink {
   }
 
   private async answerOffer(sdp: string, etag: string): Promise<void> {
-    if (this.pc.signalingState === "have-local-offer") {
-      // Glare: the edge serialized the other side's offer first; ours is void.
-      await this.pc.setLocalDescription({ type: "rollback" });
+    this.holdTrickle = true;
+    try {
+      if (this.pc.signalingState === "have-local-offer") {
+        // Glare: the edge serialized the other side's offer first; ours is void.
+        await this.pc.setLocalDescription({ type: "rollback" });
+      }
+      await this.pc.setRemoteDescription({ type: "offer", sdp });
+      if (hasAudio(sdp)) this.prepareAudioAnswer();
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      const answer = await this.localSdpAfterGathering();
+      await this.ctx.client.answer(this.ctx.room, this.sessionId(), answer, {
+        contentType: "sdp",
+        ifMatch: etag,
+      });
+      this.etag = etag;
+      await this.drainRemote();
+    } finally {
+      this.holdTrickle = false;
     }
-    await this.pc.setRemoteDescription({ type: "offer", sdp });
-    if (hasAudio(sdp)) this.prepareAudioAnswer();
-    await this.pc.setLocalDescription(await this.pc.createAnswer());
-    const answer = await this.localSdpAfterGathering();
-    await this.ctx.client.answer(this.ctx.room, this.sessionId(), answer, {
-      contentType: "sdp",
-      ifMatch: etag,
-    });
-    this.etag = etag;
-    await this.drainRemote();
     await this.flushTrickle();
   }
 
@@ -221,6 +236,22 @@ export class PeerLink {
     if (!ufrag || !pwd || !remote) throw new Error("restart without ufrag/pwd or before any offer");
     this.restarts++;
     this.setState("reconnecting");
+    this.holdTrickle = true;
+    try {
+      await this.applyRestartFrag(frag, ufrag, pwd, remote, etag);
+    } finally {
+      this.holdTrickle = false;
+    }
+    await this.flushTrickle();
+  }
+
+  private async applyRestartFrag(
+    frag: ReturnType<typeof parseSdpFrag>,
+    ufrag: string,
+    pwd: string,
+    remote: RTCSessionDescription,
+    etag: string,
+  ): Promise<void> {
     const munged = withIceCredentials(remote.sdp, { ufrag, pwd });
     if (remote.type === "offer") {
       await this.pc.setRemoteDescription({ type: "offer", sdp: munged });
@@ -274,7 +305,7 @@ export class PeerLink {
 
   /** Trickle candidates gathered after the SDP went out (PATCH, If-Match: current ETag). */
   private async flushTrickle(): Promise<void> {
-    if (!this.session || !this.etag || !this.pc.remoteDescription) return;
+    if (this.holdTrickle || !this.session || !this.etag || !this.pc.remoteDescription) return;
     const fresh = this.gathered.filter((c) => !this.sentCandidates.has(c.candidate ?? ""));
     if (fresh.length === 0) return;
     const creds = iceCredentials(this.pc.localDescription?.sdp ?? "");
