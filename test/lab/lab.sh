@@ -260,7 +260,8 @@ cmd_status() {
   fi
   echo "lab is up (owner pid $(owner), state in $STATE)"
   for ns in "${ALL_NS[@]}"; do
-    echo "== $ns: $(nsx "$ns" ip -br -4 addr | grep -v '^lo' | awk '{printf "%s %s %s; ", $1, $2, $3}')"
+    echo "== $ns: $(nsx "$ns" ip -br -4 addr | grep -v '^lo' |
+      awk '{ printf "%s %s", $1, $2; for (i = 3; i <= NF; i++) printf " %s", $i; printf "; " }')"
   done
   echo "== rl-a routes:"
   nsx rl-a ip route show table main | sed 's/^/   /'
@@ -475,21 +476,23 @@ cmd_flap() {
   [[ $reps =~ ^[0-9]+$ ]] || die "flap --repetitions must be a whole number"
   [[ $period =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "flap --period must be a number of seconds"
   need_up
-  local i=0 sleeper=
-  trap 'flap_fault "$mode" off' EXIT
-  # Sleep in a child and wait, so a TERM is handled at once (and the sleeper does not outlive us).
-  trap '[[ -n $sleeper ]] && kill $sleeper 2>/dev/null; exit 0' TERM INT
+  local i=0
+  FLAP_MODE=$mode FLAP_SLEEPER=
+  # Globals: the traps run after this function has returned. Sleep in a child and wait, so a TERM is
+  # handled at once (and the sleeper does not outlive us).
+  trap 'flap_fault "$FLAP_MODE" off' EXIT
+  trap '[[ -n $FLAP_SLEEPER ]] && kill "$FLAP_SLEEPER" 2>/dev/null; exit 0' TERM INT
   while [[ $reps -eq 0 || $i -lt $reps ]]; do
     flap_fault "$mode" on
     echo "flap $((i + 1)): wifi $mode"
     sleep "$period" &
-    sleeper=$!
-    wait $sleeper
+    FLAP_SLEEPER=$!
+    wait "$FLAP_SLEEPER"
     flap_fault "$mode" off
     echo "flap $((i + 1)): wifi back"
     sleep "$period" &
-    sleeper=$!
-    wait $sleeper
+    FLAP_SLEEPER=$!
+    wait "$FLAP_SLEEPER"
     i=$((i + 1))
   done
 }

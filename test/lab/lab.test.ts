@@ -242,8 +242,15 @@ describe.skipIf(unavailable !== undefined)("carrier-NAT lab", () => {
     const lossy = probe(200);
     expect(lossy.echoed).toBeGreaterThan(0);
     expect(lossy.echoed).toBeLessThan(200);
+    fault.loss("wifi", 0);
     fault.edgeBlock();
-    expect(probe().echoed).toBe(0);
+    // Out through wifi as usual, never answered.
+    expect(probe()).toEqual({ echoed: 0, wifi: 5, cell: 0 });
+    // heal undoes everything at once.
+    fault.prefer("cell");
+    fault.wifiCarrier(false);
+    fault.wifiBlackhole(true);
+    fault.loss("cell", 1);
     fault.heal();
     expect(probe()).toEqual({ echoed: 5, wifi: 5, cell: 0 });
   }, 60_000);
