@@ -1,7 +1,12 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Three projects: the edge runs inside workerd, everything else on Node, the lab only as root.
+// Tests talk to loopback and lab namespaces only: keep wrangler/miniflare from fetching Request.cf
+// data or sending metrics (inherited by every wrangler/workerd the tests start).
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+process.env.WRANGLER_SEND_METRICS = "false";
+
+// Projects: the edge runs inside workerd, the rest on Node (browser tests drive Chromium), the lab only as root.
 export default defineConfig({
   test: {
     projects: [
