@@ -158,6 +158,8 @@ export type RoomEvent =
   | { id: string; type: "offer"; session: string; from: string; sdp: string; etag: string }
   | { id: string; type: "restart"; session: string; from: string; frag: string; etag: string }
   | { id: string; type: "answer"; session: string; from: string; sdp: string; etag: string }
+  /** Extension: the answer to a PATCH (sdpfrag) ICE restart whose request had returned 202. */
+  | { id: string; type: "answer"; session: string; from: string; frag: string; etag: string }
   | { id: string; type: "candidates"; session: string; from: string; frag: string }
   | { id: string; type: "session-closed"; session: string; by: string; reason: string };
 

@@ -1,7 +1,5 @@
-import { DurableObject } from "cloudflare:workers";
-import { Hono } from "hono";
+/** Worker entry: the Hono app (app.ts) and the room Durable Object class (room/room.ts). */
+import { app } from "./app.ts";
 
-const app = new Hono();
-app.get("/healthz", (c) => c.text("ok"));
+export { Room } from "./room/room.ts";
 export default app;
-export class Room extends DurableObject {}

@@ -1,0 +1,98 @@
+/**
+ * The edge's HTTP surface: one Hono app. CORS on every route, bearer auth and a per-subject rate
+ * limit on /v1, routes per resource, and one error handler that renders RFC 9457 problem+json.
+ */
+import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { ALLOWED_REQUEST_HEADERS, CONTENT_TYPE, EXPOSED_HEADERS } from "../shared/protocol.ts";
+import { requireToken } from "./auth.ts";
+import type { AppEnv } from "./context.ts";
+import { listVar } from "./env.ts";
+import { EdgeProblem, problem, problemResponse } from "./problem.ts";
+import { iceServersRoutes } from "./routes/ice-servers.ts";
+import { peersRoutes } from "./routes/peers.ts";
+import { offerRoutes, sessionRoutes } from "./routes/sessions.ts";
+
+export const app = new Hono<AppEnv>();
+
+app.use(
+  "*",
+  cors({
+    origin: (origin, c) => {
+      const allowed = listVar((c.env as AppEnv["Bindings"]).CORS_ORIGINS);
+      if (allowed.length === 0 || allowed.includes("*")) return "*";
+      return allowed.includes(origin) ? origin : null;
+    },
+    allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+    allowHeaders: [...ALLOWED_REQUEST_HEADERS],
+    exposeHeaders: [...EXPOSED_HEADERS],
+    maxAge: 600,
+  }),
+);
+
+app.get("/healthz", (c) => c.text("ok", 200, { "Cache-Control": "no-store" }));
+
+app.use("/v1/*", requireToken);
+// Per token subject (Workers Rate Limiting API); long-polls count, so limits are generous.
+app.use("/v1/*", async (c, next) => {
+  const { success } = await c.env.RATE_LIMITER.limit({ key: c.get("claims").sub });
+  if (!success)
+    throw problem(429, "Too many requests", "rate limit for this peer exceeded", {
+      retryAfter: 10,
+    });
+  await next();
+});
+
+app.route("/v1/ice-servers", iceServersRoutes);
+app.route("/v1/rooms/:room/peers", peersRoutes);
+app.route("/v1/rooms/:room/peers", offerRoutes);
+app.route("/v1/rooms/:room/sessions", sessionRoutes);
+
+// Known paths, wrong method: 405 with Allow (Hono alone would say 404).
+const ALLOW: [string, string][] = [
+  ["/v1/ice-servers", "GET"],
+  ["/v1/rooms/:room/peers", "GET, POST"],
+  ["/v1/rooms/:room/peers/:id", "PATCH, DELETE"],
+  ["/v1/rooms/:room/peers/:id/events", "GET"],
+  ["/v1/rooms/:room/peers/:target/sessions", "POST"],
+  ["/v1/rooms/:room/sessions/:sid", "GET, POST, PATCH, DELETE"],
+  ["/v1/rooms/:room/sessions/:sid/answer", "POST"],
+];
+for (const [path, allow] of ALLOW) {
+  app.all(path, () => {
+    throw new EdgeProblem(
+      { status: 405, title: "Method not allowed", detail: `allowed: ${allow}` },
+      { Allow: allow },
+    );
+  });
+}
+
+app.notFound(() => problemResponse({ status: 404, title: "Not found", detail: "no such route" }));
+
+app.onError((err, c) => {
+  let res: Response;
+  if (err instanceof EdgeProblem) {
+    res = problemResponse(err.problem, err.headers);
+  } else if (err instanceof HTTPException) {
+    res = problemResponse({
+      status: err.status,
+      title: "Error",
+      detail: err.message || "request failed",
+    });
+  } else {
+    console.error("edge error", err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    res = problemResponse({
+      status: 500,
+      title: "Internal error",
+      detail: "the edge failed; try again",
+    });
+  }
+  // Errors skip the rest of the CORS middleware: browsers must still read them.
+  const origin = c.res.headers.get("Access-Control-Allow-Origin");
+  if (origin) res.headers.set("Access-Control-Allow-Origin", origin);
+  res.headers.set("Access-Control-Expose-Headers", EXPOSED_HEADERS.join(", "));
+  res.headers.set("Vary", "Origin");
+  void CONTENT_TYPE;
+  return res;
+});

@@ -1,0 +1,41 @@
+/**
+ * The Worker's bindings: what wrangler.toml declares (generated in worker-configuration.d.ts)
+ * plus the secrets and optional vars an operator may set. Every var arrives as a string.
+ */
+export interface EdgeEnv extends Cloudflare.Env {
+  /** HS256 secret for peer tokens (wrangler secret; `.dev.vars` locally). */
+  ROVERLINK_SECRET?: string;
+  /** coturn TURN REST shared secret (`static-auth-secret`) and the TURN URLs, comma-separated. */
+  TURN_SECRET?: string;
+  TURN_URLS?: string;
+  /** Lifetime of minted TURN credentials, seconds (default 3600). */
+  TURN_TTL_S?: string;
+  /** Cloudflare Realtime TURN key: id (var) and API token (secret). */
+  CF_TURN_KEY_ID?: string;
+  CF_TURN_API_TOKEN?: string;
+  /** STUN URLs handed out (comma-separated); nothing is handed out unless configured. */
+  STUN_URLS?: string;
+  /** Nearby radius in map units; unset or empty = proximity off. */
+  NEARBY_RADIUS?: string;
+  /** Allowed CORS origins, comma-separated; unset or `*` = any origin. */
+  CORS_ORIGINS?: string;
+  /** Events kept per peer before the oldest are dropped (default 1000). */
+  MAX_EVENTS_PER_PEER?: string;
+  /** An offer nobody answers is closed after this long, seconds (default 120). */
+  SESSION_OFFER_TTL_S?: string;
+}
+
+/** A positive number from a string var, or the default. */
+export function numVar(value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+/** A comma-separated list var; blanks dropped. */
+export function listVar(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

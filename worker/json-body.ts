@@ -1,0 +1,32 @@
+/** JSON request bodies: media type, size (bodyLimit runs first), syntax, schema -> 415/400. */
+import type { z } from "zod";
+import { CONTENT_TYPE } from "../shared/protocol.ts";
+import { type Ctx, mediaType } from "./context.ts";
+import { problem } from "./problem.ts";
+
+export async function jsonBody<S extends z.ZodType>(
+  c: Ctx,
+  schema: S,
+  types: readonly string[] = [CONTENT_TYPE.json],
+  optional = false,
+): Promise<z.infer<S>> {
+  const text = await c.req.text();
+  if (text.trim() === "" && optional) return schema.parse({});
+  const t = mediaType(c);
+  if (!types.includes(t)) {
+    throw problem(415, "Unsupported media type", `Content-Type must be ${types.join(" or ")}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw problem(400, "Bad request", "body is not valid JSON");
+  }
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join(".") : "body";
+    throw problem(400, "Bad request", `${where}: ${issue?.message ?? "invalid"}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,587 @@
+/**
+ * Room: one Durable Object per room name. It owns the room's state (room/store.ts, SQLite) and
+ * its rules: presence, the per-peer event log, sessions (offers, answers, ICE restarts, glare),
+ * proximity. The Worker calls it over RPC; every method returns data (never throws for a
+ * client error) so that problems cross the RPC boundary intact.
+ *
+ * Parked requests (long-polls, SSE, offers waiting for an answer) stay in the Worker. The Worker
+ * subscribes to a topic over a WebSocket accepted with the hibernation API, so the room object
+ * can be evicted while requests are parked; when an event is appended, the object wakes and
+ * sends "wake" to the topic's sockets, and the Worker re-reads over RPC.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type {
+  JoinBody,
+  Peer,
+  PeerLeftReason,
+  PeerPatch,
+  RoomEvent,
+  SessionInfo,
+} from "../../shared/protocol.ts";
+import { type EdgeEnv, numVar } from "../env.ts";
+import type { RoomProblem } from "../problem.ts";
+import { nearbySets } from "./nearby.ts";
+import { type Pending, RoomStore, type SessionRow, type StoredEvent } from "./store.ts";
+
+export type Result<T> = ({ ok: true } & T) | { ok: false; problem: RoomProblem };
+
+const fail = (
+  status: number,
+  title: string,
+  detail: string,
+  retryAfter?: number,
+): { ok: false; problem: RoomProblem } => ({
+  ok: false,
+  problem:
+    retryAfter === undefined ? { status, title, detail } : { status, title, detail, retryAfter },
+});
+
+/** Events returned per poll at most; the client polls again at once for the rest. */
+const POLL_BATCH = 100;
+
+export type WaitState =
+  | { state: "answered"; answer: string; etag: string }
+  | { state: "pending" }
+  | { state: "superseded" }
+  | { state: "closed" };
+
+export const peerTopic = (id: string) => `peer:${id}`;
+export const sessionTopic = (sid: string) => `session:${sid}`;
+
+function randomId(bytes: number): string {
+  const b = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...b))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+export class Room extends DurableObject<EdgeEnv> {
+  readonly #store: RoomStore;
+  /** Topics to wake once the current RPC call has finished its writes. */
+  readonly #toWake = new Set<string>();
+
+  constructor(ctx: DurableObjectState, env: EdgeEnv) {
+    super(ctx, env);
+    this.#store = new RoomStore(ctx.storage.sql);
+  }
+
+  get #ttlMs(): number {
+    return numVar(this.env.PRESENCE_TTL_S, 30) * 1000;
+  }
+  get #maxPeers(): number {
+    return numVar(this.env.MAX_PEERS_PER_ROOM, 64);
+  }
+  get #keepEvents(): number {
+    return numVar(this.env.MAX_EVENTS_PER_PEER, 1000);
+  }
+  get #offerTtlMs(): number {
+    return numVar(this.env.SESSION_OFFER_TTL_S, 120) * 1000;
+  }
+  get #radius(): number | null {
+    const r = numVar(this.env.NEARBY_RADIUS, Number.NaN);
+    return Number.isNaN(r) ? null : r;
+  }
+
+  // --- presence ----------------------------------------------------------------------------
+
+  async join(
+    id: string,
+    body: JoinBody,
+  ): Promise<Result<{ status: 200 | 201; peer: Peer; peers: Peer[]; cursor: string }>> {
+    const now = Date.now();
+    const existing = this.#store.peer(id);
+    let peer: Peer;
+    let status: 200 | 201;
+    if (existing) {
+      status = 200;
+      peer = {
+        ...existing,
+        kind: body.kind ?? existing.kind,
+        meta: body.meta ?? existing.meta,
+        position: body.position ?? existing.position,
+        lastSeen: now,
+      };
+      this.#store.updatePeer(peer);
+      if (
+        peer.kind !== existing.kind ||
+        JSON.stringify(peer.meta) !== JSON.stringify(existing.meta) ||
+        JSON.stringify(peer.position) !== JSON.stringify(existing.position)
+      ) {
+        this.#broadcast(id, { type: "peer-updated", peer });
+        this.#updateNearby();
+      }
+    } else {
+      if (this.#store.peerCount() >= this.#maxPeers) {
+        return fail(503, "Room full", `room has its maximum of ${this.#maxPeers} peers`, 30);
+      }
+      status = 201;
+      peer = {
+        id,
+        kind: body.kind ?? "rover",
+        meta: body.meta ?? {},
+        position: body.position ?? null,
+        joinedAt: now,
+        lastSeen: now,
+      };
+      // The new peer's log starts after everything already in the room.
+      this.#store.insertPeer(peer, this.#store.lastSeq());
+      this.#broadcast(id, { type: "peer-joined", peer });
+      this.#updateNearby();
+    }
+    await this.#scheduleAlarm();
+    this.#wake();
+    const peers = this.#store.peers().filter((p) => p.id !== id);
+    return { ok: true, status, peer, peers, cursor: String(this.#store.acked(id)) };
+  }
+
+  async listPeers(): Promise<Peer[]> {
+    return this.#store.peers();
+  }
+
+  async updatePeer(id: string, patch: PeerPatch): Promise<Result<{ peer: Peer }>> {
+    const existing = this.#store.peer(id);
+    if (!existing) return fail(404, "Not found", `peer "${id}" is not in this room`);
+    const peer: Peer = {
+      ...existing,
+      kind: patch.kind ?? existing.kind,
+      meta: patch.meta === null ? {} : (patch.meta ?? existing.meta),
+      position: patch.position === undefined ? existing.position : patch.position,
+    };
+    this.#store.updatePeer(peer);
+    this.#broadcast(id, { type: "peer-updated", peer });
+    this.#updateNearby();
+    this.#wake();
+    return { ok: true, peer };
+  }
+
+  async leave(id: string): Promise<Result<object>> {
+    if (!this.#store.peer(id)) return fail(404, "Not found", `peer "${id}" is not in this room`);
+    this.#removePeer(id, "left");
+    await this.#scheduleAlarm();
+    this.#wake();
+    return { ok: true };
+  }
+
+  #removePeer(id: string, reason: PeerLeftReason): void {
+    for (const s of this.#store.sessionsOf(id)) {
+      this.#closeSession(s, id, reason === "left" ? "peer-left" : "peer-expired");
+    }
+    this.#store.deletePeer(id);
+    this.#broadcast(id, { type: "peer-left", peer: id, reason });
+    this.#updateNearby();
+    // A parked poll of the removed peer must end (it will get a 404 and re-join).
+    this.#toWake.add(peerTopic(id));
+  }
+
+  // --- events ------------------------------------------------------------------------------
+
+  /**
+   * Read a peer's events after `after` (null: after its acknowledged cursor). `ack` moves the
+   * acknowledged cursor (long-poll: the `after` the client sent; SSE: the Last-Event-ID it
+   * resumed from). Counts as presence.
+   */
+  async poll(
+    id: string,
+    after: number | null,
+    ack: number | null,
+  ): Promise<Result<{ events: RoomEvent[]; cursor: string }>> {
+    if (!this.#store.peer(id)) {
+      return fail(
+        404,
+        "Not found",
+        `peer "${id}" is not in this room (expired or left): join again`,
+      );
+    }
+    if (ack !== null) this.#store.ack(id, ack);
+    this.#store.touch(id, Date.now());
+    const from = after ?? this.#store.acked(id);
+    const events = this.#store.events(id, from, POLL_BATCH);
+    const last = events.at(-1);
+    return { ok: true, events, cursor: last ? last.id : String(from) };
+  }
+
+  // --- sessions ----------------------------------------------------------------------------
+
+  async offer(
+    from: string,
+    to: string,
+    sdp: string,
+    waitMs: number,
+  ): Promise<Result<{ session: string; etag: string }>> {
+    if (!this.#store.peer(from)) {
+      return fail(409, "Not joined", `join the room before offering (POST /v1/rooms/{room}/peers)`);
+    }
+    if (!this.#store.peer(to)) {
+      return fail(409, "Target absent", `peer "${to}" is not in this room`, 5);
+    }
+    const now = Date.now();
+    const etag = randomId(12);
+    const s: SessionRow = {
+      id: randomId(16),
+      offerer: from,
+      answerer: to,
+      state: "offered",
+      etag,
+      offer: sdp,
+      answer: null,
+      offererUfrag: ufragOf(sdp),
+      answererUfrag: null,
+      pending: this.#pending("offer", from, etag, sdp, now, waitMs),
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.#store.saveSession(s);
+    this.#emit(to, { type: "offer", session: s.id, from, sdp, etag: `"${etag}"` });
+    await this.#scheduleAlarm();
+    this.#wake();
+    return { ok: true, session: s.id, etag };
+  }
+
+  /**
+   * A new offer on an existing session: re-POST (full SDP) or PATCH with a new ufrag/pwd
+   * (sdpfrag). Glare: another party's offer still pending -> 409. The same party's own pending
+   * offer is superseded (its answer would then get 412).
+   */
+  async restart(
+    sid: string,
+    by: string,
+    kind: "offer" | "restart",
+    body: string,
+    ifMatch: string,
+    waitMs: number,
+  ): Promise<Result<{ etag: string }>> {
+    const s = this.#store.session(sid);
+    const denied = this.#party(s, sid, by);
+    if (denied) return denied;
+    if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    if (ifMatch !== "*" && ifMatch !== s.etag && ifMatch !== s.pending?.etag) {
+      return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
+    }
+    if (s.pending && s.pending.by !== by) {
+      return fail(
+        409,
+        "Offer pending",
+        "the other party's offer on this session is pending: answer it",
+        1,
+      );
+    }
+    const now = Date.now();
+    const etag = randomId(12);
+    const other = s.offerer === by ? s.answerer : s.offerer;
+    s.pending = this.#pending(kind, by, etag, body, now, waitMs);
+    s.updatedAt = now;
+    this.#store.saveSession(s);
+    const quoted = `"${etag}"`;
+    this.#emit(
+      other,
+      kind === "offer"
+        ? { type: "offer", session: sid, from: by, sdp: body, etag: quoted }
+        : { type: "restart", session: sid, from: by, frag: body, etag: quoted },
+    );
+    this.#toWake.add(sessionTopic(sid));
+    await this.#scheduleAlarm();
+    this.#wake();
+    return { ok: true, etag };
+  }
+
+  async answer(
+    sid: string,
+    by: string,
+    kind: "offer" | "restart",
+    body: string,
+    ifMatch: string | null,
+  ): Promise<Result<object>> {
+    const s = this.#store.session(sid);
+    const denied = this.#party(s, sid, by);
+    if (denied) return denied;
+    if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    const p = s.pending;
+    if (!p) {
+      if (ifMatch !== null && ifMatch !== "*" && ifMatch !== s.etag) {
+        return fail(412, "Precondition failed", "that offer was superseded or has expired");
+      }
+      return fail(409, "Nothing to answer", "no offer is pending on this session");
+    }
+    if (p.by === by) return fail(409, "Own offer", "you cannot answer your own offer");
+    if (ifMatch === null) {
+      return fail(
+        428,
+        "Precondition required",
+        "send If-Match with the etag of the offer you answer",
+      );
+    }
+    if (ifMatch !== p.etag && ifMatch !== "*") {
+      return fail(412, "Precondition failed", "that offer was superseded: answer the latest one");
+    }
+    if (p.kind !== kind) {
+      const want = p.kind === "offer" ? "application/sdp" : "application/trickle-ice-sdpfrag";
+      return fail(
+        415,
+        "Unsupported media type",
+        `the pending ${p.kind} takes an answer of type ${want}`,
+      );
+    }
+    const now = Date.now();
+    s.state = "answered";
+    s.etag = p.etag;
+    s.answer = body;
+    if (p.by === s.offerer) {
+      s.offererUfrag = ufragOf(p.body) ?? s.offererUfrag;
+      s.answererUfrag = ufragOf(body) ?? s.answererUfrag;
+    } else {
+      s.answererUfrag = ufragOf(p.body) ?? s.answererUfrag;
+      s.offererUfrag = ufragOf(body) ?? s.offererUfrag;
+    }
+    if (p.kind === "offer") s.offer = p.body;
+    s.pending = null;
+    s.updatedAt = now;
+    this.#store.saveSession(s);
+    // The offerer's request is still parked in a Worker: it takes the answer. Otherwise (202
+    // already sent, or the Worker is gone) the answer travels as an event.
+    if (!p.waiter || now > p.waitUntil) {
+      this.#emit(
+        p.by,
+        p.kind === "offer"
+          ? { type: "answer", session: sid, from: by, sdp: body, etag: `"${p.etag}"` }
+          : { type: "answer", session: sid, from: by, frag: body, etag: `"${p.etag}"` },
+      );
+    }
+    this.#toWake.add(sessionTopic(sid));
+    this.#wake();
+    return { ok: true };
+  }
+
+  /** Trickled candidates from `by` (its current ufrag, or none). */
+  async trickle(sid: string, by: string, frag: string, ifMatch: string): Promise<Result<object>> {
+    const s = this.#store.session(sid);
+    const denied = this.#party(s, sid, by);
+    if (denied) return denied;
+    if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    if (ifMatch !== s.etag && ifMatch !== s.pending?.etag) {
+      return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
+    }
+    const other = s.offerer === by ? s.answerer : s.offerer;
+    this.#emit(other, { type: "candidates", session: sid, from: by, frag });
+    this.#wake();
+    return { ok: true };
+  }
+
+  /** The ufrag `by` is known to use on this session (to tell a trickle from a restart). */
+  async ufragOf(
+    sid: string,
+    by: string,
+  ): Promise<Result<{ ufrag: string | null; pendingUfrag: string | null }>> {
+    const s = this.#store.session(sid);
+    const denied = this.#party(s, sid, by);
+    if (denied) return denied;
+    if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    const pendingUfrag = s.pending?.by === by ? ufragOf(s.pending.body) : null;
+    return { ok: true, ufrag: by === s.offerer ? s.offererUfrag : s.answererUfrag, pendingUfrag };
+  }
+
+  /** For a Worker waiting on an offer with `etag`: where it stands. */
+  async waitState(sid: string, etag: string): Promise<WaitState> {
+    return this.#waitState(this.#store.session(sid), etag);
+  }
+
+  /** The Worker gives up waiting (it answers 202): later answers go to the event log. */
+  async detach(sid: string, etag: string): Promise<WaitState> {
+    const s = this.#store.session(sid);
+    const st = this.#waitState(s, etag);
+    if (st.state === "pending" && s?.pending) {
+      s.pending.waiter = false;
+      this.#store.saveSession(s);
+    }
+    return st;
+  }
+
+  #waitState(s: SessionRow | null, etag: string): WaitState {
+    if (!s) return { state: "closed" };
+    if (s.pending?.etag === etag) return { state: "pending" };
+    if (s.etag === etag && s.answer !== null) return { state: "answered", answer: s.answer, etag };
+    return { state: "superseded" };
+  }
+
+  async getSession(sid: string, by: string): Promise<Result<{ info: SessionInfo }>> {
+    const s = this.#store.session(sid);
+    const denied = this.#party(s, sid, by);
+    if (denied) return denied;
+    if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    const info: SessionInfo & { pending?: { by: string; etag: string; kind: string } } = {
+      session: s.id,
+      from: s.offerer,
+      to: s.answerer,
+      state: s.state,
+      etag: `"${s.etag}"`,
+    };
+    if (s.answer !== null) info.answer = s.answer;
+    if (s.pending)
+      info.pending = { by: s.pending.by, etag: `"${s.pending.etag}"`, kind: s.pending.kind };
+    return { ok: true, info };
+  }
+
+  async closeSessionBy(sid: string, by: string): Promise<Result<object>> {
+    const s = this.#store.session(sid);
+    const denied = this.#party(s, sid, by);
+    if (denied) return denied;
+    if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    this.#closeSession(s, by, "hangup");
+    await this.#scheduleAlarm();
+    this.#wake();
+    return { ok: true };
+  }
+
+  /** Admin tokens act as any party: the session's offerer stands in. */
+  async partyFor(sid: string): Promise<string | null> {
+    return this.#store.session(sid)?.offerer ?? null;
+  }
+
+  #closeSession(s: SessionRow, by: string, reason: string): void {
+    this.#store.deleteSession(s.id);
+    for (const party of [s.offerer, s.answerer]) {
+      if (party !== by && this.#store.peer(party)) {
+        this.#emit(party, { type: "session-closed", session: s.id, by, reason });
+      }
+    }
+    this.#toWake.add(sessionTopic(s.id));
+  }
+
+  #party(
+    s: SessionRow | null,
+    sid: string,
+    by: string,
+  ): { ok: false; problem: RoomProblem } | null {
+    if (!s) return fail(404, "Not found", `no session "${sid}" in this room`);
+    if (s.offerer !== by && s.answerer !== by) {
+      return fail(403, "Forbidden", "this session belongs to other peers");
+    }
+    return null;
+  }
+
+  #pending(
+    kind: Pending["kind"],
+    by: string,
+    etag: string,
+    body: string,
+    now: number,
+    waitMs: number,
+  ): Pending {
+    // waitUntil: slack for RPC and clock skew; past it a still-flagged waiter is presumed gone.
+    return {
+      kind,
+      by,
+      etag,
+      body,
+      createdAt: now,
+      waiter: waitMs > 0,
+      waitUntil: now + waitMs + 5_000,
+    };
+  }
+
+  // --- fan-out -----------------------------------------------------------------------------
+
+  #emit(peer: string, event: StoredEvent): void {
+    this.#store.append(peer, event, this.#keepEvents);
+    this.#toWake.add(peerTopic(peer));
+  }
+
+  #broadcast(except: string, event: StoredEvent): void {
+    for (const p of this.#store.peers()) if (p.id !== except) this.#emit(p.id, event);
+  }
+
+  #updateNearby(): void {
+    const radius = this.#radius;
+    if (radius === null) return;
+    const sets = nearbySets(this.#store.peers(), radius);
+    for (const [id, near] of sets) {
+      if (JSON.stringify(near) === JSON.stringify(this.#store.nearby(id))) continue;
+      this.#store.setNearby(id, near);
+      this.#emit(id, { type: "nearby", peers: near });
+    }
+  }
+
+  #wake(): void {
+    for (const topic of this.#toWake) {
+      for (const ws of this.ctx.getWebSockets(topic)) {
+        try {
+          ws.send("wake");
+        } catch {
+          // Closing socket: its Worker re-reads on close anyway.
+        }
+      }
+    }
+    this.#toWake.clear();
+  }
+
+  // --- Worker subscriptions (hibernatable WebSockets) ----------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const topic = url.searchParams.get("topic");
+    if (url.pathname !== "/watch" || !topic || request.headers.get("Upgrade") !== "websocket") {
+      return new Response("room object: expected a /watch WebSocket upgrade", { status: 400 });
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [topic]);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(): Promise<void> {
+    // Workers only listen; nothing to do.
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      ws.close(code === 1005 ? 1000 : code);
+    } catch {
+      // already closed
+    }
+  }
+
+  // --- expiry (one alarm, earliest deadline first) -----------------------------------------
+
+  async #scheduleAlarm(): Promise<void> {
+    const deadlines: number[] = [];
+    const oldest = this.#store.oldestLastSeen();
+    if (oldest !== null) deadlines.push(oldest + this.#ttlMs);
+    for (const s of this.#store.sessionsWithPending()) {
+      if (s.pending) deadlines.push(s.pending.createdAt + this.#offerTtlMs);
+    }
+    if (deadlines.length === 0) return;
+    const next = Math.min(...deadlines);
+    const current = await this.ctx.storage.getAlarm();
+    // last_seen only grows, so an earlier alarm is never wrong: it re-plans when it fires.
+    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+  }
+
+  /** Idempotent: expires whatever is due now, re-plans for the rest. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const id of this.#store.staleBefore(now - this.#ttlMs)) {
+      // A Worker holding this peer's SSE stream or long-poll keeps it present.
+      if (this.ctx.getWebSockets(peerTopic(id)).length > 0) this.#store.touch(id, now);
+      else this.#removePeer(id, "expired");
+    }
+    for (const s of this.#store.sessionsWithPending()) {
+      const p = s.pending;
+      if (!p || p.createdAt + this.#offerTtlMs > now) continue;
+      if (s.state === "offered") {
+        this.#closeSession(s, p.by === s.offerer ? s.answerer : s.offerer, "expired");
+      } else {
+        // An unanswered restart lapses; the session keeps its last answered state.
+        s.pending = null;
+        this.#store.saveSession(s);
+        this.#toWake.add(sessionTopic(s.id));
+      }
+    }
+    await this.#scheduleAlarm();
+    this.#wake();
+  }
+}
+
+/** The first ICE ufrag in an SDP or sdpfrag (session or media level). */
+export function ufragOf(sdp: string): string | null {
+  const m = /^a=ice-ufrag:(\S+)/m.exec(sdp);
+  return m?.[1] ?? null;
+}

@@ -1,0 +1,316 @@
+/**
+ * The room's durable state in the Durable Object's SQLite storage: peers, sessions and a
+ * per-peer event log. Everything that must survive eviction or an edge restart lives here;
+ * the room object keeps nothing important in memory.
+ */
+import type { Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
+
+/** Event body as stored: the cursor (`id`) is the row's sequence number, added on read. */
+export type StoredEvent = RoomEvent extends infer E
+  ? E extends RoomEvent
+    ? Omit<E, "id">
+    : never
+  : never;
+
+export type PendingKind = "offer" | "restart";
+export interface Pending {
+  kind: PendingKind;
+  /** The peer that made the offer/restart and waits for its answer. */
+  by: string;
+  etag: string;
+  /** Full SDP (kind offer) or sdpfrag (kind restart). */
+  body: string;
+  createdAt: number;
+  /** A Worker holds the offerer's request; the answer goes to it, not to the event log. */
+  waiter: boolean;
+  /** After this, a waiter is presumed gone (its Worker died) and the answer becomes an event. */
+  waitUntil: number;
+}
+
+export interface SessionRow {
+  id: string;
+  offerer: string;
+  answerer: string;
+  state: "offered" | "answered";
+  etag: string;
+  offer: string;
+  answer: string | null;
+  offererUfrag: string | null;
+  answererUfrag: string | null;
+  pending: Pending | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface PeerRecord extends Record<string, SqlStorageValue> {
+  id: string;
+  kind: string;
+  meta: string;
+  position: string | null;
+  joined_at: number;
+  last_seen: number;
+  acked: number;
+  nearby: string;
+}
+
+interface SessionRecord extends Record<string, SqlStorageValue> {
+  id: string;
+  offerer: string;
+  answerer: string;
+  state: string;
+  etag: string;
+  offer: string;
+  answer: string | null;
+  offerer_ufrag: string | null;
+  answerer_ufrag: string | null;
+  pending: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS peers (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  meta TEXT NOT NULL,
+  position TEXT,
+  joined_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  acked INTEGER NOT NULL DEFAULT 0,
+  nearby TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  peer TEXT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_peer ON events (peer, seq);
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  offerer TEXT NOT NULL,
+  answerer TEXT NOT NULL,
+  state TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  offer TEXT NOT NULL,
+  answer TEXT,
+  offerer_ufrag TEXT,
+  answerer_ufrag TEXT,
+  pending TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_offerer ON sessions (offerer);
+CREATE INDEX IF NOT EXISTS sessions_by_answerer ON sessions (answerer);
+`;
+
+function toPeer(r: PeerRecord): Peer {
+  return {
+    id: r.id,
+    kind: r.kind,
+    meta: JSON.parse(r.meta) as PeerMeta,
+    position: r.position ? (JSON.parse(r.position) as Position) : null,
+    joinedAt: r.joined_at,
+    lastSeen: r.last_seen,
+  };
+}
+
+function toSession(r: SessionRecord): SessionRow {
+  return {
+    id: r.id,
+    offerer: r.offerer,
+    answerer: r.answerer,
+    state: r.state === "answered" ? "answered" : "offered",
+    etag: r.etag,
+    offer: r.offer,
+    answer: r.answer,
+    offererUfrag: r.offerer_ufrag,
+    answererUfrag: r.answerer_ufrag,
+    pending: r.pending ? (JSON.parse(r.pending) as Pending) : null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export class RoomStore {
+  readonly #sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+    sql.exec(SCHEMA);
+  }
+
+  // --- peers -----------------------------------------------------------------------------
+
+  peer(id: string): Peer | null {
+    const r = this.#sql.exec<PeerRecord>("SELECT * FROM peers WHERE id = ?", id).toArray()[0];
+    return r ? toPeer(r) : null;
+  }
+
+  peers(): Peer[] {
+    return this.#sql
+      .exec<PeerRecord>("SELECT * FROM peers ORDER BY joined_at, id")
+      .toArray()
+      .map(toPeer);
+  }
+
+  peerCount(): number {
+    return Number(this.#sql.exec("SELECT count(*) AS n FROM peers").one().n);
+  }
+
+  insertPeer(p: Peer, acked: number): void {
+    this.#sql.exec(
+      "INSERT INTO peers (id, kind, meta, position, joined_at, last_seen, acked) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      p.id,
+      p.kind,
+      JSON.stringify(p.meta),
+      p.position ? JSON.stringify(p.position) : null,
+      p.joinedAt,
+      p.lastSeen,
+      acked,
+    );
+  }
+
+  updatePeer(p: Peer): void {
+    this.#sql.exec(
+      "UPDATE peers SET kind = ?, meta = ?, position = ?, last_seen = ? WHERE id = ?",
+      p.kind,
+      JSON.stringify(p.meta),
+      p.position ? JSON.stringify(p.position) : null,
+      p.lastSeen,
+      p.id,
+    );
+  }
+
+  touch(id: string, now: number): void {
+    this.#sql.exec("UPDATE peers SET last_seen = max(last_seen, ?) WHERE id = ?", now, id);
+  }
+
+  /** The cursor the peer has acknowledged (moved past). */
+  acked(id: string): number {
+    const r = this.#sql.exec("SELECT acked FROM peers WHERE id = ?", id).toArray()[0];
+    return r ? Number(r.acked) : 0;
+  }
+
+  /** Record that the peer moved its cursor to `cursor`: events up to it are delivered, drop them. */
+  ack(id: string, cursor: number): void {
+    this.#sql.exec("UPDATE peers SET acked = max(acked, ?) WHERE id = ?", cursor, id);
+    this.#sql.exec("DELETE FROM events WHERE peer = ? AND seq <= ?", id, cursor);
+  }
+
+  deletePeer(id: string): void {
+    this.#sql.exec("DELETE FROM peers WHERE id = ?", id);
+    this.#sql.exec("DELETE FROM events WHERE peer = ?", id);
+  }
+
+  nearby(id: string): string[] {
+    const r = this.#sql.exec("SELECT nearby FROM peers WHERE id = ?", id).toArray()[0];
+    return r ? (JSON.parse(String(r.nearby)) as string[]) : [];
+  }
+
+  setNearby(id: string, ids: readonly string[]): void {
+    this.#sql.exec("UPDATE peers SET nearby = ? WHERE id = ?", JSON.stringify(ids), id);
+  }
+
+  /** Peers whose last poll is older than `before` (ms). */
+  staleBefore(before: number): string[] {
+    return this.#sql
+      .exec("SELECT id FROM peers WHERE last_seen < ?", before)
+      .toArray()
+      .map((r) => String(r.id));
+  }
+
+  oldestLastSeen(): number | null {
+    const r = this.#sql.exec("SELECT min(last_seen) AS t FROM peers").one();
+    return r.t === null ? null : Number(r.t);
+  }
+
+  // --- events ----------------------------------------------------------------------------
+
+  /** The highest cursor handed out in this room so far (0 when none). */
+  lastSeq(): number {
+    const r = this.#sql.exec("SELECT seq FROM sqlite_sequence WHERE name = 'events'").toArray()[0];
+    return r ? Number(r.seq) : 0;
+  }
+
+  /** Append one event to a peer's log; returns its cursor. Keeps at most `keep` per peer. */
+  append(peer: string, event: StoredEvent, keep: number): number {
+    const r = this.#sql
+      .exec(
+        "INSERT INTO events (peer, body) VALUES (?, ?) RETURNING seq",
+        peer,
+        JSON.stringify(event),
+      )
+      .one();
+    const seq = Number(r.seq);
+    // Bounded log: past `keep` undelivered events, the oldest go (documented in docs/protocol.md).
+    const cut = this.#sql
+      .exec("SELECT seq FROM events WHERE peer = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", peer, keep)
+      .toArray()[0];
+    if (cut)
+      this.#sql.exec("DELETE FROM events WHERE peer = ? AND seq <= ?", peer, Number(cut.seq));
+    return seq;
+  }
+
+  events(peer: string, after: number, limit: number): RoomEvent[] {
+    return this.#sql
+      .exec(
+        "SELECT seq, body FROM events WHERE peer = ? AND seq > ? ORDER BY seq LIMIT ?",
+        peer,
+        after,
+        limit,
+      )
+      .toArray()
+      .map(
+        (r) => ({ id: String(r.seq), ...(JSON.parse(String(r.body)) as StoredEvent) }) as RoomEvent,
+      );
+  }
+
+  // --- sessions --------------------------------------------------------------------------
+
+  session(id: string): SessionRow | null {
+    const r = this.#sql.exec<SessionRecord>("SELECT * FROM sessions WHERE id = ?", id).toArray()[0];
+    return r ? toSession(r) : null;
+  }
+
+  sessionsOf(peer: string): SessionRow[] {
+    return this.#sql
+      .exec<SessionRecord>("SELECT * FROM sessions WHERE offerer = ? OR answerer = ?", peer, peer)
+      .toArray()
+      .map(toSession);
+  }
+
+  sessionsWithPending(): SessionRow[] {
+    return this.#sql
+      .exec<SessionRecord>("SELECT * FROM sessions WHERE pending IS NOT NULL")
+      .toArray()
+      .map(toSession);
+  }
+
+  saveSession(s: SessionRow): void {
+    this.#sql.exec(
+      `INSERT INTO sessions (id, offerer, answerer, state, etag, offer, answer, offerer_ufrag,
+         answerer_ufrag, pending, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET state = excluded.state, etag = excluded.etag,
+         offer = excluded.offer, answer = excluded.answer, offerer_ufrag = excluded.offerer_ufrag,
+         answerer_ufrag = excluded.answerer_ufrag, pending = excluded.pending,
+         updated_at = excluded.updated_at`,
+      s.id,
+      s.offerer,
+      s.answerer,
+      s.state,
+      s.etag,
+      s.offer,
+      s.answer,
+      s.offererUfrag,
+      s.answererUfrag,
+      s.pending ? JSON.stringify(s.pending) : null,
+      s.createdAt,
+      s.updatedAt,
+    );
+  }
+
+  deleteSession(id: string): void {
+    this.#sql.exec("DELETE FROM sessions WHERE id = ?", id);
+  }
+}

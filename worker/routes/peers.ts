@@ -1,0 +1,129 @@
+/**
+ * Peers and presence: join/resume, list, update, leave, and the peer's event feed (long-poll or
+ * Server-Sent Events). Mounted at /v1/rooms/:room/peers.
+ */
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import {
+  CONTENT_TYPE,
+  joinBodySchema,
+  LIMITS,
+  paths,
+  peerPatchSchema,
+} from "../../shared/protocol.ts";
+import { checkRoom, checkSelf } from "../auth.ts";
+import { type AppEnv, type Ctx, claims, idParam, roomStub, unwrap } from "../context.ts";
+import { iceServersFor } from "../ice-servers.ts";
+import { jsonBody } from "../json-body.ts";
+import { jsonLimit } from "../limits.ts";
+import { problem } from "../problem.ts";
+import { pollEvents } from "../waits.ts";
+
+export const peersRoutes = new Hono<AppEnv>();
+
+function room(c: Ctx): string {
+  const r = idParam(c, "room");
+  checkRoom(claims(c), r);
+  return r;
+}
+
+peersRoutes.post("/", jsonLimit, async (c) => {
+  const r = room(c);
+  const id = claims(c).sub;
+  const body = await jsonBody(c, joinBodySchema, [CONTENT_TYPE.json], true);
+  const joined = unwrap(await roomStub(c, r).join(id, body));
+  // TURN trouble must not keep a peer out of the room: it can fetch /v1/ice-servers later.
+  const ice = await iceServersFor(c.env, id).catch(() => ({ iceServers: [], ttl: 0 }));
+  return c.json(
+    { peer: joined.peer, peers: joined.peers, iceServers: ice.iceServers, cursor: joined.cursor },
+    joined.status,
+    { Location: paths.peer(r, id) },
+  );
+});
+
+peersRoutes.get("/", async (c) => {
+  const r = room(c);
+  return c.json({ peers: await roomStub(c, r).listPeers() });
+});
+
+peersRoutes.patch("/:id", jsonLimit, async (c) => {
+  const r = room(c);
+  const id = idParam(c, "id");
+  checkSelf(claims(c), id);
+  const patch = await jsonBody(c, peerPatchSchema, [CONTENT_TYPE.mergePatch, CONTENT_TYPE.json]);
+  const { peer } = unwrap(await roomStub(c, r).updatePeer(id, patch));
+  return c.json(peer);
+});
+
+peersRoutes.delete("/:id", async (c) => {
+  const r = room(c);
+  const id = idParam(c, "id");
+  checkSelf(claims(c), id);
+  unwrap(await roomStub(c, r).leave(id));
+  return c.body(null, 204);
+});
+
+function cursorValue(v: string | undefined, what: string): number | null {
+  if (v === undefined || v === "") return null;
+  if (!/^\d{1,15}$/.test(v))
+    throw problem(400, "Bad request", `${what} must be a cursor from this edge`);
+  return Number(v);
+}
+
+peersRoutes.get("/:id/events", async (c) => {
+  const r = room(c);
+  const id = idParam(c, "id");
+  checkSelf(claims(c), id);
+  const waitText = c.req.query("wait");
+  let waitS: number = LIMITS.pollWaitDefaultS;
+  if (waitText !== undefined) {
+    if (!/^\d{1,2}$/.test(waitText) || Number(waitText) > LIMITS.pollWaitMaxS) {
+      throw problem(400, "Bad request", `wait must be an integer 0..${LIMITS.pollWaitMaxS}`);
+    }
+    waitS = Number(waitText);
+  }
+  const stub = roomStub(c, r);
+  const accept = c.req.header("Accept") ?? "";
+  if (!accept.includes(CONTENT_TYPE.sse)) {
+    const after = cursorValue(c.req.query("after"), "after");
+    return c.json(await pollEvents(stub, id, after, after, waitS * 1000, c.req.raw.signal), 200, {
+      "Cache-Control": "no-store",
+    });
+  }
+  const resumeFrom =
+    cursorValue(c.req.header("Last-Event-ID"), "Last-Event-ID") ??
+    cursorValue(c.req.query("after"), "after");
+  // Fail before the stream starts if the peer is unknown: a clean 404, not a broken stream.
+  const first = await pollEvents(stub, id, resumeFrom, resumeFrom, 0);
+  c.header("Cache-Control", "no-store");
+  c.header("X-Accel-Buffering", "no");
+  return streamSSE(c, async (stream) => {
+    let open = true;
+    stream.onAbort(() => {
+      open = false;
+    });
+    await stream.write("retry: 2000\n\n");
+    let batch = first;
+    while (open) {
+      for (const ev of batch.events) {
+        await stream.writeSSE({ id: ev.id, event: ev.type, data: JSON.stringify(ev) });
+      }
+      if (batch.events.length === 0) await stream.write(": keep-alive\n\n");
+      const cursor = Number(batch.cursor);
+      try {
+        batch = await pollEvents(
+          stub,
+          id,
+          cursor,
+          null,
+          LIMITS.sseKeepAliveS * 1000,
+          c.req.raw.signal,
+        );
+      } catch (e) {
+        const detail = e instanceof Error ? e.message : "stream ended";
+        await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
+        break;
+      }
+    }
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * Parked requests, held by the Worker (not the room object): a long-poll waiting for events and
+ * an offer waiting for its answer. Each re-reads the room over RPC whenever its watch wakes.
+ */
+import type { RoomEvent } from "../shared/protocol.ts";
+import { type RoomRpc, unwrap } from "./context.ts";
+import { peerTopic, sessionTopic, type WaitState } from "./room/room.ts";
+import { type Watch, watch } from "./watch.ts";
+
+type Stub = RoomRpc;
+
+async function rewatchIfDropped(stub: Stub, topic: string, w: Watch): Promise<Watch> {
+  if (!w.dropped) return w;
+  await new Promise((r) => setTimeout(r, 50));
+  return watch(stub, topic);
+}
+
+/**
+ * Events after `after` for `peer`, waiting up to `waitMs` for the first one. `ack` is what the
+ * client acknowledged (the long-poll's own `after`).
+ */
+export async function pollEvents(
+  stub: Stub,
+  peer: string,
+  after: number | null,
+  ack: number | null,
+  waitMs: number,
+  signal?: AbortSignal,
+): Promise<{ events: RoomEvent[]; cursor: string }> {
+  const deadline = Date.now() + waitMs;
+  const read = async () => {
+    const r = unwrap(await stub.poll(peer, after, ack));
+    return { events: r.events, cursor: r.cursor };
+  };
+  let r = await read();
+  if (r.events.length > 0 || waitMs <= 0) return r;
+  const topic = peerTopic(peer);
+  let w = await watch(stub, topic);
+  try {
+    // Re-read once subscribed: an event appended before the subscription is not missed.
+    for (;;) {
+      r = await read();
+      const left = deadline - Date.now();
+      if (r.events.length > 0 || left <= 0 || signal?.aborted) return r;
+      await w.next(left);
+      w = await rewatchIfDropped(stub, topic, w);
+    }
+  } finally {
+    w.close();
+  }
+}
+
+/** Wait up to `waitMs` for the answer to the offer tagged `etag`; then detach (-> 202 path). */
+export async function awaitAnswer(
+  stub: Stub,
+  sid: string,
+  etag: string,
+  waitMs: number,
+): Promise<WaitState> {
+  const deadline = Date.now() + waitMs;
+  const topic = sessionTopic(sid);
+  let w = await watch(stub, topic);
+  try {
+    for (;;) {
+      const st = await stub.waitState(sid, etag);
+      if (st.state !== "pending") return st;
+      const left = deadline - Date.now();
+      if (left <= 0) return await stub.detach(sid, etag);
+      await w.next(left);
+      w = await rewatchIfDropped(stub, topic, w);
+    }
+  } finally {
+    w.close();
+  }
+}

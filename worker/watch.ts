@@ -1,0 +1,76 @@
+/**
+ * The Worker's side of a parked request: a WebSocket to the room object, subscribed to one
+ * topic. The room object accepts it with the hibernation API, so it may sleep or be evicted
+ * while we wait; it sends "wake" when something for the topic changed, and we re-read over RPC.
+ */
+import type { RoomRpc } from "./context.ts";
+
+export interface Watch {
+  /** Resolves on a wake (true) or when `ms` passed (false). A dropped socket counts as a wake. */
+  next(ms: number): Promise<boolean>;
+  /** The socket dropped (room object restarted or evicted with its sockets closed): re-watch. */
+  readonly dropped: boolean;
+  close(): void;
+}
+
+export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
+  const res = await stub.fetch(`https://room/watch?topic=${encodeURIComponent(topic)}`, {
+    headers: { Upgrade: "websocket" },
+  });
+  const ws = res.webSocket;
+  if (!ws) throw new Error(`room object refused the watch (${res.status})`);
+  ws.accept();
+  let woken = false;
+  let closed = false;
+  let notify: (() => void) | null = null;
+  const poke = () => {
+    woken = true;
+    notify?.();
+  };
+  ws.addEventListener("message", poke);
+  ws.addEventListener("close", () => {
+    closed = true;
+    poke();
+  });
+  ws.addEventListener("error", () => {
+    closed = true;
+    poke();
+  });
+  let dropped = false;
+  ws.addEventListener("close", () => {
+    dropped = true;
+  });
+  return {
+    get dropped() {
+      return dropped;
+    },
+    async next(ms) {
+      if (!woken && !closed) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.max(0, ms));
+          notify = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        notify = null;
+      }
+      const was = woken;
+      woken = false;
+      if (closed) {
+        // The re-read decides; the caller keeps waiting by polling until its deadline.
+        return true;
+      }
+      return was;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        ws.close(1000, "done");
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
