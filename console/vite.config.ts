@@ -18,8 +18,5 @@ export default defineConfig({
     sourcemap: false,
     reportCompressedSize: true,
   },
-  // shared/protocol.ts builds zod schemas at module level; the console never validates with
-  // them, so zod is replaced by an inert stub that throws if a schema is ever used to parse.
-  resolve: { alias: { zod: fileURLToPath(new URL("./src/zod-stub.ts", import.meta.url)) } },
   server: { fs: { allow: [repo] } },
 });

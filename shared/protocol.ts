@@ -1,15 +1,13 @@
 /**
  * roverlink edge protocol v1: the types and schemas shared by the edge, the rover agent and the
  * browser console. The normative text is docs/protocol.md (which follows ../shared/protocol-v1.md);
- * this module is its machine-readable half. Runtime-agnostic: no Node or Workers APIs.
+ * this module is its machine-readable half. Runtime-agnostic: no Node or Workers APIs, and no
+ * runtime dependencies (the browser console bundles it); the zod schemas live in schemas.ts.
  */
-import { z } from "zod";
-
 export const API_BASE = "/v1";
 
 /** Room and peer ids. Anything else is a 400. */
 export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-export const idSchema = z.string().regex(ID_PATTERN, "must match [A-Za-z0-9._-]{1,64}");
 
 export const CONTENT_TYPE = {
   sdp: "application/sdp",
@@ -56,59 +54,41 @@ export const ALLOWED_REQUEST_HEADERS = [
 // ---------------------------------------------------------------------------------------------
 // Auth
 
-export const roleSchema = z.enum(["peer", "admin"]);
-export type Role = z.infer<typeof roleSchema>;
+export type Role = "peer" | "admin";
 
 /** JWT claims (HS256, signed with ROVERLINK_SECRET). */
-export const tokenClaimsSchema = z.object({
-  sub: idSchema,
-  room: z.union([idSchema, z.literal("*")]),
-  exp: z.number().int(),
-  iat: z.number().int().optional(),
-  role: roleSchema.default("peer"),
-});
-export type TokenClaims = z.infer<typeof tokenClaimsSchema>;
+export interface TokenClaims {
+  sub: string;
+  room: string;
+  exp: number;
+  iat?: number;
+  role: Role;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Peers and presence
 
-const finite = z.number().finite();
-export const positionSchema = z.object({
-  x: finite,
-  y: finite,
-  map: z.string().max(64).optional(),
-});
-export type Position = z.infer<typeof positionSchema>;
+export interface Position {
+  x: number;
+  y: number;
+  map?: string;
+}
 
-const metaSchema = z.record(z.string(), z.unknown());
-export type PeerMeta = z.infer<typeof metaSchema>;
-
-/** Free-form, but short and printable: "rover" | "browser" | "base" | anything else. */
-export const kindSchema = z
-  .string()
-  .min(1)
-  .max(32)
-  .regex(/^[A-Za-z0-9._-]+$/, "must match [A-Za-z0-9._-]{1,32}");
+export type PeerMeta = Record<string, unknown>;
 
 /** `POST /v1/rooms/{room}/peers` body; every field optional. */
-export const joinBodySchema = z
-  .object({
-    kind: kindSchema.optional(),
-    meta: metaSchema.optional(),
-    position: positionSchema.optional(),
-  })
-  .strict();
-export type JoinBody = z.infer<typeof joinBodySchema>;
+export interface JoinBody {
+  kind?: string;
+  meta?: PeerMeta;
+  position?: Position;
+}
 
 /** `PATCH /v1/rooms/{room}/peers/{id}` (RFC 7396 merge patch): null removes meta/position. */
-export const peerPatchSchema = z
-  .object({
-    kind: kindSchema.optional(),
-    meta: metaSchema.nullable().optional(),
-    position: positionSchema.nullable().optional(),
-  })
-  .strict();
-export type PeerPatch = z.infer<typeof peerPatchSchema>;
+export interface PeerPatch {
+  kind?: string;
+  meta?: PeerMeta | null;
+  position?: Position | null;
+}
 
 export interface Peer {
   id: string;

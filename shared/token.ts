@@ -3,13 +3,8 @@
  * WebCrypto via hono/jwt, so this runs in workerd, Node and the browser.
  */
 import { decode, sign, verify } from "hono/jwt";
-import {
-  ID_PATTERN,
-  type Role,
-  roleSchema,
-  type TokenClaims,
-  tokenClaimsSchema,
-} from "./protocol.ts";
+import { ID_PATTERN, type Role, type TokenClaims } from "./protocol.ts";
+import { roleSchema, tokenClaimsSchema } from "./schemas.ts";
 
 export class TokenError extends Error {
   constructor(message: string) {

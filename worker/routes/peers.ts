@@ -4,13 +4,8 @@
  */
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import {
-  CONTENT_TYPE,
-  joinBodySchema,
-  LIMITS,
-  paths,
-  peerPatchSchema,
-} from "../../shared/protocol.ts";
+import { CONTENT_TYPE, LIMITS, paths } from "../../shared/protocol.ts";
+import { joinBodySchema, peerPatchSchema } from "../../shared/schemas.ts";
 import { checkRoom, checkSelf } from "../auth.ts";
 import { type AppEnv, type Ctx, claims, idParam, roomStub, unwrap } from "../context.ts";
 import { iceServersFor } from "../ice-servers.ts";

@@ -1,0 +1,51 @@
+/**
+ * zod schemas for what the edge and the token code validate at runtime. Kept apart from
+ * protocol.ts so that the browser console bundles the protocol types without zod.
+ */
+import { z } from "zod";
+import type { JoinBody, PeerPatch, Position, Role, TokenClaims } from "./protocol.ts";
+import { ID_PATTERN } from "./protocol.ts";
+
+export const idSchema = z.string().regex(ID_PATTERN, "must match [A-Za-z0-9._-]{1,64}");
+
+export const roleSchema: z.ZodType<Role> = z.enum(["peer", "admin"]);
+
+export const tokenClaimsSchema = z.object({
+  sub: idSchema,
+  room: z.union([idSchema, z.literal("*")]),
+  exp: z.number().int(),
+  iat: z.number().int().optional(),
+  role: z.enum(["peer", "admin"]).default("peer"),
+}) satisfies z.ZodType<TokenClaims, unknown>;
+
+const finite = z.number().finite();
+export const positionSchema = z.object({
+  x: finite,
+  y: finite,
+  map: z.string().max(64).optional(),
+}) satisfies z.ZodType<Position>;
+
+const metaSchema = z.record(z.string(), z.unknown());
+
+/** Free-form, but short and printable: "rover" | "browser" | "base" | anything else. */
+export const kindSchema = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[A-Za-z0-9._-]+$/, "must match [A-Za-z0-9._-]{1,32}");
+
+export const joinBodySchema = z
+  .object({
+    kind: kindSchema.optional(),
+    meta: metaSchema.optional(),
+    position: positionSchema.optional(),
+  })
+  .strict() satisfies z.ZodType<JoinBody, unknown>;
+
+export const peerPatchSchema = z
+  .object({
+    kind: kindSchema.optional(),
+    meta: metaSchema.nullable().optional(),
+    position: positionSchema.nullable().optional(),
+  })
+  .strict() satisfies z.ZodType<PeerPatch, unknown>;
