@@ -1,0 +1,136 @@
+/**
+ * Run the edge locally: the same Worker on workerd through `wrangler dev`, Durable Object state
+ * on local disk. Used by `roverlink edge`, `npm start` and the tests. Loopback by default; no
+ * Request.cf download and no metrics (nothing leaves the machine).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const DEV_SECRET = "roverlink-development-secret-not-for-production";
+
+export interface LocalEdgeOptions {
+  ip?: string;
+  /** 0 or undefined: a free port. */
+  port?: number;
+  /** Worker vars (`--var NAME:VALUE`). ROVERLINK_SECRET defaults to a development secret. */
+  vars?: Record<string, string>;
+  /** Directory for Durable Object state; default a fresh temporary directory. */
+  persistTo?: string;
+  /** Receives wrangler's output lines. */
+  log?: (line: string) => void;
+  /** Give up waiting for /healthz after this long (default 90 s: the first build is slow). */
+  startTimeoutMs?: number;
+}
+
+export interface LocalEdge {
+  url: string;
+  port: number;
+  persistTo: string;
+  /** True when the development secret is in use. */
+  devSecret: boolean;
+  stop(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export class LocalEdgeError extends Error {}
+
+export async function freePort(ip = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, ip, () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function wranglerBin(): string {
+  const bin = join(REPO_ROOT, "node_modules", ".bin", "wrangler");
+  if (!existsSync(bin)) throw new LocalEdgeError("wrangler is not installed: run npm install");
+  return bin;
+}
+
+export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<LocalEdge> {
+  const ip = opts.ip ?? "127.0.0.1";
+  const port = opts.port && opts.port > 0 ? opts.port : await freePort(ip);
+  const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "roverlink-edge-"));
+  const vars: Record<string, string> = { ...opts.vars };
+  const devSecret = !vars.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
+  if (!vars.ROVERLINK_SECRET) vars.ROVERLINK_SECRET = process.env.ROVERLINK_SECRET ?? DEV_SECRET;
+  const args = ["dev", "--ip", ip, "--port", String(port), "--persist-to", persistTo];
+  args.push("--show-interactive-dev-session=false", "--log-level", "warn");
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  // Node 24 from node_modules/.bin first, whatever the caller's PATH.
+  const binDir = join(REPO_ROOT, "node_modules", ".bin");
+  const child: ChildProcess = spawn(wranglerBin(), args, {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      PATH: `${binDir}:${dirname(process.execPath)}:${process.env.PATH ?? ""}`,
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      WRANGLER_SEND_METRICS: "false",
+      NO_COLOR: "1",
+      CI: process.env.CI ?? "1",
+    },
+  });
+  const tail: string[] = [];
+  const onData = (d: Buffer) => {
+    for (const line of d.toString().split("\n")) {
+      if (!line.trim()) continue;
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+      opts.log?.(line);
+    }
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  const stop = async () => {
+    if (gone) return;
+    try {
+      process.kill(-(child.pid as number), "SIGTERM");
+    } catch {
+      // already gone
+    }
+    const t = setTimeout(() => {
+      try {
+        process.kill(-(child.pid as number), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, 5_000);
+    await exited;
+    clearTimeout(t);
+  };
+  const url = `http://${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
+  while (Date.now() < deadline) {
+    if (gone) {
+      throw new LocalEdgeError(`wrangler dev exited before the edge was up:\n${tail.join("\n")}`);
+    }
+    try {
+      const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      if (r.ok && (await r.text()).trim() === "ok") {
+        return { url, port, persistTo, devSecret, stop, exited };
+      }
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop();
+  throw new LocalEdgeError(`the local edge did not come up within ${opts.startTimeoutMs ?? 90_000} ms:\n${tail.join("\n")}`);
+}
