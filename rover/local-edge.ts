@@ -93,7 +93,9 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
   let gone = false;
   void exited.then(() => {
     gone = true;
@@ -132,5 +134,7 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
     await new Promise((r) => setTimeout(r, 250));
   }
   await stop();
-  throw new LocalEdgeError(`the local edge did not come up within ${opts.startTimeoutMs ?? 90_000} ms:\n${tail.join("\n")}`);
+  throw new LocalEdgeError(
+    `the local edge did not come up within ${opts.startTimeoutMs ?? 90_000} ms:\n${tail.join("\n")}`,
+  );
 }

@@ -1,0 +1,348 @@
+/**
+ * The rover agent: joins a room on the edge, follows the room's events, and keeps one Link per
+ * remote peer (mesh). Reacts to local network changes (NetWatch) by telling every link and by
+ * dropping pooled HTTP connections. API contract: docs/rover.md.
+ */
+import { EventEmitter } from "node:events";
+import pino, { type Logger } from "pino";
+import { RoverlinkClient, type TokenSource } from "../shared/client.ts";
+import { ProblemError } from "../shared/errors.ts";
+import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
+import type { HealthConfig } from "./health.ts";
+import { EdgeHttp } from "./http.ts";
+import { Link, type Path } from "./link.ts";
+import { NetWatch } from "./netwatch.ts";
+import type { Payload } from "./reliable.ts";
+
+export interface AgentOptions {
+  edge: string;
+  room: string;
+  id: string;
+  token: TokenSource;
+  kind?: string;
+  meta?: Record<string, unknown>;
+  position?: Position;
+  /** Peers to offer to (we are the offerer); re-offered when they (re)join. */
+  connect?: string[];
+  /** Offer to every peer reported nearby (the smaller id offers, so there is one link per pair). */
+  connectNearby?: boolean;
+  /** Override the edge's ICE servers. */
+  iceServers?: IceServer[];
+  logger?: Logger;
+  health?: Partial<HealthConfig>;
+  /** React to local interface/route changes (default true). */
+  watchNetwork?: boolean;
+  /** Extra host candidate addresses for werift (default: 127.0.0.1 when the edge is local). */
+  iceAdditionalHostAddresses?: string[];
+}
+
+export interface LinkStats {
+  peer: string;
+  state: "connecting" | "up" | "degraded" | "restarting" | "rebuilding" | "down";
+  path: Path;
+  rttMs: number | null;
+  lossPct: number | null;
+  restarts: number;
+  rebuilds: number;
+  backlog: number;
+}
+
+export interface AgentMessage {
+  peer: string;
+  channel: string;
+  data: Payload;
+}
+
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+
+export class Agent extends EventEmitter {
+  readonly id: string;
+  readonly room: string;
+  readonly log: Logger;
+  #o: AgentOptions;
+  #http = new EdgeHttp();
+  #client: RoverlinkClient;
+  #links = new Map<string, Link>();
+  #peers = new Map<string, Peer>();
+  #cursor: string | undefined;
+  #iceServers: IceServer[] = [];
+  #running = false;
+  #pollAbort: AbortController | null = null;
+  #loop: Promise<void> | null = null;
+  #net: NetWatch | null = null;
+  #iceTimer: NodeJS.Timeout | null = null;
+  #handovers = 0;
+
+  constructor(o: AgentOptions) {
+    super();
+    this.#o = o;
+    this.id = o.id;
+    this.room = o.room;
+    this.log = o.logger ?? pino({ level: "silent" });
+    this.#client = new RoverlinkClient({
+      baseUrl: o.edge,
+      token: o.token,
+      fetch: this.#http.fetch,
+    });
+  }
+
+  get client(): RoverlinkClient {
+    return this.#client;
+  }
+
+  get handovers(): number {
+    return this.#handovers;
+  }
+
+  peers(): Peer[] {
+    return [...this.#peers.values()];
+  }
+
+  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError). */
+  async start(): Promise<void> {
+    await this.#join();
+    this.#running = true;
+    this.#loop = this.#eventLoop();
+    if (this.#o.watchNetwork !== false) {
+      this.#net = new NetWatch();
+      this.#net.on("change", (c: { what: string }) => this.#networkChanged(c.what));
+    }
+    for (const p of this.#o.connect ?? []) if (this.#peers.has(p)) this.connect(p);
+  }
+
+  async #join(): Promise<void> {
+    const body: { kind: string; meta?: Record<string, unknown>; position?: Position } = {
+      kind: this.#o.kind ?? "rover",
+    };
+    if (this.#o.meta) body.meta = this.#o.meta;
+    if (this.#o.position) body.position = this.#o.position;
+    const j = await this.#client.join(this.room, body);
+    this.#peers.clear();
+    for (const p of j.peers) this.#peers.set(p.id, p);
+    if (this.#cursor === undefined || j.status === 201) this.#cursor = j.cursor;
+    this.#iceServers = this.#o.iceServers ?? j.iceServers;
+    this.log.info(
+      { room: this.room, id: this.id, peers: j.peers.length, resumed: j.status === 200 },
+      "joined",
+    );
+    this.#scheduleIceRefresh(j.iceServers.some((s) => s.credential) ? 3600 : 0);
+  }
+
+  #scheduleIceRefresh(ttlS: number): void {
+    if (this.#iceTimer) clearTimeout(this.#iceTimer);
+    if (this.#o.iceServers || ttlS <= 0) return;
+    // Refresh TURN credentials well before they expire; new PeerConnections take the fresh ones.
+    this.#iceTimer = setTimeout(
+      async () => {
+        try {
+          const r = await this.#client.iceServers();
+          this.#iceServers = r.iceServers;
+          this.log.debug({ servers: r.iceServers.length, ttl: r.ttl }, "ICE servers refreshed");
+          this.#scheduleIceRefresh(r.ttl);
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, "ICE server refresh failed");
+          this.#scheduleIceRefresh(60);
+        }
+      },
+      Math.max(10, ttlS / 2) * 1000,
+    );
+    this.#iceTimer.unref();
+  }
+
+  async #eventLoop(): Promise<void> {
+    let backoff = 250;
+    while (this.#running) {
+      this.#pollAbort = new AbortController();
+      try {
+        const r = await this.#client.poll(this.room, this.id, {
+          after: this.#cursor,
+          wait: 20,
+          signal: this.#pollAbort.signal,
+        });
+        backoff = 250;
+        for (const ev of r.events) this.#onEvent(ev);
+        this.#cursor = r.cursor;
+      } catch (e) {
+        if (!this.#running) break;
+        if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
+        if (e instanceof ProblemError && e.status === 404) {
+          this.log.warn({}, "the edge forgot us (presence expired): joining again");
+          await this.#join().catch((err: Error) =>
+            this.log.warn({ err: err.message }, "re-join failed"),
+          );
+          continue;
+        }
+        this.log.warn({ err: (e as Error).message, retryInMs: backoff }, "events poll failed");
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+    }
+  }
+
+  #onEvent(ev: RoomEvent): void {
+    this.log.debug({ event: ev.type, id: ev.id }, "event");
+    switch (ev.type) {
+      case "peer-joined":
+      case "peer-updated": {
+        const had = this.#peers.has(ev.peer.id);
+        this.#peers.set(ev.peer.id, ev.peer);
+        if (ev.type === "peer-joined" || !had) {
+          this.emit("peer-joined", ev.peer);
+          if (this.#o.connect?.includes(ev.peer.id)) {
+            // A re-joined peer lost its PeerConnection: link afresh.
+            this.#links.get(ev.peer.id)?.close(false);
+            this.#links.delete(ev.peer.id);
+            this.connect(ev.peer.id);
+          }
+        }
+        return;
+      }
+      case "peer-left": {
+        this.#peers.delete(ev.peer);
+        const l = this.#links.get(ev.peer);
+        if (l) {
+          void l.close(false);
+          this.#links.delete(ev.peer);
+          this.emit("link-down", ev.peer, `peer ${ev.reason}`);
+        }
+        this.emit("peer-left", ev.peer, ev.reason);
+        return;
+      }
+      case "nearby":
+        if (this.#o.connectNearby) for (const p of ev.peers) if (this.id < p) this.connect(p);
+        return;
+      case "offer": {
+        let l = this.#links.get(ev.from);
+        if (l && l.role === "offerer" && l.session !== ev.session) {
+          if (this.id < ev.from && l.session !== null) {
+            // Both offered at once: the smaller id's offer wins; decline theirs.
+            void this.#client.closeSession(this.room, ev.session).catch(() => {});
+            return;
+          }
+          void l.close(false);
+          this.#links.delete(ev.from);
+          l = undefined;
+        }
+        if (!l) l = this.#newLink(ev.from, "answerer");
+        void l.onOffer(ev);
+        return;
+      }
+      case "answer":
+        void this.#links.get(ev.from)?.onAnswer(ev);
+        return;
+      case "candidates":
+        void this.#links.get(ev.from)?.onCandidates(ev);
+        return;
+      case "restart":
+        // PATCH (sdpfrag) restarts need an sdpfrag answer, which werift cannot produce; peers
+        // restart rovers by re-POST. The offerer's wait times out and it re-POSTs or rebuilds.
+        this.log.warn(
+          { peer: ev.from },
+          "ignoring an sdpfrag ICE restart (re-POST a full offer instead)",
+        );
+        return;
+      case "session-closed":
+        for (const l of this.#links.values()) l.onSessionClosed(ev.session);
+        return;
+    }
+  }
+
+  #newLink(peer: string, role: "offerer" | "answerer"): Link {
+    const local = LOCAL_HOSTS.has(new URL(this.#o.edge).hostname);
+    const extra = this.#o.iceAdditionalHostAddresses ?? (local ? ["127.0.0.1"] : undefined);
+    const link = new Link({
+      client: this.#client,
+      room: this.room,
+      self: this.id,
+      peer,
+      role,
+      raw: this.#peers.get(peer)?.kind === "browser",
+      iceServers: () => this.#iceServers,
+      log: this.log,
+      ...(this.#o.health ? { health: this.#o.health } : {}),
+      ...(extra ? { iceAdditionalHostAddresses: extra } : {}),
+    });
+    link.on("up", (info: { path: Path; firstTime: boolean }) => {
+      this.log.info({ peer, path: info.path, first: info.firstTime }, "link up");
+      this.emit("link-up", peer, info);
+    });
+    link.on("down", (reason: string) => this.emit("link-down", peer, reason));
+    link.on("message", (m: { channel: string; data: Payload }) =>
+      this.emit("message", { peer, ...m }),
+    );
+    link.on("restarting", (reason: string) => this.log.info({ peer, reason }, "handover started"));
+    link.on("handover", (h: { kind: string; gapMs: number }) => {
+      this.#handovers++;
+      this.log.info({ peer, ...h }, "handover done");
+      this.emit("handover", { peer, reason: h.kind, ...h });
+    });
+    this.#links.set(peer, link);
+    return link;
+  }
+
+  /** Start linking to a peer (we offer). */
+  connect(peer: string): void {
+    if (peer === this.id || this.#links.has(peer)) return;
+    void this.#newLink(peer, "offerer").start();
+  }
+
+  send(peer: string, channel: string, data: Payload): void {
+    const l = this.#links.get(peer);
+    if (!l) throw new Error(`no link to "${peer}"`);
+    l.send(channel, data);
+  }
+
+  broadcast(channel: string, data: Payload): void {
+    for (const l of this.#links.values()) l.send(channel, data);
+  }
+
+  /** Force an ICE-restart handover on the link to `peer` now. */
+  async restart(peer: string, reason = "manual"): Promise<void> {
+    this.#links.get(peer)?.restart(reason);
+  }
+
+  links(): Map<string, Link> {
+    return this.#links;
+  }
+
+  stats(): LinkStats[] {
+    const now = Date.now();
+    return [...this.#links.values()].map((l) => {
+      const h = l.health.snapshot(now);
+      return {
+        peer: l.peer,
+        state: h.state === "up" && (h.lossPct ?? 0) > 20 ? "degraded" : h.state,
+        path: l.path(),
+        rttMs: h.rttMs,
+        lossPct: h.lossPct,
+        restarts: h.restarts,
+        rebuilds: h.rebuilds,
+        backlog: l.sender.backlog().messages,
+      };
+    });
+  }
+
+  #networkChanged(what: string): void {
+    this.log.info({ what }, "local network changed");
+    this.#http.reset();
+    this.#pollAbort?.abort();
+    for (const l of this.#links.values()) l.networkChanged();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) {
+      await this.#http.close();
+      return;
+    }
+    this.#running = false;
+    this.#net?.close();
+    if (this.#iceTimer) clearTimeout(this.#iceTimer);
+    this.#pollAbort?.abort();
+    await Promise.all([...this.#links.values()].map((l) => l.close(true)));
+    this.#links.clear();
+    await this.#client.leave(this.room, this.id).catch(() => {});
+    await this.#loop?.catch(() => {});
+    await this.#http.close();
+    this.log.info({}, "stopped");
+  }
+}

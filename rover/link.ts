@@ -1,0 +1,599 @@
+/**
+ * One link to one remote peer: a werift RTCPeerConnection plus everything that makes it last —
+ * signaling through the edge (offer/answer, trickle, ICE restart by re-POST), the health monitor
+ * (health.ts) driving restarts and rebuilds, and the reliable layer (reliable.ts) that keeps
+ * `control` exactly-once and in order across both. I/O only: decisions come from health.ts.
+ */
+import { EventEmitter } from "node:events";
+import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import type { RoverlinkClient } from "../shared/client.ts";
+import { ProblemError } from "../shared/errors.ts";
+import type { IceServer, RoomEvent } from "../shared/protocol.ts";
+import { buildCandidateFrag, fragCandidates, fragUfrag, parseSdpFrag } from "../shared/sdpfrag.ts";
+import { type Decision, type HealthConfig, LinkHealth } from "./health.ts";
+import {
+  BacklogFullError,
+  decodeFrame,
+  encodeFrame,
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+} from "./reliable.ts";
+
+export type Role = "offerer" | "answerer";
+export type Path = "direct" | "relay" | "unknown";
+
+export interface Logger {
+  debug(o: object, msg?: string): void;
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+}
+
+export interface LinkOptions {
+  client: RoverlinkClient;
+  room: string;
+  self: string;
+  peer: string;
+  role: Role;
+  /** Remote is a browser console: `control` carries raw text, no reliable framing. */
+  raw: boolean;
+  iceServers: () => IceServer[];
+  health?: Partial<HealthConfig>;
+  log: Logger;
+  /** werift host-candidate options (tests, multi-homed rovers). */
+  iceAdditionalHostAddresses?: string[];
+  interfaceAddresses?: { udp4?: string };
+}
+
+type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
+type AnswerEvent = Extract<RoomEvent, { type: "answer" }>;
+type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
+
+type HeldCandidates = { ufrag: string | undefined; frag: string }[];
+
+const PROBE_PREFIX = '{"rlp":';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Type of a werift ICE connection's selected pair (internal API, see docs/werift-patches.md). */
+type Nominated =
+  | { localCandidate?: { type?: string }; remoteCandidate?: { ufrag?: string } }
+  | undefined;
+
+export class Link extends EventEmitter {
+  readonly peer: string;
+  readonly role: Role;
+  readonly health: LinkHealth;
+  readonly sender = new ReliableSender();
+  readonly receiver = new ReliableReceiver();
+  #o: LinkOptions;
+  #pc: RTCPeerConnection | null = null;
+  #channels = new Map<string, RTCDataChannel>();
+  #sid: string | null = null;
+  #etag: string | null = null;
+  /** Local candidates waiting for a session to trickle into. */
+  #outCandidates: { candidate: string; sdpMid?: string; sdpMLineIndex?: number }[] = [];
+  /** Remote candidates waiting for the description with their ufrag. */
+  #heldCandidates: HeldCandidates = [];
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+  #everOpen = false;
+  #probeSeq = 0;
+  #ackTimer: NodeJS.Timeout | null = null;
+  #busy: Promise<void> = Promise.resolve();
+  #restartStartedAt: number | null = null;
+  /** The PeerConnection for which "up" was emitted. */
+  #upFor: RTCPeerConnection | null = null;
+  #downSince: number | null = null;
+  telemetryDropped = 0;
+  backlogRejected = 0;
+
+  constructor(o: LinkOptions) {
+    super();
+    this.#o = o;
+    this.peer = o.peer;
+    this.role = o.role;
+    this.health = new LinkHealth(o.health, Date.now());
+  }
+
+  get session(): string | null {
+    return this.#sid;
+  }
+
+  get open(): boolean {
+    return this.#channels.get("control")?.readyState === "open";
+  }
+
+  // --- lifecycle ----------------------------------------------------------------------------
+
+  /** Offerer: create the PeerConnection and offer through the edge. */
+  start(): Promise<void> {
+    return this.#serial(() => this.#offer());
+  }
+
+  #serial(f: () => Promise<void>): Promise<void> {
+    const next = this.#busy.then(f, f).catch((e: unknown) => {
+      if (!this.#closed) this.#o.log.warn({ peer: this.peer, err: errText(e) }, "link step failed");
+    });
+    this.#busy = next;
+    return next;
+  }
+
+  #newPc(): RTCPeerConnection {
+    // werift takes one URL per server entry.
+    const iceServers = this.#o.iceServers().flatMap((srv) =>
+      (Array.isArray(srv.urls) ? srv.urls : [srv.urls]).map((urls) => ({
+        urls,
+        username: srv.username,
+        credential: srv.credential,
+      })),
+    );
+    const pc = new RTCPeerConnection({
+      iceServers,
+      iceUseIpv6: false,
+      ...(this.#o.iceAdditionalHostAddresses
+        ? { iceAdditionalHostAddresses: this.#o.iceAdditionalHostAddresses }
+        : {}),
+      ...(this.#o.interfaceAddresses ? { iceInterfaceAddresses: this.#o.interfaceAddresses } : {}),
+    });
+    pc.onIceCandidate.subscribe((c) => {
+      if (!c || pc !== this.#pc) return;
+      const init = c.toJSON();
+      if (!init.candidate) return;
+      this.#outCandidates.push({
+        candidate: init.candidate,
+        sdpMid: init.sdpMid ?? "0",
+        sdpMLineIndex: init.sdpMLineIndex ?? 0,
+      });
+      void this.#flushOutCandidates();
+    });
+    pc.iceConnectionStateChange.subscribe((s) => {
+      if (pc !== this.#pc) return;
+      this.#o.log.debug({ peer: this.peer, ice: s }, "ice state");
+      this.health.onIceState(s, Date.now());
+      this.#tick();
+    });
+    pc.onDataChannel.subscribe((dc) => this.#wire(dc));
+    return pc;
+  }
+
+  #openChannels(pc: RTCPeerConnection): void {
+    this.#wire(pc.createDataChannel("control", { ordered: true }));
+    this.#wire(pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
+  }
+
+  async #offer(): Promise<void> {
+    if (this.#closed) return;
+    this.#replacePc();
+    const pc = this.#newPc();
+    this.#pc = pc;
+    this.#openChannels(pc);
+    await pc.setLocalDescription(await pc.createOffer());
+    const sdp = pc.localDescription?.sdp ?? "";
+    const r = await this.#o.client.offer(this.#o.room, this.peer, sdp, { waitS: 10 });
+    if (pc !== this.#pc) return;
+    this.#sid = r.session;
+    this.#etag = r.etag;
+    this.emit("session", r.session);
+    void this.#flushOutCandidates();
+    if (r.status === 201 && r.answer) await this.#applyAnswer(pc, r.answer);
+    // 202: the answer comes as an `answer` event.
+  }
+
+  async #applyAnswer(pc: RTCPeerConnection, sdp: string): Promise<void> {
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    await this.#flushHeld();
+  }
+
+  /** An `offer` event from the peer: a new session, or an ICE restart of ours. */
+  onOffer(ev: OfferEvent): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed) return;
+      const restart = ev.session === this.#sid && this.#pc !== null;
+      let pc = this.#pc;
+      if (!restart || !pc) {
+        this.#replacePc();
+        pc = this.#newPc();
+        this.#pc = pc;
+        this.#sid = ev.session;
+        this.emit("session", ev.session);
+      } else {
+        this.health.onRemoteRestart(Date.now());
+        this.#markRestart();
+      }
+      this.#etag = ev.etag;
+      try {
+        await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
+      } catch (e) {
+        // werift has no rollback: after glare with our own pending restart, start afresh.
+        this.#o.log.warn({ peer: this.peer, err: errText(e) }, "cannot apply offer; rebuilding");
+        this.#replacePc();
+        pc = this.#newPc();
+        this.#pc = pc;
+        await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
+      }
+      await this.#flushHeld();
+      await pc.setLocalDescription(await pc.createAnswer());
+      await this.#o.client.answer(this.#o.room, ev.session, pc.localDescription?.sdp ?? "", {
+        contentType: "sdp",
+        ifMatch: ev.etag,
+      });
+      void this.#flushOutCandidates();
+      this.#tick();
+    });
+  }
+
+  onAnswer(ev: AnswerEvent): Promise<void> {
+    return this.#serial(async () => {
+      if (ev.session !== this.#sid || !this.#pc || !("sdp" in ev)) return;
+      this.#etag = ev.etag;
+      await this.#applyAnswer(this.#pc, ev.sdp);
+    });
+  }
+
+  onCandidates(ev: CandidatesEvent): Promise<void> {
+    return this.#serial(async () => {
+      if (ev.session !== this.#sid) return;
+      let ufrag: string | undefined;
+      try {
+        ufrag = fragUfrag(parseSdpFrag(ev.frag));
+      } catch {
+        this.#o.log.warn({ peer: this.peer }, "ignoring a malformed candidates fragment");
+        return;
+      }
+      this.#heldCandidates.push({ ufrag, frag: ev.frag });
+      await this.#flushHeld();
+    });
+  }
+
+  /** Apply held remote candidates whose ufrag matches the current remote description. */
+  async #flushHeld(): Promise<void> {
+    const pc = this.#pc;
+    const remote = pc?.remoteDescription?.sdp;
+    if (!pc || !remote) return;
+    const current = /^a=ice-ufrag:(\S+)/m.exec(remote)?.[1];
+    const keep: HeldCandidates = [];
+    for (const h of this.#heldCandidates) {
+      if (h.ufrag !== undefined && h.ufrag !== current) {
+        keep.push(h); // for a description not applied yet (or stale: dropped on the next restart)
+        continue;
+      }
+      for (const c of fragCandidates(parseSdpFrag(h.frag))) {
+        await pc
+          .addIceCandidate({
+            candidate: c.candidate,
+            sdpMid: c.sdpMid ?? "0",
+            sdpMLineIndex: c.sdpMLineIndex,
+          })
+          .catch(() => {});
+      }
+    }
+    this.#heldCandidates = keep.slice(-64);
+  }
+
+  async #flushOutCandidates(): Promise<void> {
+    const pc = this.#pc;
+    if (!this.#sid || !this.#etag || !pc?.localDescription || this.#outCandidates.length === 0)
+      return;
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(pc.localDescription.sdp)?.[1];
+    if (!ufrag) return;
+    const batch = this.#outCandidates.splice(0);
+    try {
+      await this.#o.client.trickle(
+        this.#o.room,
+        this.#sid,
+        buildCandidateFrag({ ufrag, candidates: batch }),
+        {
+          ifMatch: this.#etag,
+        },
+      );
+    } catch (e) {
+      // A restart moved the ETag on: these candidates belong to the old ICE session anyway.
+      this.#o.log.debug({ peer: this.peer, err: errText(e) }, "trickle failed");
+    }
+  }
+
+  onSessionClosed(session: string): void {
+    if (session !== this.#sid) return;
+    this.#o.log.info({ peer: this.peer, session }, "session closed by peer");
+    this.#sid = null;
+    this.#linkDown("session-closed");
+    if (this.role === "offerer" && !this.#closed) {
+      void this.#serial(async () => {
+        await sleep(200);
+        await this.#offer();
+      });
+    }
+  }
+
+  // --- ICE restart and rebuild ---------------------------------------------------------------
+
+  /** Force an ICE-restart handover now. */
+  restart(reason = "manual"): void {
+    this.health.requestRestart(Date.now());
+    this.#o.log.info({ peer: this.peer, reason }, "restart requested");
+    this.#tick();
+  }
+
+  #markRestart(): void {
+    if (this.#restartStartedAt === null) this.#restartStartedAt = Date.now();
+  }
+
+  async #restartIce(reason: string, attempt: number): Promise<void> {
+    const pc = this.#pc;
+    const sid = this.#sid;
+    if (!pc || !sid || this.#closed) return;
+    this.#markRestart();
+    this.#o.log.info({ peer: this.peer, reason, attempt }, "ICE restart");
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    try {
+      const r = await this.#o.client.restartOffer(
+        this.#o.room,
+        sid,
+        pc.localDescription?.sdp ?? "",
+        {
+          ifMatch: "*",
+          waitS: 3,
+        },
+      );
+      if (pc !== this.#pc) return;
+      this.#etag = r.etag;
+      void this.#flushOutCandidates();
+      if (r.status === 200 && r.answer) await this.#applyAnswer(pc, r.answer);
+    } catch (e) {
+      if (e instanceof ProblemError && e.status === 409) {
+        // Glare: the peer's restart offer is pending; we answer it when its event arrives.
+        this.#o.log.info({ peer: this.peer }, "restart glare: answering the peer's offer");
+        return;
+      }
+      if (e instanceof ProblemError && e.status === 404) {
+        this.#o.log.warn({ peer: this.peer }, "session gone; rebuilding");
+        if (this.role === "offerer") await this.#offer();
+        return;
+      }
+      throw e;
+    }
+  }
+
+  async #rebuild(reason: string, attempt: number): Promise<void> {
+    if (this.#closed) return;
+    this.#o.log.warn({ peer: this.peer, reason, attempt }, "rebuilding the PeerConnection");
+    this.#markRestart();
+    const old = this.#sid;
+    if (this.role === "offerer") {
+      if (old) await this.#o.client.closeSession(this.#o.room, old).catch(() => {});
+      this.#sid = null;
+      await this.#offer();
+    }
+    // The answerer waits for the offerer's new offer (a new session).
+  }
+
+  #replacePc(): void {
+    const old = this.#pc;
+    this.#pc = null;
+    for (const dc of this.#channels.values()) {
+      try {
+        dc.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#channels.clear();
+    this.#outCandidates = [];
+    this.#heldCandidates = [];
+    if (old) void old.close().catch(() => {});
+  }
+
+  // --- health loop -------------------------------------------------------------------------
+
+  #tick(): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    for (const d of this.health.poll(now)) this.#do(d);
+    if (this.#timer) clearTimeout(this.#timer);
+    const next = this.health.nextDeadline();
+    if (next !== undefined)
+      this.#timer = setTimeout(() => this.#tick(), Math.max(5, next - Date.now()));
+  }
+
+  #do(d: Decision): void {
+    switch (d.type) {
+      case "probe":
+        this.#probe();
+        return;
+      case "restart":
+        this.emit("restarting", d.reason);
+        void this.#serial(() => this.#restartIce(d.reason, d.attempt));
+        return;
+      case "rebuild":
+        void this.#serial(() => this.#rebuild(d.reason, d.attempt));
+        return;
+    }
+  }
+
+  #probe(): void {
+    const t = this.#channels.get("telemetry");
+    if (t?.readyState !== "open") return;
+    const id = ++this.#probeSeq;
+    this.health.onProbeSent(id, Date.now());
+    try {
+      t.send(`${PROBE_PREFIX}"ping","i":${id}}`);
+    } catch {
+      // closing
+    }
+  }
+
+  /** The network under us changed (from the agent's NetWatch). */
+  networkChanged(): void {
+    this.health.onNetworkChange(Date.now());
+    this.#tick();
+  }
+
+  // --- channels ------------------------------------------------------------------------------
+
+  #wire(dc: RTCDataChannel): void {
+    this.#channels.set(dc.label, dc);
+    const onOpen = () => this.#maybeUp();
+    if (dc.readyState === "open") onOpen();
+    dc.stateChanged.subscribe((s) => {
+      if (s === "open") onOpen();
+      if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control")
+        this.#linkDown("channel-closed");
+    });
+    dc.onMessage.subscribe((m) => this.#onMessage(dc, m));
+  }
+
+  /** Up once `control` and, when the offer included it, `telemetry` are open (once per PC). */
+  #maybeUp(): void {
+    const pc = this.#pc;
+    const control = this.#channels.get("control");
+    const telemetry = this.#channels.get("telemetry");
+    if (!pc || this.#upFor === pc || control?.readyState !== "open") return;
+    if (telemetry && telemetry.readyState !== "open") return;
+    if (!telemetry && this.role === "answerer") {
+      // The offerer opens telemetry right after control: give it a moment to arrive.
+      setTimeout(() => {
+        if (!this.#channels.get("telemetry") && this.#upFor !== pc && this.#pc === pc)
+          this.#controlOpen(pc);
+      }, 200);
+      return;
+    }
+    this.#controlOpen(pc);
+  }
+
+  #controlOpen(pc: RTCPeerConnection): void {
+    this.#upFor = pc;
+    const now = Date.now();
+    const first = !this.#everOpen;
+    this.#everOpen = true;
+    this.health.onOpen(now);
+    this.#handoverDone(now, "rebuild");
+    const control = this.#channels.get("control");
+    if (control && !this.#o.raw) control.send(encodeFrame(this.receiver.hello()));
+    this.emit("up", { path: this.path(), firstTime: first });
+    this.#tick();
+  }
+
+  #handoverDone(now: number, kind: "restart" | "rebuild"): void {
+    const started = this.#restartStartedAt ?? this.#downSince;
+    if (started !== null && this.#everOpen) {
+      this.emit("handover", { kind, gapMs: now - started });
+    }
+    this.#restartStartedAt = null;
+    this.#downSince = null;
+  }
+
+  #linkDown(reason: string): void {
+    if (this.#downSince === null) this.#downSince = Date.now();
+    this.emit("down", reason);
+  }
+
+  #onMessage(dc: RTCDataChannel, m: string | Buffer): void {
+    const now = Date.now();
+    this.health.onReceive(now);
+    if (this.health.state === "restarting" && this.#restartStartedAt !== null) {
+      this.health.onRestartDone(now);
+      this.#handoverDone(now, "restart");
+      this.emit("up", { path: this.path(), firstTime: false });
+    }
+    const text = typeof m === "string" ? m : null;
+    if (dc.label === "telemetry" && text?.startsWith(PROBE_PREFIX)) {
+      const p = JSON.parse(text) as { rlp: string; i: number };
+      if (p.rlp === "ping") dc.send(`${PROBE_PREFIX}"pong","i":${p.i}}`);
+      else this.health.onProbeAnswered(p.i, now);
+      this.#tick();
+      return;
+    }
+    if (dc.label === "control" && text !== null && !this.#o.raw) {
+      let f: ReturnType<typeof decodeFrame>;
+      try {
+        f = decodeFrame(text);
+      } catch (e) {
+        this.#o.log.warn({ peer: this.peer, err: errText(e) }, "dropping a broken control frame");
+        return;
+      }
+      if (f) {
+        this.#onFrame(dc, f);
+        return;
+      }
+    }
+    this.emit("message", { channel: dc.label, data: text ?? new Uint8Array(m as Buffer) });
+  }
+
+  #onFrame(dc: RTCDataChannel, f: NonNullable<ReturnType<typeof decodeFrame>>): void {
+    switch (f.t) {
+      case "d":
+        for (const p of this.receiver.onData(f))
+          this.emit("message", { channel: "control", data: p });
+        this.#scheduleAck(dc);
+        return;
+      case "a":
+        this.sender.onAck(f.n);
+        return;
+      case "h":
+        for (const r of this.sender.resendFrom(f.st === this.sender.stream ? f.n : 0))
+          dc.send(encodeFrame(r));
+        return;
+    }
+  }
+
+  #scheduleAck(dc: RTCDataChannel): void {
+    if (this.#ackTimer) return;
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = null;
+      if (dc.readyState === "open") dc.send(encodeFrame(this.receiver.ack()));
+    }, 50);
+  }
+
+  /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
+  send(channel: string, data: Payload): void {
+    this.health.onSend(Date.now());
+    const dc = this.#channels.get(channel);
+    if (channel === "control" && !this.#o.raw) {
+      let frame: ReturnType<ReliableSender["send"]>;
+      try {
+        frame = this.sender.send(data);
+      } catch (e) {
+        if (e instanceof BacklogFullError) this.backlogRejected++;
+        throw e;
+      }
+      // Not open: kept, and sent when the channel (re)opens and the peer says hello.
+      if (dc?.readyState === "open") dc.send(encodeFrame(frame));
+      return;
+    }
+    if (dc?.readyState !== "open") {
+      if (channel === "telemetry" || channel === "control") {
+        this.telemetryDropped++;
+        return;
+      }
+      const pc = this.#pc;
+      if (!pc) return;
+      this.#wire(pc.createDataChannel(channel, { ordered: true }));
+      return;
+    }
+    dc.send(typeof data === "string" ? data : Buffer.from(data));
+  }
+
+  path(): Path {
+    const conn = (
+      this.#pc as unknown as { iceTransports?: { connection: { nominated?: Nominated } }[] } | null
+    )?.iceTransports?.[0]?.connection;
+    const type = conn?.nominated?.localCandidate?.type;
+    if (!type) return "unknown";
+    return type === "relay" ? "relay" : "direct";
+  }
+
+  async close(hangUp = true): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.health.onClosed(Date.now());
+    const sid = this.#sid;
+    if (hangUp && sid) await this.#o.client.closeSession(this.#o.room, sid).catch(() => {});
+    this.#replacePc();
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
