@@ -1,0 +1,247 @@
+#!/usr/bin/env node
+/**
+ * `roverlink`: the command line (contract: ../shared/rover-cli.md, docs/cli.md).
+ * Every failure is one line on stderr and a non-zero exit, never a stack trace.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
+import { ID_PATTERN, type Position } from "../shared/protocol.ts";
+import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
+import { LocalEdgeError, startLocalEdge } from "./local-edge.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+class UsageError extends Error {}
+
+function id(what: string) {
+  return (v: string) => {
+    if (!ID_PATTERN.test(v))
+      throw new InvalidArgumentError(`${what} must match [A-Za-z0-9._-]{1,64}`);
+    return v;
+  };
+}
+
+function positiveNumber(what: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${what} must be a positive number`);
+    return n;
+  };
+}
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new InvalidArgumentError("must be a port number 1..65535");
+  return n;
+}
+
+function position(v: string): Position {
+  const parts = v.split(",");
+  const x = Number(parts[0]);
+  const y = Number(parts[1]);
+  if (
+    parts.length < 2 ||
+    parts.length > 3 ||
+    !Number.isFinite(x) ||
+    !Number.isFinite(y) ||
+    parts[0] === "" ||
+    parts[1] === ""
+  ) {
+    throw new InvalidArgumentError('must be "x,y" or "x,y,map"');
+  }
+  return parts[2] ? { x, y, map: parts[2] } : { x, y };
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function varPair(v: string, prev: Record<string, string>): Record<string, string> {
+  const i = v.indexOf(":");
+  if (i <= 0) throw new InvalidArgumentError("must be NAME:VALUE");
+  return { ...prev, [v.slice(0, i)]: v.slice(i + 1) };
+}
+
+function edgeUrl(v: string): string {
+  try {
+    const u = new URL(v);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+    return v;
+  } catch {
+    throw new InvalidArgumentError("must be an http(s) URL, e.g. http://127.0.0.1:8787");
+  }
+}
+
+const program = new Command("roverlink")
+  .description("Peer-to-peer links for mobile robots: edge, tokens and the rover agent.")
+  .version("0.1.0")
+  .exitOverride()
+  .configureOutput({
+    writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `roverlink: ${s}` : s),
+  });
+
+program
+  .command("edge")
+  .description("run the edge locally on workerd (Durable Object state on local disk)")
+  .option("--ip <ip>", "address to listen on", "127.0.0.1")
+  .option("--port <port>", "port to listen on", port, 8787)
+  .option("--var <NAME:VALUE>", "a variable for the worker (repeatable)", varPair, {})
+  .option("--persist-to <dir>", "where Durable Object state is kept", ".wrangler/state")
+  .action(
+    async (opts: { ip: string; port: number; var: Record<string, string>; persistTo: string }) => {
+      if (!opts.var.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET) {
+        process.stderr.write(
+          "roverlink: ROVERLINK_SECRET is not set: using a development secret (never in production)\n",
+        );
+      }
+      const edge = await startLocalEdge({
+        ip: opts.ip,
+        port: opts.port,
+        vars: opts.var,
+        persistTo: opts.persistTo,
+      });
+      process.stdout.write(
+        `roverlink edge listening on ${edge.url}\n  try: curl ${edge.url}/healthz\n`,
+      );
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+        void edge.exited.then(() => resolve());
+      });
+      await edge.stop();
+    },
+  );
+
+program
+  .command("token")
+  .description("mint a peer token (HS256 JWT signed with ROVERLINK_SECRET or --secret)")
+  .requiredOption("--room <room>", 'room id, or "*" for every room', (v: string) =>
+    v === "*" ? v : id("room")(v),
+  )
+  .requiredOption("--peer <id>", "peer id the token acts as", id("peer id"))
+  .option("--ttl <ttl>", "lifetime: 30s, 10m, 1h, 7d", "1h")
+  .addOption(
+    new Option("--role <role>", "peer or admin").choices(["peer", "admin"]).default("peer"),
+  )
+  .option("--secret <secret>", "signing secret (default: $ROVERLINK_SECRET)")
+  .action(
+    async (opts: {
+      room: string;
+      peer: string;
+      ttl: string;
+      role: "peer" | "admin";
+      secret?: string;
+    }) => {
+      const secret = opts.secret ?? process.env.ROVERLINK_SECRET;
+      if (!secret) throw new UsageError("no secret: set ROVERLINK_SECRET or pass --secret");
+      const token = await mintToken({
+        secret,
+        sub: opts.peer,
+        room: opts.room,
+        role: opts.role,
+        ttlSeconds: parseTtl(opts.ttl),
+      });
+      process.stdout.write(`${token}\n`);
+    },
+  );
+
+program
+  .command("rover")
+  .description(
+    "run a rover agent: join a room, answer offers, link to peers, survive network changes",
+  )
+  .option("--edge <url>", "edge URL (default: $ROVERLINK_EDGE)", edgeUrl)
+  .requiredOption("--room <room>", "room id", id("room"))
+  .requiredOption("--id <id>", "this rover's peer id", id("peer id"))
+  .option("--token <jwt>", "token (default: $ROVERLINK_TOKEN, or minted with $ROVERLINK_SECRET)")
+  .option("--kind <kind>", "peer kind shown to others", "rover")
+  .option("--connect <peer>", "link to this peer (repeatable; we offer)", collect, [])
+  .option("--connect-nearby", "link to every peer the edge reports as nearby", false)
+  .option("--position <x,y[,map]>", "publish a position", position)
+  .option("--echo", "send every received message back on the same channel", false)
+  .option("--probe <hz>", "send numbered probes on control at this rate", positiveNumber("--probe"))
+  .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
+  .option("--stats-json <file>", "write the probe figures as JSON on exit")
+  .option("--metrics-port <port>", "Prometheus metrics on 127.0.0.1:<port>/metrics", port)
+  .addOption(
+    new Option("--log-level <level>", "log level")
+      .choices(LOG_LEVELS as unknown as string[])
+      .default(process.env.ROVERLINK_LOG_LEVEL ?? "info"),
+  )
+  .action(
+    async (opts: {
+      edge?: string;
+      room: string;
+      id: string;
+      token?: string;
+      kind: string;
+      connect: string[];
+      connectNearby: boolean;
+      position?: Position;
+      echo: boolean;
+      probe?: number;
+      duration?: number;
+      statsJson?: string;
+      metricsPort?: number;
+      logLevel: LogLevel;
+    }) => {
+      const edge = opts.edge ?? process.env.ROVERLINK_EDGE;
+      if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
+      edgeUrl(edge);
+      let token = opts.token ?? process.env.ROVERLINK_TOKEN;
+      if (!token) {
+        const secret = process.env.ROVERLINK_SECRET;
+        if (!secret)
+          throw new UsageError(
+            "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
+          );
+        token = await mintToken({ secret, sub: opts.id, room: opts.room, ttlSeconds: 86_400 });
+      }
+      const { runRover } = await import("./run.ts");
+      const code = await runRover({
+        edge,
+        room: opts.room,
+        id: opts.id,
+        token,
+        kind: opts.kind,
+        connect: opts.connect,
+        connectNearby: opts.connectNearby,
+        echo: opts.echo,
+        logLevel: opts.logLevel,
+        ...(opts.position ? { position: opts.position } : {}),
+        ...(opts.probe !== undefined ? { probeHz: opts.probe } : {}),
+        ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
+        ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
+        ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+      });
+      process.exitCode = code;
+    },
+  );
+
+/** One line for any failure. */
+function explain(e: unknown): string {
+  if (e instanceof ProblemError) {
+    if (e.status === 401) return `token refused by the edge: ${e.problem.detail || e.message}`;
+    if (e.status === 403) return `token not allowed here: ${e.problem.detail || e.message}`;
+    if (e.status === 503 && /full/i.test(e.message))
+      return `room is full: ${e.problem.detail || e.message}`;
+    return e.message;
+  }
+  if (e instanceof EdgeUnreachableError || e instanceof EdgeProtocolError) return e.message;
+  if (e instanceof TokenError || e instanceof UsageError || e instanceof LocalEdgeError)
+    return e.message.split("\n")[0] ?? "";
+  if (e instanceof Error) return e.message.split("\n")[0] ?? String(e);
+  return String(e);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // Help and version exit 0; commander already printed its one-line error otherwise.
+    process.exit(e.exitCode);
+  }
+  process.stderr.write(`roverlink: ${explain(e)}\n`);
+  process.exit(1);
+}

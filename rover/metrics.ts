@@ -1,0 +1,99 @@
+/** Prometheus metrics for one agent (prom-client), served on 127.0.0.1:<port>/metrics. */
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Agent } from "./agent.ts";
+
+const STATES = ["connecting", "up", "degraded", "restarting", "rebuilding", "down"] as const;
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly messagesSent = new Counter({
+    name: "roverlink_messages_sent_total",
+    help: "Application messages sent",
+    labelNames: ["peer", "channel"],
+    registers: [this.registry],
+  });
+  readonly messagesReceived = new Counter({
+    name: "roverlink_messages_received_total",
+    help: "Application messages received",
+    labelNames: ["peer", "channel"],
+    registers: [this.registry],
+  });
+  readonly handoverGap = new Histogram({
+    name: "roverlink_handover_gap_seconds",
+    help: "Time from the start of a handover to the link carrying data again",
+    labelNames: ["kind"],
+    buckets: [0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
+    registers: [this.registry],
+  });
+
+  constructor(agent: Agent) {
+    const reg = [this.registry];
+    new Gauge({
+      name: "roverlink_link_state",
+      help: "1 for the link's current state",
+      labelNames: ["peer", "state"],
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const s of agent.stats())
+          for (const st of STATES) this.set({ peer: s.peer, state: st }, s.state === st ? 1 : 0);
+      },
+    });
+    const perLink = (
+      name: string,
+      help: string,
+      pick: (s: ReturnType<Agent["stats"]>[number]) => number | null,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["peer"],
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const s of agent.stats()) {
+            const v = pick(s);
+            if (v !== null) this.set({ peer: s.peer }, v);
+          }
+        },
+      });
+    perLink("roverlink_link_rtt_seconds", "Smoothed probe RTT", (s) =>
+      s.rttMs === null ? null : s.rttMs / 1000,
+    );
+    perLink("roverlink_link_loss_ratio", "Probe loss over the recent window", (s) =>
+      s.lossPct === null ? null : s.lossPct / 100,
+    );
+    perLink("roverlink_link_restarts", "ICE restarts completed", (s) => s.restarts);
+    perLink("roverlink_link_rebuilds", "PeerConnection rebuilds", (s) => s.rebuilds);
+    perLink(
+      "roverlink_link_backlog_messages",
+      "Reliable messages not yet acknowledged",
+      (s) => s.backlog,
+    );
+    perLink("roverlink_link_relayed", "1 when the link goes through TURN", (s) =>
+      s.path === "relay" ? 1 : 0,
+    );
+    agent.on("message", (m: { peer: string; channel: string }) =>
+      this.messagesReceived.inc({ peer: m.peer, channel: m.channel }),
+    );
+    agent.on("handover", (h: { kind: string; gapMs: number }) =>
+      this.handoverGap.observe({ kind: h.kind }, h.gapMs / 1000),
+    );
+  }
+
+  serve(port: number): Promise<Server> {
+    const server = createServer(async (req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end("not found\n");
+        return;
+      }
+      res.writeHead(200, { "Content-Type": this.registry.contentType });
+      res.end(await this.registry.metrics());
+    });
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve(server));
+    });
+  }
+}

@@ -1,0 +1,32 @@
+/** A one-line live status (peers, path, RTT, loss), rewritten in place on a terminal. */
+import type { LinkStats } from "./agent.ts";
+
+export function formatStatus(id: string, links: readonly LinkStats[], extra = ""): string {
+  if (links.length === 0) return `${id}: no links yet${extra ? ` · ${extra}` : ""}`;
+  const parts = links.map((l) => {
+    const rtt = l.rttMs === null ? "–" : `${l.rttMs.toFixed(1)} ms`;
+    const loss = l.lossPct === null ? "–" : `${l.lossPct.toFixed(0)}%`;
+    return `${l.peer} ${l.state} ${l.path} rtt ${rtt} loss ${loss}${l.restarts + l.rebuilds > 0 ? ` handovers ${l.restarts + l.rebuilds}` : ""}`;
+  });
+  return `${id}: ${parts.join(" | ")}${extra ? ` · ${extra}` : ""}`;
+}
+
+export class StatusLine {
+  #tty: boolean;
+  #last = 0;
+  constructor(stream: NodeJS.WriteStream = process.stderr) {
+    this.#tty = Boolean(stream.isTTY);
+  }
+  get enabled(): boolean {
+    return this.#tty;
+  }
+  show(line: string): void {
+    if (!this.#tty) return;
+    const cols = process.stderr.columns ?? 120;
+    process.stderr.write(`\r\x1b[2K${line.slice(0, cols - 1)}`);
+    this.#last = Date.now();
+  }
+  clear(): void {
+    if (this.#tty && this.#last) process.stderr.write("\r\x1b[2K");
+  }
+}
