@@ -14,7 +14,7 @@
  */
 
 export interface HealthConfig {
-  /** Probe when nothing was received for this long (ms). */
+  /** Probe interval while probes are answered (ms). */
   probeIdleMs: number;
   /** Probe interval while a probe is unanswered (ms). */
   probeSuspectMs: number;
@@ -270,9 +270,8 @@ export class LinkHealth {
     return null;
   }
 
+  /** Probes run on busy links too (one a second): they are the RTT and loss figures. */
   #probeDue(now: number): boolean {
-    const quietFor = now - (this.#lastRx ?? this.#since);
-    if (quietFor < this.config.probeIdleMs && this.#state === "up") return false;
     const interval =
       this.#probes.size > 0 || this.#state !== "up"
         ? this.config.probeSuspectMs
@@ -319,8 +318,7 @@ export class LinkHealth {
       ds.push(this.#restartAt + c.restartTimeoutMs);
     const interval =
       this.#probes.size > 0 || this.#state !== "up" ? c.probeSuspectMs : c.probeIdleMs;
-    const quietEdge = this.#state === "up" ? (this.#lastRx ?? this.#since) + c.probeIdleMs : 0;
-    ds.push(Math.max(quietEdge, (this.#lastProbe ?? 0) + interval));
+    ds.push((this.#lastProbe ?? this.#since) + interval);
     for (const at of this.#probes.values()) ds.push(at + c.silenceMs);
     return ds.length > 0 ? Math.min(...ds) : undefined;
   }
