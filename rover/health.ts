@@ -218,45 +218,39 @@ export class LinkHealth {
         return out;
       case "up": {
         const reason = this.#upTrigger(now);
-        if (reason) {
-          out.push(this.#restart(now, reason));
-          return out;
-        }
-        if (this.#probeDue(now)) out.push({ type: "probe" });
-        return out;
+        if (reason) out.push(this.#restart(now, reason));
+        break;
       }
       case "restarting": {
-        // A further network change during a restart: the restart may be running on the path
-        // that just went away; start again at once.
-        if (
-          this.#netChangeAt !== null &&
-          now - this.#netChangeAt >= this.config.netChangeDebounceMs
-        ) {
-          this.#netChangeAt = null;
-          out.push(this.#restart(now, "network-change"));
-          return out;
-        }
-        if (this.#nextRestartAt !== null && now >= this.#nextRestartAt) {
-          out.push(this.#restart(now, this.#pendingReason ?? "restart-timeout"));
-          return out;
-        }
-        if (this.#nextRestartAt === null && now - this.#restartAt >= this.config.restartTimeoutMs) {
-          // Failed attempt.
-          if (this.#attempt >= this.config.maxRestarts) {
-            out.push(this.#rebuild(now, "restarts-failed"));
-            return out;
-          }
-          const backoff = this.#backoff(this.#attempt);
-          this.#pendingReason = "restart-timeout";
-          this.#nextRestartAt = now + backoff;
-          if (backoff === 0) out.push(this.#restart(now, "restart-timeout"));
-          return out;
-        }
-        // Probe during a restart too: answers are how the adapter learns the link is back.
-        if (this.#probeDue(now)) out.push({ type: "probe" });
-        return out;
+        const d = this.#restartingStep(now);
+        if (d) out.push(d);
+        if (this.#state !== "restarting") return out;
+        break;
       }
     }
+    // Probe on busy links too (RTT, loss) and during restarts (answers tell the link is back).
+    if (this.#probeDue(now)) out.push({ type: "probe" });
+    return out;
+  }
+
+  #restartingStep(now: number): Decision | null {
+    // A further network change during a restart: the restart may be running on the path that
+    // just went away; start again at once.
+    if (this.#netChangeAt !== null && now - this.#netChangeAt >= this.config.netChangeDebounceMs) {
+      return this.#restart(now, "network-change");
+    }
+    if (this.#nextRestartAt !== null && now >= this.#nextRestartAt) {
+      return this.#restart(now, this.#pendingReason ?? "restart-timeout");
+    }
+    if (this.#nextRestartAt === null && now - this.#restartAt >= this.config.restartTimeoutMs) {
+      // Failed attempt.
+      if (this.#attempt >= this.config.maxRestarts) return this.#rebuild(now, "restarts-failed");
+      const backoff = this.#backoff(this.#attempt);
+      this.#pendingReason = "restart-timeout";
+      this.#nextRestartAt = now + backoff;
+      if (backoff === 0) return this.#restart(now, "restart-timeout");
+    }
+    return null;
   }
 
   #upTrigger(now: number): RestartReason | null {

@@ -149,11 +149,11 @@ export class ReliableReceiver {
     return this.#expected;
   }
 
-  hello(): Frame {
+  hello(): Frame & { t: "h" } {
     return { rl: 1, t: "h", st: this.#stream ?? "", n: this.#expected };
   }
 
-  ack(): Frame {
+  ack(): Frame & { t: "a" } {
     return { rl: 1, t: "a", n: this.#expected };
   }
 
