@@ -44,9 +44,6 @@ export default defineConfig({
         test: {
           name: "browser",
           include: ["test/browser/**/*.test.ts"],
-          // The end-to-end file needs the edge routes and rover/local-edge.ts, which have not
-          // landed yet (issues 2 and 3). It is excluded, not skipped, and issue 6 stays open.
-          exclude: ["test/browser/console.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

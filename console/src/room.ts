@@ -123,7 +123,9 @@ export class RoomSession {
   }
 
   async setPosition(x: number, y: number): Promise<void> {
-    await this.opts.client.updatePeer(this.room, this.self, { position: { x, y } });
+    // The edge tells the others (peer-updated); our own copy comes from the response.
+    this.me = await this.opts.client.updatePeer(this.room, this.self, { position: { x, y } });
+    this.cb.peers(this);
   }
 
   private linkForSession(sid: string): PeerLink | undefined {
