@@ -143,3 +143,19 @@ describe("werift ICE restart (patched)", () => {
     );
   });
 });
+
+describe("werift STUN default (patched)", () => {
+  it("queries no STUN server unless one is configured", async () => {
+    const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false });
+    open.push(pc);
+    pc.createDataChannel("x");
+    const candidates: string[] = [];
+    pc.onIceCandidate.subscribe((c) => void (c && candidates.push(c.candidate)));
+    await pc.setLocalDescription(await pc.createOffer());
+    // Stock werift falls back to stun.l.google.com:19302 and queries it from every host address.
+    const conn = (pc as unknown as { iceTransports: { connection: { stunServer?: unknown } }[] })
+      .iceTransports[0]?.connection;
+    expect(conn?.stunServer).toBeUndefined();
+    expect(candidates.some((c) => c.includes("typ srflx"))).toBe(false);
+  });
+});

@@ -169,8 +169,13 @@ sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
   const stub = roomStub(c, r);
   const by = await actor(c, r, sid);
   const known = unwrap(await stub.ufragOf(sid, by));
+  // Before its description reached the edge (an answerer trickles while it answers), a party's
+  // ufrag is unknown: its candidates are a trickle, kept in order for the other party.
   const isRestart =
-    frag.ufrag !== undefined && frag.ufrag !== known.ufrag && frag.ufrag !== known.pendingUfrag;
+    frag.ufrag !== undefined &&
+    known.ufrag !== null &&
+    frag.ufrag !== known.ufrag &&
+    frag.ufrag !== known.pendingUfrag;
   if (!isRestart) {
     if (match === "*") {
       throw problem(
