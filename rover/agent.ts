@@ -13,6 +13,7 @@ import { EdgeHttp } from "./http.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
 import type { Payload } from "./reliable.ts";
+import { UplinkManager } from "./uplinks.ts";
 
 export interface AgentOptions {
   edge: string;
@@ -32,6 +33,11 @@ export interface AgentOptions {
   health?: Partial<HealthConfig>;
   /** React to local interface/route changes (default true). */
   watchNetwork?: boolean;
+  /**
+   * Multi-homed rovers: on silent path loss, demote the preferred default route so traffic moves
+   * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
+   */
+  manageRoutes?: boolean;
   /** Extra host candidate addresses for werift (default: 127.0.0.1 when the edge is local). */
   iceAdditionalHostAddresses?: string[];
 }
@@ -72,6 +78,7 @@ export class Agent extends EventEmitter {
   #net: NetWatch | null = null;
   #iceTimer: NodeJS.Timeout | null = null;
   #handovers = 0;
+  #uplinks: UplinkManager | null = null;
 
   constructor(o: AgentOptions) {
     super();
@@ -103,6 +110,9 @@ export class Agent extends EventEmitter {
     await this.#join();
     this.#running = true;
     this.#loop = this.#eventLoop();
+    if (this.#o.manageRoutes) {
+      this.#uplinks = new UplinkManager({ log: (o, msg) => this.log.warn(o, msg) });
+    }
     if (this.#o.watchNetwork !== false) {
       this.#net = new NetWatch();
       this.#net.on("change", (c: { what: string }) => this.#networkChanged(c.what));
@@ -270,7 +280,15 @@ export class Agent extends EventEmitter {
     link.on("message", (m: { channel: string; data: Payload }) =>
       this.emit("message", { peer, ...m }),
     );
-    link.on("restarting", (reason: string) => this.log.info({ peer, reason }, "handover started"));
+    link.on("restarting", (reason: string) => {
+      this.log.info({ peer, reason }, "handover started");
+      // Silent loss with the routing table unchanged: the preferred uplink may be a black hole.
+      if (reason === "silence" || reason === "restart-timeout") {
+        // Kept-alive HTTP connections may sit on the dead path too.
+        this.#http.reset();
+        void this.#uplinks?.demotePrimary();
+      }
+    });
     link.on("handover", (h: { kind: string; gapMs: number }) => {
       this.#handovers++;
       this.log.info({ peer, ...h }, "handover done");
@@ -336,6 +354,7 @@ export class Agent extends EventEmitter {
     }
     this.#running = false;
     this.#net?.close();
+    await this.#uplinks?.close();
     if (this.#iceTimer) clearTimeout(this.#iceTimer);
     this.#pollAbort?.abort();
     await Promise.all([...this.#links.values()].map((l) => l.close(true)));

@@ -164,6 +164,11 @@ program
   .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
   .option("--stats-json <file>", "write the probe figures as JSON on exit")
   .option("--metrics-port <port>", "Prometheus metrics on 127.0.0.1:<port>/metrics", port)
+  .option(
+    "--manage-routes",
+    "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
+    false,
+  )
   .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
@@ -184,6 +189,7 @@ program
       duration?: number;
       statsJson?: string;
       metricsPort?: number;
+      manageRoutes: boolean;
       logLevel: LogLevel;
     }) => {
       const edge = opts.edge ?? process.env.ROVERLINK_EDGE;
@@ -208,6 +214,7 @@ program
         connect: opts.connect,
         connectNearby: opts.connectNearby,
         echo: opts.echo,
+        manageRoutes: opts.manageRoutes,
         logLevel: opts.logLevel,
         ...(opts.position ? { position: opts.position } : {}),
         ...(opts.probe !== undefined ? { probeHz: opts.probe } : {}),

@@ -26,6 +26,7 @@ export interface RoverRunOptions {
   durationS?: number;
   statsJson?: string;
   metricsPort?: number;
+  manageRoutes?: boolean;
   logLevel: LogLevel;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
@@ -53,6 +54,7 @@ export async function runRover(o: RoverRunOptions): Promise<number> {
     kind: o.kind ?? "rover",
     connect: o.connect,
     connectNearby: o.connectNearby,
+    manageRoutes: o.manageRoutes ?? false,
     logger: log,
     ...(o.position ? { position: o.position } : {}),
   });
