@@ -135,7 +135,12 @@ export class Agent extends EventEmitter {
       { room: this.room, id: this.id, peers: j.peers.length, resumed: j.status === 200 },
       "joined",
     );
-    this.#scheduleIceRefresh(j.iceServers.some((s) => s.credential) ? 3600 : 0);
+    if (!this.#o.iceServers && j.iceServers.some((s) => s.credential)) {
+      // Learn the credentials' lifetime (the join response does not carry it).
+      const r = await this.#client.iceServers().catch(() => null);
+      if (r) this.#iceServers = r.iceServers;
+      this.#scheduleIceRefresh(r?.ttl ?? 3600);
+    }
   }
 
   #scheduleIceRefresh(ttlS: number): void {
@@ -147,7 +152,11 @@ export class Agent extends EventEmitter {
         try {
           const r = await this.#client.iceServers();
           this.#iceServers = r.iceServers;
-          this.log.debug({ servers: r.iceServers.length, ttl: r.ttl }, "ICE servers refreshed");
+          this.log.info(
+            { servers: r.iceServers.length, ttl: r.ttl },
+            "ICE server credentials refreshed",
+          );
+          for (const l of this.#links.values()) l.updateIceServers();
           this.#scheduleIceRefresh(r.ttl);
         } catch (e) {
           this.log.warn({ err: (e as Error).message }, "ICE server refresh failed");

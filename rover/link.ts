@@ -119,14 +119,7 @@ export class Link extends EventEmitter {
   }
 
   #newPc(): RTCPeerConnection {
-    // werift takes one URL per server entry.
-    const iceServers = this.#o.iceServers().flatMap((srv) =>
-      (Array.isArray(srv.urls) ? srv.urls : [srv.urls]).map((urls) => ({
-        urls,
-        username: srv.username,
-        credential: srv.credential,
-      })),
-    );
+    const iceServers = this.#werift(this.#o.iceServers());
     const pc = new RTCPeerConnection({
       iceServers,
       iceUseIpv6: false,
@@ -420,6 +413,29 @@ export class Link extends EventEmitter {
     } catch {
       // closing
     }
+  }
+
+  /**
+   * Fresh ICE server credentials (TURN REST credentials expire). The PeerConnection takes them for
+   * its next gathering; a relayed link restarts now, make-before-break, so that its allocation is
+   * renewed with valid credentials before the old ones expire.
+   */
+  updateIceServers(): void {
+    const pc = this.#pc;
+    if (!pc) return;
+    pc.setConfiguration({ iceServers: this.#werift(this.#o.iceServers()) });
+    if (this.path() === "relay") this.restart("turn-credentials");
+  }
+
+  #werift(servers: IceServer[]) {
+    // werift takes one URL per server entry.
+    return servers.flatMap((srv) =>
+      (Array.isArray(srv.urls) ? srv.urls : [srv.urls]).map((urls) => ({
+        urls,
+        username: srv.username,
+        credential: srv.credential,
+      })),
+    );
   }
 
   /** The network under us changed (from the agent's NetWatch). */

@@ -9,14 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   execIn,
   fault,
+  lab,
   labAddresses,
   labDown,
   labUnavailableReason,
   labUp,
   nodeIn,
+  REPO_ROOT,
   startEdge,
   startTurn,
   stopChild,
+  stopTurn,
 } from "./lab.ts";
 
 const unavailable = labUnavailableReason();
@@ -207,5 +210,33 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
     expect(f.handovers).toBe(0);
   });
 
-  void labAddresses;
+  it("TURN credentials expire while the link is up: the agent refreshes them and the link stays", async () => {
+    // Credentials valid 20 s; coturn grants 30 s allocations, so refreshes with the first
+    // credentials fail and the first allocation dies after 30 s unless the agent renews it.
+    const a = labAddresses();
+    lab("edge-stop");
+    stopTurn();
+    startTurn({ lifetimeS: 30 });
+    edgeUrl = startEdge({
+      command: [
+        process.execPath,
+        join(REPO_ROOT, CLI),
+        "edge",
+        "--ip",
+        a.edgeIp,
+        "--port",
+        String(a.edgePort),
+        "--var",
+        `TURN_URLS:turn:${a.turnIp}:${a.turnPort}?transport=udp`,
+        "--var",
+        `TURN_SECRET:${a.turnSecret}`,
+        "--var",
+        "TURN_TTL_S:20",
+      ],
+    });
+    await waitEdge();
+    const f = await scenario("turn-expiry", 50, async () => {});
+    expectNothingLost(f);
+    expect(f.handovers).toBeGreaterThanOrEqual(2);
+  });
 });
