@@ -18,6 +18,11 @@ export default defineConfig({
               bindings: {
                 ROVERLINK_SECRET: "test-secret-test-secret-test-secret",
                 PRESENCE_TTL_S: "30",
+                MAX_PEERS_PER_ROOM: "4",
+                NEARBY_RADIUS: "5",
+                TURN_URLS: "turn:127.0.0.1:3478?transport=udp,turn:127.0.0.1:3478?transport=tcp",
+                TURN_SECRET: "turn-secret-for-tests",
+                TURN_TTL_S: "600",
               },
             },
           }),

@@ -1,5 +1,6 @@
 /** Helpers for edge tests: tokens, requests through the Worker's own fetch, sample SDPs. */
 import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
 import { mintToken } from "../../shared/token.ts";
 
 export const SECRET = "test-secret-test-secret-test-secret";
@@ -7,7 +8,7 @@ export const SECRET = "test-secret-test-secret-test-secret";
 export function token(
   sub: string,
   room = "r1",
-  extra: { role?: "peer" | "admin"; ttlS?: number; secret?: string } = {},
+  extra: { role?: "peer" | "admin"; ttlS?: number; secret?: string; nowS?: number } = {},
 ) {
   return mintToken({
     secret: extra.secret ?? SECRET,
@@ -15,7 +16,25 @@ export function token(
     room,
     ttlSeconds: extra.ttlS ?? 600,
     role: extra.role ?? "peer",
+    ...(extra.nowS !== undefined ? { nowS: extra.nowS } : {}),
   });
+}
+
+/** A response body as text without workerd's warning for non-text media types. */
+export async function text(res: Response): Promise<string> {
+  return new TextDecoder().decode(await res.arrayBuffer());
+}
+
+/** Expect an RFC 9457 problem with this status; returns it. */
+export async function problemOf(res: Response, status: number) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+  const p = (await res.json()) as { type: string; title: string; status: number; detail: string };
+  expect(p.status).toBe(status);
+  expect(typeof p.type).toBe("string");
+  expect(typeof p.title).toBe("string");
+  expect(typeof p.detail).toBe("string");
+  return p;
 }
 
 let roomCounter = 0;
@@ -95,4 +114,39 @@ export async function poll(room: string, id: string, tok: string, after?: string
     events: Array<Record<string, unknown> & { type: string; id: string }>;
     cursor: string;
   };
+}
+
+/** Two joined peers a and b in a fresh room, with tokens and cursors. */
+export async function pair(prefix = "pair") {
+  const room = freshRoom(prefix);
+  const ta = await token("a", room);
+  const tb = await token("b", room);
+  const ja = await join(room, ta);
+  const jb = await join(room, tb);
+  const ea = await poll(room, "a", ta, ja.body.cursor);
+  return { room, ta, tb, ca: ea.cursor, cb: jb.body.cursor };
+}
+
+/** a offers to b and b answers in time: the session, its ETag and b's cursor after the offer. */
+export async function session(p: Awaited<ReturnType<typeof pair>>) {
+  const offer = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+    token: p.ta,
+    headers: { "Content-Type": "application/sdp", Prefer: "wait=10" },
+    body: sdp("ufragA1"),
+  });
+  const eb = await poll(p.room, "b", p.tb, p.cb, 10);
+  const ev = eb.events.find((e) => e.type === "offer") as unknown as {
+    session: string;
+    etag: string;
+  };
+  const ans = await call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
+    token: p.tb,
+    headers: { "Content-Type": "application/sdp", "If-Match": ev.etag },
+    body: sdp("ufragB1"),
+  });
+  expect(ans.status).toBe(204);
+  const res = await offer;
+  expect(res.status).toBe(201);
+  await res.arrayBuffer();
+  return { sid: ev.session, etag: res.headers.get("ETag") as string, cb: eb.cursor };
 }

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { call, freshRoom, join, poll, problemOf, token } from "./helpers.ts";
+
+describe("peers and presence", () => {
+  it("join 201, resume 200, list, merge-patch update, leave 204", async () => {
+    const room = freshRoom();
+    const ta = await token("a", room);
+    const first = await join(room, ta, {
+      kind: "base",
+      meta: { team: "x" },
+      position: { x: 1, y: 1, map: "yard" },
+    });
+    expect(first.res.status).toBe(201);
+    expect(first.res.headers.get("Location")).toBe(`/v1/rooms/${room}/peers/a`);
+    expect(first.body.peer).toMatchObject({ id: "a", kind: "base", meta: { team: "x" } });
+    expect(Array.isArray((first.body as unknown as { iceServers: unknown[] }).iceServers)).toBe(
+      true,
+    );
+    const again = await join(room, ta);
+    expect(again.res.status).toBe(200);
+    expect(again.body.peer).toMatchObject({ id: "a", kind: "base" });
+
+    const tb = await token("b", room);
+    await join(room, tb);
+    const list = await call("GET", `/v1/rooms/${room}/peers`, { token: tb });
+    expect(((await list.json()) as { peers: { id: string }[] }).peers.map((p) => p.id)).toEqual([
+      "a",
+      "b",
+    ]);
+
+    const patched = await call("PATCH", `/v1/rooms/${room}/peers/a`, {
+      token: ta,
+      headers: { "Content-Type": "application/merge-patch+json" },
+      body: JSON.stringify({ meta: null, position: { x: 5, y: 6 } }),
+    });
+    expect(patched.status).toBe(200);
+    expect(await patched.json()).toMatchObject({ id: "a", meta: {}, position: { x: 5, y: 6 } });
+    const evs = await poll(room, "b", tb);
+    expect(evs.events.map((e) => e.type)).toContain("peer-updated");
+
+    expect((await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta })).status).toBe(204);
+    const left = await poll(room, "b", tb, evs.cursor);
+    expect(left.events).toEqual([
+      expect.objectContaining({ type: "peer-left", peer: "a", reason: "left" }),
+    ]);
+    await problemOf(await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta }), 404);
+  });
+
+  it("rejects bad bodies, media types and ids", async () => {
+    const room = freshRoom();
+    const ta = await token("a", room);
+    await problemOf(
+      await call("POST", `/v1/rooms/${room}/peers`, {
+        token: ta,
+        headers: { "Content-Type": "application/json" },
+        body: "{nope",
+      }),
+      400,
+    );
+    await problemOf(
+      await call("POST", `/v1/rooms/${room}/peers`, {
+        token: ta,
+        json: { kind: "rover", extra: 1 },
+      }),
+      400,
+    );
+    await problemOf(
+      await call("POST", `/v1/rooms/${room}/peers`, {
+        token: ta,
+        json: { position: { x: "1", y: 2 } },
+      }),
+      400,
+    );
+    await problemOf(
+      await call("POST", `/v1/rooms/${room}/peers`, {
+        token: ta,
+        headers: { "Content-Type": "text/plain" },
+        body: "hi",
+      }),
+      415,
+    );
+    await problemOf(
+      await call("POST", `/v1/rooms/${room}/peers`, {
+        token: ta,
+        json: { meta: { blob: "x".repeat(17 * 1024) } },
+      }),
+      413,
+    );
+    const tt = await token("a", "*");
+    await problemOf(await call("GET", "/v1/rooms/bad%20room/peers", { token: tt }), 400);
+    await problemOf(await call("GET", `/v1/rooms/${"x".repeat(65)}/peers`, { token: tt }), 400);
+    await problemOf(
+      await call("PATCH", `/v1/rooms/${room}/peers/a`, {
+        token: ta,
+        headers: { "Content-Type": "text/plain" },
+        body: "{}",
+      }),
+      415,
+    );
+  });
+
+  it("a full room answers 503 with Retry-After (MAX_PEERS_PER_ROOM)", async () => {
+    // The test config sets MAX_PEERS_PER_ROOM=4.
+    const room = freshRoom("full");
+    for (const id of ["p1", "p2", "p3", "p4"])
+      expect((await join(room, await token(id, room))).res.status).toBe(201);
+    const res = await call("POST", `/v1/rooms/${room}/peers`, {
+      token: await token("p5", room),
+      json: {},
+    });
+    const p = await problemOf(res, 503);
+    expect(p.title).toBe("Room full");
+    expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+  });
+
+  it("nearby events when the set of peers within NEARBY_RADIUS changes", async () => {
+    // The test config sets NEARBY_RADIUS=5.
+    const room = freshRoom("near");
+    const ta = await token("a", room);
+    const tb = await token("b", room);
+    const ja = await join(room, ta, { position: { x: 0, y: 0 } });
+    await join(room, tb, { position: { x: 3, y: 4 } });
+    const ea = await poll(room, "a", ta, ja.body.cursor);
+    expect(ea.events.filter((e) => e.type === "nearby")).toEqual([
+      expect.objectContaining({ peers: ["b"] }),
+    ]);
+    await call("PATCH", `/v1/rooms/${room}/peers/b`, {
+      token: tb,
+      json: { position: { x: 30, y: 40 } },
+    });
+    const ea2 = await poll(room, "a", ta, ea.cursor);
+    expect(ea2.events.filter((e) => e.type === "nearby")).toEqual([
+      expect.objectContaining({ peers: [] }),
+    ]);
+    // A different map is never nearby.
+    await call("PATCH", `/v1/rooms/${room}/peers/b`, {
+      token: tb,
+      json: { position: { x: 0, y: 1, map: "other" } },
+    });
+    const ea3 = await poll(room, "a", ta, ea2.cursor);
+    expect(ea3.events.filter((e) => e.type === "nearby")).toEqual([]);
+  });
+});
