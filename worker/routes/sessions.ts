@@ -73,6 +73,13 @@ async function actor(c: Ctx, r: string, sid: string): Promise<string> {
   return (await roomStub(c, r).partyFor(sid)) ?? cl.sub;
 }
 
+/** The acting party, checked (404 unknown session, 403 not a party) before the body is read. */
+async function party(c: Ctx, r: string, sid: string): Promise<string> {
+  const by = await actor(c, r, sid);
+  unwrap(await roomStub(c, r).ufragOf(sid, by));
+  return by;
+}
+
 /** The answer in time (`ok`), or the 202 "later" response, or an error. */
 async function answerOrLater(
   c: Ctx,
@@ -150,11 +157,11 @@ sessionRoutes.get("/:sid", async (c) => {
 sessionRoutes.post("/:sid", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
+  const stub = roomStub(c, r);
+  const by = await party(c, r, sid);
   const sdp = await readSdp(c);
   const match = requireIfMatch(c);
   const wait = offerWaitS(c);
-  const stub = roomStub(c, r);
-  const by = await actor(c, r, sid);
   const { etag } = unwrap(await stub.restart(sid, by, "offer", sdp, match, wait.waitS * 1000));
   const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000);
   return answerOrLater(c, r, sid, etag, st, wait, CONTENT_TYPE.sdp, 200);
@@ -164,10 +171,10 @@ sessionRoutes.post("/:sid", sdpLimit, async (c) => {
 sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
+  const stub = roomStub(c, r);
+  const by = await party(c, r, sid);
   const frag = await readFrag(c);
   const match = requireIfMatch(c);
-  const stub = roomStub(c, r);
-  const by = await actor(c, r, sid);
   const known = unwrap(await stub.ufragOf(sid, by));
   // Before its description reached the edge (an answerer trickles while it answers), a party's
   // ufrag is unknown: its candidates are a trickle, kept in order for the other party.
@@ -200,10 +207,10 @@ sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
 sessionRoutes.post("/:sid/answer", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
+  const by = await party(c, r, sid);
   const type = requireMediaType(c, CONTENT_TYPE.sdp, CONTENT_TYPE.sdpfrag);
   const body = type === CONTENT_TYPE.sdp ? await readSdp(c) : (await readFrag(c)).text;
   const kind = type === CONTENT_TYPE.sdp ? "offer" : "restart";
-  const by = await actor(c, r, sid);
   unwrap(await roomStub(c, r).answer(sid, by, kind, body, ifMatch(c)));
   return c.body(null, 204);
 });
