@@ -7,7 +7,7 @@
  */
 import { Agent, type AgentMessage } from "../rover/agent.ts";
 import { DEV_SECRET, startLocalEdge } from "../rover/local-edge.ts";
-import { parseEcho, ProbeStats, probeMessage } from "../rover/probe.ts";
+import { ProbeStats, parseEcho, probeMessage } from "../rover/probe.ts";
 import { formatStatus } from "../rover/status-line.ts";
 import { mintToken } from "../shared/token.ts";
 
@@ -17,17 +17,22 @@ const secret = process.env.ROVERLINK_SECRET ?? DEV_SECRET;
 const tty = Boolean(process.stdout.isTTY);
 const say = (s: string) => process.stdout.write(`${tty ? "\r\x1b[2K" : ""}${s}\n`);
 
-if (!process.env.ROVERLINK_SECRET) say("roverlink: ROVERLINK_SECRET is not set: using a development secret (never in production)");
+if (!process.env.ROVERLINK_SECRET)
+  say("roverlink: ROVERLINK_SECRET is not set: using a development secret (never in production)");
 say("roverlink: starting the local edge (workerd) ...");
-const edge = await startLocalEdge({ port, persistTo: ".wrangler/state", vars: { ROVERLINK_SECRET: secret } }).catch(
-  (e: Error) => {
-    say(`roverlink: ${e.message.split("\n")[0]}`);
-    process.exit(1);
-  },
-);
+const edge = await startLocalEdge({
+  port,
+  persistTo: ".wrangler/state",
+  vars: { ROVERLINK_SECRET: secret },
+}).catch((e: Error) => {
+  say(`roverlink: ${e.message.split("\n")[0]}`);
+  process.exit(1);
+});
 const curlToken = await mintToken({ secret, sub: "curl", room: ROOM, ttlSeconds: 3600 });
 say(`edge:    ${edge.url}   (browser console: ${edge.url}/)`);
-say(`try:     curl -s -H "Authorization: Bearer ${curlToken}" ${edge.url}/v1/rooms/${ROOM}/peers | jq`);
+say(
+  `try:     curl -s -H "Authorization: Bearer ${curlToken}" ${edge.url}/v1/rooms/${ROOM}/peers | jq`,
+);
 
 const agent = async (id: string, connect: string[]) =>
   new Agent({
@@ -59,7 +64,9 @@ alpha.on("handover", (h: { kind: string; gapMs: number }) => {
   say(`handover: ${h.kind} done, link back after ${h.gapMs} ms`);
   setTimeout(() => {
     const f = stats.figures(Date.now());
-    say(`check:   ${f.sent} probes sent, ${f.received} echoed, ${f.lost} lost, ${f.duplicated} duplicated, ${f.reordered} reordered`);
+    say(
+      `check:   ${f.sent} probes sent, ${f.received} echoed, ${f.lost} lost, ${f.duplicated} duplicated, ${f.reordered} reordered`,
+    );
     say("running: Ctrl-C to stop");
   }, 1500);
 });
@@ -83,7 +90,11 @@ const probe = setInterval(() => {
 }, 50);
 const status = setInterval(() => {
   const f = stats.figures(Date.now());
-  const line = formatStatus("alpha", alpha.stats(), `probes ${f.received}/${f.sent} lost ${f.lost}`);
+  const line = formatStatus(
+    "alpha",
+    alpha.stats(),
+    `probes ${f.received}/${f.sent} lost ${f.lost}`,
+  );
   if (tty) process.stdout.write(`\r\x1b[2K${line}`);
   else say(line);
 }, 1000);
