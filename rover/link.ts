@@ -589,6 +589,17 @@ export class Link extends EventEmitter {
     dc.send(typeof data === "string" ? data : Buffer.from(data));
   }
 
+  /** The selected ICE pair's send counters (werift internals), for benchmarks. */
+  selectedPair(): { packetsSent: number; bytesSent: number } | null {
+    const conn = (
+      this.#pc as unknown as {
+        iceTransports?: { connection: { nominated?: { packetsSent: number; bytesSent: number } } }[];
+      } | null
+    )?.iceTransports?.[0]?.connection;
+    const n = conn?.nominated;
+    return n ? { packetsSent: n.packetsSent, bytesSent: n.bytesSent } : null;
+  }
+
   path(): Path {
     const conn = (
       this.#pc as unknown as { iceTransports?: { connection: { nominated?: Nominated } }[] } | null

@@ -1,133 +1,43 @@
 // Handover in the carrier-NAT lab (docs/lab.md): two `roverlink rover` processes, A (wifi + cell)
 // probing B (--echo) at 50 msg/s on `control` through TURN, while rover A's network fails in
 // the ways it does in the field. Each scenario: 0 lost, duplicated or reordered; the gap is printed.
-import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  execIn,
   fault,
   lab,
   labAddresses,
   labDown,
   labUnavailableReason,
   labUp,
-  nodeIn,
   REPO_ROOT,
   startEdge,
   startTurn,
-  stopChild,
   stopTurn,
 } from "./lab.ts";
+import { type Figures, runScenario, sleep, waitEdge } from "./scenario.ts";
 
 const unavailable = labUnavailableReason();
 const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
 const SECRET = "lab-edge-secret-lab-edge-secret";
 const CLI = "rover/cli.ts";
-const dir = mkdtempSync(join(tmpdir(), "roverlink-lab-"));
 let edgeUrl = "";
-let roverB: ChildProcess | undefined;
-let roomN = 0;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Figures {
-  sent: number;
-  received: number;
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  maxGapMs: number;
-  handovers: number;
-  linkUpMs: number | null;
-}
-
-function capture(child: ChildProcess, name: string): () => string {
-  let out = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
-  });
-  child.stdout?.on("data", () => {});
-  return () => `${name} log tail:\n${out.split("\n").slice(-25).join("\n")}`;
-}
-
-async function waitEdge(): Promise<void> {
-  const end = Date.now() + 60_000;
-  while (Date.now() < end) {
-    try {
-      if (execIn("b", "curl", ["-sf", "-m", "2", `${edgeUrl}/healthz`], 5_000).trim() === "ok")
-        return;
-    } catch {
-      // not up yet
-    }
-    await sleep(500);
-  }
-  throw new Error("the lab edge did not come up");
-}
-
-/** Run A against B for `seconds`, applying `during` once the link is up; return A's figures. */
+/** Run a scenario, print its figures, return them (logs on failure). */
 async function scenario(
   name: string,
   seconds: number,
   during: () => Promise<void>,
   extra: string[] = [],
 ): Promise<Figures> {
-  const room = `lab-${++roomN}`;
-  const b = nodeIn("b", CLI, [
-    "rover",
-    "--edge",
-    edgeUrl,
-    "--room",
-    room,
-    "--id",
-    "b",
-    "--echo",
-    "--log-level",
-    "info",
-  ]);
-  const bLog = capture(b, "rover B");
-  await sleep(1500);
-  const stats = join(dir, `${name}.json`);
-  const a = nodeIn("a", CLI, [
-    "rover",
-    "--edge",
-    edgeUrl,
-    "--room",
-    room,
-    "--id",
-    "a",
-    "--connect",
-    "b",
-    "--probe",
-    "50",
-    "--duration",
-    String(seconds),
-    "--stats-json",
-    stats,
-    "--log-level",
-    "info",
-    ...extra,
-  ]);
-  const aLog = capture(a, "rover A");
-  const exited = new Promise<number | null>((resolve) => a.once("exit", (code) => resolve(code)));
-  try {
-    await sleep(6_000); // join, relay candidates, link up (TURN)
-    await during();
-    const code = await exited;
-    expect(code, aLog()).toBe(0);
-    const f = JSON.parse(readFileSync(stats, "utf8")) as Figures;
-    console.info(
-      `lab ${name}: sent ${f.sent}, lost ${f.lost}, dup ${f.duplicated}, reordered ${f.reordered}, max gap ${f.maxGapMs} ms, handovers ${f.handovers}, link up after ${f.linkUpMs} ms`,
-    );
-    if (f.lost > 0 || f.received === 0) console.error(aLog(), "\n", bLog());
-    return f;
-  } finally {
-    fault.heal();
-    await stopChild(a);
-    await stopChild(b);
-  }
+  const r = await runScenario(edgeUrl, name, seconds, during, extra);
+  const f = r.figures;
+  expect(r.exitCode, r.logs()).toBe(0);
+  console.info(
+    `lab ${name}: sent ${f.sent}, lost ${f.lost}, dup ${f.duplicated}, reordered ${f.reordered}, max gap ${f.maxGapMs} ms, handovers ${f.handovers}, link up after ${f.linkUpMs} ms`,
+  );
+  if (f.lost > 0 || f.received === 0) console.error(r.logs());
+  return f;
 }
 
 function expectNothingLost(f: Figures): void {
@@ -142,11 +52,10 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
     startTurn();
     process.env.ROVERLINK_SECRET = SECRET;
     edgeUrl = startEdge();
-    await waitEdge();
+    await waitEdge(edgeUrl);
   }, 120_000);
 
   afterAll(async () => {
-    if (roverB) await stopChild(roverB);
     await labDown();
   }, 60_000);
 
@@ -234,7 +143,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
         "TURN_TTL_S:20",
       ],
     });
-    await waitEdge();
+    await waitEdge(edgeUrl);
     const f = await scenario("turn-expiry", 50, async () => {});
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(2);

@@ -1,0 +1,54 @@
+/** Summary statistics for benchmark samples. */
+export interface Summary {
+  n: number;
+  median: number | null;
+  p95: number | null;
+  p99: number | null;
+  min: number | null;
+  max: number | null;
+  /** Interquartile range: the spread around the median. */
+  iqr: number | null;
+}
+
+export function quantile(sorted: readonly number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  const a = sorted[lo] as number;
+  const b = sorted[hi] as number;
+  return a + (b - a) * (pos - lo);
+}
+
+export function summarize(samples: readonly number[]): Summary {
+  const s = [...samples].filter(Number.isFinite).sort((a, b) => a - b);
+  const r = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
+  const q1 = quantile(s, 0.25);
+  const q3 = quantile(s, 0.75);
+  return {
+    n: s.length,
+    median: r(quantile(s, 0.5)),
+    p95: r(quantile(s, 0.95)),
+    p99: r(quantile(s, 0.99)),
+    min: r(s[0] ?? null),
+    max: r(s.at(-1) ?? null),
+    iqr: q1 === null || q3 === null ? null : r(q3 - q1),
+  };
+}
+
+/** a / b, rounded; null when either is missing. */
+export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  if (a === null || a === undefined || b === null || b === undefined || b === 0) return null;
+  return Math.round((a / b) * 100) / 100;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await sleep(5);
+  }
+  return true;
+}

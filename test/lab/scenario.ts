@@ -1,0 +1,114 @@
+// One handover scenario in the lab, reusable by the lab tests and bench/: two `roverlink rover`
+// processes (B in rl-b echoing, A in rl-a probing B at 50 msg/s on control through the lab edge),
+// a fault applied to rover A once the link is up, and A's probe figures (--stats-json).
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execIn, fault, nodeIn, stopChild } from "./lab.ts";
+
+export interface Figures {
+  sent: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  maxGapMs: number;
+  handovers: number;
+  linkUpMs: number | null;
+  rttMs: { p50: number | null; p99: number | null };
+}
+
+const CLI = "rover/cli.ts";
+const dir = mkdtempSync(join(tmpdir(), "roverlink-lab-"));
+let roomN = 0;
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function capture(child: ChildProcess, name: string): () => string {
+  let out = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+  });
+  child.stdout?.on("data", () => {});
+  return () => `${name} log tail:\n${out.split("\n").slice(-25).join("\n")}`;
+}
+
+/** Wait until the lab edge answers /healthz from rover B's namespace. */
+export async function waitEdge(edgeUrl: string): Promise<void> {
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) {
+    try {
+      if (execIn("b", "curl", ["-sf", "-m", "2", `${edgeUrl}/healthz`], 5_000).trim() === "ok")
+        return;
+    } catch {
+      // not up yet
+    }
+    await sleep(500);
+  }
+  throw new Error("the lab edge did not come up");
+}
+
+export interface ScenarioResult {
+  figures: Figures;
+  exitCode: number | null;
+  logs: () => string;
+}
+
+/** Run A against B for `seconds`, applying `during` once the link is up. Heals the lab after. */
+export async function runScenario(
+  edgeUrl: string,
+  name: string,
+  seconds: number,
+  during: () => Promise<void>,
+  extra: string[] = [],
+): Promise<ScenarioResult> {
+  const room = `lab-${process.pid}-${++roomN}`;
+  const b = nodeIn("b", CLI, [
+    "rover",
+    "--edge",
+    edgeUrl,
+    "--room",
+    room,
+    "--id",
+    "b",
+    "--echo",
+    "--log-level",
+    "info",
+  ]);
+  const bLog = capture(b, "rover B");
+  await sleep(1500);
+  const stats = join(dir, `${name}-${roomN}.json`);
+  const a = nodeIn("a", CLI, [
+    "rover",
+    "--edge",
+    edgeUrl,
+    "--room",
+    room,
+    "--id",
+    "a",
+    "--connect",
+    "b",
+    "--probe",
+    "50",
+    "--duration",
+    String(seconds),
+    "--stats-json",
+    stats,
+    "--log-level",
+    "info",
+    ...extra,
+  ]);
+  const aLog = capture(a, "rover A");
+  const exited = new Promise<number | null>((resolve) => a.once("exit", (code) => resolve(code)));
+  try {
+    await sleep(6_000); // join, relay candidates, link up (TURN)
+    await during();
+    const exitCode = await exited;
+    const figures = JSON.parse(readFileSync(stats, "utf8")) as Figures;
+    return { figures, exitCode, logs: () => `${aLog()}\n${bLog()}` };
+  } finally {
+    fault.heal();
+    await stopChild(a);
+    await stopChild(b);
+  }
+}
