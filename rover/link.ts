@@ -593,7 +593,9 @@ export class Link extends EventEmitter {
   selectedPair(): { packetsSent: number; bytesSent: number } | null {
     const conn = (
       this.#pc as unknown as {
-        iceTransports?: { connection: { nominated?: { packetsSent: number; bytesSent: number } } }[];
+        iceTransports?: {
+          connection: { nominated?: { packetsSent: number; bytesSent: number } };
+        }[];
       } | null
     )?.iceTransports?.[0]?.connection;
     const n = conn?.nominated;
