@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import pino, { type Logger } from "pino";
-import { RoverlinkClient, type TokenSource } from "../shared/client.ts";
+import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
 import type { HealthConfig } from "./health.ts";
@@ -38,6 +38,8 @@ export interface AgentOptions {
    * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
    */
   manageRoutes?: boolean;
+  /** Wrap the HTTP fetch (tests inject faults with it). */
+  wrapFetch?: (f: FetchFn) => FetchFn;
   /** Extra host candidate addresses for werift (default: 127.0.0.1 when the edge is local). */
   iceAdditionalHostAddresses?: string[];
 }
@@ -78,6 +80,7 @@ export class Agent extends EventEmitter {
   #net: NetWatch | null = null;
   #iceTimer: NodeJS.Timeout | null = null;
   #handovers = 0;
+  readonly #incarnation = Math.random().toString(36).slice(2, 10);
   #uplinks: UplinkManager | null = null;
 
   constructor(o: AgentOptions) {
@@ -86,10 +89,12 @@ export class Agent extends EventEmitter {
     this.id = o.id;
     this.room = o.room;
     this.log = o.logger ?? pino({ level: "silent" });
+    // Short request timeouts: a request stuck on a dead uplink must not hold up a handover.
     this.#client = new RoverlinkClient({
       baseUrl: o.edge,
       token: o.token,
-      fetch: this.#http.fetch,
+      fetch: o.wrapFetch ? o.wrapFetch(this.#http.fetch) : this.#http.fetch,
+      timeoutMs: 5_000,
     });
   }
 
@@ -124,7 +129,9 @@ export class Agent extends EventEmitter {
     const body: { kind: string; meta?: Record<string, unknown>; position?: Position } = {
       kind: this.#o.kind ?? "rover",
     };
-    if (this.#o.meta) body.meta = this.#o.meta;
+    // A new incarnation tells peers this process is new even when the edge still lists us (a
+    // restart within the presence TTL): they rebuild their link instead of restarting a dead one.
+    body.meta = { ...this.#o.meta, incarnation: this.#incarnation };
     if (this.#o.position) body.position = this.#o.position;
     const j = await this.#client.join(this.room, body);
     this.#peers.clear();
@@ -203,9 +210,10 @@ export class Agent extends EventEmitter {
     switch (ev.type) {
       case "peer-joined":
       case "peer-updated": {
-        const had = this.#peers.has(ev.peer.id);
+        const prev = this.#peers.get(ev.peer.id);
         this.#peers.set(ev.peer.id, ev.peer);
-        if (ev.type === "peer-joined" || !had) {
+        const reborn = prev !== undefined && prev.meta.incarnation !== ev.peer.meta.incarnation;
+        if (ev.type === "peer-joined" || !prev || reborn) {
           this.emit("peer-joined", ev.peer);
           if (this.#o.connect?.includes(ev.peer.id)) {
             // A re-joined peer lost its PeerConnection: link afresh.
