@@ -83,6 +83,7 @@ export class Link extends EventEmitter {
   #restartStartedAt: number | null = null;
   /** The PeerConnection for which "up" was emitted. */
   #upFor: RTCPeerConnection | null = null;
+  #ufragAtRestart: string | null = null;
   #downSince: number | null = null;
   telemetryDropped = 0;
   backlogRejected = 0;
@@ -143,6 +144,7 @@ export class Link extends EventEmitter {
       if (pc !== this.#pc) return;
       this.#o.log.debug({ peer: this.peer, ice: s }, "ice state");
       this.health.onIceState(s, Date.now());
+      if (s === "connected" || s === "completed") this.#restartCompleted(Date.now());
       this.#tick();
     });
     pc.onDataChannel.subscribe((dc) => this.#wire(dc));
@@ -309,6 +311,30 @@ export class Link extends EventEmitter {
 
   #markRestart(): void {
     if (this.#restartStartedAt === null) this.#restartStartedAt = Date.now();
+    this.#ufragAtRestart = this.#ice()?.localUsername ?? null;
+  }
+
+  /** werift's ICE connection (internal API; see docs/werift-patches.md). */
+  #ice(): { localUsername: string; nominated?: unknown } | undefined {
+    return (
+      this.#pc as unknown as {
+        iceTransports?: { connection: { localUsername: string; nominated?: unknown } }[];
+      } | null
+    )?.iceTransports?.[0]?.connection;
+  }
+
+  /**
+   * The restart is done once the new ICE session has selected a pair. Until then data may still
+   * flow over the old pair (make-before-break), which does not count: a lost restart offer must
+   * be retried.
+   */
+  #restartCompleted(now: number): void {
+    if (this.health.state !== "restarting" || this.#restartStartedAt === null) return;
+    const ice = this.#ice();
+    if (!ice?.nominated || ice.localUsername === this.#ufragAtRestart) return;
+    this.health.onRestartDone(now);
+    this.#handoverDone(now, "restart");
+    this.emit("up", { path: this.path(), firstTime: false });
   }
 
   async #restartIce(reason: string, attempt: number): Promise<void> {
@@ -506,11 +532,7 @@ export class Link extends EventEmitter {
   #onMessage(dc: RTCDataChannel, m: string | Buffer): void {
     const now = Date.now();
     this.health.onReceive(now);
-    if (this.health.state === "restarting" && this.#restartStartedAt !== null) {
-      this.health.onRestartDone(now);
-      this.#handoverDone(now, "restart");
-      this.emit("up", { path: this.path(), firstTime: false });
-    }
+    this.#restartCompleted(now);
     const text = typeof m === "string" ? m : null;
     if (dc.label === "telemetry" && text?.startsWith(PROBE_PREFIX)) {
       const p = JSON.parse(text) as { rlp: string; i: number };

@@ -96,6 +96,16 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
+  // The edge runs in its own process group: take it down with us even if stop() is never called.
+  const reap = () => {
+    try {
+      process.kill(-(child.pid as number), "SIGTERM");
+    } catch {
+      // already gone
+    }
+  };
+  process.once("exit", reap);
+  void exited.then(() => process.off("exit", reap));
   let gone = false;
   void exited.then(() => {
     gone = true;

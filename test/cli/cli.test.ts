@@ -164,6 +164,10 @@ describe("roverlink CLI", () => {
       expect(f).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 });
       expect(f.received).toBe(f.sent);
       expect(f.linkUpMs).toBeGreaterThan(0);
+      const rtt = f.rttMs as unknown as { p50: number; p99: number };
+      // Loopback: a sensible RTT is positive and well under a second.
+      expect(rtt.p50).toBeGreaterThan(0);
+      expect(rtt.p99).toBeLessThan(1000);
       expect((await bravo).code).toBe(0);
     });
   });

@@ -3,9 +3,12 @@
  * on loopback UDP: linking, both channels both ways, and handovers (ICE restart, full rebuild,
  * glare) in the middle of a 50 msg/s control stream with nothing lost, duplicated or reordered.
  */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent, type AgentMessage } from "../../rover/agent.ts";
-import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
+import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import type { FetchFn } from "../../shared/client.ts";
 import { mintToken } from "../../shared/token.ts";
 
 const SECRET = "integration-secret-integration-secret";
@@ -22,8 +25,14 @@ afterAll(async () => {
 });
 
 let roomN = 0;
-async function agent(room: string, id: string, connect: string[] = []): Promise<Agent> {
+async function agent(
+  room: string,
+  id: string,
+  connect: string[] = [],
+  wrapFetch?: (f: FetchFn) => FetchFn,
+): Promise<Agent> {
   const a = new Agent({
+    ...(wrapFetch ? { wrapFetch } : {}),
     edge: edge.url,
     room,
     id,
@@ -191,5 +200,74 @@ describe("rover agents through the local edge", () => {
     b.send("c", "control", "from b");
     await until(() => atC.length === 2);
     expect(atC.map((m) => `${m.peer}:${m.data}`).sort()).toEqual(["a:from a", "b:from b"]);
+  });
+
+  it("a restart offer lost in transit is recovered by the retry", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    let rePosts = 0;
+    // The first ICE-restart re-POST never reaches the edge (the uplink ate it).
+    const dropFirstRestart =
+      (f: FetchFn): FetchFn =>
+      async (url, init) => {
+        if (init.method === "POST" && /\/sessions\/[^/]+$/.test(new URL(url).pathname)) {
+          rePosts++;
+          if (rePosts === 1) throw new TypeError("fetch failed: connection reset (injected)");
+        }
+        return f(url, init);
+      };
+    const a = await agent(room, "a", ["b"], dropFirstRestart);
+    await waitFor(a, "link-up");
+    echo(b);
+    const handover = waitFor<{ kind: string }>(a, "handover");
+    const got = await stream(a, "b", 200, 50, (i) => {
+      if (i === 30) void a.restart("b");
+    });
+    expect(got).toEqual(expected(200));
+    await handover;
+    expect(rePosts).toBeGreaterThanOrEqual(2);
+  });
+
+  it("killing and restarting an agent process resumes its links", async () => {
+    const room = `int-${++roomN}`;
+    const cli = join(REPO_ROOT, "rover", "cli.ts");
+    const startB = () =>
+      spawn(
+        process.execPath,
+        [
+          cli,
+          "rover",
+          "--edge",
+          edge.url,
+          "--room",
+          room,
+          "--id",
+          "b",
+          "--echo",
+          "--log-level",
+          "warn",
+        ],
+        { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
+      );
+    let b = startB();
+    try {
+      const a = await agent(room, "a", ["b"]);
+      await waitFor(a, "link-up", () => true, 30_000);
+      const echoes: string[] = [];
+      a.on("message", (m: AgentMessage) => echoes.push(String(m.data)));
+      a.send("b", "control", "before");
+      await until(() => echoes.includes("before"));
+      // Killed: no goodbye; the edge still lists b until its presence expires.
+      b.kill("SIGKILL");
+      await new Promise((r) => setTimeout(r, 500));
+      b = startB();
+      await waitFor(a, "link-up", () => true, 30_000);
+      // The new process announced a new incarnation; a rebuilt its link, and it carries data.
+      a.send("b", "control", "after");
+      await until(() => echoes.includes("after"), 20_000);
+      expect(echoes).toContain("after");
+    } finally {
+      b.kill("SIGKILL");
+    }
   });
 });
