@@ -16,6 +16,16 @@ import { offerRoutes, sessionRoutes } from "./routes/sessions.ts";
 
 export const app = new Hono<AppEnv>();
 
+// OPTIONS (the CORS middleware answers it): also say what the session routes accept (WHIP,
+// RFC 9725 §4.1).
+app.use("*", async (c, next) => {
+  await next();
+  if (c.req.method === "OPTIONS" && c.res.status === 204) {
+    c.res.headers.set("Accept-Post", CONTENT_TYPE.sdp);
+    c.res.headers.set("Accept-Patch", CONTENT_TYPE.sdpfrag);
+  }
+});
+
 app.use(
   "*",
   cors({
@@ -36,6 +46,7 @@ app.get("/healthz", (c) => c.text("ok", 200, { "Cache-Control": "no-store" }));
 app.use("/v1/*", requireToken);
 // Per token subject (Workers Rate Limiting API); long-polls count, so limits are generous.
 app.use("/v1/*", async (c, next) => {
+  if (c.req.method === "OPTIONS") return next();
   const { success } = await c.env.RATE_LIMITER.limit({ key: c.get("claims").sub });
   if (!success)
     throw problem(429, "Too many requests", "rate limit for this peer exceeded", {
@@ -93,6 +104,5 @@ app.onError((err, c) => {
   if (origin) res.headers.set("Access-Control-Allow-Origin", origin);
   res.headers.set("Access-Control-Expose-Headers", EXPOSED_HEADERS.join(", "));
   res.headers.set("Vary", "Origin");
-  void CONTENT_TYPE;
   return res;
 });

@@ -13,6 +13,8 @@ export type AuthVars = { claims: TokenClaims };
 
 export const requireToken = createMiddleware<{ Bindings: EdgeEnv; Variables: AuthVars }>(
   async (c, next) => {
+    // OPTIONS needs no token (contract): CORS preflights and WHIP-style capability queries.
+    if (c.req.method === "OPTIONS") return next();
     const secret = c.env.ROVERLINK_SECRET;
     if (!secret) {
       throw problem(503, "Not configured", "the edge has no ROVERLINK_SECRET configured", {

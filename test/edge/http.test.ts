@@ -17,6 +17,13 @@ describe("HTTP surface", () => {
     expect(wrong2.headers.get("Allow")).toBe("POST");
   });
 
+  it("OPTIONS needs no token and says what the routes accept", async () => {
+    const r = await call("OPTIONS", "/v1/rooms/r1/peers/b/sessions");
+    expect(r.status).toBe(204);
+    expect(r.headers.get("Accept-Post")).toBe("application/sdp");
+    expect(r.headers.get("Accept-Patch")).toBe("application/trickle-ice-sdpfrag");
+  });
+
   it("CORS: preflight 204 with allowed and exposed headers; errors carry CORS headers too", async () => {
     const pre = await call("OPTIONS", "/v1/rooms/r1/peers/b/sessions", {
       headers: {
