@@ -90,11 +90,7 @@ const probe = setInterval(() => {
 }, 50);
 const status = setInterval(() => {
   const f = stats.figures(Date.now());
-  const line = formatStatus(
-    "alpha",
-    alpha.stats(),
-    `probes ${f.received}/${f.sent} lost ${f.lost}`,
-  );
+  const line = formatStatus("alpha", alpha.stats(), `probes echoed ${f.received}/${f.sent}`);
   if (tty) process.stdout.write(`\r\x1b[2K${line}`);
   else say(line);
 }, 1000);
