@@ -1,125 +1,110 @@
 /**
  * 5. Footprint: a rover agent's memory (RSS of a real `roverlink rover` process) idle and linked,
- * and the wire cost of an idle link, against a WireGuard-style 25 s keepalive.
- * Wire cost: packets and bytes the link's selected pair sent in both directions while idle
- * (werift counters: DTLS records, i.e. probes, acks and SCTP heartbeats; ICE consent checks are
- * STUN and are counted separately from werift's consent interval).
+ * and what an idle link costs on the wire per day, counted packet by packet with iptables in a
+ * network namespace of our own (bench/idle-link.ts), against a WireGuard-style 25 s keepalive.
+ * Needs root (namespace, iptables); otherwise says so and measures nothing.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
-import { Agent } from "../rover/agent.ts";
-import { type LocalEdge, REPO_ROOT } from "../rover/local-edge.ts";
-import { mintToken } from "../shared/token.ts";
-import { BENCH_SECRET } from "./peers.ts";
-import { sleep } from "./stats.ts";
+import { REPO_ROOT } from "../rover/local-edge.ts";
+import type { Counted, IdleLinkFigures } from "./idle-link.ts";
+
+export interface PerDay {
+  packetsPerDay: number;
+  bytesPerDay: number;
+}
 
 export interface Footprint {
-  rssIdleMiB: number;
-  rssLinkedMiB: number;
-  idleLink: { seconds: number; packetsPerDay: number; bytesPerDay: number; note: string };
-  wireguardKeepalive: { packetsPerDay: number; bytesPerDay: number };
-  ratioBytes: number | null;
+  available: boolean;
+  note?: string;
+  rssBareNodeMiB?: number;
+  rssIdleMiB?: number;
+  rssLinkedMiB?: number;
+  idleSeconds?: number;
+  /** The link (UDP, both directions). */
+  link?: PerDay;
+  /** Each rover's signaling to the edge while idle (TCP, both rovers, both directions). */
+  signaling?: PerDay;
+  /** Persistent keepalive every 25 s, one way: 32-byte WireGuard message + 28 bytes UDP/IPv4. */
+  wireguard: PerDay;
+  /** roverlink link bytes/day over WireGuard's. */
+  ratioLinkBytes?: number;
+  ratioLinkPackets?: number;
 }
 
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
-}
+const WIREGUARD: PerDay = { packetsPerDay: 86400 / 25, bytesPerDay: (86400 / 25) * (32 + 28) };
 
-function rover(edge: LocalEdge, room: string, id: string, extra: string[]): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      join(REPO_ROOT, "rover/cli.ts"),
-      "rover",
-      "--edge",
-      edge.url,
-      "--room",
-      room,
-      "--id",
-      id,
-      "--log-level",
-      "warn",
-      ...extra,
-    ],
-    {
-      env: { ...process.env, ROVERLINK_SECRET: BENCH_SECRET },
-      stdio: "ignore",
-    },
-  );
-}
+const perDay = (c: Counted, seconds: number): PerDay => ({
+  packetsPerDay: Math.round((c.packets / seconds) * 86400),
+  bytesPerDay: Math.round((c.bytes / seconds) * 86400),
+});
 
-export async function footprint(edge: LocalEdge, idleSeconds: number): Promise<Footprint> {
-  const room = `bench-fp-${process.pid}`;
-  const a = rover(edge, room, "a", ["--connect", "b"]);
-  await sleep(4_000);
-  const rssIdleMiB = rssMiB(a.pid as number);
-  const b = rover(edge, room, "b", ["--echo"]);
-  await sleep(8_000);
-  const rssLinkedMiB = rssMiB(a.pid as number);
-  a.kill("SIGTERM");
-  b.kill("SIGTERM");
-
-  // Idle link, in process, to read werift's pair counters.
-  const r2 = `${room}-idle`;
-  const mk = async (id: string, connect: string[]) =>
-    new Agent({
-      edge: edge.url,
-      room: r2,
-      id,
-      token: await mintToken({ secret: BENCH_SECRET, sub: id, room: r2, ttlSeconds: 3600 }),
-      connect,
-      watchNetwork: false,
-    });
-  const x = await mk("x", []);
-  await x.start();
-  const y = await mk("y", ["x"]);
-  const up = new Promise<void>((res) => y.once("link-up", () => res()));
-  await y.start();
-  await up;
-  await sleep(2_000);
-  const before = Date.now();
-  const s0 = countAll(y);
-  await sleep(idleSeconds * 1000);
-  const s1 = countAll(y);
-  const secs = (Date.now() - before) / 1000;
-  await Promise.all([x.stop(), y.stop()]);
-  // Both directions cross the link; y's pair sees what y sent, x's what x sent: y sent about half.
-  const packets = (s1.packets - s0.packets) * 2;
-  const bytes = (s1.bytes - s0.bytes) * 2;
-  // ICE consent (RFC 7675): a STUN binding about every 5 s each way, ~100 bytes with UDP/IP.
-  const consentPacketsPerDay = 2 * (86400 / 5) * 2;
-  const packetsPerDay = Math.round((packets / secs) * 86400 + consentPacketsPerDay);
-  const bytesPerDay = Math.round(
-    ((bytes + packets * 28) / secs) * 86400 + consentPacketsPerDay * 100,
-  );
-  // WireGuard persistent keepalive every 25 s: 32-byte message + 28 bytes UDP/IPv4 headers, one way.
-  const wg = { packetsPerDay: Math.round(86400 / 25), bytesPerDay: Math.round((86400 / 25) * 60) };
-  return {
-    rssIdleMiB,
-    rssLinkedMiB,
-    idleLink: {
-      seconds: Math.round(secs),
-      packetsPerDay,
-      bytesPerDay,
-      note: "werift pair counters (DTLS records incl. 1/s health probes both ways, acks, SCTP heartbeats) + 28 B UDP/IP per packet + ICE consent estimated at one STUN exchange per 5 s",
-    },
-    wireguardKeepalive: wg,
-    ratioBytes: Math.round((bytesPerDay / wg.bytesPerDay) * 10) / 10,
-  };
-}
-
-/** Packets and bytes the agent's links sent on their selected pairs (werift internals). */
-function countAll(ag: Agent): { packets: number; bytes: number } {
-  let packets = 0;
-  let bytes = 0;
-  for (const link of ag.links().values()) {
-    const p = link.selectedPair();
-    if (p) {
-      packets += p.packetsSent;
-      bytes += p.bytesSent;
+function whyNot(): string | undefined {
+  if (process.platform !== "linux") return "needs Linux network namespaces";
+  if (process.getuid?.() !== 0) return "needs root (a network namespace and iptables counters)";
+  for (const tool of ["ip", "iptables"]) {
+    try {
+      execFileSync(tool, ["-V"], { stdio: "ignore" });
+    } catch {
+      return `needs ${tool}`;
     }
   }
-  return { packets, bytes };
+  return undefined;
+}
+
+export async function footprint(idleSeconds: number, settleS: number): Promise<Footprint> {
+  const why = whyNot();
+  if (why) return { available: false, note: `not measured: ${why}`, wireguard: WIREGUARD };
+  const ns = `rl-bench-${process.pid}`;
+  execFileSync("ip", ["netns", "add", ns]);
+  try {
+    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    const child = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        ns,
+        process.execPath,
+        join(REPO_ROOT, "bench/idle-link.ts"),
+        JSON.stringify({ seconds: idleSeconds, settleS }),
+      ],
+      {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err = (err + d.toString()).slice(-2000);
+    });
+    const limit = setTimeout(() => child.kill("SIGTERM"), (idleSeconds + 150) * 1000);
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+    clearTimeout(limit);
+    const line = out.trim().split("\n").at(-1) ?? "";
+    if (code !== 0 || !line.startsWith("{")) {
+      const last = err.trim().split("\n").at(-1) ?? `exit ${code}`;
+      return { available: false, note: `idle-link run failed: ${last}`, wireguard: WIREGUARD };
+    }
+    const f = JSON.parse(line) as IdleLinkFigures;
+    const link = perDay(f.udp, f.seconds);
+    return {
+      available: true,
+      rssBareNodeMiB: f.rssBareNodeMiB,
+      rssIdleMiB: f.rssIdleMiB,
+      rssLinkedMiB: f.rssLinkedMiB,
+      idleSeconds: f.seconds,
+      link,
+      signaling: perDay(f.tcp, f.seconds),
+      wireguard: WIREGUARD,
+      ratioLinkBytes: Math.round((link.bytesPerDay / WIREGUARD.bytesPerDay) * 10) / 10,
+      ratioLinkPackets: Math.round((link.packetsPerDay / WIREGUARD.packetsPerDay) * 10) / 10,
+    };
+  } finally {
+    execFileSync("ip", ["netns", "del", ns]);
+  }
 }

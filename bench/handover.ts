@@ -1,10 +1,13 @@
 /**
- * 2. Handover gap, from the carrier-NAT lab (needs root): per scenario, repeated runs of two
- * `roverlink rover` processes probing at 50 msg/s through TURN while rover A's network fails;
- * p50/p95 of the longest gap and the lost-message count. Baseline: stock werift peers (no
- * handover logic) under the same fault: how many of their messages still get through.
+ * 2. Handover gap, from the carrier-NAT lab (docs/lab.md; needs root): per scenario, repeated runs
+ * of two `roverlink rover` processes (A probing B at 50 msg/s on `control`, through TURN) while
+ * rover A's network fails (test/lab/scenario.ts, the same runner as the lab tests); p50/p95 of the
+ * longest gap without an echo, and lost messages. Baseline: two stock werift peers
+ * (test/lab/peer.ts: no restart, no rebuild, no reliable layer) under the same fault and the same
+ * 50 msg/s probe stream, with the same figures.
  */
-import { createInterface } from "node:readline";
+
+import { jsonLines } from "../test/lab/json-lines.ts";
 import {
   fault,
   labDown,
@@ -16,40 +19,117 @@ import {
   stopChild,
   turnRestCredentials,
 } from "../test/lab/lab.ts";
-import { runScenario, sleep, waitEdge } from "../test/lab/scenario.ts";
-import { type Summary, summarize } from "./stats.ts";
+import { runScenario, waitEdge } from "../test/lab/scenario.ts";
+import { ratio, type Summary, sleep, summarize } from "./stats.ts";
+
+export interface GapFigures {
+  runs: number;
+  gapMs: Summary;
+  lostPerRun: Summary;
+  lostTotal: number;
+  sentTotal: number;
+  duplicated: number;
+  reordered: number;
+  /** Runs where the probe process did not exit cleanly (its figures are still counted). */
+  failedRuns: number;
+}
 
 export interface HandoverRow {
   scenario: string;
-  runs: number;
-  gapMs: Summary;
-  lost: number;
-  duplicated: number;
-  reordered: number;
+  what: string;
+  /** Seconds of probing per run; the fault comes ~6 s in (roverlink) or 2 s after open (stock). */
+  seconds: number;
+  roverlink: GapFigures;
+  stockWerift: GapFigures;
+  /** Median gap, roverlink over stock werift (< 1: roverlink recovers sooner). */
+  ratioGapP50: number | null;
 }
 
 export interface Handover {
   available: boolean;
   note?: string;
   rows: HandoverRow[];
-  baseline?: { scenario: string; sentAfterFault: number; echoedAfterFault: number; note: string };
 }
 
-type Fault = { name: string; apply: () => Promise<void>; extra?: string[] };
+interface Scenario {
+  name: string;
+  what: string;
+  seconds: number;
+  apply: () => void;
+  extra?: string[];
+}
 
-const SCENARIOS: Fault[] = [
-  { name: "wifi-down", apply: async () => fault.wifiDown() },
-  { name: "wifi-carrier", apply: async () => fault.wifiCarrier(false) },
-  { name: "prefer-cell", apply: async () => fault.prefer("cell") },
+// Durations as in test/lab/handover.test.ts (the blackhole needs silence detection plus a restart).
+const SCENARIOS: Scenario[] = [
+  { name: "wifi-down", what: "wifi interface down", seconds: 16, apply: () => fault.wifiDown() },
+  {
+    name: "wifi-carrier",
+    what: "wifi carrier lost (address kept)",
+    seconds: 16,
+    apply: () => fault.wifiCarrier(false),
+  },
+  {
+    name: "prefer-cell",
+    what: "planned switch: cell preferred, wifi still up",
+    seconds: 14,
+    apply: () => fault.prefer("cell"),
+  },
   {
     name: "wifi-blackhole",
-    apply: async () => fault.wifiBlackhole(true),
+    what: "wifi silently drops everything (routes unchanged)",
+    seconds: 22,
+    apply: () => fault.wifiBlackhole(true),
     extra: ["--manage-routes"],
   },
 ];
 
-/** Stock werift peers (test/lab/peer.ts) relayed by TURN; messages every 20 ms; wifi goes down. */
-async function stockBaseline(turnUrl: string, secret: string): Promise<Handover["baseline"]> {
+interface Run {
+  gapMs: number;
+  lost: number;
+  sent: number;
+  duplicated: number;
+  reordered: number;
+  ok: boolean;
+}
+
+function figures(runs: Run[]): GapFigures {
+  return {
+    runs: runs.length,
+    gapMs: summarize(runs.map((r) => r.gapMs)),
+    lostPerRun: summarize(runs.map((r) => r.lost)),
+    lostTotal: runs.reduce((s, r) => s + r.lost, 0),
+    sentTotal: runs.reduce((s, r) => s + r.sent, 0),
+    duplicated: runs.reduce((s, r) => s + r.duplicated, 0),
+    reordered: runs.reduce((s, r) => s + r.reordered, 0),
+    failedRuns: runs.filter((r) => !r.ok).length,
+  };
+}
+
+async function roverlinkRun(edgeUrl: string, s: Scenario): Promise<Run> {
+  const r = await runScenario(
+    edgeUrl,
+    `bench-${s.name}`,
+    s.seconds,
+    async () => s.apply(),
+    s.extra ?? [],
+  );
+  const f = r.figures;
+  return {
+    gapMs: f.maxGapMs,
+    lost: f.lost,
+    sent: f.sent,
+    duplicated: f.duplicated,
+    reordered: f.reordered,
+    ok: r.exitCode === 0,
+  };
+}
+
+/**
+ * Stock werift peers relayed by TURN, probes every 20 ms from the offerer (B echoes), the fault
+ * 2 s after the channel opens; the same gap definition as the CLI's probe figures: the longest
+ * time without an echo, the last gap closed at the end when probes are still outstanding.
+ */
+async function stockRun(turnUrl: string, secret: string, s: Scenario): Promise<Run> {
   const servers = (id: string) => [{ urls: turnUrl, ...turnRestCredentials(secret, id, 600) }];
   const a = nodeIn("a", "test/lab/peer.ts", [
     JSON.stringify({ role: "offer", iceServers: servers("a") }),
@@ -57,55 +137,97 @@ async function stockBaseline(turnUrl: string, secret: string): Promise<Handover[
   const b = nodeIn("b", "test/lab/peer.ts", [
     JSON.stringify({ role: "answer", iceServers: servers("b") }),
   ]);
-  const lines = (child: typeof a) => {
-    const q: Record<string, unknown>[] = [];
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (l) => {
-      try {
-        q.push(JSON.parse(l) as Record<string, unknown>);
-      } catch {
-        // not ours
+  try {
+    const la = jsonLines(a, "stock peer A");
+    const lb = jsonLines(b, "stock peer B");
+    const offer = await la.next((l) => l.type === "offer", 20_000, "offer");
+    lb.send(offer);
+    const answer = await lb.next((l) => l.type === "answer", 20_000, "answer");
+    la.send(answer);
+    await la.next((l) => l.type === "open", 30_000, "an open channel");
+    const echoedAt = new Map<string, number>();
+    let duplicated = 0;
+    let reordered = 0;
+    let highest = -1;
+    let lastEcho: number | null = null;
+    let maxGap = 0;
+    let cursor = la.seen.length;
+    const watch = setInterval(() => {
+      for (; cursor < la.seen.length; cursor++) {
+        const l = la.seen[cursor];
+        if (l?.type !== "message" || typeof l.data !== "string") continue;
+        const now = performance.now();
+        if (echoedAt.has(l.data)) {
+          duplicated++;
+          continue;
+        }
+        echoedAt.set(l.data, now);
+        const n = Number(l.data.slice(1));
+        if (n < highest) reordered++;
+        highest = Math.max(highest, n);
+        if (lastEcho !== null) maxGap = Math.max(maxGap, now - lastEcho);
+        lastEcho = now;
       }
-    });
-    return q;
-  };
-  const la = lines(a);
-  const lb = lines(b);
-  const wait = async (q: Record<string, unknown>[], type: string) => {
-    for (let i = 0; i < 400; i++) {
-      const m = q.find((x) => x.type === type);
-      if (m) return m;
-      await sleep(50);
+    }, 1);
+    const total = (s.seconds - 6) * 50 + 100; // the fault after 2 s (100 probes), then as long as roverlink's window after its fault
+    const start = performance.now();
+    for (let i = 0; i < total; i++) {
+      if (i === 100) s.apply();
+      const wait = start + i * 20 - performance.now();
+      if (wait > 0) await sleep(wait);
+      la.send({ type: "send", data: `p${i}` });
     }
-    throw new Error(`stock peer: no ${type}`);
-  };
-  b.stdin?.write(`${JSON.stringify(await wait(la, "offer"))}\n`);
-  a.stdin?.write(`${JSON.stringify(await wait(lb, "answer"))}\n`);
-  await wait(la, "open");
-  fault.wifiDown();
-  const from = la.filter((x) => x.type === "message").length;
-  let sent = 0;
-  for (let i = 0; i < 500; i++) {
-    a.stdin?.write(`${JSON.stringify({ type: "send", data: `m${i}` })}\n`);
-    sent++;
-    await sleep(20);
+    await sleep(2_000); // as the CLI: up to 2 s for the last echoes
+    clearInterval(watch);
+    const end = performance.now();
+    if (echoedAt.size < total && lastEcho !== null) maxGap = Math.max(maxGap, end - lastEcho);
+    return {
+      gapMs: Math.round(maxGap),
+      lost: total - echoedAt.size,
+      sent: total,
+      duplicated,
+      reordered,
+      ok: true,
+    };
+  } finally {
+    fault.heal();
+    await stopChild(a);
+    await stopChild(b);
   }
-  await sleep(2_000);
-  const echoed = la.filter((x) => x.type === "message").length - from;
-  fault.heal();
-  await stopChild(a);
-  await stopChild(b);
-  return {
-    scenario: "wifi-down",
-    sentAfterFault: sent,
-    echoedAfterFault: echoed,
-    note: "stock werift peers keep their nominated pair; with wifi gone nothing restarts ICE",
-  };
 }
 
-export async function handover(runs: number): Promise<Handover> {
+/** labUp, waiting while another process (a lab test, the soak run) holds the lab. */
+async function acquireLab(log: (s: string) => void, waitMs: number): Promise<void> {
+  const end = Date.now() + waitMs;
+  for (;;) {
+    try {
+      labUp();
+      return;
+    } catch (err) {
+      const busy = /belongs to live process/.test((err as Error).message);
+      if (!busy || Date.now() > end) throw err;
+      log("handover: the lab is in use by another process; waiting");
+      await sleep(15_000);
+    }
+  }
+}
+
+export async function handover(
+  runs: number,
+  stockRuns: number,
+  log: (s: string) => void,
+): Promise<Handover> {
   const why = labUnavailableReason();
   if (why) return { available: false, note: `not run: ${why}`, rows: [] };
-  labUp();
+  try {
+    await acquireLab(log, 15 * 60_000);
+  } catch (err) {
+    return {
+      available: false,
+      note: `not run: ${(err as Error).message.split("\n")[0]}`,
+      rows: [],
+    };
+  }
   try {
     const turn = startTurn();
     process.env.ROVERLINK_SECRET ??= "bench-lab-secret-bench-lab-secret";
@@ -113,21 +235,32 @@ export async function handover(runs: number): Promise<Handover> {
     await waitEdge(edgeUrl);
     const rows: HandoverRow[] = [];
     for (const s of SCENARIOS) {
-      const gaps: number[] = [];
-      let lost = 0;
-      let duplicated = 0;
-      let reordered = 0;
+      const rl: Run[] = [];
       for (let i = 0; i < runs; i++) {
-        const r = await runScenario(edgeUrl, `bench-${s.name}`, 14, s.apply, s.extra ?? []);
-        gaps.push(r.figures.maxGapMs);
-        lost += r.figures.lost;
-        duplicated += r.figures.duplicated;
-        reordered += r.figures.reordered;
+        rl.push(await roverlinkRun(edgeUrl, s));
+        log(
+          `handover ${s.name} roverlink ${i + 1}/${runs}: gap ${rl.at(-1)?.gapMs} ms, lost ${rl.at(-1)?.lost}`,
+        );
       }
-      rows.push({ scenario: s.name, runs, gapMs: summarize(gaps), lost, duplicated, reordered });
+      const st: Run[] = [];
+      for (let i = 0; i < stockRuns; i++) {
+        st.push(await stockRun(turn.url, turn.secret, s));
+        log(
+          `handover ${s.name} stock werift ${i + 1}/${stockRuns}: gap ${st.at(-1)?.gapMs} ms, lost ${st.at(-1)?.lost}`,
+        );
+      }
+      const roverlink = figures(rl);
+      const stockWerift = figures(st);
+      rows.push({
+        scenario: s.name,
+        what: s.what,
+        seconds: s.seconds,
+        roverlink,
+        stockWerift,
+        ratioGapP50: ratio(roverlink.gapMs.median, stockWerift.gapMs.median),
+      });
     }
-    const baseline = await stockBaseline(turn.url, turn.secret);
-    return { available: true, rows, baseline };
+    return { available: true, rows };
   } finally {
     await labDown();
   }

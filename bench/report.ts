@@ -1,226 +1,343 @@
-/** The benchmark report: markdown with ratios, and PNG charts (vega-lite -> SVG -> resvg). */
+/** The benchmark report: markdown with ratios, and PNG charts (vega-lite -> vega -> SVG -> resvg). */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import type { GapFigures } from "./handover.ts";
 import type { BenchResults } from "./run.ts";
+import { ratio, type Summary } from "./stats.ts";
+
+const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
 async function png(spec: TopLevelSpec, file: string): Promise<void> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  const full = { $schema: SCHEMA, background: "white", ...spec } as TopLevelSpec;
+  const view = new vega.View(vega.parse(compile(full).spec), { renderer: "none" });
   const svg = await view.toSVG();
-  writeFileSync(
-    file,
-    new Resvg(svg, { fitTo: { mode: "width", value: 720 }, background: "white" }).render().asPng(),
-  );
+  view.finalize();
+  const out = new Resvg(svg, {
+    fitTo: { mode: "zoom", value: 2 },
+    background: "white",
+    font: { loadSystemFonts: true },
+  });
+  writeFileSync(file, out.render().asPng());
 }
 
-const fmt = (x: number | null | undefined, unit = "") =>
-  x === null || x === undefined ? "–" : `${x}${unit}`;
+const fmt = (x: number | null | undefined, digits = 2) =>
+  x === null || x === undefined || !Number.isFinite(x)
+    ? "–"
+    : String(Math.round(x * 10 ** digits) / 10 ** digits);
+const times = (x: number | null | undefined) =>
+  x === null || x === undefined ? "–" : `${fmt(x)}×`;
+const int = (x: number | null | undefined) =>
+  x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US");
+const spread = (s: Summary) => `${fmt(s.min)}–${fmt(s.max)}`;
+
+const STACK_LABEL: Record<string, string> = {
+  roverlink: "roverlink agents (via local edge)",
+  werift: "stock werift (SDP in memory)",
+  "node-datachannel": "node-datachannel (SDP in memory)",
+};
 
 export async function writeReport(r: BenchResults, dir: string, stem: string): Promise<string[]> {
   const files: string[] = [];
   const md: string[] = [
-    `# roverlink benchmarks — ${r.date}${r.quick ? " (quick)" : ""}`,
+    `# roverlink benchmarks — ${r.date}${r.quick ? " (quick mode: few runs, short windows; indicative only)" : ""}`,
     "",
-    `Machine: ${r.machine}. Shared and noisy: read the ratios.`,
+    `Machine: ${r.machine}. werift ${r.versions.werift}; ${r.versions.nodeDatachannel ?? "node-datachannel unavailable"}.`,
+    "All traffic on loopback or in network namespaces created by the run. The machine is shared:",
+    "read the ratios (measured side by side in the same run) before the absolute figures.",
+    `Wall time per benchmark (s): ${Object.entries(r.took)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}.`,
     "",
   ];
+  const chart = async (name: string, spec: TopLevelSpec) => {
+    const f = join(dir, `${stem}-${name}.png`);
+    await png(spec, f);
+    files.push(f);
+    md.push(`![${name}](${stem}-${name}.png)`, "");
+  };
+
   if (r.timeToLink) {
     const t = r.timeToLink;
     md.push(
       "## 1. Time to link",
       "",
-      "| stack | median ms | p95 ms | IQR ms | runs |",
-      "|---|---|---|---|---|",
-    );
-    md.push(
-      `| roverlink agents via local edge | ${fmt(t.roverlinkMs.median)} | ${fmt(t.roverlinkMs.p95)} | ${fmt(t.roverlinkMs.iqr)} | ${t.roverlinkMs.n} |`,
-    );
-    md.push(
-      `| stock werift, SDP in memory | ${fmt(t.weriftMs.median)} | ${fmt(t.weriftMs.p95)} | ${fmt(t.weriftMs.iqr)} | ${t.weriftMs.n} |`,
-    );
-    md.push(
-      `| node-datachannel | – | – | – | ${t.nodeDatachannel} |`,
+      `From creating the first peer to an open data channel, ${t.runs} runs per stack, stacks interleaved.`,
+      "roverlink's figure includes joining the room, the offer parked in the edge, the answerer's long-poll, the answer, trickled candidates, ICE, DTLS and SCTP.",
       "",
-      `Ratio roverlink / stock werift (median): **${fmt(t.ratioRoverlinkToWerift)}**. roverlink's figure includes joining the room and HTTP signaling through workerd.`,
+      "| stack | median ms | p95 ms | IQR ms | min–max ms | runs |",
+      "|---|---|---|---|---|---|",
+    );
+    for (const s of t.stacks) {
+      if (s.unavailable) md.push(`| ${STACK_LABEL[s.stack]} | ${s.unavailable} | | | | 0 |`);
+      else
+        md.push(
+          `| ${STACK_LABEL[s.stack]} | ${fmt(s.ms.median)} | ${fmt(s.ms.p95)} | ${fmt(s.ms.iqr)} | ${spread(s.ms)} | ${s.ms.n} |`,
+        );
+    }
+    md.push(
+      "",
+      `Runs over 900 ms: ${Object.entries(t.slowRuns)
+        .map(([k, v]) => `${k} ${v}/${t.runs}`)
+        .join(
+          ", ",
+        )}. On loopback node-datachannel starts DTLS the moment its own ICE check succeeds; when the first flight reaches a peer that is not ready yet it is dropped and OpenSSL resends it after its 1 s timer, hence ~5 ms or ~1005 ms and nothing between (the median follows whichever is the majority).`,
+      "",
+      `Ratios (median): roverlink / stock werift **${times(t.ratios.roverlinkToWerift)}**, roverlink / node-datachannel **${times(t.ratios.roverlinkToNodeDatachannel)}**, stock werift / node-datachannel ${times(t.ratios.weriftToNodeDatachannel)}.`,
       "",
     );
-    const f = join(dir, `${stem}-time-to-link.png`);
-    await png(
-      {
-        $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-        title: "Time to link (ms)",
-        width: 500,
-        data: {
-          values: [
-            ...t.samples.roverlink.map((v) => ({ stack: "roverlink", ms: v })),
-            ...t.samples.werift.map((v) => ({ stack: "stock werift", ms: v })),
-          ],
-        },
-        mark: { type: "boxplot", extent: "min-max" },
-        encoding: {
-          y: { field: "stack", type: "nominal" },
-          x: { field: "ms", type: "quantitative" },
-        },
+    await chart("time-to-link", {
+      title: "Time to link (ms, log scale)",
+      width: 560,
+      height: 140,
+      data: { values: t.stacks.flatMap((s) => s.samples.map((ms) => ({ stack: s.stack, ms }))) },
+      mark: { type: "boxplot", extent: "min-max" },
+      encoding: {
+        y: { field: "stack", type: "nominal", title: null },
+        x: { field: "ms", type: "quantitative", scale: { type: "log" }, title: "ms" },
+        color: { field: "stack", type: "nominal", legend: null },
       },
-      f,
-    );
-    files.push(f);
+    });
   }
-  if (r.dataPath) {
-    const d = r.dataPath;
-    md.push(
-      "## 3. Data path",
-      "",
-      "| stack | RTT p50 ms | RTT p99 ms | reliable throughput MB/s | CPU µs/msg (both ends) |",
-      "|---|---|---|---|---|",
-    );
-    md.push(
-      `| roverlink (control, reliable layer) | ${fmt(d.roverlink.rttMs.median)} | ${fmt(d.roverlink.rttMs.p99)} | ${d.roverlink.throughputMBps} | ${d.roverlink.cpuUsPerMessage} |`,
-    );
-    md.push(
-      `| stock werift | ${fmt(d.werift.rttMs.median)} | ${fmt(d.werift.rttMs.p99)} | ${d.werift.throughputMBps} | ${d.werift.cpuUsPerMessage} |`,
-    );
-    md.push(
-      `| node-datachannel | – | – | – | ${d.nodeDatachannel} |`,
-      "",
-      `Ratios roverlink / werift: RTT p50 ${fmt(d.ratios.rttP50)}, RTT p99 ${fmt(d.ratios.rttP99)}, throughput ${fmt(d.ratios.throughput)}, CPU ${fmt(d.ratios.cpu)}.`,
-      "",
-    );
-    const f = join(dir, `${stem}-data-path.png`);
-    await png(
-      {
-        $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-        title: "RTT at 100 msg/s (ms)",
-        width: 500,
-        data: {
-          values: [
-            { stack: "roverlink", q: "p50", ms: d.roverlink.rttMs.median },
-            { stack: "roverlink", q: "p99", ms: d.roverlink.rttMs.p99 },
-            { stack: "stock werift", q: "p50", ms: d.werift.rttMs.median },
-            { stack: "stock werift", q: "p99", ms: d.werift.rttMs.p99 },
-          ],
-        },
-        mark: "bar",
-        encoding: {
-          y: { field: "stack", type: "nominal" },
-          yOffset: { field: "q" },
-          x: { field: "ms", type: "quantitative" },
-          color: { field: "q" },
-        },
-      },
-      f,
-    );
-    files.push(f);
-  }
-  if (r.edge) {
-    const e = r.edge;
-    md.push(
-      "## 4. Edge (local workerd)",
-      "",
-      "| measure | roverlink edge | minimal WebSocket relay |",
-      "|---|---|---|",
-    );
-    md.push(
-      `| offer→answer median ms | ${fmt(e.offerToAnswerMs.median)} | ${fmt(e.wsRelayMs.median)} |`,
-    );
-    md.push(
-      `| offer→answer p95 ms | ${fmt(e.offerToAnswerMs.p95)} | ${fmt(e.wsRelayMs.p95)} |`,
-      "",
-    );
-    md.push(
-      `Ratio edge / relay (median): **${fmt(e.ratioEdgeToRelay)}** — the edge authenticates, persists the session and the event in SQLite, and parks the offer in the Worker; the relay forwards a frame.`,
-      "",
-    );
-    md.push(
-      `Sessions per second, one room, 4 concurrent pairs: **${e.sessionsPerSecondOneRoom}**.`,
-      "",
-      "| rooms (1 pair each) | sessions/s |",
-      "|---|---|",
-    );
-    for (const s of e.roomsScaling) md.push(`| ${s.rooms} | ${s.sessionsPerSecond} |`);
-    md.push("");
-    const f = join(dir, `${stem}-edge-rooms.png`);
-    await png(
-      {
-        $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-        title: "Sessions per second vs rooms (local workerd)",
-        width: 500,
-        data: { values: e.roomsScaling },
-        mark: { type: "line", point: true },
-        encoding: {
-          x: { field: "rooms", type: "quantitative" },
-          y: { field: "sessionsPerSecond", type: "quantitative" },
-        },
-      },
-      f,
-    );
-    files.push(f);
-  }
-  if (r.footprint) {
-    const p = r.footprint;
-    md.push(
-      "## 5. Footprint",
-      "",
-      `Agent RSS: idle ${p.rssIdleMiB} MiB, linked ${p.rssLinkedMiB} MiB.`,
-      "",
-    );
-    md.push("| idle link | packets/day | bytes/day |", "|---|---|---|");
-    md.push(
-      `| roverlink (${p.idleLink.seconds} s measured) | ${p.idleLink.packetsPerDay} | ${p.idleLink.bytesPerDay} |`,
-    );
-    md.push(
-      `| WireGuard 25 s keepalive (reference) | ${p.wireguardKeepalive.packetsPerDay} | ${p.wireguardKeepalive.bytesPerDay} |`,
-      "",
-      `Ratio bytes roverlink / WireGuard: **${fmt(p.ratioBytes)}** (roverlink probes once a second for RTT/loss and 1.5 s silence detection; ${p.idleLink.note}).`,
-      "",
-    );
-  }
+
   if (r.handover) {
     const h = r.handover;
     md.push("## 2. Handover gap (carrier-NAT lab)", "");
-    if (!h.available) md.push(h.note ?? "not run", "");
+    if (!h.available) md.push(`Not measured: ${h.note ?? "not run"}.`, "");
     else {
       md.push(
-        "| scenario | runs | gap p50 ms | gap p95 ms | lost | duplicated | reordered |",
-        "|---|---|---|---|---|---|---|",
+        "Two rovers in the lab (docs/lab.md), rover A with wifi + cell behind symmetric NATs, linked through TURN; A probes B at 50 msg/s on `control`, the fault hits A once the link is up.",
+        "Gap: the longest time without an echo. Lost: probes never echoed. Stock werift: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.",
+        "",
+        "| scenario | stack | runs | gap p50 ms | gap p95 ms | lost p50 | lost p95 | lost / sent | dup | reordered |",
+        "|---|---|---|---|---|---|---|---|---|---|",
       );
-      for (const row of h.rows)
+      const row = (name: string, stack: string, g: GapFigures) =>
         md.push(
-          `| ${row.scenario} | ${row.runs} | ${fmt(row.gapMs.median)} | ${fmt(row.gapMs.p95)} | ${row.lost} | ${row.duplicated} | ${row.reordered} |`,
+          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
         );
-      if (h.baseline)
+      for (const x of h.rows) {
+        row(`${x.scenario}: ${x.what}`, "roverlink", x.roverlink);
+        row("", "stock werift", x.stockWerift);
+      }
+      md.push(
+        "",
+        `Median gap, roverlink / stock werift: ${h.rows.map((x) => `${x.scenario} ${times(x.ratioGapP50)}`).join(", ")}. A stock werift gap that runs to the end of the window means it never recovered.`,
+        "",
+      );
+      await chart("handover", {
+        title: "Handover gap, p50 and p95 (ms)",
+        width: 520,
+        data: {
+          values: h.rows.flatMap((x) =>
+            (["roverlink", "stockWerift"] as const).flatMap((stack) =>
+              (["p50", "p95"] as const).map((q) => ({
+                scenario: x.scenario,
+                series: `${stack === "roverlink" ? "roverlink" : "stock werift"} ${q}`,
+                ms: q === "p50" ? x[stack].gapMs.median : x[stack].gapMs.p95,
+              })),
+            ),
+          ),
+        },
+        mark: "bar",
+        encoding: {
+          y: { field: "scenario", type: "nominal", title: null },
+          yOffset: { field: "series" },
+          x: { field: "ms", type: "quantitative", title: "ms" },
+          color: { field: "series", type: "nominal", title: null },
+        },
+      });
+    }
+  }
+
+  if (r.dataPath) {
+    const d = r.dataPath;
+    md.push(
+      "## 3. Data path (loopback)",
+      "",
+      `RTT: ${d.rateHz} msg/s for ${d.seconds} s, echoed by the other peer. Throughput: ${d.burst.messages} messages of ${d.burst.bytes} B queued at once on a reliable ordered channel (roverlink: \`control\`, with its exactly-once layer), one direction. CPU: user + system of the whole process (both peers, native threads included) per message.`,
+      "",
+      "| stack | RTT p50 ms | RTT p99 ms | throughput MB/s | CPU µs/msg at 100 msg/s | CPU µs/msg in the burst |",
+      "|---|---|---|---|---|---|",
+    );
+    for (const s of d.stacks) {
+      if (s.unavailable) md.push(`| ${s.stack} | ${s.unavailable} | | | | |`);
+      else
         md.push(
-          "",
-          `Baseline, stock werift peers without handover logic (${h.baseline.scenario}): ${h.baseline.echoedAfterFault} of ${h.baseline.sentAfterFault} messages sent after the fault came back — ${h.baseline.note}.`,
+          `| ${s.stack} | ${fmt(s.rttMs.median)} | ${fmt(s.rttMs.p99)} | ${fmt(s.throughputMBps)} | ${int(s.cpuUsPerMessagePaced)} | ${int(s.cpuUsPerMessageBurst)} |`,
         );
-      md.push("");
-      const f = join(dir, `${stem}-handover.png`);
-      await png(
+    }
+    const rw = d.ratios.werift;
+    const rn = d.ratios.nodeDatachannel;
+    md.push(
+      "",
+      "| roverlink / … | RTT p50 | RTT p99 | throughput | CPU at 100 msg/s | CPU in the burst |",
+      "|---|---|---|---|---|---|",
+      `| stock werift | ${times(rw.rttP50)} | ${times(rw.rttP99)} | ${times(rw.throughput)} | ${times(rw.cpuPaced)} | ${times(rw.cpuBurst)} |`,
+      `| node-datachannel | ${times(rn.rttP50)} | ${times(rn.rttP99)} | ${times(rn.throughput)} | ${times(rn.cpuPaced)} | ${times(rn.cpuBurst)} |`,
+      "",
+    );
+    const ok = d.stacks.filter((s) => !s.unavailable);
+    await chart("data-path", {
+      hconcat: [
         {
-          $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-          title: "Handover gap p50 / p95 (ms)",
-          width: 500,
+          title: "RTT at 100 msg/s (ms)",
+          width: 260,
           data: {
-            values: h.rows.flatMap((x) => [
-              { scenario: x.scenario, q: "p50", ms: x.gapMs.median },
-              { scenario: x.scenario, q: "p95", ms: x.gapMs.p95 },
+            values: ok.flatMap((s) => [
+              { stack: s.stack, q: "p50", ms: s.rttMs.median },
+              { stack: s.stack, q: "p99", ms: s.rttMs.p99 },
             ]),
           },
           mark: "bar",
           encoding: {
-            y: { field: "scenario", type: "nominal" },
+            y: { field: "stack", type: "nominal", title: null },
             yOffset: { field: "q" },
-            x: { field: "ms", type: "quantitative" },
-            color: { field: "q" },
+            x: { field: "ms", type: "quantitative", title: "ms" },
+            color: { field: "q", type: "nominal", title: null },
           },
         },
-        f,
+        {
+          title: "Reliable throughput (MB/s, log)",
+          width: 220,
+          data: { values: ok.map((s) => ({ stack: s.stack, mbps: s.throughputMBps })) },
+          mark: "bar",
+          encoding: {
+            y: { field: "stack", type: "nominal", title: null, axis: null },
+            x: { field: "mbps", type: "quantitative", scale: { type: "log" }, title: "MB/s" },
+          },
+        },
+      ],
+    });
+  }
+
+  if (r.edge) {
+    const e = r.edge;
+    md.push(
+      "## 4. Edge (local workerd via wrangler dev)",
+      "",
+      `Offer to answer: POST offer (parked in the Worker) → the answerer's long-poll wakes → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Baseline: a minimal \`ws\` relay forwarding offer and answer frames over open WebSockets. Throughput: concurrent offerer/answerer pairs completing offer → answer → DELETE session for ${e.secondsPerPoint} s.`,
+      "",
+      "| offer → answer | median ms | p95 ms | IQR ms |",
+      "|---|---|---|---|",
+      `| roverlink edge | ${fmt(e.offerToAnswerMs.median)} | ${fmt(e.offerToAnswerMs.p95)} | ${fmt(e.offerToAnswerMs.iqr)} |`,
+      `| WebSocket relay | ${fmt(e.wsRelayMs.median)} | ${fmt(e.wsRelayMs.p95)} | ${fmt(e.wsRelayMs.iqr)} |`,
+      `| context: one GET /healthz through wrangler dev + workerd | ${fmt(e.healthzMs.median)} | ${fmt(e.healthzMs.p95)} | ${fmt(e.healthzMs.iqr)} |`,
+      `| context: one authenticated GET /v1/ice-servers | ${fmt(e.iceServersMs.median)} | ${fmt(e.iceServersMs.p95)} | ${fmt(e.iceServersMs.iqr)} |`,
+      "",
+      `Edge / relay latency (median): **${times(e.ratioLatency)}**. The edge authenticates each request, keeps peers, sessions and the event log in the room's SQLite, and answers over plain HTTP; the relay forwards a frame on a socket that is already open.`,
+      "",
+      "| rooms × pairs per room | sessions/s | errors |",
+      "|---|---|---|",
+    );
+    const errs = (x: Record<string, number>) =>
+      Object.entries(x)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(", ") || "none";
+    for (const x of [...e.oneRoom, ...e.rooms])
+      md.push(
+        `| ${x.rooms} × ${x.pairsPerRoom} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)} |`,
       );
-      files.push(f);
+    md.push(
+      `| WebSocket relay, ${e.wsRelay.pairs} pairs | ${fmt(e.wsRelay.sessionsPerSecond, 1)} | |`,
+      "",
+      `Edge / relay throughput at ${e.wsRelay.pairs} concurrent pairs in one room: **${times(e.ratioThroughput)}**.`,
+      "",
+    );
+    await chart("edge", {
+      title: `Sessions per second on local workerd (${e.secondsPerPoint} s per point)`,
+      width: 520,
+      height: 220,
+      data: {
+        values: [
+          ...e.oneRoom.map((x) => ({
+            series: "one room, more pairs",
+            pairs: x.rooms * x.pairsPerRoom,
+            sps: x.sessionsPerSecond,
+          })),
+          ...[e.oneRoom[e.oneRoom.length - 1], ...e.rooms]
+            .filter((x) => x !== undefined)
+            .map((x) => ({
+              series: "8 pairs over more rooms (label: rooms)",
+              pairs: x.rooms * x.pairsPerRoom,
+              sps: x.sessionsPerSecond,
+              rooms: x.rooms,
+            })),
+        ],
+      },
+      layer: [
+        {
+          transform: [{ filter: "datum.series === 'one room, more pairs'" }],
+          mark: { type: "line", point: true },
+          encoding: {
+            x: { field: "pairs", type: "quantitative", title: "concurrent pairs" },
+            y: { field: "sps", type: "quantitative", title: "sessions/s" },
+            color: { field: "series", type: "nominal", title: null },
+          },
+        },
+        {
+          transform: [{ filter: "datum.series !== 'one room, more pairs'" }],
+          mark: { type: "point", filled: true, size: 80 },
+          encoding: {
+            x: { field: "pairs", type: "quantitative" },
+            y: { field: "sps", type: "quantitative" },
+            color: { field: "series", type: "nominal", title: null },
+          },
+        },
+        {
+          transform: [{ filter: "datum.series !== 'one room, more pairs'" }],
+          mark: { type: "text", dx: 14, align: "left" },
+          encoding: {
+            x: { field: "pairs", type: "quantitative" },
+            y: { field: "sps", type: "quantitative" },
+            text: { field: "rooms", type: "quantitative" },
+          },
+        },
+      ],
+    });
+  }
+
+  if (r.footprint) {
+    const p = r.footprint;
+    md.push("## 5. Footprint", "");
+    if (!p.available) md.push(`Not measured: ${p.note ?? "not run"}.`, "");
+    else {
+      md.push(
+        `Memory: RSS of a \`roverlink rover\` process joined and alone **${fmt(p.rssIdleMiB, 1)} MiB**, linked to one peer and idle **${fmt(p.rssLinkedMiB, 1)} MiB**; a bare \`node\` process doing nothing: ${fmt(p.rssBareNodeMiB, 1)} MiB (linked agent / bare Node: ${times(ratio(p.rssLinkedMiB, p.rssBareNodeMiB))}).`,
+        "",
+        `Idle link on the wire: two rovers linked and idle for ${fmt(p.idleSeconds, 0)} s in a network namespace of the run's own, every packet counted by iptables (IP bytes, both directions), scaled to a day.`,
+        "",
+        "| traffic | packets/day | bytes/day | MB/day |",
+        "|---|---|---|---|",
+        `| roverlink link (UDP: health probes, SCTP, STUN consent) | ${int(p.link?.packetsPerDay)} | ${int(p.link?.bytesPerDay)} | ${fmt((p.link?.bytesPerDay ?? 0) / 1e6, 1)} |`,
+        `| roverlink signaling (TCP to the edge, both rovers) | ${int(p.signaling?.packetsPerDay)} | ${int(p.signaling?.bytesPerDay)} | ${fmt((p.signaling?.bytesPerDay ?? 0) / 1e6, 1)} |`,
+        `| WireGuard persistent keepalive 25 s, one way (reference, computed) | ${int(p.wireguard.packetsPerDay)} | ${int(p.wireguard.bytesPerDay)} | ${fmt(p.wireguard.bytesPerDay / 1e6, 2)} |`,
+        "",
+        `roverlink link / WireGuard keepalive: **${times(p.ratioLinkBytes)} the bytes**, ${times(p.ratioLinkPackets)} the packets. The reference is a lower bound for WireGuard (60-byte keepalive: 32 B message + 28 B UDP/IPv4; handshakes every 2 min under traffic not counted).`,
+        "",
+      );
+      await chart("footprint", {
+        title: "Idle link, bytes per day (log scale)",
+        width: 520,
+        height: 120,
+        data: {
+          values: [
+            { what: "roverlink link (UDP)", bytes: p.link?.bytesPerDay },
+            { what: "roverlink signaling (TCP)", bytes: p.signaling?.bytesPerDay },
+            { what: "WireGuard keepalive 25 s", bytes: p.wireguard.bytesPerDay },
+          ],
+        },
+        mark: "bar",
+        encoding: {
+          y: { field: "what", type: "nominal", title: null, sort: null },
+          x: { field: "bytes", type: "quantitative", scale: { type: "log" }, title: "bytes/day" },
+        },
+      });
     }
   }
+
   const mdFile = join(dir, `${stem}.md`);
   writeFileSync(mdFile, `${md.join("\n")}\n`);
   files.push(mdFile);

@@ -1,8 +1,10 @@
 /**
- * `npm run bench [-- --quick] [--only a,b] [--runs N]`: measure roverlink against its anchors in
- * one run and write bench/results/<date>.json, <date>.md and PNG charts. No thresholds: figures.
+ * `npm run bench [-- --quick] [--only a,b] [--runs N] [--out dir]`: measure roverlink against its
+ * anchors (stock werift, node-datachannel, a WebSocket relay, a WireGuard keepalive) in one run and
+ * write <out>/<date>[-quick].json, .md and PNG charts (default out: bench/results). Figures only:
+ * no thresholds. --quick: few runs, short windows, no lab (CI smoke test, well under 2 minutes).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -11,76 +13,147 @@ import { type DataPath, dataPath } from "./data-path.ts";
 import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type Footprint, footprint } from "./footprint.ts";
 import { type Handover, handover } from "./handover.ts";
-import { BENCH_SECRET } from "./peers.ts";
+import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
+
+export const BENCHMARKS = ["time-to-link", "handover", "data-path", "edge", "footprint"] as const;
+export type BenchName = (typeof BENCHMARKS)[number];
 
 export interface BenchResults {
   date: string;
   quick: boolean;
+  runs: number;
   machine: string;
+  versions: { werift: string; nodeDatachannel: string | null };
+  /** Wall time of each benchmark, seconds. */
+  took: Partial<Record<BenchName, number>>;
   timeToLink?: TimeToLink;
+  handover?: Handover;
   dataPath?: DataPath;
   edge?: EdgeBench;
   footprint?: Footprint;
-  handover?: Handover;
 }
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    runs: { type: "string" },
-    out: { type: "string" },
-  },
-});
+function fail(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(2);
+}
+
+let values: { quick?: boolean; only?: string; runs?: string; out?: string; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      runs: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  }));
+} catch (err) {
+  fail((err as Error).message);
+}
+if (values.help) {
+  process.stdout.write(
+    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--out DIR]\n`,
+  );
+  process.exit(0);
+}
 const quick = values.quick === true;
-const only = new Set((values.only ?? "time-to-link,data-path,edge,footprint,handover").split(","));
-const runs = values.runs ? Number(values.runs) : quick ? 3 : 10;
+const only = new Set((values.only ?? BENCHMARKS.join(",")).split(",").map((s) => s.trim()));
+for (const name of only)
+  if (!(BENCHMARKS as readonly string[]).includes(name))
+    fail(`--only: unknown benchmark "${name}" (known: ${BENCHMARKS.join(", ")})`);
+const runs = values.runs === undefined ? (quick ? 3 : 10) : Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1)
+  fail(`--runs must be a whole number >= 1, got "${values.runs}"`);
 const outDir = values.out ?? join(REPO_ROOT, "bench", "results");
 const date = new Date().toISOString().slice(0, 10);
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
+const weriftVersion = (
+  JSON.parse(readFileSync(join(REPO_ROOT, "node_modules/werift/package.json"), "utf8")) as {
+    version: string;
+  }
+).version;
 const results: BenchResults = {
   date,
   quick,
-  machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  runs,
+  machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}`,
+  versions: { werift: weriftVersion, nodeDatachannel: nodeDatachannelVersion() },
+  took: {},
 };
-const edge = await startLocalEdge({
-  vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" },
-});
+
+async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Promise<T> {
+  log(`${name}: ${what}`);
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    results.took[name] = Math.round((performance.now() - t0) / 100) / 10;
+    log(`${name}: done in ${results.took[name]} s`);
+  }
+}
+
+const needsEdge = ["time-to-link", "data-path", "edge"].some((n) => only.has(n));
+const edge = needsEdge
+  ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
+  : null;
 try {
-  if (only.has("time-to-link")) {
-    log(`time to link (${runs} runs each)`);
-    results.timeToLink = await timeToLink(edge, runs);
+  if (edge && only.has("time-to-link")) {
+    results.timeToLink = await timed("time-to-link", `${runs} runs per stack`, () =>
+      timeToLink(edge, runs),
+    );
   }
-  if (only.has("data-path")) {
-    log("data path");
-    results.dataPath = await dataPath(edge, quick ? 3 : 10, quick ? 300 : 2000);
+  if (edge && only.has("data-path")) {
+    const [secs, burst] = quick ? [3, 300] : [10, 2000];
+    results.dataPath = await timed(
+      "data-path",
+      `${secs} s at 100 msg/s, ${burst} × 1 KiB burst, per stack`,
+      () => dataPath(edge, secs, burst),
+    );
   }
-  if (only.has("edge")) {
-    log("edge");
-    results.edge = await edgeBench(edge, quick ? 10 : 50, quick ? 2 : 5);
-  }
-  if (only.has("footprint")) {
-    log("footprint");
-    results.footprint = await footprint(edge, quick ? 10 : 60);
+  if (edge && only.has("edge")) {
+    const [n, secs] = quick ? [10, 2] : [Math.max(50, runs), 5];
+    results.edge = await timed("edge", `${n} offers, ${secs} s per throughput point`, () =>
+      edgeBench(edge, n, secs),
+    );
   }
 } finally {
-  await edge.stop();
+  await edge?.stop();
+}
+if (only.has("footprint")) {
+  const idle = quick ? 5 : 60;
+  results.footprint = await timed(
+    "footprint",
+    `rovers idle and linked, ${idle} s idle link in a private namespace`,
+    () => footprint(idle, quick ? 2 : 5),
+  );
 }
 if (only.has("handover")) {
-  log(
-    quick
-      ? "handover (skipped in quick mode)"
-      : `handover (${Math.max(1, Math.min(runs, 10))} runs per scenario; needs root)`,
-  );
-  results.handover = quick
-    ? { available: false, note: "skipped in quick mode (needs root and ~1 min per run)", rows: [] }
-    : await handover(Math.max(1, Math.min(runs, 10)));
+  if (quick) {
+    results.handover = {
+      available: false,
+      note: "not run in quick mode (needs root and the lab; ~20 s per run)",
+      rows: [],
+    };
+  } else {
+    const stockRuns = Math.min(runs, 3);
+    results.handover = await timed(
+      "handover",
+      `${runs} runs per scenario, ${stockRuns} stock werift runs (lab, needs root)`,
+      () => handover(runs, stockRuns, log),
+    );
+  }
 }
 mkdirSync(outDir, { recursive: true });
 const stem = quick ? `${date}-quick` : date;
-writeFileSync(join(outDir, `${stem}.json`), `${JSON.stringify(results, null, 2)}\n`);
+const json = join(outDir, `${stem}.json`);
+writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
 const files = await writeReport(results, outDir, stem);
-log(`wrote ${join(outDir, `${stem}.json`)} and ${files.join(", ")}`);
+log(`wrote ${[json, ...files].join(", ")}`);
+// node-datachannel keeps native threads that can hold the process open; its cleanup() can crash
+// once PeerConnections were used (segfault seen here), so end the process explicitly.
+process.exit(0);

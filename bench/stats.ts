@@ -36,10 +36,10 @@ export function summarize(samples: readonly number[]): Summary {
   };
 }
 
-/** a / b, rounded; null when either is missing. */
+/** a / b to 3 significant digits; null when either is missing. */
 export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
   if (a === null || a === undefined || b === null || b === undefined || b === 0) return null;
-  return Math.round((a / b) * 100) / 100;
+  return Number((a / b).toPrecision(3));
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

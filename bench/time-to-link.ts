@@ -1,34 +1,67 @@
-/** 1. Time to link: roverlink agents through the local edge vs stock werift exchanging SDP in memory. */
+/**
+ * 1. Time to link: two roverlink agents through the local edge (join, HTTP signaling through the
+ * room object, ICE, DTLS, SCTP) vs two stock werift PCs and two node-datachannel PCs exchanging
+ * SDP in memory. The stacks take turns within each run so machine noise hits all of them alike.
+ */
 import type { LocalEdge } from "../rover/local-edge.ts";
-import { NODE_DATACHANNEL_UNAVAILABLE, roverlinkPair, weriftPair } from "./peers.ts";
+import { nodeDatachannel, pairOf, type Stack } from "./peers.ts";
 import { ratio, type Summary, summarize } from "./stats.ts";
 
+export interface StackTimes {
+  stack: Stack;
+  /** Set when the stack could not be measured here. */
+  unavailable?: string;
+  ms: Summary;
+  samples: number[];
+}
+
 export interface TimeToLink {
-  roverlinkMs: Summary;
-  weriftMs: Summary;
-  nodeDatachannel: string;
-  ratioRoverlinkToWerift: number | null;
-  samples: { roverlink: number[]; werift: number[] };
+  runs: number;
+  /** Runs that took over 900 ms per stack: a lost first handshake flight waiting for a 1 s retransmit timer. */
+  slowRuns: Record<Stack, number>;
+  stacks: StackTimes[];
+  /** Median over median. */
+  ratios: {
+    roverlinkToWerift: number | null;
+    roverlinkToNodeDatachannel: number | null;
+    weriftToNodeDatachannel: number | null;
+  };
 }
 
 export async function timeToLink(edge: LocalEdge, runs: number): Promise<TimeToLink> {
-  const rl: number[] = [];
-  const wr: number[] = [];
+  const ndc = nodeDatachannel();
+  const stacks: StackTimes[] = (["roverlink", "werift", "node-datachannel"] as const).map(
+    (stack) => ({
+      stack,
+      ...(stack === "node-datachannel" && typeof ndc === "string" ? { unavailable: ndc } : {}),
+      ms: summarize([]),
+      samples: [],
+    }),
+  );
   for (let i = 0; i < runs; i++) {
-    const r = await roverlinkPair(edge);
-    rl.push(r.linkMs);
-    await r.pair.close();
-    const w = await weriftPair();
-    wr.push(w.linkMs);
-    await w.pair.close();
+    for (const s of stacks) {
+      if (s.unavailable) continue;
+      const linked = await pairOf(s.stack, edge);
+      s.samples.push(Math.round(linked.linkMs * 100) / 100);
+      await linked.pair.close();
+    }
   }
-  const roverlinkMs = summarize(rl);
-  const weriftMs = summarize(wr);
+  for (const s of stacks) s.ms = summarize(s.samples);
+  const median = (stack: Stack) => stacks.find((s) => s.stack === stack)?.ms.median;
+  const slow = (stack: Stack) =>
+    stacks.find((s) => s.stack === stack)?.samples.filter((x) => x > 900).length ?? 0;
   return {
-    roverlinkMs,
-    weriftMs,
-    nodeDatachannel: `unavailable: ${NODE_DATACHANNEL_UNAVAILABLE}`,
-    ratioRoverlinkToWerift: ratio(roverlinkMs.median, weriftMs.median),
-    samples: { roverlink: rl, werift: wr },
+    runs,
+    slowRuns: {
+      roverlink: slow("roverlink"),
+      werift: slow("werift"),
+      "node-datachannel": slow("node-datachannel"),
+    },
+    stacks,
+    ratios: {
+      roverlinkToWerift: ratio(median("roverlink"), median("werift")),
+      roverlinkToNodeDatachannel: ratio(median("roverlink"), median("node-datachannel")),
+      weriftToNodeDatachannel: ratio(median("werift"), median("node-datachannel")),
+    },
   };
 }

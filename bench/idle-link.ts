@@ -1,0 +1,163 @@
+/**
+ * Footprint measurement, run by bench/footprint.ts inside a fresh network namespace of its own
+ * (`ip netns exec rl-bench-<pid> node bench/idle-link.ts '{"seconds":60}'`), where loopback
+ * carries nothing but this: a local edge and two `roverlink rover` processes. iptables counters
+ * in that namespace count every packet of the idle link (UDP) and of its signaling (TCP to the
+ * edge). Prints one JSON line (IdleLinkFigures) on stdout.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT, startLocalEdge } from "../rover/local-edge.ts";
+import { BENCH_SECRET } from "./peers.ts";
+import { sleep } from "./stats.ts";
+
+export interface Counted {
+  packets: number;
+  bytes: number;
+}
+
+export interface IdleLinkFigures {
+  /** A bare `node` process doing nothing, for scale. */
+  rssBareNodeMiB: number;
+  rssIdleMiB: number;
+  rssLinkedMiB: number;
+  seconds: number;
+  /** The link itself: DTLS/SCTP (health probes, SCTP heartbeats) and STUN consent checks, both ways. */
+  udp: Counted;
+  /** Both rovers' HTTP to the edge (parked long-polls and their answers). */
+  tcp: Counted;
+}
+
+const CHAIN = "RLBENCH";
+
+function iptables(...args: string[]): string {
+  return execFileSync("iptables", ["-w", ...args], { encoding: "utf8" });
+}
+
+/** Count every packet leaving through loopback (each packet crosses OUTPUT once). */
+function countersUp(): void {
+  iptables("-N", CHAIN);
+  iptables("-A", CHAIN, "-p", "udp");
+  iptables("-A", CHAIN, "-p", "tcp");
+  iptables("-I", "OUTPUT", "-o", "lo", "-j", CHAIN);
+}
+
+function read(): { udp: Counted; tcp: Counted } {
+  // Rows: pkts bytes prot ...; iptables-nft prints the protocol as a number (17, 6).
+  const rows = iptables("-L", CHAIN, "-v", "-x", "-n")
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => /^\d+$/.test(f[0] ?? ""));
+  const get = (names: string[]): Counted => {
+    const f = rows.find((r) => names.includes(r[2] ?? ""));
+    if (!f) throw new Error(`iptables: no ${names[0]} counter in chain ${CHAIN}`);
+    return { packets: Number(f[0]), bytes: Number(f[1]) };
+  };
+  return { udp: get(["udp", "17"]), tcp: get(["tcp", "6"]) };
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
+}
+
+function rover(
+  edgeUrl: string,
+  room: string,
+  id: string,
+  extra: string[],
+): { child: ChildProcess; up: Promise<void> } {
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO_ROOT, "rover/cli.ts"),
+      "rover",
+      "--edge",
+      edgeUrl,
+      "--room",
+      room,
+      "--id",
+      id,
+      "--log-level",
+      "info",
+      ...extra,
+    ],
+    {
+      env: { ...process.env, ROVERLINK_SECRET: BENCH_SECRET, ROVERLINK_LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const up = new Promise<void>((resolve) => {
+    const look = (d: Buffer) => {
+      if (d.toString().includes("link up")) resolve();
+    };
+    child.stdout?.on("data", look);
+    child.stderr?.on("data", look);
+  });
+  return { child, up };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill("SIGTERM");
+  const t = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await gone;
+  clearTimeout(t);
+}
+
+async function main(): Promise<void> {
+  const { seconds, settleS } = JSON.parse(process.argv[2] ?? "{}") as {
+    seconds?: number;
+    settleS?: number;
+  };
+  const idleS = seconds ?? 60;
+  const settle = settleS ?? 5;
+  const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+  await sleep(1_000);
+  const rssBareNodeMiB = rssMiB(bare.pid as number);
+  await stop(bare);
+  const edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET } });
+  const kids: ChildProcess[] = [];
+  try {
+    const room = "footprint";
+    const a = rover(edge.url, room, "a", ["--connect", "b"]);
+    kids.push(a.child);
+    await sleep(settle * 1000); // joined, waiting for b
+    const rssIdleMiB = rssMiB(a.child.pid as number);
+    const b = rover(edge.url, room, "b", ["--echo"]);
+    kids.push(b.child);
+    const linked = await Promise.race([a.up.then(() => true), sleep(30_000).then(() => false)]);
+    if (!linked) throw new Error("the two rovers did not link within 30 s");
+    await sleep(settle * 1000); // settle: first probes, SCTP, consent timers
+    const rssLinkedMiB = rssMiB(a.child.pid as number);
+    countersUp();
+    const c0 = read();
+    const t0 = performance.now();
+    await sleep(idleS * 1000);
+    const c1 = read();
+    const secs = (performance.now() - t0) / 1000;
+    const diff = (x: Counted, y: Counted): Counted => ({
+      packets: y.packets - x.packets,
+      bytes: y.bytes - x.bytes,
+    });
+    const out: IdleLinkFigures = {
+      rssBareNodeMiB,
+      rssIdleMiB,
+      rssLinkedMiB,
+      seconds: Math.round(secs * 10) / 10,
+      udp: diff(c0.udp, c1.udp),
+      tcp: diff(c0.tcp, c1.tcp),
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } finally {
+    await Promise.all(kids.map(stop));
+    await edge.stop();
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`idle-link: ${err.message}\n`);
+  process.exit(1);
+});
