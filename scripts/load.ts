@@ -65,7 +65,8 @@ async function timed<T>(route: string, f: () => Promise<T>): Promise<T> {
 
 let edge: LocalEdge;
 const persistTo = mkdtempSync(join(tmpdir(), "roverlink-load-"));
-const vars = { ROVERLINK_SECRET: SECRET, MAX_PEERS_PER_ROOM: String(PARKED + 10) };
+// A room of 1000 takes longer to fill than the default 30 s presence TTL on 2 shared cores.
+const vars = { ROVERLINK_SECRET: SECRET, MAX_PEERS_PER_ROOM: String(PARKED + 10), PRESENCE_TTL_S: "120" };
 
 async function client(room: string, id: string): Promise<RoverlinkClient> {
   return new RoverlinkClient({
