@@ -83,6 +83,77 @@ describe("events", () => {
     );
   });
 
+  it("an empty list with the same cursor after `wait`; 404 once the peer has left", async () => {
+    const room = freshRoom();
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    expect(await poll(room, "a", ta, ja.body.cursor, 1)).toEqual({
+      events: [],
+      cursor: ja.body.cursor,
+    });
+    expect((await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta })).status).toBe(204);
+    await problemOf(
+      await call("GET", `/v1/rooms/${room}/peers/a/events?wait=0&after=${ja.body.cursor}`, {
+        token: ta,
+      }),
+      404,
+    );
+  });
+
+  it("a cursor the room never handed out is 400 and acknowledges nothing", async () => {
+    const room = freshRoom();
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    await join(room, await token("b", room));
+    const ahead = await call("GET", `/v1/rooms/${room}/peers/a/events?wait=0&after=999999999`, {
+      token: ta,
+    });
+    await problemOf(ahead, 400);
+    await problemOf(
+      await call("GET", `/v1/rooms/${room}/peers/a/events`, {
+        token: ta,
+        headers: { Accept: "text/event-stream", "Last-Event-ID": "999999999" },
+      }),
+      400,
+    );
+    await join(room, await token("c", room));
+    // Nothing was acknowledged: a poll from the stored cursor (no `after`) and a resume both
+    // still see b and c.
+    const fromStored = await poll(room, "a", ta);
+    expect(fromStored.events.map((e) => (e.peer as { id: string }).id)).toEqual(["b", "c"]);
+    const resumed = await join(room, ta);
+    expect(resumed.res.status).toBe(200);
+    expect(resumed.body.cursor).toBe(ja.body.cursor);
+  });
+
+  it("many events: delivered in batches, each exactly once and in order", async () => {
+    const room = freshRoom("many");
+    const ta = await token("a", room);
+    const tb = await token("b", room);
+    const ja = await join(room, ta);
+    await join(room, tb);
+    const N = 130; // more than one poll batch (100)
+    for (let i = 0; i < N; i++) {
+      const r = await call("PATCH", `/v1/rooms/${room}/peers/b`, {
+        token: tb,
+        json: { meta: { i } },
+      });
+      expect(r.status).toBe(200);
+    }
+    const seen: number[] = [];
+    let cursor = ja.body.cursor;
+    for (let round = 0; round < 5; round++) {
+      const got = await poll(room, "a", ta, cursor);
+      if (got.events.length === 0) break;
+      // A retried poll (same cursor) gets the same batch.
+      expect(await poll(room, "a", ta, cursor)).toEqual(got);
+      for (const e of got.events)
+        if (e.type === "peer-updated") seen.push((e.peer as { meta: { i: number } }).meta.i);
+      cursor = got.cursor;
+    }
+    expect(seen).toEqual(Array.from({ length: N }, (_, i) => i));
+  });
+
   it("a parked poll still gets its event after the room object is evicted", async () => {
     const room = freshRoom("evict");
     const ta = await token("a", room);
@@ -104,6 +175,34 @@ describe("events", () => {
     await evictDurableObject(stubOf(room)).catch(() => {});
     const got = await poll(room, "a", ta, ja.body.cursor);
     expect(got.events.map((e) => (e as { peer?: { id: string } }).peer?.id)).toEqual(["b", "c"]);
+  });
+
+  it("SSE: retry line then a keep-alive comment when nothing is pending; event: error when the peer is gone", async () => {
+    const room = freshRoom("sse-idle");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    const res = await call("GET", `/v1/rooms/${room}/peers/a/events?after=${ja.body.cursor}`, {
+      token: ta,
+      headers: { Accept: "text/event-stream" },
+    });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const dec = new TextDecoder();
+    let out = "";
+    while (!out.includes(": keep-alive\n\n")) {
+      const r = await reader.read();
+      if (r.done) break;
+      out += dec.decode(r.value, { stream: true });
+    }
+    expect(out).toBe("retry: 2000\n\n: keep-alive\n\n");
+    // The peer leaves (or expires): the stream says so and ends.
+    expect((await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta })).status).toBe(204);
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      out += dec.decode(r.value, { stream: true });
+    }
+    expect(out).toMatch(/^event: error\ndata: \{"detail":"peer \\"a\\" is not in this room.*\}$/m);
   });
 
   it("SSE: id/event/data lines; Last-Event-ID resumes with exactly the missed events", async () => {

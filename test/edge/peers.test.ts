@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { mergePatch } from "../../worker/merge-patch.ts";
 import { call, freshRoom, join, poll, problemOf, token } from "./helpers.ts";
 
 describe("peers and presence", () => {
@@ -44,6 +45,60 @@ describe("peers and presence", () => {
       expect.objectContaining({ type: "peer-left", peer: "a", reason: "left" }),
     ]);
     await problemOf(await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta }), 404);
+  });
+
+  it("PATCH is a JSON merge patch (RFC 7396): objects merge, null removes, the result is checked", async () => {
+    const room = freshRoom("merge");
+    const ta = await token("a", room);
+    await join(room, ta, {
+      meta: { team: "x", battery: 90 },
+      position: { x: 1, y: 2, map: "yard" },
+    });
+    const patch = (body: unknown) =>
+      call("PATCH", `/v1/rooms/${room}/peers/a`, {
+        token: ta,
+        headers: { "Content-Type": "application/merge-patch+json" },
+        body: JSON.stringify(body),
+      });
+    // meta keys merge; null removes one key; a partial position keeps the other fields.
+    const r1 = await patch({
+      meta: { battery: 80, team: null, mode: { auto: true } },
+      position: { x: 7 },
+    });
+    expect(r1.status).toBe(200);
+    expect(await r1.json()).toMatchObject({
+      meta: { battery: 80, mode: { auto: true } },
+      position: { x: 7, y: 2, map: "yard" },
+    });
+    const r2 = await patch({ meta: { mode: { auto: null, speed: 2 } }, position: { map: null } });
+    const p2 = (await r2.json()) as {
+      meta: Record<string, unknown>;
+      position: unknown;
+      kind: string;
+    };
+    expect(p2.meta).toEqual({ battery: 80, mode: { speed: 2 } });
+    expect(p2.position).toEqual({ x: 7, y: 2 });
+    expect(p2.kind).toBe("rover");
+    // null removes meta and position altogether.
+    const r3 = await patch({ meta: null, position: null });
+    expect(await r3.json()).toMatchObject({ meta: {}, position: null });
+    // A "__proto__" key from JSON never reaches an object's prototype.
+    const r4 = await patch(JSON.parse('{"meta":{"__proto__":{"polluted":1}}}'));
+    expect(r4.status).toBe(200);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const merged = mergePatch({ a: 1 }, JSON.parse('{"__proto__":{"polluted":1},"b":null}'));
+    expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
+    expect(Object.keys(merged as object)).toEqual(["a", "__proto__"]);
+    // The merged peer must be valid: a position needs x and y, kind cannot be removed.
+    await problemOf(await patch({ position: { x: 1 } }), 400);
+    await problemOf(await patch({ kind: null }), 400);
+    await problemOf(await patch({ position: { x: "far", y: 1 } }), 400);
+    // meta grows patch by patch, but not past the JSON limit.
+    expect((await patch({ meta: { a: "x".repeat(10_000) } })).status).toBe(200);
+    await problemOf(await patch({ meta: { b: "y".repeat(10_000) } }), 413);
+    // A peer that is not in the room: 404.
+    await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta });
+    await problemOf(await patch({ kind: "base" }), 404);
   });
 
   it("rejects bad bodies, media types and ids", async () => {

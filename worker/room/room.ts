@@ -10,18 +10,34 @@
  * sends "wake" to the topic's sockets, and the Worker re-reads over RPC.
  */
 import { DurableObject } from "cloudflare:workers";
-import type {
-  JoinBody,
-  Peer,
-  PeerLeftReason,
-  PeerPatch,
-  RoomEvent,
-  SessionInfo,
+import { z } from "zod";
+import {
+  type JoinBody,
+  LIMITS,
+  type Peer,
+  type PeerLeftReason,
+  type RoomEvent,
+  type SessionInfo,
 } from "../../shared/protocol.ts";
+import { kindSchema, positionSchema } from "../../shared/schemas.ts";
 import { type EdgeEnv, numVar } from "../env.ts";
+import { mergePatch } from "../merge-patch.ts";
 import type { RoomProblem } from "../problem.ts";
 import { nearbySets } from "./nearby.ts";
 import { type Pending, RoomStore, type SessionRow, type StoredEvent } from "./store.ts";
+
+/** A merge patch of a peer (validated for shape by the route; the merged result here). */
+export interface PeerMergePatch {
+  kind?: string;
+  meta?: Record<string, unknown> | null;
+  position?: Record<string, unknown> | null;
+}
+
+const peerStateSchema = z.object({
+  kind: kindSchema,
+  meta: z.record(z.string(), z.unknown()).default({}),
+  position: positionSchema.optional(),
+});
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; problem: RoomProblem };
 
@@ -139,14 +155,30 @@ export class Room extends DurableObject<EdgeEnv> {
     return this.#store.peers();
   }
 
-  async updatePeer(id: string, patch: PeerPatch): Promise<Result<{ peer: Peer }>> {
+  /** Apply a merge patch (RFC 7396) to the peer's kind/meta/position; the result must be valid. */
+  async updatePeer(id: string, patch: PeerMergePatch): Promise<Result<{ peer: Peer }>> {
     const existing = this.#store.peer(id);
     if (!existing) return fail(404, "Not found", `peer "${id}" is not in this room`);
+    const merged = peerStateSchema.safeParse(
+      mergePatch(
+        { kind: existing.kind, meta: existing.meta, position: existing.position ?? undefined },
+        patch,
+      ),
+    );
+    if (!merged.success) {
+      const issue = merged.error.issues[0];
+      const where = issue && issue.path.length > 0 ? issue.path.join(".") : "body";
+      return fail(400, "Bad request", `patched peer is invalid: ${where}: ${issue?.message}`);
+    }
+    // Merging lets meta grow patch by patch: the result obeys the JSON body limit too.
+    if (JSON.stringify(merged.data.meta).length > LIMITS.jsonBytes) {
+      return fail(413, "Payload too large", `meta is limited to ${LIMITS.jsonBytes / 1024} KiB`);
+    }
     const peer: Peer = {
       ...existing,
-      kind: patch.kind ?? existing.kind,
-      meta: patch.meta === null ? {} : (patch.meta ?? existing.meta),
-      position: patch.position === undefined ? existing.position : patch.position,
+      kind: merged.data.kind,
+      meta: merged.data.meta,
+      position: merged.data.position ?? null,
     };
     this.#store.updatePeer(peer);
     this.#broadcast(id, { type: "peer-updated", peer });
@@ -193,12 +225,20 @@ export class Room extends DurableObject<EdgeEnv> {
         `peer "${id}" is not in this room (expired or left): join again`,
       );
     }
+    // A cursor this room never handed out would acknowledge (drop) events not yet written.
+    const last = this.#store.lastSeq();
+    if ((after ?? 0) > last || (ack ?? 0) > last) {
+      return fail(
+        400,
+        "Bad request",
+        "cursor is ahead of this room's events: use the cursor from your join or last poll",
+      );
+    }
     if (ack !== null) this.#store.ack(id, ack);
     this.#store.touch(id, Date.now());
     const from = after ?? this.#store.acked(id);
     const events = this.#store.events(id, from, POLL_BATCH);
-    const last = events.at(-1);
-    return { ok: true, events, cursor: last ? last.id : String(from) };
+    return { ok: true, events, cursor: events.at(-1)?.id ?? String(from) };
   }
 
   // --- sessions ----------------------------------------------------------------------------

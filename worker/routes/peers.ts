@@ -4,8 +4,9 @@
  */
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
+import { z } from "zod";
 import { CONTENT_TYPE, LIMITS, paths } from "../../shared/protocol.ts";
-import { joinBodySchema, peerPatchSchema } from "../../shared/schemas.ts";
+import { joinBodySchema, kindSchema } from "../../shared/schemas.ts";
 import { checkRoom, checkSelf } from "../auth.ts";
 import { type AppEnv, type Ctx, claims, idParam, roomStub, unwrap } from "../context.ts";
 import { iceServersFor } from "../ice-servers.ts";
@@ -15,6 +16,18 @@ import { problem } from "../problem.ts";
 import { pollEvents } from "../waits.ts";
 
 export const peersRoutes = new Hono<AppEnv>();
+
+/**
+ * A merge patch (RFC 7396) of the peer's kind/meta/position. Objects merge key by key and `null`
+ * removes, so `position` may be partial here; the room checks the merged result.
+ */
+const peerMergePatchSchema = z
+  .object({
+    kind: kindSchema.optional(),
+    meta: z.record(z.string(), z.unknown()).nullable().optional(),
+    position: z.record(z.string(), z.unknown()).nullable().optional(),
+  })
+  .strict();
 
 function room(c: Ctx): string {
   const r = idParam(c, "room");
@@ -45,7 +58,10 @@ peersRoutes.patch("/:id", jsonLimit, async (c) => {
   const r = room(c);
   const id = idParam(c, "id");
   checkSelf(claims(c), id);
-  const patch = await jsonBody(c, peerPatchSchema, [CONTENT_TYPE.mergePatch, CONTENT_TYPE.json]);
+  const patch = await jsonBody(c, peerMergePatchSchema, [
+    CONTENT_TYPE.mergePatch,
+    CONTENT_TYPE.json,
+  ]);
   const { peer } = unwrap(await roomStub(c, r).updatePeer(id, patch));
   return c.json(peer);
 });
