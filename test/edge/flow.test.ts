@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CAND, call, frag, freshRoom, join, poll, sdp, token } from "./helpers.ts";
+import { CAND, call, frag, freshRoom, join, poll, sdp, text, token } from "./helpers.ts";
 
 describe("offer/answer through the room", () => {
   it("joins, offers, answers in time (201), trickles, restarts, hangs up", async () => {
@@ -35,7 +35,7 @@ describe("offer/answer through the room", () => {
     const res = await offerP;
     expect(res.status).toBe(201);
     expect(res.headers.get("Content-Type")).toBe("application/sdp");
-    expect(await res.text()).toContain("a=ice-ufrag:ufragB1");
+    expect(await text(res)).toContain("a=ice-ufrag:ufragB1");
     expect(res.headers.get("Location")).toBe(`http://edge.test/v1/rooms/${room}/sessions/${sid}`);
     const etag = res.headers.get("ETag") as string;
     expect(etag).toBe(offer?.etag);
@@ -71,7 +71,7 @@ describe("offer/answer through the room", () => {
     const rr = await rp;
     expect(rr.status).toBe(200);
     expect(rr.headers.get("Content-Type")).toBe("application/trickle-ice-sdpfrag");
-    expect(await rr.text()).toContain("ufragB2");
+    expect(await text(rr)).toContain("ufragB2");
     const etag2 = rr.headers.get("ETag") as string;
     expect(etag2).not.toBe(etag);
 

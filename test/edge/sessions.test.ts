@@ -1,4 +1,7 @@
+import { evictDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { parseLinkHeader } from "../../shared/link-header.ts";
 import {
   CAND,
   call,
@@ -15,6 +18,35 @@ import {
 
 const SDP = { "Content-Type": "application/sdp" };
 const FRAG = { "Content-Type": "application/trickle-ice-sdpfrag" };
+
+/** coturn's TURN REST credential, computed here independently of worker/ice-servers.ts. */
+async function turnCredential(username: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode("turn-secret-for-tests"),
+    { name: "HMAC", hash: "SHA-1" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(username));
+  return btoa(String.fromCharCode(...new Uint8Array(mac)));
+}
+
+/** The ice-server Link headers of a response: one per TURN URL, valid credentials for `sub`. */
+async function expectTurnLinks(res: Response, sub: string): Promise<void> {
+  const links = parseLinkHeader(res.headers.get("Link")).filter((l) =>
+    l.rel.includes("ice-server"),
+  );
+  expect(links.map((l) => l.uri)).toEqual([
+    "turn:127.0.0.1:3478?transport=udp",
+    "turn:127.0.0.1:3478?transport=tcp",
+  ]);
+  for (const l of links) {
+    expect(l.params["credential-type"]).toBe("password");
+    expect(l.params.username).toMatch(new RegExp(`^\\d+:${sub}$`));
+    expect(l.params.credential).toBe(await turnCredential(l.params.username as string));
+  }
+}
 
 describe("sessions", () => {
   it("202 when the answer is late; the answer comes as an event and from GET", async () => {
@@ -56,6 +88,118 @@ describe("sessions", () => {
     const info = (await after.json()) as { state: string; answer: string };
     expect(info.state).toBe("answered");
     expect(info.answer).toContain("ufragB1");
+  });
+
+  it("201 and the re-POST's 200 carry Link rel=ice-server headers with TURN credentials", async () => {
+    const p = await pair();
+    const offer = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+      token: p.ta,
+      headers: SDP,
+      body: sdp("ufragA1"),
+    });
+    const eb = await poll(p.room, "b", p.tb, p.cb, 10);
+    const ev = eb.events.find((e) => e.type === "offer") as unknown as {
+      session: string;
+      etag: string;
+    };
+    await call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
+      token: p.tb,
+      headers: { ...SDP, "If-Match": ev.etag },
+      body: sdp("ufragB1"),
+    });
+    const r201 = await offer;
+    expect(r201.status).toBe(201);
+    // No Prefer: the deployment's OFFER_WAIT_S applied, so no Preference-Applied.
+    expect(r201.headers.get("Preference-Applied")).toBeNull();
+    expect(r201.headers.get("Accept-Patch")).toBe("application/trickle-ice-sdpfrag");
+    await expectTurnLinks(r201, "a");
+    await text(r201);
+    // b restarts (re-POST from the answerer): a gets the offer and answers; b gets 200.
+    const restart = call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}`, {
+      token: p.tb,
+      headers: { ...SDP, "If-Match": r201.headers.get("ETag") as string },
+      body: sdp("ufragB2"),
+    });
+    const ea = await poll(p.room, "a", p.ta, p.ca, 10);
+    const ev2 = ea.events.find((e) => e.type === "offer") as unknown as {
+      from: string;
+      etag: string;
+    };
+    expect(ev2.from).toBe("b");
+    await call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
+      token: p.ta,
+      headers: { ...SDP, "If-Match": ev2.etag },
+      body: sdp("ufragA2"),
+    });
+    const r200 = await restart;
+    expect(r200.status).toBe(200);
+    expect(await text(r200)).toContain("ufragA2");
+    await expectTurnLinks(r200, "b");
+  });
+
+  it("an offer parked while the room object is evicted still gets its answer (201)", async () => {
+    const p = await pair("evict-offer");
+    const offer = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+      token: p.ta,
+      headers: { ...SDP, Prefer: "wait=10" },
+      body: sdp("ufragA1"),
+    });
+    const eb = await poll(p.room, "b", p.tb, p.cb, 10);
+    const ev = eb.events.find((e) => e.type === "offer") as unknown as {
+      session: string;
+      etag: string;
+    };
+    await evictDurableObject(env.ROOMS.get(env.ROOMS.idFromName(p.room)));
+    const ans = await call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
+      token: p.tb,
+      headers: { ...SDP, "If-Match": ev.etag },
+      body: sdp("ufragB1"),
+    });
+    expect(ans.status).toBe(204);
+    const res = await offer;
+    expect(res.status).toBe(201);
+    expect(await text(res)).toContain("ufragB1");
+    // Answered in time: no `answer` event for a as well.
+    expect((await poll(p.room, "a", p.ta, p.ca)).events).toEqual([]);
+  });
+
+  it("the answerer's candidates sent before its answer reach the offerer in order", async () => {
+    const p = await pair();
+    const r1 = await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+      token: p.ta,
+      headers: { ...SDP, Prefer: "wait=1" },
+      body: sdp("ufragA1"),
+    });
+    const sid = (r1.headers.get("Location") as string).split("/").pop() as string;
+    const etag = r1.headers.get("ETag") as string;
+    for (const port of [7, 8]) {
+      const r = await call("PATCH", `/v1/rooms/${p.room}/sessions/${sid}`, {
+        token: p.tb,
+        headers: { ...FRAG, "If-Match": etag },
+        body: frag("ufragB1", { candidates: [CAND.replace("50000", `5000${port}`)] }),
+      });
+      expect(r.status).toBe(204);
+    }
+    const ea = await poll(p.room, "a", p.ta, p.ca);
+    expect(
+      ea.events.map((e) => [e.type, e.from, /\b(5000\d)\b/.exec(String(e.frag))?.[1]]),
+    ).toEqual([
+      ["candidates", "b", "50007"],
+      ["candidates", "b", "50008"],
+    ]);
+  });
+
+  it("an offer from a peer that has not joined: 409", async () => {
+    const p = await pair();
+    const ghost = await token("ghost", p.room);
+    await problemOf(
+      await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+        token: ghost,
+        headers: SDP,
+        body: sdp("u1"),
+      }),
+      409,
+    );
   });
 
   it("offer errors: target absent 409 + Retry-After, self 400, wrong media type 415, bad SDP 400, too big 413", async () => {
@@ -102,7 +246,7 @@ describe("sessions", () => {
       await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
         token: p.ta,
         headers: SDP,
-        body: sdp("u1") + `a=x-pad:${"x".repeat(65 * 1024)}\r\n`,
+        body: `${sdp("u1")}a=x-pad:${"x".repeat(65 * 1024)}\r\n`,
       }),
       413,
     );
@@ -174,6 +318,43 @@ describe("sessions", () => {
       body: sdp("ufragB2"),
     });
     expect((await first).status).toBe(200);
+  });
+
+  it("glare by PATCH: both parties restart at once, the second gets 409, the first completes", async () => {
+    const p = await pair();
+    const s = await session(p);
+    const url = `/v1/rooms/${p.room}/sessions/${s.sid}`;
+    const first = call("PATCH", url, {
+      token: p.ta,
+      headers: { ...FRAG, "If-Match": s.etag, Prefer: "wait=5" },
+      body: frag("ufragA2", { pwd: "apwdapwdapwdapwdapwdap" }),
+    });
+    const eb = await poll(p.room, "b", p.tb, s.cb, 10);
+    const ev = eb.events.find((e) => e.type === "restart") as unknown as { etag: string };
+    const second = await call("PATCH", url, {
+      token: p.tb,
+      headers: { ...FRAG, "If-Match": "*" },
+      body: frag("ufragB2", { pwd: "bpwdbpwdbpwdbpwdbpwdbp" }),
+    });
+    await problemOf(second, 409);
+    expect(second.headers.get("Retry-After")).toBeTruthy();
+    const info = (await (await call("GET", url, { token: p.tb })).json()) as {
+      pending: { by: string; kind: string };
+    };
+    expect(info.pending).toMatchObject({ by: "a", kind: "restart" });
+    expect(
+      (
+        await call("POST", `${url}/answer`, {
+          token: p.tb,
+          headers: { ...FRAG, "If-Match": ev.etag },
+          body: frag("ufragB2", { pwd: "bpwdbpwdbpwdbpwdbpwdbp" }),
+        })
+      ).status,
+    ).toBe(204);
+    const won = await first;
+    expect(won.status).toBe(200);
+    expect(won.headers.get("ETag")).toBe(ev.etag);
+    expect(await text(won)).toContain("ufragB2");
   });
 
   it("answers: superseded etag 412, wrong media type 415, nothing pending 409, missing If-Match 428", async () => {
