@@ -261,12 +261,8 @@ export class Agent extends EventEmitter {
         void this.#links.get(ev.from)?.onCandidates(ev);
         return;
       case "restart":
-        // PATCH (sdpfrag) restarts need an sdpfrag answer, which werift cannot produce; peers
-        // restart rovers by re-POST. The offerer's wait times out and it re-POSTs or rebuilds.
-        this.log.warn(
-          { peer: ev.from },
-          "ignoring an sdpfrag ICE restart (re-POST a full offer instead)",
-        );
+        // A WHIP-style restart by PATCH (curl, other clients); agents restart by re-POST.
+        void this.#links.get(ev.from)?.onRestart(ev);
         return;
       case "session-closed":
         for (const l of this.#links.values()) l.onSessionClosed(ev.session);

@@ -9,8 +9,18 @@ import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
 import type { IceServer, RoomEvent } from "../shared/protocol.ts";
-import { buildCandidateFrag, fragCandidates, fragUfrag, parseSdpFrag } from "../shared/sdpfrag.ts";
+import {
+  buildCandidateFrag,
+  fragCandidates,
+  fragPwd,
+  fragUfrag,
+  parseSdpFrag,
+  type SdpFrag,
+  serializeSdpFrag,
+} from "../shared/sdpfrag.ts";
+import { CandidateBuffer } from "./candidate-buffer.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "./health.ts";
+import { iceCredentials, sdpCandidates, withIceCredentials } from "./ice-sdp.ts";
 import {
   BacklogFullError,
   decodeFrame,
@@ -48,8 +58,7 @@ export interface LinkOptions {
 type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
 type AnswerEvent = Extract<RoomEvent, { type: "answer" }>;
 type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
-
-type HeldCandidates = { ufrag: string | undefined; frag: string }[];
+type RestartEvent = Extract<RoomEvent, { type: "restart" }>;
 
 const PROBE_PREFIX = '{"rlp":';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,8 +81,12 @@ export class Link extends EventEmitter {
   #etag: string | null = null;
   /** Local candidates waiting for a session to trickle into. */
   #outCandidates: { candidate: string; sdpMid?: string; sdpMLineIndex?: number }[] = [];
-  /** Remote candidates waiting for the description with their ufrag. */
-  #heldCandidates: HeldCandidates = [];
+  /** While a description is made and sent, its candidates travel in it, not by PATCH. */
+  #holdTrickle = false;
+  /** Local candidates already sent inside a description or fragment (werift gathers first). */
+  #sentCandidates = new Set<string>();
+  /** Remote candidates waiting for the description (session and ufrag) they belong to. */
+  readonly #held = new CandidateBuffer();
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
   #everOpen = false;
@@ -162,12 +175,15 @@ export class Link extends EventEmitter {
     const pc = this.#newPc();
     this.#pc = pc;
     this.#openChannels(pc);
-    await pc.setLocalDescription(await pc.createOffer());
-    const sdp = pc.localDescription?.sdp ?? "";
-    const r = await this.#o.client.offer(this.#o.room, this.peer, sdp, { waitS: 10 });
+    const r = await this.#sendingDescription(async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      const sdp = this.#sentSdp(pc);
+      return this.#o.client.offer(this.#o.room, this.peer, sdp, { waitS: 10 });
+    });
     if (pc !== this.#pc) return;
     this.#sid = r.session;
     this.#etag = r.etag;
+    this.#held.keepOnly(r.session);
     this.emit("session", r.session);
     void this.#flushOutCandidates();
     if (r.status === 201 && r.answer) await this.#applyAnswer(pc, r.answer);
@@ -190,6 +206,7 @@ export class Link extends EventEmitter {
         pc = this.#newPc();
         this.#pc = pc;
         this.#sid = ev.session;
+        this.#held.keepOnly(ev.session);
         this.emit("session", ev.session);
       } else {
         this.health.onRemoteRestart(Date.now());
@@ -207,12 +224,14 @@ export class Link extends EventEmitter {
         await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
       }
       await this.#flushHeld();
-      await pc.setLocalDescription(await pc.createAnswer());
-      await this.#o.client.answer(this.#o.room, ev.session, pc.localDescription?.sdp ?? "", {
-        contentType: "sdp",
-        ifMatch: ev.etag,
+      const answering = pc;
+      await this.#sendingDescription(async () => {
+        await answering.setLocalDescription(await answering.createAnswer());
+        await this.#o.client.answer(this.#o.room, ev.session, this.#sentSdp(answering), {
+          contentType: "sdp",
+          ifMatch: ev.etag,
+        });
       });
-      void this.#flushOutCandidates();
       this.#tick();
     });
   }
@@ -227,51 +246,120 @@ export class Link extends EventEmitter {
 
   onCandidates(ev: CandidatesEvent): Promise<void> {
     return this.#serial(async () => {
-      if (ev.session !== this.#sid) return;
-      let ufrag: string | undefined;
       try {
-        ufrag = fragUfrag(parseSdpFrag(ev.frag));
+        // Held even for a session not known yet: it may be the one our pending offer creates.
+        this.#held.hold(ev.session, fragCandidates(parseSdpFrag(ev.frag)));
       } catch {
         this.#o.log.warn({ peer: this.peer }, "ignoring a malformed candidates fragment");
         return;
       }
-      this.#heldCandidates.push({ ufrag, frag: ev.frag });
       await this.#flushHeld();
     });
   }
 
-  /** Apply held remote candidates whose ufrag matches the current remote description. */
+  /**
+   * A `restart` event: the peer restarted ICE WHIP-style, by PATCH with its new ufrag/pwd.
+   * werift takes whole descriptions only, so the current remote description is rewritten with
+   * the new credentials and negotiated again (as an offer if it was one; else we make the offer
+   * locally and take the rewritten answer). Our new ufrag/pwd/candidates go back as an sdpfrag.
+   */
+  onRestart(ev: RestartEvent): Promise<void> {
+    return this.#serial(async () => {
+      const pc = this.#pc;
+      const remote = pc?.remoteDescription;
+      if (this.#closed || !pc || !remote || ev.session !== this.#sid) {
+        this.#o.log.warn({ peer: this.peer, session: ev.session }, "restart for no live session");
+        return;
+      }
+      let frag: SdpFrag;
+      try {
+        frag = parseSdpFrag(ev.frag);
+      } catch (e) {
+        this.#o.log.warn({ peer: this.peer, err: errText(e) }, "ignoring a malformed restart");
+        return;
+      }
+      const ufrag = fragUfrag(frag);
+      const pwd = fragPwd(frag);
+      if (!ufrag || !pwd) {
+        this.#o.log.warn({ peer: this.peer }, "ignoring a restart without ice-ufrag/ice-pwd");
+        return;
+      }
+      this.health.onRemoteRestart(Date.now());
+      this.#markRestart();
+      this.#etag = ev.etag;
+      this.#held.hold(ev.session, fragCandidates(frag));
+      const sdp = withIceCredentials(remote.sdp, { ufrag, pwd });
+      const reply = await this.#sendingDescription(async () => {
+        if (remote.type === "offer") {
+          await pc.setRemoteDescription({ type: "offer", sdp });
+          await pc.setLocalDescription(await pc.createAnswer());
+        } else {
+          await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+          await pc.setRemoteDescription({ type: "answer", sdp });
+        }
+        await this.#flushHeld();
+        const local = this.#sentSdp(pc);
+        const creds = iceCredentials(local);
+        if (!creds) throw new Error("werift made a description without ICE credentials");
+        const out = buildCandidateFrag({ ...creds, candidates: sdpCandidates(local), end: true });
+        await this.#o.client.answer(this.#o.room, ev.session, serializeSdpFrag(out), {
+          contentType: "sdpfrag",
+          ifMatch: ev.etag,
+        });
+        return out;
+      });
+      this.#o.log.info(
+        { peer: this.peer, candidates: reply.media.flatMap((m) => m.candidates).length },
+        "answered an sdpfrag ICE restart",
+      );
+      this.#tick();
+    });
+  }
+
+  /** Apply the held remote candidates that fit the current session and remote description. */
   async #flushHeld(): Promise<void> {
     const pc = this.#pc;
     const remote = pc?.remoteDescription?.sdp;
-    if (!pc || !remote) return;
+    if (!pc || !remote || !this.#sid) return;
     const current = /^a=ice-ufrag:(\S+)/m.exec(remote)?.[1];
-    const keep: HeldCandidates = [];
-    for (const h of this.#heldCandidates) {
-      if (h.ufrag !== undefined && h.ufrag !== current) {
-        keep.push(h); // for a description not applied yet (or stale: dropped on the next restart)
-        continue;
-      }
-      for (const c of fragCandidates(parseSdpFrag(h.frag))) {
-        await pc
-          .addIceCandidate({
-            candidate: c.candidate,
-            sdpMid: c.sdpMid ?? "0",
-            sdpMLineIndex: c.sdpMLineIndex,
-          })
-          .catch(() => {});
-      }
+    for (const c of this.#held.take(this.#sid, current)) {
+      await pc
+        .addIceCandidate({
+          candidate: c.candidate,
+          sdpMid: c.sdpMid ?? "0",
+          sdpMLineIndex: c.sdpMLineIndex,
+        })
+        .catch(() => {}); // a duplicate of one in the description, or of a closed generation
     }
-    this.#heldCandidates = keep.slice(-64);
+  }
+
+  /** Run a step that makes and sends a local description; trickle what it did not carry after. */
+  async #sendingDescription<T>(step: () => Promise<T>): Promise<T> {
+    this.#holdTrickle = true;
+    try {
+      return await step();
+    } finally {
+      this.#holdTrickle = false;
+      void this.#flushOutCandidates();
+    }
+  }
+
+  /** The local description about to be sent; its candidates need no trickle. */
+  #sentSdp(pc: RTCPeerConnection): string {
+    const sdp = pc.localDescription?.sdp ?? "";
+    for (const c of sdpCandidates(sdp)) this.#sentCandidates.add(c.candidate);
+    return sdp;
   }
 
   async #flushOutCandidates(): Promise<void> {
     const pc = this.#pc;
-    if (!this.#sid || !this.#etag || !pc?.localDescription || this.#outCandidates.length === 0)
-      return;
+    if (this.#holdTrickle || !this.#sid || !this.#etag || !pc?.localDescription) return;
     const ufrag = /^a=ice-ufrag:(\S+)/m.exec(pc.localDescription.sdp)?.[1];
     if (!ufrag) return;
-    const batch = this.#outCandidates.splice(0);
+    const batch = this.#outCandidates
+      .splice(0)
+      .filter((c) => !this.#sentCandidates.has(c.candidate));
+    if (batch.length === 0) return;
     try {
       await this.#o.client.trickle(
         this.#o.room,
@@ -343,17 +431,14 @@ export class Link extends EventEmitter {
     if (!pc || !sid || this.#closed) return;
     this.#markRestart();
     this.#o.log.info({ peer: this.peer, reason, attempt }, "ICE restart");
-    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
     try {
-      const r = await this.#o.client.restartOffer(
-        this.#o.room,
-        sid,
-        pc.localDescription?.sdp ?? "",
-        {
+      const r = await this.#sendingDescription(async () => {
+        await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+        return this.#o.client.restartOffer(this.#o.room, sid, this.#sentSdp(pc), {
           ifMatch: "*",
           waitS: 3,
-        },
-      );
+        });
+      });
       if (pc !== this.#pc) return;
       this.#etag = r.etag;
       void this.#flushOutCandidates();
@@ -398,7 +483,7 @@ export class Link extends EventEmitter {
     }
     this.#channels.clear();
     this.#outCandidates = [];
-    this.#heldCandidates = [];
+    this.#sentCandidates.clear();
     if (old) void old.close().catch(() => {});
   }
 

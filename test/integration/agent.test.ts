@@ -6,9 +6,18 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RTCPeerConnection } from "werift";
 import { Agent, type AgentMessage } from "../../rover/agent.ts";
+import { iceCredentials, sdpCandidates, withIceCredentials } from "../../rover/ice-sdp.ts";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
-import type { FetchFn } from "../../shared/client.ts";
+import { type FetchFn, RoverlinkClient } from "../../shared/client.ts";
+import {
+  buildCandidateFrag,
+  fragCandidates,
+  fragPwd,
+  fragUfrag,
+  parseSdpFrag,
+} from "../../shared/sdpfrag.ts";
 import { mintToken } from "../../shared/token.ts";
 
 const SECRET = "integration-secret-integration-secret";
@@ -226,6 +235,81 @@ describe("rover agents through the local edge", () => {
     expect(got).toEqual(expected(200));
     await handover;
     expect(rePosts).toBeGreaterThanOrEqual(2);
+  });
+
+  it("answers a WHIP-style ICE restart by PATCH (sdpfrag) and carries data on the new ICE session", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    // x: a bare WHIP-style client (werift + the HTTP client), not an agent.
+    const x = new RoverlinkClient({
+      baseUrl: edge.url,
+      token: await mintToken({ secret: SECRET, sub: "x", room, ttlSeconds: 600 }),
+    });
+    await x.join(room, { kind: "tool" });
+    const pc = new RTCPeerConnection({
+      iceServers: [],
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: ["127.0.0.1"],
+    });
+    try {
+      pc.createDataChannel("control", { ordered: true });
+      pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 });
+      const app = pc.createDataChannel("app", { ordered: true });
+      const got: string[] = [];
+      app.onMessage.subscribe((m) => got.push(String(m)));
+      b.on("message", (m: AgentMessage) => {
+        if (m.channel === "app") b.send(m.peer, "app", m.data);
+      });
+      await pc.setLocalDescription(await pc.createOffer());
+      const offered = await x.offer(room, "b", pc.localDescription?.sdp ?? "", { waitS: 10 });
+      expect(offered.status).toBe(201);
+      await pc.setRemoteDescription({ type: "answer", sdp: offered.answer ?? "" });
+      await until(() => app.readyState === "open");
+      app.send("before");
+      await until(() => got.includes("before"));
+
+      const handover = waitFor<{ kind: string; gapMs: number }>(b, "handover");
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      const local = pc.localDescription?.sdp ?? "";
+      const creds = iceCredentials(local);
+      if (!creds) throw new Error("no ICE credentials in werift's offer");
+      const restarted = await x.restartFrag(
+        room,
+        offered.session,
+        buildCandidateFrag({ ...creds, candidates: sdpCandidates(local), end: true }),
+        { ifMatch: offered.etag, waitS: 10 },
+      );
+      expect(restarted.status).toBe(200);
+      expect(restarted.etag).not.toBe(offered.etag);
+      const reply = parseSdpFrag(restarted.frag ?? "");
+      const ufrag = fragUfrag(reply);
+      const pwd = fragPwd(reply);
+      const before = iceCredentials(offered.answer ?? "");
+      // b answered with a new ICE generation and its candidates.
+      expect(ufrag).toBeDefined();
+      expect(ufrag).not.toBe(before?.ufrag);
+      expect(fragCandidates(reply).length).toBeGreaterThan(0);
+      const remote = pc.remoteDescription?.sdp ?? "";
+      await pc.setRemoteDescription({
+        type: "answer",
+        sdp: withIceCredentials(remote, { ufrag: ufrag ?? "", pwd: pwd ?? "" }),
+      });
+      for (const c of fragCandidates(reply)) await pc.addIceCandidate(c);
+      // The new ICE session selects a pair with b's new ufrag (not the old pair kept alive).
+      const conn = (
+        pc as unknown as {
+          iceTransports: { connection: { remoteUsername: string; nominated?: unknown } }[];
+        }
+      ).iceTransports[0]?.connection;
+      await until(() => conn?.remoteUsername === ufrag && conn?.nominated !== undefined);
+      expect((await handover).kind).toBe("restart");
+      app.send("after");
+      await until(() => got.includes("after"));
+      expect(got).toEqual(["before", "after"]);
+    } finally {
+      await pc.close();
+      await x.leave(room, "x").catch(() => {});
+    }
   });
 
   it("killing and restarting an agent process resumes its links", async () => {
