@@ -1,5 +1,25 @@
 import { describe, expect, it } from "vitest";
-import { call, join, pair, problemOf, sdp, session, token } from "./helpers.ts";
+import { call, join, pair, problemOf, SECRET, sdp, session, token } from "./helpers.ts";
+
+const b64url = (b: Uint8Array | string) =>
+  btoa(typeof b === "string" ? b : String.fromCharCode(...b))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+
+/** A JWT signed with the right secret but hand-built header and claims. */
+async function craft(header: object, claims: object, secret = SECRET): Promise<string> {
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input));
+  return `${input}.${b64url(new Uint8Array(mac))}`;
+}
 
 async function unauthorized(res: Response) {
   await problemOf(res, 401);
@@ -26,6 +46,22 @@ describe("auth", () => {
       await call("GET", path, { headers: { Authorization: `Basic ${btoa("a:b")}` } }),
     );
     await unauthorized(await call("GET", "/v1/ice-servers"));
+    // Signed with the right secret, but claims or algorithm the edge must refuse.
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const hs = { alg: "HS256", typ: "JWT" };
+    const good = await craft(hs, { sub: "a", room: p.room, exp });
+    expect((await call("GET", path, { token: good })).status).toBe(200);
+    for (const bad of [
+      await craft(hs, { sub: "a", room: p.room }), // no exp
+      await craft(hs, { room: p.room, exp }), // no sub
+      await craft(hs, { sub: "a", exp }), // no room
+      await craft(hs, { sub: "a b", room: p.room, exp }), // sub not an id
+      await craft(hs, { sub: "a", room: p.room, exp, role: "root" }),
+      await craft({ alg: "HS512", typ: "JWT" }, { sub: "a", room: p.room, exp }),
+      `${b64url(JSON.stringify({ alg: "none", typ: "JWT" }))}.${b64url(JSON.stringify({ sub: "a", room: p.room, exp }))}.`,
+    ]) {
+      await unauthorized(await call("GET", path, { token: bad }));
+    }
   });
 
   it("403: another room, acting as another peer, another pair's session; admins may act", async () => {
@@ -82,9 +118,22 @@ describe("auth", () => {
     // An admin token for every room may act as anyone.
     const admin = await token("ops", "*", { role: "admin" });
     expect((await call("GET", url, { token: admin })).status).toBe(200);
+    expect(
+      (await call("GET", `/v1/rooms/${p.room}/peers/b/events?wait=0`, { token: admin })).status,
+    ).toBe(200);
+    const moved = await call("PATCH", `/v1/rooms/${p.room}/peers/b`, {
+      token: admin,
+      json: { meta: { by: "ops" } },
+    });
+    expect(await moved.json()).toMatchObject({ id: "b", meta: { by: "ops" } });
     expect((await call("DELETE", `/v1/rooms/${p.room}/peers/c`, { token: admin })).status).toBe(
       204,
     );
+    expect((await call("DELETE", url, { token: admin })).status).toBe(200);
+    await problemOf(await call("GET", url, { token: p.ta }), 404);
+    // An admin token for one room is still bound to that room.
+    const roomAdmin = await token("ops", "other-room", { role: "admin" });
+    await problemOf(await call("GET", `/v1/rooms/${p.room}/peers`, { token: roomAdmin }), 403);
   });
 
   it("a token for every room (*) joins any room", async () => {

@@ -49,6 +49,56 @@ describe("expiry (one alarm, earliest deadline first)", () => {
     expect(peers.peers).toHaveLength(2);
   });
 
+  it("a peer whose long-poll is parked stays present even when its last poll is old", async () => {
+    const p = await pair("parked");
+    const parked = poll(p.room, "b", p.tb, p.cb, 10);
+    await new Promise((r) => setTimeout(r, 300));
+    await age(p.room, `UPDATE peers SET last_seen = ${Date.now() - 60_000}`);
+    await runDurableObjectAlarm(stubOf(p.room));
+    // a was not parked: it expired, and b's parked poll hears it at once.
+    const got = await parked;
+    expect(got.events).toEqual([
+      expect.objectContaining({ type: "peer-left", peer: "a", reason: "expired" }),
+    ]);
+    const peers = (await (
+      await call("GET", `/v1/rooms/${p.room}/peers`, { token: p.tb })
+    ).json()) as { peers: { id: string }[] };
+    expect(peers.peers.map((x) => x.id)).toEqual(["b"]);
+  });
+
+  it("a restart nobody answers lapses; the session keeps its answered state", async () => {
+    const p = await pair("restart-ttl");
+    const s = await session(p);
+    const url = `/v1/rooms/${p.room}/sessions/${s.sid}`;
+    const r = await call("POST", url, {
+      token: p.ta,
+      headers: { "Content-Type": "application/sdp", "If-Match": s.etag, Prefer: "wait=1" },
+      body: sdp("ufragA2"),
+    });
+    expect(r.status).toBe(202);
+    await age(
+      p.room,
+      `UPDATE sessions SET pending = json_set(pending, '$.createdAt', ${Date.now() - 121_000})`,
+    );
+    await runDurableObjectAlarm(stubOf(p.room));
+    const info = (await (await call("GET", url, { token: p.ta })).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(info).toMatchObject({ state: "answered", etag: s.etag });
+    expect(info.pending).toBeUndefined();
+    expect(String(info.answer)).toContain("ufragB1");
+    // The restart's etag lapsed with it: answering it now is 412.
+    await problemOf(
+      await call("POST", `${url}/answer`, {
+        token: p.tb,
+        headers: { "Content-Type": "application/sdp", "If-Match": r.headers.get("ETag") as string },
+        body: sdp("ufragB2"),
+      }),
+      412,
+    );
+  });
+
   it("an offer nobody answers expires and the offerer is told", async () => {
     const p = await pair("offer-ttl");
     const r = await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {

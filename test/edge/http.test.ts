@@ -42,8 +42,39 @@ describe("HTTP surface", () => {
     });
     expect(err.status).toBe(401);
     expect(err.headers.get("Access-Control-Allow-Origin")).toBe("*");
-    for (const h of ["Location", "ETag", "Link", "Retry-After"])
+    for (const h of ["Location", "ETag", "Link", "Retry-After", "Accept-Post", "Accept-Patch"])
       expect(err.headers.get("Access-Control-Expose-Headers")).toContain(h);
+    // Every kind of error response: 404, 405, 400 and 409 from the room object, too.
+    const t = await token("a", "*");
+    const origin = { Origin: "https://console.example" };
+    const p = await pair("cors");
+    for (const [method, path, status] of [
+      ["GET", "/v1/nothing-here", 404],
+      ["PUT", "/v1/rooms/r1/peers", 405],
+      ["GET", "/v1/rooms/bad%20room/peers", 400],
+      ["GET", `/v1/rooms/${p.room}/sessions/nope`, 404],
+    ] as const) {
+      const r = await call(method, path, { token: t, headers: origin });
+      await problemOf(r, status);
+      expect(r.headers.get("Access-Control-Allow-Origin")).toBe("*");
+      expect(r.headers.get("Access-Control-Expose-Headers")).toContain("Retry-After");
+    }
+    const absent = await call("POST", `/v1/rooms/${p.room}/peers/zed/sessions`, {
+      token: p.ta,
+      headers: { ...origin, "Content-Type": "application/sdp" },
+      body: sdp("u1"),
+    });
+    await problemOf(absent, 409);
+    expect(absent.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    // And successful ones expose what a browser needs to read.
+    const ok = await call("POST", `/v1/rooms/${p.room}/peers`, {
+      token: p.ta,
+      headers: origin,
+      json: {},
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    expect(ok.headers.get("Access-Control-Expose-Headers")).toContain("Location");
   });
 
   it("ICE servers: coturn TURN REST credentials, checked independently; Link headers on 201", async () => {
