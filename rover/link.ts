@@ -397,8 +397,14 @@ export class Link extends EventEmitter {
     this.#tick();
   }
 
+  /**
+   * A handover starts (or goes on: a retry, or the peer's offer after glare). The ufrag is the one
+   * from before the first attempt: after glare we answer with the ufrag of our own superseded
+   * offer, and that answer's new pair completes the handover.
+   */
   #markRestart(): void {
-    if (this.#restartStartedAt === null) this.#restartStartedAt = Date.now();
+    if (this.#restartStartedAt !== null) return;
+    this.#restartStartedAt = Date.now();
     this.#ufragAtRestart = this.#ice()?.localUsername ?? null;
   }
 

@@ -179,10 +179,24 @@ describe("rover agents through the local edge", () => {
 
   it("glare: both sides restart at once and the link comes back", async () => {
     const room = `int-${++roomN}`;
-    const b = await agent(room, "b");
-    const a = await agent(room, "a", ["b"]);
+    let rePosts = 0;
+    const countRestartOffers =
+      (f: FetchFn): FetchFn =>
+      (url, init) => {
+        if (init.method === "POST" && /\/sessions\/[^/]+$/.test(new URL(url).pathname)) rePosts++;
+        return f(url, init);
+      };
+    const b = await agent(room, "b", [], countRestartOffers);
+    const a = await agent(room, "a", ["b"], countRestartOffers);
     await waitFor(a, "link-up");
     echo(b);
+    const handovers = Promise.all(
+      [a, b].map((x) =>
+        waitFor<{ kind: string; gapMs: number }>(x, "handover", (h) => {
+          return (h as { kind: string }).kind === "restart";
+        }),
+      ),
+    );
     const got = await stream(a, "b", 100, 50, (i) => {
       if (i === 30) {
         void a.restart("b");
@@ -190,6 +204,10 @@ describe("rover agents through the local edge", () => {
       }
     });
     expect(got).toEqual(expected(100));
+    // Both sides finish the one handover that won (the loser answered it): no retry was needed.
+    const gaps = (await handovers).map((h) => h.gapMs);
+    expect(rePosts).toBe(2);
+    console.info(`glare handover gaps: ${gaps.join(" ms, ")} ms`);
   });
 
   it("three agents make a mesh", async () => {
