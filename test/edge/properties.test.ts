@@ -2,100 +2,175 @@
 // never produce a 5xx, every error is problem+json, and the room is intact afterwards.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CAND, call, frag, pair, poll, sdp, session, token } from "./helpers.ts";
+import { CAND, call, frag, join, pair, poll, sdp, session, token } from "./helpers.ts";
 
-const METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT"];
+const METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"];
 const TYPES = [
   "application/sdp",
   "application/trickle-ice-sdpfrag",
   "application/json",
   "application/merge-patch+json",
+  "application/sdp; charset=utf-8",
   "text/plain",
+  "multipart/form-data; boundary=x",
   "",
 ];
+
+/** Printable ASCII only: anything else cannot be put in a header by any client. */
+const headerText = (max: number) =>
+  fc.string({ maxLength: max }).map((s) => s.replace(/[^\x20-\x7e]/g, ""));
 
 describe("hostile input", () => {
   it("never a 5xx; errors are problem+json; the room is intact afterwards", async () => {
     const p = await pair("fuzz");
     const s = await session(p);
-    const routes = [
-      `/v1/rooms/${p.room}/peers`,
-      `/v1/rooms/${p.room}/peers/a`,
-      `/v1/rooms/${p.room}/peers/a/events`,
-      `/v1/rooms/${p.room}/peers/b/sessions`,
-      `/v1/rooms/${p.room}/sessions/${s.sid}`,
-      `/v1/rooms/${p.room}/sessions/${s.sid}/answer`,
-      "/v1/ice-servers",
-    ];
+    const room = p.room;
     const junkId = fc.oneof(
       fc.string({ maxLength: 70 }),
-      fc.constantFrom("..", ".", "%00", "a/b", "é", "x".repeat(65)),
+      fc.constantFrom("..", ".", "%00", "a/b", "é", "x".repeat(65), "a", "b", s.sid),
+    );
+    const seg = junkId.map(encodeURIComponent);
+    const path = fc.oneof(
+      fc.constantFrom(
+        `/v1/rooms/${room}/peers`,
+        `/v1/rooms/${room}/peers/a`,
+        `/v1/rooms/${room}/peers/a/events`,
+        `/v1/rooms/${room}/peers/b/sessions`,
+        `/v1/rooms/${room}/sessions/${s.sid}`,
+        `/v1/rooms/${room}/sessions/${s.sid}/answer`,
+        "/v1/ice-servers",
+        "/healthz",
+      ),
+      fc.tuple(seg, seg).map(([x, y]) => `/v1/rooms/${x}/peers/${y}`),
+      seg.map((x) => `/v1/rooms/${room}/peers/${x}/events`),
+      seg.map((x) => `/v1/rooms/${room}/peers/${x}/sessions`),
+      seg.map((x) => `/v1/rooms/${room}/sessions/${x}`),
+      fc.tuple(seg, seg).map(([x, y]) => `/v1/rooms/${x}/sessions/${y}/answer`),
+      fc.webPath().map((w) => `/v1${w}`),
+    );
+    // `wait` is never a valid long wait (a parked poll would only cost time); junk or 0/1.
+    const waitValue = fc.oneof(
+      fc.constantFrom("0", "1", "", "-1", "26", "1e3", "0x1", " 1"),
+      fc.string({ maxLength: 12 }).filter((q) => !/^\d{1,2}$/.test(q)),
+    );
+    const afterValue = fc.oneof(
+      fc.constantFrom("0", "-1", "1.5", "99999999999999999999", s.etag),
+      fc.string({ maxLength: 20 }),
+      fc.nat().map(String),
+    );
+    const query = fc.oneof(
+      fc.constant(""),
+      fc
+        .tuple(waitValue, afterValue)
+        .map(([w, a]) => `?wait=${encodeURIComponent(w)}&after=${encodeURIComponent(a)}`),
+      headerText(30).map((q) => `?${encodeURIComponent(q)}`),
     );
     const body = fc.oneof(
       fc.string({ maxLength: 300 }),
       fc.json(),
       fc.constant(sdp("fz").replace("v=0", "v=1")),
+      fc.constant(sdp("fz")),
       fc.constant(frag("fz", { candidates: ["candidate:x"] })),
       fc.constant(frag("ufragA1", { candidates: [CAND] })),
+      fc.constant(`{"meta":${JSON.stringify({ k: "x".repeat(20_000) })}}`),
+      fc.constant("\u0000\uffff\ud800"),
     );
+    const tokens = [
+      p.ta,
+      p.tb,
+      await token("c", room),
+      await token("a", "another-room"),
+      await token("ops", "*", { role: "admin" }),
+      await token("a", room, { nowS: Math.floor(Date.now() / 1000) - 7200, ttlS: 60 }),
+      "not-a-token",
+      "",
+    ];
+    const headers = fc.record(
+      {
+        "Content-Type": fc.constantFrom(...TYPES),
+        "If-Match": fc.oneof(headerText(40), fc.constantFrom("*", '"*"', s.etag, `W/${s.etag}`)),
+        Prefer: fc.oneof(
+          fc.constant("wait=1"),
+          headerText(20).map((x) => `wait=${x}`),
+          headerText(20),
+        ),
+        Accept: fc.constantFrom("application/json", "*/*", "text/html", "application/sdp"),
+        "Last-Event-ID": fc.oneof(headerText(20), fc.nat().map(String)),
+        Origin: fc.constantFrom("https://console.example", "null", "http://evil.example"),
+        "Content-Length": fc.constantFrom("0", "5", "999999999"),
+      },
+      { requiredKeys: [] },
+    );
+    let runs = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...METHODS),
-        fc.oneof(
-          fc.constantFrom(...routes),
-          junkId.map((j) => `/v1/rooms/${encodeURIComponent(j)}/peers/${encodeURIComponent(j)}`),
-        ),
-        fc.constantFrom(...TYPES),
+        path,
+        query,
+        headers,
         body,
-        fc.oneof(
-          fc.constant(undefined),
-          fc.string({ maxLength: 40 }),
-          fc.constant("*"),
-          fc.constant(s.etag),
-        ),
-        fc.oneof(
-          fc.constant(""),
-          fc
-            .string({ maxLength: 20 })
-            .map((q) => `?wait=${encodeURIComponent(q)}&after=${encodeURIComponent(q)}`),
-        ),
-        fc.boolean(),
-        async (method, path, type, payload, ifMatch, query, asB) => {
-          const headers: Record<string, string> = { Prefer: "wait=1" };
-          if (type) headers["Content-Type"] = type;
-          if (ifMatch !== undefined) headers["If-Match"] = ifMatch;
-          const withBody = method !== "GET" && method !== "DELETE";
-          // Never the real DELETE of a's peer or the session: those are legitimate, not hostile.
-          if (method === "DELETE" && (path.endsWith("/peers/a") || path.includes("/sessions/")))
+        fc.constantFrom(...tokens),
+        async (method, url, q, hdrs, payload, tok) => {
+          // Never the real DELETE of a peer or the session: that is legitimate, not hostile.
+          if (method === "DELETE" && url.startsWith(`/v1/rooms/${room}/`)) return;
+          // Nor a legitimate join by a peer that was not in the room.
+          if (
+            method === "POST" &&
+            url === `/v1/rooms/${room}/peers` &&
+            tok !== p.ta &&
+            tok !== p.tb
+          )
             return;
-          const res = await call(method, `${path}${query}`, {
-            token: asB ? p.tb : p.ta,
-            headers,
+          // A lying Content-Length is refused by the client library before the edge sees it.
+          const { "Content-Length": _len, ...h } = hdrs;
+          const withBody = method !== "GET" && method !== "DELETE" && method !== "HEAD";
+          runs += 1;
+          const res = await call(method, `${url}${q}`, {
+            token: tok,
+            headers: h,
             ...(withBody ? { body: payload } : {}),
           });
           expect(res.status).toBeLessThan(500);
-          if (res.status >= 400) {
+          if (res.status >= 400 && method !== "HEAD") {
             expect(res.headers.get("Content-Type")).toBe("application/problem+json");
             const pr = (await res.json()) as Record<string, unknown>;
             expect(pr.status).toBe(res.status);
+            expect(typeof pr.type).toBe("string");
             expect(typeof pr.title).toBe("string");
             expect(typeof pr.detail).toBe("string");
+            if (res.status === 401) expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
           } else {
             await res.arrayBuffer();
           }
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 300 },
     );
-    // Intact: both peers present, and a normal flow still works in the room.
+    expect(runs).toBeGreaterThan(200);
+
+    // Intact: both peers present, and a normal flow still works in the same room, from each
+    // peer's own stored cursor (whatever the hostile polls acknowledged).
     const peers = (await (
-      await call("GET", `/v1/rooms/${p.room}/peers`, { token: p.ta })
-    ).json()) as { peers: { id: string }[] };
+      await call("GET", `/v1/rooms/${room}/peers`, { token: p.ta })
+    ).json()) as {
+      peers: { id: string }[];
+    };
     expect(peers.peers.map((x) => x.id).sort()).toEqual(["a", "b"]);
-    const q = await pair("fuzz-after");
-    const s2 = await session(q);
-    expect(s2.sid).toBeTruthy();
-    void poll;
-    void token;
-  });
+    const drain = async (id: string, tok: string) => {
+      let cursor = (await join(room, tok)).body.cursor;
+      for (;;) {
+        const r = await poll(room, id, tok, cursor);
+        if (r.events.length === 0) return cursor;
+        cursor = r.cursor;
+      }
+    };
+    const ca = await drain("a", p.ta);
+    const cb = await drain("b", p.tb);
+    const s2 = await session({ ...p, ca, cb });
+    expect(s2.sid).not.toBe(s.sid);
+    const close = await call("DELETE", `/v1/rooms/${room}/sessions/${s2.sid}`, { token: p.tb });
+    expect(close.status).toBe(200);
+    const ea = await poll(room, "a", p.ta, ca);
+    expect(ea.events.at(-1)).toMatchObject({ type: "session-closed", session: s2.sid, by: "b" });
+  }, 60_000);
 });
