@@ -241,8 +241,10 @@ export class Agent extends EventEmitter {
       case "offer": {
         let l = this.#links.get(ev.from);
         if (l && l.role === "offerer" && l.session !== ev.session) {
-          if (this.id < ev.from && l.session !== null) {
-            // Both offered at once: the smaller id's offer wins; decline theirs.
+          if (this.id < ev.from) {
+            // Both offered at once: the smaller id's offer wins; decline theirs. (Our own offer
+            // may still be waiting for its answer, session unknown: it wins all the same, and
+            // the other side yields to it.)
             void this.#client.closeSession(this.room, ev.session).catch(() => {});
             return;
           }

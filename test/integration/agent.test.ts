@@ -210,6 +210,21 @@ describe("rover agents through the local edge", () => {
     console.info(`glare handover gaps: ${gaps.join(" ms, ")} ms`);
   });
 
+  it("two agents told to connect to each other make one link, without a rebuild", async () => {
+    const room = `int-${++roomN}`;
+    const a = await agent(room, "a", ["b"]);
+    const upA = waitFor(a, "link-up");
+    // b offers at once on start, while a offers on b's peer-joined: both offers cross.
+    const b = await agent(room, "b", ["a"]);
+    await Promise.all([upA, waitFor(b, "link-up")]);
+    const sa = a.links().get("b")?.session;
+    expect(sa).toBeTruthy();
+    expect(b.links().get("a")?.session).toBe(sa);
+    // The smaller id's offer won; the loser yielded instead of both waiting for a rebuild.
+    expect(a.links().get("b")?.role).toBe("offerer");
+    expect([...a.stats(), ...b.stats()].map((s) => s.rebuilds)).toEqual([0, 0]);
+  });
+
   it("three agents make a mesh", async () => {
     const room = `int-${++roomN}`;
     const c = await agent(room, "c");
