@@ -32,6 +32,8 @@ export interface GapFigures {
   reordered: number;
   /** Runs where the probe process did not exit cleanly (its figures are still counted). */
   failedRuns: number;
+  /** Stock werift: runs where no probe sent after the fault ever came back. */
+  unrecoveredRuns?: number;
 }
 
 export interface HandoverRow {
@@ -83,6 +85,8 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
+const FAULT_AT = 100;
+
 interface Run {
   gapMs: number;
   lost: number;
@@ -90,6 +94,7 @@ interface Run {
   duplicated: number;
   reordered: number;
   ok: boolean;
+  recovered?: boolean;
 }
 
 function figures(runs: Run[]): GapFigures {
@@ -102,6 +107,9 @@ function figures(runs: Run[]): GapFigures {
     duplicated: runs.reduce((s, r) => s + r.duplicated, 0),
     reordered: runs.reduce((s, r) => s + r.reordered, 0),
     failedRuns: runs.filter((r) => !r.ok).length,
+    ...(runs.some((r) => r.recovered !== undefined)
+      ? { unrecoveredRuns: runs.filter((r) => r.recovered === false).length }
+      : {}),
   };
 }
 
@@ -169,10 +177,11 @@ async function stockRun(turnUrl: string, secret: string, s: Scenario): Promise<R
         lastEcho = now;
       }
     }, 1);
-    const total = (s.seconds - 6) * 50 + 100; // the fault after 2 s (100 probes), then as long as roverlink's window after its fault
+    // The fault after 2 s (100 probes), then as long as roverlink's window after its fault.
+    const total = (s.seconds - 6) * 50 + FAULT_AT;
     const start = performance.now();
     for (let i = 0; i < total; i++) {
-      if (i === 100) s.apply();
+      if (i === FAULT_AT) s.apply();
       const wait = start + i * 20 - performance.now();
       if (wait > 0) await sleep(wait);
       la.send({ type: "send", data: `p${i}` });
@@ -188,6 +197,7 @@ async function stockRun(turnUrl: string, secret: string, s: Scenario): Promise<R
       duplicated,
       reordered,
       ok: true,
+      recovered: [...echoedAt.keys()].some((d) => Number(d.slice(1)) >= FAULT_AT),
     };
   } finally {
     fault.heal();

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import type { Throughput } from "./edge.ts";
 import type { GapFigures } from "./handover.ts";
 import type { BenchResults } from "./run.ts";
 import { ratio, type Summary } from "./stats.ts";
@@ -89,16 +90,19 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       "",
     );
     await chart("time-to-link", {
-      title: "Time to link (ms, log scale)",
+      title: "Time to link (ms, log scale): box = quartiles, dots = runs",
       width: 560,
       height: 140,
       data: { values: t.stacks.flatMap((s) => s.samples.map((ms) => ({ stack: s.stack, ms }))) },
-      mark: { type: "boxplot", extent: "min-max" },
       encoding: {
         y: { field: "stack", type: "nominal", title: null },
         x: { field: "ms", type: "quantitative", scale: { type: "log" }, title: "ms" },
         color: { field: "stack", type: "nominal", legend: null },
       },
+      layer: [
+        { mark: { type: "boxplot", extent: "min-max", opacity: 0.35 } },
+        { mark: { type: "point", filled: true, opacity: 0.8, color: "black", size: 25 } },
+      ],
     });
   }
 
@@ -116,7 +120,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       );
       const row = (name: string, stack: string, g: GapFigures) =>
         md.push(
-          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
+          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""}${g.unrecoveredRuns ? ` (${g.unrecoveredRuns} never recovered)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
         );
       for (const x of h.rows) {
         row(`${x.scenario}: ${x.what}`, "roverlink", x.roverlink);
@@ -200,14 +204,20 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
           },
         },
         {
-          title: "Reliable throughput (MB/s, log)",
-          width: 220,
+          title: "Reliable throughput (MB/s)",
+          width: 240,
           data: { values: ok.map((s) => ({ stack: s.stack, mbps: s.throughputMBps })) },
-          mark: "bar",
           encoding: {
-            y: { field: "stack", type: "nominal", title: null, axis: null },
-            x: { field: "mbps", type: "quantitative", scale: { type: "log" }, title: "MB/s" },
+            y: { field: "stack", type: "nominal", title: null },
+            x: { field: "mbps", type: "quantitative", title: "MB/s" },
           },
+          layer: [
+            { mark: "bar" },
+            {
+              mark: { type: "text", align: "left", dx: 4 },
+              encoding: { text: { field: "mbps", type: "quantitative" } },
+            },
+          ],
         },
       ],
     });
@@ -246,53 +256,36 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       `Edge / relay throughput at ${e.wsRelay.pairs} concurrent pairs in one room: **${times(e.ratioThroughput)}**.`,
       "",
     );
+    const sps = (x: Throughput) => x.sessionsPerSecond;
     await chart("edge", {
       title: `Sessions per second on local workerd (${e.secondsPerPoint} s per point)`,
-      width: 520,
-      height: 220,
-      data: {
-        values: [
-          ...e.oneRoom.map((x) => ({
-            series: "one room, more pairs",
-            pairs: x.rooms * x.pairsPerRoom,
-            sps: x.sessionsPerSecond,
-          })),
-          ...[e.oneRoom[e.oneRoom.length - 1], ...e.rooms]
-            .filter((x) => x !== undefined)
-            .map((x) => ({
-              series: "8 pairs over more rooms (label: rooms)",
-              pairs: x.rooms * x.pairsPerRoom,
-              sps: x.sessionsPerSecond,
-              rooms: x.rooms,
-            })),
-        ],
-      },
-      layer: [
+      hconcat: [
         {
-          transform: [{ filter: "datum.series === 'one room, more pairs'" }],
+          title: "one room, more concurrent pairs",
+          width: 240,
+          data: { values: e.oneRoom.map((x) => ({ pairs: x.pairsPerRoom, sps: sps(x) })) },
           mark: { type: "line", point: true },
           encoding: {
-            x: { field: "pairs", type: "quantitative", title: "concurrent pairs" },
+            x: { field: "pairs", type: "quantitative", title: "pairs in the room" },
             y: { field: "sps", type: "quantitative", title: "sessions/s" },
-            color: { field: "series", type: "nominal", title: null },
           },
         },
         {
-          transform: [{ filter: "datum.series !== 'one room, more pairs'" }],
-          mark: { type: "point", filled: true, size: 80 },
-          encoding: {
-            x: { field: "pairs", type: "quantitative" },
-            y: { field: "sps", type: "quantitative" },
-            color: { field: "series", type: "nominal", title: null },
+          title: `${e.wsRelay.pairs} pairs spread over more rooms`,
+          width: 240,
+          data: {
+            values: [
+              ...e.oneRoom.filter((x) => x.pairsPerRoom === e.wsRelay.pairs),
+              ...e.rooms,
+            ].map((x) => ({
+              rooms: x.rooms,
+              sps: sps(x),
+            })),
           },
-        },
-        {
-          transform: [{ filter: "datum.series !== 'one room, more pairs'" }],
-          mark: { type: "text", dx: 14, align: "left" },
+          mark: { type: "line", point: true, color: "#e45756" },
           encoding: {
-            x: { field: "pairs", type: "quantitative" },
-            y: { field: "sps", type: "quantitative" },
-            text: { field: "rooms", type: "quantitative" },
+            x: { field: "rooms", type: "quantitative", title: "rooms (Durable Objects)" },
+            y: { field: "sps", type: "quantitative", title: "sessions/s" },
           },
         },
       ],

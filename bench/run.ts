@@ -40,7 +40,14 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-let values: { quick?: boolean; only?: string; runs?: string; out?: string; help?: boolean };
+let values: {
+  quick?: boolean;
+  only?: string;
+  runs?: string;
+  out?: string;
+  "report-from"?: string;
+  help?: boolean;
+};
 try {
   ({ values } = parseArgs({
     options: {
@@ -48,6 +55,7 @@ try {
       only: { type: "string" },
       runs: { type: "string" },
       out: { type: "string" },
+      "report-from": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   }));
@@ -56,8 +64,24 @@ try {
 }
 if (values.help) {
   process.stdout.write(
-    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--out DIR]\n`,
+    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--out DIR]\n` +
+      "       npm run bench -- --report-from results.json [--out DIR]   (redo the report and charts only)\n",
   );
+  process.exit(0);
+}
+const outDir = values.out ?? join(REPO_ROOT, "bench", "results");
+const reportFrom = values["report-from"];
+if (reportFrom !== undefined) {
+  let saved: BenchResults;
+  try {
+    saved = JSON.parse(readFileSync(reportFrom, "utf8")) as BenchResults;
+  } catch (err) {
+    fail(`--report-from: ${(err as Error).message}`);
+  }
+  const stem = saved.quick ? `${saved.date}-quick` : saved.date;
+  mkdirSync(outDir, { recursive: true });
+  const files = await writeReport(saved, outDir, stem);
+  process.stderr.write(`bench: wrote ${files.join(", ")}\n`);
   process.exit(0);
 }
 const quick = values.quick === true;
@@ -68,7 +92,6 @@ for (const name of only)
 const runs = values.runs === undefined ? (quick ? 3 : 10) : Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1)
   fail(`--runs must be a whole number >= 1, got "${values.runs}"`);
-const outDir = values.out ?? join(REPO_ROOT, "bench", "results");
 const date = new Date().toISOString().slice(0, 10);
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
