@@ -88,6 +88,8 @@ export class Link extends EventEmitter {
   /** Remote candidates waiting for the description (session and ufrag) they belong to. */
   readonly #held = new CandidateBuffer();
   #timer: NodeJS.Timeout | null = null;
+  #reofferTimer: NodeJS.Timeout | null = null;
+  #offerFailures = 0;
   #closed = false;
   #everOpen = false;
   #probeSeq = 0;
@@ -169,7 +171,38 @@ export class Link extends EventEmitter {
     this.#wire(pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
   }
 
+  /**
+   * Offer, and offer again until a link opens: the health policy has no deadline while
+   * connecting or down, and an offer can fail (edge unreachable, peer not there yet) or be
+   * answered by nobody (the peer's process died).
+   */
   async #offer(): Promise<void> {
+    if (this.#reofferTimer) clearTimeout(this.#reofferTimer);
+    this.#reofferTimer = null;
+    const limit = this.health.config.rebuildTimeoutMs;
+    try {
+      await this.#offerOnce();
+      this.#armReoffer(limit);
+    } catch (e) {
+      this.#offerFailures++;
+      this.#armReoffer(Math.min(500 * 2 ** (this.#offerFailures - 1), limit));
+      throw e;
+    }
+  }
+
+  #armReoffer(ms: number): void {
+    if (this.#closed || this.role !== "offerer") return;
+    this.#reofferTimer = setTimeout(() => {
+      this.#reofferTimer = null;
+      const s = this.health.state;
+      if (this.#closed || this.#upFor === this.#pc || (s !== "connecting" && s !== "down")) return;
+      this.#o.log.warn({ peer: this.peer, failures: this.#offerFailures }, "offering again");
+      void this.#serial(() => this.#offer());
+    }, ms);
+    this.#reofferTimer.unref();
+  }
+
+  async #offerOnce(): Promise<void> {
     if (this.#closed) return;
     this.#replacePc();
     const pc = this.#newPc();
@@ -595,6 +628,7 @@ export class Link extends EventEmitter {
 
   #controlOpen(pc: RTCPeerConnection): void {
     this.#upFor = pc;
+    this.#offerFailures = 0;
     const now = Date.now();
     const first = !this.#everOpen;
     this.#everOpen = true;
@@ -728,6 +762,7 @@ export class Link extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#reofferTimer) clearTimeout(this.#reofferTimer);
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.health.onClosed(Date.now());
     const sid = this.#sid;

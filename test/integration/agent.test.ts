@@ -244,6 +244,25 @@ describe("rover agents through the local edge", () => {
     expect(atC.map((m) => `${m.peer}:${m.data}`).sort()).toEqual(["a:from a", "b:from b"]);
   });
 
+  it("a first offer that fails is offered again", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    let offers = 0;
+    // The first offer POST dies on the way (the edge was briefly unreachable).
+    const failFirstOffer =
+      (f: FetchFn): FetchFn =>
+      async (url, init) => {
+        if (init.method === "POST" && /\/peers\/b\/sessions$/.test(new URL(url).pathname)) {
+          offers++;
+          if (offers === 1) throw new TypeError("fetch failed: connection refused (injected)");
+        }
+        return f(url, init);
+      };
+    const a = await agent(room, "a", ["b"], failFirstOffer);
+    await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
+    expect(offers).toBe(2);
+  });
+
   it("a restart offer lost in transit is recovered by the retry", async () => {
     const room = `int-${++roomN}`;
     const b = await agent(room, "b");
