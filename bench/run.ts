@@ -4,7 +4,7 @@
  * write <out>/<date>[-quick].json, .md and PNG charts (default out: bench/results). Figures only:
  * no thresholds. --quick: few runs, short windows, no lab (CI smoke test, well under 2 minutes).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -28,6 +28,8 @@ export interface BenchResults {
   versions: { werift: string; nodeDatachannel: string | null };
   /** Wall time of each benchmark, seconds. */
   took: Partial<Record<BenchName, number>>;
+  /** When each benchmark ran (ISO time): `--only` keeps the other sections of the same day's file. */
+  ranAt: Partial<Record<BenchName, string>>;
   timeToLink?: TimeToLink;
   handover?: Handover;
   dataPath?: DataPath;
@@ -107,10 +109,31 @@ const results: BenchResults = {
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}`,
   versions: { werift: weriftVersion, nodeDatachannel: nodeDatachannelVersion() },
   took: {},
+  ranAt: {},
 };
+const stem = quick ? `${date}-quick` : date;
+const json = join(outDir, `${stem}.json`);
+if (values.only !== undefined && existsSync(json)) {
+  // Keep the sections this run does not redo (e.g. the lab run on its own, the rest later).
+  const prev = JSON.parse(readFileSync(json, "utf8")) as BenchResults;
+  const keys = {
+    "time-to-link": "timeToLink",
+    handover: "handover",
+    "data-path": "dataPath",
+    edge: "edge",
+    footprint: "footprint",
+  } as const;
+  for (const name of BENCHMARKS) {
+    if (only.has(name) || prev[keys[name]] === undefined) continue;
+    Object.assign(results, { [keys[name]]: prev[keys[name]] });
+    if (prev.took?.[name] !== undefined) results.took[name] = prev.took[name];
+    if (prev.ranAt?.[name] !== undefined) results.ranAt[name] = prev.ranAt[name];
+  }
+}
 
 async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Promise<T> {
   log(`${name}: ${what}`);
+  results.ranAt[name] = new Date().toISOString();
   const t0 = performance.now();
   try {
     return await f();
@@ -172,8 +195,6 @@ if (only.has("handover")) {
   }
 }
 mkdirSync(outDir, { recursive: true });
-const stem = quick ? `${date}-quick` : date;
-const json = join(outDir, `${stem}.json`);
 writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
 const files = await writeReport(results, outDir, stem);
 log(`wrote ${[json, ...files].join(", ")}`);
