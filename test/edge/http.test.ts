@@ -124,6 +124,23 @@ describe("HTTP surface", () => {
     expect(stun.iceServers).toEqual([{ urls: ["stun:stun.example:3478"] }]);
     const c = await turnRestCredential("s", "peer", 60, 1_000_000);
     expect(c.username).toBe("1060:peer");
+    // Half a TURN configuration hands out nothing; STUN and TURN together come in that order.
+    const half = await iceServersFor({ TURN_SECRET: "s" } as never, "x");
+    expect(half.iceServers).toEqual([]);
+    const both = await iceServersFor(
+      {
+        STUN_URLS: "stun:a:3478, stun:b:3478",
+        TURN_URLS: "turn:t:3478",
+        TURN_SECRET: "s",
+      } as never,
+      "x",
+    );
+    expect(both.ttl).toBe(3600);
+    expect(both.iceServers[0]).toEqual({ urls: ["stun:a:3478", "stun:b:3478"] });
+    expect(both.iceServers[1]).toMatchObject({
+      urls: ["turn:t:3478"],
+      username: expect.stringMatching(/^\d+:x$/),
+    });
   });
 
   it("rate limit: past 600 requests a minute a subject gets 429 with Retry-After", async () => {
