@@ -27,7 +27,8 @@ export default defineConfig({
             },
           }),
         ],
-        test: { name: "edge", include: ["test/edge/**/*.test.ts"] },
+        // Files share one workerd (each test uses fresh rooms and subjects): ~9 s less start-up.
+        test: { name: "edge", include: ["test/edge/**/*.test.ts"], isolate: false },
       },
       {
         test: {

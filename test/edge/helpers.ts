@@ -37,11 +37,9 @@ export async function problemOf(res: Response, status: number) {
   return p;
 }
 
-let roomCounter = 0;
-/** A fresh room name per test: tests share one workerd. */
+/** A fresh room name per test: all test files share one workerd and its storage. */
 export function freshRoom(prefix = "room"): string {
-  roomCounter += 1;
-  return `${prefix}-${Date.now().toString(36)}-${roomCounter}`;
+  return `${prefix}-${crypto.randomUUID().slice(0, 13)}`;
 }
 
 export interface CallOpts {
