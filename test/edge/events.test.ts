@@ -45,6 +45,26 @@ describe("events", () => {
     expect(next).toEqual({ events: [], cursor: first.cursor });
   });
 
+  it("a resume (join 200) returns the last acknowledged cursor: only unacknowledged events follow", async () => {
+    const room = freshRoom("resume");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    await join(room, await token("b", room));
+    const first = await poll(room, "a", ta, ja.body.cursor);
+    await join(room, await token("c", room));
+    // a received b and c (the second poll's response is lost) but acknowledged only b.
+    const lost = await poll(room, "a", ta, first.cursor);
+    expect(lost.events.map((e) => (e.peer as { id: string }).id)).toEqual(["c"]);
+    const resumed = await join(room, ta);
+    expect(resumed.res.status).toBe(200);
+    expect(resumed.body.cursor).toBe(first.cursor);
+    expect(resumed.body.peers.map((x) => x.id)).toEqual(["b", "c"]);
+    const again = await poll(room, "a", ta, resumed.body.cursor);
+    expect(again.events.map((e) => (e.peer as { id: string }).id)).toEqual(["c"]);
+    // Without `after`, a poll starts from the acknowledged cursor too.
+    expect(await poll(room, "a", ta)).toEqual(again);
+  });
+
   it("long-poll waits and returns as soon as an event comes", async () => {
     const room = freshRoom();
     const ta = await token("a", room);
