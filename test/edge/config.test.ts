@@ -1,0 +1,115 @@
+// Per-deployment configuration that the Worker reads (the room object has its own env from the
+// test config): the app is called directly with a hand-built env.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { app } from "../../worker/app.ts";
+import { freshRoom, problemOf, sdp, token } from "./helpers.ts";
+
+async function callWith(
+  vars: Record<string, string | undefined>,
+  method: string,
+  path: string,
+  init: { token?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
+  const ctx = createExecutionContext();
+  const res = await app.fetch(
+    new Request(`http://edge.test${path}`, { method, headers, body: init.body }),
+    { ...env, ...vars },
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+const NO_TURN = { TURN_SECRET: undefined, TURN_URLS: undefined, STUN_URLS: undefined };
+
+describe("deployment configuration", () => {
+  it("CORS_ORIGINS: only listed origins are allowed, on preflights, answers and errors", async () => {
+    const vars = { CORS_ORIGINS: "https://console.example, https://ops.example" };
+    const pre = (origin: string) =>
+      callWith(vars, "OPTIONS", "/v1/rooms/r1/peers", {
+        headers: { Origin: origin, "Access-Control-Request-Method": "POST" },
+      });
+    expect((await pre("https://ops.example")).headers.get("Access-Control-Allow-Origin")).toBe(
+      "https://ops.example",
+    );
+    expect(
+      (await pre("https://evil.example")).headers.get("Access-Control-Allow-Origin"),
+    ).toBeNull();
+    const t = await token("a", "*");
+    const ok = await callWith(vars, "GET", "/v1/ice-servers", {
+      token: t,
+      headers: { Origin: "https://console.example" },
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("Access-Control-Allow-Origin")).toBe("https://console.example");
+    const err = await callWith(vars, "GET", "/v1/nothing", {
+      token: t,
+      headers: { Origin: "https://evil.example" },
+    });
+    await problemOf(err, 404);
+    expect(err.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("no ROVERLINK_SECRET: /v1 is 503 with Retry-After, health still answers", async () => {
+    const vars = { ROVERLINK_SECRET: undefined };
+    const r = await callWith(vars, "GET", "/v1/ice-servers", { token: await token("a", "*") });
+    const p = await problemOf(r, 503);
+    expect(p.detail).toContain("ROVERLINK_SECRET");
+    expect(Number(r.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect((await callWith(vars, "GET", "/healthz")).status).toBe(200);
+  });
+
+  it("no ICE configuration: nothing handed out, in /ice-servers, the join and the Link headers", async () => {
+    const room = freshRoom("no-ice");
+    const ta = await token("a", room);
+    const ice = await callWith(NO_TURN, "GET", "/v1/ice-servers", { token: ta });
+    expect(((await ice.json()) as { iceServers: unknown[] }).iceServers).toEqual([]);
+    const ja = await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers`, {
+      token: ta,
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
+    expect(((await ja.json()) as { iceServers: unknown[] }).iceServers).toEqual([]);
+    await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers`, { token: await token("b", room) });
+    const offer = await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
+      token: ta,
+      headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
+      body: sdp("u1"),
+    });
+    expect(offer.status).toBe(202);
+    expect(offer.headers.get("Link")).toBeNull();
+  });
+
+  it("STUN only: a STUN Link without credentials", async () => {
+    const room = freshRoom("stun");
+    const ta = await token("a", room);
+    const vars = { ...NO_TURN, STUN_URLS: "stun:127.0.0.1:3478" };
+    await callWith(vars, "POST", `/v1/rooms/${room}/peers`, { token: ta });
+    await callWith(vars, "POST", `/v1/rooms/${room}/peers`, { token: await token("b", room) });
+    const offer = await callWith(vars, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
+      token: ta,
+      headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
+      body: sdp("u1"),
+    });
+    expect(offer.headers.get("Link")).toBe('<stun:127.0.0.1:3478>; rel="ice-server"');
+  });
+
+  it("OFFER_WAIT_S is the wait without Prefer", async () => {
+    const room = freshRoom("wait");
+    const ta = await token("a", room);
+    const vars = { OFFER_WAIT_S: "1" };
+    await callWith(vars, "POST", `/v1/rooms/${room}/peers`, { token: ta });
+    await callWith(vars, "POST", `/v1/rooms/${room}/peers`, { token: await token("b", room) });
+    const offer = await callWith(vars, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
+      token: ta,
+      headers: { "Content-Type": "application/sdp" },
+      body: sdp("u1"),
+    });
+    expect(offer.status).toBe(202);
+    expect(offer.headers.get("Preference-Applied")).toBeNull();
+  });
+});
