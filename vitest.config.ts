@@ -23,6 +23,8 @@ export default defineConfig({
                 TURN_URLS: "turn:127.0.0.1:3478?transport=udp,turn:127.0.0.1:3478?transport=tcp",
                 TURN_SECRET: "turn-secret-for-tests",
                 TURN_TTL_S: "600",
+                // Small enough for test/edge/events.test.ts to overflow cheaply.
+                MAX_EVENTS_PER_PEER: "150",
               },
             },
           }),

@@ -197,6 +197,28 @@ describe("events", () => {
     expect(got.events.map((e) => (e as { peer?: { id: string } }).peer?.id)).toEqual(["b", "c"]);
   });
 
+  it("the log is bounded: past MAX_EVENTS_PER_PEER undelivered events, the oldest go", async () => {
+    // The test config sets MAX_EVENTS_PER_PEER=150.
+    const room = freshRoom("bounded");
+    const ta = await token("a", room);
+    const tb = await token("b", room);
+    const ja = await join(room, ta);
+    await join(room, tb); // a's event 1: peer-joined
+    for (let i = 0; i < 160; i++) {
+      await call("PATCH", `/v1/rooms/${room}/peers/b`, { token: tb, json: { meta: { i } } });
+    }
+    const got: number[] = [];
+    let cursor = ja.body.cursor;
+    for (;;) {
+      const r = await poll(room, "a", ta, cursor);
+      if (r.events.length === 0) break;
+      for (const e of r.events) got.push((e.peer as { meta: { i?: number } }).meta.i ?? -1);
+      cursor = r.cursor;
+    }
+    // 161 events for a, 150 kept: the peer-joined and the first ten updates were dropped.
+    expect(got).toEqual(Array.from({ length: 150 }, (_, k) => k + 10));
+  });
+
   it("SSE: retry line then a keep-alive comment when nothing is pending; event: error when the peer is gone", async () => {
     const room = freshRoom("sse-idle");
     const ta = await token("a", room);
