@@ -38,6 +38,8 @@ export interface AgentOptions {
    * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
    */
   manageRoutes?: boolean;
+  /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
+  pollWaitS?: number;
   /** Wrap the HTTP fetch (tests inject faults with it). */
   wrapFetch?: (f: FetchFn) => FetchFn;
   /** Extra host candidate addresses for werift (default: 127.0.0.1 when the edge is local). */
@@ -62,6 +64,8 @@ export interface AgentMessage {
 }
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+/** How long a link to a peer the edge no longer lists may stay down before it is dropped. */
+const ABSENT_LINK_GRACE_MS = 10_000;
 
 export class Agent extends EventEmitter {
   readonly id: string;
@@ -82,6 +86,11 @@ export class Agent extends EventEmitter {
   #handovers = 0;
   readonly #incarnation = Math.random().toString(36).slice(2, 10);
   #uplinks: UplinkManager | null = null;
+  /** The last incarnation seen per peer (kept after it leaves, to tell a restart from a return). */
+  #incarnations = new Map<string, unknown>();
+  /** Since when a kept link to a peer the edge no longer lists has been down. */
+  #absentDown = new Map<string, number>();
+  #sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(o: AgentOptions) {
     super();
@@ -115,6 +124,7 @@ export class Agent extends EventEmitter {
     await this.#join();
     this.#running = true;
     this.#loop = this.#eventLoop();
+    this.#sweepTimer = setInterval(() => this.#sweep(), 2_000).unref();
     if (this.#o.manageRoutes) {
       this.#uplinks = new UplinkManager({ log: (o, msg) => this.log.warn(o, msg) });
     }
@@ -135,7 +145,10 @@ export class Agent extends EventEmitter {
     if (this.#o.position) body.position = this.#o.position;
     const j = await this.#client.join(this.room, body);
     this.#peers.clear();
-    for (const p of j.peers) this.#peers.set(p.id, p);
+    for (const p of j.peers) {
+      this.#peers.set(p.id, p);
+      if (this.#noteIncarnation(p)) this.#dropLink(p.id, "peer restarted");
+    }
     if (this.#cursor === undefined || j.status === 201) this.#cursor = j.cursor;
     this.#iceServers = this.#o.iceServers ?? j.iceServers;
     this.log.info(
@@ -182,7 +195,7 @@ export class Agent extends EventEmitter {
       try {
         const r = await this.#client.poll(this.room, this.id, {
           after: this.#cursor,
-          wait: 20,
+          wait: this.#o.pollWaitS ?? 20,
           signal: this.#pollAbort.signal,
         });
         backoff = 250;
@@ -192,13 +205,17 @@ export class Agent extends EventEmitter {
         if (!this.#running) break;
         if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
         if (e instanceof ProblemError && e.status === 404) {
+          // Links are kept: their paths do not go through the edge, and the peers keep theirs.
           this.log.warn({}, "the edge forgot us (presence expired): joining again");
-          await this.#join().catch((err: Error) =>
-            this.log.warn({ err: err.message }, "re-join failed"),
-          );
-          continue;
+          try {
+            await this.#join();
+            continue;
+          } catch (err) {
+            this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "re-join failed");
+          }
+        } else {
+          this.log.warn({ err: (e as Error).message, retryInMs: backoff }, "events poll failed");
         }
-        this.log.warn({ err: (e as Error).message, retryInMs: backoff }, "events poll failed");
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5_000);
       }
@@ -210,27 +227,35 @@ export class Agent extends EventEmitter {
     switch (ev.type) {
       case "peer-joined":
       case "peer-updated": {
-        const prev = this.#peers.get(ev.peer.id);
-        this.#peers.set(ev.peer.id, ev.peer);
-        const reborn = prev !== undefined && prev.meta.incarnation !== ev.peer.meta.incarnation;
-        if (ev.type === "peer-joined" || !prev || reborn) {
-          this.emit("peer-joined", ev.peer);
-          if (this.#o.connect?.includes(ev.peer.id)) {
-            // A re-joined peer lost its PeerConnection: link afresh.
-            this.#links.get(ev.peer.id)?.close(false);
-            this.#links.delete(ev.peer.id);
-            this.connect(ev.peer.id);
-          }
+        const id = ev.peer.id;
+        const prev = this.#peers.get(id);
+        this.#peers.set(id, ev.peer);
+        const reborn = this.#noteIncarnation(ev.peer);
+        if (ev.type === "peer-updated" && prev && !reborn) return;
+        this.emit("peer-joined", ev.peer);
+        const l = this.#links.get(id);
+        if (l && !reborn) {
+          // The same process back at the edge (its presence had expired): keep the link, with
+          // its reliable stream; a link that is not up offers again now.
+          l.reoffer();
+          return;
         }
+        if (l) {
+          // A new process behind the id: its PeerConnection and reliable stream are gone.
+          this.#dropLink(id, "peer restarted");
+        }
+        if (this.#o.connect?.includes(id)) this.connect(id);
         return;
       }
       case "peer-left": {
         this.#peers.delete(ev.peer);
         const l = this.#links.get(ev.peer);
-        if (l) {
-          void l.close(false);
-          this.#links.delete(ev.peer);
-          this.emit("link-down", ev.peer, `peer ${ev.reason}`);
+        if (l && ev.reason === "expired" && l.up) {
+          // The edge lost sight of the peer (its uplink to the edge, or the edge, failed), the
+          // path between us did not. Kept while it works (#sweep drops it once it fails).
+          this.log.info({ peer: ev.peer }, "peer's presence expired; live link kept");
+        } else if (l) {
+          this.#dropLink(ev.peer, `peer ${ev.reason}`);
         }
         this.emit("peer-left", ev.peer, ev.reason);
         return;
@@ -267,8 +292,39 @@ export class Agent extends EventEmitter {
         void this.#links.get(ev.from)?.onRestart(ev);
         return;
       case "session-closed":
-        for (const l of this.#links.values()) l.onSessionClosed(ev.session);
+        for (const l of this.#links.values()) l.onSessionClosed(ev.session, ev.reason);
         return;
+    }
+  }
+
+  /** True when `peer` is a new process (another incarnation than the one we knew). */
+  #noteIncarnation(peer: Peer): boolean {
+    const now = peer.meta.incarnation;
+    const known = this.#incarnations.get(peer.id);
+    this.#incarnations.set(peer.id, now);
+    return known !== undefined && known !== now;
+  }
+
+  #dropLink(peer: string, reason: string): void {
+    const l = this.#links.get(peer);
+    if (!l) return;
+    void l.close(false);
+    this.#links.delete(peer);
+    this.#absentDown.delete(peer);
+    this.emit("link-down", peer, reason);
+  }
+
+  /** Links kept to peers the edge no longer lists: dropped once they have been down a while. */
+  #sweep(): void {
+    const now = Date.now();
+    for (const [peer, l] of this.#links) {
+      if (this.#peers.has(peer) || l.up) {
+        this.#absentDown.delete(peer);
+        continue;
+      }
+      const since = this.#absentDown.get(peer);
+      if (since === undefined) this.#absentDown.set(peer, now);
+      else if (now - since >= ABSENT_LINK_GRACE_MS) this.#dropLink(peer, "peer gone");
     }
   }
 
@@ -369,6 +425,7 @@ export class Agent extends EventEmitter {
     }
     this.#running = false;
     this.#net?.close();
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     await this.#uplinks?.close();
     if (this.#iceTimer) clearTimeout(this.#iceTimer);
     this.#pollAbort?.abort();

@@ -408,9 +408,31 @@ export class Link extends EventEmitter {
     }
   }
 
-  onSessionClosed(session: string): void {
+  /** The link is up: `control` open on the current PeerConnection and the health monitor agrees. */
+  get up(): boolean {
+    return this.#upFor !== null && this.#upFor === this.#pc && this.health.state === "up";
+  }
+
+  /** Offerer whose link is not up: offer a new session now (the peer is back at the edge). */
+  reoffer(): void {
+    if (this.#closed || this.role !== "offerer" || this.up) return;
+    void this.#serial(() => this.#offer());
+  }
+
+  onSessionClosed(session: string, reason = "hangup"): void {
     if (session !== this.#sid) return;
-    this.#o.log.info({ peer: this.peer, session }, "session closed by peer");
+    if (reason === "peer-expired" && this.up) {
+      // The edge lost sight of a party (an edge outage, a long poll gap), not the path: keep the
+      // PeerConnection. The next handover starts a new session.
+      this.#o.log.info(
+        { peer: this.peer, session, reason },
+        "session closed by the edge; link kept",
+      );
+      this.#sid = null;
+      this.#etag = null;
+      return;
+    }
+    this.#o.log.info({ peer: this.peer, session, reason }, "session closed by peer");
     this.#sid = null;
     this.#linkDown("session-closed");
     if (this.role === "offerer" && !this.#closed) {
@@ -457,6 +479,8 @@ export class Link extends EventEmitter {
    */
   #restartCompleted(now: number): void {
     if (this.health.state !== "restarting" || this.#restartStartedAt === null) return;
+    // A new PeerConnection (a rebuild) is done when its channels open, not here.
+    if (this.#upFor !== this.#pc) return;
     const ice = this.#ice();
     if (!ice?.nominated || ice.localUsername === this.#ufragAtRestart) return;
     this.health.onRestartDone(now);
@@ -467,7 +491,13 @@ export class Link extends EventEmitter {
   async #restartIce(reason: string, attempt: number): Promise<void> {
     const pc = this.#pc;
     const sid = this.#sid;
-    if (!pc || !sid || this.#closed) return;
+    if (!pc || this.#closed) return;
+    if (!sid) {
+      // No session to restart in (the edge closed it under a live link): a new one, new PC.
+      this.#markRestart();
+      if (this.role === "offerer") await this.#offer();
+      return;
+    }
     this.#markRestart();
     this.#o.log.info({ peer: this.peer, reason, attempt }, "ICE restart");
     try {

@@ -39,10 +39,13 @@ async function agent(
   id: string,
   connect: string[] = [],
   wrapFetch?: (f: FetchFn) => FetchFn,
+  edgeUrl = edge.url,
+  pollWaitS?: number,
 ): Promise<Agent> {
   const a = new Agent({
     ...(wrapFetch ? { wrapFetch } : {}),
-    edge: edge.url,
+    ...(pollWaitS ? { pollWaitS } : {}),
+    edge: edgeUrl,
     room,
     id,
     token: await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 }),
@@ -361,6 +364,66 @@ describe("rover agents through the local edge", () => {
     } finally {
       await pc.close();
       await x.leave(room, "x").catch(() => {});
+    }
+  });
+
+  it("a live link outlasts an agent's presence expiring at the edge, and nothing is lost", async () => {
+    const short = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET, PRESENCE_TTL_S: "2" } });
+    try {
+      const room = `int-${++roomN}`;
+      // a loses the edge (not b): its event polls fail until unblocked, and the parked one ends.
+      let blocked = false;
+      const parked = new Set<AbortController>();
+      const cutPolls =
+        (f: FetchFn): FetchFn =>
+        async (url, init) => {
+          if (!new URL(url).pathname.endsWith("/events")) return f(url, init);
+          if (blocked) {
+            await new Promise((r) => setTimeout(r, 100));
+            throw new TypeError("fetch failed: edge unreachable (injected)");
+          }
+          const ac = new AbortController();
+          init.signal?.addEventListener("abort", () => ac.abort(init.signal?.reason));
+          parked.add(ac);
+          try {
+            return await f(url, { ...init, signal: ac.signal });
+          } finally {
+            parked.delete(ac);
+          }
+        };
+      const b = await agent(room, "b", [], undefined, short.url);
+      // Short polls: a parked poll keeps a present at the edge until it ends.
+      const a = await agent(room, "a", ["b"], cutPolls, short.url, 1);
+      await waitFor(a, "link-up");
+      echo(b);
+      const downs: string[] = [];
+      for (const x of [a, b]) x.on("link-down", (p: string, r: string) => downs.push(`${p}:${r}`));
+      const expired = waitFor(b, "peer-left", (p, reason) => p === "a" && reason === "expired");
+      const back = waitFor(b, "peer-joined", (p) => (p as { id: string }).id === "a");
+      const handover = waitFor<{ kind: string }>(a, "handover");
+      let downsAcrossExpiry: string[] | null = null;
+      let phase: Promise<void> = Promise.resolve();
+      const got = await stream(a, "b", 250, 50, (i) => {
+        if (i !== 10) return;
+        phase = (async () => {
+          blocked = true;
+          for (const ac of parked) ac.abort(new Error("injected"));
+          await expired;
+          blocked = false;
+          await back;
+          downsAcrossExpiry = [...downs];
+          // The edge closed the old session: a handover now takes a new session (a rebuild).
+          await a.restart("b");
+        })();
+      });
+      await phase;
+      expect(got).toEqual(expected(250));
+      expect(downsAcrossExpiry).toEqual([]);
+      expect((await handover).kind).toBe("rebuild");
+      expect(a.stats()[0]).toMatchObject({ peer: "b", state: "up" });
+    } finally {
+      await Promise.all(agents.splice(0).map((x) => x.stop()));
+      await short.stop();
     }
   });
 
