@@ -313,19 +313,26 @@ async function roomsAndPeers() {
 
 // ---------------------------------------------------------------------------------------------
 async function rateLimit() {
-  // The limiter counts in windows aligned to the wall clock (workerd's local limiter does so
-  // exactly): start early in a window so the burst does not straddle two.
-  if (Date.now() % 60_000 > 30_000) await sleep(60_000 - (Date.now() % 60_000) + 100);
   const stamp = Date.now();
   const c = await client("load-rl", `hasty-${stamp}`);
+  // workerd's local limiter counts in windows aligned to the wall clock: count the requests of
+  // the window the 429 came in (a burst may straddle two windows).
+  const windowOf = () => Math.floor(Date.now() / 60_000);
+  let window = windowOf();
+  let inWindow = 0;
   let limitedAfter: number | null = null;
   let retryAfterS: number | null = null;
-  for (let i = 0; i < 700 && limitedAfter === null; i++) {
+  for (let i = 0; i < 2 * 600 + 1 && limitedAfter === null; i++) {
+    if (windowOf() !== window) {
+      window = windowOf();
+      inWindow = 0;
+    }
     try {
       await rec.timed("ice-servers", () => c.iceServers());
+      inWindow++;
     } catch (e) {
       if (!(e instanceof ProblemError && e.status === 429)) throw e;
-      limitedAfter = i;
+      limitedAfter = inWindow;
       retryAfterS = e.retryAfterS ?? null;
     }
   }
