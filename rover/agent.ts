@@ -356,7 +356,7 @@ export class Agent extends EventEmitter {
       // Silent loss with the routing table unchanged: the preferred uplink may be a black hole.
       if (reason === "silence" || reason === "restart-timeout") {
         // Kept-alive HTTP connections may sit on the dead path too.
-        this.#http.reset();
+        this.#freshHttp();
         void this.#uplinks?.demotePrimary();
       }
     });
@@ -411,10 +411,15 @@ export class Agent extends EventEmitter {
     });
   }
 
-  #networkChanged(what: string): void {
-    this.log.info({ what }, "local network changed");
+  /** New HTTP connections for everything from now on; the parked poll is re-sent on one at once. */
+  #freshHttp(): void {
     this.#http.reset();
     this.#pollAbort?.abort();
+  }
+
+  #networkChanged(what: string): void {
+    this.log.info({ what }, "local network changed");
+    this.#freshHttp();
     for (const l of this.#links.values()) l.networkChanged();
   }
 

@@ -469,4 +469,35 @@ describe("rover agents through the local edge", () => {
       b.kill("SIGKILL");
     }
   });
+
+  it("killing and restarting the offering agent's process: the answerer links afresh both ways", async () => {
+    const room = `int-${++roomN}`;
+    const cli = join(REPO_ROOT, "rover", "cli.ts");
+    const startA = () =>
+      spawn(
+        process.execPath,
+        [cli, "rover", "--edge", edge.url, "--room", room, "--id", "a", "--connect", "b", "--echo"],
+        { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
+      );
+    const b = await agent(room, "b");
+    let a = startA();
+    try {
+      await waitFor(b, "link-up", () => true, 30_000);
+      const echoes: string[] = [];
+      b.on("message", (m: AgentMessage) => echoes.push(String(m.data)));
+      b.send("a", "control", "before");
+      await until(() => echoes.includes("before"));
+      a.kill("SIGKILL");
+      await new Promise((r) => setTimeout(r, 500));
+      a = startA();
+      // b (which only answers) must not carry its old reliable stream over to the new process:
+      // the new process would wait for sequence numbers that went to the old one.
+      await waitFor(b, "link-up", () => true, 30_000);
+      b.send("a", "control", "after");
+      await until(() => echoes.includes("after"), 20_000);
+      expect(echoes).toEqual(["before", "after"]);
+    } finally {
+      a.kill("SIGKILL");
+    }
+  });
 });
