@@ -1,11 +1,15 @@
 /**
- * `npm run soak [-- --quick]` (root): chaos soak in the carrier-NAT lab (issue 8). Rover A (wifi +
- * cell) probes rover B at 20 msg/s on `control` through TURN while random faults hit A's uplinks
- * and the edge: wifi down/up, carrier loss, silent blackholes, planned switches, edge outages.
- * Full: 10 minutes; quick: 60 s. Then an agent is killed (SIGKILL) mid-stream and restarted.
- * Prints and writes bench/results/soak-<date>.json: messages lost (goal 0), max gap, handovers.
+ * `npm run soak [-- --quick] [--seconds N]` (root): chaos soak in the carrier-NAT lab (issue 8).
+ * Rover A (wifi + cell, --manage-routes) probes rover B (--echo) at 20 msg/s on `control`
+ * through TURN while random faults hit A's uplinks and the edge: wifi down, carrier loss,
+ * silent blackholes, flapping, heavy loss, planned switches, edge outages.
+ * Full: 10 minutes of chaos; quick: 40 s. Then an agent is killed (SIGKILL) mid-stream and
+ * restarted with the same id while B keeps running, and what the restart lost is counted.
+ * Prints and writes bench/results/soak-<date>[-quick].json. Exit 1 if the chaos run lost,
+ * duplicated or reordered anything (a process restart's loss is reported, not failed on).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../rover/local-edge.ts";
@@ -14,19 +18,22 @@ import {
   labDown,
   labUnavailableReason,
   labUp,
-  nodeIn,
   startEdge,
   startTurn,
-  stopChild,
 } from "../test/lab/lab.ts";
 import { runScenario, sleep, waitEdge } from "../test/lab/scenario.ts";
+import { killAndRestart, type RestartFigures } from "./soak/restart.ts";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, seconds: { type: "string" } },
 });
 const quick = values.quick === true;
-const seconds = values.seconds ? Number(values.seconds) : quick ? 60 : 600;
+const seconds = values.seconds ? Number(values.seconds) : quick ? 40 : 600;
 const log = (s: string) => process.stderr.write(`soak: ${s}\n`);
+if (!Number.isFinite(seconds) || seconds < 20) {
+  log("--seconds must be a number of at least 20");
+  process.exit(2);
+}
 
 const why = labUnavailableReason();
 if (why) {
@@ -35,6 +42,7 @@ if (why) {
 }
 
 type Chaos = { name: string; on: () => void; off: () => void };
+let stopFlap: () => void = () => {};
 const CHAOS: Chaos[] = [
   { name: "wifi-down", on: () => fault.wifiDown(), off: () => fault.wifiUp() },
   { name: "wifi-carrier", on: () => fault.wifiCarrier(false), off: () => fault.wifiCarrier(true) },
@@ -43,6 +51,15 @@ const CHAOS: Chaos[] = [
     on: () => fault.wifiBlackhole(true),
     off: () => fault.wifiBlackhole(false),
   },
+  {
+    name: "wifi-flap",
+    on: () => {
+      const modes = ["down", "carrier", "blackhole"] as const;
+      stopFlap = fault.startFlap({ periodS: 1, mode: modes[Math.floor(Math.random() * 3)] });
+    },
+    off: () => stopFlap(),
+  },
+  { name: "wifi-loss-30%", on: () => fault.loss("natw", 0.3), off: () => fault.loss("natw", 0) },
   { name: "prefer-cell", on: () => fault.prefer("cell"), off: () => fault.prefer("wifi") },
   { name: "edge-outage", on: () => fault.edgeBlock(), off: () => fault.edgeUnblock() },
 ];
@@ -50,6 +67,7 @@ const CHAOS: Chaos[] = [
 labUp();
 const faults: { at: number; name: string; holdS: number }[] = [];
 let result: Record<string, unknown> = {};
+let restart: RestartFigures | null = null;
 try {
   startTurn();
   process.env.ROVERLINK_SECRET ??= "soak-secret-soak-secret-soak-secret";
@@ -62,7 +80,7 @@ try {
     "soak",
     seconds + 6,
     async () => {
-      // The stream is up; faults until the end, each held 2..8 s, then healed 2..6 s.
+      // The stream is up: faults until the end, each held 2..8 s, then healed for 2..6 s.
       while (Date.now() - start < seconds * 1000 - 8_000) {
         const c = CHAOS[Math.floor(Math.random() * CHAOS.length)] as Chaos;
         const holdS = 2 + Math.floor(Math.random() * 7);
@@ -75,58 +93,35 @@ try {
     },
     ["--manage-routes", "--probe", "20"],
   ).catch((e: Error) => {
-    log(`soak run failed: ${e.message}`);
+    log(`chaos run failed: ${e.message}`);
     return null;
   });
 
-  // An agent killed mid-stream and started again: what the new process sends is exactly-once;
-  // what the killed one had not had acknowledged dies with it (measured: its stream's figures
-  // are gone, so we report the restarted process's own).
-  log("agent killed (SIGKILL) mid-stream and restarted");
-  const killed = nodeIn("a", "rover/cli.ts", [
-    "rover",
-    "--edge",
+  log("agent killed (SIGKILL) mid-stream and restarted with the same id");
+  restart = await killAndRestart(
     edgeUrl,
-    "--room",
-    "soak-kill",
-    "--id",
-    "a",
-    "--connect",
-    "b",
-    "--probe",
-    "20",
-    "--log-level",
-    "warn",
-  ]);
-  const b = nodeIn("b", "rover/cli.ts", [
-    "rover",
-    "--edge",
-    edgeUrl,
-    "--room",
-    "soak-kill",
-    "--id",
-    "b",
-    "--echo",
-    "--log-level",
-    "warn",
-  ]);
-  await sleep(8_000);
-  killed.kill("SIGKILL");
-  await stopChild(killed);
-  await stopChild(b);
-  const after = await runScenario(edgeUrl, "soak-restarted", 12, async () => {});
+    mkdtempSync(join(tmpdir(), "roverlink-soak-")),
+    quick ? 8 : 20,
+  ).catch((e: Error) => {
+    log(`restart run failed: ${e.message}`);
+    return null;
+  });
 
   result = {
     date: new Date().toISOString(),
     quick,
     seconds,
     faults: faults.length,
-    faultsByKind: faults.reduce<Record<string, number>>(
-      (m, f) => ({ ...m, [f.name]: (m[f.name] ?? 0) + 1 }),
-      {},
+    faultsByKind: Object.fromEntries(
+      [...new Set(faults.map((f) => f.name))].map((n) => [
+        n,
+        faults.filter((f) => f.name === n).length,
+      ]),
     ),
+    faultLog: faults,
     chaos: chaos?.figures ?? null,
-    restartedAgent: after.figures,
+    chaosExitCode: chaos?.exitCode ?? null,
+    killedAndRestarted: restart,
   };
 } finally {
   await labDown();
@@ -140,7 +135,16 @@ const file = join(
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 const chaosFig = result.chaos as { lost: number; duplicated: number; reordered: number } | null;
-const ok =
-  chaosFig !== null && chaosFig.lost === 0 && chaosFig.duplicated === 0 && chaosFig.reordered === 0;
-log(ok ? `ok: nothing lost (${file})` : `FAILED (${file})`);
-process.exit(ok ? 0 : 1);
+const problems: string[] = [];
+if (chaosFig === null) problems.push("the chaos run gave no figures");
+else if (chaosFig.lost + chaosFig.duplicated + chaosFig.reordered > 0)
+  problems.push(
+    `chaos: ${chaosFig.lost} lost, ${chaosFig.duplicated} duplicated, ${chaosFig.reordered} reordered`,
+  );
+if (restart === null) problems.push("the kill-and-restart run gave no figures");
+else if (restart.restarted.lost > 0 || restart.relinkMs === null)
+  problems.push("the restarted agent did not carry its stream");
+log(
+  problems.length === 0 ? `ok: nothing lost (${file})` : `FAILED: ${problems.join("; ")} (${file})`,
+);
+process.exit(problems.length === 0 ? 0 : 1);

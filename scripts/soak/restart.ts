@@ -1,0 +1,123 @@
+/**
+ * An agent killed (SIGKILL) mid-stream and started again with the same id, while its peer keeps
+ * running. What the killed process had sent but its peer never received is what a process
+ * restart loses: the reliable layer keeps unacknowledged messages in memory only.
+ * Counted from both agents' metrics: A's sent counter (read just before the kill; at 20 Hz at
+ * most one more probe can leave between that read and the kill) and B's received counter.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { nodeIn, stopChild } from "../../test/lab/lab.ts";
+import type { Figures } from "../../test/lab/scenario.ts";
+import { sleep } from "../../test/lab/scenario.ts";
+import { sample, scrape } from "./agent-metrics.ts";
+
+export interface RestartFigures {
+  /** A's probes sent before the kill (counter read at most ~one probe interval before it). */
+  sentByKilled: number;
+  /** Of those, received by B. */
+  receivedFromKilled: number;
+  /** sentByKilled - receivedFromKilled (may be off by one, see above). */
+  lostAcrossRestart: number;
+  /** Reliable messages A had not had acknowledged when its counters were read. */
+  unackedAtKill: number;
+  /** From the kill to the restarted process's first echoed probe. */
+  relinkMs: number | null;
+  /** The restarted process's own probe figures (it ran `seconds`). */
+  restarted: Figures;
+  /** B's count of the restarted process's probes, vs restarted.sent. */
+  receivedFromRestarted: number;
+}
+
+const A_METRICS = 9101;
+const B_METRICS = 9102;
+
+export async function killAndRestart(
+  edgeUrl: string,
+  dir: string,
+  seconds: number,
+): Promise<RestartFigures> {
+  const room = `soak-kill-${process.pid}`;
+  const rover = (id: string, extra: string[]) => [
+    "rover/cli.ts",
+    "rover",
+    "--edge",
+    edgeUrl,
+    "--room",
+    room,
+    "--id",
+    id,
+    "--log-level",
+    "warn",
+    ...extra,
+  ];
+  const [bScript, ...bArgs] = rover("b", ["--echo", "--metrics-port", String(B_METRICS)]);
+  const b = nodeIn("b", bScript as string, bArgs);
+  const aArgs = ["--connect", "b", "--probe", "20", "--metrics-port", String(A_METRICS)];
+  const [aScript, ...a1Args] = rover("a", aArgs);
+  const a1 = nodeIn("a", aScript as string, a1Args);
+  try {
+    // Stream for a few seconds once echoes come back.
+    const end = Date.now() + 30_000;
+    let text = scrape("a", A_METRICS);
+    while (sample(text ?? "", "roverlink_messages_received_total", { peer: "b" }) === 0) {
+      if (Date.now() > end) throw new Error("the first agent never linked");
+      await sleep(250);
+      text = scrape("a", A_METRICS);
+    }
+    await sleep(4_000);
+    const last = scrape("a", A_METRICS) ?? "";
+    a1.kill("SIGKILL");
+    const killedAt = Date.now();
+    const sentByKilled = sample(last, "roverlink_messages_sent_total", { peer: "b" });
+    const unackedAtKill = sample(last, "roverlink_link_backlog_messages", { peer: "b" });
+    await stopChild(a1);
+    await sleep(500); // anything still in flight from A lands (nothing is retransmitted now)
+    const receivedFromKilled = sample(
+      scrape("b", B_METRICS) ?? "",
+      "roverlink_messages_received_total",
+      { peer: "a", channel: "control" },
+    );
+
+    const stats = join(dir, "restarted.json");
+    const [, ...a2Args] = rover("a", [
+      ...aArgs,
+      "--duration",
+      String(seconds),
+      "--stats-json",
+      stats,
+    ]);
+    const a2 = nodeIn("a", aScript as string, a2Args);
+    let relinkMs: number | null = null;
+    const exited = new Promise<void>((resolve) => a2.once("exit", () => resolve()));
+    let done = false;
+    void exited.then(() => {
+      done = true;
+    });
+    while (!done && relinkMs === null) {
+      const t = scrape("a", A_METRICS);
+      if (t && sample(t, "roverlink_messages_received_total", { peer: "b" }) > 0)
+        relinkMs = Date.now() - killedAt;
+      else await sleep(100);
+    }
+    await exited;
+    const restarted = JSON.parse(readFileSync(stats, "utf8")) as Figures;
+    const receivedFromRestarted =
+      sample(scrape("b", B_METRICS) ?? "", "roverlink_messages_received_total", {
+        peer: "a",
+        channel: "control",
+      }) - receivedFromKilled;
+    return {
+      sentByKilled,
+      receivedFromKilled,
+      lostAcrossRestart: sentByKilled - receivedFromKilled,
+      unackedAtKill,
+      relinkMs,
+      restarted,
+      receivedFromRestarted,
+    };
+  } finally {
+    await stopChild(a1);
+    await stopChild(b);
+  }
+}
