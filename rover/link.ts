@@ -61,6 +61,8 @@ type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
 type RestartEvent = Extract<RoomEvent, { type: "restart" }>;
 
 const PROBE_PREFIX = '{"rlp":';
+/** Messages an application channel may hold while it (re)opens. */
+const APP_QUEUE_MAX = 1_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Type of a werift ICE connection's selected pair (internal API, see docs/werift-patches.md). */
@@ -101,6 +103,9 @@ export class Link extends EventEmitter {
   #ufragAtRestart: string | null = null;
   #downSince: number | null = null;
   telemetryDropped = 0;
+  /** Application-channel messages given up because too many waited for the channel. */
+  appDropped = 0;
+  #appQueue = new Map<string, Payload[]>();
   backlogRejected = 0;
 
   constructor(o: LinkOptions) {
@@ -628,7 +633,10 @@ export class Link extends EventEmitter {
 
   #wire(dc: RTCDataChannel): void {
     this.#channels.set(dc.label, dc);
-    const onOpen = () => this.#maybeUp();
+    const onOpen = () => {
+      this.#flushApp(dc);
+      this.#maybeUp();
+    };
     if (dc.readyState === "open") onOpen();
     dc.stateChanged.subscribe((s) => {
       if (s === "open") onOpen();
@@ -666,6 +674,7 @@ export class Link extends EventEmitter {
     this.#handoverDone(now, "rebuild");
     const control = this.#channels.get("control");
     if (control && !this.#o.raw) control.send(encodeFrame(this.receiver.hello()));
+    for (const label of this.#appQueue.keys()) if (!this.#channels.has(label)) this.#openApp(label);
     this.emit("up", { path: this.path(), firstTime: first });
     this.#tick();
   }
@@ -758,12 +767,33 @@ export class Link extends EventEmitter {
         this.telemetryDropped++;
         return;
       }
-      const pc = this.#pc;
-      if (!pc) return;
-      this.#wire(pc.createDataChannel(channel, { ordered: true }));
+      // An application channel: opened on demand; what is sent meanwhile goes once it opens.
+      const q = this.#appQueue.get(channel) ?? [];
+      q.push(data);
+      if (q.length > APP_QUEUE_MAX) {
+        q.shift();
+        this.appDropped++;
+      }
+      this.#appQueue.set(channel, q);
+      if (!dc || dc.readyState === "closing" || dc.readyState === "closed") this.#openApp(channel);
       return;
     }
     dc.send(typeof data === "string" ? data : Buffer.from(data));
+  }
+
+  #openApp(label: string): void {
+    const pc = this.#pc;
+    if (pc && pc.connectionState !== "closed") {
+      this.#wire(pc.createDataChannel(label, { ordered: true }));
+    }
+  }
+
+  /** Send what waited for an application channel to open. */
+  #flushApp(dc: RTCDataChannel): void {
+    const q = this.#appQueue.get(dc.label);
+    if (!q) return;
+    this.#appQueue.delete(dc.label);
+    for (const data of q) dc.send(typeof data === "string" ? data : Buffer.from(data));
   }
 
   /** The selected ICE pair's send counters (werift internals), for benchmarks. */

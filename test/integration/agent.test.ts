@@ -141,6 +141,28 @@ describe("rover agents through the local edge", () => {
     expect(a.stats()[0]).toMatchObject({ peer: "b", state: "up", path: "direct" });
   });
 
+  it("applications open more channels on demand; nothing sent before they open is lost", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    const a = await agent(room, "a", ["b"]);
+    await waitFor(a, "link-up");
+    const atB: string[] = [];
+    const atA: string[] = [];
+    b.on("message", (m: AgentMessage) => {
+      if (m.channel !== "app") return;
+      atB.push(String(m.data));
+      b.send("a", "app", `re:${m.data}`); // b answers on the channel a opened
+    });
+    a.on("message", (m: AgentMessage) => {
+      if (m.channel === "app") atA.push(String(m.data));
+    });
+    // Sent at once, while the new channel is still opening.
+    for (const t of ["x1", "x2", "x3"]) a.send("b", "app", t);
+    await until(() => atA.length === 3);
+    expect(atB).toEqual(["x1", "x2", "x3"]);
+    expect(atA).toEqual(["re:x1", "re:x2", "re:x3"]);
+  });
+
   it("an ICE restart in the middle of a 50 msg/s stream loses, duplicates and reorders nothing", async () => {
     const room = `int-${++roomN}`;
     const b = await agent(room, "b");
