@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { stripVTControlCharacters } from "node:util";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEV_SECRET = "roverlink-development-secret-not-for-production";
@@ -30,6 +31,8 @@ export interface LocalEdgeOptions {
 export interface LocalEdge {
   url: string;
   port: number;
+  /** wrangler's pid, also the id of the process group it and its workerd run in. */
+  pid: number;
   persistTo: string;
   /** True when the development secret is in use. */
   devSecret: boolean;
@@ -38,6 +41,13 @@ export interface LocalEdge {
 }
 
 export class LocalEdgeError extends Error {}
+
+/** wrangler's most telling line ("Address already in use ..."), for a one-line error. */
+function reason(tail: readonly string[]): string {
+  const errors = tail.filter((l) => /\[ERROR\]|Error:/.test(l));
+  const line = errors[0] ?? tail.filter((l) => !/Logs were written/.test(l)).at(-1) ?? "";
+  return line.replace(/^\W*\[ERROR\]\s*/, "").trim();
+}
 
 export async function freePort(ip = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -84,7 +94,7 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   });
   const tail: string[] = [];
   const onData = (d: Buffer) => {
-    for (const line of d.toString().split("\n")) {
+    for (const line of stripVTControlCharacters(d.toString()).split("\n")) {
       if (!line.trim()) continue;
       tail.push(line);
       if (tail.length > 30) tail.shift();
@@ -96,47 +106,51 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
-  // The edge runs in its own process group: take it down with us even if stop() is never called.
-  const reap = () => {
+  const pgid = child.pid as number;
+  /** Signal wrangler's whole process group (wrangler and its workerd); false when it is empty. */
+  const signalGroup = (sig: NodeJS.Signals | 0): boolean => {
     try {
-      process.kill(-(child.pid as number), "SIGTERM");
+      process.kill(-pgid, sig);
+      return true;
     } catch {
-      // already gone
+      return false;
     }
   };
+  // The edge runs in its own process group: take it down with us even if stop() is never called.
+  const reap = () => void signalGroup("SIGTERM");
   process.once("exit", reap);
-  void exited.then(() => process.off("exit", reap));
+  let stopping: Promise<void> | null = null;
+  const stop = () => {
+    stopping ??= (async () => {
+      signalGroup("SIGTERM");
+      const kill = setTimeout(() => signalGroup("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(kill);
+      // workerd may outlive wrangler by a moment; never leave it behind.
+      const deadline = Date.now() + 2_000;
+      while (signalGroup(0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      signalGroup("SIGKILL");
+      process.off("exit", reap);
+    })();
+    return stopping;
+  };
   let gone = false;
   void exited.then(() => {
     gone = true;
   });
-  const stop = async () => {
-    if (gone) return;
-    try {
-      process.kill(-(child.pid as number), "SIGTERM");
-    } catch {
-      // already gone
-    }
-    const t = setTimeout(() => {
-      try {
-        process.kill(-(child.pid as number), "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }, 5_000);
-    await exited;
-    clearTimeout(t);
-  };
   const url = `http://${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
   const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
   while (Date.now() < deadline) {
     if (gone) {
-      throw new LocalEdgeError(`wrangler dev exited before the edge was up:\n${tail.join("\n")}`);
+      await stop(); // whatever wrangler started goes with it
+      throw new LocalEdgeError(
+        `wrangler dev exited before the edge was up: ${reason(tail) || "no output"}\n${tail.join("\n")}`,
+      );
     }
     try {
       const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
       if (r.ok && (await r.text()).trim() === "ok") {
-        return { url, port, persistTo, devSecret, stop, exited };
+        return { url, port, pid: pgid, persistTo, devSecret, stop, exited };
       }
     } catch {
       // not up yet
@@ -145,6 +159,6 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   }
   await stop();
   throw new LocalEdgeError(
-    `the local edge did not come up within ${opts.startTimeoutMs ?? 90_000} ms:\n${tail.join("\n")}`,
+    `the local edge did not come up within ${opts.startTimeoutMs ?? 90_000} ms${tail.length ? `: ${reason(tail)}` : ""}\n${tail.join("\n")}`,
   );
 }

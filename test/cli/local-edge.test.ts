@@ -1,0 +1,111 @@
+/**
+ * startLocalEdge: the real wrangler dev + workerd on a free loopback port. It serves /healthz,
+ * passes its vars to the worker, reports wrangler's own reason when it cannot start, and stop()
+ * leaves no process behind.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { LocalEdgeError, startLocalEdge } from "../../rover/local-edge.ts";
+import { mintToken } from "../../shared/token.ts";
+
+const SECRET = "local-edge-test-secret-local-edge";
+
+/** Live processes (not zombies) whose process group is `pgid`, by command name. */
+function groupMembers(pgid: number): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z") out.push(comm);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out;
+}
+
+/** Live processes whose command line mentions `text` (a unique persist directory). */
+function processesMentioning(text: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text)) out.push(Number(pid));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out;
+}
+
+describe("startLocalEdge", () => {
+  it("serves /healthz and the worker with the given vars; stop() leaves no process behind", async () => {
+    const edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
+    expect(edge.url).toBe(`http://127.0.0.1:${edge.port}`);
+    expect(edge.devSecret).toBe(false);
+    // State goes to a fresh temporary directory by default.
+    expect(edge.persistTo.startsWith(tmpdir())).toBe(true);
+    expect(existsSync(edge.persistTo)).toBe(true);
+    try {
+      const health = await fetch(`${edge.url}/healthz`);
+      expect(health.status).toBe(200);
+      expect((await health.text()).trim()).toBe("ok");
+
+      // The secret var reached the worker: its tokens pass, others are refused.
+      const peers = `${edge.url}/v1/rooms/local-edge/peers`;
+      const good = await mintToken({
+        secret: SECRET,
+        sub: "a",
+        room: "local-edge",
+        ttlSeconds: 60,
+      });
+      const bad = await mintToken({
+        secret: "other",
+        sub: "a",
+        room: "local-edge",
+        ttlSeconds: 60,
+      });
+      const ok = await fetch(peers, { headers: { Authorization: `Bearer ${good}` } });
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual({ peers: [] });
+      const refused = await fetch(peers, { headers: { Authorization: `Bearer ${bad}` } });
+      expect(refused.status).toBe(401);
+
+      // wrangler and workerd share the edge's own process group.
+      expect(groupMembers(edge.pid)).toContain("workerd");
+    } finally {
+      await edge.stop();
+    }
+    expect(groupMembers(edge.pid)).toEqual([]);
+    await expect(fetch(`${edge.url}/healthz`)).rejects.toThrow();
+    // A second stop is harmless.
+    await edge.stop();
+  });
+
+  it("a taken port fails with wrangler's reason on the first line, and nothing is left running", async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const port = (blocker.address() as { port: number }).port;
+    const persistTo = mkdtempSync(join(tmpdir(), "roverlink-edge-taken-"));
+    try {
+      const err = await startLocalEdge({ port, persistTo }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(LocalEdgeError);
+      const first = (err as Error).message.split("\n")[0];
+      expect(first).toMatch(/^wrangler dev exited before the edge was up: .*already in use/i);
+      // Once wrangler exits, none of its processes stay behind.
+      const deadline = Date.now() + 3_000;
+      while (processesMentioning(persistTo).length > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(processesMentioning(persistTo)).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+  });
+});
