@@ -360,10 +360,10 @@ export class Agent extends EventEmitter {
         void this.#uplinks?.demotePrimary();
       }
     });
-    link.on("handover", (h: { kind: string; gapMs: number }) => {
+    link.on("handover", (h: { kind: string; reason: string; gapMs: number }) => {
       this.#handovers++;
       this.log.info({ peer, ...h }, "handover done");
-      this.emit("handover", { peer, reason: h.kind, ...h });
+      this.emit("handover", { peer, ...h });
     });
     this.#links.set(peer, link);
     return link;

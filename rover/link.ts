@@ -98,6 +98,8 @@ export class Link extends EventEmitter {
   #ackTimer: NodeJS.Timeout | null = null;
   #busy: Promise<void> = Promise.resolve();
   #restartStartedAt: number | null = null;
+  /** What started the handover in progress (health decision, peer, session loss). */
+  #handoverReason: string | null = null;
   /** The PeerConnection for which "up" was emitted. */
   #upFor: RTCPeerConnection | null = null;
   #ufragAtRestart: string | null = null;
@@ -248,7 +250,7 @@ export class Link extends EventEmitter {
         this.emit("session", ev.session);
       } else {
         this.health.onRemoteRestart(Date.now());
-        this.#markRestart();
+        this.#markRestart("peer-restart");
       }
       this.#etag = ev.etag;
       try {
@@ -323,7 +325,7 @@ export class Link extends EventEmitter {
         return;
       }
       this.health.onRemoteRestart(Date.now());
-      this.#markRestart();
+      this.#markRestart("peer-restart");
       this.#etag = ev.etag;
       this.#held.hold(ev.session, fragCandidates(frag));
       const sdp = withIceCredentials(remote.sdp, { ufrag, pwd });
@@ -462,9 +464,10 @@ export class Link extends EventEmitter {
    * from before the first attempt: after glare we answer with the ufrag of our own superseded
    * offer, and that answer's new pair completes the handover.
    */
-  #markRestart(): void {
+  #markRestart(reason: string): void {
     if (this.#restartStartedAt !== null) return;
     this.#restartStartedAt = Date.now();
+    this.#handoverReason = reason;
     this.#ufragAtRestart = this.#ice()?.localUsername ?? null;
   }
 
@@ -499,11 +502,11 @@ export class Link extends EventEmitter {
     if (!pc || this.#closed) return;
     if (!sid) {
       // No session to restart in (the edge closed it under a live link): a new one, new PC.
-      this.#markRestart();
+      this.#markRestart(reason);
       if (this.role === "offerer") await this.#offer();
       return;
     }
-    this.#markRestart();
+    this.#markRestart(reason);
     this.#o.log.info({ peer: this.peer, reason, attempt }, "ICE restart");
     try {
       const r = await this.#sendingDescription(async () => {
@@ -535,7 +538,7 @@ export class Link extends EventEmitter {
   async #rebuild(reason: string, attempt: number): Promise<void> {
     if (this.#closed) return;
     this.#o.log.warn({ peer: this.peer, reason, attempt }, "rebuilding the PeerConnection");
-    this.#markRestart();
+    this.#markRestart(reason);
     const old = this.#sid;
     if (this.role === "offerer") {
       if (old) await this.#o.client.closeSession(this.#o.room, old).catch(() => {});
@@ -682,14 +685,19 @@ export class Link extends EventEmitter {
   #handoverDone(now: number, kind: "restart" | "rebuild"): void {
     const started = this.#restartStartedAt ?? this.#downSince;
     if (started !== null && this.#everOpen) {
-      this.emit("handover", { kind, gapMs: now - started });
+      const reason = this.#handoverReason ?? kind;
+      this.emit("handover", { kind, reason, gapMs: now - started });
     }
     this.#restartStartedAt = null;
     this.#downSince = null;
+    this.#handoverReason = null;
   }
 
   #linkDown(reason: string): void {
-    if (this.#downSince === null) this.#downSince = Date.now();
+    if (this.#downSince === null) {
+      this.#downSince = Date.now();
+      this.#handoverReason ??= reason;
+    }
     this.emit("down", reason);
   }
 

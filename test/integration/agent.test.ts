@@ -169,13 +169,15 @@ describe("rover agents through the local edge", () => {
     const a = await agent(room, "a", ["b"]);
     await waitFor(a, "link-up");
     echo(b);
-    const handover = waitFor<{ kind: string; gapMs: number }>(a, "handover");
+    const handover = waitFor<{ kind: string; reason: string; gapMs: number }>(a, "handover");
+    const answered = waitFor<{ kind: string; reason: string }>(b, "handover");
     const got = await stream(a, "b", 150, 50, (i) => {
       if (i === 50) void a.restart("b");
     });
     expect(got).toEqual(expected(150));
     const h = await handover;
-    expect(h.kind).toBe("restart");
+    expect(h).toMatchObject({ kind: "restart", reason: "manual" });
+    expect(await answered).toMatchObject({ kind: "restart", reason: "peer-restart" });
     console.info(`ICE restart handover gap: ${h.gapMs} ms`);
   });
 
@@ -186,7 +188,7 @@ describe("rover agents through the local edge", () => {
     await waitFor(a, "link-up");
     echo(b);
     const first = a.links().get("b")?.session;
-    const rebuilt = waitFor<{ kind: string; gapMs: number }>(
+    const rebuilt = waitFor<{ kind: string; reason: string; gapMs: number }>(
       a,
       "handover",
       (h) => (h as { kind: string }).kind === "rebuild",
@@ -198,6 +200,7 @@ describe("rover agents through the local edge", () => {
     });
     expect(got).toEqual(expected(100));
     const h = await rebuilt;
+    expect(h.reason).toBe("session-closed");
     expect(a.links().get("b")?.session).not.toBe(first);
     console.info(`rebuild handover gap: ${h.gapMs} ms`);
   });
