@@ -19,17 +19,25 @@ export function addressFingerprint(): string {
   return out.sort().join(",");
 }
 
-/** Default routes (destination 0) with interface and metric, from /proc/net/route. */
+/**
+ * Default routes (destination and mask 0) as `iface/gateway/metric`, sorted, from the text of
+ * /proc/net/route (columns: Iface Destination Gateway Flags RefCnt Use Metric Mask ...).
+ */
+export function parseDefaultRoutes(procNetRoute: string): string {
+  return procNetRoute
+    .split("\n")
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1] === "00000000" && f[7] === "00000000")
+    .map((f) => `${f[0]}/${f[2]}/${f[6]}`)
+    .sort()
+    .join(",");
+}
+
+/** The default routes now (empty where /proc/net/route does not exist). */
 export function defaultRoutes(): string {
   try {
-    return readFileSync("/proc/net/route", "utf8")
-      .split("\n")
-      .slice(1)
-      .map((l) => l.trim().split(/\s+/))
-      .filter((f) => f[1] === "00000000" && f[7] === "00000000")
-      .map((f) => `${f[0]}/${f[2]}/${f[6]}`)
-      .sort()
-      .join(",");
+    return parseDefaultRoutes(readFileSync("/proc/net/route", "utf8"));
   } catch {
     return "";
   }
