@@ -85,6 +85,7 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 async function parkedPolls() {
   const room = "load-parked";
+  const tFill = performance.now();
   const ids = Array.from({ length: PARKED }, (_, i) => `p${i}`);
   const clients = new Map<string, { c: RoverlinkClient; cursor: string }>();
   await pool(ids, 50, async (id) => {
@@ -101,6 +102,8 @@ async function parkedPolls() {
       s.cursor = r.cursor;
     }
   });
+  // Each join is told to everyone already there: filling the room is quadratic in its size.
+  const fillSeconds = Math.round((performance.now() - tFill) / 1000);
   let triggerAt = 0;
   let early = 0;
   let errors = 0;
@@ -146,6 +149,7 @@ async function parkedPolls() {
     duplicated: counts.filter((n) => n > 1).length,
     returnedBeforeTheEvent: early,
     pollErrors: errors,
+    fillSeconds,
     fanoutMs: summarize(fanout),
   };
 }
@@ -366,6 +370,23 @@ function problems(
   return out;
 }
 
+/** A human-readable digest on stderr (the JSON on stdout has everything). */
+function printSummary(r: Record<string, unknown>): void {
+  const lat = r.latencyMs as Record<string, { n: number; median: number; p99: number }>;
+  const out = r.outcomesByRoute as Record<string, Record<string, number>>;
+  const d = (r.rooms as { delivery: Delivery }).delivery;
+  log(`${r.requests} requests in ${r.seconds} s: ${r.requestsPerSecond} requests/s`);
+  log("route            n      p50 ms   p99 ms   outcomes");
+  for (const [route, l] of Object.entries(lat))
+    log(
+      `${route.padEnd(16)} ${String(l.n).padEnd(6)} ${String(Math.round(l.median)).padEnd(8)} ${String(Math.round(l.p99)).padEnd(8)} ${JSON.stringify(out[route])}`,
+    );
+  log(
+    `events delivered/expected ${d.delivered}/${d.expected}; lost ${d.lost}, duplicates ${d.duplicates}, unexpected ${d.unexpected}, out of order ${d.outOfOrder}`,
+  );
+  log(`errors by status ${JSON.stringify(r.errorsByStatus)}`);
+}
+
 edge = await startLocalEdge({ persistTo, vars });
 const t0 = performance.now();
 let result: Record<string, unknown>;
@@ -406,6 +427,7 @@ const file = join(
 );
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+printSummary(result);
 log(
   bad.length === 0
     ? `ok: every event exactly once, in order (${file})`

@@ -19,9 +19,13 @@ export class Recorder {
       outcome = e instanceof ProblemError ? String(e.status) : "network";
       throw e;
     } finally {
-      const l = this.#latencies.get(route) ?? [];
-      l.push(performance.now() - t0);
-      this.#latencies.set(route, l);
+      // Latency of answered requests only: refused connections while the edge restarts are
+      // counted as outcomes, not timed.
+      if (outcome !== "network") {
+        const l = this.#latencies.get(route) ?? [];
+        l.push(performance.now() - t0);
+        this.#latencies.set(route, l);
+      }
       const m = this.#outcomes.get(route) ?? new Map<string, number>();
       m.set(outcome, (m.get(outcome) ?? 0) + 1);
       this.#outcomes.set(route, m);
