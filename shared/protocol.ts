@@ -83,11 +83,14 @@ export interface JoinBody {
   position?: Position;
 }
 
-/** `PATCH /v1/rooms/{room}/peers/{id}` (RFC 7396 merge patch): null removes meta/position. */
+/**
+ * `PATCH /v1/rooms/{room}/peers/{id}`, an RFC 7396 merge patch: objects merge key by key, `null`
+ * removes a key (or all of meta/position). The merged peer must be valid.
+ */
 export interface PeerPatch {
   kind?: string;
-  meta?: PeerMeta | null;
-  position?: Position | null;
+  meta?: Record<string, unknown> | null;
+  position?: { x?: number; y?: number; map?: string | null } | null;
 }
 
 export interface Peer {

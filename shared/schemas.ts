@@ -46,6 +46,14 @@ export const peerPatchSchema = z
   .object({
     kind: kindSchema.optional(),
     meta: metaSchema.nullable().optional(),
-    position: positionSchema.nullable().optional(),
+    position: z
+      .object({
+        x: finite.optional(),
+        y: finite.optional(),
+        map: z.string().max(64).nullable().optional(),
+      })
+      .strict()
+      .nullable()
+      .optional(),
   })
   .strict() satisfies z.ZodType<PeerPatch, unknown>;
