@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { RTCPeerConnection } from "werift";
+import { iceCredentials, sdpCandidates, withIceCredentials } from "../../rover/ice-sdp.ts";
+
+const SDP = [
+  "v=0",
+  "o=- 123 0 IN IP4 0.0.0.0",
+  "s=-",
+  "t=0 0",
+  "a=group:BUNDLE 0",
+  "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+  "c=IN IP4 0.0.0.0",
+  "a=ice-ufrag:oldU",
+  "a=ice-pwd:oldPasswordOldPassword00",
+  "a=candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host",
+  "a=end-of-candidates",
+  "a=fingerprint:sha-256 AA:BB",
+  "a=setup:actpass",
+  "a=mid:0",
+  "a=sctp-port:5000",
+  "",
+].join("\r\n");
+
+describe("ice-sdp", () => {
+  it("rewrites ICE credentials and drops the old generation's candidates, leaving the rest", () => {
+    const out = withIceCredentials(SDP, { ufrag: "newU", pwd: "newPasswordNewPassword00" });
+    expect(iceCredentials(out)).toEqual({ ufrag: "newU", pwd: "newPasswordNewPassword00" });
+    expect(out).not.toContain("a=candidate:");
+    expect(out).not.toContain("a=end-of-candidates");
+    const kept = (s: string) =>
+      s.split("\r\n").filter((l) => !/^a=(ice-ufrag|ice-pwd|candidate|end-of-candidates)/.test(l));
+    expect(kept(out)).toEqual(kept(SDP));
+  });
+
+  it("lists candidates with the mid of their section, even when a=mid comes after them", () => {
+    expect(sdpCandidates(SDP)).toEqual([
+      {
+        candidate: "candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host",
+        sdpMLineIndex: 0,
+        sdpMid: "0",
+      },
+    ]);
+  });
+
+  it("reads what werift writes", async () => {
+    const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false });
+    try {
+      pc.createDataChannel("control");
+      await pc.setLocalDescription(await pc.createOffer());
+      const sdp = pc.localDescription?.sdp ?? "";
+      const creds = iceCredentials(sdp);
+      expect(creds?.ufrag.length).toBeGreaterThanOrEqual(4);
+      const cands = sdpCandidates(sdp);
+      expect(cands.length).toBeGreaterThan(0);
+      for (const c of cands) {
+        expect(c.candidate).toMatch(/^candidate:\S+ 1 udp \d+ \S+ \d+ typ host/);
+        expect(c).toMatchObject({ sdpMLineIndex: 0, sdpMid: "0" });
+      }
+    } finally {
+      await pc.close();
+    }
+  });
+});
