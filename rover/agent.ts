@@ -33,6 +33,8 @@ export interface AgentOptions {
   health?: Partial<HealthConfig>;
   /** React to local interface/route changes (default true). */
   watchNetwork?: boolean;
+  /** The NetWatch to follow instead of a default one (tests give it their own readers). */
+  netWatch?: NetWatch;
   /**
    * Multi-homed rovers: on silent path loss, demote the preferred default route so traffic moves
    * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
@@ -129,7 +131,7 @@ export class Agent extends EventEmitter {
       this.#uplinks = new UplinkManager({ log: (o, msg) => this.log.warn(o, msg) });
     }
     if (this.#o.watchNetwork !== false) {
-      this.#net = new NetWatch();
+      this.#net = this.#o.netWatch ?? new NetWatch();
       this.#net.on("change", (c: { what: string }) => this.#networkChanged(c.what));
     }
     for (const p of this.#o.connect ?? []) if (this.#peers.has(p)) this.connect(p);

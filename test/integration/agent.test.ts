@@ -10,6 +10,7 @@ import { RTCPeerConnection } from "werift";
 import { Agent, type AgentMessage } from "../../rover/agent.ts";
 import { iceCredentials, sdpCandidates, withIceCredentials } from "../../rover/ice-sdp.ts";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { NetWatch } from "../../rover/netwatch.ts";
 import { type FetchFn, RoverlinkClient } from "../../shared/client.ts";
 import {
   buildCandidateFrag,
@@ -179,6 +180,45 @@ describe("rover agents through the local edge", () => {
     expect(h).toMatchObject({ kind: "restart", reason: "manual" });
     expect(await answered).toMatchObject({ kind: "restart", reason: "peer-restart" });
     console.info(`ICE restart handover gap: ${h.gapMs} ms`);
+  });
+
+  it("a local network change hands over at once: ICE restart, fresh poll, nothing lost", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    // The real NetWatch, reading a made-up interface list: wlan0 goes away mid-stream.
+    let addrs = "wlan0=192.168.1.5,wwan0=10.64.0.7";
+    const net = new NetWatch({ addresses: () => addrs, routes: () => "", addressEveryMs: 20 });
+    let polls = 0;
+    const countPolls =
+      (f: FetchFn): FetchFn =>
+      (url, init) => {
+        if (new URL(url).pathname.endsWith("/events")) polls++;
+        return f(url, init);
+      };
+    const a = new Agent({
+      edge: edge.url,
+      room,
+      id: "a",
+      token: await mintToken({ secret: SECRET, sub: "a", room, ttlSeconds: 600 }),
+      connect: ["b"],
+      netWatch: net,
+      wrapFetch: countPolls,
+    });
+    agents.push(a);
+    await a.start();
+    await waitFor(a, "link-up");
+    echo(b);
+    const handover = waitFor<{ kind: string; reason: string }>(a, "handover");
+    let pollsBefore = 0;
+    const got = await stream(a, "b", 100, 50, (i) => {
+      if (i !== 30) return;
+      pollsBefore = polls;
+      addrs = "wwan0=10.64.0.7";
+    });
+    expect(got).toEqual(expected(100));
+    expect(await handover).toMatchObject({ kind: "restart", reason: "network-change" });
+    // The parked poll was dropped with its pooled connection and sent again on a new one.
+    expect(polls).toBeGreaterThan(pollsBefore);
   });
 
   it("a full rebuild of the PeerConnection loses nothing on control", async () => {
