@@ -3,11 +3,13 @@
  * `roverlink`: the command line (contract: ../shared/rover-cli.md, docs/cli.md).
  * Every failure is one line on stderr and a non-zero exit, never a stack trace.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
-import { LocalEdgeError, startLocalEdge } from "./local-edge.ts";
+import { DEV_SECRET, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 class UsageError extends Error {}
@@ -75,7 +77,10 @@ function edgeUrl(v: string): string {
 
 const program = new Command("roverlink")
   .description("Peer-to-peer links for mobile robots: edge, tokens and the rover agent.")
-  .version("0.1.0")
+  .version(
+    (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string })
+      .version,
+  )
   .exitOverride()
   .configureOutput({
     writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `roverlink: ${s}` : s),
@@ -90,26 +95,46 @@ program
   .option("--persist-to <dir>", "where Durable Object state is kept", ".wrangler/state")
   .action(
     async (opts: { ip: string; port: number; var: Record<string, string>; persistTo: string }) => {
-      if (!opts.var.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET) {
+      const devSecret = !opts.var.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
+      if (devSecret) {
         process.stderr.write(
           "roverlink: ROVERLINK_SECRET is not set: using a development secret (never in production)\n",
         );
       }
+      // Ctrl-C at any time, even while wrangler is still starting, stops the edge cleanly.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
       const edge = await startLocalEdge({
         ip: opts.ip,
         port: opts.port,
         vars: opts.var,
         persistTo: opts.persistTo,
+        signal: stop.signal,
       });
+      const mint = devSecret
+        ? `npx roverlink token --room demo --peer me --secret ${DEV_SECRET}`
+        : "npx roverlink token --room demo --peer me";
       process.stdout.write(
-        `roverlink edge listening on ${edge.url}\n  try: curl ${edge.url}/healthz\n`,
+        [
+          `roverlink edge listening on ${edge.url} (state in ${opts.persistTo}; Ctrl-C stops it)`,
+          `  try: curl ${edge.url}/healthz`,
+          `       curl -H "Authorization: Bearer $(${mint})" ${edge.url}/v1/rooms/demo/peers`,
+          "",
+        ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", () => resolve());
-        process.once("SIGTERM", () => resolve());
-        void edge.exited.then(() => resolve());
-      });
+      const unexpected = await Promise.race([
+        new Promise<false>((resolve) =>
+          stop.signal.addEventListener("abort", () => resolve(false), { once: true }),
+        ),
+        edge.exited.then((code) => code ?? -1),
+      ]);
       await edge.stop();
+      if (unexpected !== false)
+        throw new LocalEdgeError(
+          `the edge stopped unexpectedly (wrangler exited with ${unexpected})`,
+        );
     },
   );
 
@@ -231,7 +256,7 @@ function explain(e: unknown): string {
   if (e instanceof ProblemError) {
     if (e.status === 401) return `token refused by the edge: ${e.problem.detail || e.message}`;
     if (e.status === 403) return `token not allowed here: ${e.problem.detail || e.message}`;
-    if (e.status === 503 && /full/i.test(e.message))
+    if ((e.status === 503 || e.status === 409) && /full/i.test(e.message))
       return `room is full: ${e.problem.detail || e.message}`;
     return e.message;
   }

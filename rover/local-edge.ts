@@ -26,6 +26,8 @@ export interface LocalEdgeOptions {
   log?: (line: string) => void;
   /** Give up waiting for /healthz after this long (default 90 s: the first build is slow). */
   startTimeoutMs?: number;
+  /** Aborting while the edge starts stops it and rejects with LocalEdgeError. */
+  signal?: AbortSignal;
 }
 
 export interface LocalEdge {
@@ -73,7 +75,7 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "roverlink-edge-"));
   const vars: Record<string, string> = { ...opts.vars };
   const devSecret = !vars.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
-  if (!vars.ROVERLINK_SECRET) vars.ROVERLINK_SECRET = process.env.ROVERLINK_SECRET ?? DEV_SECRET;
+  if (!vars.ROVERLINK_SECRET) vars.ROVERLINK_SECRET = process.env.ROVERLINK_SECRET || DEV_SECRET;
   const args = ["dev", "--ip", ip, "--port", String(port), "--persist-to", persistTo];
   args.push("--show-interactive-dev-session=false", "--log-level", "warn");
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
@@ -141,6 +143,10 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   const url = `http://${ip.includes(":") ? `[${ip}]` : ip}:${port}`;
   const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
   while (Date.now() < deadline) {
+    if (opts.signal?.aborted) {
+      await stop();
+      throw new LocalEdgeError("stopped before the edge was up");
+    }
     if (gone) {
       await stop(); // whatever wrangler started goes with it
       throw new LocalEdgeError(

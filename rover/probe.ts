@@ -67,6 +67,16 @@ export class ProbeStats {
     if (this.#lastEcho === null) this.#lastEcho = now;
   }
 
+  /**
+   * No link is left to probe (the peers left): the time from here to the next link-up is not a
+   * gap. The gap up to now counts when probes were still outstanding.
+   */
+  linksGone(now: number): void {
+    if (this.#lastEcho !== null && this.#seen.size < this.#sent)
+      this.#maxGap = Math.max(this.#maxGap, now - this.#lastEcho);
+    this.#lastEcho = null;
+  }
+
   handover(): void {
     this.#handovers++;
   }

@@ -4,6 +4,8 @@
  */
 import { writeFileSync } from "node:fs";
 import type { Server } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
@@ -46,6 +48,35 @@ function fromSelf(text: string, self: string): boolean {
 
 export async function runRover(o: RoverRunOptions): Promise<number> {
   const log = createLogger(o.logLevel);
+  // Listen for SIGINT/SIGTERM from the start: a Ctrl-C while joining still leaves cleanly.
+  let stopNow: () => void = () => {};
+  let stopRequested = false;
+  const stopped = new Promise<void>((resolve) => {
+    stopNow = () => {
+      stopRequested = true;
+      resolve();
+    };
+  });
+  const onSignal = () => stopNow();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  o.stopSignal?.addEventListener("abort", onSignal, { once: true });
+  if (o.stopSignal?.aborted) stopNow();
+  try {
+    return await run(o, log, stopped, () => stopRequested);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    o.stopSignal?.removeEventListener("abort", onSignal);
+  }
+}
+
+async function run(
+  o: RoverRunOptions,
+  log: Logger,
+  stopped: Promise<void>,
+  stopRequested: () => boolean,
+): Promise<number> {
   const agent = new Agent({
     edge: o.edge,
     room: o.room,
@@ -60,10 +91,15 @@ export async function runRover(o: RoverRunOptions): Promise<number> {
   });
   const started = Date.now();
   const stats = new ProbeStats(started);
+  /** Peers whose link came up: probed while the agent keeps a link to them. */
   const linked = new Set<string>();
   const status = new StatusLine();
   let metricsServer: Server | null = null;
   const metrics = o.metricsPort !== undefined ? new AgentMetrics(agent) : null;
+  const send = (peer: string, channel: string, data: string | Uint8Array) => {
+    agent.send(peer, channel, data);
+    metrics?.messagesSent.inc({ peer, channel });
+  };
 
   agent.on("link-up", (peer: string) => {
     linked.add(peer);
@@ -78,21 +114,33 @@ export async function runRover(o: RoverRunOptions): Promise<number> {
         stats.echoed(echoOfOurs, Date.now());
         return;
       }
+      // Anything else of ours coming back is an echo too: never send it round again.
       if (fromSelf(text, o.id)) return;
     }
     if (o.echo) {
       try {
-        agent.send(m.peer, m.channel, m.data);
+        send(m.peer, m.channel, m.data);
       } catch (e) {
         log.warn({ peer: m.peer, err: (e as Error).message }, "echo failed");
       }
     }
   });
 
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.stop().catch(() => {});
+    if (stopRequested()) return 0;
+    throw e;
+  }
   o.onStarted?.(agent);
   if (metrics && o.metricsPort !== undefined) {
-    metricsServer = await metrics.serve(o.metricsPort);
+    try {
+      metricsServer = await metrics.serve(o.metricsPort);
+    } catch (e) {
+      await agent.stop();
+      throw new Error(`metrics port ${o.metricsPort}: ${(e as Error).message}`);
+    }
     log.info({ url: `http://127.0.0.1:${o.metricsPort}/metrics` }, "metrics");
   }
 
@@ -101,35 +149,44 @@ export async function runRover(o: RoverRunOptions): Promise<number> {
     o.probeHz !== undefined
       ? setInterval(() => {
           const now = Date.now();
+          const had = linked.size;
           for (const peer of linked) {
+            // A dropped link (the peer left) is no longer probed, until it comes up again.
+            if (!agent.links().has(peer)) {
+              linked.delete(peer);
+              continue;
+            }
             try {
-              agent.send(peer, "control", probeMessage(o.id, peer, seq, now));
+              send(peer, "control", probeMessage(o.id, peer, seq, now));
               stats.sent();
-              metrics?.messagesSent.inc({ peer, channel: "control" });
             } catch (e) {
               log.warn({ peer, err: (e as Error).message }, "probe not sent");
             }
           }
+          if (had > 0 && linked.size === 0) stats.linksGone(now);
           seq++;
         }, 1000 / o.probeHz)
       : null;
 
-  const statusTimer = setInterval(() => {
-    const f = o.probeHz !== undefined ? stats.figures(Date.now()) : null;
-    const extra = f ? `probes ${f.received}/${f.sent}` : "";
-    if (status.enabled) status.show(formatStatus(o.id, agent.stats(), extra));
-  }, 1000);
+  const statusTimer = status.enabled
+    ? setInterval(() => {
+        const f = o.probeHz !== undefined ? stats.figures(Date.now()) : null;
+        status.show(formatStatus(o.id, agent.stats(), f ? `probes ${f.received}/${f.sent}` : ""));
+      }, 1000)
+    : null;
 
-  await new Promise<void>((resolve) => {
-    const done = () => resolve();
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-    o.stopSignal?.addEventListener("abort", done, { once: true });
-    if (o.durationS !== undefined) setTimeout(done, o.durationS * 1000).unref();
-  });
+  // Until SIGINT/SIGTERM/stopSignal, or --duration after the join.
+  const duration = new AbortController();
+  await Promise.race([
+    stopped,
+    o.durationS !== undefined
+      ? sleep(o.durationS * 1000, undefined, { signal: duration.signal }).catch(() => {})
+      : stopped,
+  ]);
+  duration.abort();
 
   if (probeTimer) clearInterval(probeTimer);
-  clearInterval(statusTimer);
+  if (statusTimer) clearInterval(statusTimer);
   status.clear();
   if (o.probeHz !== undefined) {
     // Give the last probes time to come back.
@@ -141,6 +198,10 @@ export async function runRover(o: RoverRunOptions): Promise<number> {
   if (o.statsJson) writeFileSync(o.statsJson, `${JSON.stringify(figures, null, 2)}\n`);
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
   await agent.stop();
-  metricsServer?.close();
+  if (metricsServer) {
+    const server = metricsServer;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
   return 0;
 }

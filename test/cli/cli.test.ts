@@ -3,12 +3,19 @@
  * tokens, and two rovers probing each other through a local edge.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
-import { verifyToken } from "../../shared/token.ts";
+import {
+  DEV_SECRET,
+  freePort,
+  type LocalEdge,
+  REPO_ROOT,
+  startLocalEdge,
+} from "../../rover/local-edge.ts";
+import { mintToken, verifyToken } from "../../shared/token.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "cli-test-secret-cli-test-secret";
@@ -35,6 +42,19 @@ function roverlink(args: string[], env: Record<string, string> = {}, timeoutMs =
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Live processes whose command line mentions `text` (a unique persist directory). */
+function processesMentioning(text: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text)) out.push(Number(pid));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out;
 }
 
 /** One line, prefixed, no stack trace. */
@@ -79,6 +99,13 @@ describe("roverlink CLI", () => {
     );
   });
 
+  it("--version prints the package version", async () => {
+    const r = await roverlink(["--version"]);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
   it("token mints a JWT that verifies with the secret and carries the claims", async () => {
     const r = await roverlink(
       ["token", "--room", "yard", "--peer", "rover-7", "--ttl", "10m", "--role", "admin"],
@@ -105,6 +132,64 @@ describe("roverlink CLI", () => {
     expectOneLineError(r, /edge unreachable/);
   });
 
+  it("edge runs the local edge with a development secret until SIGINT, leaving nothing behind", async () => {
+    const port = await freePort();
+    const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-edge-"));
+    const child = spawn(
+      process.execPath,
+      [CLI, "edge", "--port", String(port), "--persist-to", persist],
+      { cwd: REPO_ROOT, env: { ...process.env, ROVERLINK_SECRET: "" } },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!stdout.includes("listening on") && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(stdout).toContain(`listening on http://127.0.0.1:${port}`);
+      expect(stderr).toMatch(/^roverlink: ROVERLINK_SECRET is not set: using a development secret/);
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect((await health.text()).trim()).toBe("ok");
+      // The development secret is the one the edge checks tokens with.
+      const token = await mintToken({
+        secret: DEV_SECRET,
+        sub: "me",
+        room: "demo",
+        ttlSeconds: 60,
+      });
+      const peers = await fetch(`http://127.0.0.1:${port}/v1/rooms/demo/peers`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      expect(peers.status).toBe(200);
+    } finally {
+      child.kill("SIGINT");
+    }
+    expect(await exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    expect(processesMentioning(persist)).toEqual([]);
+  });
+
+  it("edge on a taken port is one line with wrangler's reason", async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const port = (blocker.address() as { port: number }).port;
+    const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-edge-"));
+    try {
+      const r = await roverlink(
+        ["edge", "--port", String(port), "--persist-to", persist, "--var", "ROVERLINK_SECRET:x"],
+        {},
+        60_000,
+      );
+      expectOneLineError(r, /wrangler dev exited before the edge was up: .*already in use/i);
+      expect(processesMentioning(persist)).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+  });
+
   describe("against a local edge", () => {
     let edge: LocalEdge;
     beforeAll(async () => {
@@ -129,8 +214,19 @@ describe("roverlink CLI", () => {
       const stats = join(dir, "stats.json");
       const env = { ROVERLINK_SECRET: SECRET };
       const common = ["--edge", edge.url, "--room", "cli", "--log-level", "warn"];
+      const metricsPort = await freePort();
       const bravo = roverlink(
-        ["rover", ...common, "--id", "bravo", "--echo", "--duration", "9"],
+        [
+          "rover",
+          ...common,
+          "--id",
+          "bravo",
+          "--echo",
+          "--duration",
+          "9",
+          "--metrics-port",
+          String(metricsPort),
+        ],
         env,
       );
       await new Promise((r) => setTimeout(r, 1500));
@@ -157,6 +253,18 @@ describe("roverlink CLI", () => {
         await roverlink(["rover", ...common, "--id", "charlie", "--duration", "1"], env),
         /room is full/,
       );
+      // bravo's Prometheus metrics: its link to alpha is up and it echoes on control.
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).toContain('roverlink_link_state{peer="alpha",state="up"} 1');
+      const counter = (name: string) =>
+        Number(
+          text.match(new RegExp(`^${name}\\{peer="alpha",channel="control"\\} (\\S+)$`, "m"))?.[1],
+        );
+      expect(counter("roverlink_messages_received_total")).toBeGreaterThan(0);
+      expect(counter("roverlink_messages_sent_total")).toBe(
+        counter("roverlink_messages_received_total"),
+      );
+      expect(text).toMatch(/^roverlink_link_rtt_seconds\{peer="alpha"\} [0-9.e-]+$/m);
       const a = await alpha;
       expect(a.code).toBe(0);
       const f = JSON.parse(readFileSync(stats, "utf8")) as Record<string, number>;
