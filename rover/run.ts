@@ -2,8 +2,9 @@
  * `roverlink rover`: one agent with the CLI's behaviours around it — echo, probe stream,
  * stats JSON, metrics endpoint, logs and the live status line. Resolves with the exit code.
  */
-import { writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
+import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
@@ -126,23 +127,25 @@ async function run(
     }
   });
 
-  try {
-    await agent.start();
-  } catch (e) {
-    await agent.stop().catch(() => {});
-    if (stopRequested()) return 0;
-    throw e;
-  }
-  o.onStarted?.(agent);
+  if (o.statsJson) checkWritable(o.statsJson);
+  // The metrics port first: a port in use fails before we join anyone.
   if (metrics && o.metricsPort !== undefined) {
     try {
       metricsServer = await metrics.serve(o.metricsPort);
     } catch (e) {
-      await agent.stop();
       throw new Error(`metrics port ${o.metricsPort}: ${(e as Error).message}`);
     }
     log.info({ url: `http://127.0.0.1:${o.metricsPort}/metrics` }, "metrics");
   }
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.stop().catch(() => {});
+    await closeServer(metricsServer);
+    if (stopRequested()) return 0;
+    throw e;
+  }
+  o.onStarted?.(agent);
 
   let seq = 0;
   const probeTimer =
@@ -195,13 +198,27 @@ async function run(
       await new Promise((r) => setTimeout(r, 50));
   }
   const figures = stats.figures(Date.now());
-  if (o.statsJson) writeFileSync(o.statsJson, `${JSON.stringify(figures, null, 2)}\n`);
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
   await agent.stop();
-  if (metricsServer) {
-    const server = metricsServer;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+  await closeServer(metricsServer);
+  if (o.statsJson) writeFileSync(o.statsJson, `${JSON.stringify(figures, null, 2)}\n`);
   return 0;
+}
+
+/** Fail before joining, not at exit, when the figures could not be written. */
+function checkWritable(file: string): void {
+  const path = resolve(file);
+  try {
+    accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
+  } catch (e) {
+    throw new Error(
+      `--stats-json: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+    );
+  }
+}
+
+async function closeServer(server: Server | null): Promise<void> {
+  if (!server) return;
+  server.closeAllConnections(); // a scraper's keep-alive connection must not hold us up
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }

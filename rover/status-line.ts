@@ -12,9 +12,11 @@ export function formatStatus(id: string, links: readonly LinkStats[], extra = ""
 }
 
 export class StatusLine {
+  #stream: NodeJS.WriteStream;
   #tty: boolean;
   #last = 0;
   constructor(stream: NodeJS.WriteStream = process.stderr) {
+    this.#stream = stream;
     this.#tty = Boolean(stream.isTTY);
   }
   get enabled(): boolean {
@@ -22,11 +24,12 @@ export class StatusLine {
   }
   show(line: string): void {
     if (!this.#tty) return;
-    const cols = process.stderr.columns ?? 120;
-    process.stderr.write(`\r\x1b[2K${line.slice(0, cols - 1)}`);
+    // Never wider than the terminal (a wrapped line cannot be rewritten); 0 = size unknown.
+    const cols = this.#stream.columns || 0;
+    this.#stream.write(`\r\x1b[2K${cols > 1 ? line.slice(0, cols - 1) : line}`);
     this.#last = Date.now();
   }
   clear(): void {
-    if (this.#tty && this.#last) process.stderr.write("\r\x1b[2K");
+    if (this.#tty && this.#last) this.#stream.write("\r\x1b[2K");
   }
 }

@@ -20,28 +20,34 @@ import { mintToken, verifyToken } from "../../shared/token.ts";
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "cli-test-secret-cli-test-secret";
 
-function roverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: {
-        ...process.env,
-        ROVERLINK_SECRET: "",
-        ROVERLINK_TOKEN: "",
-        ROVERLINK_EDGE: "",
-        ...env,
-      },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+/** Run the CLI as a user would; `child` to signal it, `result` once it exited. */
+function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      ROVERLINK_SECRET: "",
+      ROVERLINK_TOKEN: "",
+      ROVERLINK_EDGE: "",
+      ...env,
+    },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("exit", (code) => {
       clearTimeout(t);
       resolve({ code, stdout, stderr });
     });
   });
+  return { child, result };
+}
+
+function roverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
+  return spawnRoverlink(args, env, timeoutMs).result;
 }
 
 /** Live processes whose command line mentions `text` (a unique persist directory). */
@@ -93,6 +99,15 @@ describe("roverlink CLI", () => {
     expectOneLineError(await roverlink(["rover", "--room", "r b", "--id", "a"]), /room must match/);
     expectOneLineError(await roverlink(["rover", "--room", "r", "--id", "a"]), /no edge/);
     expectOneLineError(await roverlink(["token", "--room", "r", "--peer", "a"]), /no secret/);
+    // Checked before joining (the edge here is never contacted).
+    expectOneLineError(
+      await roverlink([
+        "rover",
+        ...["--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a", "--token", "t"],
+        ...["--stats-json", "/nonexistent/dir/stats.json"],
+      ]),
+      /--stats-json: cannot write \/nonexistent\/dir\/stats.json/,
+    );
     expectOneLineError(
       await roverlink(["token", "--room", "r", "--peer", "a", "--secret", "s", "--ttl", "soon"]),
       /ttl/i,
@@ -207,26 +222,63 @@ describe("roverlink CLI", () => {
         },
       );
       expectOneLineError(r, /token refused by the edge: token signature does not match/);
+      const rover = ["rover", "--edge", edge.url, "--room", "r", "--id", "a", "--token"];
+      const expired = await mintToken({
+        secret: SECRET,
+        sub: "a",
+        room: "r",
+        ttlSeconds: 60,
+        nowS: Math.floor(Date.now() / 1000) - 3600,
+      });
+      expectOneLineError(await roverlink([...rover, expired]), /token refused.*expired/);
+      const otherRoom = await mintToken({ secret: SECRET, sub: "a", room: "x", ttlSeconds: 60 });
+      expectOneLineError(await roverlink([...rover, otherRoom]), /token not allowed here/);
+    });
+
+    it("on a terminal: readable logs and a live status line rewritten in place", async () => {
+      // util-linux `script` gives the CLI a real pseudo-terminal.
+      const cmd = [process.execPath, CLI, "rover", "--edge", edge.url, "--room", "tty"]
+        .concat(["--id", "solo", "--duration", "2.5"])
+        .join(" ");
+      const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+        const child = spawn("script", ["-qec", cmd, "/dev/null"], {
+          cwd: REPO_ROOT,
+          env: { ...process.env, ROVERLINK_SECRET: SECRET, ROVERLINK_TOKEN: "", COLUMNS: "200" },
+        });
+        let text = "";
+        child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+        child.on("exit", (code) => resolve({ code, text }));
+      });
+      expect(out.code).toBe(0);
+      expect(out.text).toContain("\r\x1b[2Ksolo: no links yet");
+      expect(out.text).toMatch(/INFO.*\(roverlink\).*joined/);
+      expect(out.text).not.toContain('{"level":');
+    });
+
+    it("a metrics port in use is one line", async () => {
+      const blocker = createServer();
+      await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+      const port = (blocker.address() as { port: number }).port;
+      try {
+        const r = await roverlink(
+          ["rover", "--edge", edge.url, "--room", "m", "--id", "a", "--metrics-port", String(port)],
+          { ROVERLINK_SECRET: SECRET },
+        );
+        expectOneLineError(r, new RegExp(`metrics port ${port}: .*in use`));
+      } finally {
+        blocker.close();
+      }
     });
 
     it("two rovers probe and echo through the edge: nothing lost; a full room is one line", async () => {
       const dir = mkdtempSync(join(tmpdir(), "roverlink-cli-"));
       const stats = join(dir, "stats.json");
       const env = { ROVERLINK_SECRET: SECRET };
-      const common = ["--edge", edge.url, "--room", "cli", "--log-level", "warn"];
+      const common = ["--edge", edge.url, "--room", "cli", "--log-level", "info"];
       const metricsPort = await freePort();
-      const bravo = roverlink(
-        [
-          "rover",
-          ...common,
-          "--id",
-          "bravo",
-          "--echo",
-          "--duration",
-          "9",
-          "--metrics-port",
-          String(metricsPort),
-        ],
+      // bravo runs until a signal; alpha for --duration.
+      const bravo = spawnRoverlink(
+        ["rover", ...common, "--id", "bravo", "--echo", "--metrics-port", String(metricsPort)],
         env,
       );
       await new Promise((r) => setTimeout(r, 1500));
@@ -276,7 +328,29 @@ describe("roverlink CLI", () => {
       // Loopback: a sensible RTT is positive and well under a second.
       expect(rtt.p50).toBeGreaterThan(0);
       expect(rtt.p99).toBeLessThan(1000);
-      expect((await bravo).code).toBe(0);
+      // Logs are JSON lines on stderr (not a terminal); alpha logs its figures on exit.
+      const logs = a.stderr
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { level: number; msg: string; sent?: number });
+      expect(logs.find((l) => l.msg === "probe figures")).toMatchObject({ sent: f.sent, lost: 0 });
+
+      // SIGINT stops bravo cleanly: exit 0, and it left the room.
+      bravo.child.kill("SIGINT");
+      const b = await bravo.result;
+      expect(b.code).toBe(0);
+      for (const line of b.stderr.trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow();
+      const admin = await mintToken({
+        secret: SECRET,
+        sub: "ops",
+        room: "cli",
+        role: "admin",
+        ttlSeconds: 60,
+      });
+      const left = await fetch(`${edge.url}/v1/rooms/cli/peers`, {
+        headers: { Authorization: `Bearer ${admin}` },
+      });
+      expect(await left.json()).toEqual({ peers: [] });
     });
   });
 });
