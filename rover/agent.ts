@@ -12,7 +12,7 @@ import type { HealthConfig } from "./health.ts";
 import { EdgeHttp } from "./http.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
-import type { Payload } from "./reliable.ts";
+import { type Payload, ReliableReceiver, ReliableSender } from "./reliable.ts";
 import { UplinkManager } from "./uplinks.ts";
 
 export interface AgentOptions {
@@ -68,6 +68,8 @@ export interface AgentMessage {
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 /** How long a link to a peer the edge no longer lists may stay down before it is dropped. */
 const ABSENT_LINK_GRACE_MS = 10_000;
+/** How long `control` stream state is kept for a peer without a link. */
+const STREAM_KEEP_MS = 3_600_000;
 
 export class Agent extends EventEmitter {
   readonly id: string;
@@ -93,6 +95,14 @@ export class Agent extends EventEmitter {
   /** Since when a kept link to a peer the edge no longer lists has been down. */
   #absentDown = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | null = null;
+  /**
+   * `control` stream state per peer process (incarnation), outliving Link objects: a link made
+   * afresh to the same process carries on where the last one stopped.
+   */
+  #streams = new Map<
+    string,
+    { incarnation: unknown; sender: ReliableSender; receiver: ReliableReceiver; idleSince: number }
+  >();
 
   constructor(o: AgentOptions) {
     super();
@@ -304,7 +314,25 @@ export class Agent extends EventEmitter {
     const now = peer.meta.incarnation;
     const known = this.#incarnations.get(peer.id);
     this.#incarnations.set(peer.id, now);
-    return known !== undefined && known !== now;
+    const reborn = known !== undefined && known !== now;
+    if (reborn) this.#streams.delete(peer.id); // its receiver and sender started over
+    return reborn;
+  }
+
+  /** The `control` stream state for the current process behind `peer`. */
+  #streamsFor(peer: string): { sender: ReliableSender; receiver: ReliableReceiver } {
+    const incarnation = this.#incarnations.get(peer);
+    let s = this.#streams.get(peer);
+    if (!s || s.incarnation !== incarnation) {
+      s = {
+        incarnation,
+        sender: new ReliableSender(),
+        receiver: new ReliableReceiver(),
+        idleSince: Date.now(),
+      };
+      this.#streams.set(peer, s);
+    }
+    return s;
   }
 
   #dropLink(peer: string, reason: string): void {
@@ -316,9 +344,16 @@ export class Agent extends EventEmitter {
     this.emit("link-down", peer, reason);
   }
 
-  /** Links kept to peers the edge no longer lists: dropped once they have been down a while. */
+  /**
+   * Links kept to peers the edge no longer lists: dropped once they have been down a while.
+   * Stream state of peers with no link: forgotten after an hour.
+   */
   #sweep(): void {
     const now = Date.now();
+    for (const [peer, s] of this.#streams) {
+      if (this.#links.has(peer)) s.idleSince = now;
+      else if (now - s.idleSince >= STREAM_KEEP_MS) this.#streams.delete(peer);
+    }
     for (const [peer, l] of this.#links) {
       if (this.#peers.has(peer) || l.up) {
         this.#absentDown.delete(peer);
@@ -334,6 +369,7 @@ export class Agent extends EventEmitter {
     const local = LOCAL_HOSTS.has(new URL(this.#o.edge).hostname);
     const extra = this.#o.iceAdditionalHostAddresses ?? (local ? ["127.0.0.1"] : undefined);
     const link = new Link({
+      ...this.#streamsFor(peer),
       client: this.#client,
       room: this.room,
       self: this.id,

@@ -30,6 +30,26 @@ export function iceCredentials(sdp: string): IceCredentials | null {
 }
 
 /**
+ * Our own session-level attribute naming the PeerConnection that wrote the SDP. werift gives no
+ * such identity (its DTLS certificate is shared by every PeerConnection of a process, its o= line
+ * changes with every description), and an ICE restart offered in a new session must tell "the
+ * PeerConnection you already talk to" from "a new one". Endpoints ignore unknown attributes.
+ */
+const PC_ATTR = "a=x-roverlink-pc:";
+
+/** The SDP with our PeerConnection id added at session level (before the first m= line). */
+export function withPcId(sdp: string, id: string): string {
+  const at = sdp.search(/^m=/m);
+  const line = `${PC_ATTR}${id}\r\n`;
+  return at < 0 ? sdp + line : sdp.slice(0, at) + line + sdp.slice(at);
+}
+
+/** The PeerConnection id a roverlink agent put in an SDP, or null (other endpoints). */
+export function pcIdOf(sdp: string | undefined): string | null {
+  return /^a=x-roverlink-pc:(\S+)/m.exec(sdp ?? "")?.[1] ?? null;
+}
+
+/**
  * The SDP with every ice-ufrag/ice-pwd replaced and the old generation's candidates removed
  * (the new ones arrive with the fragment and by trickle).
  */

@@ -4,6 +4,7 @@
  * (health.ts) driving restarts and rebuilds, and the reliable layer (reliable.ts) that keeps
  * `control` exactly-once and in order across both. I/O only: decisions come from health.ts.
  */
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
@@ -20,7 +21,7 @@ import {
 } from "../shared/sdpfrag.ts";
 import { CandidateBuffer } from "./candidate-buffer.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "./health.ts";
-import { iceCredentials, sdpCandidates, withIceCredentials } from "./ice-sdp.ts";
+import { iceCredentials, pcIdOf, sdpCandidates, withIceCredentials, withPcId } from "./ice-sdp.ts";
 import {
   BacklogFullError,
   decodeFrame,
@@ -53,6 +54,12 @@ export interface LinkOptions {
   /** werift host-candidate options (tests, multi-homed rovers). */
   iceAdditionalHostAddresses?: string[];
   interfaceAddresses?: { udp4?: string };
+  /**
+   * The `control` stream state to carry on with (the agent keeps it per peer process, so that a
+   * link made afresh to the same process neither loses nor repeats anything). Default: new.
+   */
+  sender?: ReliableSender;
+  receiver?: ReliableReceiver;
 }
 
 type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
@@ -74,8 +81,8 @@ export class Link extends EventEmitter {
   readonly peer: string;
   readonly role: Role;
   readonly health: LinkHealth;
-  readonly sender = new ReliableSender();
-  readonly receiver = new ReliableReceiver();
+  readonly sender: ReliableSender;
+  readonly receiver: ReliableReceiver;
   #o: LinkOptions;
   #pc: RTCPeerConnection | null = null;
   #channels = new Map<string, RTCDataChannel>();
@@ -92,6 +99,11 @@ export class Link extends EventEmitter {
   #timer: NodeJS.Timeout | null = null;
   #reofferTimer: NodeJS.Timeout | null = null;
   #offerFailures = 0;
+  /** Our PeerConnection's id (in every SDP we send) and the remote one's (from theirs). */
+  #pcId = "";
+  #remotePcId: string | null = null;
+  /** The remote PeerConnection that must answer our pending restart offer (null: any). */
+  #answerFrom: string | null = null;
   #closed = false;
   #everOpen = false;
   #probeSeq = 0;
@@ -116,6 +128,8 @@ export class Link extends EventEmitter {
     this.peer = o.peer;
     this.role = o.role;
     this.health = new LinkHealth(o.health, Date.now());
+    this.sender = o.sender ?? new ReliableSender();
+    this.receiver = o.receiver ?? new ReliableReceiver();
   }
 
   get session(): string | null {
@@ -142,6 +156,7 @@ export class Link extends EventEmitter {
   }
 
   #newPc(): RTCPeerConnection {
+    this.#pcId = randomUUID();
     const iceServers = this.#werift(this.#o.iceServers());
     const pc = new RTCPeerConnection({
       iceServers,
@@ -231,16 +246,68 @@ export class Link extends EventEmitter {
   }
 
   async #applyAnswer(pc: RTCPeerConnection, sdp: string): Promise<void> {
+    if (this.#answerFrom !== null) {
+      // A restart must be answered by the PeerConnection we talk to. A new one (the peer had
+      // dropped its link) cannot talk to ours: rebuild now rather than after failed retries.
+      const same = pcIdOf(sdp) === this.#answerFrom;
+      this.#answerFrom = null;
+      if (!same) {
+        await this.#resumeRefused();
+        return;
+      }
+    }
     await pc.setRemoteDescription({ type: "answer", sdp });
+    this.#remotePcId = pcIdOf(sdp);
     await this.#flushHeld();
+  }
+
+  /**
+   * ICE restart in a new session: the edge closed ours (a party's presence expired) while the
+   * PeerConnection lives on. The restart offer names this PeerConnection; the peer's, which
+   * knows it, restarts as for a re-POST. Answered by a new PeerConnection instead (the peer had
+   * dropped its link), this one cannot carry on: rebuild.
+   */
+  async #restartInNewSession(pc: RTCPeerConnection, reason: string): Promise<void> {
+    this.#o.log.info({ peer: this.peer, reason }, "ICE restart in a new session");
+    this.#answerFrom = this.#remotePcId;
+    const r = await this.#sendingDescription(async () => {
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      return this.#o.client.offer(this.#o.room, this.peer, this.#sentSdp(pc), { waitS: 10 });
+    });
+    if (pc !== this.#pc) return;
+    this.#sid = r.session;
+    this.#etag = r.etag;
+    this.#held.keepOnly(r.session);
+    this.emit("session", r.session);
+    if (r.status === 201 && r.answer) await this.#applyAnswer(pc, r.answer);
+    // 202: the answer comes as an `answer` event.
+  }
+
+  async #resumeRefused(): Promise<void> {
+    this.#o.log.info({ peer: this.peer }, "answered by a new PeerConnection; rebuilding");
+    const sid = this.#sid;
+    this.#sid = null;
+    if (sid) await this.#o.client.closeSession(this.#o.room, sid).catch(() => {});
+    await this.#offer();
   }
 
   /** An `offer` event from the peer: a new session, or an ICE restart of ours. */
   onOffer(ev: OfferEvent): Promise<void> {
     return this.#serial(async () => {
       if (this.#closed) return;
-      const restart = ev.session === this.#sid && this.#pc !== null;
+      // A restart of our session, or an ICE restart in a new session by the PeerConnection we
+      // already talk to (the edge had closed our session under the live link).
+      const from = pcIdOf(ev.sdp);
+      const resumed = ev.session !== this.#sid && from !== null && from === this.#remotePcId;
+      const restart = this.#pc !== null && (ev.session === this.#sid || resumed);
+      this.#answerFrom = null; // we answer theirs: any offer of ours is void
       let pc = this.#pc;
+      if (restart && resumed) {
+        this.#o.log.info({ peer: this.peer, session: ev.session }, "ICE restart in a new session");
+        this.#sid = ev.session;
+        this.#held.keepOnly(ev.session);
+        this.emit("session", ev.session);
+      }
       if (!restart || !pc) {
         this.#replacePc();
         pc = this.#newPc();
@@ -255,6 +322,7 @@ export class Link extends EventEmitter {
       this.#etag = ev.etag;
       try {
         await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
+        this.#remotePcId = from;
       } catch (e) {
         // werift has no rollback: after glare with our own pending restart, start afresh.
         this.#o.log.warn({ peer: this.peer, err: errText(e) }, "cannot apply offer; rebuilding");
@@ -262,6 +330,7 @@ export class Link extends EventEmitter {
         pc = this.#newPc();
         this.#pc = pc;
         await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
+        this.#remotePcId = from;
       }
       await this.#flushHeld();
       const answering = pc;
@@ -388,7 +457,7 @@ export class Link extends EventEmitter {
   #sentSdp(pc: RTCPeerConnection): string {
     const sdp = pc.localDescription?.sdp ?? "";
     for (const c of sdpCandidates(sdp)) this.#sentCandidates.add(c.candidate);
-    return sdp;
+    return withPcId(sdp, this.#pcId);
   }
 
   async #flushOutCandidates(): Promise<void> {
@@ -501,14 +570,17 @@ export class Link extends EventEmitter {
     const sid = this.#sid;
     if (!pc || this.#closed) return;
     if (!sid) {
-      // No session to restart in (the edge closed it under a live link): a new one, new PC.
+      // No session to restart in (the edge closed it under a live link): restart in a new one.
       this.#markRestart(reason);
-      if (this.role === "offerer") await this.#offer();
+      if (this.role !== "offerer") return;
+      if (this.#remotePcId !== null) await this.#restartInNewSession(pc, reason);
+      else await this.#offer();
       return;
     }
     this.#markRestart(reason);
     this.#o.log.info({ peer: this.peer, reason, attempt }, "ICE restart");
     try {
+      this.#answerFrom = this.#remotePcId;
       const r = await this.#sendingDescription(async () => {
         await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
         return this.#o.client.restartOffer(this.#o.room, sid, this.#sentSdp(pc), {
@@ -523,12 +595,16 @@ export class Link extends EventEmitter {
     } catch (e) {
       if (e instanceof ProblemError && e.status === 409) {
         // Glare: the peer's restart offer is pending; we answer it when its event arrives.
+        this.#answerFrom = null;
         this.#o.log.info({ peer: this.peer }, "restart glare: answering the peer's offer");
         return;
       }
       if (e instanceof ProblemError && e.status === 404) {
-        this.#o.log.warn({ peer: this.peer }, "session gone; rebuilding");
-        if (this.role === "offerer") await this.#offer();
+        this.#o.log.warn({ peer: this.peer }, "session gone");
+        this.#sid = null;
+        if (this.role !== "offerer") return;
+        if (this.#remotePcId !== null) await this.#restartInNewSession(pc, reason);
+        else await this.#offer();
         return;
       }
       throw e;
@@ -551,6 +627,8 @@ export class Link extends EventEmitter {
   #replacePc(): void {
     const old = this.#pc;
     this.#pc = null;
+    this.#remotePcId = null;
+    this.#answerFrom = null;
     for (const dc of this.#channels.values()) {
       try {
         dc.close();

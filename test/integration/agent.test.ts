@@ -293,6 +293,33 @@ describe("rover agents through the local edge", () => {
     expect([...a.stats(), ...b.stats()].map((s) => s.rebuilds)).toEqual([0, 0]);
   });
 
+  it("a restart answered by a new PeerConnection (the peer had dropped its link) rebuilds at once; control stays exactly-once", async () => {
+    const room = `int-${++roomN}`;
+    let rePosts = 0;
+    const countRestartOffers =
+      (f: FetchFn): FetchFn =>
+      (url, init) => {
+        if (init.method === "POST" && /\/sessions\/[^/]+$/.test(new URL(url).pathname)) rePosts++;
+        return f(url, init);
+      };
+    const b = await agent(room, "b");
+    const a = await agent(room, "a", ["b"], countRestartOffers);
+    await waitFor(a, "link-up");
+    echo(b);
+    const rebuilt = waitFor<{ kind: string; reason: string }>(a, "handover");
+    const got = await stream(a, "b", 100, 50, (i) => {
+      if (i !== 30) return;
+      // b forgets its link (as after its sweep); its PeerConnection goes, a's does not notice.
+      void b.links().get("a")?.close(false);
+      b.links().delete("a");
+      void a.restart("b");
+    });
+    expect(got).toEqual(expected(100));
+    expect(await rebuilt).toMatchObject({ kind: "rebuild", reason: "manual" });
+    // One restart offer, answered by b's new PeerConnection: no futile retries before the rebuild.
+    expect(rePosts).toBe(1);
+  });
+
   it("three agents make a mesh", async () => {
     const room = `int-${++roomN}`;
     const c = await agent(room, "c");
@@ -477,14 +504,18 @@ describe("rover agents through the local edge", () => {
           blocked = false;
           await back;
           downsAcrossExpiry = [...downs];
-          // The edge closed the old session: a handover now takes a new session (a rebuild).
+          // The edge closed the old session: the handover restarts ICE in a new one.
           await a.restart("b");
         })();
       });
       await phase;
       expect(got).toEqual(expected(250));
       expect(downsAcrossExpiry).toEqual([]);
-      expect((await handover).kind).toBe("rebuild");
+      // Same PeerConnections on both sides: a restart, not a rebuild, and never down.
+      expect((await handover).kind).toBe("restart");
+      expect(downs).toEqual([]);
+      expect([...a.stats(), ...b.stats()].map((x) => x.rebuilds)).toEqual([0, 0]);
+      expect(a.links().get("b")?.session).toBe(b.links().get("a")?.session);
       expect(a.stats()[0]).toMatchObject({ peer: "b", state: "up" });
     } finally {
       await Promise.all(agents.splice(0).map((x) => x.stop()));

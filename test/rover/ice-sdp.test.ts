@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
-import { iceCredentials, sdpCandidates, withIceCredentials } from "../../rover/ice-sdp.ts";
+import {
+  iceCredentials,
+  pcIdOf,
+  sdpCandidates,
+  withIceCredentials,
+  withPcId,
+} from "../../rover/ice-sdp.ts";
 
 const SDP = [
   "v=0",
@@ -40,6 +46,17 @@ describe("ice-sdp", () => {
         sdpMid: "0",
       },
     ]);
+  });
+
+  it("names the PeerConnection at session level, and reads the name back", () => {
+    const tagged = withPcId(SDP, "pc-1");
+    expect(pcIdOf(tagged)).toBe("pc-1");
+    expect(pcIdOf(SDP)).toBeNull();
+    const lines = tagged.split("\r\n");
+    expect(lines.indexOf("a=x-roverlink-pc:pc-1")).toBeLessThan(
+      lines.findIndex((l) => l.startsWith("m=")),
+    );
+    expect(lines.filter((l) => l !== "a=x-roverlink-pc:pc-1")).toEqual(SDP.split("\r\n"));
   });
 
   it("reads what werift writes", async () => {
