@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { TokenSource } from "../shared/client.ts";
 import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
@@ -55,11 +56,11 @@ function position(v: string): Position {
   return parts[2] ? { x, y, map: parts[2] } : { x, y };
 }
 
-function collect(v: string, prev: string[]): string[] {
-  return [...prev, v];
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
 }
 
-function varPair(v: string, prev: Record<string, string>): Record<string, string> {
+function varPair(v: string, prev: Record<string, string> | undefined): Record<string, string> {
   const i = v.indexOf(":");
   if (i <= 0) throw new InvalidArgumentError("must be NAME:VALUE");
   return { ...prev, [v.slice(0, i)]: v.slice(i + 1) };
@@ -91,11 +92,12 @@ program
   .description("run the edge locally on workerd (Durable Object state on local disk)")
   .option("--ip <ip>", "address to listen on", "127.0.0.1")
   .option("--port <port>", "port to listen on", port, 8787)
-  .option("--var <NAME:VALUE>", "a variable for the worker (repeatable)", varPair, {})
+  .option("--var <NAME:VALUE>", "a variable for the worker (repeatable)", varPair)
   .option("--persist-to <dir>", "where Durable Object state is kept", ".wrangler/state")
   .action(
-    async (opts: { ip: string; port: number; var: Record<string, string>; persistTo: string }) => {
-      const devSecret = !opts.var.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
+    async (opts: { ip: string; port: number; var?: Record<string, string>; persistTo: string }) => {
+      const vars = opts.var ?? {};
+      const devSecret = !vars.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
       if (devSecret) {
         process.stderr.write(
           "roverlink: ROVERLINK_SECRET is not set: using a development secret (never in production)\n",
@@ -109,7 +111,7 @@ program
       const edge = await startLocalEdge({
         ip: opts.ip,
         port: opts.port,
-        vars: opts.var,
+        vars,
         persistTo: opts.persistTo,
         signal: stop.signal,
       });
@@ -181,10 +183,10 @@ program
   .requiredOption("--id <id>", "this rover's peer id", id("peer id"))
   .option("--token <jwt>", "token (default: $ROVERLINK_TOKEN, or minted with $ROVERLINK_SECRET)")
   .option("--kind <kind>", "peer kind shown to others", "rover")
-  .option("--connect <peer>", "link to this peer (repeatable; we offer)", collect, [])
-  .option("--connect-nearby", "link to every peer the edge reports as nearby", false)
+  .option("--connect <peer>", "link to this peer (repeatable; we offer)", collect)
+  .option("--connect-nearby", "link to every peer the edge reports as nearby")
   .option("--position <x,y[,map]>", "publish a position", position)
-  .option("--echo", "send every received message back on the same channel", false)
+  .option("--echo", "send every received message back on the same channel")
   .option("--probe <hz>", "send numbered probes on control at this rate", positiveNumber("--probe"))
   .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
   .option("--stats-json <file>", "write the probe figures as JSON on exit")
@@ -192,42 +194,56 @@ program
   .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
-    false,
   )
   .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
-      .default(process.env.ROVERLINK_LOG_LEVEL ?? "info"),
+      .default("info", "info, or $ROVERLINK_LOG_LEVEL"),
   )
   .action(
-    async (opts: {
-      edge?: string;
-      room: string;
-      id: string;
-      token?: string;
-      kind: string;
-      connect: string[];
-      connectNearby: boolean;
-      position?: Position;
-      echo: boolean;
-      probe?: number;
-      duration?: number;
-      statsJson?: string;
-      metricsPort?: number;
-      manageRoutes: boolean;
-      logLevel: LogLevel;
-    }) => {
-      const edge = opts.edge ?? process.env.ROVERLINK_EDGE;
+    async (
+      opts: {
+        edge?: string;
+        room: string;
+        id: string;
+        token?: string;
+        kind: string;
+        connect?: string[];
+        connectNearby?: boolean;
+        position?: Position;
+        echo?: boolean;
+        probe?: number;
+        duration?: number;
+        statsJson?: string;
+        metricsPort?: number;
+        manageRoutes?: boolean;
+        logLevel: LogLevel;
+      },
+      cmd: Command,
+    ) => {
+      // The environment fills in what the command line left out (commander would take an empty
+      // variable as a value).
+      const logLevel =
+        cmd.getOptionValueSource("logLevel") === "default"
+          ? process.env.ROVERLINK_LOG_LEVEL || opts.logLevel
+          : opts.logLevel;
+      if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+        throw new UsageError(`ROVERLINK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+      const edge = opts.edge || process.env.ROVERLINK_EDGE;
       if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
       edgeUrl(edge);
-      let token = opts.token ?? process.env.ROVERLINK_TOKEN;
-      if (!token) {
+      const given = opts.token || process.env.ROVERLINK_TOKEN;
+      let token: TokenSource;
+      if (given) {
+        token = given;
+      } else {
         const secret = process.env.ROVERLINK_SECRET;
         if (!secret)
           throw new UsageError(
             "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
           );
-        token = await mintToken({ secret, sub: opts.id, room: opts.room, ttlSeconds: 86_400 });
+        token = selfMinted(secret, opts.id, opts.room);
+        await token(); // a bad id or room fails here, before anything starts
       }
       const { runRover } = await import("./run.ts");
       const code = await runRover({
@@ -236,11 +252,11 @@ program
         id: opts.id,
         token,
         kind: opts.kind,
-        connect: opts.connect,
-        connectNearby: opts.connectNearby,
-        echo: opts.echo,
-        manageRoutes: opts.manageRoutes,
-        logLevel: opts.logLevel,
+        connect: opts.connect ?? [],
+        connectNearby: opts.connectNearby ?? false,
+        echo: opts.echo ?? false,
+        manageRoutes: opts.manageRoutes ?? false,
+        logLevel: logLevel as LogLevel,
         ...(opts.position ? { position: opts.position } : {}),
         ...(opts.probe !== undefined ? { probeHz: opts.probe } : {}),
         ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
@@ -250,6 +266,19 @@ program
       process.exitCode = code;
     },
   );
+
+/** A rover that mints its own tokens: a fresh one well before the last expires (runs for months). */
+function selfMinted(secret: string, sub: string, room: string): () => Promise<string> {
+  const TTL_S = 86_400;
+  let current: { token: string; renewAt: number } | null = null;
+  return async () => {
+    if (!current || Date.now() >= current.renewAt) {
+      const token = await mintToken({ secret, sub, room, ttlSeconds: TTL_S });
+      current = { token, renewAt: Date.now() + (TTL_S / 2) * 1000 };
+    }
+    return current.token;
+  };
+}
 
 /** One line for any failure. */
 function explain(e: unknown): string {

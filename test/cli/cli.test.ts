@@ -99,6 +99,17 @@ describe("roverlink CLI", () => {
     expectOneLineError(await roverlink(["rover", "--room", "r b", "--id", "a"]), /room must match/);
     expectOneLineError(await roverlink(["rover", "--room", "r", "--id", "a"]), /no edge/);
     expectOneLineError(await roverlink(["token", "--room", "r", "--peer", "a"]), /no secret/);
+    expectOneLineError(
+      await roverlink(["rover", "--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a"], {
+        ROVERLINK_LOG_LEVEL: "verbose",
+        ROVERLINK_TOKEN: "t",
+      }),
+      /ROVERLINK_LOG_LEVEL must be one of debug, info/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--metrics-port", "70000"]),
+      /--metrics-port.*1\.\.65535/,
+    );
     // Checked before joining (the edge here is never contacted).
     expectOneLineError(
       await roverlink([
