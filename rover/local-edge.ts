@@ -131,7 +131,7 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
       // workerd may outlive wrangler by a moment; never leave it behind.
       const deadline = Date.now() + 2_000;
       while (signalGroup(0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      signalGroup("SIGKILL");
+      if (signalGroup(0)) signalGroup("SIGKILL");
       process.off("exit", reap);
     })();
     return stopping;
