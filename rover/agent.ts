@@ -92,8 +92,8 @@ export class Agent extends EventEmitter {
   #uplinks: UplinkManager | null = null;
   /** The last incarnation seen per peer (kept after it leaves, to tell a restart from a return). */
   #incarnations = new Map<string, unknown>();
-  /** Since when a kept link to a peer the edge no longer lists has been down. */
-  #absentDown = new Map<string, number>();
+  /** Peers that left (expired) while their link was kept: since when that link is down. */
+  #departed = new Map<string, number | null>();
   #sweepTimer: NodeJS.Timeout | null = null;
   /**
    * `control` stream state per peer process (incarnation), outliving Link objects: a link made
@@ -266,6 +266,7 @@ export class Agent extends EventEmitter {
           // The edge lost sight of the peer (its uplink to the edge, or the edge, failed), the
           // path between us did not. Kept while it works (#sweep drops it once it fails).
           this.log.info({ peer: ev.peer }, "peer's presence expired; live link kept");
+          this.#departed.set(ev.peer, null);
         } else if (l) {
           this.#dropLink(ev.peer, `peer ${ev.reason}`);
         }
@@ -340,7 +341,7 @@ export class Agent extends EventEmitter {
     if (!l) return;
     void l.close(false);
     this.#links.delete(peer);
-    this.#absentDown.delete(peer);
+    this.#departed.delete(peer);
     this.emit("link-down", peer, reason);
   }
 
@@ -355,12 +356,14 @@ export class Agent extends EventEmitter {
       else if (now - s.idleSince >= STREAM_KEEP_MS) this.#streams.delete(peer);
     }
     for (const [peer, l] of this.#links) {
-      if (this.#peers.has(peer) || l.up) {
-        this.#absentDown.delete(peer);
+      if (!this.#departed.has(peer)) continue;
+      if (this.#peers.has(peer)) {
+        this.#departed.delete(peer); // back at the edge
         continue;
       }
-      const since = this.#absentDown.get(peer);
-      if (since === undefined) this.#absentDown.set(peer, now);
+      const since = this.#departed.get(peer) ?? null;
+      if (l.up) this.#departed.set(peer, null);
+      else if (since === null) this.#departed.set(peer, now);
       else if (now - since >= ABSENT_LINK_GRACE_MS) this.#dropLink(peer, "peer gone");
     }
   }
