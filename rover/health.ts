@@ -1,30 +1,47 @@
 /**
  * Link health and handover policy, sans-IO (in the spirit of str0m): the link adapter feeds
- * events with the current time, calls `poll(now)` at `nextDeadline()` or after any event, and
- * carries out the decisions. No timers, no sockets, no clock inside, so every path is unit-tested
- * with a fake clock (test/rover/health.test.ts).
+ * events with the current time (ms), calls `poll(now)` after any event and at `nextDeadline()`,
+ * and carries out the decisions. No timers, no sockets, no clock inside, so every path is
+ * unit-tested with a fake clock (test/rover/health.test.ts). Diagram and defaults:
+ * docs/link-health.md.
  *
- *   connecting ──open──▶ up ──net change / silence / ICE failed──▶ restarting ──done──▶ up
- *                         ▲                                          │ timeout: retry w/ backoff
- *                         └──────────────open──────── rebuilding ◀───┘ after maxRestarts
+ *   connecting ──open──▶ up ⇄ degraded        (degraded: reported only, see `snapshot`)
+ *                         │ net change / silence / ICE failed / manual
+ *                         ▼
+ *                     restarting ──done──▶ up      timeout/failed: retry with backoff
+ *                         │ maxRestarts failed (or DTLS failed)
+ *                         ▼
+ *                     rebuilding ──open──▶ up      not open in time: rebuild again
  *
- * API: new LinkHealth(config?, now) · onOpen/onReceive/onSend/onProbeSent/onProbeAnswered/
- * onIceState/onNetworkChange/onRemoteRestart/onRestartDone · poll(now) -> Decision[] ·
- * nextDeadline() · snapshot(now).
+ * API (one instance per link; `now` is always the caller's clock in ms):
+ *   new LinkHealth(config?: Partial<HealthConfig>, now?)
+ *   events:  onOpen(now, path?) · onReceive(now) · onSend(now) · onProbeSent(id, now) ·
+ *            onProbeAnswered(id, now) · onIceState(state, now) · onDtlsState(state, now) ·
+ *            onConnectionState(state, now) · onNetworkChange(now) · onRemoteRestart(now) ·
+ *            onRestartBegun(now) · onRestartDone(now, path?) · onRestartFailed(now) ·
+ *            onPath(path) · requestRestart(now) · onClosed(now)
+ *   outputs: poll(now): Decision[] · nextDeadline(): number | undefined ·
+ *            snapshot(now): HealthSnapshot · state (the phase: never "degraded")
  */
 
 export interface HealthConfig {
-  /** Probe interval while probes are answered (ms). */
+  /** Probe interval while the last probes were answered (busy links too: RTT and loss) (ms). */
   probeIdleMs: number;
-  /** Probe interval while a probe is unanswered (ms). */
+  /** Probe interval while a probe is unanswered or a restart is under way (ms). */
   probeSuspectMs: number;
-  /** Nothing received for this long while up: the path is dead, restart (ms). */
+  /** An unanswered probe counts as lost after this long (ms). */
+  probeTimeoutMs: number;
+  /** Nothing received for this long while up: the path is dead, restart ("silence") (ms). */
   silenceMs: number;
-  /** Coalesce a burst of local network changes into one restart (ms). */
-  netChangeDebounceMs: number;
+  /** A burst of local network changes restarts once no change came for this long (ms)... */
+  netChangeQuietMs: number;
+  /** ...or this long after the burst's first change, whichever is first (ms). */
+  netChangeMaxDelayMs: number;
+  /** ICE `disconnected` lasting this long counts as failed (ms). */
+  disconnectedGraceMs: number;
   /** A restart that has not brought the link back by then has failed (ms). */
   restartTimeoutMs: number;
-  /** Delay before restart attempt n (index n-1; the last value repeats) (ms). */
+  /** Delay before restart attempt n of a series (index n-1; the last value repeats) (ms). */
   restartBackoffMs: number[];
   /** Failed restarts in a row before the PeerConnection is rebuilt. */
   maxRestarts: number;
@@ -32,245 +49,362 @@ export interface HealthConfig {
   rebuildTimeoutMs: number;
   /** Probes considered for the loss figure. */
   lossWindow: number;
+  /** Reported as degraded while up with at least this probe loss (%)... */
+  degradedLossPct: number;
+  /** ...or while a probe has been unanswered for this long (ms). */
+  probeLateMs: number;
 }
 
-export const DEFAULT_HEALTH: HealthConfig = {
+export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   probeIdleMs: 1_000,
   probeSuspectMs: 250,
+  probeTimeoutMs: 1_500,
   silenceMs: 1_500,
-  netChangeDebounceMs: 30,
+  netChangeQuietMs: 20,
+  netChangeMaxDelayMs: 50,
+  disconnectedGraceMs: 1_000,
   restartTimeoutMs: 2_000,
   restartBackoffMs: [0, 250, 500, 1_000, 2_000],
   maxRestarts: 4,
   rebuildTimeoutMs: 10_000,
   lossWindow: 20,
-};
+  degradedLossPct: 20,
+  probeLateMs: 500,
+});
 
+/** The phase of the state machine: what the link is doing. */
 export type LinkState = "connecting" | "up" | "restarting" | "rebuilding" | "down";
+/** What is reported (status line, Prometheus): the phase, with "up" split off as "degraded". */
+export type HealthState = LinkState | "degraded";
+
 export type RestartReason =
   | "network-change"
   | "silence"
   | "ice-failed"
   | "restart-timeout"
+  | "restart-failed"
   | "manual";
+
+export type RebuildReason = "restarts-failed" | "rebuild-timeout" | "dtls-failed";
 
 export type Decision =
   | { type: "probe" }
   | { type: "restart"; reason: RestartReason; attempt: number }
-  | { type: "rebuild"; reason: string; attempt: number };
+  | { type: "rebuild"; reason: RebuildReason; attempt: number }
+  | { type: "state"; state: HealthState; prev: HealthState };
 
 export interface HealthSnapshot {
-  state: LinkState;
+  state: HealthState;
+  /** Smoothed probe RTT (RFC 6298 SRTT) on the current path; null before the first answer. */
   rttMs: number | null;
+  /** RTT variation (RFC 6298 RTTVAR). */
+  rttVarMs: number | null;
+  /** Mean change between consecutive RTT samples (RFC 3550 §6.4.1 estimator). */
   jitterMs: number | null;
+  /** Unanswered share of the last `lossWindow` resolved probes (%); null before any. */
   lossPct: number | null;
   lastRxAt: number | null;
   lastTxAt: number | null;
+  /** ICE restarts that completed. */
   restarts: number;
+  /** Rebuilds that opened. */
   rebuilds: number;
+  /** Restarts and rebuilds that failed since the link last came (back) up. */
+  consecutiveFailures: number;
+  /** Same as consecutiveFailures (kept for existing readers). */
   failedRestarts: number;
+  probesSent: number;
+  probesLost: number;
+  /** Selected path as the caller described it (e.g. "host", "srflx", "relay"). */
+  path?: string;
 }
 
 export class LinkHealth {
   readonly config: HealthConfig;
-  #state: LinkState = "connecting";
-  #since: number;
+  #phase: LinkState = "connecting";
+  #phaseSince: number;
+  #reported: HealthState = "connecting";
+  #lastPoll = Number.NEGATIVE_INFINITY;
+  #clock = Number.NEGATIVE_INFINITY;
+  #path: string | undefined;
+
   #lastRx: number | null = null;
   #lastTx: number | null = null;
+  /** Last probe sent or asked for (a `probe` decision the caller could not carry out counts). */
   #lastProbe: number | null = null;
   #probes = new Map<number, number>();
-  /** Outcomes of the last probes: true = answered. */
+  /** Outcomes of the last resolved probes: true = answered. */
   #outcomes: boolean[] = [];
   #srtt: number | null = null;
   #rttvar: number | null = null;
+  #jitter: number | null = null;
+  #lastRtt: number | null = null;
+  #probesSent = 0;
+  #probesLost = 0;
+
   #iceFailed = false;
-  #netChangeAt: number | null = null;
-  #restartAt = 0;
+  #disconnectedSince: number | null = null;
+  #dtlsFailed = false;
+  #netFirst: number | null = null;
+  #netLast: number | null = null;
+  #manual = false;
+
+  /** Restart attempts in the current series (reset by success and by a rebuild). */
   #attempt = 0;
-  #nextRestartAt: number | null = null;
-  #pendingReason: RestartReason | null = null;
+  #seriesFailures = 0;
+  #failures = 0;
+  #restartAt = 0;
+  /** The restart under way was started by the peer: we answer it and do not start our own. */
+  #remote = false;
+  #attemptFailed = false;
+  #retryAt: number | null = null;
+  #retryReason: RestartReason = "restart-timeout";
+  #rebuildAttempt = 0;
   #restartsDone = 0;
   #rebuilds = 0;
-  #rebuildAttempt = 0;
 
   constructor(config: Partial<HealthConfig> = {}, now = 0) {
     this.config = { ...DEFAULT_HEALTH, ...config };
-    this.#since = now;
+    this.#phaseSince = now;
   }
 
+  /** The phase (never "degraded"; see `snapshot(now).state` for the reported state). */
   get state(): LinkState {
-    return this.#state;
+    return this.#phase;
   }
 
-  /** The link carries data (first open, or after a rebuild). */
-  onOpen(now: number): void {
-    if (this.#state === "rebuilding") this.#rebuilds++;
-    this.#toUp(now);
+  // --- events --------------------------------------------------------------------------------
+
+  /** The link carries data: first open, or a rebuilt PeerConnection opened. */
+  onOpen(now: number, path?: string): void {
+    this.#tick(now);
+    if (this.#phase === "rebuilding") this.#rebuilds++;
     this.#rebuildAttempt = 0;
+    this.#toUp(now, path);
   }
 
-  /** A restart brought the link back (new pair selected and data flowing). */
-  onRestartDone(now: number): void {
-    if (this.#state !== "restarting") return;
+  /** A restart brought the link back (new pair selected, data flowing). */
+  onRestartDone(now: number, path?: string): void {
+    this.#tick(now);
+    if (this.#phase !== "restarting") return;
     this.#restartsDone++;
-    this.#toUp(now);
-  }
-
-  #toUp(now: number): void {
-    this.#state = "up";
-    this.#since = now;
-    this.#lastRx = now;
-    this.#attempt = 0;
-    this.#nextRestartAt = null;
-    this.#pendingReason = null;
-    this.#iceFailed = false;
-    this.#netChangeAt = null;
-    this.#probes.clear();
+    this.#toUp(now, path);
   }
 
   onReceive(now: number): void {
+    this.#tick(now);
     this.#lastRx = now;
   }
 
   onSend(now: number): void {
+    this.#tick(now);
     this.#lastTx = now;
   }
 
   onProbeSent(id: number, now: number): void {
+    this.#tick(now);
     this.#probes.set(id, now);
+    this.#probesSent++;
     this.#lastProbe = now;
     this.#lastTx = now;
   }
 
   onProbeAnswered(id: number, now: number): void {
-    const sent = this.#probes.get(id);
+    this.#tick(now);
     this.#lastRx = now;
-    if (sent === undefined) return;
+    const sent = this.#probes.get(id);
+    if (sent === undefined) return; // late (already counted lost) or from before a handover
     this.#probes.delete(id);
     this.#record(true);
-    const r = now - sent;
-    // RFC 6298 smoothing.
-    if (this.#srtt === null || this.#rttvar === null) {
-      this.#srtt = r;
-      this.#rttvar = r / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * r;
-    }
+    this.#sample(now - sent);
   }
 
-  #record(answered: boolean): void {
-    this.#outcomes.push(answered);
-    if (this.#outcomes.length > this.config.lossWindow) this.#outcomes.shift();
-  }
-
+  /** RTCIceConnectionState: `failed` restarts; `disconnected` does once it lasts. */
   onIceState(state: string, now: number): void {
-    if (state === "failed" || state === "disconnected") {
+    this.#tick(now);
+    if (state === "failed") {
       this.#iceFailed = true;
-    } else if (state === "connected" || state === "completed") {
+      // The attempt under way failed outright: no need to wait for its timeout.
+      this.#attemptDone();
+    } else if (state === "disconnected") {
+      this.#disconnectedSince ??= now;
+    } else if (state !== "closed") {
       this.#iceFailed = false;
+      this.#disconnectedSince = null;
     }
-    void now;
+  }
+
+  /** DTLS transport state: `failed` cannot be mended by an ICE restart, so it rebuilds. */
+  onDtlsState(state: string, now: number): void {
+    this.#tick(now);
+    if (state === "failed") this.#dtlsFailed = true;
+  }
+
+  /** RTCPeerConnectionState: `failed` is handled like ICE failure. */
+  onConnectionState(state: string, now: number): void {
+    if (state === "failed") this.onIceState("failed", now);
   }
 
   /** A local interface or address appeared/disappeared, or the default route changed. */
   onNetworkChange(now: number): void {
-    if (this.#netChangeAt === null) this.#netChangeAt = now;
+    this.#tick(now);
+    this.#netFirst ??= now;
+    this.#netLast = now;
   }
 
-  /** The other side started a restart; we answer it and do not start our own meanwhile. */
+  /** The peer started a restart: we answer it and start none of our own until it times out. */
   onRemoteRestart(now: number): void {
-    if (this.#state === "up") {
-      this.#state = "restarting";
-      this.#restartAt = now;
-    }
+    this.#tick(now);
+    if (this.#phase !== "up" && this.#phase !== "restarting") return;
+    this.#enter("restarting", now);
+    this.#remote = true;
+    this.#restartAt = now;
+    this.#retryAt = null;
+    this.#attemptFailed = false;
   }
 
-  /** Ask for a restart now (operator, tests, the demo). */
+  /** The restart asked for actually went out (its timeout runs from here). */
+  onRestartBegun(now: number): void {
+    this.#tick(now);
+    if (this.#phase === "restarting") this.#restartAt = now;
+  }
+
+  /** The restart under way failed outright (signaling refused it, ...): retry per backoff. */
+  onRestartFailed(now: number): void {
+    this.#tick(now);
+    this.#attemptDone();
+  }
+
+  /** Our attempt under way (not the peer's, not a retry waiting for its backoff) failed. */
+  #attemptDone(): void {
+    if (this.#phase === "restarting" && !this.#remote && this.#retryAt === null)
+      this.#attemptFailed = true;
+  }
+
+  /** The selected path changed (shown in `snapshot`). */
+  onPath(path: string): void {
+    this.#path = path;
+  }
+
+  /** Restart now (operator, TURN credential renewal, tests). */
   requestRestart(now: number): void {
-    this.#pendingReason = "manual";
-    this.#nextRestartAt = now;
+    this.#tick(now);
+    if (this.#phase === "up" || this.#phase === "restarting") this.#manual = true;
   }
 
-  /** The link is closed for good (peer left). */
+  /** The link is closed for good (peer left): nothing more until `onOpen`. */
   onClosed(now: number): void {
-    this.#state = "down";
-    this.#since = now;
+    this.#tick(now);
+    this.#enter("down", now);
+    this.#probes.clear();
+    this.#retryAt = null;
   }
+
+  // --- poll ----------------------------------------------------------------------------------
 
   poll(now: number): Decision[] {
+    this.#tick(now);
+    this.#lastPoll = now;
     const out: Decision[] = [];
-    // Probes older than the silence window count as lost.
     for (const [id, at] of this.#probes) {
-      if (now - at >= this.config.silenceMs) {
+      if (now - at >= this.config.probeTimeoutMs) {
         this.#probes.delete(id);
+        this.#probesLost++;
         this.#record(false);
       }
     }
-    switch (this.#state) {
-      case "connecting":
-      case "down":
-        return out;
-      case "rebuilding":
-        if (now - this.#restartAt >= this.config.rebuildTimeoutMs) {
-          out.push(this.#rebuild(now, "rebuild-timeout"));
-        }
-        return out;
+    switch (this.#phase) {
       case "up": {
-        const reason = this.#upTrigger(now);
-        if (reason) out.push(this.#restart(now, reason));
+        const d = this.#upStep(now);
+        if (d) out.push(d);
         break;
       }
       case "restarting": {
         const d = this.#restartingStep(now);
         if (d) out.push(d);
-        if (this.#state !== "restarting") return out;
         break;
       }
+      case "rebuilding":
+        if (this.#dtlsFailed || now - this.#phaseSince >= this.config.rebuildTimeoutMs) {
+          this.#failures++;
+          out.push(this.#rebuild(now, this.#dtlsFailed ? "dtls-failed" : "rebuild-timeout"));
+        }
+        break;
+      case "connecting":
+      case "down":
+        break;
     }
-    // Probe on busy links too (RTT, loss) and during restarts (answers tell the link is back).
-    if (this.#probeDue(now)) out.push({ type: "probe" });
+    // Probe on busy links too (RTT, loss) and during restarts (an answer shows the link is back).
+    if ((this.#phase === "up" || this.#phase === "restarting") && this.#probeDue(now)) {
+      this.#lastProbe = now;
+      out.push({ type: "probe" });
+    }
+    const state = this.#status(now);
+    if (state !== this.#reported) {
+      out.push({ type: "state", state, prev: this.#reported });
+      this.#reported = state;
+    }
     return out;
   }
 
-  #restartingStep(now: number): Decision | null {
-    // A further network change during a restart: the restart may be running on the path that
-    // just went away; start again at once.
-    if (this.#netChangeAt !== null && now - this.#netChangeAt >= this.config.netChangeDebounceMs) {
-      return this.#restart(now, "network-change");
-    }
-    if (this.#nextRestartAt !== null && now >= this.#nextRestartAt) {
-      return this.#restart(now, this.#pendingReason ?? "restart-timeout");
-    }
-    if (this.#nextRestartAt === null && now - this.#restartAt >= this.config.restartTimeoutMs) {
-      // Failed attempt.
-      if (this.#attempt >= this.config.maxRestarts) return this.#rebuild(now, "restarts-failed");
-      const backoff = this.#backoff(this.#attempt);
-      this.#pendingReason = "restart-timeout";
-      this.#nextRestartAt = now + backoff;
-      if (backoff === 0) return this.#restart(now, "restart-timeout");
-    }
-    return null;
+  #upStep(now: number): Decision | null {
+    if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
+    const reason = this.#trigger(now);
+    return reason ? this.#restart(now, reason) : null;
   }
 
-  #upTrigger(now: number): RestartReason | null {
-    if (this.#nextRestartAt !== null && now >= this.#nextRestartAt)
-      return this.#pendingReason ?? "manual";
-    if (this.#netChangeAt !== null && now - this.#netChangeAt >= this.config.netChangeDebounceMs) {
-      return "network-change";
-    }
+  /** Reasons to restart a link that is up (or to supersede a restart: manual, network change). */
+  #trigger(now: number): RestartReason | null {
+    if (this.#manual) return "manual";
+    if (this.#netDue() <= now) return "network-change";
     if (this.#iceFailed) return "ice-failed";
+    if (this.#disconnectedSince !== null) {
+      if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
+    }
     if (this.#lastRx !== null && now - this.#lastRx >= this.config.silenceMs) return "silence";
     return null;
   }
 
-  /** Probes run on busy links too (one a second): they are the RTT and loss figures. */
+  #restartingStep(now: number): Decision | null {
+    const c = this.config;
+    if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
+    // A network change during a restart: the attempt may run on the path that just went away.
+    if (this.#manual) return this.#restart(now, "manual");
+    if (this.#netDue() <= now) return this.#restart(now, "network-change");
+    if (this.#retryAt !== null) {
+      return now >= this.#retryAt ? this.#restart(now, this.#retryReason) : null;
+    }
+    const timedOut = now - this.#restartAt >= c.restartTimeoutMs;
+    if (!timedOut && !this.#attemptFailed) return null;
+    // The attempt under way failed.
+    this.#failures++;
+    this.#seriesFailures++;
+    const reason: RestartReason = timedOut ? "restart-timeout" : "restart-failed";
+    this.#attemptFailed = false;
+    this.#remote = false;
+    if (this.#seriesFailures >= c.maxRestarts) return this.#rebuild(now, "restarts-failed");
+    const delay = this.#backoff(this.#attempt);
+    if (delay <= 0) return this.#restart(now, reason);
+    this.#retryAt = now + delay;
+    this.#retryReason = reason;
+    return null;
+  }
+
   #probeDue(now: number): boolean {
-    const interval =
-      this.#probes.size > 0 || this.#state !== "up"
-        ? this.config.probeSuspectMs
-        : this.config.probeIdleMs;
-    return this.#lastProbe === null || now - this.#lastProbe >= interval;
+    return this.#lastProbe === null || now - this.#lastProbe >= this.#probeInterval();
+  }
+
+  #probeInterval(): number {
+    return this.#probes.size > 0 || this.#phase !== "up"
+      ? this.config.probeSuspectMs
+      : this.config.probeIdleMs;
+  }
+
+  /** When the pending burst of network changes is due (Infinity: none pending). */
+  #netDue(): number {
+    if (this.#netFirst === null || this.#netLast === null) return Number.POSITIVE_INFINITY;
+    const c = this.config;
+    return Math.min(this.#netLast + c.netChangeQuietMs, this.#netFirst + c.netChangeMaxDelayMs);
   }
 
   #backoff(attempt: number): number {
@@ -279,60 +413,161 @@ export class LinkHealth {
   }
 
   #restart(now: number, reason: RestartReason): Decision {
-    this.#state = "restarting";
+    this.#enter("restarting", now);
     this.#restartAt = now;
     this.#attempt++;
-    this.#nextRestartAt = null;
-    this.#pendingReason = null;
-    this.#netChangeAt = null;
+    this.#remote = false;
+    this.#attemptFailed = false;
+    this.#retryAt = null;
+    this.#manual = false;
+    this.#netFirst = this.#netLast = null;
     this.#iceFailed = false;
+    this.#disconnectedSince = null;
     return { type: "restart", reason, attempt: this.#attempt };
   }
 
-  #rebuild(now: number, reason: string): Decision {
-    this.#state = "rebuilding";
-    this.#restartAt = now;
+  #rebuild(now: number, reason: RebuildReason): Decision {
+    this.#enter("rebuilding", now);
+    this.#phaseSince = now; // a rebuild after a rebuild: its own timeout
     this.#attempt = 0;
-    this.#nextRestartAt = null;
-    this.#netChangeAt = null;
+    this.#seriesFailures = 0;
+    this.#remote = false;
+    this.#attemptFailed = false;
+    this.#retryAt = null;
+    this.#manual = false;
+    this.#netFirst = this.#netLast = null;
+    this.#iceFailed = false;
+    this.#disconnectedSince = null;
+    this.#dtlsFailed = false;
+    this.#probes.clear();
     this.#rebuildAttempt++;
     return { type: "rebuild", reason, attempt: this.#rebuildAttempt };
   }
 
-  /** When `poll` should run next (absent events); undefined while nothing is scheduled. */
+  #toUp(now: number, path: string | undefined): void {
+    const handover = this.#phase === "restarting" || this.#phase === "rebuilding";
+    this.#enter("up", now);
+    if (path !== undefined) this.#path = path;
+    this.#lastRx = now;
+    this.#attempt = 0;
+    this.#seriesFailures = 0;
+    this.#failures = 0;
+    this.#remote = false;
+    this.#attemptFailed = false;
+    this.#retryAt = null;
+    this.#manual = false;
+    this.#netFirst = this.#netLast = null;
+    this.#iceFailed = false;
+    this.#disconnectedSince = null;
+    this.#dtlsFailed = false;
+    this.#probes.clear();
+    if (handover) {
+      // A new path: its own RTT and loss figures (RFC 6298 §5 restarts the estimate too).
+      this.#outcomes = [];
+      this.#srtt = this.#rttvar = this.#jitter = this.#lastRtt = null;
+    }
+  }
+
+  #enter(phase: LinkState, now: number): void {
+    if (phase !== this.#phase) this.#phaseSince = now;
+    this.#phase = phase;
+  }
+
+  /** The latest time seen: "at once" deadlines (a failure reported between polls) use it. */
+  #tick(now: number): void {
+    if (now > this.#clock) this.#clock = now;
+  }
+
+  #record(answered: boolean): void {
+    this.#outcomes.push(answered);
+    if (this.#outcomes.length > this.config.lossWindow) this.#outcomes.shift();
+  }
+
+  #sample(r: number): void {
+    if (this.#srtt === null || this.#rttvar === null) {
+      // RFC 6298 §2.2
+      this.#srtt = r;
+      this.#rttvar = r / 2;
+    } else {
+      // RFC 6298 §2.3 (alpha 1/8, beta 1/4); RTTVAR first, with the old SRTT.
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * r;
+    }
+    if (this.#lastRtt !== null) {
+      // RFC 3550 §6.4.1: J += (|D| - J) / 16
+      const d = Math.abs(r - this.#lastRtt);
+      this.#jitter = (this.#jitter ?? 0) + (d - (this.#jitter ?? 0)) / 16;
+    }
+    this.#lastRtt = r;
+  }
+
+  #lossPct(): number | null {
+    if (this.#outcomes.length === 0) return null;
+    const lost = this.#outcomes.filter((a) => !a).length;
+    return (100 * lost) / this.#outcomes.length;
+  }
+
+  #oldestProbe(): number | null {
+    let oldest: number | null = null;
+    for (const at of this.#probes.values()) if (oldest === null || at < oldest) oldest = at;
+    return oldest;
+  }
+
+  #status(now: number): HealthState {
+    if (this.#phase !== "up") return this.#phase;
+    const oldest = this.#oldestProbe();
+    if (oldest !== null && now - oldest >= this.config.probeLateMs) return "degraded";
+    const loss = this.#lossPct();
+    return loss !== null && loss >= this.config.degradedLossPct ? "degraded" : "up";
+  }
+
+  // --- outputs -------------------------------------------------------------------------------
+
+  /** When `poll` should run next, absent events; undefined while nothing is scheduled. */
   nextDeadline(): number | undefined {
     const c = this.config;
-    const ds: number[] = [];
-    if (this.#state === "connecting" || this.#state === "down") return undefined;
-    if (this.#state === "rebuilding") return this.#restartAt + c.rebuildTimeoutMs;
-    if (this.#netChangeAt !== null) ds.push(this.#netChangeAt + c.netChangeDebounceMs);
-    if (this.#nextRestartAt !== null) ds.push(this.#nextRestartAt);
-    if (this.#state === "up" && this.#lastRx !== null) ds.push(this.#lastRx + c.silenceMs);
-    if (this.#state === "restarting" && this.#nextRestartAt === null)
-      ds.push(this.#restartAt + c.restartTimeoutMs);
-    const interval =
-      this.#probes.size > 0 || this.#state !== "up" ? c.probeSuspectMs : c.probeIdleMs;
-    ds.push((this.#lastProbe ?? this.#since) + interval);
-    for (const at of this.#probes.values()) ds.push(at + c.silenceMs);
-    return ds.length > 0 ? Math.min(...ds) : undefined;
+    const phase = this.#phase;
+    if (phase === "connecting" || phase === "down") return undefined;
+    if (phase === "rebuilding") {
+      return this.#dtlsFailed ? this.#clock : this.#phaseSince + c.rebuildTimeoutMs;
+    }
+    // Reported since the last poll and acted on at once.
+    if (this.#manual || this.#dtlsFailed || this.#attemptFailed) return this.#clock;
+    if (phase === "up" && this.#iceFailed) return this.#clock;
+    const ds: number[] = [this.#netDue()];
+    if (phase === "up") {
+      if (this.#lastRx !== null) ds.push(this.#lastRx + c.silenceMs);
+      if (this.#disconnectedSince !== null)
+        ds.push(this.#disconnectedSince + c.disconnectedGraceMs);
+      // The moment an unanswered probe turns the reported state to degraded.
+      const oldest = this.#oldestProbe();
+      if (oldest !== null && oldest + c.probeLateMs > this.#lastPoll)
+        ds.push(oldest + c.probeLateMs);
+    } else {
+      ds.push(this.#retryAt ?? this.#restartAt + c.restartTimeoutMs);
+    }
+    ds.push((this.#lastProbe ?? this.#phaseSince) + this.#probeInterval());
+    for (const at of this.#probes.values()) ds.push(at + c.probeTimeoutMs);
+    return Math.min(...ds);
   }
 
   snapshot(now: number): HealthSnapshot {
-    const answered = this.#outcomes.filter(Boolean).length;
-    void now;
+    const failures = this.#failures;
     return {
-      state: this.#state,
+      state: this.#status(now),
       rttMs: this.#srtt,
-      jitterMs: this.#rttvar,
-      lossPct:
-        this.#outcomes.length > 0
-          ? (100 * (this.#outcomes.length - answered)) / this.#outcomes.length
-          : null,
+      rttVarMs: this.#rttvar,
+      jitterMs: this.#jitter,
+      lossPct: this.#lossPct(),
       lastRxAt: this.#lastRx,
       lastTxAt: this.#lastTx,
       restarts: this.#restartsDone,
       rebuilds: this.#rebuilds,
-      failedRestarts: this.#attempt,
+      consecutiveFailures: failures,
+      failedRestarts: failures,
+      probesSent: this.#probesSent,
+      probesLost: this.#probesLost,
+      ...(this.#path !== undefined ? { path: this.#path } : {}),
     };
   }
 }

@@ -2,14 +2,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_HEALTH, type Decision, LinkHealth } from "../../rover/health.ts";
 
-/** Drive poll at every deadline up to `until`, collecting decisions. */
-function run(
-  h: LinkHealth,
-  from: number,
-  until: number,
-  onProbe?: (now: number) => void,
-): { at: number; d: Decision }[] {
-  const out: { at: number; d: Decision }[] = [];
+type At = { at: number; d: Decision };
+
+/** Drive poll at every deadline up to `until`, collecting decisions (a fake clock). */
+function run(h: LinkHealth, from: number, until: number, onProbe?: (now: number) => void): At[] {
+  const out: At[] = [];
   let now = from;
   for (let guard = 0; guard < 10_000; guard++) {
     for (const d of h.poll(now)) {
@@ -18,151 +15,521 @@ function run(
     }
     const next = h.nextDeadline();
     if (next === undefined || next > until) break;
-    now = Math.max(now + 1, next);
+    expect(next).toBeGreaterThan(now);
+    now = next;
   }
   return out;
 }
 
-const restarts = <T extends { d: Decision }>(ds: T[]) => ds.filter((x) => x.d.type === "restart");
-const only = (ds: Decision[]) => ds.filter((d) => d.type !== "probe");
+const of = (type: Decision["type"], ds: At[]) => ds.filter((x) => x.d.type === type);
+/** Restart and rebuild decisions only, as "kind:reason@time". */
+const actions = (ds: At[]) =>
+  ds
+    .filter((x) => x.d.type === "restart" || x.d.type === "rebuild")
+    .map((x) => `${x.d.type}:${"reason" in x.d ? x.d.reason : ""}@${x.at}`);
+const acts = (ds: Decision[]) => ds.filter((d) => d.type === "restart" || d.type === "rebuild");
 
-describe("LinkHealth", () => {
+/** An open link whose probes are answered after `rtt` ms. */
+function upLink(rtt = 10): { h: LinkHealth; answer: (now: number) => void } {
+  const h = new LinkHealth({}, 0);
+  h.onOpen(0);
+  let id = 0;
+  return {
+    h,
+    answer: (now) => {
+      h.onProbeSent(++id, now);
+      h.onProbeAnswered(id, now + rtt);
+    },
+  };
+}
+
+describe("LinkHealth: probes and figures", () => {
   it("does nothing before the link opens", () => {
     const h = new LinkHealth({}, 0);
+    h.onNetworkChange(5);
     expect(h.poll(10_000)).toEqual([]);
     expect(h.nextDeadline()).toBeUndefined();
+    expect(h.snapshot(10_000).state).toBe("connecting");
   });
 
-  it("probes once a second while answered and computes RTT, jitter and loss", () => {
-    const h = new LinkHealth({}, 0);
-    h.onOpen(0);
-    let id = 0;
+  it("probes at once on open, then every probeIdleMs while answered (busy links too)", () => {
+    const { h, answer } = upLink();
     const ds = run(h, 0, 5_000, (now) => {
-      h.onProbeSent(++id, now);
-      h.onProbeAnswered(id, now + 20);
+      h.onReceive(now); // traffic does not stop the probes: they are the RTT and loss figures
+      answer(now);
     });
-    const probes = ds.filter((x) => x.d.type === "probe").map((x) => x.at);
-    expect(probes.length).toBeGreaterThanOrEqual(4);
-    expect(probes[1]! - probes[0]!).toBe(DEFAULT_HEALTH.probeIdleMs);
-    const s = h.snapshot(5_000);
-    expect(s.rttMs).toBeCloseTo(20, 5);
-    expect(s.jitterMs).toBeLessThan(10);
-    expect(s.lossPct).toBe(0);
-    expect(restarts(ds)).toEqual([]);
+    expect(of("probe", ds).map((x) => x.at)).toEqual([0, 1_000, 2_000, 3_000, 4_000, 5_000]);
+    expect(actions(ds)).toEqual([]);
+    expect(of("state", ds).map((x) => x.d)).toEqual([
+      { type: "state", state: "up", prev: "connecting" },
+    ]);
   });
 
-  it("restarts on silence (no traffic for silenceMs) and counts unanswered probes as loss", () => {
+  it("probes every probeSuspectMs while a probe is unanswered", () => {
     const h = new LinkHealth({}, 0);
     h.onOpen(0);
     let id = 0;
+    const ds = run(h, 0, 1_400, (now) => h.onProbeSent(++id, now));
+    expect(of("probe", ds).map((x) => x.at)).toEqual([0, 250, 500, 750, 1_000, 1_250]);
+  });
+
+  it("a probe decision the caller could not carry out still moves the schedule (no busy loop)", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    // Nobody ever sends the probes (telemetry not open): no busy loop (`run` checks that every
+    // deadline is ahead of the poll), one decision per idle interval.
+    const probes = of("probe", run(h, 0, 1_200));
+    expect(probes.map((x) => x.at)).toEqual([0, 1_000]);
+  });
+
+  it("RTT: RFC 6298 SRTT/RTTVAR and RFC 3550 jitter over probe answers", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.onProbeSent(1, 0);
+    h.onProbeAnswered(1, 100);
+    let s = h.snapshot(100);
+    expect([s.rttMs, s.rttVarMs, s.jitterMs]).toEqual([100, 50, null]);
+    h.onProbeSent(2, 1_000);
+    h.onProbeAnswered(2, 1_200);
+    s = h.snapshot(1_200);
+    // RTTVAR = 3/4·50 + 1/4·|100-200|; SRTT = 7/8·100 + 1/8·200; J = 0 + (100 - 0)/16
+    expect([s.rttMs, s.rttVarMs, s.jitterMs]).toEqual([112.5, 62.5, 6.25]);
+    h.onProbeSent(3, 2_000);
+    h.onProbeAnswered(3, 2_200);
+    s = h.snapshot(2_200);
+    // RTTVAR = 3/4·62.5 + 1/4·87.5; SRTT = 7/8·112.5 + 1/8·200; J = 6.25 + (0 - 6.25)/16
+    expect([s.rttMs, s.rttVarMs, s.jitterMs]).toEqual([123.4375, 68.75, 5.859375]);
+  });
+
+  it("loss: a probe unanswered for probeTimeoutMs is lost; the window keeps the last lossWindow", () => {
+    const h = new LinkHealth({ lossWindow: 4 }, 0);
+    h.onOpen(0);
+    h.onProbeSent(1, 0);
+    h.onProbeAnswered(1, 10);
+    h.onProbeSent(2, 100);
+    h.poll(100 + DEFAULT_HEALTH.probeTimeoutMs - 1);
+    expect(h.snapshot(0).lossPct).toBe(0); // not yet lost
+    h.onReceive(1_500); // keep the link from going silent
+    h.poll(100 + DEFAULT_HEALTH.probeTimeoutMs);
+    expect(h.snapshot(0)).toMatchObject({ lossPct: 50, probesSent: 2, probesLost: 1 });
+    h.onProbeAnswered(2, 1_700); // too late: neither an RTT sample nor a second outcome
+    expect(h.snapshot(0)).toMatchObject({ lossPct: 50, rttMs: 10 });
+    for (let i = 3; i <= 6; i++) {
+      h.onProbeSent(i, i * 100);
+      h.onProbeAnswered(i, i * 100 + 5);
+    }
+    expect(h.snapshot(0).lossPct).toBe(0); // the lost one left the window of 4
+  });
+
+  it("reports degraded while a probe is late or loss is high, and up again once answered", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.poll(0);
+    h.onProbeSent(1, 0);
+    expect(h.nextDeadline()).toBe(DEFAULT_HEALTH.probeSuspectMs);
+    h.poll(250);
+    h.onProbeSent(2, 250);
+    expect(h.nextDeadline()).toBe(DEFAULT_HEALTH.probeLateMs);
+    expect(h.poll(500)).toContainEqual({ type: "state", state: "degraded", prev: "up" });
+    expect(h.state).toBe("up"); // the phase: degraded is reported, not a phase
+    h.onProbeAnswered(1, 520);
+    h.onProbeAnswered(2, 520);
+    expect(h.poll(520)).toContainEqual({ type: "state", state: "up", prev: "degraded" });
+    // Loss: 1 of 3 resolved probes lost (>= 20%).
+    h.onProbeSent(3, 600);
+    h.onReceive(2_000);
+    h.poll(600 + DEFAULT_HEALTH.probeTimeoutMs);
+    expect(h.snapshot(2_100)).toMatchObject({ state: "degraded", lossPct: 100 / 3 });
+  });
+
+  it("snapshot: last rx/tx, path, counters", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0, "host");
+    h.onSend(40);
+    h.onReceive(50);
+    expect(h.snapshot(60)).toMatchObject({
+      state: "up",
+      lastTxAt: 40,
+      lastRxAt: 50,
+      path: "host",
+      restarts: 0,
+      rebuilds: 0,
+      consecutiveFailures: 0,
+    });
+    h.onPath("relay");
+    expect(h.snapshot(60).path).toBe("relay");
+  });
+});
+
+describe("LinkHealth: restart triggers", () => {
+  it("restarts on silence: nothing received for silenceMs while up", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    let id = 0;
+    h.onReceive(200);
     const ds = run(h, 0, 3_000, (now) => h.onProbeSent(++id, now));
-    const r = restarts(ds)[0];
-    expect(r?.d).toMatchObject({ type: "restart", reason: "silence", attempt: 1 });
-    expect(r?.at).toBe(DEFAULT_HEALTH.silenceMs);
+    expect(actions(ds)[0]).toBe(`restart:silence@${200 + DEFAULT_HEALTH.silenceMs}`);
     expect(h.state).toBe("restarting");
   });
 
-  it("restarts on a local network change after a short debounce, one restart for a burst", () => {
-    const h = new LinkHealth({}, 0);
-    h.onOpen(0);
-    h.onReceive(100);
+  it("no restart while probes are answered, however quiet the application is", () => {
+    const { h, answer } = upLink(30);
+    expect(actions(run(h, 0, 20_000, answer))).toEqual([]);
+  });
+
+  it("a local network change restarts after netChangeQuietMs", () => {
+    const { h } = upLink();
+    h.poll(0);
     h.onNetworkChange(100);
-    h.onNetworkChange(110);
-    h.onNetworkChange(120);
-    expect(h.poll(110).filter((d) => d.type === "restart")).toEqual([]);
-    expect(h.nextDeadline()).toBe(100 + DEFAULT_HEALTH.netChangeDebounceMs);
-    const d = h.poll(130).filter((x) => x.type === "restart");
-    expect(d).toEqual([{ type: "restart", reason: "network-change", attempt: 1 }]);
-    expect(h.poll(131).filter((x) => x.type === "restart")).toEqual([]);
+    expect(acts(h.poll(119))).toEqual([]);
+    expect(h.nextDeadline()).toBe(100 + DEFAULT_HEALTH.netChangeQuietMs);
+    expect(acts(h.poll(120))).toEqual([{ type: "restart", reason: "network-change", attempt: 1 }]);
   });
 
-  it("restarts on ICE failure", () => {
-    const h = new LinkHealth({}, 0);
-    h.onOpen(0);
+  it("a burst of network changes makes one restart, at most netChangeMaxDelayMs after its start", () => {
+    const { h } = upLink();
+    h.poll(0);
+    for (const t of [100, 110, 120]) h.onNetworkChange(t);
+    expect(h.nextDeadline()).toBe(140);
+    expect(acts(h.poll(140))).toHaveLength(1);
+    // A change every 10 ms: the restart waits no longer than netChangeMaxDelayMs.
+    const g = upLink().h;
+    g.poll(0);
+    const ds: At[] = [];
+    for (let t = 1_000; t <= 1_200; t += 10) {
+      g.onNetworkChange(t);
+      for (const d of g.poll(t)) ds.push({ at: t, d });
+    }
+    expect(actions(ds)[0]).toBe(
+      `restart:network-change@${1_000 + DEFAULT_HEALTH.netChangeMaxDelayMs}`,
+    );
+    // Changes that keep coming during the restart supersede it, once per burst window.
+    expect(actions(ds)).toEqual([
+      "restart:network-change@1050",
+      "restart:network-change@1110",
+      "restart:network-change@1170",
+    ]);
+  });
+
+  it("a network change during a restart supersedes it (the attempt may use the lost path)", () => {
+    const { h } = upLink();
+    h.requestRestart(0);
+    expect(acts(h.poll(0))).toEqual([{ type: "restart", reason: "manual", attempt: 1 }]);
+    h.onNetworkChange(500);
+    expect(acts(h.poll(520))).toEqual([{ type: "restart", reason: "network-change", attempt: 2 }]);
+  });
+
+  it("restarts at once on ICE failed (and on PeerConnection failed)", () => {
+    const { h } = upLink();
     h.onIceState("failed", 50);
-    expect(only(h.poll(50))).toEqual([{ type: "restart", reason: "ice-failed", attempt: 1 }]);
+    expect(h.nextDeadline()).toBe(50);
+    expect(acts(h.poll(50))).toEqual([{ type: "restart", reason: "ice-failed", attempt: 1 }]);
+    const g = upLink().h;
+    g.onConnectionState("failed", 70);
+    expect(acts(g.poll(70))).toEqual([{ type: "restart", reason: "ice-failed", attempt: 1 }]);
   });
 
-  it("retries failed restarts with backoff, then rebuilds, and a rebuild that never opens is retried", () => {
-    const h = new LinkHealth({}, 0);
-    h.onOpen(0);
+  it("ICE disconnected restarts only once it lasts disconnectedGraceMs", () => {
+    const { h, answer } = upLink();
+    h.onIceState("disconnected", 100);
+    const grace = DEFAULT_HEALTH.disconnectedGraceMs;
+    expect(actions(run(h, 100, 100 + grace - 1, answer))).toEqual([]);
+    expect(acts(h.poll(100 + grace))).toEqual([
+      { type: "restart", reason: "ice-failed", attempt: 1 },
+    ]);
+    // Back to connected within the grace: nothing.
+    const g = upLink();
+    g.h.onIceState("disconnected", 100);
+    g.h.onIceState("connected", 300);
+    expect(actions(run(g.h, 100, 5_000, g.answer))).toEqual([]);
+  });
+
+  it("DTLS failed rebuilds at once: an ICE restart cannot mend it", () => {
+    const { h } = upLink();
+    h.onDtlsState("failed", 80);
+    expect(acts(h.poll(80))).toEqual([{ type: "rebuild", reason: "dtls-failed", attempt: 1 }]);
+    expect(h.state).toBe("rebuilding");
+  });
+});
+
+describe("LinkHealth: retries, rebuilds, counters", () => {
+  it("retries a restart that times out with backoff, then rebuilds; a rebuild that never opens is retried", () => {
+    const { h } = upLink();
     h.requestRestart(0);
     const ds = run(h, 0, 30_000);
-    const kinds = ds.filter((x) => x.d.type !== "probe").map((x) => `${x.d.type}@${x.at}`);
-    // attempt 1 at 0; then each attempt times out after 2 s and waits its backoff.
-    expect(kinds.slice(0, 5)).toEqual([
-      "restart@0",
-      "restart@2250",
-      "restart@4750",
-      "restart@7750",
-      "rebuild@9750",
+    // Each attempt times out after 2 s, then waits 250, 500, 1000 ms; the 4th failure rebuilds.
+    expect(actions(ds)).toEqual([
+      "restart:manual@0",
+      "restart:restart-timeout@2250",
+      "restart:restart-timeout@4750",
+      "restart:restart-timeout@7750",
+      "rebuild:restarts-failed@9750",
+      "rebuild:rebuild-timeout@19750",
+      "rebuild:rebuild-timeout@29750",
     ]);
-    expect(kinds[5]).toBe("rebuild@19750");
+    expect(of("restart", ds).map((x) => (x.d as { attempt: number }).attempt)).toEqual([
+      1, 2, 3, 4,
+    ]);
+    expect(of("rebuild", ds).map((x) => (x.d as { attempt: number }).attempt)).toEqual([1, 2, 3]);
+    expect(h.snapshot(30_000).consecutiveFailures).toBe(6);
+    // No probes while rebuilding: there is no channel.
+    expect(of("probe", ds).filter((x) => x.at > 9_750)).toEqual([]);
   });
 
-  it("a completed restart resets the counters and returns to up", () => {
-    const h = new LinkHealth({}, 0);
+  it("backoff is capped at its last value and maxRestarts is configurable", () => {
+    const h = new LinkHealth({ restartBackoffMs: [0, 100, 300], maxRestarts: 6 }, 0);
     h.onOpen(0);
     h.requestRestart(0);
-    h.poll(0);
-    h.onRestartDone(300);
-    expect(h.state).toBe("up");
-    h.requestRestart(400);
-    expect(only(h.poll(400))).toEqual([{ type: "restart", reason: "manual", attempt: 1 }]);
-    expect(h.snapshot(400).restarts).toBe(1);
+    expect(actions(run(h, 0, 14_000))).toEqual([
+      "restart:manual@0",
+      "restart:restart-timeout@2100",
+      "restart:restart-timeout@4400",
+      "restart:restart-timeout@6700",
+      "restart:restart-timeout@9000",
+      "restart:restart-timeout@11300",
+      "rebuild:restarts-failed@13300",
+    ]);
   });
 
-  it("does not start its own restart while answering the peer's, until that one times out", () => {
-    const h = new LinkHealth({}, 0);
-    h.onOpen(0);
+  it("a restart that fails outright is retried after its backoff, without waiting for the timeout", () => {
+    const { h } = upLink();
+    h.requestRestart(0);
+    h.poll(0);
+    h.onRestartFailed(100);
+    expect(h.nextDeadline()).toBe(100);
+    // Attempt 2 after its backoff (250 ms), not after the 2 s timeout.
+    expect(actions(run(h, 100, 1_000))).toEqual(["restart:restart-failed@350"]);
+    // ICE failing during our attempt is the same; the backoff before attempt 3 is 500 ms.
+    h.onIceState("failed", 1_100);
+    expect(actions(run(h, 1_100, 2_000))).toEqual(["restart:restart-failed@1600"]);
+  });
+
+  it("the restart timeout runs from when the restart actually went out", () => {
+    const { h } = upLink();
+    h.requestRestart(0);
+    h.poll(0);
+    h.onRestartBegun(300);
+    expect(h.nextDeadline()).toBe(250); // a probe; the timeout is later
+    run(h, 250, 2_299);
+    expect(h.snapshot(2_299).consecutiveFailures).toBe(0);
+    h.poll(2_300);
+    expect(h.snapshot(2_300).consecutiveFailures).toBe(1);
+  });
+
+  it("a completed restart resets the counters, attempts start at 1 again, RTT/loss restart", () => {
+    const { h } = upLink();
+    h.onProbeSent(1, 0);
+    h.onProbeAnswered(1, 40);
+    h.requestRestart(100);
+    h.poll(100);
+    h.poll(2_100); // attempt 1 timed out
+    h.poll(2_350); // attempt 2
+    expect(h.snapshot(2_350).consecutiveFailures).toBe(1);
+    h.onRestartDone(2_500, "relay");
+    expect(h.state).toBe("up");
+    expect(h.snapshot(2_500)).toMatchObject({
+      restarts: 1,
+      consecutiveFailures: 0,
+      path: "relay",
+      rttMs: null,
+      lossPct: null,
+    });
+    h.requestRestart(3_000);
+    expect(acts(h.poll(3_000))).toEqual([{ type: "restart", reason: "manual", attempt: 1 }]);
+  });
+
+  it("after a rebuild opens, the next trouble starts a fresh series of restarts", () => {
+    const { h } = upLink();
+    h.requestRestart(0);
+    run(h, 0, 9_750);
+    expect(h.state).toBe("rebuilding");
+    h.onOpen(10_000);
+    expect(h.snapshot(10_000)).toMatchObject({ state: "up", rebuilds: 1, consecutiveFailures: 0 });
+    h.onIceState("failed", 10_100);
+    expect(acts(h.poll(10_100))).toEqual([{ type: "restart", reason: "ice-failed", attempt: 1 }]);
+    // and the rebuild after it counts from 1 again
+    expect(actions(run(h, 10_100, 21_000)).at(-1)).toBe("rebuild:restarts-failed@19850");
+    expect(acts(h.poll(19_850))).toEqual([]);
+  });
+
+  it("starts no restart of its own while answering the peer's, until that one times out", () => {
+    const { h, answer } = upLink();
     h.onRemoteRestart(100);
     expect(h.state).toBe("restarting");
-    expect(h.poll(1_000).filter((d) => d.type === "restart")).toEqual([]);
-    expect(h.poll(2_100).filter((d) => d.type === "restart")).toEqual([
+    h.onIceState("failed", 150); // the peer's restart in progress: not ours to retry
+    const ds = run(h, 100, 2_099, answer);
+    expect(actions(ds)).toEqual([]);
+    expect(acts(h.poll(2_100))).toEqual([
       { type: "restart", reason: "restart-timeout", attempt: 1 },
     ]);
   });
 
-  it("property: never two restarts without a completion or a timeout between them; deadlines move forward", () => {
-    const ev = fc.oneof(
-      fc.constant("rx" as const),
-      fc.constant("net" as const),
-      fc.constant("done" as const),
-      fc.constant("fail" as const),
-      fc.constant("tick" as const),
-    );
+  it("the peer's restart during our own backoff cancels our retry", () => {
+    const { h } = upLink();
+    h.requestRestart(0);
+    h.poll(0);
+    h.poll(2_000); // attempt 1 timed out; attempt 2 due at 2250
+    expect(h.nextDeadline()).toBe(2_250);
+    h.onRemoteRestart(2_100);
+    expect(acts(h.poll(2_250))).toEqual([]);
+    h.onRestartDone(2_400);
+    expect(h.state).toBe("up");
+    expect(h.snapshot(2_400).restarts).toBe(1);
+  });
+
+  it("closed: no decisions, no deadline", () => {
+    const { h } = upLink();
+    h.onClosed(10);
+    expect(h.poll(10_000).filter((d) => d.type !== "state")).toEqual([]);
+    expect(h.nextDeadline()).toBeUndefined();
+    expect(h.snapshot(10_000).state).toBe("down");
+  });
+});
+
+describe("LinkHealth: properties", () => {
+  const event = fc.constantFrom(
+    "rx",
+    "net",
+    "done",
+    "begun",
+    "failed",
+    "iceFailed",
+    "iceDisc",
+    "iceOk",
+    "dtlsFailed",
+    "remote",
+    "manual",
+    "open",
+    "answer",
+    "tick",
+  );
+  type Ev = typeof event extends fc.Arbitrary<infer T> ? T : never;
+
+  /** Events that may legitimately start the next restart before the current one timed out. */
+  const licensing = new Set<Ev>(["done", "failed", "iceFailed", "net", "remote", "manual", "open"]);
+
+  it("never two restarts without a completion, a failure, a timeout or a new cause between; deadlines never in the past", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(ev, fc.integer({ min: 1, max: 700 })), { maxLength: 80 }),
+        fc.array(fc.tuple(event, fc.integer({ min: 0, max: 900 })), { maxLength: 120 }),
+        (steps) => {
+          const c = DEFAULT_HEALTH;
+          const h = new LinkHealth({}, 0);
+          h.onOpen(0);
+          let now = 0;
+          let probe = 0;
+          const outstanding: number[] = [];
+          let lastRestart: number | null = null;
+          let licensed = false;
+          const pollAll = () => {
+            for (const d of h.poll(now)) {
+              if (d.type === "probe") {
+                h.onProbeSent(++probe, now);
+                outstanding.push(probe);
+              }
+              if (d.type === "restart") {
+                const timedOut = lastRestart !== null && now - lastRestart >= c.restartTimeoutMs;
+                expect(lastRestart === null || licensed || timedOut).toBe(true);
+                expect(h.state).toBe("restarting");
+                lastRestart = now;
+                licensed = false;
+              }
+              if (d.type === "rebuild") {
+                lastRestart = null;
+                licensed = false;
+              }
+            }
+            const next = h.nextDeadline();
+            if (next !== undefined) expect(next).toBeGreaterThan(now);
+            return next;
+          };
+          for (const [e, dt] of steps) {
+            // Let the deadlines that fall inside dt fire, as the adapter's timer would.
+            const until = now + dt;
+            for (let next = pollAll(); next !== undefined && next <= until; next = pollAll())
+              now = next;
+            now = until;
+            if (licensing.has(e)) licensed = true;
+            if (e === "rx") h.onReceive(now);
+            if (e === "net") h.onNetworkChange(now);
+            if (e === "done") h.onRestartDone(now);
+            if (e === "begun") h.onRestartBegun(now);
+            if (e === "failed") h.onRestartFailed(now);
+            if (e === "iceFailed") h.onIceState("failed", now);
+            if (e === "iceDisc") h.onIceState("disconnected", now);
+            if (e === "iceOk") h.onIceState("connected", now);
+            if (e === "dtlsFailed") h.onDtlsState("failed", now);
+            if (e === "remote") h.onRemoteRestart(now);
+            if (e === "manual") h.requestRestart(now);
+            if (e === "open") h.onOpen(now);
+            if (e === "answer") {
+              const id = outstanding.shift();
+              if (id !== undefined) h.onProbeAnswered(id, now);
+            }
+            pollAll();
+          }
+          const s = h.snapshot(now);
+          expect(s.lossPct === null || (s.lossPct >= 0 && s.lossPct <= 100)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("liveness: after any history, a dead path ends in a rebuild within a bounded time, and restart attempts count 1, 2, 3...", () => {
+    const c = DEFAULT_HEALTH;
+    // silence, then maxRestarts attempts with their timeouts and backoffs, then one rebuild timeout
+    const backoffs = [1, 2, 3].reduce((sum, i) => sum + (c.restartBackoffMs[i] ?? 0), 0);
+    const bound = c.silenceMs + c.maxRestarts * c.restartTimeoutMs + backoffs + c.rebuildTimeoutMs;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.constantFrom("rx", "net", "done", "failed", "remote", "manual", "iceFailed"),
+            fc.integer({ min: 0, max: 3_000 }),
+          ),
+          { maxLength: 40 },
+        ),
         (steps) => {
           const h = new LinkHealth({}, 0);
           h.onOpen(0);
           let now = 0;
           let probe = 0;
-          let lastRestart = Number.NEGATIVE_INFINITY;
-          let doneSince = false;
+          let expected = 1;
+          const check = (ds: Decision[]) => {
+            for (const d of ds) {
+              if (d.type === "probe") h.onProbeSent(++probe, now);
+              if (d.type === "restart") expect(d.attempt).toBe(expected++);
+              if (d.type === "rebuild") expected = 1;
+            }
+          };
           for (const [e, dt] of steps) {
+            check(h.poll(now));
             now += dt;
             if (e === "rx") h.onReceive(now);
             if (e === "net") h.onNetworkChange(now);
-            if (e === "fail") h.onIceState("failed", now);
-            if (e === "done") {
+            if (e === "done" && h.state === "restarting") {
               h.onRestartDone(now);
-              doneSince = true;
+              expected = 1;
             }
-            for (const d of h.poll(now)) {
-              if (d.type === "probe") h.onProbeSent(++probe, now);
-              if (d.type !== "restart") continue;
-              const timedOut = now - lastRestart >= DEFAULT_HEALTH.netChangeDebounceMs;
-              if (!(doneSince || timedOut)) return false;
-              lastRestart = now;
-              doneSince = false;
-            }
-            const next = h.nextDeadline();
-            // The adapter carried out every decision: nothing is due in the past.
-            if (next !== undefined && next < now) return false;
+            if (e === "failed") h.onRestartFailed(now);
+            if (e === "remote") h.onRemoteRestart(now);
+            if (e === "manual") h.requestRestart(now);
+            if (e === "iceFailed") h.onIceState("failed", now);
           }
-          return true;
+          // From here the path is dead: nothing received, nothing completes.
+          const start = now;
+          let rebuiltAt: number | null = null;
+          for (let guard = 0; guard < 1_000 && rebuiltAt === null; guard++) {
+            const ds = h.poll(now);
+            check(ds);
+            if (ds.some((d) => d.type === "rebuild")) rebuiltAt = now;
+            const next = h.nextDeadline();
+            if (next === undefined) break;
+            now = next;
+          }
+          expect(rebuiltAt).not.toBeNull();
+          expect((rebuiltAt ?? 0) - start).toBeLessThanOrEqual(bound);
         },
       ),
     );
