@@ -55,7 +55,8 @@ function whyNot(): string | undefined {
 export async function footprint(idleSeconds: number, settleS: number): Promise<Footprint> {
   const why = whyNot();
   if (why) return { available: false, note: `not measured: ${why}`, wireguard: WIREGUARD };
-  const ns = `rl-bench-${process.pid}`;
+  // Not "rl-*": the lab's teardown deletes every rl-* namespace, and a lab run may overlap.
+  const ns = `roverlink-bench-${process.pid}`;
   execFileSync("ip", ["netns", "add", ns]);
   try {
     execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
@@ -87,7 +88,7 @@ export async function footprint(idleSeconds: number, settleS: number): Promise<F
     clearTimeout(limit);
     const line = out.trim().split("\n").at(-1) ?? "";
     if (code !== 0 || !line.startsWith("{")) {
-      const last = err.trim().split("\n").at(-1) ?? `exit ${code}`;
+      const last = err.trim().split("\n").at(-1) || `exit ${code}${out ? "" : ", no output"}`;
       return { available: false, note: `idle-link run failed: ${last}`, wireguard: WIREGUARD };
     }
     const f = JSON.parse(line) as IdleLinkFigures;

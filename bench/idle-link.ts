@@ -1,6 +1,6 @@
 /**
  * Footprint measurement, run by bench/footprint.ts inside a fresh network namespace of its own
- * (`ip netns exec rl-bench-<pid> node bench/idle-link.ts '{"seconds":60}'`), where loopback
+ * (`ip netns exec roverlink-bench-<pid> node bench/idle-link.ts '{"seconds":60}'`), where loopback
  * carries nothing but this: a local edge and two `roverlink rover` processes. iptables counters
  * in that namespace count every packet of the idle link (UDP) and of its signaling (TCP to the
  * edge). Prints one JSON line (IdleLinkFigures) on stdout.

@@ -28,8 +28,13 @@ const fmt = (x: number | null | undefined, digits = 2) =>
   x === null || x === undefined || !Number.isFinite(x)
     ? "–"
     : String(Math.round(x * 10 ** digits) / 10 ** digits);
+// Ratios far below 1 keep two significant digits (0.0018×), not "0×".
 const times = (x: number | null | undefined) =>
-  x === null || x === undefined ? "–" : `${fmt(x)}×`;
+  x === null || x === undefined || !Number.isFinite(x)
+    ? "–"
+    : x !== 0 && Math.abs(x) < 0.1
+      ? `${Number(x.toPrecision(2))}×`
+      : `${fmt(x)}×`;
 const int = (x: number | null | undefined) =>
   x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US");
 const spread = (s: Summary) => `${fmt(s.min)}–${fmt(s.max)}`;

@@ -3,8 +3,9 @@
  * Rover A (wifi + cell, --manage-routes) probes rover B (--echo) at 20 msg/s on `control`
  * through TURN while random faults hit A's uplinks and the edge: wifi down, carrier loss,
  * silent blackholes, flapping, heavy loss, planned switches, edge outages.
- * Full: 10 minutes of chaos; quick: 40 s. Then an agent is killed (SIGKILL) mid-stream and
- * restarted with the same id while B keeps running, and what the restart lost is counted.
+ * Full: 10 minutes of chaos; quick: 40 s. Then an agent is killed (SIGKILL) mid-stream, on a
+ * healthy link and while its link is down (quick: only the latter), and restarted with the same
+ * id while B keeps running; what the restart lost is counted.
  * Prints and writes bench/results/soak-<date>[-quick].json. Exit 1 if the chaos run lost,
  * duplicated or reordered anything (a process restart's loss is reported, not failed on).
  */
@@ -67,7 +68,7 @@ const CHAOS: Chaos[] = [
 labUp();
 const faults: { at: number; name: string; holdS: number }[] = [];
 let result: Record<string, unknown> = {};
-let restart: RestartFigures | null = null;
+const restarts: (RestartFigures | null)[] = [];
 try {
   startTurn();
   process.env.ROVERLINK_SECRET ??= "soak-secret-soak-secret-soak-secret";
@@ -97,15 +98,22 @@ try {
     return null;
   });
 
-  log("agent killed (SIGKILL) mid-stream and restarted with the same id");
-  restart = await killAndRestart(
-    edgeUrl,
-    mkdtempSync(join(tmpdir(), "roverlink-soak-")),
-    quick ? 8 : 20,
-  ).catch((e: Error) => {
-    log(`restart run failed: ${e.message}`);
-    return null;
-  });
+  // Quick: only the telling case (killed while its link is down); full: also while healthy.
+  for (const linkDown of quick ? [true] : [false, true]) {
+    log(
+      `agent killed (SIGKILL) mid-stream ${linkDown ? "while its link is down" : "on a healthy link"}, restarted with the same id`,
+    );
+    const r = await killAndRestart(
+      edgeUrl,
+      mkdtempSync(join(tmpdir(), "roverlink-soak-")),
+      quick ? 6 : 20,
+      linkDown,
+    ).catch((e: Error) => {
+      log(`restart run failed: ${e.message}`);
+      return null;
+    });
+    restarts.push(r);
+  }
 
   result = {
     date: new Date().toISOString(),
@@ -121,7 +129,7 @@ try {
     faultLog: faults,
     chaos: chaos?.figures ?? null,
     chaosExitCode: chaos?.exitCode ?? null,
-    killedAndRestarted: restart,
+    killedAndRestarted: restarts,
   };
 } finally {
   await labDown();
@@ -141,9 +149,11 @@ else if (chaosFig.lost + chaosFig.duplicated + chaosFig.reordered > 0)
   problems.push(
     `chaos: ${chaosFig.lost} lost, ${chaosFig.duplicated} duplicated, ${chaosFig.reordered} reordered`,
   );
-if (restart === null) problems.push("the kill-and-restart run gave no figures");
-else if (restart.restarted.lost > 0 || restart.relinkMs === null)
-  problems.push("the restarted agent did not carry its stream");
+for (const r of restarts) {
+  if (r === null) problems.push("a kill-and-restart run gave no figures");
+  else if (r.restarted.lost > 0 || r.relinkMs === null)
+    problems.push("a restarted agent did not carry its stream");
+}
 log(
   problems.length === 0 ? `ok: nothing lost (${file})` : `FAILED: ${problems.join("; ")} (${file})`,
 );

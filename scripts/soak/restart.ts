@@ -7,12 +7,14 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { nodeIn, stopChild } from "../../test/lab/lab.ts";
+import { fault, nodeIn, stopChild } from "../../test/lab/lab.ts";
 import type { Figures } from "../../test/lab/scenario.ts";
 import { sleep } from "../../test/lab/scenario.ts";
 import { sample, scrape } from "./agent-metrics.ts";
 
 export interface RestartFigures {
+  /** Whether A's uplinks were dropping every packet when it was killed. */
+  linkDownAtKill: boolean;
   /** A's probes sent before the kill (counter read at most ~one probe interval before it). */
   sentByKilled: number;
   /** Of those, received by B. */
@@ -32,12 +34,17 @@ export interface RestartFigures {
 const A_METRICS = 9101;
 const B_METRICS = 9102;
 
+/**
+ * `linkDown`: kill A while both its uplinks drop every packet (what it queued meanwhile is in
+ * its memory only); otherwise while the link is healthy.
+ */
 export async function killAndRestart(
   edgeUrl: string,
   dir: string,
   seconds: number,
+  linkDown: boolean,
 ): Promise<RestartFigures> {
-  const room = `soak-kill-${process.pid}`;
+  const room = `soak-kill-${process.pid}-${linkDown ? "down" : "up"}`;
   const rover = (id: string, extra: string[]) => [
     "rover/cli.ts",
     "rover",
@@ -65,10 +72,16 @@ export async function killAndRestart(
       await sleep(250);
       text = scrape("a", A_METRICS);
     }
-    await sleep(4_000);
+    await sleep(linkDown ? 2_000 : 4_000);
+    if (linkDown) {
+      fault.loss("wifi", 1);
+      fault.loss("cell", 1);
+      await sleep(3_000);
+    }
     const last = scrape("a", A_METRICS) ?? "";
     a1.kill("SIGKILL");
     const killedAt = Date.now();
+    if (linkDown) fault.heal();
     const sentByKilled = sample(last, "roverlink_messages_sent_total", { peer: "b" });
     const unackedAtKill = sample(last, "roverlink_link_backlog_messages", { peer: "b" });
     await stopChild(a1);
@@ -108,6 +121,7 @@ export async function killAndRestart(
         channel: "control",
       }) - receivedFromKilled;
     return {
+      linkDownAtKill: linkDown,
       sentByKilled,
       receivedFromKilled,
       lostAcrossRestart: sentByKilled - receivedFromKilled,
@@ -117,6 +131,7 @@ export async function killAndRestart(
       receivedFromRestarted,
     };
   } finally {
+    fault.heal();
     await stopChild(a1);
     await stopChild(b);
   }
