@@ -25,7 +25,7 @@ export interface IdleLinkFigures {
   seconds: number;
   /** The link itself: DTLS/SCTP (health probes, SCTP heartbeats) and STUN consent checks, both ways. */
   udp: Counted;
-  /** Both rovers' HTTP to the edge (parked long-polls and their answers). */
+  /** Both rovers' HTTP to the edge's port (parked long-polls and their answers), both ways. */
   tcp: Counted;
 }
 
@@ -35,11 +35,16 @@ function iptables(...args: string[]): string {
   return execFileSync("iptables", ["-w", ...args], { encoding: "utf8" });
 }
 
-/** Count every packet leaving through loopback (each packet crosses OUTPUT once). */
-function countersUp(): void {
+/**
+ * Count every packet leaving through loopback (each packet crosses OUTPUT once). TCP only to and
+ * from the edge's port: wrangler dev also talks to its own workerd over loopback, which a
+ * deployed edge does not, and which is not the rovers' signaling.
+ */
+function countersUp(edgePort: number): void {
   iptables("-N", CHAIN);
   iptables("-A", CHAIN, "-p", "udp");
-  iptables("-A", CHAIN, "-p", "tcp");
+  iptables("-A", CHAIN, "-p", "tcp", "--dport", String(edgePort));
+  iptables("-A", CHAIN, "-p", "tcp", "--sport", String(edgePort));
   iptables("-I", "OUTPUT", "-o", "lo", "-j", CHAIN);
 }
 
@@ -50,9 +55,12 @@ function read(): { udp: Counted; tcp: Counted } {
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => /^\d+$/.test(f[0] ?? ""));
   const get = (names: string[]): Counted => {
-    const f = rows.find((r) => names.includes(r[2] ?? ""));
-    if (!f) throw new Error(`iptables: no ${names[0]} counter in chain ${CHAIN}`);
-    return { packets: Number(f[0]), bytes: Number(f[1]) };
+    const fs = rows.filter((r) => names.includes(r[2] ?? ""));
+    if (fs.length === 0) throw new Error(`iptables: no ${names[0]} counter in chain ${CHAIN}`);
+    return {
+      packets: fs.reduce((n, f) => n + Number(f[0]), 0),
+      bytes: fs.reduce((n, f) => n + Number(f[1]), 0),
+    };
   };
   return { udp: get(["udp", "17"]), tcp: get(["tcp", "6"]) };
 }
@@ -132,7 +140,7 @@ async function main(): Promise<void> {
     if (!linked) throw new Error("the two rovers did not link within 30 s");
     await sleep(settle * 1000); // settle: first probes, SCTP, consent timers
     const rssLinkedMiB = rssMiB(a.child.pid as number);
-    countersUp();
+    countersUp(Number(new URL(edge.url).port));
     const c0 = read();
     const t0 = performance.now();
     await sleep(idleS * 1000);
