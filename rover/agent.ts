@@ -7,12 +7,12 @@ import { EventEmitter } from "node:events";
 import pino, { type Logger } from "pino";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
+import type { HealthConfig } from "../shared/link/health.ts";
+import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
-import type { HealthConfig } from "./health.ts";
 import { EdgeHttp } from "./http.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
-import { type Payload, ReliableReceiver, ReliableSender } from "./reliable.ts";
 import { UplinkManager } from "./uplinks.ts";
 
 export interface AgentOptions {
@@ -70,6 +70,9 @@ const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 const ABSENT_LINK_GRACE_MS = 10_000;
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
+/** A peer whose link was dropped for misbehaving is refused this long (doubling per strike). */
+const QUARANTINE_MS = 60_000;
+const QUARANTINE_MAX_MS = 3_600_000;
 
 export class Agent extends EventEmitter {
   readonly id: string;
@@ -95,6 +98,8 @@ export class Agent extends EventEmitter {
   /** Peers that left (expired) while their link was kept: since when that link is down. */
   #departed = new Map<string, number | null>();
   #sweepTimer: NodeJS.Timeout | null = null;
+  /** Peers whose link was dropped for misbehaving: refused until `until`. */
+  #quarantine = new Map<string, { until: number; strikes: number; declined: number }>();
   /**
    * `control` stream state per peer process (incarnation), outliving Link objects: a link made
    * afresh to the same process carries on where the last one stopped.
@@ -277,6 +282,14 @@ export class Agent extends EventEmitter {
         if (this.#o.connectNearby) for (const p of ev.peers) if (this.id < p) this.connect(p);
         return;
       case "offer": {
+        const q = this.#quarantine.get(ev.from);
+        if (q && this.#quarantined(ev.from)) {
+          // Logged once a quarantine: a peer could offer in a loop.
+          const entry = { peer: ev.from, untilS: Math.ceil((q.until - Date.now()) / 1000) };
+          if (q.declined++ === 0) this.log.info(entry, "offer from a quarantined peer declined");
+          void this.#client.closeSession(this.room, ev.session).catch(() => {});
+          return;
+        }
         let l = this.#links.get(ev.from);
         if (l && l.role === "offerer" && l.session !== ev.session) {
           if (this.id < ev.from) {
@@ -336,10 +349,33 @@ export class Agent extends EventEmitter {
     return s;
   }
 
-  #dropLink(peer: string, reason: string): void {
+  #quarantined(peer: string): boolean {
+    const q = this.#quarantine.get(peer);
+    return q !== undefined && Date.now() < q.until;
+  }
+
+  /**
+   * The peer broke the link protocol past its budget: drop the link (hanging up), forget its
+   * stream state (what it sent cannot be trusted, and it must not hold our memory), and refuse
+   * it for a while, longer each time.
+   */
+  #dropMisbehaving(peer: string, violations: object): void {
+    const strikes = (this.#quarantine.get(peer)?.strikes ?? 0) + 1;
+    const ms = Math.min(QUARANTINE_MS * 2 ** (strikes - 1), QUARANTINE_MAX_MS);
+    this.#quarantine.set(peer, { until: Date.now() + ms, strikes, declined: 0 });
+    this.log.warn(
+      { peer, violations, quarantineS: Math.round(ms / 1000) },
+      "dropping a misbehaving peer's link",
+    );
+    this.#dropLink(peer, "misbehaving", true);
+    this.#streams.delete(peer);
+    this.emit("misbehaving", peer, violations);
+  }
+
+  #dropLink(peer: string, reason: string, hangUp = false): void {
     const l = this.#links.get(peer);
     if (!l) return;
-    void l.close(false);
+    void l.close(hangUp);
     this.#links.delete(peer);
     this.#departed.delete(peer);
     this.emit("link-down", peer, reason);
@@ -366,6 +402,12 @@ export class Agent extends EventEmitter {
       else if (since === null) this.#departed.set(peer, now);
       else if (now - since >= ABSENT_LINK_GRACE_MS) this.#dropLink(peer, "peer gone");
     }
+    for (const [peer, q] of this.#quarantine) {
+      if (now < q.until) continue;
+      // Served: a peer we are told to connect to gets a new offer. Strikes are kept a while.
+      if (this.#o.connect?.includes(peer) && this.#peers.has(peer)) this.connect(peer);
+      if (now - q.until >= QUARANTINE_MAX_MS) this.#quarantine.delete(peer);
+    }
   }
 
   #newLink(peer: string, role: "offerer" | "answerer"): Link {
@@ -389,6 +431,10 @@ export class Agent extends EventEmitter {
       this.emit("link-up", peer, info);
     });
     link.on("down", (reason: string) => this.emit("link-down", peer, reason));
+    link.on("violation", (kind: string) => this.emit("violation", peer, kind));
+    link.on("misbehaving", (counts: object) => {
+      if (this.#links.get(peer) === link) this.#dropMisbehaving(peer, counts);
+    });
     link.on("message", (m: { channel: string; data: Payload }) =>
       this.emit("message", { peer, ...m }),
     );
@@ -412,7 +458,7 @@ export class Agent extends EventEmitter {
 
   /** Start linking to a peer (we offer). */
   connect(peer: string): void {
-    if (peer === this.id || this.#links.has(peer)) return;
+    if (peer === this.id || this.#links.has(peer) || this.#quarantined(peer)) return;
     void this.#newLink(peer, "offerer").start();
   }
 

@@ -9,6 +9,26 @@ import { EventEmitter } from "node:events";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
+import { CandidateBuffer } from "../shared/link/candidate-buffer.ts";
+import { type ConductConfig, PeerConduct, type Violation } from "../shared/link/conduct.ts";
+import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
+import { decodeProbe, encodeProbe, isProbe } from "../shared/link/probe-wire.ts";
+import {
+  BacklogFullError,
+  decodeFrame,
+  encodeFrame,
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+  WindowError,
+} from "../shared/link/reliable.ts";
+import {
+  iceCredentials,
+  pcIdOf,
+  sdpCandidates,
+  withIceCredentials,
+  withPcId,
+} from "../shared/link/sdp-edit.ts";
 import type { IceServer, RoomEvent } from "../shared/protocol.ts";
 import {
   buildCandidateFrag,
@@ -19,17 +39,6 @@ import {
   type SdpFrag,
   serializeSdpFrag,
 } from "../shared/sdpfrag.ts";
-import { CandidateBuffer } from "./candidate-buffer.ts";
-import { type Decision, type HealthConfig, LinkHealth } from "./health.ts";
-import { iceCredentials, pcIdOf, sdpCandidates, withIceCredentials, withPcId } from "./ice-sdp.ts";
-import {
-  BacklogFullError,
-  decodeFrame,
-  encodeFrame,
-  type Payload,
-  ReliableReceiver,
-  ReliableSender,
-} from "./reliable.ts";
 
 export type Role = "offerer" | "answerer";
 export type Path = "direct" | "relay" | "unknown";
@@ -50,6 +59,8 @@ export interface LinkOptions {
   raw: boolean;
   iceServers: () => IceServer[];
   health?: Partial<HealthConfig>;
+  /** What the remote peer may get away with before the link is dropped. */
+  conduct?: Partial<ConductConfig>;
   log: Logger;
   /** werift host-candidate options (tests, multi-homed rovers). */
   iceAdditionalHostAddresses?: string[];
@@ -67,9 +78,12 @@ type AnswerEvent = Extract<RoomEvent, { type: "answer" }>;
 type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
 type RestartEvent = Extract<RoomEvent, { type: "restart" }>;
 
-const PROBE_PREFIX = '{"rlp":';
 /** Messages an application channel may hold while it (re)opens. */
 const APP_QUEUE_MAX = 1_000;
+/** Data channels one link may have (ours and the peer's); more is a flood. */
+const MAX_CHANNELS = 64;
+/** Longest channel label accepted from the peer (it ends up in logs and metric labels). */
+const MAX_LABEL = 64;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Type of a werift ICE connection's selected pair (internal API, see docs/werift-patches.md). */
@@ -81,6 +95,7 @@ export class Link extends EventEmitter {
   readonly peer: string;
   readonly role: Role;
   readonly health: LinkHealth;
+  readonly conduct: PeerConduct;
   readonly sender: ReliableSender;
   readonly receiver: ReliableReceiver;
   #o: LinkOptions;
@@ -120,6 +135,8 @@ export class Link extends EventEmitter {
   /** Application-channel messages given up because too many waited for the channel. */
   appDropped = 0;
   #appQueue = new Map<string, Payload[]>();
+  /** `control` channels on which the peer said hello already. */
+  #helloed = new WeakSet<RTCDataChannel>();
   backlogRejected = 0;
 
   constructor(o: LinkOptions) {
@@ -128,6 +145,7 @@ export class Link extends EventEmitter {
     this.peer = o.peer;
     this.role = o.role;
     this.health = new LinkHealth(o.health, Date.now());
+    this.conduct = new PeerConduct(o.conduct, Date.now());
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
   }
@@ -184,7 +202,15 @@ export class Link extends EventEmitter {
       if (s === "connected" || s === "completed") this.#restartCompleted(Date.now());
       this.#tick();
     });
-    pc.onDataChannel.subscribe((dc) => this.#wire(dc));
+    pc.onDataChannel.subscribe((dc) => {
+      if (pc !== this.#pc) return;
+      if (this.#channels.size >= MAX_CHANNELS || dc.label.length > MAX_LABEL) {
+        this.#violation("channel-flood", `channel "${dc.label.slice(0, MAX_LABEL)}" refused`);
+        closeQuietly(dc);
+        return;
+      }
+      this.#wire(dc);
+    });
     return pc;
   }
 
@@ -675,7 +701,7 @@ export class Link extends EventEmitter {
     const id = ++this.#probeSeq;
     this.health.onProbeSent(id, Date.now());
     try {
-      t.send(`${PROBE_PREFIX}"ping","i":${id}}`);
+      t.send(encodeProbe({ rlp: "ping", i: id }));
     } catch {
       // closing
     }
@@ -724,7 +750,17 @@ export class Link extends EventEmitter {
       if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control")
         this.#linkDown("channel-closed");
     });
-    dc.onMessage.subscribe((m) => this.#onMessage(dc, m));
+    dc.onMessage.subscribe((m) => {
+      // Called from inside werift's SCTP receive path: nothing may escape from here.
+      try {
+        this.#onMessage(dc, m);
+      } catch (e) {
+        this.#o.log.warn(
+          { peer: this.peer, channel: dc.label, err: errText(e) },
+          "error handling a message",
+        );
+      }
+    });
   }
 
   /** Up once `control` and, when the offer included it, `telemetry` are open (once per PC). */
@@ -784,43 +820,99 @@ export class Link extends EventEmitter {
     this.health.onReceive(now);
     this.#restartCompleted(now);
     const text = typeof m === "string" ? m : null;
-    if (dc.label === "telemetry" && text?.startsWith(PROBE_PREFIX)) {
-      const p = JSON.parse(text) as { rlp: string; i: number };
-      if (p.rlp === "ping") dc.send(`${PROBE_PREFIX}"pong","i":${p.i}}`);
-      else this.health.onProbeAnswered(p.i, now);
-      this.#tick();
+    if (dc.label === "telemetry" && text !== null && isProbe(text)) {
+      this.#onProbe(dc, text, now);
       return;
     }
-    if (dc.label === "control" && text !== null && !this.#o.raw) {
+    if (dc.label === "control" && !this.#o.raw) {
+      // Between agents `control` carries reliable frames only: anything else would bypass
+      // exactly-once delivery.
       let f: ReturnType<typeof decodeFrame>;
       try {
-        f = decodeFrame(text);
+        f = text === null ? null : decodeFrame(text);
       } catch (e) {
-        this.#o.log.warn({ peer: this.peer, err: errText(e) }, "dropping a broken control frame");
+        this.#violation("malformed-frame", errText(e));
         return;
       }
-      if (f) {
-        this.#onFrame(dc, f);
-        return;
-      }
+      if (f) this.#onFrame(dc, f);
+      else this.#violation("unexpected-message", text === null ? "binary on control" : "raw text");
+      return;
     }
-    this.emit("message", { channel: dc.label, data: text ?? new Uint8Array(m as Buffer) });
+    this.#deliver(dc.label, text ?? new Uint8Array(m as Buffer));
+  }
+
+  #onProbe(dc: RTCDataChannel, text: string, now: number): void {
+    let p: ReturnType<typeof decodeProbe>;
+    try {
+      p = decodeProbe(text);
+    } catch (e) {
+      this.#violation("malformed-probe", errText(e));
+      return;
+    }
+    if (p.rlp === "ping") {
+      if (this.conduct.allowPong(now)) dc.send(encodeProbe({ rlp: "pong", i: p.i }));
+      else this.#violation("probe-flood", "ping rate");
+      return;
+    }
+    this.health.onProbeAnswered(p.i, now);
+    this.#tick();
+  }
+
+  /** Hand a message to the application; its handler's errors are its own, not the link's. */
+  #deliver(channel: string, data: Payload): void {
+    try {
+      this.emit("message", { channel, data });
+    } catch (e) {
+      this.#o.log.warn({ peer: this.peer, channel, err: errText(e) }, "message handler threw");
+    }
+  }
+
+  /**
+   * The peer broke the protocol: counted, logged (the first of each kind at warn), and past the
+   * conduct budget the link is reported as misbehaving once (the agent drops it).
+   */
+  #violation(kind: Violation, detail: string): void {
+    const wasDropped = this.conduct.dropped;
+    const first = (this.conduct.counts()[kind] ?? 0) === 0;
+    const verdict = this.conduct.onViolation(kind, Date.now());
+    const entry = { peer: this.peer, violation: kind, detail };
+    if (first) this.#o.log.warn(entry, "peer broke the link protocol");
+    else this.#o.log.debug(entry, "peer broke the link protocol");
+    this.emit("violation", kind);
+    if (verdict === "drop" && !wasDropped) this.emit("misbehaving", this.conduct.counts());
   }
 
   #onFrame(dc: RTCDataChannel, f: NonNullable<ReturnType<typeof decodeFrame>>): void {
     switch (f.t) {
-      case "d":
-        for (const p of this.receiver.onData(f))
-          this.emit("message", { channel: "control", data: p });
+      case "d": {
+        let out: Payload[];
+        try {
+          out = this.receiver.onData(f);
+        } catch (e) {
+          if (!(e instanceof WindowError)) throw e;
+          this.#violation(e.kind, e.message);
+          return;
+        }
+        for (const p of out) this.#deliver("control", p);
         this.#scheduleAck(dc);
         return;
+      }
       case "a":
-        this.sender.onAck(f.n);
+        if (!this.sender.onAck(f.n)) this.#violation("bad-ack", `ack ${f.n}`);
         return;
-      case "h":
-        for (const r of this.sender.resendFrom(f.st === this.sender.stream ? f.n : 0))
+      case "h": {
+        // One hello per opening of the peer's `control`: each asks us to resend the backlog.
+        if (this.#helloed.has(dc)) {
+          this.#violation("hello-flood", "second hello on one channel");
+          return;
+        }
+        this.#helloed.add(dc);
+        const n = f.st === this.sender.stream ? f.n : 0;
+        if (n > this.sender.nextSeq) this.#violation("bad-ack", `hello ${n}`);
+        for (const r of this.sender.resendFrom(n > this.sender.nextSeq ? 0 : n))
           dc.send(encodeFrame(r));
         return;
+      }
     }
   }
 
@@ -914,6 +1006,14 @@ export class Link extends EventEmitter {
     const sid = this.#sid;
     if (hangUp && sid) await this.#o.client.closeSession(this.#o.room, sid).catch(() => {});
     this.#replacePc();
+  }
+}
+
+function closeQuietly(dc: RTCDataChannel): void {
+  try {
+    dc.close();
+  } catch {
+    // already closed
   }
 }
 

@@ -1,6 +1,6 @@
 /** Prometheus metrics for one agent (prom-client), served on 127.0.0.1:<port>/metrics. */
 import { createServer, type Server } from "node:http";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Agent } from "./agent.ts";
 
 const STATES = ["connecting", "up", "degraded", "restarting", "rebuilding", "down"] as const;
@@ -27,8 +27,23 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly violations = new Counter({
+    name: "roverlink_peer_violations_total",
+    help: "Link protocol violations by remote peers (malformed frames, floods, out-of-window data)",
+    labelNames: ["peer", "kind"],
+    registers: [this.registry],
+  });
+  readonly misbehaving = new Counter({
+    name: "roverlink_links_dropped_misbehaving_total",
+    help: "Links dropped because the remote peer kept breaking the link protocol",
+    labelNames: ["peer"],
+    registers: [this.registry],
+  });
+
   constructor(agent: Agent) {
     const reg = [this.registry];
+    // Process figures (resident memory, event-loop lag, handles): what an operator watches first.
+    collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: "roverlink_link_state",
       help: "1 for the link's current state",
@@ -77,6 +92,8 @@ export class AgentMetrics {
     agent.on("message", (m: { peer: string; channel: string }) =>
       this.messagesReceived.inc({ peer: m.peer, channel: m.channel }),
     );
+    agent.on("violation", (peer: string, kind: string) => this.violations.inc({ peer, kind }));
+    agent.on("misbehaving", (peer: string) => this.misbehaving.inc({ peer }));
     agent.on("handover", (h: { kind: string; gapMs: number }) =>
       this.handoverGap.observe({ kind: h.kind }, h.gapMs / 1000),
     );

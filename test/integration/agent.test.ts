@@ -8,10 +8,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
 import { Agent, type AgentMessage } from "../../rover/agent.ts";
-import { iceCredentials, sdpCandidates, withIceCredentials } from "../../rover/ice-sdp.ts";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
 import { NetWatch } from "../../rover/netwatch.ts";
 import { type FetchFn, RoverlinkClient } from "../../shared/client.ts";
+import { iceCredentials, sdpCandidates, withIceCredentials } from "../../shared/link/sdp-edit.ts";
 import {
   buildCandidateFrag,
   fragCandidates,

@@ -8,7 +8,8 @@ import {
   FrameError,
   ReliableReceiver,
   ReliableSender,
-} from "../../rover/reliable.ts";
+  WindowError,
+} from "../../../shared/link/reliable.ts";
 
 describe("reliable control layer", () => {
   it("round-trips frames; raw text is not a frame; broken frames throw FrameError", () => {
@@ -100,5 +101,86 @@ describe("reliable control layer", () => {
         expect(got).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
       }),
     );
+  });
+});
+
+describe("reliable control layer against a hostile sender", () => {
+  const data = (st: string, s: number, p = "x"): Frame & { t: "d" } => ({
+    rl: 1,
+    t: "d",
+    st,
+    s,
+    p,
+  });
+
+  it("refuses a frame too far ahead of the next expected one, holding nothing", () => {
+    const r = new ReliableReceiver({ maxAhead: 100 });
+    expect(r.onData(data("s", 0))).toEqual(["x"]);
+    expect(() => r.onData(data("s", 102))).toThrow(WindowError);
+    expect(r.held()).toEqual({ messages: 0, bytes: 0 });
+    // Within the window it is held until the gap fills.
+    expect(r.onData(data("s", 101))).toEqual([]);
+    expect(r.held().messages).toBe(1);
+  });
+
+  it("holds at most maxAheadBytes ahead of a gap, and frees them once the gap fills", () => {
+    const r = new ReliableReceiver({ maxAheadBytes: 10_000 });
+    const big = "y".repeat(1_000);
+    for (let s = 1; s <= 10; s++) r.onData(data("s", s, big));
+    expect(r.held()).toEqual({ messages: 10, bytes: 10_000 });
+    let err: unknown;
+    try {
+      r.onData(data("s", 11, big));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(WindowError);
+    expect((err as WindowError).kind).toBe("reorder-overflow");
+    expect(r.onData(data("s", 0))).toHaveLength(11);
+    expect(r.held()).toEqual({ messages: 0, bytes: 0 });
+  });
+
+  it("under any sequence of frames, what is held never passes the bounds", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ s: fc.nat(3_000), len: fc.nat(5_000), st: fc.constantFrom("a", "b") }),
+          {
+            maxLength: 300,
+          },
+        ),
+        (frames) => {
+          const r = new ReliableReceiver({ maxAhead: 500, maxAheadBytes: 50_000 });
+          for (const f of frames) {
+            try {
+              r.onData(data(f.st, f.s, "z".repeat(f.len)));
+            } catch (e) {
+              if (!(e instanceof WindowError)) throw e;
+            }
+            expect(r.held().messages).toBeLessThanOrEqual(501);
+            expect(r.held().bytes).toBeLessThanOrEqual(50_000);
+          }
+        },
+      ),
+    );
+  });
+
+  it("ignores an acknowledgement of messages never sent", () => {
+    const s = new ReliableSender();
+    s.send("a");
+    s.send("b");
+    expect(s.onAck(5)).toBe(false);
+    expect(s.backlog().messages).toBe(2);
+    expect(s.onAck(1)).toBe(true);
+    expect(s.backlog().messages).toBe(1);
+    expect(s.nextSeq).toBe(2);
+  });
+
+  it("bounds the backlog in bytes too", () => {
+    const s = new ReliableSender({ maxBacklogBytes: 100 });
+    s.send("x".repeat(60));
+    s.send("x".repeat(60));
+    expect(() => s.send("x")).toThrow(BacklogFullError);
+    expect(s.stats().rejected).toBe(1);
   });
 });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { CandidateBuffer } from "../../rover/candidate-buffer.ts";
+import { CandidateBuffer } from "../../../shared/link/candidate-buffer.ts";
 import {
   buildCandidateFrag,
   type FragCandidate,
   fragCandidates,
   parseSdpFrag,
   serializeSdpFrag,
-} from "../../shared/sdpfrag.ts";
+} from "../../../shared/sdpfrag.ts";
 
 /** Candidates as a `candidates` event carries them: an sdpfrag through the wire format. */
 function frag(ufrag: string | undefined, ...ports: number[]): FragCandidate[] {

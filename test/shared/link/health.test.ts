@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_HEALTH, type Decision, LinkHealth } from "../../rover/health.ts";
+import { DEFAULT_HEALTH, type Decision, LinkHealth } from "../../../shared/link/health.ts";
 
 type At = { at: number; d: Decision };
 

@@ -6,7 +6,7 @@ import {
   sdpCandidates,
   withIceCredentials,
   withPcId,
-} from "../../rover/ice-sdp.ts";
+} from "../../../shared/link/sdp-edit.ts";
 
 const SDP = [
   "v=0",

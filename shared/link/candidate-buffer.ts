@@ -5,7 +5,7 @@
  * may come before the new description. They are held per session and ufrag, and handed out once
  * a description with that ufrag is applied to that session. Pure: no werift, no timers.
  */
-import type { FragCandidate } from "../shared/sdpfrag.ts";
+import type { FragCandidate } from "../sdpfrag.ts";
 
 interface Held {
   session: string;

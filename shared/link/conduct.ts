@@ -1,0 +1,116 @@
+/**
+ * What a remote peer may get away with on a link, sans-IO: every protocol violation it commits
+ * (broken frames, out-of-window data, floods) is counted and costs it from a leaky bucket; past
+ * the budget the link is dropped. Occasional garbage (a bug, a bit flip) is tolerated, a peer
+ * that keeps sending it is not. Rate gates bound the work one peer can make us do in answer
+ * (pongs, resends). Events and a clock in, verdicts out; tested in test/shared/link/conduct.test.ts.
+ */
+
+export type Violation =
+  /** A `control` frame that does not decode (bad JSON, unknown type, bad fields). */
+  | "malformed-frame"
+  /** A health probe on `telemetry` that does not decode. */
+  | "malformed-probe"
+  /** Something our protocol never sends on that channel (binary or raw text on `control`). */
+  | "unexpected-message"
+  /** A data frame too far ahead of the next expected one (window in messages). */
+  | "out-of-window"
+  /** Data waiting ahead of a gap past the byte bound. */
+  | "reorder-overflow"
+  /** An acknowledgement of messages we never sent. */
+  | "bad-ack"
+  /** Pings faster than any policy of ours sends them. */
+  | "probe-flood"
+  /** A second hello on one channel (each asks us to resend our whole backlog). */
+  | "hello-flood"
+  /** More data channels than a link may have, or a channel label past the limit. */
+  | "channel-flood";
+
+export interface ConductConfig {
+  /** Cost a peer may accumulate before its link is dropped. */
+  budget: number;
+  /** Cost forgiven per second. */
+  forgivePerS: number;
+  /** What each violation costs. */
+  cost: Record<Violation, number>;
+  /** Pings answered per second at most (our own policy sends at most 4/s). */
+  pongsPerS: number;
+}
+
+export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
+  budget: 20,
+  forgivePerS: 1,
+  cost: Object.freeze({
+    "malformed-frame": 1,
+    "malformed-probe": 1,
+    "unexpected-message": 1,
+    "out-of-window": 5,
+    "reorder-overflow": 21,
+    "bad-ack": 5,
+    "probe-flood": 0.1,
+    "hello-flood": 1,
+    "channel-flood": 5,
+  }),
+  pongsPerS: 20,
+});
+
+export type Verdict = "tolerate" | "drop";
+
+export class PeerConduct {
+  readonly config: ConductConfig;
+  #level = 0;
+  #at: number;
+  #counts = new Map<Violation, number>();
+  #pongTokens: number;
+  #pongAt: number;
+  #dropped = false;
+
+  constructor(config: Partial<ConductConfig> = {}, now = 0) {
+    this.config = {
+      ...DEFAULT_CONDUCT,
+      ...config,
+      cost: { ...DEFAULT_CONDUCT.cost, ...config.cost },
+    };
+    this.#at = now;
+    this.#pongAt = now;
+    this.#pongTokens = this.config.pongsPerS;
+  }
+
+  /** A violation happened: tolerated, or the link must go (once "drop", always "drop"). */
+  onViolation(kind: Violation, now: number): Verdict {
+    this.#counts.set(kind, (this.#counts.get(kind) ?? 0) + 1);
+    const forgiven = (Math.max(0, now - this.#at) / 1000) * this.config.forgivePerS;
+    this.#level = Math.max(0, this.#level - forgiven) + this.config.cost[kind];
+    this.#at = now;
+    if (this.#level > this.config.budget) this.#dropped = true;
+    return this.#dropped ? "drop" : "tolerate";
+  }
+
+  /** May we answer this ping? (Token bucket; a refused one is a `probe-flood` violation.) */
+  allowPong(now: number): boolean {
+    const rate = this.config.pongsPerS;
+    this.#pongTokens = Math.min(
+      rate,
+      this.#pongTokens + (Math.max(0, now - this.#pongAt) / 1000) * rate,
+    );
+    this.#pongAt = now;
+    if (this.#pongTokens < 1) return false;
+    this.#pongTokens -= 1;
+    return true;
+  }
+
+  get dropped(): boolean {
+    return this.#dropped;
+  }
+
+  /** Violations so far, by kind. */
+  counts(): Partial<Record<Violation, number>> {
+    return Object.fromEntries(this.#counts);
+  }
+
+  total(): number {
+    let n = 0;
+    for (const v of this.#counts.values()) n += v;
+    return n;
+  }
+}

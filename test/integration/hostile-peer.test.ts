@@ -1,0 +1,259 @@
+/**
+ * Hostile peers against a real `roverlink rover` process (the CLI, as deployed) through a real
+ * local edge: a werift peer under test control links to the rover like any room member, then
+ * sends malformed, oversized, out-of-window and flood traffic on every channel. The rover must
+ * stay up, drop each hostile link (log line + metric), hold bounded memory, and keep its link to
+ * a well-behaved rover exactly-once throughout.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { RoverlinkClient } from "../../shared/client.ts";
+import { encodeFrame } from "../../shared/link/reliable.ts";
+import { mintToken } from "../../shared/token.ts";
+
+const SECRET = "hostile-secret-hostile-secret-hostile";
+const ROOM = "hostile";
+const CLI = join(REPO_ROOT, "rover", "cli.ts");
+
+let edge: LocalEdge;
+let victim: { child: ChildProcess; stderr: () => string; metricsPort: number };
+let good: { child: ChildProcess; exited: Promise<number | null>; stats: string };
+const hostiles: RTCPeerConnection[] = [];
+
+const token = (sub: string) => mintToken({ secret: SECRET, sub, room: ROOM, ttlSeconds: 600 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what = "condition") {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`${what}: not met in ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+async function rover(id: string, args: string[]) {
+  const child = spawn(
+    process.execPath,
+    [CLI, "rover", "--edge", edge.url, "--room", ROOM, "--id", id, "--log-level", "info", ...args],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ROVERLINK_SECRET: "", ROVERLINK_TOKEN: await token(id) },
+    },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, exited, stderr: () => stderr };
+}
+
+async function metrics(): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${victim.metricsPort}/metrics`)).text();
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const esc = labels.replace(/[{}"]/g, (c) => `\\${c}`);
+  return Number(text.match(new RegExp(`^${name}${esc} (\\S+)$`, "m"))?.[1] ?? 0);
+}
+
+function victimLogs(): { msg: string; peer?: string; violation?: string }[] {
+  return victim
+    .stderr()
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
+}
+
+/** A room member that links to the victim with plain werift, then does what the test says. */
+async function hostile(
+  id: string,
+): Promise<{ control: RTCDataChannel; telemetry: RTCDataChannel; pc: RTCPeerConnection }> {
+  const client = new RoverlinkClient({ baseUrl: edge.url, token: await token(id) });
+  await client.join(ROOM, { kind: "rover" });
+  const pc = new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+  });
+  hostiles.push(pc);
+  const control = pc.createDataChannel("control", { ordered: true });
+  const telemetry = pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 });
+  await pc.setLocalDescription(await pc.createOffer());
+  const r = await client.offer(ROOM, "victim", pc.localDescription?.sdp ?? "", { waitS: 10 });
+  expect(r.status).toBe(201);
+  await pc.setRemoteDescription({ type: "answer", sdp: r.answer ?? "" });
+  await until(
+    () => control.readyState === "open" && telemetry.readyState === "open",
+    15_000,
+    `${id} open`,
+  );
+  // The victim says hello on control once its side is up.
+  await sleep(300);
+  return { control, telemetry, pc };
+}
+
+async function expectDropped(id: string, kind: string): Promise<void> {
+  await until(
+    async () =>
+      metric(await metrics(), "roverlink_links_dropped_misbehaving_total", `{peer="${id}"}`) === 1,
+    15_000,
+    `${id} dropped`,
+  );
+  const text = await metrics();
+  expect(
+    metric(text, "roverlink_peer_violations_total", `{peer="${id}",kind="${kind}"}`),
+  ).toBeGreaterThan(0);
+  // Its link is gone from the rover's link list.
+  expect(text).not.toContain(`roverlink_link_state{peer="${id}"`);
+  const line = victimLogs().find(
+    (l) => l.msg === "dropping a misbehaving peer's link" && l.peer === id,
+  );
+  expect(line, `log line for ${id}`).toBeDefined();
+  expect(victim.child.exitCode).toBeNull();
+}
+
+beforeAll(async () => {
+  edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
+  const metricsPort = await freePort();
+  const v = await rover("victim", ["--echo", "--metrics-port", String(metricsPort)]);
+  victim = { child: v.child, stderr: v.stderr, metricsPort };
+  await until(() => v.stderr().includes('"joined"'), 20_000, "victim joined");
+  const stats = join(mkdtempSync(join(tmpdir(), "roverlink-hostile-")), "stats.json");
+  const g = await rover("good", ["--connect", "victim", "--probe", "20", "--stats-json", stats]);
+  good = { child: g.child, exited: g.exited, stats };
+  await until(
+    async () => (await metrics()).includes('roverlink_link_state{peer="good",state="up"} 1'),
+    20_000,
+    "good link up",
+  );
+});
+
+afterAll(async () => {
+  for (const pc of hostiles) await pc.close().catch(() => {});
+  for (const c of [good?.child, victim?.child]) if (c && c.exitCode === null) c.kill("SIGKILL");
+  await edge?.stop();
+});
+
+describe("a rover under attack by room members", () => {
+  it("survives the 7-byte probe that used to crash it, and drops a peer that keeps at it", async () => {
+    const h = await hostile("h-probe");
+    h.telemetry.send('{"rlp":');
+    await sleep(500);
+    expect(victim.child.exitCode).toBeNull();
+    for (const junk of ['{"rlp":"ping"}', '{"rlp":"ping","i":-1}', '{"rlp":null}', '{"rlp":[1,2']) {
+      for (let i = 0; i < 8; i++) h.telemetry.send(junk);
+    }
+    await expectDropped("h-probe", "malformed-probe");
+  });
+
+  it("drops a peer sending garbage, binary and broken frames on control", async () => {
+    const h = await hostile("h-control");
+    for (let i = 0; i < 10; i++) {
+      h.control.send('{"rl":1,"t":"d"');
+      h.control.send(Buffer.from([0xff, 0x00, 0x13, 0x37]));
+      h.control.send("raw text that would bypass exactly-once");
+      h.control.send('{"rl":1,"t":"zz","n":1}');
+    }
+    await expectDropped("h-control", "malformed-frame");
+    const text = await metrics();
+    expect(
+      metric(
+        text,
+        "roverlink_peer_violations_total",
+        '{peer="h-control",kind="unexpected-message"}',
+      ),
+    ).toBeGreaterThan(0);
+  });
+
+  it("holds no more than its bound of gapped data, then drops the peer", async () => {
+    const h = await hostile("h-gaps");
+    // 16 KiB frames, none of which can be delivered (0 and 1 never come): 5 MiB, past the 4 MiB bound.
+    const p = "g".repeat(16 * 1024);
+    for (let s = 2; s < 2 + 320 && h.control.readyState === "open"; s++) {
+      h.control.send(encodeFrame({ rl: 1, t: "d", st: "attacker", s, p }));
+      if (s % 32 === 0) await sleep(20);
+    }
+    await expectDropped("h-gaps", "reorder-overflow");
+    // The dropped link's stream state is forgotten: nothing of it is held any more.
+    const rss = metric(await metrics(), "process_resident_memory_bytes", "");
+    expect(rss).toBeGreaterThan(0);
+    expect(rss).toBeLessThan(400 * 1024 * 1024);
+  });
+
+  it("drops a peer sending frames far outside the window", async () => {
+    const h = await hostile("h-window");
+    for (let i = 0; i < 10; i++)
+      h.control.send(encodeFrame({ rl: 1, t: "d", st: "attacker", s: 1_000_000 + i, p: "x" }));
+    await expectDropped("h-window", "out-of-window");
+  });
+
+  it("drops a peer flooding pings, hellos and acks of what was never sent", async () => {
+    const h = await hostile("h-flood");
+    const pongs: number[] = [];
+    h.telemetry.onMessage.subscribe(() => pongs.push(Date.now()));
+    for (let i = 0; i < 2_000 && h.telemetry.readyState === "open"; i++) {
+      h.telemetry.send(`{"rlp":"ping","i":${i}}`);
+      if (i % 100 === 0) await sleep(5);
+    }
+    await expectDropped("h-flood", "probe-flood");
+    // Far fewer pongs than pings: the rover did not do the flooder's bidding.
+    expect(pongs.length).toBeLessThan(200);
+
+    const h2 = await hostile("h-hello");
+    for (let i = 0; i < 30; i++) {
+      h2.control.send(encodeFrame({ rl: 1, t: "h", st: "whatever", n: 0 }));
+      h2.control.send(encodeFrame({ rl: 1, t: "a", n: 1_000_000 }));
+    }
+    await expectDropped("h-hello", "hello-flood");
+    expect(
+      metric(await metrics(), "roverlink_peer_violations_total", '{peer="h-hello",kind="bad-ack"}'),
+    ).toBeGreaterThan(0);
+  });
+
+  it("drops a peer opening channels without end", async () => {
+    const h = await hostile("h-channels");
+    for (let i = 0; i < 80; i++) h.pc.createDataChannel(`ch-${i}`, { ordered: true });
+    await expectDropped("h-channels", "channel-flood");
+  });
+
+  it("refuses a dropped peer's new offer for a while (quarantine)", async () => {
+    const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-probe") });
+    await client.join(ROOM, { kind: "rover" });
+    const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false });
+    hostiles.push(pc);
+    pc.createDataChannel("control");
+    await pc.setLocalDescription(await pc.createOffer());
+    const r = await client
+      .offer(ROOM, "victim", pc.localDescription?.sdp ?? "", { waitS: 3 })
+      .catch((e: unknown) => e);
+    // Not answered: either the session was closed at once or no answer came in time.
+    expect(r instanceof Error || (r as { status: number }).status !== 201).toBe(true);
+    await until(
+      () =>
+        victimLogs().some(
+          (l) => l.msg === "offer from a quarantined peer declined" && l.peer === "h-probe",
+        ),
+      5_000,
+      "offer declined",
+    );
+    expect((await metrics()).includes('roverlink_link_state{peer="h-probe"')).toBe(false);
+  });
+
+  it("the well-behaved link saw none of it: nothing lost, duplicated or reordered", async () => {
+    expect(victim.child.exitCode).toBeNull();
+    const text = await metrics();
+    expect(text).toContain('roverlink_link_state{peer="good",state="up"} 1');
+    expect(text).not.toMatch(/roverlink_peer_violations_total\{peer="good"/);
+    good.child.kill("SIGINT");
+    expect(await good.exited).toBe(0);
+    const f = JSON.parse(readFileSync(good.stats, "utf8")) as Record<string, number>;
+    expect(f.sent).toBeGreaterThan(100);
+    expect(f).toMatchObject({ lost: 0, duplicated: 0, reordered: 0 });
+    expect(f.received).toBe(f.sent);
+  });
+});
