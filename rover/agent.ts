@@ -7,7 +7,10 @@ import { EventEmitter } from "node:events";
 import pino, { type Logger } from "pino";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
+import { Quarantine } from "../shared/link/conduct.ts";
+import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig } from "../shared/link/health.ts";
+import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
 import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
 import { EdgeHttp } from "./http.ts";
@@ -66,13 +69,8 @@ export interface AgentMessage {
 }
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
-/** How long a link to a peer the edge no longer lists may stay down before it is dropped. */
-const ABSENT_LINK_GRACE_MS = 10_000;
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
-/** A peer whose link was dropped for misbehaving is refused this long (doubling per strike). */
-const QUARANTINE_MS = 60_000;
-const QUARANTINE_MAX_MS = 3_600_000;
 
 export class Agent extends EventEmitter {
   readonly id: string;
@@ -95,11 +93,11 @@ export class Agent extends EventEmitter {
   #uplinks: UplinkManager | null = null;
   /** The last incarnation seen per peer (kept after it leaves, to tell a restart from a return). */
   #incarnations = new Map<string, unknown>();
-  /** Peers that left (expired) while their link was kept: since when that link is down. */
-  #departed = new Map<string, number | null>();
+  /** Links kept to peers that left the edge (shared/link/departed.ts). */
+  #departed = new DepartedLinks();
   #sweepTimer: NodeJS.Timeout | null = null;
-  /** Peers whose link was dropped for misbehaving: refused until `until`. */
-  #quarantine = new Map<string, { until: number; strikes: number; declined: number }>();
+  /** Peers whose link was dropped for misbehaving (shared/link/conduct.ts). */
+  #quarantine = new Quarantine();
   /**
    * `control` stream state per peer process (incarnation), outliving Link objects: a link made
    * afresh to the same process carries on where the last one stopped.
@@ -267,11 +265,14 @@ export class Agent extends EventEmitter {
       case "peer-left": {
         this.#peers.delete(ev.peer);
         const l = this.#links.get(ev.peer);
-        if (l && ev.reason === "expired" && l.up) {
+        if (l && this.#departed.left(ev.peer, ev.reason, l.up, Date.now()) === "keep") {
           // The edge lost sight of the peer (its uplink to the edge, or the edge, failed), the
-          // path between us did not. Kept while it works (#sweep drops it once it fails).
-          this.log.info({ peer: ev.peer }, "peer's presence expired; live link kept");
-          this.#departed.set(ev.peer, null);
+          // path between us did not: kept for a bounded grace while it works (#sweep).
+          const { maxKeepMs } = this.#departed.config;
+          this.log.info(
+            { peer: ev.peer, keepS: maxKeepMs / 1000 },
+            "peer's presence expired; live link kept for a grace",
+          );
         } else if (l) {
           this.#dropLink(ev.peer, `peer ${ev.reason}`);
         }
@@ -279,20 +280,20 @@ export class Agent extends EventEmitter {
         return;
       }
       case "nearby":
-        if (this.#o.connectNearby) for (const p of ev.peers) if (this.id < p) this.connect(p);
+        if (this.#o.connectNearby)
+          for (const p of ev.peers) if (offersTo(this.id, p)) this.connect(p);
         return;
       case "offer": {
-        const q = this.#quarantine.get(ev.from);
-        if (q && this.#quarantined(ev.from)) {
+        if (this.#quarantine.refused(ev.from, Date.now())) {
           // Logged once a quarantine: a peer could offer in a loop.
-          const entry = { peer: ev.from, untilS: Math.ceil((q.until - Date.now()) / 1000) };
-          if (q.declined++ === 0) this.log.info(entry, "offer from a quarantined peer declined");
+          if (this.#quarantine.declined(ev.from))
+            this.log.info({ peer: ev.from }, "offer from a quarantined peer declined");
           void this.#client.closeSession(this.room, ev.session).catch(() => {});
           return;
         }
         let l = this.#links.get(ev.from);
         if (l && l.role === "offerer" && l.session !== ev.session) {
-          if (this.id < ev.from) {
+          if (crossedOffer(this.id, ev.from) === "decline") {
             // Both offered at once: the smaller id's offer wins; decline theirs. (Our own offer
             // may still be waiting for its answer, session unknown: it wins all the same, and
             // the other side yields to it.)
@@ -349,20 +350,13 @@ export class Agent extends EventEmitter {
     return s;
   }
 
-  #quarantined(peer: string): boolean {
-    const q = this.#quarantine.get(peer);
-    return q !== undefined && Date.now() < q.until;
-  }
-
   /**
    * The peer broke the link protocol past its budget: drop the link (hanging up), forget its
    * stream state (what it sent cannot be trusted, and it must not hold our memory), and refuse
    * it for a while, longer each time.
    */
   #dropMisbehaving(peer: string, violations: object): void {
-    const strikes = (this.#quarantine.get(peer)?.strikes ?? 0) + 1;
-    const ms = Math.min(QUARANTINE_MS * 2 ** (strikes - 1), QUARANTINE_MAX_MS);
-    this.#quarantine.set(peer, { until: Date.now() + ms, strikes, declined: 0 });
+    const ms = this.#quarantine.strike(peer, Date.now());
     this.log.warn(
       { peer, violations, quarantineS: Math.round(ms / 1000) },
       "dropping a misbehaving peer's link",
@@ -377,7 +371,7 @@ export class Agent extends EventEmitter {
     if (!l) return;
     void l.close(hangUp);
     this.#links.delete(peer);
-    this.#departed.delete(peer);
+    this.#departed.forget(peer);
     this.emit("link-down", peer, reason);
   }
 
@@ -391,22 +385,13 @@ export class Agent extends EventEmitter {
       if (this.#links.has(peer)) s.idleSince = now;
       else if (now - s.idleSince >= STREAM_KEEP_MS) this.#streams.delete(peer);
     }
-    for (const [peer, l] of this.#links) {
-      if (!this.#departed.has(peer)) continue;
-      if (this.#peers.has(peer)) {
-        this.#departed.delete(peer); // back at the edge
-        continue;
-      }
-      const since = this.#departed.get(peer) ?? null;
-      if (l.up) this.#departed.set(peer, null);
-      else if (since === null) this.#departed.set(peer, now);
-      else if (now - since >= ABSENT_LINK_GRACE_MS) this.#dropLink(peer, "peer gone");
-    }
-    for (const [peer, q] of this.#quarantine) {
-      if (now < q.until) continue;
-      // Served: a peer we are told to connect to gets a new offer. Strikes are kept a while.
+    for (const peer of this.#links.keys())
+      if (this.#departed.isKept(peer) && this.#peers.has(peer)) this.#departed.returned(peer);
+    for (const peer of this.#departed.sweep(now, (p) => this.#links.get(p)?.up ?? false))
+      this.#dropLink(peer, "peer gone");
+    for (const peer of this.#quarantine.released(now)) {
+      // Served: a peer we are told to connect to gets a new offer.
       if (this.#o.connect?.includes(peer) && this.#peers.has(peer)) this.connect(peer);
-      if (now - q.until >= QUARANTINE_MAX_MS) this.#quarantine.delete(peer);
     }
   }
 
@@ -438,6 +423,12 @@ export class Agent extends EventEmitter {
     link.on("message", (m: { channel: string; data: Payload }) =>
       this.emit("message", { peer, ...m }),
     );
+    link.on("state", (state: string, prev: string) => this.emit("link-state", peer, state, prev));
+    link.on("restart-failed", (err: string) => {
+      // The restart could not reach the edge: its kept-alive connection may ride a dead uplink.
+      this.log.info({ peer, err }, "restart attempt failed; fresh connections to the edge");
+      this.#freshHttp();
+    });
     link.on("restarting", (reason: string) => {
       this.log.info({ peer, reason }, "handover started");
       // Silent loss with the routing table unchanged: the preferred uplink may be a black hole.
@@ -458,7 +449,8 @@ export class Agent extends EventEmitter {
 
   /** Start linking to a peer (we offer). */
   connect(peer: string): void {
-    if (peer === this.id || this.#links.has(peer) || this.#quarantined(peer)) return;
+    if (peer === this.id || this.#links.has(peer)) return;
+    if (this.#quarantine.refused(peer, Date.now())) return;
     void this.#newLink(peer, "offerer").start();
   }
 
@@ -487,7 +479,8 @@ export class Agent extends EventEmitter {
       const h = l.health.snapshot(now);
       return {
         peer: l.peer,
-        state: h.state === "up" && (h.lossPct ?? 0) > 20 ? "degraded" : h.state,
+        // The policy's own report (degraded: late probes or loss past its threshold).
+        state: h.state,
         path: l.path(),
         rttMs: h.rttMs,
         lossPct: h.lossPct,

@@ -1,27 +1,20 @@
 /**
- * One link to one remote peer: a werift RTCPeerConnection plus everything that makes it last —
- * signaling through the edge (offer/answer, trickle, ICE restart by re-POST), the health monitor
- * (health.ts) driving restarts and rebuilds, and the reliable layer (reliable.ts) that keeps
- * `control` exactly-once and in order across both. I/O only: decisions come from health.ts.
+ * One link to one remote peer: a werift RTCPeerConnection and its negotiation through the edge
+ * (offer/answer, ICE restart by re-POST, answering PATCH restarts, rebuilds), carrying out what
+ * the health policy (shared/link/health.ts) decides: the only place that decides. Every event the
+ * policy defines is fed from here. The pieces around it:
+ *   link-channels.ts       data channels, the reliable `control` stream, probes, peer conduct
+ *   candidate-exchange.ts  trickle ICE, both ways
+ *   werift-internals.ts    the werift internals handover needs (selected pair, ufrag)
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import { RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
-import { CandidateBuffer } from "../shared/link/candidate-buffer.ts";
-import { type ConductConfig, PeerConduct, type Violation } from "../shared/link/conduct.ts";
+import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
-import { decodeProbe, encodeProbe, isProbe } from "../shared/link/probe-wire.ts";
-import {
-  BacklogFullError,
-  decodeFrame,
-  encodeFrame,
-  type Payload,
-  ReliableReceiver,
-  ReliableSender,
-  WindowError,
-} from "../shared/link/reliable.ts";
+import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
 import {
   iceCredentials,
   pcIdOf,
@@ -39,9 +32,17 @@ import {
   type SdpFrag,
   serializeSdpFrag,
 } from "../shared/sdpfrag.ts";
+import { CandidateExchange, type ExchangeTarget } from "./candidate-exchange.ts";
+import { LinkChannels } from "./link-channels.ts";
+import {
+  iceConnection,
+  type Path,
+  selectedPairCounters,
+  selectedPath,
+} from "./werift-internals.ts";
 
 export type Role = "offerer" | "answerer";
-export type Path = "direct" | "relay" | "unknown";
+export type { Path };
 
 export interface Logger {
   debug(o: object, msg?: string): void;
@@ -78,42 +79,25 @@ type AnswerEvent = Extract<RoomEvent, { type: "answer" }>;
 type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
 type RestartEvent = Extract<RoomEvent, { type: "restart" }>;
 
-/** Messages an application channel may hold while it (re)opens. */
-const APP_QUEUE_MAX = 1_000;
-/** Data channels one link may have (ours and the peer's); more is a flood. */
-const MAX_CHANNELS = 64;
-/** Longest channel label accepted from the peer (it ends up in logs and metric labels). */
-const MAX_LABEL = 64;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Type of a werift ICE connection's selected pair (internal API, see docs/werift-patches.md). */
-type Nominated =
-  | { localCandidate?: { type?: string }; remoteCandidate?: { ufrag?: string } }
-  | undefined;
+/** How long an offer or a re-POST restart waits for the answer in the same request (s). */
+const OFFER_WAIT_S = 10;
+const RESTART_WAIT_S = 3;
+/** The answerer waits this long for the offerer's `telemetry` after `control` opened (ms). */
+const TELEMETRY_GRACE_MS = 200;
 
 export class Link extends EventEmitter {
   readonly peer: string;
   readonly role: Role;
   readonly health: LinkHealth;
-  readonly conduct: PeerConduct;
   readonly sender: ReliableSender;
   readonly receiver: ReliableReceiver;
   #o: LinkOptions;
   #pc: RTCPeerConnection | null = null;
-  #channels = new Map<string, RTCDataChannel>();
+  readonly #channels: LinkChannels;
+  readonly #candidates: CandidateExchange;
   #sid: string | null = null;
   #etag: string | null = null;
-  /** Local candidates waiting for a session to trickle into. */
-  #outCandidates: { candidate: string; sdpMid?: string; sdpMLineIndex?: number }[] = [];
-  /** While a description is made and sent, its candidates travel in it, not by PATCH. */
-  #holdTrickle = false;
-  /** Local candidates already sent inside a description or fragment (werift gathers first). */
-  #sentCandidates = new Set<string>();
-  /** Remote candidates waiting for the description (session and ufrag) they belong to. */
-  readonly #held = new CandidateBuffer();
   #timer: NodeJS.Timeout | null = null;
-  #reofferTimer: NodeJS.Timeout | null = null;
-  #offerFailures = 0;
   /** Our PeerConnection's id (in every SDP we send) and the remote one's (from theirs). */
   #pcId = "";
   #remotePcId: string | null = null;
@@ -122,7 +106,6 @@ export class Link extends EventEmitter {
   #closed = false;
   #everOpen = false;
   #probeSeq = 0;
-  #ackTimer: NodeJS.Timeout | null = null;
   #busy: Promise<void> = Promise.resolve();
   #restartStartedAt: number | null = null;
   /** What started the handover in progress (health decision, peer, session loss). */
@@ -131,13 +114,8 @@ export class Link extends EventEmitter {
   #upFor: RTCPeerConnection | null = null;
   #ufragAtRestart: string | null = null;
   #downSince: number | null = null;
-  telemetryDropped = 0;
-  /** Application-channel messages given up because too many waited for the channel. */
-  appDropped = 0;
-  #appQueue = new Map<string, Payload[]>();
-  /** `control` channels on which the peer said hello already. */
-  #helloed = new WeakSet<RTCDataChannel>();
-  backlogRejected = 0;
+  /** DTLS transports whose state is followed already. */
+  #dtlsFollowed = new WeakSet<object>();
 
   constructor(o: LinkOptions) {
     super();
@@ -145,9 +123,38 @@ export class Link extends EventEmitter {
     this.peer = o.peer;
     this.role = o.role;
     this.health = new LinkHealth(o.health, Date.now());
-    this.conduct = new PeerConduct(o.conduct, Date.now());
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
+    this.#candidates = new CandidateExchange(o);
+    this.#channels = new LinkChannels({
+      peer: o.peer,
+      raw: o.raw,
+      sender: this.sender,
+      receiver: this.receiver,
+      ...(o.conduct ? { conduct: o.conduct } : {}),
+      log: o.log,
+      hooks: {
+        opened: () => this.#maybeUp(),
+        controlClosed: () => this.#linkDown("channel-closed"),
+        received: (now) => {
+          this.health.onReceive(now);
+          this.#restartCompleted(now);
+        },
+        probeAnswered: (id, now) => {
+          this.health.onProbeAnswered(id, now);
+          this.#tick();
+        },
+        message: (channel, data) => this.emit("message", { channel, data }),
+        violation: (kind, drop) => {
+          this.emit("violation", kind);
+          if (drop) this.emit("misbehaving", this.conduct.counts());
+        },
+        create: (label, opts) => {
+          const pc = this.#pc;
+          return pc && pc.connectionState !== "closed" ? pc.createDataChannel(label, opts) : null;
+        },
+      },
+    });
   }
 
   get session(): string | null {
@@ -155,7 +162,27 @@ export class Link extends EventEmitter {
   }
 
   get open(): boolean {
-    return this.#channels.get("control")?.readyState === "open";
+    return this.#channels.isOpen("control");
+  }
+
+  /** The remote peer's record of protocol violations on this link. */
+  get conduct(): PeerConduct {
+    return this.#channels.conduct;
+  }
+
+  /** Telemetry sent while down (dropped, not queued: stale telemetry is worthless). */
+  get telemetryDropped(): number {
+    return this.#channels.telemetryDropped;
+  }
+
+  /** Application-channel messages given up because too many waited for the channel. */
+  get appDropped(): number {
+    return this.#channels.appDropped;
+  }
+
+  /** `control` messages refused because the backlog was full. */
+  get backlogRejected(): number {
+    return this.#channels.backlogRejected;
   }
 
   // --- lifecycle ----------------------------------------------------------------------------
@@ -188,12 +215,12 @@ export class Link extends EventEmitter {
       if (!c || pc !== this.#pc) return;
       const init = c.toJSON();
       if (!init.candidate) return;
-      this.#outCandidates.push({
+      this.#candidates.gathered({
         candidate: init.candidate,
         sdpMid: init.sdpMid ?? "0",
         sdpMLineIndex: init.sdpMLineIndex ?? 0,
       });
-      void this.#flushOutCandidates();
+      void this.#candidates.flush(this.#target());
     });
     pc.iceConnectionStateChange.subscribe((s) => {
       if (pc !== this.#pc) return;
@@ -202,52 +229,65 @@ export class Link extends EventEmitter {
       if (s === "connected" || s === "completed") this.#restartCompleted(Date.now());
       this.#tick();
     });
-    pc.onDataChannel.subscribe((dc) => {
+    pc.connectionStateChange.subscribe((s) => {
       if (pc !== this.#pc) return;
-      if (this.#channels.size >= MAX_CHANNELS || dc.label.length > MAX_LABEL) {
-        this.#violation("channel-flood", `channel "${dc.label.slice(0, MAX_LABEL)}" refused`);
-        closeQuietly(dc);
-        return;
-      }
-      this.#wire(dc);
+      this.#followDtls(pc);
+      this.health.onConnectionState(s, Date.now());
+      this.#tick();
+    });
+    pc.onDataChannel.subscribe((dc) => {
+      if (pc === this.#pc) this.#channels.accept(dc);
     });
     return pc;
   }
 
-  #openChannels(pc: RTCPeerConnection): void {
-    this.#wire(pc.createDataChannel("control", { ordered: true }));
-    this.#wire(pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
-  }
-
-  /**
-   * Offer, and offer again until a link opens: the health policy has no deadline while
-   * connecting or down, and an offer can fail (edge unreachable, peer not there yet) or be
-   * answered by nobody (the peer's process died).
-   */
-  async #offer(): Promise<void> {
-    if (this.#reofferTimer) clearTimeout(this.#reofferTimer);
-    this.#reofferTimer = null;
-    const limit = this.health.config.rebuildTimeoutMs;
-    try {
-      await this.#offerOnce();
-      this.#armReoffer(limit);
-    } catch (e) {
-      this.#offerFailures++;
-      this.#armReoffer(Math.min(500 * 2 ** (this.#offerFailures - 1), limit));
-      throw e;
+  /** Feed DTLS transport states to the policy (the transports exist once descriptions apply). */
+  #followDtls(pc: RTCPeerConnection): void {
+    for (const t of pc.dtlsTransports) {
+      if (this.#dtlsFollowed.has(t)) continue;
+      this.#dtlsFollowed.add(t);
+      t.onStateChange.subscribe((s) => {
+        if (pc !== this.#pc) return;
+        this.#o.log.debug({ peer: this.peer, dtls: s }, "dtls state");
+        this.health.onDtlsState(s, Date.now());
+        this.#tick();
+      });
     }
   }
 
-  #armReoffer(ms: number): void {
-    if (this.#closed || this.role !== "offerer") return;
-    this.#reofferTimer = setTimeout(() => {
-      this.#reofferTimer = null;
-      const s = this.health.state;
-      if (this.#closed || this.#upFor === this.#pc || (s !== "connecting" && s !== "down")) return;
-      this.#o.log.warn({ peer: this.peer, failures: this.#offerFailures }, "offering again");
-      void this.#serial(() => this.#offer());
-    }, ms);
-    this.#reofferTimer.unref();
+  /** Where trickled candidates go now. */
+  #target(): ExchangeTarget {
+    return { pc: this.#pc, session: this.#sid, etag: this.#etag };
+  }
+
+  /** Make and send a local description; its candidates travel in it, the rest trickle after. */
+  #describing<T>(step: () => Promise<T>): Promise<T> {
+    return this.#candidates.describing(step, () => {
+      void this.#candidates.flush(this.#target());
+    });
+  }
+
+  /** The local description about to be sent, named with our PeerConnection's id. */
+  #sentSdp(pc: RTCPeerConnection): string {
+    const sdp = pc.localDescription?.sdp ?? "";
+    this.#candidates.carried(sdp);
+    return withPcId(sdp, this.#pcId);
+  }
+
+  /**
+   * Offer a new session. When no link opens, the policy says when to offer again: the peer may
+   * not be there yet, the edge unreachable, or the answering process dead.
+   */
+  async #offer(): Promise<void> {
+    try {
+      await this.#offerOnce();
+      this.health.onOfferSent(Date.now());
+    } catch (e) {
+      this.health.onOfferFailed(Date.now());
+      throw e;
+    } finally {
+      this.#tick();
+    }
   }
 
   async #offerOnce(): Promise<void> {
@@ -255,18 +295,19 @@ export class Link extends EventEmitter {
     this.#replacePc();
     const pc = this.#newPc();
     this.#pc = pc;
-    this.#openChannels(pc);
-    const r = await this.#sendingDescription(async () => {
+    this.#channels.openStandard();
+    const r = await this.#describing(async () => {
       await pc.setLocalDescription(await pc.createOffer());
-      const sdp = this.#sentSdp(pc);
-      return this.#o.client.offer(this.#o.room, this.peer, sdp, { waitS: 10 });
+      return this.#o.client.offer(this.#o.room, this.peer, this.#sentSdp(pc), {
+        waitS: OFFER_WAIT_S,
+      });
     });
     if (pc !== this.#pc) return;
     this.#sid = r.session;
     this.#etag = r.etag;
-    this.#held.keepOnly(r.session);
+    this.#candidates.keepOnly(r.session);
     this.emit("session", r.session);
-    void this.#flushOutCandidates();
+    void this.#candidates.flush(this.#target());
     if (r.status === 201 && r.answer) await this.#applyAnswer(pc, r.answer);
     // 202: the answer comes as an `answer` event.
   }
@@ -284,7 +325,7 @@ export class Link extends EventEmitter {
     }
     await pc.setRemoteDescription({ type: "answer", sdp });
     this.#remotePcId = pcIdOf(sdp);
-    await this.#flushHeld();
+    await this.#candidates.apply(this.#target());
   }
 
   /**
@@ -296,14 +337,16 @@ export class Link extends EventEmitter {
   async #restartInNewSession(pc: RTCPeerConnection, reason: string): Promise<void> {
     this.#o.log.info({ peer: this.peer, reason }, "ICE restart in a new session");
     this.#answerFrom = this.#remotePcId;
-    const r = await this.#sendingDescription(async () => {
+    const r = await this.#describing(async () => {
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-      return this.#o.client.offer(this.#o.room, this.peer, this.#sentSdp(pc), { waitS: 10 });
+      return this.#o.client.offer(this.#o.room, this.peer, this.#sentSdp(pc), {
+        waitS: OFFER_WAIT_S,
+      });
     });
     if (pc !== this.#pc) return;
     this.#sid = r.session;
     this.#etag = r.etag;
-    this.#held.keepOnly(r.session);
+    this.#candidates.keepOnly(r.session);
     this.emit("session", r.session);
     if (r.status === 201 && r.answer) await this.#applyAnswer(pc, r.answer);
     // 202: the answer comes as an `answer` event.
@@ -331,7 +374,7 @@ export class Link extends EventEmitter {
       if (restart && resumed) {
         this.#o.log.info({ peer: this.peer, session: ev.session }, "ICE restart in a new session");
         this.#sid = ev.session;
-        this.#held.keepOnly(ev.session);
+        this.#candidates.keepOnly(ev.session);
         this.emit("session", ev.session);
       }
       if (!restart || !pc) {
@@ -339,7 +382,7 @@ export class Link extends EventEmitter {
         pc = this.#newPc();
         this.#pc = pc;
         this.#sid = ev.session;
-        this.#held.keepOnly(ev.session);
+        this.#candidates.keepOnly(ev.session);
         this.emit("session", ev.session);
       } else {
         this.health.onRemoteRestart(Date.now());
@@ -358,9 +401,9 @@ export class Link extends EventEmitter {
         await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
         this.#remotePcId = from;
       }
-      await this.#flushHeld();
+      await this.#candidates.apply(this.#target());
       const answering = pc;
-      await this.#sendingDescription(async () => {
+      await this.#describing(async () => {
         await answering.setLocalDescription(await answering.createAnswer());
         await this.#o.client.answer(this.#o.room, ev.session, this.#sentSdp(answering), {
           contentType: "sdp",
@@ -383,12 +426,12 @@ export class Link extends EventEmitter {
     return this.#serial(async () => {
       try {
         // Held even for a session not known yet: it may be the one our pending offer creates.
-        this.#held.hold(ev.session, fragCandidates(parseSdpFrag(ev.frag)));
+        this.#candidates.hold(ev.session, fragCandidates(parseSdpFrag(ev.frag)));
       } catch {
         this.#o.log.warn({ peer: this.peer }, "ignoring a malformed candidates fragment");
         return;
       }
-      await this.#flushHeld();
+      await this.#candidates.apply(this.#target());
     });
   }
 
@@ -422,9 +465,9 @@ export class Link extends EventEmitter {
       this.health.onRemoteRestart(Date.now());
       this.#markRestart("peer-restart");
       this.#etag = ev.etag;
-      this.#held.hold(ev.session, fragCandidates(frag));
+      this.#candidates.hold(ev.session, fragCandidates(frag));
       const sdp = withIceCredentials(remote.sdp, { ufrag, pwd });
-      const reply = await this.#sendingDescription(async () => {
+      const reply = await this.#describing(async () => {
         if (remote.type === "offer") {
           await pc.setRemoteDescription({ type: "offer", sdp });
           await pc.setLocalDescription(await pc.createAnswer());
@@ -432,7 +475,7 @@ export class Link extends EventEmitter {
           await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
           await pc.setRemoteDescription({ type: "answer", sdp });
         }
-        await this.#flushHeld();
+        await this.#candidates.apply(this.#target());
         const local = this.#sentSdp(pc);
         const creds = iceCredentials(local);
         if (!creds) throw new Error("werift made a description without ICE credentials");
@@ -449,65 +492,6 @@ export class Link extends EventEmitter {
       );
       this.#tick();
     });
-  }
-
-  /** Apply the held remote candidates that fit the current session and remote description. */
-  async #flushHeld(): Promise<void> {
-    const pc = this.#pc;
-    const remote = pc?.remoteDescription?.sdp;
-    if (!pc || !remote || !this.#sid) return;
-    const current = /^a=ice-ufrag:(\S+)/m.exec(remote)?.[1];
-    for (const c of this.#held.take(this.#sid, current)) {
-      await pc
-        .addIceCandidate({
-          candidate: c.candidate,
-          sdpMid: c.sdpMid ?? "0",
-          sdpMLineIndex: c.sdpMLineIndex,
-        })
-        .catch(() => {}); // a duplicate of one in the description, or of a closed generation
-    }
-  }
-
-  /** Run a step that makes and sends a local description; trickle what it did not carry after. */
-  async #sendingDescription<T>(step: () => Promise<T>): Promise<T> {
-    this.#holdTrickle = true;
-    try {
-      return await step();
-    } finally {
-      this.#holdTrickle = false;
-      void this.#flushOutCandidates();
-    }
-  }
-
-  /** The local description about to be sent; its candidates need no trickle. */
-  #sentSdp(pc: RTCPeerConnection): string {
-    const sdp = pc.localDescription?.sdp ?? "";
-    for (const c of sdpCandidates(sdp)) this.#sentCandidates.add(c.candidate);
-    return withPcId(sdp, this.#pcId);
-  }
-
-  async #flushOutCandidates(): Promise<void> {
-    const pc = this.#pc;
-    if (this.#holdTrickle || !this.#sid || !this.#etag || !pc?.localDescription) return;
-    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(pc.localDescription.sdp)?.[1];
-    if (!ufrag) return;
-    const batch = this.#outCandidates
-      .splice(0)
-      .filter((c) => !this.#sentCandidates.has(c.candidate));
-    if (batch.length === 0) return;
-    try {
-      await this.#o.client.trickle(
-        this.#o.room,
-        this.#sid,
-        buildCandidateFrag({ ufrag, candidates: batch }),
-        {
-          ifMatch: this.#etag,
-        },
-      );
-    } catch (e) {
-      // A restart moved the ETag on: these candidates belong to the old ICE session anyway.
-      this.#o.log.debug({ peer: this.peer, err: errText(e) }, "trickle failed");
-    }
   }
 
   /** The link is up: `control` open on the current PeerConnection and the health monitor agrees. */
@@ -537,12 +521,9 @@ export class Link extends EventEmitter {
     this.#o.log.info({ peer: this.peer, session, reason }, "session closed by peer");
     this.#sid = null;
     this.#linkDown("session-closed");
-    if (this.role === "offerer" && !this.#closed) {
-      void this.#serial(async () => {
-        await sleep(200);
-        await this.#offer();
-      });
-    }
+    // The policy has the offerer offer a new session shortly.
+    this.health.onSessionClosed(Date.now(), this.role === "offerer");
+    this.#tick();
   }
 
   // --- ICE restart and rebuild ---------------------------------------------------------------
@@ -563,16 +544,7 @@ export class Link extends EventEmitter {
     if (this.#restartStartedAt !== null) return;
     this.#restartStartedAt = Date.now();
     this.#handoverReason = reason;
-    this.#ufragAtRestart = this.#ice()?.localUsername ?? null;
-  }
-
-  /** werift's ICE connection (internal API; see docs/werift-patches.md). */
-  #ice(): { localUsername: string; nominated?: unknown } | undefined {
-    return (
-      this.#pc as unknown as {
-        iceTransports?: { connection: { localUsername: string; nominated?: unknown } }[];
-      } | null
-    )?.iceTransports?.[0]?.connection;
+    this.#ufragAtRestart = iceConnection(this.#pc)?.localUsername ?? null;
   }
 
   /**
@@ -584,11 +556,13 @@ export class Link extends EventEmitter {
     if (this.health.state !== "restarting" || this.#restartStartedAt === null) return;
     // A new PeerConnection (a rebuild) is done when its channels open, not here.
     if (this.#upFor !== this.#pc) return;
-    const ice = this.#ice();
+    const ice = iceConnection(this.#pc);
     if (!ice?.nominated || ice.localUsername === this.#ufragAtRestart) return;
-    this.health.onRestartDone(now);
+    const path = this.path();
+    this.health.onPath(path);
+    this.health.onRestartDone(now, path);
     this.#handoverDone(now, "restart");
-    this.emit("up", { path: this.path(), firstTime: false });
+    this.emit("up", { path, firstTime: false });
   }
 
   async #restartIce(reason: string, attempt: number): Promise<void> {
@@ -607,16 +581,17 @@ export class Link extends EventEmitter {
     this.#o.log.info({ peer: this.peer, reason, attempt }, "ICE restart");
     try {
       this.#answerFrom = this.#remotePcId;
-      const r = await this.#sendingDescription(async () => {
+      const r = await this.#describing(async () => {
         await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+        this.health.onRestartBegun(Date.now());
         return this.#o.client.restartOffer(this.#o.room, sid, this.#sentSdp(pc), {
           ifMatch: "*",
-          waitS: 3,
+          waitS: RESTART_WAIT_S,
         });
       });
       if (pc !== this.#pc) return;
       this.#etag = r.etag;
-      void this.#flushOutCandidates();
+      void this.#candidates.flush(this.#target());
       if (r.status === 200 && r.answer) await this.#applyAnswer(pc, r.answer);
     } catch (e) {
       if (e instanceof ProblemError && e.status === 409) {
@@ -633,6 +608,11 @@ export class Link extends EventEmitter {
         else await this.#offer();
         return;
       }
+      // Refused or unreachable: the policy retries per its backoff, not after the timeout. The
+      // HTTP connection may sit on a dead uplink: the agent starts fresh ones.
+      this.health.onRestartFailed(Date.now());
+      this.emit("restart-failed", errText(e));
+      this.#tick();
       throw e;
     }
   }
@@ -655,20 +635,12 @@ export class Link extends EventEmitter {
     this.#pc = null;
     this.#remotePcId = null;
     this.#answerFrom = null;
-    for (const dc of this.#channels.values()) {
-      try {
-        dc.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#channels.clear();
-    this.#outCandidates = [];
-    this.#sentCandidates.clear();
+    this.#channels.closeAll();
+    this.#candidates.reset();
     if (old) void old.close().catch(() => {});
   }
 
-  // --- health loop -------------------------------------------------------------------------
+  // --- carrying out the policy's decisions ---------------------------------------------------
 
   #tick(): void {
     if (this.#closed) return;
@@ -682,9 +654,13 @@ export class Link extends EventEmitter {
 
   #do(d: Decision): void {
     switch (d.type) {
-      case "probe":
-        this.#probe();
+      case "probe": {
+        const id = ++this.#probeSeq;
+        // Counted as sent either way: a probe that could not go out is a probe not answered.
+        this.health.onProbeSent(id, Date.now());
+        this.#channels.ping(id);
         return;
+      }
       case "restart":
         this.emit("restarting", d.reason);
         void this.#serial(() => this.#restartIce(d.reason, d.attempt));
@@ -692,18 +668,18 @@ export class Link extends EventEmitter {
       case "rebuild":
         void this.#serial(() => this.#rebuild(d.reason, d.attempt));
         return;
-    }
-  }
-
-  #probe(): void {
-    const t = this.#channels.get("telemetry");
-    if (t?.readyState !== "open") return;
-    const id = ++this.#probeSeq;
-    this.health.onProbeSent(id, Date.now());
-    try {
-      t.send(encodeProbe({ rlp: "ping", i: id }));
-    } catch {
-      // closing
+      case "offer":
+        if (this.role !== "offerer") return;
+        this.#o.log.warn(
+          { peer: this.peer, reason: d.reason, attempt: d.attempt },
+          "offering again",
+        );
+        void this.#serial(() => this.#offer());
+        return;
+      case "state":
+        this.#o.log.debug({ peer: this.peer, state: d.state, prev: d.prev }, "link state");
+        this.emit("state", d.state, d.prev);
+        return;
     }
   }
 
@@ -736,32 +712,7 @@ export class Link extends EventEmitter {
     this.#tick();
   }
 
-  // --- channels ------------------------------------------------------------------------------
-
-  #wire(dc: RTCDataChannel): void {
-    this.#channels.set(dc.label, dc);
-    const onOpen = () => {
-      this.#flushApp(dc);
-      this.#maybeUp();
-    };
-    if (dc.readyState === "open") onOpen();
-    dc.stateChanged.subscribe((s) => {
-      if (s === "open") onOpen();
-      if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control")
-        this.#linkDown("channel-closed");
-    });
-    dc.onMessage.subscribe((m) => {
-      // Called from inside werift's SCTP receive path: nothing may escape from here.
-      try {
-        this.#onMessage(dc, m);
-      } catch (e) {
-        this.#o.log.warn(
-          { peer: this.peer, channel: dc.label, err: errText(e) },
-          "error handling a message",
-        );
-      }
-    });
-  }
+  // --- up and down ---------------------------------------------------------------------------
 
   /** Up once `control` and, when the offer included it, `telemetry` are open (once per PC). */
   #maybeUp(): void {
@@ -775,7 +726,7 @@ export class Link extends EventEmitter {
       setTimeout(() => {
         if (!this.#channels.get("telemetry") && this.#upFor !== pc && this.#pc === pc)
           this.#controlOpen(pc);
-      }, 200);
+      }, TELEMETRY_GRACE_MS);
       return;
     }
     this.#controlOpen(pc);
@@ -783,16 +734,16 @@ export class Link extends EventEmitter {
 
   #controlOpen(pc: RTCPeerConnection): void {
     this.#upFor = pc;
-    this.#offerFailures = 0;
     const now = Date.now();
     const first = !this.#everOpen;
     this.#everOpen = true;
-    this.health.onOpen(now);
+    const path = this.path();
+    this.health.onPath(path);
+    this.health.onOpen(now, path);
     this.#handoverDone(now, "rebuild");
-    const control = this.#channels.get("control");
-    if (control && !this.#o.raw) control.send(encodeFrame(this.receiver.hello()));
-    for (const label of this.#appQueue.keys()) if (!this.#channels.has(label)) this.#openApp(label);
-    this.emit("up", { path: this.path(), firstTime: first });
+    this.#channels.hello();
+    this.#channels.reopenQueued();
+    this.emit("up", { path, firstTime: first });
     this.#tick();
   }
 
@@ -815,205 +766,30 @@ export class Link extends EventEmitter {
     this.emit("down", reason);
   }
 
-  #onMessage(dc: RTCDataChannel, m: string | Buffer): void {
-    const now = Date.now();
-    this.health.onReceive(now);
-    this.#restartCompleted(now);
-    const text = typeof m === "string" ? m : null;
-    if (dc.label === "telemetry" && text !== null && isProbe(text)) {
-      this.#onProbe(dc, text, now);
-      return;
-    }
-    if (dc.label === "control" && !this.#o.raw) {
-      // Between agents `control` carries reliable frames only: anything else would bypass
-      // exactly-once delivery.
-      let f: ReturnType<typeof decodeFrame>;
-      try {
-        f = text === null ? null : decodeFrame(text);
-      } catch (e) {
-        this.#violation("malformed-frame", errText(e));
-        return;
-      }
-      if (f) this.#onFrame(dc, f);
-      else this.#violation("unexpected-message", text === null ? "binary on control" : "raw text");
-      return;
-    }
-    this.#deliver(dc.label, text ?? new Uint8Array(m as Buffer));
-  }
-
-  #onProbe(dc: RTCDataChannel, text: string, now: number): void {
-    let p: ReturnType<typeof decodeProbe>;
-    try {
-      p = decodeProbe(text);
-    } catch (e) {
-      this.#violation("malformed-probe", errText(e));
-      return;
-    }
-    if (p.rlp === "ping") {
-      if (this.conduct.allowPong(now)) dc.send(encodeProbe({ rlp: "pong", i: p.i }));
-      else this.#violation("probe-flood", "ping rate");
-      return;
-    }
-    this.health.onProbeAnswered(p.i, now);
-    this.#tick();
-  }
-
-  /** Hand a message to the application; its handler's errors are its own, not the link's. */
-  #deliver(channel: string, data: Payload): void {
-    try {
-      this.emit("message", { channel, data });
-    } catch (e) {
-      this.#o.log.warn({ peer: this.peer, channel, err: errText(e) }, "message handler threw");
-    }
-  }
-
-  /**
-   * The peer broke the protocol: counted, logged (the first of each kind at warn), and past the
-   * conduct budget the link is reported as misbehaving once (the agent drops it).
-   */
-  #violation(kind: Violation, detail: string): void {
-    const wasDropped = this.conduct.dropped;
-    const first = (this.conduct.counts()[kind] ?? 0) === 0;
-    const verdict = this.conduct.onViolation(kind, Date.now());
-    const entry = { peer: this.peer, violation: kind, detail };
-    if (first) this.#o.log.warn(entry, "peer broke the link protocol");
-    else this.#o.log.debug(entry, "peer broke the link protocol");
-    this.emit("violation", kind);
-    if (verdict === "drop" && !wasDropped) this.emit("misbehaving", this.conduct.counts());
-  }
-
-  #onFrame(dc: RTCDataChannel, f: NonNullable<ReturnType<typeof decodeFrame>>): void {
-    switch (f.t) {
-      case "d": {
-        let out: Payload[];
-        try {
-          out = this.receiver.onData(f);
-        } catch (e) {
-          if (!(e instanceof WindowError)) throw e;
-          this.#violation(e.kind, e.message);
-          return;
-        }
-        for (const p of out) this.#deliver("control", p);
-        this.#scheduleAck(dc);
-        return;
-      }
-      case "a":
-        if (!this.sender.onAck(f.n)) this.#violation("bad-ack", `ack ${f.n}`);
-        return;
-      case "h": {
-        // One hello per opening of the peer's `control`: each asks us to resend the backlog.
-        if (this.#helloed.has(dc)) {
-          this.#violation("hello-flood", "second hello on one channel");
-          return;
-        }
-        this.#helloed.add(dc);
-        const n = f.st === this.sender.stream ? f.n : 0;
-        if (n > this.sender.nextSeq) this.#violation("bad-ack", `hello ${n}`);
-        for (const r of this.sender.resendFrom(n > this.sender.nextSeq ? 0 : n))
-          dc.send(encodeFrame(r));
-        return;
-      }
-    }
-  }
-
-  #scheduleAck(dc: RTCDataChannel): void {
-    if (this.#ackTimer) return;
-    this.#ackTimer = setTimeout(() => {
-      this.#ackTimer = null;
-      if (dc.readyState === "open") dc.send(encodeFrame(this.receiver.ack()));
-    }, 50);
-  }
-
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
   send(channel: string, data: Payload): void {
     this.health.onSend(Date.now());
-    const dc = this.#channels.get(channel);
-    if (channel === "control" && !this.#o.raw) {
-      let frame: ReturnType<ReliableSender["send"]>;
-      try {
-        frame = this.sender.send(data);
-      } catch (e) {
-        if (e instanceof BacklogFullError) this.backlogRejected++;
-        throw e;
-      }
-      // Not open: kept, and sent when the channel (re)opens and the peer says hello.
-      if (dc?.readyState === "open") dc.send(encodeFrame(frame));
-      return;
-    }
-    if (dc?.readyState !== "open") {
-      if (channel === "telemetry" || channel === "control") {
-        this.telemetryDropped++;
-        return;
-      }
-      // An application channel: opened on demand; what is sent meanwhile goes once it opens.
-      const q = this.#appQueue.get(channel) ?? [];
-      q.push(data);
-      if (q.length > APP_QUEUE_MAX) {
-        q.shift();
-        this.appDropped++;
-      }
-      this.#appQueue.set(channel, q);
-      if (!dc || dc.readyState === "closing" || dc.readyState === "closed") this.#openApp(channel);
-      return;
-    }
-    dc.send(typeof data === "string" ? data : Buffer.from(data));
+    this.#channels.send(channel, data);
   }
 
-  #openApp(label: string): void {
-    const pc = this.#pc;
-    if (pc && pc.connectionState !== "closed") {
-      this.#wire(pc.createDataChannel(label, { ordered: true }));
-    }
-  }
-
-  /** Send what waited for an application channel to open. */
-  #flushApp(dc: RTCDataChannel): void {
-    const q = this.#appQueue.get(dc.label);
-    if (!q) return;
-    this.#appQueue.delete(dc.label);
-    for (const data of q) dc.send(typeof data === "string" ? data : Buffer.from(data));
-  }
-
-  /** The selected ICE pair's send counters (werift internals), for benchmarks. */
+  /** The selected ICE pair's send counters, for benchmarks. */
   selectedPair(): { packetsSent: number; bytesSent: number } | null {
-    const conn = (
-      this.#pc as unknown as {
-        iceTransports?: {
-          connection: { nominated?: { packetsSent: number; bytesSent: number } };
-        }[];
-      } | null
-    )?.iceTransports?.[0]?.connection;
-    const n = conn?.nominated;
-    return n ? { packetsSent: n.packetsSent, bytesSent: n.bytesSent } : null;
+    return selectedPairCounters(this.#pc);
   }
 
   path(): Path {
-    const conn = (
-      this.#pc as unknown as { iceTransports?: { connection: { nominated?: Nominated } }[] } | null
-    )?.iceTransports?.[0]?.connection;
-    const type = conn?.nominated?.localCandidate?.type;
-    if (!type) return "unknown";
-    return type === "relay" ? "relay" : "direct";
+    return selectedPath(this.#pc);
   }
 
   async close(hangUp = true): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
-    if (this.#reofferTimer) clearTimeout(this.#reofferTimer);
-    if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.health.onClosed(Date.now());
     const sid = this.#sid;
     if (hangUp && sid) await this.#o.client.closeSession(this.#o.room, sid).catch(() => {});
+    this.#channels.dispose();
     this.#replacePc();
-  }
-}
-
-function closeQuietly(dc: RTCDataChannel): void {
-  try {
-    dc.close();
-  } catch {
-    // already closed
   }
 }
 

@@ -114,3 +114,62 @@ export class PeerConduct {
     return n;
   }
 }
+
+export interface QuarantineConfig {
+  /** How long a peer is refused after its first drop (ms); doubled per further strike. */
+  firstMs: number;
+  /** The longest refusal, and how long strikes are remembered after one ends (ms). */
+  maxMs: number;
+}
+
+export const DEFAULT_QUARANTINE: Readonly<QuarantineConfig> = Object.freeze({
+  firstMs: 60_000,
+  maxMs: 3_600_000,
+});
+
+/**
+ * Peers whose link was dropped for misbehaving are refused (their offers declined, no offers to
+ * them) for a while, longer for each strike. Sans-IO.
+ */
+export class Quarantine {
+  readonly config: QuarantineConfig;
+  #peers = new Map<
+    string,
+    { until: number; strikes: number; declined: number; released: boolean }
+  >();
+
+  constructor(config: Partial<QuarantineConfig> = {}) {
+    this.config = { ...DEFAULT_QUARANTINE, ...config };
+  }
+
+  /** A strike against `peer`: how long it is refused now (ms). */
+  strike(peer: string, now: number): number {
+    const strikes = (this.#peers.get(peer)?.strikes ?? 0) + 1;
+    const ms = Math.min(this.config.firstMs * 2 ** (strikes - 1), this.config.maxMs);
+    this.#peers.set(peer, { until: now + ms, strikes, declined: 0, released: false });
+    return ms;
+  }
+
+  refused(peer: string, now: number): boolean {
+    const q = this.#peers.get(peer);
+    return q !== undefined && now < q.until;
+  }
+
+  /** An offer from a refused peer was declined: true for the first of this refusal (to log). */
+  declined(peer: string): boolean {
+    const q = this.#peers.get(peer);
+    return q !== undefined && q.declined++ === 0;
+  }
+
+  /** Peers whose refusal ended since the last call; strikes are forgotten after `maxMs` more. */
+  released(now: number): string[] {
+    const out: string[] = [];
+    for (const [peer, q] of this.#peers) {
+      if (now < q.until) continue;
+      if (!q.released) out.push(peer);
+      q.released = true;
+      if (now - q.until >= this.config.maxMs) this.#peers.delete(peer);
+    }
+    return out;
+  }
+}

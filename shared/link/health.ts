@@ -19,9 +19,15 @@
  *            onProbeAnswered(id, now) · onIceState(state, now) · onDtlsState(state, now) ·
  *            onConnectionState(state, now) · onNetworkChange(now) · onRemoteRestart(now) ·
  *            onRestartBegun(now) · onRestartDone(now, path?) · onRestartFailed(now) ·
- *            onPath(path) · requestRestart(now) · onClosed(now)
+ *            onPath(path) · requestRestart(now) · onOfferSent(now) · onOfferFailed(now) ·
+ *            onSessionClosed(now, reoffer) · onClosed(now)
  *   outputs: poll(now): Decision[] · nextDeadline(): number | undefined ·
- *            snapshot(now): HealthSnapshot · state (the phase: never "degraded")
+ *            snapshot(now): HealthSnapshot · state (the phase: never "degraded") ·
+ *            inputs(): how often each event was fed (tests check production feeds them all)
+ *
+ * The offering side of a link that is not up (connecting, or down after its session closed)
+ * offers again on `offer` decisions: after a failed offer with backoff, after an offer nobody
+ * answered in `rebuildTimeoutMs`, and shortly after the session was closed under it.
  */
 
 export interface HealthConfig {
@@ -49,6 +55,10 @@ export interface HealthConfig {
   rebuildTimeoutMs: number;
   /** Probes considered for the loss figure. */
   lossWindow: number;
+  /** Delay before offer attempt n+1 after n failed in a row (the last value repeats) (ms). */
+  offerBackoffMs: number[];
+  /** The offerer offers again this long after the session was closed under a link (ms). */
+  sessionReofferMs: number;
   /** Reported as degraded while up with at least this probe loss (%)... */
   degradedLossPct: number;
   /** ...or while a probe has been unanswered for this long (ms). */
@@ -67,6 +77,8 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   restartBackoffMs: [0, 250, 500, 1_000, 2_000],
   maxRestarts: 4,
   rebuildTimeoutMs: 10_000,
+  offerBackoffMs: [500, 1_000, 2_000, 4_000, 8_000],
+  sessionReofferMs: 200,
   lossWindow: 20,
   degradedLossPct: 20,
   probeLateMs: 500,
@@ -87,10 +99,13 @@ export type RestartReason =
 
 export type RebuildReason = "restarts-failed" | "rebuild-timeout" | "dtls-failed";
 
+export type OfferReason = "offer-failed" | "offer-unanswered" | "session-closed";
+
 export type Decision =
   | { type: "probe" }
   | { type: "restart"; reason: RestartReason; attempt: number }
   | { type: "rebuild"; reason: RebuildReason; attempt: number }
+  | { type: "offer"; reason: OfferReason; attempt: number }
   | { type: "state"; state: HealthState; prev: HealthState };
 
 export interface HealthSnapshot {
@@ -162,6 +177,12 @@ export class LinkHealth {
   #rebuildAttempt = 0;
   #restartsDone = 0;
   #rebuilds = 0;
+  /** When the offering side offers again while not up (null: not scheduled). */
+  #offerAt: number | null = null;
+  #offerReason: OfferReason = "offer-unanswered";
+  #offerFailures = 0;
+  #offerAttempt = 0;
+  #inputs = new Map<string, number>();
 
   constructor(config: Partial<HealthConfig> = {}, now = 0) {
     this.config = { ...DEFAULT_HEALTH, ...config };
@@ -177,6 +198,7 @@ export class LinkHealth {
 
   /** The link carries data: first open, or a rebuilt PeerConnection opened. */
   onOpen(now: number, path?: string): void {
+    this.#fed("onOpen");
     this.#tick(now);
     if (this.#phase === "rebuilding") this.#rebuilds++;
     this.#rebuildAttempt = 0;
@@ -185,6 +207,7 @@ export class LinkHealth {
 
   /** A restart brought the link back (new pair selected, data flowing). */
   onRestartDone(now: number, path?: string): void {
+    this.#fed("onRestartDone");
     this.#tick(now);
     if (this.#phase !== "restarting") return;
     this.#restartsDone++;
@@ -192,16 +215,19 @@ export class LinkHealth {
   }
 
   onReceive(now: number): void {
+    this.#fed("onReceive");
     this.#tick(now);
     this.#lastRx = now;
   }
 
   onSend(now: number): void {
+    this.#fed("onSend");
     this.#tick(now);
     this.#lastTx = now;
   }
 
   onProbeSent(id: number, now: number): void {
+    this.#fed("onProbeSent");
     this.#tick(now);
     this.#probes.set(id, now);
     this.#probesSent++;
@@ -210,6 +236,7 @@ export class LinkHealth {
   }
 
   onProbeAnswered(id: number, now: number): void {
+    this.#fed("onProbeAnswered");
     this.#tick(now);
     this.#lastRx = now;
     const sent = this.#probes.get(id);
@@ -221,6 +248,7 @@ export class LinkHealth {
 
   /** RTCIceConnectionState: `failed` restarts; `disconnected` does once it lasts. */
   onIceState(state: string, now: number): void {
+    this.#fed("onIceState");
     this.#tick(now);
     if (state === "failed") {
       this.#iceFailed = true;
@@ -236,17 +264,20 @@ export class LinkHealth {
 
   /** DTLS transport state: `failed` cannot be mended by an ICE restart, so it rebuilds. */
   onDtlsState(state: string, now: number): void {
+    this.#fed("onDtlsState");
     this.#tick(now);
     if (state === "failed") this.#dtlsFailed = true;
   }
 
   /** RTCPeerConnectionState: `failed` is handled like ICE failure. */
   onConnectionState(state: string, now: number): void {
+    this.#fed("onConnectionState");
     if (state === "failed") this.onIceState("failed", now);
   }
 
   /** A local interface or address appeared/disappeared, or the default route changed. */
   onNetworkChange(now: number): void {
+    this.#fed("onNetworkChange");
     this.#tick(now);
     this.#netFirst ??= now;
     this.#netLast = now;
@@ -254,6 +285,7 @@ export class LinkHealth {
 
   /** The peer started a restart: we answer it and start none of our own until it times out. */
   onRemoteRestart(now: number): void {
+    this.#fed("onRemoteRestart");
     this.#tick(now);
     if (this.#phase !== "up" && this.#phase !== "restarting") return;
     this.#enter("restarting", now);
@@ -265,12 +297,14 @@ export class LinkHealth {
 
   /** The restart asked for actually went out (its timeout runs from here). */
   onRestartBegun(now: number): void {
+    this.#fed("onRestartBegun");
     this.#tick(now);
     if (this.#phase === "restarting") this.#restartAt = now;
   }
 
   /** The restart under way failed outright (signaling refused it, ...): retry per backoff. */
   onRestartFailed(now: number): void {
+    this.#fed("onRestartFailed");
     this.#tick(now);
     this.#attemptDone();
   }
@@ -283,21 +317,72 @@ export class LinkHealth {
 
   /** The selected path changed (shown in `snapshot`). */
   onPath(path: string): void {
+    this.#fed("onPath");
     this.#path = path;
   }
 
   /** Restart now (operator, TURN credential renewal, tests). */
   requestRestart(now: number): void {
+    this.#fed("requestRestart");
     this.#tick(now);
     if (this.#phase === "up" || this.#phase === "restarting") this.#manual = true;
   }
 
+  /** An offer went out and the edge took it: not open by `rebuildTimeoutMs`, offer again. */
+  onOfferSent(now: number): void {
+    this.#fed("onOfferSent");
+    this.#tick(now);
+    this.#offerFailures = 0;
+    if (this.#phase === "connecting" || this.#phase === "down") {
+      this.#offerAt = now + this.config.rebuildTimeoutMs;
+      this.#offerReason = "offer-unanswered";
+    }
+  }
+
+  /** An offer could not be made or sent (edge unreachable, peer not there yet): back off. */
+  onOfferFailed(now: number): void {
+    this.#fed("onOfferFailed");
+    this.#tick(now);
+    this.#offerFailures++;
+    const b = this.config.offerBackoffMs;
+    const delay = b[Math.min(this.#offerFailures - 1, b.length - 1)] ?? 0;
+    if (this.#phase === "connecting" || this.#phase === "down") {
+      this.#offerAt = now + Math.min(delay, this.config.rebuildTimeoutMs);
+      this.#offerReason = "offer-failed";
+    }
+  }
+
+  /**
+   * The edge closed the link's session (the peer hung up, left, or the edge expired it). The link
+   * is down until a new session opens; the offering side (`reoffer`) offers again shortly.
+   */
+  onSessionClosed(now: number, reoffer: boolean): void {
+    this.#fed("onSessionClosed");
+    this.#tick(now);
+    this.#enter("connecting", now);
+    this.#probes.clear();
+    this.#retryAt = null;
+    this.#offerAt = reoffer ? now + this.config.sessionReofferMs : null;
+    this.#offerReason = "session-closed";
+  }
+
   /** The link is closed for good (peer left): nothing more until `onOpen`. */
   onClosed(now: number): void {
+    this.#fed("onClosed");
     this.#tick(now);
     this.#enter("down", now);
     this.#probes.clear();
     this.#retryAt = null;
+    this.#offerAt = null;
+  }
+
+  /** How often each event was fed since the link was made. */
+  inputs(): Record<string, number> {
+    return Object.fromEntries(this.#inputs);
+  }
+
+  #fed(name: string): void {
+    this.#inputs.set(name, (this.#inputs.get(name) ?? 0) + 1);
   }
 
   // --- poll ----------------------------------------------------------------------------------
@@ -332,6 +417,10 @@ export class LinkHealth {
         break;
       case "connecting":
       case "down":
+        if (this.#offerAt !== null && now >= this.#offerAt) {
+          this.#offerAt = null;
+          out.push({ type: "offer", reason: this.#offerReason, attempt: ++this.#offerAttempt });
+        }
         break;
     }
     // Probe on busy links too (RTT, loss) and during restarts (an answer shows the link is back).
@@ -448,6 +537,9 @@ export class LinkHealth {
     const handover = this.#phase === "restarting" || this.#phase === "rebuilding";
     this.#enter("up", now);
     if (path !== undefined) this.#path = path;
+    this.#offerAt = null;
+    this.#offerFailures = 0;
+    this.#offerAttempt = 0;
     this.#lastRx = now;
     this.#attempt = 0;
     this.#seriesFailures = 0;
@@ -527,7 +619,7 @@ export class LinkHealth {
   nextDeadline(): number | undefined {
     const c = this.config;
     const phase = this.#phase;
-    if (phase === "connecting" || phase === "down") return undefined;
+    if (phase === "connecting" || phase === "down") return this.#offerAt ?? undefined;
     if (phase === "rebuilding") {
       return this.#dtlsFailed ? this.#clock : this.#phaseSince + c.rebuildTimeoutMs;
     }

@@ -597,3 +597,55 @@ describe("rover agents through the local edge", () => {
     }
   });
 });
+
+describe("the health policy is the only decider, and production feeds it every event", () => {
+  it("every event LinkHealth defines is fed by the link over a life with failures, a handover and a hang-up", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    let offers = 0;
+    let rePosts = 0;
+    // The first offer and the first restart re-POST die on the way (the edge briefly unreachable).
+    const faults =
+      (f: FetchFn): FetchFn =>
+      async (url, init) => {
+        const path = new URL(url).pathname;
+        if (init.method === "POST" && /\/peers\/b\/sessions$/.test(path) && ++offers === 1)
+          throw new TypeError("fetch failed: connection refused (injected)");
+        if (init.method === "POST" && /\/sessions\/[^/]+$/.test(path) && ++rePosts === 1)
+          throw new TypeError("fetch failed: connection reset (injected)");
+        return f(url, init);
+      };
+    const a = await agent(room, "a", ["b"], faults);
+    await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
+    const la = a.links().get("b");
+    const lb = b.links().get("a");
+    if (!la || !lb) throw new Error("no links");
+    echo(b);
+    const got = await stream(a, "b", 20, 50);
+    expect(got).toEqual(expected(20));
+    // A handover whose first attempt fails, then a local network change.
+    const handover = waitFor(a, "handover");
+    void a.restart("b");
+    await handover;
+    la.networkChanged();
+    await waitFor(a, "handover");
+    // b hangs up: a is told the session closed, and offers a new one.
+    const session = lb.session;
+    if (!session) throw new Error("b has no session");
+    await b.client.closeSession(room, session);
+    await until(
+      () => la.health.inputs().onSessionClosed !== undefined && a.stats()[0]?.state === "up",
+    );
+    await a.stop();
+    // Every input of the policy (its on* methods and requestRestart), fed on one side or the other.
+    const events = Object.getOwnPropertyNames(Object.getPrototypeOf(la.health)).filter(
+      (n) => /^on[A-Z]/.test(n) || n === "requestRestart",
+    );
+    expect(events.length).toBeGreaterThanOrEqual(19);
+    const fed = (n: string) => (la.health.inputs()[n] ?? 0) + (lb.health.inputs()[n] ?? 0);
+    expect(events.filter((n) => fed(n) === 0)).toEqual([]);
+    // The failures took the policy's paths, not fixed waits in the link.
+    expect(la.health.inputs()).toMatchObject({ onOfferFailed: 1, onRestartFailed: 1 });
+    expect(lb.health.inputs().onRemoteRestart).toBeGreaterThan(0);
+  });
+});

@@ -535,3 +535,65 @@ describe("LinkHealth: properties", () => {
     );
   });
 });
+
+describe("LinkHealth: offering again while not up", () => {
+  const offers = (ds: At[]) =>
+    of("offer", ds).map((x) => `${"reason" in x.d ? x.d.reason : ""}@${x.at}`);
+
+  it("a failed offer is offered again with backoff, capped by rebuildTimeoutMs", () => {
+    const h = new LinkHealth({ offerBackoffMs: [500, 1_000, 30_000], rebuildTimeoutMs: 10_000 }, 0);
+    expect(h.nextDeadline()).toBeUndefined();
+    h.onOfferFailed(0);
+    const first = run(h, 0, 600);
+    expect(offers(first)).toEqual(["offer-failed@500"]);
+    h.onOfferFailed(600);
+    expect(offers(run(h, 600, 2_000))).toEqual(["offer-failed@1600"]);
+    h.onOfferFailed(2_000);
+    expect(offers(run(h, 2_000, 20_000))).toEqual(["offer-failed@12000"]);
+  });
+
+  it("an offer nobody answers is offered again after rebuildTimeoutMs; opening cancels it", () => {
+    const h = new LinkHealth({ rebuildTimeoutMs: 10_000 }, 0);
+    h.onOfferSent(0);
+    expect(offers(run(h, 0, 10_000))).toEqual(["offer-unanswered@10000"]);
+    h.onOfferSent(10_000);
+    h.onOpen(12_000);
+    expect(offers(run(h, 12_000, 40_000))).toEqual([]);
+  });
+
+  it("after the session closed under a link, the offering side offers again shortly; the other waits", () => {
+    const offerer = new LinkHealth({ sessionReofferMs: 200 }, 0);
+    offerer.onOpen(0);
+    offerer.onSessionClosed(1_000, true);
+    expect(offerer.state).toBe("connecting");
+    const ds = run(offerer, 1_000, 5_000);
+    expect(offers(ds)).toEqual(["session-closed@1200"]);
+    expect(acts(ds.map((x) => x.d))).toEqual([]); // no restart of a link without a session
+    const answerer = new LinkHealth({}, 0);
+    answerer.onOpen(0);
+    answerer.onSessionClosed(1_000, false);
+    expect(answerer.nextDeadline()).toBeUndefined();
+  });
+
+  it("makes no offer decisions while up, restarting or rebuilding", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.onOfferFailed(0);
+    h.onOfferSent(0);
+    expect(
+      of(
+        "offer",
+        run(h, 0, 30_000, (now) => h.onProbeAnswered(0, now)),
+      ),
+    ).toEqual([]);
+  });
+
+  it("counts every event it is fed (production wiring is checked against this)", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOfferSent(0);
+    h.onOpen(1);
+    h.onIceState("connected", 2);
+    h.onDtlsState("connected", 2);
+    expect(h.inputs()).toMatchObject({ onOfferSent: 1, onOpen: 1, onIceState: 1, onDtlsState: 1 });
+  });
+});

@@ -1,0 +1,333 @@
+/**
+ * A link's data channels: `control` with its reliable stream (shared/link/reliable.ts),
+ * `telemetry` with the health probes (shared/link/probe-wire.ts), and application channels opened
+ * on demand. Every byte from the peer is untrusted: nothing it sends can throw out of a handler
+ * (they run inside werift's SCTP receive path), and every breach goes to the peer's conduct
+ * record (shared/link/conduct.ts). I/O only; what to do about the link is the Link's business.
+ */
+import type { RTCDataChannel } from "werift";
+import { type ConductConfig, PeerConduct, type Violation } from "../shared/link/conduct.ts";
+import { decodeProbe, encodeProbe, isProbe } from "../shared/link/probe-wire.ts";
+import {
+  BacklogFullError,
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  type Payload,
+  type ReliableReceiver,
+  type ReliableSender,
+  WindowError,
+} from "../shared/link/reliable.ts";
+
+export interface ChannelLogger {
+  debug(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+}
+
+/** What the channels tell the link. */
+export interface ChannelHooks {
+  /** A channel opened (the link decides whether it is up). */
+  opened(dc: RTCDataChannel): void;
+  /** The current `control` closed under us. */
+  controlClosed(): void;
+  /** Anything arrived from the peer (the path works). */
+  received(now: number): void;
+  probeAnswered(id: number, now: number): void;
+  /** An application message, or a `control` message in order and exactly once. */
+  message(channel: string, data: Payload): void;
+  /** The peer broke the protocol; `drop` once it is past its budget (reported once). */
+  violation(kind: Violation, drop: boolean): void;
+  /** Open a channel on the current PeerConnection (null when there is none). */
+  create(label: string, opts: { ordered: boolean; maxRetransmits?: number }): RTCDataChannel | null;
+}
+
+export interface ChannelOptions {
+  peer: string;
+  /** Remote is a browser speaking raw text on `control`: no reliable framing. */
+  raw: boolean;
+  sender: ReliableSender;
+  receiver: ReliableReceiver;
+  conduct?: Partial<ConductConfig>;
+  log: ChannelLogger;
+  hooks: ChannelHooks;
+}
+
+/** Messages an application channel may hold while it (re)opens. */
+const APP_QUEUE_MAX = 1_000;
+/** Data channels one link may have (ours and the peer's); more is a flood. */
+const MAX_CHANNELS = 64;
+/** Longest channel label accepted from the peer (it ends up in logs and metric labels). */
+const MAX_LABEL = 64;
+/** Acknowledgements are batched: one per this many ms at most. */
+const ACK_DELAY_MS = 50;
+
+export class LinkChannels {
+  readonly conduct: PeerConduct;
+  telemetryDropped = 0;
+  /** Application-channel messages given up because too many waited for the channel. */
+  appDropped = 0;
+  backlogRejected = 0;
+  #o: ChannelOptions;
+  #channels = new Map<string, RTCDataChannel>();
+  #appQueue = new Map<string, Payload[]>();
+  /** `control` channels on which the peer said hello already. */
+  #helloed = new WeakSet<RTCDataChannel>();
+  #ackTimer: NodeJS.Timeout | null = null;
+
+  constructor(o: ChannelOptions) {
+    this.#o = o;
+    this.conduct = new PeerConduct(o.conduct, Date.now());
+  }
+
+  get(label: string): RTCDataChannel | undefined {
+    return this.#channels.get(label);
+  }
+
+  isOpen(label: string): boolean {
+    return this.#channels.get(label)?.readyState === "open";
+  }
+
+  /** Offerer: the two channels every link has. */
+  openStandard(): void {
+    this.#openLocal("control", { ordered: true });
+    // Stale telemetry is worthless: no retransmissions.
+    this.#openLocal("telemetry", { ordered: false, maxRetransmits: 0 });
+  }
+
+  /** A channel the peer opened: accepted unless it is one too many. */
+  accept(dc: RTCDataChannel): void {
+    if (this.#channels.size >= MAX_CHANNELS || dc.label.length > MAX_LABEL) {
+      this.#violation("channel-flood", `channel "${dc.label.slice(0, MAX_LABEL)}" refused`);
+      closeQuietly(dc);
+      return;
+    }
+    this.wire(dc);
+  }
+
+  wire(dc: RTCDataChannel): void {
+    this.#channels.set(dc.label, dc);
+    const onOpen = () => {
+      this.#flushApp(dc);
+      this.#o.hooks.opened(dc);
+    };
+    if (dc.readyState === "open") onOpen();
+    dc.stateChanged.subscribe((s) => {
+      if (s === "open") onOpen();
+      if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control")
+        this.#o.hooks.controlClosed();
+    });
+    dc.onMessage.subscribe((m) => {
+      // Called from inside werift's SCTP receive path: nothing may escape from here.
+      try {
+        this.#onMessage(dc, m);
+      } catch (e) {
+        this.#o.log.warn(
+          { peer: this.#o.peer, channel: dc.label, err: errText(e) },
+          "error handling a message",
+        );
+      }
+    });
+  }
+
+  /** `control` opened on a new PeerConnection: say where our receiver is (peer resends from there). */
+  hello(): void {
+    const control = this.#channels.get("control");
+    if (control && !this.#o.raw) control.send(encodeFrame(this.#o.receiver.hello()));
+  }
+
+  /** Application channels with messages waiting and no channel yet (after a rebuild). */
+  reopenQueued(): void {
+    for (const label of this.#appQueue.keys())
+      if (!this.#channels.has(label)) this.#openLocal(label, { ordered: true });
+  }
+
+  /** Send a health probe; false when `telemetry` is not open. */
+  ping(id: number): boolean {
+    const t = this.#channels.get("telemetry");
+    if (t?.readyState !== "open") return false;
+    try {
+      t.send(encodeProbe({ rlp: "ping", i: id }));
+      return true;
+    } catch {
+      return false; // closing
+    }
+  }
+
+  /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
+  send(channel: string, data: Payload): void {
+    const dc = this.#channels.get(channel);
+    if (channel === "control" && !this.#o.raw) {
+      let frame: Frame;
+      try {
+        frame = this.#o.sender.send(data);
+      } catch (e) {
+        if (e instanceof BacklogFullError) this.backlogRejected++;
+        throw e;
+      }
+      // Not open: kept, and sent when the channel (re)opens and the peer says hello.
+      if (dc?.readyState === "open") dc.send(encodeFrame(frame));
+      return;
+    }
+    if (dc?.readyState !== "open") {
+      if (channel === "telemetry" || channel === "control") {
+        this.telemetryDropped++;
+        return;
+      }
+      // An application channel: opened on demand; what is sent meanwhile goes once it opens.
+      const q = this.#appQueue.get(channel) ?? [];
+      q.push(data);
+      if (q.length > APP_QUEUE_MAX) {
+        q.shift();
+        this.appDropped++;
+      }
+      this.#appQueue.set(channel, q);
+      if (!dc || dc.readyState === "closing" || dc.readyState === "closed")
+        this.#openLocal(channel, { ordered: true });
+      return;
+    }
+    dc.send(typeof data === "string" ? data : Buffer.from(data));
+  }
+
+  /** Close every channel (the PeerConnection is being replaced or closed). */
+  closeAll(): void {
+    for (const dc of this.#channels.values()) closeQuietly(dc);
+    this.#channels.clear();
+  }
+
+  dispose(): void {
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    this.closeAll();
+  }
+
+  #openLocal(label: string, opts: { ordered: boolean; maxRetransmits?: number }): void {
+    const dc = this.#o.hooks.create(label, opts);
+    if (dc) this.wire(dc);
+  }
+
+  #onMessage(dc: RTCDataChannel, m: string | Buffer): void {
+    const now = Date.now();
+    this.#o.hooks.received(now);
+    const text = typeof m === "string" ? m : null;
+    if (dc.label === "telemetry" && text !== null && isProbe(text)) {
+      this.#onProbe(dc, text, now);
+      return;
+    }
+    if (dc.label === "control" && !this.#o.raw) {
+      // Between agents `control` carries reliable frames only: anything else would bypass
+      // exactly-once delivery.
+      let f: Frame | null;
+      try {
+        f = text === null ? null : decodeFrame(text);
+      } catch (e) {
+        this.#violation("malformed-frame", errText(e));
+        return;
+      }
+      if (f) this.#onFrame(dc, f);
+      else this.#violation("unexpected-message", text === null ? "binary on control" : "raw text");
+      return;
+    }
+    this.#deliver(dc.label, text ?? new Uint8Array(m as Buffer));
+  }
+
+  #onProbe(dc: RTCDataChannel, text: string, now: number): void {
+    let p: ReturnType<typeof decodeProbe>;
+    try {
+      p = decodeProbe(text);
+    } catch (e) {
+      this.#violation("malformed-probe", errText(e));
+      return;
+    }
+    if (p.rlp === "pong") {
+      this.#o.hooks.probeAnswered(p.i, now);
+      return;
+    }
+    if (this.conduct.allowPong(now)) dc.send(encodeProbe({ rlp: "pong", i: p.i }));
+    else this.#violation("probe-flood", "ping rate");
+  }
+
+  #onFrame(dc: RTCDataChannel, f: Frame): void {
+    const { sender, receiver } = this.#o;
+    switch (f.t) {
+      case "d": {
+        let out: Payload[];
+        try {
+          out = receiver.onData(f);
+        } catch (e) {
+          if (!(e instanceof WindowError)) throw e;
+          this.#violation(e.kind, e.message);
+          return;
+        }
+        for (const p of out) this.#deliver("control", p);
+        this.#scheduleAck(dc);
+        return;
+      }
+      case "a":
+        if (!sender.onAck(f.n)) this.#violation("bad-ack", `ack ${f.n}`);
+        return;
+      case "h": {
+        // One hello per opening of the peer's `control`: each asks us to resend the backlog.
+        if (this.#helloed.has(dc)) {
+          this.#violation("hello-flood", "second hello on one channel");
+          return;
+        }
+        this.#helloed.add(dc);
+        let n = f.st === sender.stream ? f.n : 0;
+        if (n > sender.nextSeq) {
+          this.#violation("bad-ack", `hello ${n}`);
+          n = 0;
+        }
+        for (const r of sender.resendFrom(n)) dc.send(encodeFrame(r));
+        return;
+      }
+    }
+  }
+
+  #scheduleAck(dc: RTCDataChannel): void {
+    if (this.#ackTimer) return;
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = null;
+      if (dc.readyState === "open") dc.send(encodeFrame(this.#o.receiver.ack()));
+    }, ACK_DELAY_MS);
+  }
+
+  /** Hand a message to the application; its handler's errors are its own, not the link's. */
+  #deliver(channel: string, data: Payload): void {
+    try {
+      this.#o.hooks.message(channel, data);
+    } catch (e) {
+      this.#o.log.warn({ peer: this.#o.peer, channel, err: errText(e) }, "message handler threw");
+    }
+  }
+
+  /** Counted and logged (the first of each kind at warn); `drop` is reported once. */
+  #violation(kind: Violation, detail: string): void {
+    const wasDropped = this.conduct.dropped;
+    const first = (this.conduct.counts()[kind] ?? 0) === 0;
+    const verdict = this.conduct.onViolation(kind, Date.now());
+    const entry = { peer: this.#o.peer, violation: kind, detail };
+    if (first) this.#o.log.warn(entry, "peer broke the link protocol");
+    else this.#o.log.debug(entry, "peer broke the link protocol");
+    this.#o.hooks.violation(kind, verdict === "drop" && !wasDropped);
+  }
+
+  /** Send what waited for an application channel to open. */
+  #flushApp(dc: RTCDataChannel): void {
+    const q = this.#appQueue.get(dc.label);
+    if (!q) return;
+    this.#appQueue.delete(dc.label);
+    for (const data of q) dc.send(typeof data === "string" ? data : Buffer.from(data));
+  }
+}
+
+function closeQuietly(dc: RTCDataChannel): void {
+  try {
+    dc.close();
+  } catch {
+    // already closed
+  }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
