@@ -37,7 +37,9 @@ export function envFileLine(name: string, value: string): string {
   if (!value.includes("'")) return `${name}='${escaped}'`;
   if (!value.includes("`")) return `${name}=\`${escaped}\``;
   if (!value.includes('"') && !/\\[nr]/.test(value)) return `${name}="${escaped}"`;
-  throw new EdgeVarsError(`worker variable ${name} cannot hold ', \` and " at once`);
+  throw new EdgeVarsError(
+    `worker variable ${name} holds ' and \` and also " or \\n: wrangler's env file cannot hold it`,
+  );
 }
 
 export interface VarsFile {

@@ -4,7 +4,7 @@
  * at half-life. The secret itself could mint anything, so docs/rover.md steers fleets to
  * pre-minted tokens, and the CLI warns when such a rover talks to an edge beyond loopback.
  */
-import { mintToken } from "../shared/token.ts";
+import { mintToken, TokenError } from "../shared/token.ts";
 import { isLoopbackHost } from "./loopback.ts";
 
 export const SELF_TOKEN_TTL_S = 3600;
@@ -21,6 +21,7 @@ export function selfMintedToken(
   room: string,
   opts: SelfTokenOptions = {},
 ): () => Promise<string> {
+  if (room === "*") throw new TokenError('a rover mints tokens for its own room, never "*"');
   const ttlS = opts.ttlS ?? SELF_TOKEN_TTL_S;
   const now = opts.now ?? Date.now;
   let current: { token: string; renewAt: number } | null = null;
