@@ -10,8 +10,10 @@ import type { TokenSource } from "../shared/client.ts";
 import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
-import { DEV_SECRET, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
+import { looksSecret, SECRET_VARS } from "./edge-vars.ts";
+import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
 
 class UsageError extends Error {}
 
@@ -96,12 +98,27 @@ program
   .option("--persist-to <dir>", "where Durable Object state is kept", ".wrangler/state")
   .action(
     async (opts: { ip: string; port: number; var?: Record<string, string>; persistTo: string }) => {
-      const vars = opts.var ?? {};
-      const devSecret = !vars.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
-      if (devSecret) {
+      const given = opts.var ?? {};
+      // The worker's secrets come from the environment (passed on in a private file).
+      const fromEnv: Record<string, string> = {};
+      for (const name of SECRET_VARS) {
+        const value = process.env[name];
+        if (value) fromEnv[name] = value;
+      }
+      const configured = { ...fromEnv, ...given };
+      // Refused (no secret beyond loopback, a short secret) before anything is printed or started.
+      const { vars, devSecret } = edgeVars(opts.ip, configured);
+      // A secret on our own command line is in every local user's `ps`: say so, once per name.
+      for (const name of Object.keys(given).filter(looksSecret)) {
         process.stderr.write(
-          "roverlink: ROVERLINK_SECRET is not set: using a development secret (never in production)\n",
+          `roverlink: --var ${name} puts a secret in the process list; set ${name} in the environment instead\n`,
         );
+      }
+      if (devSecret) {
+        const why = configured.ROVERLINK_SECRET
+          ? "ROVERLINK_SECRET is the public development secret"
+          : "ROVERLINK_SECRET is not set: using a development secret";
+        process.stderr.write(`roverlink: ${why} (loopback only, never in production)\n`);
       }
       // Ctrl-C at any time, even while wrangler is still starting, stops the edge cleanly.
       const stop = new AbortController();
@@ -181,7 +198,10 @@ program
   .option("--edge <url>", "edge URL (default: $ROVERLINK_EDGE)", edgeUrl)
   .requiredOption("--room <room>", "room id", id("room"))
   .requiredOption("--id <id>", "this rover's peer id", id("peer id"))
-  .option("--token <jwt>", "token (default: $ROVERLINK_TOKEN, or minted with $ROVERLINK_SECRET)")
+  .option(
+    "--token <jwt>",
+    "token (default: $ROVERLINK_TOKEN, or a 1 h peer token minted with $ROVERLINK_SECRET)",
+  )
   .option("--kind <kind>", "peer kind shown to others", "rover")
   .option("--connect <peer>", "link to this peer (repeatable; we offer)", collect)
   .option("--connect-nearby", "link to every peer the edge reports as nearby")
@@ -234,6 +254,7 @@ program
       edgeUrl(edge);
       const given = opts.token || process.env.ROVERLINK_TOKEN;
       let token: TokenSource;
+      const warnings: string[] = [];
       if (given) {
         token = given;
       } else {
@@ -242,8 +263,10 @@ program
           throw new UsageError(
             "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
           );
-        token = selfMinted(secret, opts.id, opts.room);
+        token = selfMintedToken(secret, opts.id, opts.room);
         await token(); // a bad id or room fails here, before anything starts
+        const warning = masterSecretWarning(edge);
+        if (warning) warnings.push(warning);
       }
       const { runRover } = await import("./run.ts");
       const code = await runRover({
@@ -257,6 +280,7 @@ program
         echo: opts.echo ?? false,
         manageRoutes: opts.manageRoutes ?? false,
         logLevel: logLevel as LogLevel,
+        warnings,
         ...(opts.position ? { position: opts.position } : {}),
         ...(opts.probe !== undefined ? { probeHz: opts.probe } : {}),
         ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
@@ -266,19 +290,6 @@ program
       process.exitCode = code;
     },
   );
-
-/** A rover that mints its own tokens: a fresh one well before the last expires (runs for months). */
-function selfMinted(secret: string, sub: string, room: string): () => Promise<string> {
-  const TTL_S = 86_400;
-  let current: { token: string; renewAt: number } | null = null;
-  return async () => {
-    if (!current || Date.now() >= current.renewAt) {
-      const token = await mintToken({ secret, sub, room, ttlSeconds: TTL_S });
-      current = { token, renewAt: Date.now() + (TTL_S / 2) * 1000 };
-    }
-    return current.token;
-  };
-}
 
 /** One line for any failure. */
 function explain(e: unknown): string {

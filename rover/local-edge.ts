@@ -1,7 +1,8 @@
 /**
  * Run the edge locally: the same Worker on workerd through `wrangler dev`, Durable Object state
  * on local disk. Used by `roverlink edge`, `npm start` and the tests. Loopback by default; no
- * Request.cf download and no metrics (nothing leaves the machine).
+ * Request.cf download and no metrics (nothing leaves the machine). Worker variables reach wrangler
+ * in a private env file, never on a command line; the development secret serves loopback only.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
@@ -10,6 +11,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
+import { EdgeVarsError, MIN_SECRET_BYTES, SECRET_VARS, writeVarsFile } from "./edge-vars.ts";
+import { isLoopbackHost } from "./loopback.ts";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEV_SECRET = "roverlink-development-secret-not-for-production";
@@ -18,7 +21,10 @@ export interface LocalEdgeOptions {
   ip?: string;
   /** 0 or undefined: a free port. */
   port?: number;
-  /** Worker vars (`--var NAME:VALUE`). ROVERLINK_SECRET defaults to a development secret. */
+  /**
+   * Worker vars. ROVERLINK_SECRET defaults to $ROVERLINK_SECRET, else (loopback only) a
+   * development secret; a configured one must be at least MIN_SECRET_BYTES long.
+   */
   vars?: Record<string, string>;
   /** Directory for Durable Object state; default a fresh temporary directory. */
   persistTo?: string;
@@ -69,30 +75,75 @@ function wranglerBin(): string {
   return bin;
 }
 
+/**
+ * The worker's vars with ROVERLINK_SECRET filled in, or why the edge must not start: no secret
+ * (or the published development one) beyond loopback, or a secret too short to sign tokens with.
+ */
+export function edgeVars(
+  ip: string,
+  given: Record<string, string> = {},
+): { vars: Record<string, string>; devSecret: boolean } {
+  const vars: Record<string, string> = { ...given };
+  if (!vars.ROVERLINK_SECRET) vars.ROVERLINK_SECRET = process.env.ROVERLINK_SECRET || DEV_SECRET;
+  const devSecret = vars.ROVERLINK_SECRET === DEV_SECRET;
+  if (devSecret && !isLoopbackHost(ip)) {
+    throw new LocalEdgeError(
+      `refusing to serve ${ip} with the public development secret: set ROVERLINK_SECRET (${MIN_SECRET_BYTES}+ random bytes, e.g. openssl rand -base64 32)`,
+    );
+  }
+  const bytes = Buffer.byteLength(vars.ROVERLINK_SECRET);
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new LocalEdgeError(
+      `ROVERLINK_SECRET is ${bytes} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -base64 32)`,
+    );
+  }
+  return { vars, devSecret };
+}
+
 export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<LocalEdge> {
   const ip = opts.ip ?? "127.0.0.1";
-  const port = opts.port && opts.port > 0 ? opts.port : await freePort(ip);
+  // Everything that can be refused is refused before anything starts.
+  const { vars, devSecret } = edgeVars(ip, opts.vars);
+  const bin = wranglerBin();
+  let varsFile: ReturnType<typeof writeVarsFile>;
+  try {
+    varsFile = writeVarsFile(vars);
+  } catch (e) {
+    if (e instanceof EdgeVarsError) throw new LocalEdgeError(e.message);
+    throw e;
+  }
+  let port: number;
+  try {
+    port = opts.port && opts.port > 0 ? opts.port : await freePort(ip);
+  } catch (e) {
+    varsFile.remove();
+    throw e;
+  }
   const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "roverlink-edge-"));
-  const vars: Record<string, string> = { ...opts.vars };
-  const devSecret = !vars.ROVERLINK_SECRET && !process.env.ROVERLINK_SECRET;
-  if (!vars.ROVERLINK_SECRET) vars.ROVERLINK_SECRET = process.env.ROVERLINK_SECRET || DEV_SECRET;
+  // With --env-file, wrangler reads exactly that file (no .dev.vars, no .env from the checkout).
   const args = ["dev", "--ip", ip, "--port", String(port), "--persist-to", persistTo];
+  args.push("--env-file", varsFile.path);
   args.push("--show-interactive-dev-session=false", "--log-level", "warn");
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   // Node 24 from node_modules/.bin first, whatever the caller's PATH.
   const binDir = join(REPO_ROOT, "node_modules", ".bin");
-  const child: ChildProcess = spawn(wranglerBin(), args, {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${binDir}:${dirname(process.execPath)}:${process.env.PATH ?? ""}`,
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    WRANGLER_SEND_METRICS: "false",
+    // The file, and only the file, holds the worker's secrets (wrangler also loads it into its own
+    // environment, which like the file only this user can read).
+    CLOUDFLARE_LOAD_DEV_VARS_FROM_DOT_ENV: "true",
+    CLOUDFLARE_INCLUDE_PROCESS_ENV: "false",
+    NO_COLOR: "1",
+    CI: process.env.CI ?? "1",
+  };
+  for (const name of [...SECRET_VARS, "ROVERLINK_TOKEN"]) delete env[name];
+  const child: ChildProcess = spawn(bin, args, {
     cwd: REPO_ROOT,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      PATH: `${binDir}:${dirname(process.execPath)}:${process.env.PATH ?? ""}`,
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-      WRANGLER_SEND_METRICS: "false",
-      NO_COLOR: "1",
-      CI: process.env.CI ?? "1",
-    },
+    env,
   });
   const tail: string[] = [];
   const onData = (d: Buffer) => {
@@ -119,7 +170,10 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
     }
   };
   // The edge runs in its own process group: take it down with us even if stop() is never called.
-  const reap = () => void signalGroup("SIGTERM");
+  const reap = () => {
+    signalGroup("SIGTERM");
+    varsFile.remove();
+  };
   process.once("exit", reap);
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -132,6 +186,7 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
       const deadline = Date.now() + 2_000;
       while (signalGroup(0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (signalGroup(0)) signalGroup("SIGKILL");
+      varsFile.remove();
       process.off("exit", reap);
     })();
     return stopping;

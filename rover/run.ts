@@ -31,6 +31,8 @@ export interface RoverRunOptions {
   metricsPort?: number;
   manageRoutes?: boolean;
   logLevel: LogLevel;
+  /** Logged once at start-up (the CLI's warning for a rover holding the master secret). */
+  warnings?: string[];
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -49,6 +51,7 @@ function fromSelf(text: string, self: string): boolean {
 
 export async function runRover(o: RoverRunOptions): Promise<number> {
   const log = createLogger(o.logLevel);
+  for (const w of o.warnings ?? []) log.warn(w);
   // Listen for SIGINT/SIGTERM from the start: a Ctrl-C while joining still leaves cleanly.
   let stopNow: () => void = () => {};
   let stopRequested = false;

@@ -4,7 +4,8 @@
  * (alpha links to bravo and probes it 20 times a second; bravo echoes), shows the link with
  * live RTT and loss, forces an ICE-restart handover a few seconds after the link is up, and
  * shows that nothing was lost. Runs until Ctrl-C, which stops everything (no workerd left).
- * Env: PORT (8787), ROVERLINK_SECRET (a development secret otherwise).
+ * Env: PORT (8787), ROVERLINK_SECRET (32+ bytes; a development secret otherwise). The edge listens
+ * on loopback and gets the secret in a private file (rover/local-edge.ts), never on a command line.
  */
 import { Agent, type AgentMessage } from "../rover/agent.ts";
 import { DEV_SECRET, type LocalEdge, startLocalEdge } from "../rover/local-edge.ts";

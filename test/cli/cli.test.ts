@@ -3,7 +3,7 @@
  * tokens, and two rovers probing each other through a local edge.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,9 +16,10 @@ import {
   startLocalEdge,
 } from "../../rover/local-edge.ts";
 import { mintToken, verifyToken } from "../../shared/token.ts";
+import { commandLines, processesMentioning } from "./proc.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
-const SECRET = "cli-test-secret-cli-test-secret";
+const SECRET = "cli-test-secret-cli-test-secret-cli";
 
 /** Run the CLI as a user would; `child` to signal it, `result` once it exited. */
 function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
@@ -48,19 +49,6 @@ function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeou
 
 function roverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
   return spawnRoverlink(args, env, timeoutMs).result;
-}
-
-/** Live processes whose command line mentions `text` (a unique persist directory). */
-function processesMentioning(text: string): number[] {
-  const out: number[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text)) out.push(Number(pid));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
 }
 
 /** One line, prefixed, no stack trace. */
@@ -97,6 +85,8 @@ describe("roverlink CLI", () => {
       /x,y/,
     );
     expectOneLineError(await roverlink(["rover", "--room", "r b", "--id", "a"]), /room must match/);
+    // A rover's own token is never for every room.
+    expectOneLineError(await roverlink(["rover", "--room", "*", "--id", "a"]), /room must match/);
     expectOneLineError(await roverlink(["rover", "--room", "r", "--id", "a"]), /no edge/);
     expectOneLineError(await roverlink(["token", "--room", "r", "--peer", "a"]), /no secret/);
     expectOneLineError(
@@ -205,8 +195,8 @@ describe("roverlink CLI", () => {
     const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-edge-"));
     try {
       const r = await roverlink(
-        ["edge", "--port", String(port), "--persist-to", persist, "--var", "ROVERLINK_SECRET:x"],
-        {},
+        ["edge", "--port", String(port), "--persist-to", persist],
+        { ROVERLINK_SECRET: SECRET },
         60_000,
       );
       expectOneLineError(r, /wrangler dev exited before the edge was up: .*already in use/i);
@@ -214,6 +204,95 @@ describe("roverlink CLI", () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it("edge refuses the development secret beyond loopback, and short secrets, starting nothing", async () => {
+    const port = await freePort();
+    const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-refused-"));
+    const edge = ["edge", "--port", String(port), "--persist-to", persist];
+    for (const ip of ["0.0.0.0", "::", "192.0.2.7"]) {
+      expectOneLineError(
+        await roverlink([...edge, "--ip", ip]),
+        new RegExp(
+          `refusing to serve ${ip} with the public development secret: set ROVERLINK_SECRET`,
+        ),
+      );
+    }
+    // Named explicitly, the published development secret is refused there too.
+    expectOneLineError(
+      await roverlink([...edge, "--ip", "0.0.0.0"], { ROVERLINK_SECRET: DEV_SECRET }),
+      /refusing to serve 0\.0\.0\.0/,
+    );
+    expectOneLineError(
+      await roverlink(edge, { ROVERLINK_SECRET: "too-short" }),
+      /ROVERLINK_SECRET is 9 bytes; use at least 32 random bytes/,
+    );
+    expectOneLineError(
+      await roverlink([...edge, "--var", "ROVERLINK_SECRET:also-too-short"]),
+      /ROVERLINK_SECRET is 14 bytes/,
+    );
+    // Nothing was started: no wrangler, nothing listening.
+    expect(processesMentioning(persist)).toEqual([]);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+
+  it("edge takes secrets from the environment; none reaches a wrangler or workerd command line", async () => {
+    const port = await freePort();
+    const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-secrets-"));
+    const turnSecret = "cli-turn-secret-cli-turn-secret-4f1d";
+    const onPurpose = "cf-token-given-on-the-command-line-9c2e";
+    const child = spawn(
+      process.execPath,
+      [CLI, "edge", "--port", String(port), "--persist-to", persist].concat([
+        "--var",
+        "TURN_URLS:turn:127.0.0.1:3478",
+        "--var",
+        `CF_TURN_API_TOKEN:${onPurpose}`,
+      ]),
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ROVERLINK_SECRET: SECRET, TURN_SECRET: turnSecret },
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!stdout.includes("listening on") && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(stdout).toContain(`listening on http://127.0.0.1:${port}`);
+      // No development secret; one warning for the secret given with --var.
+      expect(stderr.trim().split("\n")).toEqual([
+        "roverlink: --var CF_TURN_API_TOKEN puts a secret in the process list; set CF_TURN_API_TOKEN in the environment instead",
+      ]);
+      const lines = commandLines();
+      const edgeProcesses = [...lines].filter(([, cmd]) => cmd.includes(persist));
+      expect(edgeProcesses.length).toBeGreaterThan(1); // roverlink and wrangler at least
+      for (const [pid, cmd] of lines) {
+        for (const secret of [SECRET, turnSecret])
+          expect({ pid, leak: cmd.includes(secret) }).toEqual({ pid, leak: false });
+        // The one given on roverlink's own command line goes no further.
+        if (pid !== child.pid)
+          expect({ pid, leak: cmd.includes(onPurpose) }).toEqual({ pid, leak: false });
+      }
+      // The edge checks tokens with the secret from the environment.
+      const peers = `http://127.0.0.1:${port}/v1/rooms/demo/peers`;
+      const mint = (secret: string) =>
+        mintToken({ secret, sub: "me", room: "demo", ttlSeconds: 60 });
+      const ok = await fetch(peers, { headers: { Authorization: `Bearer ${await mint(SECRET)}` } });
+      expect(ok.status).toBe(200);
+      const dev = await fetch(peers, {
+        headers: { Authorization: `Bearer ${await mint(DEV_SECRET)}` },
+      });
+      expect(dev.status).toBe(401);
+    } finally {
+      child.kill("SIGINT");
+    }
+    expect(await exited).toBe(0);
+    expect(processesMentioning(persist)).toEqual([]);
   });
 
   describe("against a local edge", () => {
@@ -244,6 +323,49 @@ describe("roverlink CLI", () => {
       expectOneLineError(await roverlink([...rover, expired]), /token refused.*expired/);
       const otherRoom = await mintToken({ secret: SECRET, sub: "a", room: "x", ttlSeconds: 60 });
       expectOneLineError(await roverlink([...rover, otherRoom]), /token not allowed here/);
+    });
+
+    it("a rover minting its own token warns once when the edge is beyond loopback", async () => {
+      const warning = /^ROVERLINK_SECRET is on this rover: anyone holding it can mint admin tokens/;
+      const logs = (stderr: string) =>
+        stderr
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as { level: number; msg: string });
+      // 0.0.0.0 reaches this machine's loopback, yet it is not a loopback address: a rover
+      // cannot tell it from an edge across the network, so it warns.
+      const wide = `http://0.0.0.0:${edge.port}`;
+      const args = ["--room", "warn", "--duration", "1", "--log-level", "info"];
+      const selfMinted = await roverlink(["rover", "--edge", wide, "--id", "w1", ...args], {
+        ROVERLINK_SECRET: SECRET,
+      });
+      expect(selfMinted.code).toBe(0);
+      const lines = logs(selfMinted.stderr);
+      expect(lines.filter((l) => warning.test(l.msg))).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: 40 });
+      expect(lines[0]?.msg).toMatch(warning);
+      expect(lines[0]?.msg).toContain("ROVERLINK_TOKEN");
+      expect(lines.some((l) => l.msg === "joined")).toBe(true);
+      // With its own pre-minted token, or on loopback: no warning.
+      const token = await mintToken({ secret: SECRET, sub: "w2", room: "warn", ttlSeconds: 60 });
+      const given = await roverlink([
+        "rover",
+        "--edge",
+        wide,
+        "--id",
+        "w2",
+        "--token",
+        token,
+        ...args,
+      ]);
+      const local = await roverlink(["rover", "--edge", edge.url, "--id", "w3", ...args], {
+        ROVERLINK_SECRET: SECRET,
+      });
+      for (const r of [given, local]) {
+        expect(r.code).toBe(0);
+        expect(logs(r.stderr).some((l) => l.msg === "joined")).toBe(true);
+        expect(logs(r.stderr).filter((l) => warning.test(l.msg))).toEqual([]);
+      }
     });
 
     it("on a terminal: readable logs and a live status line rewritten in place", async () => {

@@ -3,44 +3,16 @@
  * passes its vars to the worker, reports wrangler's own reason when it cannot start, and stop()
  * leaves no process behind.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { LocalEdgeError, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
+import { groupMembers, processesMentioning } from "./proc.ts";
 
 const SECRET = "local-edge-test-secret-local-edge";
-
-/** Live processes (not zombies) whose process group is `pgid`, by command name. */
-function groupMembers(pgid: number): string[] {
-  const out: string[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(pgrp) === pgid && state !== "Z") out.push(comm);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
-}
-
-/** Live processes whose command line mentions `text` (a unique persist directory). */
-function processesMentioning(text: string): number[] {
-  const out: number[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text)) out.push(Number(pid));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return out;
-}
 
 describe("startLocalEdge", () => {
   it("serves /healthz and the worker with the given vars; stop() leaves no process behind", async () => {
@@ -76,7 +48,7 @@ describe("startLocalEdge", () => {
       expect(refused.status).toBe(401);
 
       // wrangler and workerd share the edge's own process group.
-      expect(groupMembers(edge.pid)).toContain("workerd");
+      expect(groupMembers(edge.pid).map((m) => m.comm)).toContain("workerd");
     } finally {
       await edge.stop();
     }
