@@ -10,6 +10,7 @@ import type { TokenSource } from "../shared/client.ts";
 import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
+import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
@@ -191,6 +192,8 @@ program
   .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
   .option("--stats-json <file>", "write the probe figures as JSON on exit")
   .option("--metrics-port <port>", "Prometheus metrics on 127.0.0.1:<port>/metrics", port)
+  .option("--identity <file>", "DTLS certificate and key (created 0600 if missing; docs/rover.md)")
+  .option("--trust <file>", "pinned peer fingerprints: links to others are refused (docs/rover.md)")
   .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
@@ -218,6 +221,8 @@ program
         metricsPort?: number;
         manageRoutes?: boolean;
         logLevel: LogLevel;
+        identity?: string;
+        trust?: string;
       },
       cmd: Command,
     ) => {
@@ -262,6 +267,8 @@ program
         ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
         ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+        ...(opts.identity ? { identityFile: opts.identity } : {}),
+        ...(opts.trust ? { trustFile: opts.trust } : {}),
       });
       process.exitCode = code;
     },
@@ -290,7 +297,12 @@ function explain(e: unknown): string {
     return e.message;
   }
   if (e instanceof EdgeUnreachableError || e instanceof EdgeProtocolError) return e.message;
-  if (e instanceof TokenError || e instanceof UsageError || e instanceof LocalEdgeError)
+  if (
+    e instanceof TokenError ||
+    e instanceof UsageError ||
+    e instanceof LocalEdgeError ||
+    e instanceof IdentityError
+  )
     return e.message.split("\n")[0] ?? "";
   if (e instanceof Error) return e.message.split("\n")[0] ?? String(e);
   return String(e);

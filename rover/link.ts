@@ -22,6 +22,7 @@ import {
 import { CandidateBuffer } from "./candidate-buffer.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "./health.ts";
 import { iceCredentials, pcIdOf, sdpCandidates, withIceCredentials, withPcId } from "./ice-sdp.ts";
+import type { PeerIdentity } from "./identity.ts";
 import {
   BacklogFullError,
   decodeFrame,
@@ -60,6 +61,8 @@ export interface LinkOptions {
    */
   sender?: ReliableSender;
   receiver?: ReliableReceiver;
+  /** Our DTLS certificate and the check of remote fingerprints (identity.ts). Default: none. */
+  identity?: PeerIdentity;
 }
 
 type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
@@ -165,6 +168,7 @@ export class Link extends EventEmitter {
         ? { iceAdditionalHostAddresses: this.#o.iceAdditionalHostAddresses }
         : {}),
       ...(this.#o.interfaceAddresses ? { iceInterfaceAddresses: this.#o.interfaceAddresses } : {}),
+      ...(this.#o.identity ? { certificates: [this.#o.identity.certificate] } : {}),
     });
     pc.onIceCandidate.subscribe((c) => {
       if (!c || pc !== this.#pc) return;
@@ -256,6 +260,7 @@ export class Link extends EventEmitter {
         return;
       }
     }
+    if (await this.#refused(sdp, this.#sid)) return;
     await pc.setRemoteDescription({ type: "answer", sdp });
     this.#remotePcId = pcIdOf(sdp);
     await this.#flushHeld();
@@ -294,7 +299,7 @@ export class Link extends EventEmitter {
   /** An `offer` event from the peer: a new session, or an ICE restart of ours. */
   onOffer(ev: OfferEvent): Promise<void> {
     return this.#serial(async () => {
-      if (this.#closed) return;
+      if (this.#closed || (await this.#refused(ev.sdp, ev.session))) return;
       // A restart of our session, or an ICE restart in a new session by the PeerConnection we
       // already talk to (the edge had closed our session under the live link).
       const from = pcIdOf(ev.sdp);
@@ -440,6 +445,23 @@ export class Link extends EventEmitter {
         })
         .catch(() => {}); // a duplicate of one in the description, or of a closed generation
     }
+  }
+
+  /**
+   * A remote description whose DTLS fingerprint is not the one trusted for the peer is never
+   * applied: its session is closed and the agent told ("refused"), which drops a link not up.
+   */
+  async #refused(sdp: string, session: string | null): Promise<boolean> {
+    const why = this.#o.identity?.verifyRemote(this.peer, sdp) ?? null;
+    if (why === null) return false;
+    this.#o.log.warn(
+      { peer: this.peer, session, reason: why },
+      "link refused: untrusted DTLS fingerprint",
+    );
+    if (session === this.#sid) this.#sid = null;
+    if (session) await this.#o.client.closeSession(this.#o.room, session).catch(() => {});
+    this.emit("refused", why);
+    return true;
   }
 
   /** Run a step that makes and sends a local description; trickle what it did not carry after. */

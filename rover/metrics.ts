@@ -27,6 +27,13 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly linksRefused = new Counter({
+    name: "roverlink_links_refused_total",
+    help: "Remote descriptions refused: DTLS fingerprint not the trusted one (docs/rover.md)",
+    labelNames: ["peer"],
+    registers: [this.registry],
+  });
+
   constructor(agent: Agent) {
     const reg = [this.registry];
     new Gauge({
@@ -77,6 +84,7 @@ export class AgentMetrics {
     agent.on("message", (m: { peer: string; channel: string }) =>
       this.messagesReceived.inc({ peer: m.peer, channel: m.channel }),
     );
+    agent.on("link-refused", (peer: string) => this.linksRefused.inc({ peer }));
     agent.on("handover", (h: { kind: string; gapMs: number }) =>
       this.handoverGap.observe({ kind: h.kind }, h.gapMs / 1000),
     );
