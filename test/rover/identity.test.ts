@@ -15,8 +15,8 @@ import {
 const dir = mkdtempSync(join(tmpdir(), "rl-identity-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const A = "AA:".repeat(31) + "AA";
-const B = "BB:".repeat(31) + "BB";
+const A = `${"AA:".repeat(31)}AA`;
+const B = `${"BB:".repeat(31)}BB`;
 const sdp = (f: string) =>
   `v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:sha-256 ${f}\r\n`;
 
