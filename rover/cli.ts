@@ -274,6 +274,23 @@ program
     },
   );
 
+program
+  .command("identity")
+  .description(
+    "print a rover's DTLS certificate fingerprint as a trust-file line (creates the file if missing)",
+  )
+  .requiredOption("--id <id>", "the rover's peer id", id("peer id"))
+  .option("--identity <file>", "certificate file (default: the rover's default location)")
+  .action(async (opts: { id: string; identity?: string }) => {
+    const { openPeerIdentity } = await import("./identity.ts");
+    const r = await openPeerIdentity({
+      id: opts.id,
+      ...(opts.identity ? { identityFile: opts.identity } : {}),
+    });
+    process.stderr.write(`roverlink: ${r.created ? "created" : "read"} ${r.file}\n`);
+    process.stdout.write(`${opts.id} sha-256 ${r.fingerprint}\n`);
+  });
+
 /** A rover that mints its own tokens: a fresh one well before the last expires (runs for months). */
 function selfMinted(secret: string, sub: string, room: string): () => Promise<string> {
   const TTL_S = 86_400;

@@ -87,15 +87,6 @@ async function run(
     ...(o.identityFile ? { identityFile: o.identityFile } : {}),
     ...(o.trustFile ? { trustFile: o.trustFile } : {}),
   });
-  log.info(
-    {
-      file: id.file,
-      fingerprint: `sha-256 ${id.fingerprint}`,
-      created: id.created,
-      trust: o.trustFile ?? null,
-    },
-    o.trustFile ? "identity" : "identity (no --trust: remote fingerprints are not checked)",
-  );
   const agent = new Agent({
     identity: id.identity,
     edge: o.edge,
@@ -164,6 +155,16 @@ async function run(
     if (stopRequested()) return 0;
     throw e;
   }
+  // Logged once joined: a failure before that stays one line on stderr.
+  log.info(
+    {
+      file: id.file,
+      fingerprint: `sha-256 ${id.fingerprint}`,
+      created: id.created,
+      trust: o.trustFile ?? null,
+    },
+    o.trustFile ? "identity" : "identity (no --trust: remote fingerprints are not checked)",
+  );
   o.onStarted?.(agent);
 
   let seq = 0;
