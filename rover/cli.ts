@@ -153,6 +153,7 @@ program
     new Option("--role <role>", "peer or admin").choices(["peer", "admin"]).default("peer"),
   )
   .option("--secret <secret>", "signing secret (default: $ROVERLINK_SECRET)")
+  .option("--cnf <fingerprint|file>", "bind to this DTLS certificate (RFC 7800; docs/rover.md)")
   .action(
     async (opts: {
       room: string;
@@ -160,6 +161,7 @@ program
       ttl: string;
       role: "peer" | "admin";
       secret?: string;
+      cnf?: string;
     }) => {
       const secret = opts.secret ?? process.env.ROVERLINK_SECRET;
       if (!secret) throw new UsageError("no secret: set ROVERLINK_SECRET or pass --secret");
@@ -169,6 +171,7 @@ program
         room: opts.room,
         role: opts.role,
         ttlSeconds: parseTtl(opts.ttl),
+        ...(opts.cnf ? { cnf: (await import("./identity.ts")).cnfFingerprint(opts.cnf) } : {}),
       });
       process.stdout.write(`${token}\n`);
     },

@@ -252,3 +252,26 @@ export async function openPeerIdentity(o: {
     created: loaded.created,
   };
 }
+
+/**
+ * `roverlink token --cnf`: a fingerprint as written, or the certificate in a file (an identity
+ * file, or any PEM certificate).
+ */
+export function cnfFingerprint(arg: string): Fingerprint {
+  let text: string | null = null;
+  try {
+    text = readFileSync(arg, "utf8");
+  } catch {
+    // not a file: a fingerprint
+  }
+  if (text === null) {
+    try {
+      return parseFingerprint(arg);
+    } catch (e) {
+      throw new IdentityError(`--cnf: ${(e as Error).message} (nor a readable file)`);
+    }
+  }
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)?.[0];
+  if (!pem) throw new IdentityError(`--cnf: ${arg} holds no PEM certificate`);
+  return parseFingerprint(new X509Certificate(pem).fingerprint256);
+}

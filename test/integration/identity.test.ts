@@ -84,14 +84,20 @@ async function rogueEdge(swapTo: string | null): Promise<{ url: string; swapped:
 
 interface Rover {
   agent: Agent;
-  logs: { msg: string; reason?: string; peer?: string; session?: string }[];
+  logs: { msg: string; reason?: string; peer?: string; session?: string; err?: string }[];
   metrics: AgentMetrics;
 }
 
 async function rover(
   room: string,
   id: string,
-  o: { edge?: string; trust?: string; connect?: string[]; identityFile?: string } = {},
+  o: {
+    edge?: string;
+    trust?: string;
+    connect?: string[];
+    identityFile?: string;
+    token?: string;
+  } = {},
 ): Promise<Rover> {
   const logs: Rover["logs"] = [];
   const logger = pino(
@@ -107,7 +113,7 @@ async function rover(
     edge: o.edge ?? edge.url,
     room,
     id,
-    token: await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 }),
+    token: o.token ?? (await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 })),
     connect: o.connect ?? [],
     watchNetwork: false,
     logger,
@@ -247,5 +253,35 @@ describe("end-to-end identity through a local edge", () => {
     await rover(room, "persist-b", { identityFile: file, connect: ["persist-a"] });
     await up;
     expect(await refusedCount(a, "persist-b")).toBe(0);
+  });
+
+  it("a token bound (cnf) to a rover's certificate links from it, and is refused by the edge elsewhere", async () => {
+    const room = `id-${++roomN}`;
+    const own = await loadOrCreateIdentity(join(dir, "cnf-a.pem"));
+    const token = await mintToken({
+      secret: SECRET,
+      sub: "cnf-a",
+      room,
+      ttlSeconds: 600,
+      cnf: own.fingerprint,
+    });
+    const b = await rover(room, "cnf-b");
+    const a = await rover(room, "cnf-a", { token, connect: ["cnf-b"] });
+    await Promise.all([once(a.agent, "link-up"), once(b.agent, "link-up")]);
+    await a.agent.stop();
+    // The same token on another machine (another certificate): the edge refuses its offers.
+    const thief = await rover(room, "cnf-a", {
+      token,
+      identityFile: join(dir, "cnf-thief.pem"),
+      connect: ["cnf-b"],
+    });
+    const end = Date.now() + 20_000;
+    const refusedByEdge = () =>
+      thief.logs.find(
+        (l) => l.msg === "link step failed" && /bound to another certificate/.test(l.err ?? ""),
+      );
+    while (!refusedByEdge() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(refusedByEdge()?.err).toMatch(/403.*this token is bound to another certificate \(cnf\)/);
+    expect(b.agent.links().get("cnf-a")?.up ?? false).toBe(false);
   });
 });
