@@ -221,6 +221,12 @@ function loadTrust(file: string): TrustFile {
   } catch (e) {
     throw new IdentityError(`cannot read trust file ${file}: ${(e as Error).message}`);
   }
+  // Whoever can write the trust file decides whom the rover trusts (like ssh's StrictModes).
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o022) !== 0)
+    throw new IdentityError(
+      `trust file ${file} is writable by others (mode ${mode.toString(8)}): chmod go-w it`,
+    );
   return parseTrustFile(text, file);
 }
 

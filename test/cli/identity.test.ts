@@ -69,7 +69,7 @@ describe("roverlink rover --trust", () => {
 
   it("stops before joining on a malformed trust file, naming the line", () => {
     const trust = join(dir, "trust");
-    writeFileSync(trust, "# fleet\nrover-2 sha-256 AB:CD\n");
+    writeFileSync(trust, "# fleet\nrover-2 sha-256 AB:CD\n", { mode: 0o644 });
     expect(rover(trust)).toEqual({
       code: 1,
       stdout: "",

@@ -149,7 +149,7 @@ async function trustFile(name: string, ids: string[]): Promise<string> {
     ),
   );
   const file = join(dir, name);
-  writeFileSync(file, `${lines.join("\n")}\n`);
+  writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o644 });
   return file;
 }
 
@@ -241,6 +241,7 @@ describe("end-to-end identity through a local edge", () => {
     writeFileSync(
       trust,
       `persist-b sha-256 ${first.fingerprint}\npersist-a sha-256 ${(await loadOrCreateIdentity(join(dir, "persist-a.pem"))).fingerprint}\n`,
+      { mode: 0o644 },
     );
     const a = await rover(room, "persist-a", { trust });
     const b1 = await rover(room, "persist-b", { identityFile: file, connect: ["persist-a"] });

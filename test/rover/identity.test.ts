@@ -108,7 +108,7 @@ describe("trust file", () => {
 
   it("follows the file: a rotation applies without a restart, a broken file refuses all", () => {
     const file = join(dir, "trust");
-    writeFileSync(file, `rover-1 ${A}\n`);
+    writeFileSync(file, `rover-1 ${A}\n`, { mode: 0o644 });
     const verify = trustFileVerifier(file);
     expect(verify("rover-1", sdp(A))).toBeNull();
     expect(verify("rover-1", sdp(B))).not.toBeNull();
@@ -119,6 +119,15 @@ describe("trust file", () => {
     expect(verify("rover-1", sdp(B))).toMatch(/line 1/);
     rmSync(file);
     expect(verify("rover-1", sdp(B))).toMatch(/cannot read trust file/);
+  });
+
+  it("refuses a trust file others can write", () => {
+    const file = join(dir, "trust-open");
+    writeFileSync(file, `rover-1 ${A}\n`, { mode: 0o644 });
+    chmodSync(file, 0o666);
+    expect(() => trustFileVerifier(file)).toThrow(/writable by others \(mode 666\): chmod go-w/);
+    chmodSync(file, 0o644);
+    expect(trustFileVerifier(file)("rover-1", sdp(A))).toBeNull();
   });
 
   it("fails at start for a missing trust file", () => {
