@@ -14,6 +14,7 @@ import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
 import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
 import { EdgeHttp } from "./http.ts";
+import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
 import { UplinkManager } from "./uplinks.ts";
@@ -49,6 +50,8 @@ export interface AgentOptions {
   wrapFetch?: (f: FetchFn) => FetchFn;
   /** Extra host candidate addresses for werift (default: 127.0.0.1 when the edge is local). */
   iceAdditionalHostAddresses?: string[];
+  /** Persistent DTLS certificate and remote-fingerprint check (identity.ts); default none. */
+  identity?: PeerIdentity;
 }
 
 export interface LinkStats {
@@ -410,6 +413,11 @@ export class Agent extends EventEmitter {
       log: this.log,
       ...(this.#o.health ? { health: this.#o.health } : {}),
       ...(extra ? { iceAdditionalHostAddresses: extra } : {}),
+      ...(this.#o.identity ? { identity: this.#o.identity } : {}),
+    });
+    link.on("refused", (reason: string) => {
+      this.emit("link-refused", peer, reason);
+      if (this.#links.get(peer) === link && !link.up) this.#dropLink(peer, "refused");
     });
     link.on("up", (info: { path: Path; firstTime: boolean }) => {
       this.log.info({ peer, path: info.path, first: info.firstTime }, "link up");

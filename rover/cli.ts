@@ -11,6 +11,7 @@ import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, SECRET_VARS } from "./edge-vars.ts";
+import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
@@ -169,6 +170,7 @@ program
     new Option("--role <role>", "peer or admin").choices(["peer", "admin"]).default("peer"),
   )
   .option("--secret <secret>", "signing secret (default: $ROVERLINK_SECRET)")
+  .option("--cnf <fingerprint|file>", "bind to this DTLS certificate (RFC 7800; docs/rover.md)")
   .action(
     async (opts: {
       room: string;
@@ -176,6 +178,7 @@ program
       ttl: string;
       role: "peer" | "admin";
       secret?: string;
+      cnf?: string;
     }) => {
       const secret = opts.secret ?? process.env.ROVERLINK_SECRET;
       if (!secret) throw new UsageError("no secret: set ROVERLINK_SECRET or pass --secret");
@@ -185,6 +188,7 @@ program
         room: opts.room,
         role: opts.role,
         ttlSeconds: parseTtl(opts.ttl),
+        ...(opts.cnf ? { cnf: (await import("./identity.ts")).cnfFingerprint(opts.cnf) } : {}),
       });
       process.stdout.write(`${token}\n`);
     },
@@ -211,6 +215,8 @@ program
   .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
   .option("--stats-json <file>", "write the probe figures as JSON on exit")
   .option("--metrics-port <port>", "Prometheus metrics on 127.0.0.1:<port>/metrics", port)
+  .option("--identity <file>", "DTLS certificate and key (created 0600 if missing; docs/rover.md)")
+  .option("--trust <file>", "pinned peer fingerprints: links to others are refused (docs/rover.md)")
   .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
@@ -238,6 +244,8 @@ program
         metricsPort?: number;
         manageRoutes?: boolean;
         logLevel: LogLevel;
+        identity?: string;
+        trust?: string;
       },
       cmd: Command,
     ) => {
@@ -286,10 +294,29 @@ program
         ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
         ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+        ...(opts.identity ? { identityFile: opts.identity } : {}),
+        ...(opts.trust ? { trustFile: opts.trust } : {}),
       });
       process.exitCode = code;
     },
   );
+
+program
+  .command("identity")
+  .description(
+    "print a rover's DTLS certificate fingerprint as a trust-file line (creates the file if missing)",
+  )
+  .requiredOption("--id <id>", "the rover's peer id", id("peer id"))
+  .option("--identity <file>", "certificate file (default: the rover's default location)")
+  .action(async (opts: { id: string; identity?: string }) => {
+    const { openPeerIdentity } = await import("./identity.ts");
+    const r = await openPeerIdentity({
+      id: opts.id,
+      ...(opts.identity ? { identityFile: opts.identity } : {}),
+    });
+    process.stderr.write(`roverlink: ${r.created ? "created" : "read"} ${r.file}\n`);
+    process.stdout.write(`${opts.id} sha-256 ${r.fingerprint}\n`);
+  });
 
 /** One line for any failure. */
 function explain(e: unknown): string {
@@ -301,7 +328,12 @@ function explain(e: unknown): string {
     return e.message;
   }
   if (e instanceof EdgeUnreachableError || e instanceof EdgeProtocolError) return e.message;
-  if (e instanceof TokenError || e instanceof UsageError || e instanceof LocalEdgeError)
+  if (
+    e instanceof TokenError ||
+    e instanceof UsageError ||
+    e instanceof LocalEdgeError ||
+    e instanceof IdentityError
+  )
     return e.message.split("\n")[0] ?? "";
   if (e instanceof Error) return e.message.split("\n")[0] ?? String(e);
   return String(e);

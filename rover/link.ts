@@ -33,6 +33,7 @@ import {
   serializeSdpFrag,
 } from "../shared/sdpfrag.ts";
 import { CandidateExchange, type ExchangeTarget } from "./candidate-exchange.ts";
+import type { PeerIdentity } from "./identity.ts";
 import { LinkChannels } from "./link-channels.ts";
 import {
   iceConnection,
@@ -72,6 +73,8 @@ export interface LinkOptions {
    */
   sender?: ReliableSender;
   receiver?: ReliableReceiver;
+  /** Our DTLS certificate and the check of remote fingerprints (identity.ts). Default: none. */
+  identity?: PeerIdentity;
 }
 
 type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
@@ -210,6 +213,7 @@ export class Link extends EventEmitter {
         ? { iceAdditionalHostAddresses: this.#o.iceAdditionalHostAddresses }
         : {}),
       ...(this.#o.interfaceAddresses ? { iceInterfaceAddresses: this.#o.interfaceAddresses } : {}),
+      ...(this.#o.identity ? { certificates: [this.#o.identity.certificate] } : {}),
     });
     pc.onIceCandidate.subscribe((c) => {
       if (!c || pc !== this.#pc) return;
@@ -253,6 +257,23 @@ export class Link extends EventEmitter {
         this.#tick();
       });
     }
+  }
+
+  /**
+   * A remote description whose DTLS fingerprint is not the one trusted for the peer is never
+   * applied: its session is closed and the agent told ("refused"), which drops a link not up.
+   */
+  async #refused(sdp: string, session: string | null): Promise<boolean> {
+    const why = this.#o.identity?.verifyRemote(this.peer, sdp) ?? null;
+    if (why === null) return false;
+    this.#o.log.warn(
+      { peer: this.peer, session, reason: why },
+      "link refused: untrusted DTLS fingerprint",
+    );
+    if (session === this.#sid) this.#sid = null;
+    if (session) await this.#o.client.closeSession(this.#o.room, session).catch(() => {});
+    this.emit("refused", why);
+    return true;
   }
 
   /** Where trickled candidates go now. */
@@ -323,6 +344,7 @@ export class Link extends EventEmitter {
         return;
       }
     }
+    if (await this.#refused(sdp, this.#sid)) return;
     await pc.setRemoteDescription({ type: "answer", sdp });
     this.#remotePcId = pcIdOf(sdp);
     await this.#candidates.apply(this.#target());
@@ -363,7 +385,7 @@ export class Link extends EventEmitter {
   /** An `offer` event from the peer: a new session, or an ICE restart of ours. */
   onOffer(ev: OfferEvent): Promise<void> {
     return this.#serial(async () => {
-      if (this.#closed) return;
+      if (this.#closed || (await this.#refused(ev.sdp, ev.session))) return;
       // A restart of our session, or an ICE restart in a new session by the PeerConnection we
       // already talk to (the edge had closed our session under the live link).
       const from = pcIdOf(ev.sdp);

@@ -39,6 +39,12 @@ export class AgentMetrics {
     labelNames: ["peer"],
     registers: [this.registry],
   });
+  readonly linksRefused = new Counter({
+    name: "roverlink_links_refused_total",
+    help: "Remote descriptions refused: DTLS fingerprint not the trusted one (docs/rover.md)",
+    labelNames: ["peer"],
+    registers: [this.registry],
+  });
 
   constructor(agent: Agent) {
     const reg = [this.registry];
@@ -94,6 +100,7 @@ export class AgentMetrics {
     );
     agent.on("violation", (peer: string, kind: string) => this.violations.inc({ peer, kind }));
     agent.on("misbehaving", (peer: string) => this.misbehaving.inc({ peer }));
+    agent.on("link-refused", (peer: string) => this.linksRefused.inc({ peer }));
     agent.on("handover", (h: { kind: string; gapMs: number }) =>
       this.handoverGap.observe({ kind: h.kind }, h.gapMs / 1000),
     );

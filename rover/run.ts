@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
+import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
@@ -33,6 +34,9 @@ export interface RoverRunOptions {
   logLevel: LogLevel;
   /** Logged once at start-up (the CLI's warning for a rover holding the master secret). */
   warnings?: string[];
+  /** DTLS certificate file (default: identity.ts defaultIdentityPath) and trust file (none). */
+  identityFile?: string;
+  trustFile?: string;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -81,7 +85,13 @@ async function run(
   stopped: Promise<void>,
   stopRequested: () => boolean,
 ): Promise<number> {
+  const id = await openPeerIdentity({
+    id: o.id,
+    ...(o.identityFile ? { identityFile: o.identityFile } : {}),
+    ...(o.trustFile ? { trustFile: o.trustFile } : {}),
+  });
   const agent = new Agent({
+    identity: id.identity,
     edge: o.edge,
     room: o.room,
     id: o.id,
@@ -148,6 +158,16 @@ async function run(
     if (stopRequested()) return 0;
     throw e;
   }
+  // Logged once joined: a failure before that stays one line on stderr.
+  log.info(
+    {
+      file: id.file,
+      fingerprint: `sha-256 ${id.fingerprint}`,
+      created: id.created,
+      trust: o.trustFile ?? null,
+    },
+    o.trustFile ? "identity" : "identity (no --trust: remote fingerprints are not checked)",
+  );
   o.onStarted?.(agent);
 
   let seq = 0;

@@ -63,6 +63,11 @@ export interface TokenClaims {
   exp: number;
   iat?: number;
   role: Role;
+  /**
+   * RFC 7800 confirmation (extension, docs/protocol.md): the bearer's DTLS certificate, as the
+   * base64url SHA-256 of its DER. Descriptions sent with the token must carry only it.
+   */
+  cnf?: { "x5t#S256": string };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ export const tokenClaimsSchema = z.object({
   exp: z.number().int(),
   iat: z.number().int().optional(),
   role: z.enum(["peer", "admin"]).default("peer"),
+  // A cnf the edge cannot check (no x5t#S256, or a malformed one) makes the token invalid.
+  cnf: z.object({ "x5t#S256": z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).optional(),
 }) satisfies z.ZodType<TokenClaims, unknown>;
 
 const finite = z.number().finite();

@@ -3,6 +3,7 @@
  * WebCrypto via hono/jwt, so this runs in workerd, Node and the browser.
  */
 import { decode, sign, verify } from "hono/jwt";
+import { fingerprintToX5t } from "./fingerprint.ts";
 import { ID_PATTERN, type Role, type TokenClaims } from "./protocol.ts";
 import { roleSchema, tokenClaimsSchema } from "./schemas.ts";
 
@@ -23,6 +24,8 @@ export interface MintTokenOptions {
   role?: Role;
   /** Issue time in seconds since the epoch (default: now). */
   nowS?: number;
+  /** Bind the token to this DTLS certificate fingerprint (RFC 7800 `cnf`, `x5t#S256`). */
+  cnf?: string;
 }
 
 /** Mint an HS256 JWT with claims {sub, room, role, iat, exp}. Throws TokenError on bad input. */
@@ -46,8 +49,16 @@ export async function mintToken(opts: MintTokenOptions): Promise<string> {
     throw new TokenError(`role "${role}" must be "peer" or "admin"`);
   }
   const iat = opts.nowS ?? Math.floor(Date.now() / 1000);
+  let cnf: { cnf: { "x5t#S256": string } } | Record<string, never> = {};
+  if (opts.cnf !== undefined) {
+    try {
+      cnf = { cnf: { "x5t#S256": fingerprintToX5t(opts.cnf) } };
+    } catch (e) {
+      throw new TokenError(`cnf: ${(e as Error).message}`);
+    }
+  }
   return sign(
-    { sub: opts.sub, room: opts.room, role, iat, exp: iat + opts.ttlSeconds },
+    { sub: opts.sub, room: opts.room, role, iat, exp: iat + opts.ttlSeconds, ...cnf },
     opts.secret,
     "HS256",
   );

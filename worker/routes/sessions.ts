@@ -8,6 +8,7 @@ import { iceServerLinks } from "../../shared/link-header.ts";
 import { CONTENT_TYPE, LIMITS, paths } from "../../shared/protocol.ts";
 import { fragPwd, fragUfrag, parseSdpFrag, SdpFragError } from "../../shared/sdpfrag.ts";
 import { checkRoom } from "../auth.ts";
+import { cnfProblem } from "../cnf.ts";
 import {
   type AppEnv,
   absolute,
@@ -48,6 +49,8 @@ async function readSdp(c: Ctx): Promise<string> {
   const sdp = await bodyText(c);
   const why = sdpProblem(sdp);
   if (why) throw problem(400, "Bad SDP", why);
+  const unbound = cnfProblem(claims(c), sdp);
+  if (unbound) throw problem(403, "Forbidden", unbound);
   return sdp;
 }
 
