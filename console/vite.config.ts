@@ -2,8 +2,8 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
 
 // The console is a static single page served by the edge (Workers static assets, see
-// wrangler.toml [assets]). It imports ../shared and ../rover/reliable.ts, so the dev server
-// must be allowed to read the repository root.
+// wrangler.toml [assets]). It imports ../shared (the link modules in shared/link/ too), so the
+// dev server must be allowed to read the repository root.
 const root = fileURLToPath(new URL(".", import.meta.url));
 const repo = fileURLToPath(new URL("..", import.meta.url));
 

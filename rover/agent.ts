@@ -408,7 +408,8 @@ export class Agent extends EventEmitter {
       self: this.id,
       peer,
       role,
-      raw: this.#peers.get(peer)?.kind === "browser",
+      raw:
+        this.#peers.get(peer)?.kind === "browser" && this.#peers.get(peer)?.meta.control !== "rl1",
       iceServers: () => this.#iceServers,
       log: this.log,
       ...(this.#o.health ? { health: this.#o.health } : {}),

@@ -1,13 +1,12 @@
 /**
- * What travels on the data channels between consoles and rovers. Messages are JSON text; on
- * `control` they go through the channel codec (see wire.ts), `telemetry` carries them raw.
+ * What the console's application sends on the data channels: JSON text. On `control` it travels
+ * inside the reliable stream (control-stream.ts); health probes on `telemetry` are not
+ * application messages (probes.ts).
  */
 export type AppMessage =
   | { type: "chat"; from: string; text: string; at: number }
   | { type: "cmd"; from: string; name: string; args?: unknown; at: number }
-  | { type: "voice"; from: string; state: "on" | "off" }
-  | { type: "ping"; from: string; seq: number; t: number }
-  | { type: "pong"; from: string; seq: number; t: number };
+  | { type: "voice"; from: string; state: "on" | "off" };
 
 /** Parse a received message; anything that is not one of ours is returned as raw text. */
 export function parseMessage(text: string): AppMessage | { type: "raw"; text: string } {
@@ -15,7 +14,7 @@ export function parseMessage(text: string): AppMessage | { type: "raw"; text: st
     const v = JSON.parse(text) as unknown;
     if (typeof v === "object" && v !== null && typeof (v as { type?: unknown }).type === "string") {
       const t = (v as { type: string }).type;
-      if (t === "chat" || t === "cmd" || t === "voice" || t === "ping" || t === "pong") {
+      if (t === "chat" || t === "cmd" || t === "voice") {
         return v as AppMessage;
       }
     }

@@ -1,8 +1,21 @@
 /**
  * One WebRTC link between this browser and another peer, negotiated only through the edge's HTTP
  * protocol: POST offer / answer, PATCH trickle, re-POST for ICE restarts, `restart` sdpfrags from
- * the other side. DOM-free apart from the WebRTC objects; the UI listens through LinkCallbacks.
+ * the other side. What the link does is decided by the shared health policy (health-loop.ts over
+ * shared/link/health.ts); `control` is the shared reliable stream (control-stream.ts), probes are
+ * the shared probe wire (probes.ts), and a peer that keeps breaking the protocol is dropped
+ * (shared/link/conduct.ts). DOM-free apart from the WebRTC objects; the UI listens through
+ * LinkCallbacks.
  */
+import { PeerConduct, type Violation } from "../../shared/link/conduct.ts";
+import type { Decision, HealthConfig, HealthSnapshot } from "../../shared/link/health.ts";
+import { BacklogFullError } from "../../shared/link/reliable.ts";
+import {
+  hasAudio,
+  iceCredentials,
+  sdpCandidates,
+  withIceCredentials,
+} from "../../shared/link/sdp-edit.ts";
 import type { RoomEvent } from "../../shared/protocol.ts";
 import {
   buildCandidateFrag,
@@ -13,13 +26,14 @@ import {
   serializeSdpFrag,
 } from "../../shared/sdpfrag.ts";
 import { type AppMessage, parseMessage } from "./control.ts";
-import { hasAudio, iceCredentials, sdpCandidates, withIceCredentials } from "./ice-sdp.ts";
+import { ControlStream, type ControlStreams } from "./control-stream.ts";
+import { HealthLoop, type LinkState, linkStateOf } from "./health-loop.ts";
+import { onTelemetryText, ping } from "./probes.ts";
 import type { SignalingClient } from "./signaling.ts";
 import { errorStatus, errorText } from "./signaling.ts";
 import { type LinkSample, lossBetween, sampleStats } from "./stats.ts";
-import { type ChannelCodec, rawCodec, type TextPipe } from "./wire.ts";
 
-export type LinkState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
+export type { LinkState } from "./health-loop.ts";
 export type VoiceState = "off" | "ringing" | "on" | "muted";
 export type ChannelName = "control" | "telemetry";
 
@@ -28,7 +42,11 @@ export interface LinkContext {
   room: string;
   self: string;
   rtc: RTCConfiguration;
-  controlCodec: ChannelCodec;
+  /** The peer frames `control` (a roverlink agent, or a console that announced `rl1`). */
+  framed: boolean;
+  /** `control` stream state of the peer's current process (kept by the room across links). */
+  streams: ControlStreams;
+  health?: Partial<HealthConfig>;
   getMic(): Promise<MediaStreamTrack>;
   /** How long to wait for ICE gathering before sending what we have (the rest trickles). */
   gatherTimeoutMs?: number;
@@ -43,65 +61,125 @@ export interface LinkCallbacks {
     msg: AppMessage | { type: "raw"; text: string },
   ): void;
   audio(link: PeerLink, stream: MediaStream | null): void;
-  sample(link: PeerLink, s: LinkSample, loss: number | null, pingRttMs: number | null): void;
+  /** Once a second: getStats figures, loss between samples, and the health policy's view. */
+  sample(link: PeerLink, s: LinkSample, loss: number | null, health: HealthSnapshot): void;
   log(link: PeerLink, text: string): void;
 }
 
-const PING_EVERY_MS = 1000;
-const PING_LOST_AFTER_MS = 3000;
-/** Consecutive lost pings (with pongs seen before) that count as a degraded link. */
-const DEGRADED_PINGS = 4;
-const DISCONNECTED_RESTART_MS = 2500;
+const SAMPLE_EVERY_MS = 1000;
+/** Channels the peer may open on one PeerConnection; more is a flood. */
+const MAX_PEER_CHANNELS = 16;
 
 export class PeerLink {
   readonly peer: string;
   readonly role: "offerer" | "answerer";
-  readonly pc: RTCPeerConnection;
+  readonly conduct: PeerConduct;
   session: string | null = null;
   etag: string | null = null;
   state: LinkState = "connecting";
   voice: VoiceState = "off";
+  /** Handovers started: ICE restarts (ours and the peer's) and rebuilds. */
   restarts = 0;
   lastSample: LinkSample | undefined;
 
   private readonly ctx: LinkContext;
   private readonly cb: LinkCallbacks;
-  private pipes = new Map<ChannelName, TextPipe>();
+  private readonly control: ControlStream;
+  private readonly loop: HealthLoop;
+  private current: RTCPeerConnection;
   private channels = new Map<ChannelName, RTCDataChannel>();
+  private peerChannels = 0;
   private gathered: RTCIceCandidateInit[] = [];
   private sentCandidates = new Set<string>();
   private remoteQueue: RTCIceCandidateInit[] = [];
   private mic: MediaStreamTrack | null = null;
-  private restarting = false;
+  /** An offer of ours is being made and sent (restart or rebuild): one at a time. */
+  private offering = false;
   /** While an SDP is being gathered and sent, new candidates go in it, not in a PATCH. */
   private holdTrickle = false;
-  private disconnectedSince = 0;
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private pingSeq = 0;
-  private pings = new Map<number, number>();
-  private pongsSeen = 0;
-  private lostInRow = 0;
-  private lastPingRtt: number | null = null;
+  /** The PeerConnection whose opening the policy was told about. */
+  private upFor: RTCPeerConnection | null = null;
+  /** Our ICE ufrag before the restart under way: the restart is done once a newer one carries. */
+  private ufragAtRestart: string | null = null;
+  private checkingRestart = false;
+  private probeSeq = 0;
+  private sampler: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
 
   constructor(ctx: LinkContext, peer: string, role: "offerer" | "answerer", cb: LinkCallbacks) {
     this.ctx = ctx;
     this.peer = peer;
     this.role = role;
     this.cb = cb;
-    this.pc = new RTCPeerConnection(ctx.rtc);
-    this.pc.addEventListener("icecandidate", (ev) => {
-      if (ev.candidate?.candidate) {
+    this.conduct = new PeerConduct({}, performance.now());
+    this.loop = new HealthLoop((d) => this.act(d), ctx.health);
+    this.control = new ControlStream({
+      ...ctx.streams,
+      framed: ctx.framed,
+      deliver: (text) => this.onAppText("control", text),
+      violation: (kind, detail) => this.violation(kind, detail),
+    });
+    this.current = this.newPc();
+    this.sampler = setInterval(() => void this.sample(), SAMPLE_EVERY_MS);
+  }
+
+  /** The PeerConnection in use (a rebuild replaces it). */
+  get pc(): RTCPeerConnection {
+    return this.current;
+  }
+
+  /** The health policy's figures now. */
+  health(): HealthSnapshot {
+    return this.loop.health.snapshot(this.loop.now());
+  }
+
+  private newPc(): RTCPeerConnection {
+    const pc = new RTCPeerConnection(this.ctx.rtc);
+    const mine = () => pc === this.current && !this.closed;
+    pc.addEventListener("icecandidate", (ev) => {
+      if (mine() && ev.candidate?.candidate) {
         this.gathered.push(ev.candidate.toJSON());
         void this.flushTrickle();
       }
     });
-    this.pc.addEventListener("datachannel", (ev) => this.wireChannel(ev.channel));
-    this.pc.addEventListener("track", (ev) => {
+    pc.addEventListener("datachannel", (ev) => {
+      if (!mine()) return;
+      if (++this.peerChannels > MAX_PEER_CHANNELS) {
+        this.violation("channel-flood", `channel "${ev.channel.label.slice(0, 64)}" refused`);
+        ev.channel.close();
+        return;
+      }
+      this.wireChannel(ev.channel);
+    });
+    pc.addEventListener("track", (ev) => {
+      if (!mine()) return;
       const stream = ev.streams[0] ?? new MediaStream([ev.track]);
       this.cb.audio(this, stream);
     });
-    this.pc.addEventListener("iceconnectionstatechange", () => this.onIceState());
-    this.timer = setInterval(() => void this.tick(), PING_EVERY_MS);
+    pc.addEventListener("iceconnectionstatechange", () => {
+      if (!mine()) return;
+      this.loop.feed((h, now) => h.onIceState(pc.iceConnectionState, now));
+      void this.checkRestartDone();
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (mine()) this.loop.feed((h, now) => h.onConnectionState(pc.connectionState, now));
+    });
+    pc.addEventListener("signalingstatechange", () => {
+      if (!mine() || pc.signalingState !== "stable") return;
+      this.watchDtls(pc);
+      void this.checkRestartDone();
+    });
+    return pc;
+  }
+
+  /** DTLS `failed` cannot be mended by an ICE restart: the policy rebuilds. */
+  private watchDtls(pc: RTCPeerConnection): void {
+    const dtls = pc.sctp?.transport;
+    if (!dtls || (dtls as { roverlinkWatched?: boolean }).roverlinkWatched) return;
+    (dtls as { roverlinkWatched?: boolean }).roverlinkWatched = true;
+    dtls.addEventListener("statechange", () => {
+      if (pc === this.current) this.loop.feed((h, now) => h.onDtlsState(dtls.state, now));
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -109,14 +187,25 @@ export class PeerLink {
 
   /** Offer to the peer (POST .../peers/{peer}/sessions). */
   async connect(opts: { voice?: boolean } = {}): Promise<void> {
-    this.wireChannel(this.pc.createDataChannel("control", { ordered: true }));
-    this.wireChannel(this.pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
-    if (opts.voice) await this.addMicTransceiver();
+    if (opts.voice) {
+      this.mic = await this.ctx.getMic();
+      this.voice = "on";
+    }
+    await this.offerNewSession();
+  }
+
+  /** Open our channels on the current PeerConnection and offer it in a new session. */
+  private async offerNewSession(): Promise<void> {
+    const pc = this.current;
+    this.wireChannel(pc.createDataChannel("control", { ordered: true }));
+    this.wireChannel(pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
+    if (this.mic) pc.addTransceiver(this.mic, { direction: "sendrecv" });
     this.holdTrickle = true;
     try {
-      await this.pc.setLocalDescription(await this.pc.createOffer());
-      const sdp = await this.localSdpAfterGathering();
+      await pc.setLocalDescription(await pc.createOffer());
+      const sdp = await this.localSdpAfterGathering(pc);
       const res = await this.ctx.client.offer(this.ctx.room, this.peer, sdp, { waitS: 10 });
+      if (pc !== this.current) return;
       this.session = res.session;
       this.etag = res.etag;
       this.cb.session(this);
@@ -128,8 +217,12 @@ export class PeerLink {
     await this.flushTrickle();
   }
 
-  /** Answer an `offer` event for a new session. */
+  /**
+   * Answer an `offer` event for a new session: the first one, or the other side's rebuild (a
+   * new PeerConnection there; ours is replaced too, the `control` stream carries on).
+   */
   async accept(ev: Extract<RoomEvent, { type: "offer" }>): Promise<void> {
+    if (this.current.remoteDescription || this.current.localDescription) this.replacePc();
     this.session = ev.session;
     this.etag = ev.etag;
     this.cb.session(this);
@@ -142,13 +235,16 @@ export class PeerLink {
       switch (ev.type) {
         case "answer":
           this.etag = ev.etag;
-          if (this.pc.signalingState === "have-local-offer") await this.applyAnswer(ev.sdp);
+          // (A `frag` answer answers a PATCH restart, which the console never makes.)
+          if ("sdp" in ev && this.current.signalingState === "have-local-offer")
+            await this.applyAnswer(ev.sdp);
           break;
         case "candidates":
           await this.addRemoteCandidates(ev.frag);
           break;
         case "offer":
-          // A re-offer from the other side (ICE restart or adding voice).
+          // A re-offer from the other side: its ICE restart (or voice added).
+          this.remoteRestart();
           await this.answerOffer(ev.sdp, ev.etag);
           break;
         case "restart":
@@ -166,55 +262,140 @@ export class PeerLink {
     }
   }
 
-  /** ICE restart by re-POST of a full offer (also how voice is added to a running link). */
-  async restartIce(reason: string): Promise<void> {
-    if (this.restarting || !this.session || !this.etag || this.state === "closed") return;
-    if (this.pc.signalingState !== "stable") return;
-    this.restarting = true;
+  /** Ask the policy for an ICE restart (operator, or voice added: the re-offer carries audio). */
+  restart(reason: string): void {
+    if (this.closed) return;
+    this.log(`restart requested (${reason})`);
+    this.loop.feed((h, now) => h.requestRestart(now));
+  }
+
+  /** The browser's network changed (`online`, `navigator.connection` change). */
+  networkChanged(): void {
+    this.loop.feed((h, now) => h.onNetworkChange(now));
+  }
+
+  /** Carry out a decision of the health policy. */
+  private act(d: Decision): void {
+    switch (d.type) {
+      case "probe":
+        this.probe();
+        return;
+      case "restart":
+        this.restarts++;
+        this.ufragAtRestart ??= this.localUfrag();
+        void this.restartIce(`${d.reason}, attempt ${d.attempt}`);
+        return;
+      case "rebuild":
+        this.restarts++;
+        void this.rebuild(`${d.reason}, attempt ${d.attempt}`);
+        return;
+      case "state":
+        this.setState(linkStateOf(d.state));
+        return;
+    }
+  }
+
+  /** ICE restart by re-POST of a full offer (which also carries a newly added audio track). */
+  private async restartIce(reason: string): Promise<void> {
+    const pc = this.current;
+    if (this.offering || this.closed) return;
+    if (!this.session || !this.etag || pc.signalingState !== "stable") {
+      // Nothing to restart in (session gone), or a negotiation under way: the policy retries
+      // with backoff and rebuilds after enough failures.
+      this.log(`ICE restart (${reason}) not possible now`);
+      this.loop.feed((h, now) => h.onRestartFailed(now));
+      return;
+    }
+    this.offering = true;
     this.holdTrickle = true;
-    this.restarts++;
-    this.setState("reconnecting");
     this.log(`ICE restart (${reason})`);
     try {
-      await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
-      const sdp = await this.localSdpAfterGathering();
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      const sdp = await this.localSdpAfterGathering(pc);
+      this.loop.feed((h, now) => h.onRestartBegun(now));
       const res = await this.ctx.client.restartOffer(this.ctx.room, this.session, sdp, {
         ifMatch: this.etag,
       });
+      if (pc !== this.current) return;
       this.etag = res.etag;
       if (res.answer) await this.applyAnswer(res.answer);
       this.holdTrickle = false;
       await this.flushTrickle();
     } catch (err) {
+      if (pc !== this.current) return; // rebuilt meanwhile
       const status = errorStatus(err);
       this.log(`restart: ${errorText(err)}`);
-      if ((this.pc.signalingState as RTCSignalingState) === "have-local-offer") {
+      if ((pc.signalingState as RTCSignalingState) === "have-local-offer") {
         // Glare (409) or refused: drop our offer; the other side's offer wins.
-        await this.pc.setLocalDescription({ type: "rollback" }).catch(() => undefined);
+        await pc.setLocalDescription({ type: "rollback" }).catch(() => undefined);
       }
-      if (status === 404) this.shutdown();
+      // 409: the other side's restart is under way (its offer arrives as an event).
+      if (status !== 409) this.loop.feed((h, now) => h.onRestartFailed(now));
+      if (status === 404) this.session = null;
     } finally {
       this.holdTrickle = false;
-      this.restarting = false;
+      this.offering = false;
     }
   }
 
+  /**
+   * A new PeerConnection: the old session is hung up; the offerer offers anew, the answerer
+   * waits for the other side's new offer (routed here by the room, see `accept`).
+   */
+  private async rebuild(reason: string): Promise<void> {
+    if (this.closed) return;
+    this.log(`rebuilding the PeerConnection (${reason})`);
+    const old = this.session;
+    this.session = null;
+    this.etag = null;
+    this.replacePc();
+    try {
+      // Hanging up makes an answering rover agent wait for, and an offering one send, a new offer.
+      if (old) await this.ctx.client.closeSession(this.ctx.room, old).catch(() => undefined);
+      if (this.role === "offerer") await this.offerNewSession();
+    } catch (err) {
+      // The policy tries again once the rebuild has not opened in time.
+      this.log(`rebuild: ${errorText(err)}`);
+    }
+  }
+
+  private replacePc(): void {
+    const old = this.current;
+    for (const dc of this.channels.values()) dc.close();
+    this.channels.clear();
+    this.peerChannels = 0;
+    this.gathered = [];
+    this.sentCandidates.clear();
+    this.remoteQueue = [];
+    this.upFor = null;
+    this.current = this.newPc();
+    old.close();
+  }
+
+  /** The other side restarts ICE (re-offer or sdpfrag): we answer and start none of our own. */
+  private remoteRestart(): void {
+    this.restarts++;
+    this.ufragAtRestart ??= this.localUfrag();
+    this.loop.feed((h, now) => h.onRemoteRestart(now));
+  }
+
   private async applyAnswer(sdp: string): Promise<void> {
-    await this.pc.setRemoteDescription({ type: "answer", sdp });
+    await this.current.setRemoteDescription({ type: "answer", sdp });
     await this.drainRemote();
   }
 
   private async answerOffer(sdp: string, etag: string): Promise<void> {
+    const pc = this.current;
     this.holdTrickle = true;
     try {
-      if (this.pc.signalingState === "have-local-offer") {
+      if (pc.signalingState === "have-local-offer") {
         // Glare: the edge serialized the other side's offer first; ours is void.
-        await this.pc.setLocalDescription({ type: "rollback" });
+        await pc.setLocalDescription({ type: "rollback" });
       }
-      await this.pc.setRemoteDescription({ type: "offer", sdp });
+      await pc.setRemoteDescription({ type: "offer", sdp });
       if (hasAudio(sdp)) this.prepareAudioAnswer();
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
-      const answer = await this.localSdpAfterGathering();
+      await pc.setLocalDescription(await pc.createAnswer());
+      const answer = await this.localSdpAfterGathering(pc);
       await this.ctx.client.answer(this.ctx.room, this.sessionId(), answer, {
         contentType: "sdp",
         ifMatch: etag,
@@ -229,75 +410,94 @@ export class PeerLink {
 
   /** A `restart` sdpfrag (PATCH ICE restart by the other side): apply it, answer with ours. */
   private async answerRestartFrag(fragText: string, etag: string): Promise<void> {
+    const pc = this.current;
     const frag = parseSdpFrag(fragText);
     const ufrag = fragUfrag(frag);
     const pwd = fragPwd(frag);
-    const remote = this.pc.remoteDescription;
+    const remote = pc.remoteDescription;
     if (!ufrag || !pwd || !remote) throw new Error("restart without ufrag/pwd or before any offer");
-    this.restarts++;
-    this.setState("reconnecting");
+    this.remoteRestart();
     this.holdTrickle = true;
     try {
-      await this.applyRestartFrag(frag, ufrag, pwd, remote, etag);
+      const munged = withIceCredentials(remote.sdp, { ufrag, pwd });
+      if (remote.type === "offer") {
+        await pc.setRemoteDescription({ type: "offer", sdp: munged });
+        await pc.setLocalDescription(await pc.createAnswer());
+      } else {
+        await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+        await pc.setRemoteDescription({ type: "answer", sdp: munged });
+      }
+      for (const c of fragCandidates(frag)) await this.addCandidate(c);
+      const local = await this.localSdpAfterGathering(pc);
+      const creds = iceCredentials(local);
+      if (!creds) throw new Error("local description has no ICE credentials");
+      const reply = buildCandidateFrag({
+        ...creds,
+        candidates: sdpCandidates(local),
+        end: pc.iceGatheringState === "complete",
+      });
+      await this.ctx.client.answer(this.ctx.room, this.sessionId(), serializeSdpFrag(reply), {
+        contentType: "sdpfrag",
+        ifMatch: etag,
+      });
+      this.etag = etag;
     } finally {
       this.holdTrickle = false;
     }
     await this.flushTrickle();
   }
 
-  private async applyRestartFrag(
-    frag: ReturnType<typeof parseSdpFrag>,
-    ufrag: string,
-    pwd: string,
-    remote: RTCSessionDescription,
-    etag: string,
-  ): Promise<void> {
-    const munged = withIceCredentials(remote.sdp, { ufrag, pwd });
-    if (remote.type === "offer") {
-      await this.pc.setRemoteDescription({ type: "offer", sdp: munged });
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
-    } else {
-      await this.pc.setLocalDescription(await this.pc.createOffer({ iceRestart: true }));
-      await this.pc.setRemoteDescription({ type: "answer", sdp: munged });
+  private localUfrag(): string | null {
+    return iceCredentials(this.current.localDescription?.sdp ?? "")?.ufrag ?? null;
+  }
+
+  /**
+   * A restart is done once the new ICE generation carries the data: the selected pair's local
+   * candidate has the ufrag of our current description, not the one from before the restart.
+   * (Chromium may stay `connected` throughout, and data may flow on the old pair meanwhile:
+   * neither the ICE state nor a received message says the restart worked.)
+   */
+  private async checkRestartDone(): Promise<void> {
+    const pc = this.current;
+    if (this.loop.health.state !== "restarting" || this.checkingRestart) return;
+    if (pc.signalingState !== "stable") return;
+    if (pc.iceConnectionState !== "connected" && pc.iceConnectionState !== "completed") return;
+    const ufrag = this.localUfrag();
+    if (!ufrag || ufrag === this.ufragAtRestart) return;
+    this.checkingRestart = true;
+    let s: LinkSample;
+    try {
+      s = sampleStats(await pc.getStats(), Date.now());
+    } finally {
+      this.checkingRestart = false;
     }
-    for (const c of fragCandidates(frag)) await this.addCandidate(c);
-    const local = await this.localSdpAfterGathering();
-    const creds = iceCredentials(local);
-    if (!creds) throw new Error("local description has no ICE credentials");
-    const reply = buildCandidateFrag({
-      ufrag: creds.ufrag,
-      pwd: creds.pwd,
-      candidates: sdpCandidates(local).map((c) => ({ candidate: c.candidate, sdpMid: c.mid })),
-      end: this.pc.iceGatheringState === "complete",
-    });
-    await this.ctx.client.answer(this.ctx.room, this.sessionId(), serializeSdpFrag(reply), {
-      contentType: "sdpfrag",
-      ifMatch: etag,
-    });
-    this.etag = etag;
+    if (pc !== this.current || s.localUfrag !== ufrag) return;
+    this.ufragAtRestart = null;
+    this.log(`ICE restart done (${s.path})`);
+    this.loop.feed((h, now) => h.onRestartDone(now, s.path));
   }
 
   // -------------------------------------------------------------------------------------------
   // Candidates
 
   /** Wait for gathering (host candidates on a LAN take milliseconds), then snapshot the SDP. */
-  private async localSdpAfterGathering(): Promise<string> {
+  private async localSdpAfterGathering(pc: RTCPeerConnection): Promise<string> {
     const timeout = this.ctx.gatherTimeoutMs ?? 1500;
-    if (this.pc.iceGatheringState !== "complete") {
+    if (pc.iceGatheringState !== "complete") {
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(t);
-          this.pc.removeEventListener("icegatheringstatechange", check);
+          pc.removeEventListener("icegatheringstatechange", check);
           resolve();
         };
         const check = () => {
-          if (this.pc.iceGatheringState === "complete") done();
+          if (pc.iceGatheringState === "complete") done();
         };
         const t = setTimeout(done, timeout);
-        this.pc.addEventListener("icegatheringstatechange", check);
+        pc.addEventListener("icegatheringstatechange", check);
       });
     }
-    const sdp = this.pc.localDescription?.sdp ?? "";
+    const sdp = pc.localDescription?.sdp ?? "";
     this.sentCandidates = new Set(sdpCandidates(sdp).map((c) => c.candidate));
     this.gathered = this.gathered.filter((c) => !this.sentCandidates.has(c.candidate ?? ""));
     return sdp;
@@ -305,17 +505,21 @@ export class PeerLink {
 
   /** Trickle candidates gathered after the SDP went out (PATCH, If-Match: current ETag). */
   private async flushTrickle(): Promise<void> {
-    if (this.holdTrickle || !this.session || !this.etag || !this.pc.remoteDescription) return;
+    const pc = this.current;
+    if (this.holdTrickle || !this.session || !this.etag || !pc.remoteDescription) return;
     const fresh = this.gathered.filter((c) => !this.sentCandidates.has(c.candidate ?? ""));
     if (fresh.length === 0) return;
-    const creds = iceCredentials(this.pc.localDescription?.sdp ?? "");
+    const creds = iceCredentials(pc.localDescription?.sdp ?? "");
     if (!creds) return;
     for (const c of fresh) this.sentCandidates.add(c.candidate ?? "");
     this.gathered = [];
     const frag = buildCandidateFrag({
       ufrag: creds.ufrag,
       pwd: creds.pwd,
-      candidates: fresh.map((c) => ({ candidate: c.candidate ?? "", sdpMid: c.sdpMid ?? null })),
+      candidates: fresh.map((c) => ({
+        candidate: c.candidate ?? "",
+        ...(c.sdpMid != null ? { sdpMid: c.sdpMid } : {}),
+      })),
     });
     try {
       await this.ctx.client.trickle(this.ctx.room, this.session, serializeSdpFrag(frag), {
@@ -331,13 +535,13 @@ export class PeerLink {
   }
 
   private async addCandidate(c: RTCIceCandidateInit): Promise<void> {
-    if (!this.pc.remoteDescription) {
+    if (!this.current.remoteDescription) {
       this.remoteQueue.push(c);
       return;
     }
     const init: RTCIceCandidateInit = { ...c };
     if (init.sdpMid === undefined && init.sdpMLineIndex === undefined) init.sdpMLineIndex = 0;
-    await this.pc.addIceCandidate(init).catch((err: unknown) => {
+    await this.current.addIceCandidate(init).catch((err: unknown) => {
       // Candidates of an old ICE generation are expected to be refused after a restart.
       this.log(`candidate ignored: ${errorText(err)}`);
     });
@@ -355,31 +559,74 @@ export class PeerLink {
   private wireChannel(dc: RTCDataChannel): void {
     const name = dc.label === "control" || dc.label === "telemetry" ? dc.label : null;
     if (!name) {
-      this.log(`ignoring channel ${dc.label}`);
+      this.log(`ignoring channel ${dc.label.slice(0, 64)}`);
       return;
     }
-    const codec = name === "control" ? this.ctx.controlCodec : rawCodec;
-    const pipe = codec.attach(dc, (text) => this.onText(name, text));
-    this.pipes.set(name, pipe);
+    const pc = this.current;
     this.channels.set(name, dc);
-    dc.addEventListener("open", () => this.onIceState());
-    dc.addEventListener("close", () => this.onIceState());
+    dc.binaryType = "arraybuffer";
+    const decoder = new TextDecoder();
+    dc.addEventListener("message", (ev: MessageEvent) => {
+      if (pc !== this.current || this.closed) return;
+      const d = ev.data as unknown;
+      const text = typeof d === "string" ? d : decoder.decode(d as ArrayBuffer);
+      this.loop.note((h, now) => h.onReceive(now));
+      if (name === "control") this.control.receive(dc, text);
+      else this.onTelemetry(dc, text);
+      void this.checkRestartDone();
+    });
+    const onOpen = () => {
+      if (pc !== this.current || this.closed) return;
+      if (name === "control") this.control.opened(dc);
+      this.maybeUp(pc);
+    };
+    dc.addEventListener("open", onOpen);
     // An announced channel may already be open when `datachannel` fires.
-    if (dc.readyState === "open") queueMicrotask(() => this.onIceState());
+    if (dc.readyState === "open") queueMicrotask(onOpen);
   }
 
-  private onText(channel: ChannelName, text: string): void {
+  /** The link carries data once `control` is open on this PeerConnection: tell the policy. */
+  private maybeUp(pc: RTCPeerConnection): void {
+    if (this.upFor === pc || this.channels.get("control")?.readyState !== "open") return;
+    this.upFor = pc;
+    this.ufragAtRestart = null;
+    this.loop.feed((h, now) => h.onOpen(now));
+  }
+
+  private onTelemetry(dc: RTCDataChannel, text: string): void {
+    const a = onTelemetryText(text, this.loop.now(), this.conduct);
+    if (!a) {
+      this.onAppText("telemetry", text);
+      return;
+    }
+    switch (a.type) {
+      case "reply":
+        if (dc.readyState === "open") dc.send(a.text);
+        return;
+      case "answered":
+        this.loop.feed((h, now) => h.onProbeAnswered(a.id, now));
+        return;
+      case "violation":
+        this.violation(a.kind, a.detail);
+        return;
+    }
+  }
+
+  private probe(): void {
+    const dc = this.channels.get("telemetry");
+    if (dc?.readyState !== "open") return;
+    const id = ++this.probeSeq;
+    this.loop.note((h, now) => h.onProbeSent(id, now));
+    try {
+      dc.send(ping(id));
+    } catch {
+      // closing: the probe counts as lost
+    }
+    void this.checkRestartDone();
+  }
+
+  private onAppText(channel: ChannelName, text: string): void {
     const msg = parseMessage(text);
-    if (msg.type === "ping") {
-      if (msg.from === this.ctx.self)
-        this.onPong(msg.seq); // an echoing rover sends it back
-      else this.sendRaw(channel, { type: "pong", from: this.ctx.self, seq: msg.seq, t: msg.t });
-      return;
-    }
-    if (msg.type === "pong") {
-      this.onPong(msg.seq);
-      return;
-    }
     if (msg.type === "voice" && msg.from !== this.ctx.self) {
       this.log(`${this.peer} ${msg.state === "on" ? "is talking" : "hung up"}`);
       // A call is over for both sides when either hangs up.
@@ -388,52 +635,53 @@ export class PeerLink {
     this.cb.message(this, channel, msg);
   }
 
-  private onPong(seq: number): void {
-    const sentAt = this.pings.get(seq);
-    if (sentAt === undefined) return;
-    this.pings.delete(seq);
-    this.pongsSeen++;
-    this.lostInRow = 0;
-    this.lastPingRtt = Math.round((performance.now() - sentAt) * 10) / 10;
+  /**
+   * The peer broke the link protocol: counted; past the conduct budget the link is dropped (hung
+   * up), as the rover agent drops a misbehaving peer's link.
+   */
+  private violation(kind: Violation, detail: string): void {
+    if (this.closed) return;
+    const first = (this.conduct.counts()[kind] ?? 0) === 0;
+    const verdict = this.conduct.onViolation(kind, this.loop.now());
+    if (first) this.log(`protocol violation (${kind}): ${detail}`);
+    if (verdict === "drop") {
+      this.log(`dropping the link: ${this.peer} keeps breaking the protocol`);
+      void this.close();
+    }
   }
 
-  private sendRaw(channel: ChannelName, msg: AppMessage): void {
-    this.pipes.get(channel)?.send(JSON.stringify(msg));
+  private sendControl(msg: AppMessage): void {
+    this.loop.note((h, now) => h.onSend(now));
+    try {
+      this.control.send(JSON.stringify(msg));
+    } catch (err) {
+      if (!(err instanceof BacklogFullError)) throw err;
+      this.log(`not sent: ${err.message}`);
+    }
   }
 
   /** True when the channel is open. */
   isOpen(channel: ChannelName): boolean {
-    const dc = this.channel(channel);
-    return dc?.readyState === "open";
-  }
-
-  private channel(name: ChannelName): RTCDataChannel | undefined {
-    return this.channels.get(name);
+    return this.channels.get(channel)?.readyState === "open";
   }
 
   chat(text: string): void {
-    this.sendRaw("control", { type: "chat", from: this.ctx.self, text, at: Date.now() });
+    this.sendControl({ type: "chat", from: this.ctx.self, text, at: Date.now() });
   }
 
   command(name: string, args?: unknown): void {
     const msg: AppMessage = { type: "cmd", from: this.ctx.self, name, at: Date.now() };
     if (args !== undefined) msg.args = args;
-    this.sendRaw("control", msg);
+    this.sendControl(msg);
   }
 
   // -------------------------------------------------------------------------------------------
   // Voice
 
   private audioTransceiver(): RTCRtpTransceiver | undefined {
-    return this.pc
+    return this.current
       .getTransceivers()
       .find((t) => t.receiver.track.kind === "audio" && t.currentDirection !== "stopped");
-  }
-
-  private async addMicTransceiver(): Promise<void> {
-    this.mic = await this.ctx.getMic();
-    this.pc.addTransceiver(this.mic, { direction: "sendrecv" });
-    this.voice = "on";
   }
 
   /** Answer audio as sendrecv without a track: nothing is sent until the user accepts. */
@@ -441,6 +689,11 @@ export class PeerLink {
     const t = this.audioTransceiver();
     if (!t) return;
     t.direction = "sendrecv";
+    if (this.mic && this.voice !== "off") {
+      // A rebuilt PeerConnection during a call: the microphone goes on the new one.
+      void t.sender.replaceTrack(this.mic);
+      return;
+    }
     if (this.voice === "off") {
       this.voice = "ringing";
       this.log(`${this.peer} is calling`);
@@ -461,13 +714,13 @@ export class PeerLink {
         t.direction = "sendrecv";
         await t.sender.replaceTrack(this.mic);
       } else {
-        this.pc.addTransceiver(this.mic, { direction: "sendrecv" });
+        this.current.addTransceiver(this.mic, { direction: "sendrecv" });
       }
       this.voice = "on";
-      await this.restartIce("voice");
+      this.restart("voice");
     }
     this.voice = "on";
-    this.sendRaw("control", { type: "voice", from: this.ctx.self, state: "on" });
+    this.sendControl({ type: "voice", from: this.ctx.self, state: "on" });
     this.cb.state(this);
   }
 
@@ -488,66 +741,23 @@ export class PeerLink {
     this.mic?.stop();
     this.mic = null;
     this.voice = "off";
-    if (tellPeer) this.sendRaw("control", { type: "voice", from: this.ctx.self, state: "off" });
+    if (tellPeer) this.sendControl({ type: "voice", from: this.ctx.self, state: "off" });
     this.cb.audio(this, null);
     this.cb.state(this);
   }
 
   // -------------------------------------------------------------------------------------------
-  // Health
+  // Figures
 
-  private onIceState(fromTick = false): void {
-    if (this.state === "closed") return;
-    const ice = this.pc.iceConnectionState;
-    const controlOpen = this.channels.get("control")?.readyState === "open";
-    if ((ice === "connected" || ice === "completed") && controlOpen) {
-      this.disconnectedSince = 0;
-      this.setState("connected");
-    } else if (ice === "failed") {
-      // Restart at once on the event; tick() retries every DISCONNECTED_RESTART_MS after that.
-      if (!this.disconnectedSince) this.disconnectedSince = performance.now();
-      this.setState("failed");
-      if (!fromTick) void this.restartIce("ICE failed");
-    } else if (ice === "disconnected") {
-      if (!this.disconnectedSince) this.disconnectedSince = performance.now();
-      this.setState("reconnecting");
-    }
-  }
-
-  private async tick(): Promise<void> {
-    if (this.state === "closed") return;
-    const now = performance.now();
-    for (const [seq, at] of this.pings) {
-      if (now - at > PING_LOST_AFTER_MS) {
-        this.pings.delete(seq);
-        if (this.pongsSeen > 0) this.lostInRow++;
-      }
-    }
-    if (this.isOpen("telemetry")) {
-      const seq = ++this.pingSeq;
-      this.pings.set(seq, now);
-      this.sendRaw("telemetry", { type: "ping", from: this.ctx.self, seq, t: Date.now() });
-    }
-    // After an ICE restart the connection state may never leave "connected", so re-evaluate.
-    this.onIceState(true);
-    const report = await this.pc.getStats();
-    const s = sampleStats(report, Date.now());
+  private async sample(): Promise<void> {
+    if (this.closed) return;
+    const pc = this.current;
+    const s = sampleStats(await pc.getStats(), Date.now());
+    if (pc !== this.current || this.closed) return;
     const loss = lossBetween(this.lastSample, s);
     this.lastSample = s;
-    this.cb.sample(this, s, loss, this.lastPingRtt);
-    // Degraded: disconnected for a while, or pings stopped coming back. The offerer restarts
-    // first; the answerer waits twice as long so both rarely restart at once (glare).
-    const patience = this.role === "offerer" ? 1 : 2;
-    if (
-      this.disconnectedSince &&
-      now - this.disconnectedSince > DISCONNECTED_RESTART_MS * patience
-    ) {
-      this.disconnectedSince = now;
-      void this.restartIce("link disconnected");
-    } else if (this.lostInRow >= DEGRADED_PINGS * patience) {
-      this.lostInRow = 0;
-      void this.restartIce("pings lost");
-    }
+    if (s.path !== "unknown") this.loop.health.onPath(s.path);
+    this.cb.sample(this, s, loss, this.health());
   }
 
   // -------------------------------------------------------------------------------------------
@@ -561,17 +771,20 @@ export class PeerLink {
 
   /** Close locally (the session is already gone). */
   shutdown(): void {
-    if (this.state === "closed") return;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    for (const p of this.pipes.values()) p.close();
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = null;
+    this.loop.stop();
+    this.control.close();
     this.mic?.stop();
-    this.pc.close();
-    this.setState("closed");
+    this.current.close();
+    this.state = "closed";
+    this.cb.state(this);
   }
 
   private setState(s: LinkState): void {
-    if (this.state === s || this.state === "closed") return;
+    if (this.state === s || this.closed) return;
     this.state = s;
     this.cb.state(this);
   }

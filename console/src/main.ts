@@ -8,7 +8,6 @@ import type { Peer } from "../../shared/protocol.ts";
 import { ID_PATTERN } from "../../shared/protocol.ts";
 import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
 import { isExpired, readTokenClaims } from "./claims.ts";
-import { controlCodec } from "./codec.ts";
 import { parseCommand } from "./control.ts";
 import { ago, h } from "./dom.ts";
 import type { PeerLink } from "./link.ts";
@@ -177,7 +176,7 @@ class RoomView {
     this.roomId = room;
     this.self = self;
     this.room = new RoomSession(
-      { client, room, self, kind: "browser", controlCodec, getMic },
+      { client, room, self, kind: "browser", getMic },
       {
         peers: () => this.renderPeers(),
         nearby: () => this.renderPeers(),
@@ -204,9 +203,12 @@ class RoomView {
           const ui = this.linkUis.get(link);
           if (ui) ui.audio.srcObject = stream;
         },
-        sample: (link, s, loss, pingRtt) => {
+        sample: (link, s, statsLoss, health) => {
           const ui = this.linkUis.get(link);
           if (!ui) return;
+          // The health policy's figures (probes on `telemetry`); ICE's own before any answer.
+          const pingRtt = health.rttMs === null ? null : Math.round(health.rttMs * 10) / 10;
+          const loss = health.lossPct === null ? statsLoss : health.lossPct / 100;
           ui.points.push({ rttMs: pingRtt ?? s.rttMs, loss });
           if (ui.points.length > CHART_POINTS) ui.points.shift();
           ui.figures.rtt.textContent = s.rttMs === null ? "–" : `${s.rttMs} ms`;
@@ -236,8 +238,8 @@ class RoomView {
   }
 
   private onNetworkChange = (): void => {
-    this.log("network changed: restarting ICE");
-    this.room.restartAll("network change");
+    this.log("network changed");
+    this.room.networkChanged();
   };
 
   private render(): void {
@@ -416,7 +418,7 @@ class RoomView {
     const audio = h("audio", { autoplay: true });
     const voice = h("div", { class: "voice row", role: "group", "aria-label": "Voice" });
     const restart = h("button", { type: "button", class: "secondary" }, "Restart ICE");
-    restart.addEventListener("click", () => void link.restartIce("requested"));
+    restart.addEventListener("click", () => link.restart("requested"));
     const close = h("button", { type: "button", class: "secondary" }, "Disconnect");
     close.addEventListener("click", () => void link.close());
     const state = h("span", { class: `state-${link.state}`, "data-state": "" }, link.state);

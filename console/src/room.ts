@@ -3,10 +3,23 @@
  * the peer list, and routing of session events to links. Keeps the page "present" simply by
  * keeping the event stream open.
  */
-import type { Peer, RoomEvent } from "../../shared/protocol.ts";
+import type { HealthConfig } from "../../shared/link/health.ts";
+import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
+import type { JoinBody, Peer, RoomEvent } from "../../shared/protocol.ts";
+import type { ControlStreams } from "./control-stream.ts";
 import { type LinkCallbacks, type LinkContext, PeerLink } from "./link.ts";
 import { errorStatus, errorText, isUnreachable, type SignalingClient } from "./signaling.ts";
-import type { ChannelCodec } from "./wire.ts";
+
+/**
+ * What the console announces in its join `meta` (docs/protocol.md, meta conventions): it frames
+ * `control` with the shared reliable stream, and this page load is one process (incarnation).
+ */
+export const CONTROL_FRAMING = "rl1";
+
+/** True when `peer` frames `control`: every roverlink agent, and browsers that announce it. */
+export function framesControl(peer: Peer | undefined): boolean {
+  return peer?.kind !== "browser" || peer.meta.control === CONTROL_FRAMING;
+}
 
 export interface RoomCallbacks extends LinkCallbacks {
   peers(room: RoomSession): void;
@@ -20,8 +33,9 @@ export interface RoomOptions {
   room: string;
   self: string;
   kind?: string;
-  controlCodec: ChannelCodec;
   getMic(): Promise<MediaStreamTrack>;
+  /** Health policy overrides (tests); the shared defaults otherwise. */
+  health?: Partial<HealthConfig>;
   /** RTCConfiguration extras; iceServers come from the edge unless given here. */
   iceServers?: RTCIceServer[];
 }
@@ -43,6 +57,13 @@ export class RoomSession {
   private iceServers: RTCIceServer[] = [];
   /** Session events that arrived before their link knew its session id. */
   private early = new Map<string, RoomEvent[]>();
+  /** This page load: a reload is a new process to the other side (new `control` streams). */
+  private readonly incarnation = Math.random().toString(36).slice(2, 10);
+  /**
+   * `control` stream state per peer process, outliving links (a link made afresh to the same
+   * process neither loses nor repeats anything); dropped when the peer's incarnation changes.
+   */
+  private streams = new Map<string, ControlStreams & { incarnation: unknown }>();
 
   constructor(opts: RoomOptions, cb: RoomCallbacks) {
     this.opts = opts;
@@ -52,9 +73,7 @@ export class RoomSession {
   }
 
   async join(position?: { x: number; y: number }): Promise<void> {
-    const body: { kind: string; position?: { x: number; y: number } } = {
-      kind: this.opts.kind ?? "browser",
-    };
+    const body: JoinBody = this.joinBody();
     if (position) body.position = position;
     const res = await this.opts.client.join(this.room, body);
     this.me = res.peer;
@@ -69,14 +88,33 @@ export class RoomSession {
     void this.eventLoop();
   }
 
-  private linkContext(): LinkContext {
+  private joinBody(): JoinBody {
+    return {
+      kind: this.opts.kind ?? "browser",
+      meta: { control: CONTROL_FRAMING, incarnation: this.incarnation },
+    };
+  }
+
+  private streamsFor(peer: string): ControlStreams {
+    const incarnation = this.peers.get(peer)?.meta.incarnation;
+    let s = this.streams.get(peer);
+    if (!s || s.incarnation !== incarnation) {
+      s = { incarnation, sender: new ReliableSender(), receiver: new ReliableReceiver() };
+      this.streams.set(peer, s);
+    }
+    return s;
+  }
+
+  private linkContext(peer: string): LinkContext {
     return {
       client: this.opts.client,
       room: this.room,
       self: this.self,
       rtc: { iceServers: this.iceServers },
-      controlCodec: this.opts.controlCodec,
+      framed: framesControl(this.peers.get(peer)),
+      streams: this.streamsFor(peer),
       getMic: this.opts.getMic,
+      ...(this.opts.health ? { health: this.opts.health } : {}),
     };
   }
 
@@ -105,7 +143,7 @@ export class RoomSession {
       if (opts.voice && existing.voice === "off") await existing.startVoice();
       return existing;
     }
-    const link = new PeerLink(this.linkContext(), peer, "offerer", this.linkCallbacks());
+    const link = new PeerLink(this.linkContext(peer), peer, "offerer", this.linkCallbacks());
     this.links.set(peer, link);
     this.cb.link(this, link);
     try {
@@ -117,9 +155,9 @@ export class RoomSession {
     return link;
   }
 
-  /** Restart ICE on every link (the browser's network changed). */
-  restartAll(reason: string): void {
-    for (const link of this.links.values()) void link.restartIce(reason);
+  /** The browser's network changed: every link's health policy hears of it. */
+  networkChanged(): void {
+    for (const link of this.links.values()) link.networkChanged();
   }
 
   async setPosition(x: number, y: number): Promise<void> {
@@ -167,9 +205,7 @@ export class RoomSession {
         if (status === 404) {
           // We expired (tab asleep): join again, then resume.
           this.cb.roomLog(this, "presence expired; joining again");
-          await this.opts.client
-            .join(this.room, { kind: this.opts.kind ?? "browser" })
-            .catch(() => undefined);
+          await this.opts.client.join(this.room, this.joinBody()).catch(() => undefined);
         } else if (useStream && !isUnreachable(err) && status === undefined) {
           this.cb.roomLog(this, `event stream failed (${errorText(err)}); long-polling instead`);
           useStream = false;
@@ -187,7 +223,13 @@ export class RoomSession {
       case "peer-joined":
       case "peer-updated":
         if (ev.peer.id === this.self) this.me = ev.peer;
-        else this.peers.set(ev.peer.id, ev.peer);
+        else {
+          const before = this.peers.get(ev.peer.id)?.meta.incarnation;
+          this.peers.set(ev.peer.id, ev.peer);
+          // Another process behind the id: its stream state started over, ours must too.
+          if (before !== undefined && before !== ev.peer.meta.incarnation)
+            this.links.get(ev.peer.id)?.shutdown();
+        }
         this.cb.peers(this);
         return;
       case "peer-left": {
@@ -206,9 +248,21 @@ export class RoomSession {
           void known.handle(ev);
           return;
         }
+        // A new session from a peer we have a link with: it rebuilt its PeerConnection.
+        const live = this.links.get(ev.from);
+        if (live && live.state !== "closed") {
+          live.accept(ev).catch((err: unknown) => {
+            this.cb.roomLog(this, `answering ${ev.from}: ${errorText(err)}`);
+          });
+          return;
+        }
         // A new session: the other side is linking to us.
-        this.links.get(ev.from)?.shutdown();
-        const link = new PeerLink(this.linkContext(), ev.from, "answerer", this.linkCallbacks());
+        const link = new PeerLink(
+          this.linkContext(ev.from),
+          ev.from,
+          "answerer",
+          this.linkCallbacks(),
+        );
         this.links.set(ev.from, link);
         this.cb.link(this, link);
         link.accept(ev).catch((err: unknown) => {

@@ -12,6 +12,11 @@ export interface LinkSample {
   path: PathKind;
   /** e.g. "host udp 127.0.0.1 ⇄ host udp 127.0.0.1" */
   pair: string;
+  /**
+   * The ICE ufrag of the selected pair's local candidate (the transport's, when the candidate
+   * does not say): after an ICE restart it shows whether the new generation carries the data.
+   */
+  localUfrag: string | null;
   /** Connectivity-check requests sent/answered so far on the selected pair (for loss). */
   requestsSent: number;
   responsesReceived: number;
@@ -45,9 +50,11 @@ export function sampleStats(
   for (const [id, s] of entries) byId.set(id, s as Stat);
 
   let pair: Stat | undefined;
+  let transport: Stat | undefined;
   for (const s of byId.values()) {
     if (s.type === "transport" && typeof s.selectedCandidatePairId === "string") {
       pair = byId.get(s.selectedCandidatePairId);
+      transport = s;
       if (pair) break;
     }
   }
@@ -80,11 +87,13 @@ export function sampleStats(
     }
   }
   const rtt = pair?.currentRoundTripTime;
+  const ufrag = local?.usernameFragment ?? (pair ? transport?.iceLocalUsernameFragment : undefined);
   return {
     atMs,
     rttMs: typeof rtt === "number" ? Math.round(rtt * 10000) / 10 : null,
     path,
     pair: pair ? `${describe(local)} ⇄ ${describe(remote)}` : "none",
+    localUfrag: typeof ufrag === "string" ? ufrag : null,
     requestsSent: num(pair?.requestsSent),
     responsesReceived: num(pair?.responsesReceived),
     audioBytesReceived,

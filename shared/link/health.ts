@@ -2,7 +2,7 @@
  * Link health and handover policy, sans-IO (in the spirit of str0m): the link adapter feeds
  * events with the current time (ms), calls `poll(now)` after any event and at `nextDeadline()`,
  * and carries out the decisions. No timers, no sockets, no clock inside, so every path is
- * unit-tested with a fake clock (test/rover/health.test.ts). Diagram and defaults:
+ * unit-tested with a fake clock (test/shared/link/health.test.ts). Diagram and defaults:
  * docs/link-health.md.
  *
  *   connecting ──open──▶ up ⇄ degraded        (degraded: reported only, see `snapshot`)

@@ -83,3 +83,8 @@ export function sdpCandidates(sdp: string): SdpCandidate[] {
     })),
   );
 }
+
+/** True when the SDP has an audio m= line that is not rejected (port 0): a call is offered. */
+export function hasAudio(sdp: string): boolean {
+  return lines(sdp).some((l) => /^m=audio [1-9]/.test(l));
+}

@@ -1,14 +1,26 @@
-/** The console's pure helpers: token claims, stats sampling, SDP edits for restarts, commands. */
-import { describe, expect, it } from "vitest";
+/**
+ * The console's DOM-free parts, in Node: token claims, stats sampling, SDP edits for restarts
+ * (shared/link/sdp-edit.ts), commands, the `control` stream over the shared reliable layer, the
+ * health loop over the shared policy, probes, and who frames `control`.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { isExpired, readTokenClaims } from "../../console/src/claims.ts";
 import { parseCommand, parseMessage } from "../../console/src/control.ts";
+import { type ChannelLike, ControlStream } from "../../console/src/control-stream.ts";
+import { HealthLoop, linkStateOf } from "../../console/src/health-loop.ts";
+import { onTelemetryText, ping } from "../../console/src/probes.ts";
+import { CONTROL_FRAMING, framesControl } from "../../console/src/room.ts";
+import { lossBetween, sampleStats } from "../../console/src/stats.ts";
+import { PeerConduct, type Violation } from "../../shared/link/conduct.ts";
+import type { Decision } from "../../shared/link/health.ts";
+import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
 import {
   hasAudio,
   iceCredentials,
   sdpCandidates,
   withIceCredentials,
-} from "../../console/src/ice-sdp.ts";
-import { lossBetween, sampleStats } from "../../console/src/stats.ts";
+} from "../../shared/link/sdp-edit.ts";
+import type { Peer } from "../../shared/protocol.ts";
 import { mintToken } from "../../shared/token.ts";
 
 describe("readTokenClaims", () => {
@@ -76,6 +88,7 @@ const report = (over: {
         protocol: "udp",
         address: "127.0.0.1",
         port: 5000,
+        usernameFragment: "ufA",
       },
     ],
     [
@@ -109,6 +122,8 @@ describe("sampleStats", () => {
     expect(s.path).toBe("direct");
     expect(s.pair).toBe("host udp 127.0.0.1:5000 ⇄ srflx udp 127.0.0.1:6000");
     expect(sampleStats(report({ relay: true }), 1).path).toBe("relay");
+    // The selected pair's ICE generation (an ICE restart is done once the new one carries).
+    expect(s.localUfrag).toBe("ufA");
   });
   it("computes loss from unanswered checks, or from audio when audio flows", () => {
     const a = sampleStats(report({ sent: 10, resp: 10 }), 1);
@@ -141,7 +156,7 @@ const SDP = [
   "",
 ].join("\r\n");
 
-describe("ice-sdp", () => {
+describe("SDP edits (shared/link/sdp-edit.ts)", () => {
   it("rewrites ICE credentials for a restart and drops old candidates", () => {
     const out = withIceCredentials(SDP, { ufrag: "new2", pwd: "newpasswordnewpassword" });
     expect(iceCredentials(out)).toEqual({ ufrag: "new2", pwd: "newpasswordnewpassword" });
@@ -150,7 +165,11 @@ describe("ice-sdp", () => {
   });
   it("lists candidates with their mid and sees rejected audio", () => {
     expect(sdpCandidates(SDP)).toEqual([
-      { candidate: "candidate:1 1 udp 2113937151 127.0.0.1 5000 typ host", mid: "0" },
+      {
+        candidate: "candidate:1 1 udp 2113937151 127.0.0.1 5000 typ host",
+        sdpMid: "0",
+        sdpMLineIndex: 0,
+      },
     ]);
     expect(hasAudio(SDP)).toBe(false);
     expect(hasAudio(SDP.replace("m=audio 0", "m=audio 9"))).toBe(true);
@@ -171,5 +190,226 @@ describe("commands and messages", () => {
     });
     expect(parseMessage("plain")).toEqual({ type: "raw", text: "plain" });
     expect(parseMessage('{"type":"other"}')).toEqual({ type: "raw", text: '{"type":"other"}' });
+  });
+});
+
+/**
+ * One direction of a data channel: what is sent waits in `queue` until `flush` hands it to the
+ * other side's stream; `kill` loses what is in flight, as a torn-down SCTP association does.
+ */
+class Wire implements ChannelLike {
+  readyState = "open";
+  queue: string[] = [];
+  peer: { stream: ControlStream; dc: Wire } | null = null;
+  send(text: string): void {
+    if (this.readyState !== "open") throw new Error("send on a closed channel");
+    this.queue.push(text);
+  }
+  /** Deliver up to `max` queued texts to the other side. */
+  flush(max = Number.POSITIVE_INFINITY): number {
+    let n = 0;
+    while (this.queue.length > 0 && n < max && this.peer) {
+      this.peer.stream.receive(this.peer.dc, this.queue.shift() as string);
+      n++;
+    }
+    return n;
+  }
+  kill(): void {
+    this.readyState = "closed";
+    this.queue = [];
+  }
+}
+
+/** A `control` channel between two streams: one Wire each way. */
+function channel(a: ControlStream, b: ControlStream): { ab: Wire; ba: Wire } {
+  const ab = new Wire();
+  const ba = new Wire();
+  ab.peer = { stream: b, dc: ba };
+  ba.peer = { stream: a, dc: ab };
+  return { ab, ba };
+}
+
+function endpoint(framed = true) {
+  const got: string[] = [];
+  const violations: Violation[] = [];
+  const stream = new ControlStream({
+    sender: new ReliableSender(),
+    receiver: new ReliableReceiver(),
+    framed,
+    ackDelayMs: 1,
+    deliver: (t) => got.push(t),
+    violation: (k) => violations.push(k),
+  });
+  return { stream, got, violations };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 10));
+
+/** Flush both ways until nothing moves (acks are batched on a timer). */
+async function settle(...wires: Wire[]): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    let moved = 0;
+    for (const w of wires) moved += w.flush();
+    await tick();
+    if (moved === 0 && wires.every((w) => w.queue.length === 0)) return;
+  }
+}
+
+describe("control stream (shared/link/reliable.ts)", () => {
+  it("delivers exactly once and in order across a lost association and an overlapping resend", async () => {
+    const a = endpoint();
+    const b = endpoint();
+    const one = channel(a.stream, b.stream);
+    a.stream.opened(one.ab);
+    b.stream.opened(one.ba);
+    await settle(one.ab, one.ba);
+    const sent = Array.from({ length: 16 }, (_, i) => `m${i}`);
+    for (const m of sent.slice(0, 10)) a.stream.send(m);
+    one.ab.flush(5); // m0..m4 arrive; m5..m9 are in flight when the association dies
+    one.ab.kill();
+    one.ba.kill();
+    for (const m of sent.slice(10, 15)) a.stream.send(m); // kept while down
+    expect(b.got).toEqual(sent.slice(0, 5));
+    // A new PeerConnection: A opens first and sends m15 before B's hello comes back, so the
+    // resend after B's hello overlaps it.
+    const two = channel(a.stream, b.stream);
+    a.stream.opened(two.ab);
+    a.stream.send("m15");
+    b.stream.opened(two.ba);
+    await settle(two.ab, two.ba);
+    expect(b.got).toEqual(sent);
+    expect(a.stream.framed && a.violations.concat(b.violations)).toEqual([]);
+    // Everything was acknowledged: nothing is kept, a third channel resends nothing.
+    const three = channel(a.stream, b.stream);
+    a.stream.opened(three.ab);
+    b.stream.opened(three.ba);
+    await settle(three.ab, three.ba);
+    expect(b.got).toEqual(sent);
+  });
+
+  it("reports raw text, broken frames and a second hello on framed control as violations", () => {
+    const a = endpoint();
+    const dc = new Wire();
+    a.stream.receive(dc, "hello there");
+    a.stream.receive(dc, '{"rl":1,"t":"d"}');
+    a.stream.receive(dc, '{"rl":1,"t":"h","st":"x","n":0}');
+    a.stream.receive(dc, '{"rl":1,"t":"h","st":"x","n":0}');
+    a.stream.receive(dc, '{"rl":1,"t":"a","n":5}');
+    expect(a.violations).toEqual([
+      "unexpected-message",
+      "malformed-frame",
+      "hello-flood",
+      "bad-ack",
+    ]);
+    expect(a.got).toEqual([]);
+  });
+
+  it("passes raw text both ways for a peer that does not frame control", () => {
+    const a = endpoint(false);
+    const dc = new Wire();
+    a.stream.opened(dc);
+    expect(dc.queue).toEqual([]); // no hello
+    a.stream.send("plain");
+    expect(dc.queue).toEqual(["plain"]);
+    a.stream.receive(dc, '{"rl":1,"t":"h","st":"x","n":0}');
+    expect(a.got).toEqual(['{"rl":1,"t":"h","st":"x","n":0}']);
+    expect(a.violations).toEqual([]);
+  });
+});
+
+describe("health loop (shared/link/health.ts decides)", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("carries out the shared policy's decisions on its own deadlines", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+    const decisions: Decision[] = [];
+    const loop = new HealthLoop((d) => decisions.push(d));
+    const c = loop.health.config;
+    loop.feed((h, now) => h.onOpen(now));
+    expect(decisions).toContainEqual({ type: "state", state: "up", prev: "connecting" });
+    expect(decisions).toContainEqual({ type: "probe" });
+    // Nothing received for the policy's silence time: it restarts, on its own timer.
+    decisions.length = 0;
+    vi.advanceTimersByTime(c.silenceMs + 10);
+    const restart = decisions.find((d) => d.type === "restart");
+    expect(restart).toMatchObject({ type: "restart", reason: "silence", attempt: 1 });
+    const state = decisions.find((d) => d.type === "state" && d.state === "restarting");
+    expect(state && state.type === "state" && linkStateOf(state.state)).toBe("reconnecting");
+    // Restarts that fail outright are retried per the policy's backoff, then a rebuild.
+    for (let i = 0; i < c.maxRestarts; i++) {
+      loop.feed((h, now) => h.onRestartFailed(now));
+      vi.advanceTimersByTime(Math.max(...c.restartBackoffMs) + 10);
+    }
+    expect(decisions.filter((d) => d.type === "restart")).toHaveLength(c.maxRestarts);
+    expect(decisions.find((d) => d.type === "rebuild")).toMatchObject({
+      reason: "restarts-failed",
+    });
+    expect(linkStateOf(loop.health.snapshot(performance.now()).state)).toBe("rebuilding");
+    loop.stop();
+  });
+
+  it("restarts on a network change after the policy's quiet time, and not before", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+    const decisions: Decision[] = [];
+    const loop = new HealthLoop((d) => decisions.push(d));
+    loop.feed((h, now) => h.onOpen(now));
+    loop.feed((h, now) => h.onNetworkChange(now));
+    expect(decisions.some((d) => d.type === "restart")).toBe(false);
+    vi.advanceTimersByTime(loop.health.config.netChangeMaxDelayMs + 5);
+    expect(decisions.find((d) => d.type === "restart")).toMatchObject({
+      reason: "network-change",
+    });
+    loop.stop();
+  });
+
+  it("names every reported state for the link panel", () => {
+    expect(linkStateOf("up")).toBe("connected");
+    expect(linkStateOf("degraded")).toBe("degraded");
+    expect(linkStateOf("rebuilding")).toBe("rebuilding");
+    expect(linkStateOf("down")).toBe("closed");
+  });
+});
+
+describe("probes on telemetry (shared/link/probe-wire.ts)", () => {
+  it("answers pings, reports pongs, leaves application telemetry alone", () => {
+    const conduct = new PeerConduct({}, 0);
+    expect(onTelemetryText('{"rlp":"ping","i":7}', 0, conduct)).toEqual({
+      type: "reply",
+      text: '{"rlp":"pong","i":7}',
+    });
+    expect(onTelemetryText(ping(3).replace("ping", "pong"), 0, conduct)).toEqual({
+      type: "answered",
+      id: 3,
+    });
+    expect(onTelemetryText('{"type":"pose","x":1}', 0, conduct)).toBeNull();
+    expect(onTelemetryText('{"rlp":"ping","i":-1}', 0, conduct)).toMatchObject({
+      type: "violation",
+      kind: "malformed-probe",
+    });
+  });
+  it("refuses pings faster than the conduct's pong rate", () => {
+    const conduct = new PeerConduct({}, 0);
+    const out = Array.from({ length: 40 }, (_, i) => onTelemetryText(ping(i), 0, conduct));
+    expect(out.filter((a) => a?.type === "reply")).toHaveLength(conduct.config.pongsPerS);
+    expect(out.at(-1)).toMatchObject({ type: "violation", kind: "probe-flood" });
+  });
+});
+
+describe("who frames control", () => {
+  const peer = (kind: string, meta: Record<string, unknown> = {}): Peer => ({
+    id: "p",
+    kind,
+    meta,
+    position: null,
+    joinedAt: 0,
+    lastSeen: 0,
+  });
+  it("frames for agents and announcing browsers, raw for other browsers", () => {
+    expect(framesControl(peer("rover"))).toBe(true);
+    expect(framesControl(peer("browser", { control: CONTROL_FRAMING }))).toBe(true);
+    expect(framesControl(peer("browser"))).toBe(false);
+    expect(framesControl(peer("browser", { control: "v9" }))).toBe(false);
   });
 });

@@ -157,6 +157,76 @@ describe("console served by the edge", () => {
     await ctx.close();
   });
 
+  it("keeps control exactly-once and in order to a rover and back across an ICE restart and a rebuild", async () => {
+    startRover("rover-2");
+    const ctx = await browser.newContext();
+    // Test instrumentation, not the console's: remember every RTCPeerConnection the page makes,
+    // so that the test can kill one under the console (as a crashed network stack would).
+    await ctx.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      const made: RTCPeerConnection[] = [];
+      (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs = made;
+      window.RTCPeerConnection = class extends Native {
+        constructor(config?: RTCConfiguration) {
+          super(config);
+          made.push(this);
+        }
+      } as typeof RTCPeerConnection;
+    });
+    const page = await ctx.newPage();
+    await signIn(page, "op-2");
+    await page.locator('tr[data-peer="rover-2"]').waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "Connect to rover-2" }).click();
+    await expect
+      .poll(() => link(page, "rover-2").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+
+    // 90 chats, one every 40 ms, through the UI: an ICE restart (network change) after 30, the
+    // PeerConnection killed after 60 (the policy's restarts fail, it rebuilds). The rover echoes.
+    const N = 90;
+    const sent = Array.from({ length: N }, (_, i) => `m${i}`);
+    await page.evaluate(
+      async ({ peer, texts }) => {
+        const panel = document.querySelector(`section[data-link="${peer}"]`) as HTMLElement;
+        const input = panel.querySelector(`#chat-${peer}`) as HTMLInputElement;
+        const form = input.closest("form") as HTMLFormElement;
+        const pause = () => new Promise((r) => setTimeout(r, 40));
+        for (const [i, text] of texts.entries()) {
+          if (i === 30) window.dispatchEvent(new Event("online"));
+          if (i === 60)
+            (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs.at(-1)?.close();
+          input.value = text;
+          form.requestSubmit();
+          await pause();
+        }
+      },
+      { peer: "rover-2", texts: sent },
+    );
+    const messages = link(page, "rover-2").getByRole("log", { name: "Messages with rover-2" });
+    const echoed = async () =>
+      (await messages.locator("li.in").allTextContents())
+        .filter((t) => /^op-2: m\d+$/.test(t))
+        .map((t) => t.slice("op-2: ".length));
+    await expect.poll(echoed, { timeout: 60_000 }).toHaveLength(N);
+    // A rebuild happened (a new RTCPeerConnection), and the link is back.
+    expect(
+      await page.evaluate(() => (window as unknown as { madePcs: unknown[] }).madePcs.length),
+    ).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(() => link(page, "rover-2").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    // The policy's decisions were carried out: an ICE restart that completed, then a rebuild.
+    const roomLog = page.getByRole("log", { name: "Room log" });
+    await expect.poll(() => roomLog.textContent()).toMatch(/rover-2: ICE restart done/);
+    await expect
+      .poll(() => roomLog.textContent())
+      .toMatch(/rover-2: rebuilding the PeerConnection/);
+    // Late duplicates would show up after the acks and resends settled.
+    await page.waitForTimeout(1500);
+    expect(await echoed()).toEqual(sent);
+    await ctx.close();
+  });
+
   it("holds a voice call between two browsers (fake microphone), with mute and hang up", async () => {
     const a = await (await browser.newContext()).newPage();
     const b = await (await browser.newContext()).newPage();

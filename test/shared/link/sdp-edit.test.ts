@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
 import {
+  hasAudio,
   iceCredentials,
   pcIdOf,
   sdpCandidates,
@@ -59,6 +60,12 @@ describe("ice-sdp", () => {
     expect(lines.filter((l) => l !== "a=x-roverlink-pc:pc-1")).toEqual(SDP.split("\r\n"));
   });
 
+  it("tells an offered audio section from a rejected one (port 0) or none", () => {
+    expect(hasAudio(SDP)).toBe(false);
+    const audio = `${SDP}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\n`;
+    expect(hasAudio(audio)).toBe(true);
+    expect(hasAudio(audio.replace("m=audio 9", "m=audio 0"))).toBe(false);
+  });
   it("reads what werift writes", async () => {
     const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false });
     try {
