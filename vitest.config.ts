@@ -25,6 +25,7 @@ export default defineConfig({
                 TURN_TTL_S: "600",
                 // Small enough for test/edge/events.test.ts to overflow cheaply.
                 MAX_EVENTS_PER_PEER: "150",
+                MAX_EVENTS_PER_SENDER: "60",
               },
             },
           }),

@@ -21,6 +21,8 @@ export interface EdgeEnv extends Cloudflare.Env {
   CORS_ORIGINS?: string;
   /** Events kept per peer before the oldest are dropped (default 1000). */
   MAX_EVENTS_PER_PEER?: string;
+  /** Undelivered events one sender may hold in another peer's log (default a 1/8 of the log). */
+  MAX_EVENTS_PER_SENDER?: string;
   /** An offer nobody answers is closed after this long, seconds (default 120). */
   SESSION_OFFER_TTL_S?: string;
 }

@@ -23,6 +23,7 @@ import { kindSchema, positionSchema } from "../../shared/schemas.ts";
 import { type EdgeEnv, numVar } from "../env.ts";
 import { mergePatch } from "../merge-patch.ts";
 import type { RoomProblem } from "../problem.ts";
+import { admit, defaultPerSender, type LogLimits, type Refusal } from "./event-policy.ts";
 import { nearbySets } from "./nearby.ts";
 import { type Pending, RoomStore, type SessionRow, type StoredEvent } from "./store.ts";
 
@@ -38,6 +39,26 @@ const peerStateSchema = z.object({
   meta: z.record(z.string(), z.unknown()).default({}),
   position: positionSchema.optional(),
 });
+
+const failWith = (
+  status: number,
+  title: string,
+  detail: string,
+  slug: string,
+  retryAfter: number,
+): { ok: false; problem: RoomProblem } => ({
+  ok: false,
+  problem: { status, title, detail, slug, retryAfter },
+});
+
+/** Whether an update changes what others see of a peer. */
+function changed(a: Peer, b: Peer): boolean {
+  return (
+    a.kind !== b.kind ||
+    JSON.stringify(a.meta) !== JSON.stringify(b.meta) ||
+    JSON.stringify(a.position) !== JSON.stringify(b.position)
+  );
+}
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; problem: RoomProblem };
 
@@ -91,6 +112,10 @@ export class Room extends DurableObject<EdgeEnv> {
   get #keepEvents(): number {
     return numVar(this.env.MAX_EVENTS_PER_PEER, 1000);
   }
+  get #logLimits(): LogLimits {
+    const keep = this.#keepEvents;
+    return { keep, perSender: numVar(this.env.MAX_EVENTS_PER_SENDER, defaultPerSender(keep)) };
+  }
   get #offerTtlMs(): number {
     return numVar(this.env.SESSION_OFFER_TTL_S, 120) * 1000;
   }
@@ -119,11 +144,7 @@ export class Room extends DurableObject<EdgeEnv> {
         lastSeen: now,
       };
       this.#store.updatePeer(peer);
-      if (
-        peer.kind !== existing.kind ||
-        JSON.stringify(peer.meta) !== JSON.stringify(existing.meta) ||
-        JSON.stringify(peer.position) !== JSON.stringify(existing.position)
-      ) {
+      if (changed(existing, peer)) {
         this.#broadcast(id, { type: "peer-updated", peer });
         this.#updateNearby();
       }
@@ -131,6 +152,11 @@ export class Room extends DurableObject<EdgeEnv> {
       if (this.#store.peerCount() >= this.#maxPeers) {
         return fail(503, "Room full", `room has its maximum of ${this.#maxPeers} peers`, 30);
       }
+      const refused = this.#admit(
+        id,
+        this.#store.peers().map((p) => p.id),
+      );
+      if (refused) return refused;
       status = 201;
       peer = {
         id,
@@ -180,6 +206,8 @@ export class Room extends DurableObject<EdgeEnv> {
       meta: merged.data.meta,
       position: merged.data.position ?? null,
     };
+    // A patch that changes nothing is silent: no event for anyone.
+    if (!changed(existing, peer)) return { ok: true, peer: existing };
     this.#store.updatePeer(peer);
     this.#broadcast(id, { type: "peer-updated", peer });
     this.#updateNearby();
@@ -255,6 +283,8 @@ export class Room extends DurableObject<EdgeEnv> {
     if (!this.#store.peer(to)) {
       return fail(409, "Target absent", `peer "${to}" is not in this room`, 5);
     }
+    const refused = this.#admit(from, [to]);
+    if (refused) return refused;
     const now = Date.now();
     const etag = randomId(12);
     const s: SessionRow = {
@@ -306,9 +336,11 @@ export class Room extends DurableObject<EdgeEnv> {
         1,
       );
     }
+    const other = s.offerer === by ? s.answerer : s.offerer;
+    const refused = this.#admit(by, [other]);
+    if (refused) return refused;
     const now = Date.now();
     const etag = randomId(12);
-    const other = s.offerer === by ? s.answerer : s.offerer;
     s.pending = this.#pending(kind, by, etag, body, now, waitMs);
     s.updatedAt = now;
     this.#store.saveSession(s);
@@ -402,6 +434,8 @@ export class Room extends DurableObject<EdgeEnv> {
       return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
     }
     const other = s.offerer === by ? s.answerer : s.offerer;
+    const refused = this.#admit(by, [other]);
+    if (refused) return refused;
     this.#emit(other, { type: "candidates", session: sid, from: by, frag });
     this.#wake();
     return { ok: true };
@@ -520,6 +554,40 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   // --- fan-out -----------------------------------------------------------------------------
+
+  /**
+   * May `sender` add one more protected event to each of these logs? A refusal is a 429: the
+   * recipient is not reading its events, and we keep what it has rather than evict it.
+   */
+  #admit(
+    sender: string,
+    recipients: readonly string[],
+  ): { ok: false; problem: RoomProblem } | null {
+    const limits = this.#logLimits;
+    for (const r of recipients) {
+      if (r === sender) continue;
+      const why: Refusal | null = admit(this.#store.logFacts(r, sender), limits);
+      if (why === "sender-quota") {
+        return failWith(
+          429,
+          "Too many undelivered events",
+          `peer "${r}" has not yet read ${limits.perSender} events from you: wait until it catches up`,
+          "event-quota",
+          5,
+        );
+      }
+      if (why === "log-full") {
+        return failWith(
+          429,
+          "Event log full",
+          `peer "${r}" has ${limits.keep} undelivered events: wait until it catches up`,
+          "event-log-full",
+          5,
+        );
+      }
+    }
+    return null;
+  }
 
   #emit(peer: string, event: StoredEvent): void {
     this.#store.append(peer, event, this.#keepEvents);

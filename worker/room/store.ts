@@ -4,6 +4,7 @@
  * the room object keeps nothing important in memory.
  */
 import type { Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
+import { chatterToDrop, classOf, coalesceKey, type LogFacts, senderOf } from "./event-policy.ts";
 
 /** Event body as stored: the cursor (`id`) is the row's sequence number, added on read. */
 export type StoredEvent = RoomEvent extends infer E
@@ -67,6 +68,17 @@ interface SessionRecord extends Record<string, SqlStorageValue> {
   created_at: number;
   updated_at: number;
 }
+
+/**
+ * Columns added after the first deployments (event-log policy, token expiry): ALTER TABLE for
+ * rooms created before them. Old events have no class and count as protected.
+ */
+const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
+  ["events", "sender", "TEXT"],
+  ["events", "cls", "TEXT"],
+  ["events", "ckey", "TEXT"],
+  ["peers", "token_exp", "INTEGER"],
+];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS peers (
@@ -137,6 +149,12 @@ export class RoomStore {
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     sql.exec(SCHEMA);
+    for (const [table, column, type] of ADDED_COLUMNS) {
+      const has = sql
+        .exec("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", table, column)
+        .toArray();
+      if (has.length === 0) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
   }
 
   // --- peers -----------------------------------------------------------------------------
@@ -232,23 +250,48 @@ export class RoomStore {
     return r ? Number(r.seq) : 0;
   }
 
-  /** Append one event to a peer's log; returns its cursor. Keeps at most `keep` per peer. */
+  /**
+   * Append one event to a peer's log; returns its cursor. A chatter event replaces the pending
+   * one with the same coalescing key; past `keep` events the oldest chatter goes
+   * (worker/room/event-policy.ts). Protected events are never dropped here.
+   */
   append(peer: string, event: StoredEvent, keep: number): number {
+    const ckey = coalesceKey(event);
+    if (ckey !== null) this.#sql.exec("DELETE FROM events WHERE peer = ? AND ckey = ?", peer, ckey);
     const r = this.#sql
       .exec(
-        "INSERT INTO events (peer, body) VALUES (?, ?) RETURNING seq",
+        "INSERT INTO events (peer, body, sender, cls, ckey) VALUES (?, ?, ?, ?, ?) RETURNING seq",
         peer,
         JSON.stringify(event),
+        senderOf(event),
+        classOf(event),
+        ckey,
       )
       .one();
     const seq = Number(r.seq);
-    // Bounded log: past `keep` undelivered events, the oldest go (documented in docs/protocol.md).
-    const cut = this.#sql
-      .exec("SELECT seq FROM events WHERE peer = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", peer, keep)
-      .toArray()[0];
-    if (cut)
-      this.#sql.exec("DELETE FROM events WHERE peer = ? AND seq <= ?", peer, Number(cut.seq));
+    const drop = chatterToDrop(this.logFacts(peer, null), keep);
+    if (drop > 0) {
+      this.#sql.exec(
+        `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE peer = ? AND cls = 'chatter'
+           ORDER BY seq LIMIT ?)`,
+        peer,
+        drop,
+      );
+    }
     return seq;
+  }
+
+  /** The size of a peer's log, its chatter and (when given) what `sender` put there. */
+  logFacts(peer: string, sender: string | null): LogFacts {
+    const r = this.#sql
+      .exec(
+        `SELECT count(*) AS total, count(CASE WHEN cls = 'chatter' THEN 1 END) AS chatter,
+           count(CASE WHEN sender = ? THEN 1 END) AS mine FROM events WHERE peer = ?`,
+        sender,
+        peer,
+      )
+      .one();
+    return { total: Number(r.total), chatter: Number(r.chatter), fromSender: Number(r.mine) };
   }
 
   events(peer: string, after: number, limit: number): RoomEvent[] {
