@@ -27,6 +27,10 @@ export default defineConfig({
                 MAX_EVENTS_PER_PEER: "150",
                 MAX_EVENTS_PER_SENDER: "60",
               },
+              // A small real limiter for test/edge/limits.test.ts to stand in for RATE_LIMITER_ADDR.
+              ratelimits: {
+                SMALL_LIMITER: { namespace_id: "9001", simple: { limit: 20, period: 60 } },
+              },
             },
           }),
         ],
