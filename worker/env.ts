@@ -23,6 +23,10 @@ export interface EdgeEnv extends Cloudflare.Env {
   MAX_EVENTS_PER_PEER?: string;
   /** Undelivered events one sender may hold in another peer's log (default a 1/8 of the log). */
   MAX_EVENTS_PER_SENDER?: string;
+  /** Sessions one peer may have open to another; a new offer closes the oldest (default 1). */
+  MAX_SESSIONS_PER_PAIR?: string;
+  /** Concurrent SSE streams per peer; a new one closes the oldest (default 2). */
+  MAX_STREAMS_PER_PEER?: string;
   /** An offer nobody answers is closed after this long, seconds (default 120). */
   SESSION_OFFER_TTL_S?: string;
 }

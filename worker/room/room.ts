@@ -75,6 +75,8 @@ const fail = (
 
 /** Events returned per poll at most; the client polls again at once for the rest. */
 const POLL_BATCH = 100;
+/** An SSE stream re-reads at least every 15 s (keep-alive); past this lease it is presumed gone. */
+const STREAM_LEASE_MS = 60_000;
 
 export type WaitState =
   | { state: "answered"; answer: string; etag: string }
@@ -115,6 +117,12 @@ export class Room extends DurableObject<EdgeEnv> {
   get #logLimits(): LogLimits {
     const keep = this.#keepEvents;
     return { keep, perSender: numVar(this.env.MAX_EVENTS_PER_SENDER, defaultPerSender(keep)) };
+  }
+  get #maxSessionsPerPair(): number {
+    return numVar(this.env.MAX_SESSIONS_PER_PAIR, 1);
+  }
+  get #maxStreams(): number {
+    return numVar(this.env.MAX_STREAMS_PER_PEER, 2);
   }
   get #offerTtlMs(): number {
     return numVar(this.env.SESSION_OFFER_TTL_S, 120) * 1000;
@@ -245,7 +253,8 @@ export class Room extends DurableObject<EdgeEnv> {
     id: string,
     after: number | null,
     ack: number | null,
-  ): Promise<Result<{ events: RoomEvent[]; cursor: string }>> {
+    stream: string | null = null,
+  ): Promise<Result<{ events: RoomEvent[]; cursor: string; superseded?: true }>> {
     if (!this.#store.peer(id)) {
       return fail(
         404,
@@ -262,11 +271,48 @@ export class Room extends DurableObject<EdgeEnv> {
         "cursor is ahead of this room's events: use the cursor from your join or last poll",
       );
     }
+    const now = Date.now();
+    if (stream !== null && !this.#store.renewStream(stream, now, STREAM_LEASE_MS)) {
+      // A newer stream of this peer replaced this one: it ends without reading or acknowledging.
+      return {
+        ok: true,
+        events: [],
+        cursor: String(after ?? this.#store.acked(id)),
+        superseded: true,
+      };
+    }
     if (ack !== null) this.#store.ack(id, ack);
-    this.#store.touch(id, Date.now());
+    this.#store.touch(id, now);
     const from = after ?? this.#store.acked(id);
     const events = this.#store.events(id, from, POLL_BATCH);
     return { ok: true, events, cursor: events.at(-1)?.id ?? String(from) };
+  }
+
+  /**
+   * Register an SSE stream of `id`. Past MAX_STREAMS_PER_PEER the oldest streams are closed
+   * (their next read says so): a client that reconnects is never locked out by its own stale
+   * stream, and a flood of streams holds at most the cap.
+   */
+  async openStream(id: string, stream: string): Promise<Result<object>> {
+    if (!this.#store.peer(id)) {
+      return fail(
+        404,
+        "Not found",
+        `peer "${id}" is not in this room (expired or left): join again`,
+      );
+    }
+    const live = this.#store.openStream(id, stream, Date.now(), STREAM_LEASE_MS);
+    const excess = live.length - this.#maxStreams;
+    if (excess > 0) {
+      for (const old of live.slice(0, excess)) this.#store.closeStream(old);
+      this.#toWake.add(peerTopic(id));
+      this.#wake();
+    }
+    return { ok: true };
+  }
+
+  async closeStream(stream: string): Promise<void> {
+    this.#store.closeStream(stream);
   }
 
   // --- sessions ----------------------------------------------------------------------------
@@ -285,6 +331,12 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     const refused = this.#admit(from, [to]);
     if (refused) return refused;
+    // A new offer from the same offerer to the same answerer supersedes its older sessions
+    // (a rebuilt PeerConnection): at most MAX_SESSIONS_PER_PAIR stay, the oldest close.
+    const older = this.#store.sessionsBetween(from, to);
+    for (const old of older.slice(0, Math.max(0, older.length - this.#maxSessionsPerPair + 1))) {
+      this.#closeSession(old, from, "superseded");
+    }
     const now = Date.now();
     const etag = randomId(12);
     const s: SessionRow = {

@@ -112,6 +112,12 @@ CREATE TABLE IF NOT EXISTS sessions (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_offerer ON sessions (offerer);
+CREATE TABLE IF NOT EXISTS streams (
+  id TEXT PRIMARY KEY,
+  peer TEXT NOT NULL,
+  opened INTEGER NOT NULL,
+  lease INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS sessions_by_answerer ON sessions (answerer);
 `;
 
@@ -218,6 +224,7 @@ export class RoomStore {
   deletePeer(id: string): void {
     this.#sql.exec("DELETE FROM peers WHERE id = ?", id);
     this.#sql.exec("DELETE FROM events WHERE peer = ?", id);
+    this.#sql.exec("DELETE FROM streams WHERE peer = ?", id);
   }
 
   nearby(id: string): string[] {
@@ -322,6 +329,18 @@ export class RoomStore {
       .map(toSession);
   }
 
+  /** Sessions `offerer` opened to `answerer`, oldest first. */
+  sessionsBetween(offerer: string, answerer: string): SessionRow[] {
+    return this.#sql
+      .exec<SessionRecord>(
+        "SELECT * FROM sessions WHERE offerer = ? AND answerer = ? ORDER BY created_at, id",
+        offerer,
+        answerer,
+      )
+      .toArray()
+      .map(toSession);
+  }
+
   sessionsWithPending(): SessionRow[] {
     return this.#sql
       .exec<SessionRecord>("SELECT * FROM sessions WHERE pending IS NOT NULL")
@@ -355,5 +374,33 @@ export class RoomStore {
 
   deleteSession(id: string): void {
     this.#sql.exec("DELETE FROM sessions WHERE id = ?", id);
+  }
+
+  // --- event streams (SSE) held by Workers ------------------------------------------------
+
+  /** Register a stream; drops lapsed leases; returns the peer's live streams, oldest first. */
+  openStream(peer: string, id: string, now: number, leaseMs: number): string[] {
+    this.#sql.exec("DELETE FROM streams WHERE lease < ?", now);
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO streams (id, peer, opened, lease) VALUES (?, ?, ?, ?)",
+      id,
+      peer,
+      now,
+      now + leaseMs,
+    );
+    return this.#sql
+      .exec("SELECT id FROM streams WHERE peer = ? ORDER BY opened, id", peer)
+      .toArray()
+      .map((r) => String(r.id));
+  }
+
+  /** Extend a stream's lease; false when it is no longer registered (closed as superseded). */
+  renewStream(id: string, now: number, leaseMs: number): boolean {
+    this.#sql.exec("UPDATE streams SET lease = ? WHERE id = ?", now + leaseMs, id);
+    return this.#sql.exec("SELECT 1 FROM streams WHERE id = ?", id).toArray().length > 0;
+  }
+
+  closeStream(id: string): void {
+    this.#sql.exec("DELETE FROM streams WHERE id = ?", id);
   }
 }

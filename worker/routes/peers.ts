@@ -106,6 +106,9 @@ peersRoutes.get("/:id/events", async (c) => {
     cursorValue(c.req.query("after"), "after");
   // Fail before the stream starts if the peer is unknown: a clean 404, not a broken stream.
   const first = await pollEvents(stub, id, resumeFrom, resumeFrom, 0);
+  // Past MAX_STREAMS_PER_PEER, registering this stream closes the peer's oldest one.
+  const streamId = crypto.randomUUID();
+  unwrap(await stub.openStream(id, streamId));
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no");
   return streamSSE(c, async (stream) => {
@@ -113,28 +116,41 @@ peersRoutes.get("/:id/events", async (c) => {
     stream.onAbort(() => {
       open = false;
     });
-    await stream.write("retry: 2000\n\n");
-    let batch = first;
-    while (open) {
-      for (const ev of batch.events) {
-        await stream.writeSSE({ id: ev.id, event: ev.type, data: JSON.stringify(ev) });
+    try {
+      await stream.write("retry: 2000\n\n");
+      let batch = first;
+      while (open) {
+        if (batch.superseded) {
+          const detail = "a newer event stream of this peer replaced this one";
+          await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
+          break;
+        }
+        for (const ev of batch.events) {
+          await stream.writeSSE({ id: ev.id, event: ev.type, data: JSON.stringify(ev) });
+        }
+        if (batch.events.length === 0) await stream.write(": keep-alive\n\n");
+        const cursor = Number(batch.cursor);
+        // Acknowledge on delivery: what went out on a stream that is still open leaves the log
+        // (otherwise an SSE peer would hold every event it was ever sent).
+        const delivered = open && !stream.aborted && batch.events.length > 0 ? cursor : null;
+        try {
+          batch = await pollEvents(
+            stub,
+            id,
+            cursor,
+            delivered,
+            LIMITS.sseKeepAliveS * 1000,
+            c.req.raw.signal,
+            streamId,
+          );
+        } catch (e) {
+          const detail = e instanceof Error ? e.message : "stream ended";
+          await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
+          break;
+        }
       }
-      if (batch.events.length === 0) await stream.write(": keep-alive\n\n");
-      const cursor = Number(batch.cursor);
-      try {
-        batch = await pollEvents(
-          stub,
-          id,
-          cursor,
-          null,
-          LIMITS.sseKeepAliveS * 1000,
-          c.req.raw.signal,
-        );
-      } catch (e) {
-        const detail = e instanceof Error ? e.message : "stream ended";
-        await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
-        break;
-      }
+    } finally {
+      await stub.closeStream(streamId).catch(() => {});
     }
   });
 });
