@@ -17,6 +17,8 @@ export interface EdgeEnv extends Cloudflare.Env {
   STUN_URLS?: string;
   /** Nearby radius in map units; unset or empty = proximity off. */
   NEARBY_RADIUS?: string;
+  /** This edge's public origin (https://edge.example.net) for absolute URLs (Location). */
+  PUBLIC_ORIGIN?: string;
   /** Allowed CORS origins, comma-separated; unset or `*` = any origin. */
   CORS_ORIGINS?: string;
   /** Events kept per peer before the oldest are dropped (default 1000). */

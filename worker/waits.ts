@@ -25,7 +25,8 @@ export interface EventBatch {
 /**
  * Events after `after` for `peer`, waiting up to `waitMs` for the first one. `ack` is what the
  * client acknowledged (the long-poll's own `after`; for SSE, what the stream delivered). `stream`
- * is a registered SSE stream's id (its lease is renewed on every read).
+ * is a registered SSE stream's id (its lease is renewed on every read); `tokenExpS` the end of
+ * the peer's own token (recorded: its presence ends then).
  */
 export async function pollEvents(
   stub: Stub,
@@ -35,10 +36,11 @@ export async function pollEvents(
   waitMs: number,
   signal?: AbortSignal,
   stream: string | null = null,
+  tokenExpS: number | null = null,
 ): Promise<EventBatch> {
   const deadline = Date.now() + waitMs;
   const read = async (): Promise<EventBatch> => {
-    const r = unwrap(await stub.poll(peer, after, ack, stream));
+    const r = unwrap(await stub.poll(peer, after, ack, stream, tokenExpS));
     return r.superseded
       ? { events: r.events, cursor: r.cursor, superseded: true }
       : { events: r.events, cursor: r.cursor };

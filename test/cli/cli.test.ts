@@ -18,7 +18,7 @@ import {
 import { mintToken, verifyToken } from "../../shared/token.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
-const SECRET = "cli-test-secret-cli-test-secret";
+const SECRET = "cli-test-secret-cli-test-secret-cli";
 
 /** Run the CLI as a user would; `child` to signal it, `result` once it exited. */
 function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {

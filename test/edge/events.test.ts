@@ -182,7 +182,7 @@ describe("events", () => {
       cursor = got.cursor;
     }
     expect(seen).toEqual(sent);
-  });
+  }, 20_000);
 
   it("a parked poll still gets its event after the room object is evicted", async () => {
     const room = freshRoom("evict");

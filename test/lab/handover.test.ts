@@ -19,7 +19,7 @@ import { type Figures, runScenario, sleep, waitEdge } from "./scenario.ts";
 
 const unavailable = labUnavailableReason();
 const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
-const SECRET = "lab-edge-secret-lab-edge-secret";
+const SECRET = "lab-edge-secret-lab-edge-secret-lab";
 const CLI = "rover/cli.ts";
 let edgeUrl = "";
 

@@ -12,6 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import {
+  type IceServer,
   type JoinBody,
   LIMITS,
   type Peer,
@@ -134,9 +135,11 @@ export class Room extends DurableObject<EdgeEnv> {
 
   // --- presence ----------------------------------------------------------------------------
 
+  /** `tokenExpS`: the `exp` of the token the peer joined with (its presence ends then). */
   async join(
     id: string,
     body: JoinBody,
+    tokenExpS: number | null = null,
   ): Promise<Result<{ status: 200 | 201; peer: Peer; peers: Peer[]; cursor: string }>> {
     const now = Date.now();
     const existing = this.#store.peer(id);
@@ -179,6 +182,7 @@ export class Room extends DurableObject<EdgeEnv> {
       this.#broadcast(id, { type: "peer-joined", peer });
       this.#updateNearby();
     }
+    if (tokenExpS !== null) this.#store.noteTokenExp(id, tokenExpS * 1000);
     await this.#scheduleAlarm();
     this.#wake();
     const peers = this.#store.peers().filter((p) => p.id !== id);
@@ -232,8 +236,9 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   #removePeer(id: string, reason: PeerLeftReason): void {
+    const sessionReason = { left: "peer-left", expired: "peer-expired" }[reason as string];
     for (const s of this.#store.sessionsOf(id)) {
-      this.#closeSession(s, id, reason === "left" ? "peer-left" : "peer-expired");
+      this.#closeSession(s, id, sessionReason ?? reason);
     }
     this.#store.deletePeer(id);
     this.#broadcast(id, { type: "peer-left", peer: id, reason });
@@ -254,6 +259,7 @@ export class Room extends DurableObject<EdgeEnv> {
     after: number | null,
     ack: number | null,
     stream: string | null = null,
+    tokenExpS: number | null = null,
   ): Promise<Result<{ events: RoomEvent[]; cursor: string; superseded?: true }>> {
     if (!this.#store.peer(id)) {
       return fail(
@@ -283,6 +289,12 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     if (ack !== null) this.#store.ack(id, ack);
     this.#store.touch(id, now);
+    if (tokenExpS !== null) {
+      // A renewed token extends the peer's authorization; the alarm may need to move.
+      const before = this.#store.earliestTokenExp();
+      this.#store.noteTokenExp(id, tokenExpS * 1000);
+      if (this.#store.earliestTokenExp() !== before) await this.#scheduleAlarm();
+    }
     const from = after ?? this.#store.acked(id);
     const events = this.#store.events(id, from, POLL_BATCH);
     return { ok: true, events, cursor: events.at(-1)?.id ?? String(from) };
@@ -313,6 +325,26 @@ export class Room extends DurableObject<EdgeEnv> {
 
   async closeStream(stream: string): Promise<void> {
     this.#store.closeStream(stream);
+  }
+
+  // --- TURN credentials (worker/ice-cache.ts) ---------------------------------------------
+
+  /** The peer's cached ICE servers; 409 when it has not joined (credentials need membership). */
+  async cachedIce(
+    id: string,
+  ): Promise<Result<{ cached: { iceServers: IceServer[]; expiresAt: number } | null }>> {
+    if (!this.#store.peer(id)) {
+      return fail(
+        409,
+        "Not joined",
+        "join the room before asking for ICE servers (POST /v1/rooms/{room}/peers)",
+      );
+    }
+    return { ok: true, cached: this.#store.ice(id) };
+  }
+
+  async storeIce(id: string, value: { iceServers: IceServer[]; expiresAt: number }): Promise<void> {
+    if (this.#store.peer(id)) this.#store.setIce(id, value.iceServers, value.expiresAt);
   }
 
   // --- sessions ----------------------------------------------------------------------------
@@ -705,6 +737,8 @@ export class Room extends DurableObject<EdgeEnv> {
     const deadlines: number[] = [];
     const oldest = this.#store.oldestLastSeen();
     if (oldest !== null) deadlines.push(oldest + this.#ttlMs);
+    const tokenExp = this.#store.earliestTokenExp();
+    if (tokenExp !== null) deadlines.push(tokenExp);
     for (const s of this.#store.sessionsWithPending()) {
       if (s.pending) deadlines.push(s.pending.createdAt + this.#offerTtlMs);
     }
@@ -718,6 +752,8 @@ export class Room extends DurableObject<EdgeEnv> {
   /** Idempotent: expires whatever is due now, re-plans for the rest. */
   override async alarm(): Promise<void> {
     const now = Date.now();
+    // A peer is present only while authorized: its token's expiry ends it, parked poll or not.
+    for (const id of this.#store.tokenExpiredBy(now)) this.#removePeer(id, "token-expired");
     for (const id of this.#store.staleBefore(now - this.#ttlMs)) {
       // A Worker holding this peer's SSE stream or long-poll keeps it present.
       if (this.ctx.getWebSockets(peerTopic(id)).length > 0) this.#store.touch(id, now);

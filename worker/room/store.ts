@@ -3,7 +3,7 @@
  * per-peer event log. Everything that must survive eviction or an edge restart lives here;
  * the room object keeps nothing important in memory.
  */
-import type { Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
+import type { IceServer, Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
 import { chatterToDrop, classOf, coalesceKey, type LogFacts, senderOf } from "./event-policy.ts";
 
 /** Event body as stored: the cursor (`id`) is the row's sequence number, added on read. */
@@ -112,6 +112,11 @@ CREATE TABLE IF NOT EXISTS sessions (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_offerer ON sessions (offerer);
+CREATE TABLE IF NOT EXISTS ice (
+  peer TEXT PRIMARY KEY,
+  body TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS streams (
   id TEXT PRIMARY KEY,
   peer TEXT NOT NULL,
@@ -225,6 +230,7 @@ export class RoomStore {
     this.#sql.exec("DELETE FROM peers WHERE id = ?", id);
     this.#sql.exec("DELETE FROM events WHERE peer = ?", id);
     this.#sql.exec("DELETE FROM streams WHERE peer = ?", id);
+    this.#sql.exec("DELETE FROM ice WHERE peer = ?", id);
   }
 
   nearby(id: string): string[] {
@@ -242,6 +248,28 @@ export class RoomStore {
       .exec("SELECT id FROM peers WHERE last_seen < ?", before)
       .toArray()
       .map((r) => String(r.id));
+  }
+
+  /** Record the expiry (ms) of a token the peer presented; the latest-expiring one counts. */
+  noteTokenExp(id: string, expMs: number): void {
+    this.#sql.exec(
+      "UPDATE peers SET token_exp = max(coalesce(token_exp, 0), ?) WHERE id = ?",
+      expMs,
+      id,
+    );
+  }
+
+  /** Peers whose every presented token had expired by `now` (ms). */
+  tokenExpiredBy(now: number): string[] {
+    return this.#sql
+      .exec("SELECT id FROM peers WHERE token_exp IS NOT NULL AND token_exp <= ?", now)
+      .toArray()
+      .map((r) => String(r.id));
+  }
+
+  earliestTokenExp(): number | null {
+    const r = this.#sql.exec("SELECT min(token_exp) AS t FROM peers").one();
+    return r.t === null ? null : Number(r.t);
   }
 
   oldestLastSeen(): number | null {
@@ -374,6 +402,24 @@ export class RoomStore {
 
   deleteSession(id: string): void {
     this.#sql.exec("DELETE FROM sessions WHERE id = ?", id);
+  }
+
+  // --- cached TURN credentials ----------------------------------------------------------
+
+  ice(peer: string): { iceServers: IceServer[]; expiresAt: number } | null {
+    const r = this.#sql.exec("SELECT body, expires_at FROM ice WHERE peer = ?", peer).toArray()[0];
+    return r
+      ? { iceServers: JSON.parse(String(r.body)) as IceServer[], expiresAt: Number(r.expires_at) }
+      : null;
+  }
+
+  setIce(peer: string, iceServers: IceServer[], expiresAt: number): void {
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO ice (peer, body, expires_at) VALUES (?, ?, ?)",
+      peer,
+      JSON.stringify(iceServers),
+      expiresAt,
+    );
   }
 
   // --- event streams (SSE) held by Workers ------------------------------------------------
