@@ -25,6 +25,11 @@ export default defineConfig({
                 TURN_TTL_S: "600",
                 // Small enough for test/edge/events.test.ts to overflow cheaply.
                 MAX_EVENTS_PER_PEER: "150",
+                MAX_EVENTS_PER_SENDER: "60",
+              },
+              // A small real limiter for test/edge/limits.test.ts to stand in for RATE_LIMITER_ADDR.
+              ratelimits: {
+                SMALL_LIMITER: { namespace_id: "9001", simple: { limit: 20, period: 60 } },
               },
             },
           }),

@@ -228,6 +228,8 @@ async function requestTimes(
       ttlSeconds: 3600,
     }),
   });
+  // /v1/ice-servers needs membership.
+  await c.join("bench-requests", {});
   const healthz: number[] = [];
   const ice: number[] = [];
   for (let i = 0; i <= runs; i++) {

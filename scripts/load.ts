@@ -319,6 +319,8 @@ async function roomsAndPeers() {
 async function rateLimit() {
   const stamp = Date.now();
   const c = await client("load-rl", `hasty-${stamp}`);
+  // /v1/ice-servers needs membership; the join counts in the presence bucket, not this one.
+  await c.join("load-rl", {});
   // workerd's local limiter counts in windows aligned to the wall clock: count the requests of
   // the window the 429 came in (a burst may straddle two windows).
   const windowOf = () => Math.floor(Date.now() / 60_000);
@@ -342,6 +344,7 @@ async function rateLimit() {
   }
   // The limit is per token subject: someone else is still served.
   const other = await client("load-rl", `calm-${stamp}`);
+  await other.join("load-rl", {});
   const otherServed = await rec
     .timed("ice-servers", () => other.iceServers())
     .then(() => true)

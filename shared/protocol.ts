@@ -136,7 +136,8 @@ export interface PeersResponse {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-export type PeerLeftReason = "left" | "expired";
+/** `token-expired` (extension): the edge ended the peer's presence when its token expired. */
+export type PeerLeftReason = "left" | "expired" | "token-expired";
 
 export type RoomEvent =
   | { id: string; type: "peer-joined"; peer: Peer }

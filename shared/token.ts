@@ -44,6 +44,12 @@ export async function mintToken(opts: MintTokenOptions): Promise<string> {
       `token TTL must be a positive whole number of seconds, got ${opts.ttlSeconds}`,
     );
   }
+  if (opts.ttlSeconds > MAX_TOKEN_LIFETIME_S) {
+    throw new TokenError(`token TTL is longer than ${MAX_TOKEN_LIFETIME_S / 86400} days`);
+  }
+  if (opts.sub === "." || opts.sub === "..") {
+    throw new TokenError(`peer id "${opts.sub}" is reserved`);
+  }
   const role = opts.role ?? "peer";
   if (!roleSchema.safeParse(role).success) {
     throw new TokenError(`role "${role}" must be "peer" or "admin"`);
@@ -64,26 +70,41 @@ export async function mintToken(opts: MintTokenOptions): Promise<string> {
   );
 }
 
+/** Clock skew tolerated on `exp`, `nbf` and `iat` when verifying, seconds. */
+export const TOKEN_LEEWAY_S = 30;
+/** Longest token lifetime a verifier accepts (`exp` from now, or from `iat`), seconds. */
+export const MAX_TOKEN_LIFETIME_S = 400 * 86400;
+
+export interface VerifyOptions {
+  /** Now, seconds since the epoch (default: the clock). */
+  nowS?: number;
+  leewayS?: number;
+  maxLifetimeS?: number;
+}
+
 /**
- * Verify signature, algorithm and expiry, and check the claims against the protocol schema.
- * Throws TokenError with a short reason (never the token or the secret).
+ * Verify signature and algorithm, check the claims against the protocol schema, then the times:
+ * expired (`exp`), not yet valid (`nbf`, `iat` in the future), each with TOKEN_LEEWAY_S of clock
+ * skew, and a lifetime over MAX_TOKEN_LIFETIME_S (an `exp` of 2^53-1 is not a credential anyone
+ * should hold). Throws TokenError with a short reason (never the token or the secret).
  */
-export async function verifyToken(token: string, secret: string): Promise<TokenClaims> {
-  let payload: unknown;
+export async function verifyToken(
+  token: string,
+  secret: string,
+  opts: VerifyOptions = {},
+): Promise<TokenClaims> {
+  let payload: Record<string, unknown>;
   try {
-    payload = await verify(token, secret, "HS256");
+    // Times are checked below, with leeway.
+    payload = await verify(token, secret, { alg: "HS256", exp: false, nbf: false, iat: false });
   } catch (e) {
     const name = e instanceof Error ? e.name : "";
     const reason =
-      name === "JwtTokenExpired"
-        ? "token expired"
-        : name === "JwtTokenSignatureMismatched"
-          ? "token signature does not match"
-          : name === "JwtTokenIssuedAt" || name === "JwtTokenNotBefore"
-            ? "token is not valid yet"
-            : name === "JwtAlgorithmMismatch"
-              ? "token is not HS256"
-              : "token is malformed";
+      name === "JwtTokenSignatureMismatched"
+        ? "token signature does not match"
+        : name === "JwtAlgorithmMismatch"
+          ? "token is not HS256"
+          : "token is malformed";
     throw new TokenError(reason);
   }
   const parsed = tokenClaimsSchema.safeParse(payload);
@@ -92,6 +113,21 @@ export async function verifyToken(token: string, secret: string): Promise<TokenC
     throw new TokenError(
       `token claims invalid: ${issue?.path.join(".") || "claims"} ${issue?.message ?? ""}`.trim(),
     );
+  }
+  const now = opts.nowS ?? Math.floor(Date.now() / 1000);
+  const leeway = opts.leewayS ?? TOKEN_LEEWAY_S;
+  const maxLife = opts.maxLifetimeS ?? MAX_TOKEN_LIFETIME_S;
+  const { exp, iat } = parsed.data;
+  if (exp + leeway <= now) throw new TokenError("token expired");
+  const nbf = payload.nbf;
+  if (nbf !== undefined && (typeof nbf !== "number" || !Number.isFinite(nbf))) {
+    throw new TokenError("token is malformed");
+  }
+  if ((nbf ?? now) - leeway > now || (iat ?? now) - leeway > now) {
+    throw new TokenError("token is not valid yet");
+  }
+  if (exp - Math.min(now, iat ?? now) > maxLife) {
+    throw new TokenError(`token lifetime is longer than ${maxLife / 86400} days`);
   }
   return parsed.data;
 }

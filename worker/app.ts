@@ -1,6 +1,6 @@
 /**
- * The edge's HTTP surface: one Hono app. CORS on every route, bearer auth and a per-subject rate
- * limit on /v1, routes per resource, and one error handler that renders RFC 9457 problem+json.
+ * The edge's HTTP surface: one Hono app. CORS on every route, bearer auth and rate limits
+ * on /v1, routes per resource, and one error handler that renders RFC 9457 problem+json.
  */
 import { Hono } from "hono";
 import { cors } from "hono/cors";
@@ -9,7 +9,8 @@ import { ALLOWED_REQUEST_HEADERS, CONTENT_TYPE, EXPOSED_HEADERS } from "../share
 import { requireToken } from "./auth.ts";
 import type { AppEnv } from "./context.ts";
 import { listVar } from "./env.ts";
-import { EdgeProblem, problem, problemResponse } from "./problem.ts";
+import { EdgeProblem, problemResponse } from "./problem.ts";
+import { rateLimit } from "./rate-limit.ts";
 import { iceServersRoutes } from "./routes/ice-servers.ts";
 import { peersRoutes } from "./routes/peers.ts";
 import { offerRoutes, sessionRoutes } from "./routes/sessions.ts";
@@ -44,16 +45,8 @@ app.use(
 app.get("/healthz", (c) => c.text("ok", 200, { "Cache-Control": "no-store" }));
 
 app.use("/v1/*", requireToken);
-// Per token subject (Workers Rate Limiting API); long-polls count, so limits are generous.
-app.use("/v1/*", async (c, next) => {
-  if (c.req.method === "OPTIONS") return next();
-  const { success } = await c.env.RATE_LIMITER.limit({ key: c.get("claims").sub });
-  if (!success)
-    throw problem(429, "Too many requests", "rate limit for this peer exceeded", {
-      retryAfter: 10,
-    });
-  await next();
-});
+// Per room and subject, and per client address; presence apart (rate-limit.ts).
+app.use("/v1/*", rateLimit);
 
 app.route("/v1/ice-servers", iceServersRoutes);
 app.route("/v1/rooms/:room/peers", peersRoutes);

@@ -1,15 +1,21 @@
 /**
  * Bearer-token auth. Tokens are HS256 JWTs signed with ROVERLINK_SECRET (shared/token.ts).
- * 401 for a missing, malformed, badly signed or expired token; 403 for a valid token used in
- * another room or to act as another peer. Tokens never reach a log.
+ * 401 for a missing, malformed, badly signed or expired token (with `error="invalid_token"`,
+ * RFC 6750, when a token was sent); 403 for a valid token used in another room or to act as
+ * another peer. Tokens never reach a log.
  */
 import { createMiddleware } from "hono/factory";
 import type { TokenClaims } from "../shared/protocol.ts";
 import { TokenError, verifyToken } from "../shared/token.ts";
 import type { EdgeEnv } from "./env.ts";
-import { problem } from "./problem.ts";
+import { EdgeProblem, problem } from "./problem.ts";
 
 export type AuthVars = { claims: TokenClaims };
+
+/** HS256 wants a key at least as long as its output (RFC 7518 §3.2). */
+export const MIN_SECRET_BYTES = 32;
+
+const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="roverlink", error="invalid_token"' };
 
 export const requireToken = createMiddleware<{ Bindings: EdgeEnv; Variables: AuthVars }>(
   async (c, next) => {
@@ -21,13 +27,22 @@ export const requireToken = createMiddleware<{ Bindings: EdgeEnv; Variables: Aut
         retryAfter: 60,
       });
     }
+    if (new TextEncoder().encode(secret).length < MIN_SECRET_BYTES) {
+      throw problem(
+        503,
+        "Not configured",
+        `ROVERLINK_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: configure a random secret of at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32)`,
+        { retryAfter: 60 },
+      );
+    }
     const header = c.req.header("Authorization");
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m?.[1]) throw problem(401, "Unauthorized", "send Authorization: Bearer <token>");
     try {
       c.set("claims", await verifyToken(m[1], secret));
     } catch (e) {
-      throw problem(401, "Unauthorized", e instanceof TokenError ? e.message : "token rejected");
+      const detail = e instanceof TokenError ? e.message : "token rejected";
+      throw new EdgeProblem({ status: 401, title: "Unauthorized", detail }, INVALID_TOKEN);
     }
     await next();
   },

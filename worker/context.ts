@@ -1,6 +1,7 @@
 /** Shared per-request helpers for the route modules. */
 import type { Context } from "hono";
 import { ID_PATTERN, type TokenClaims } from "../shared/protocol.ts";
+import { TOKEN_LEEWAY_S } from "../shared/token.ts";
 import type { AuthVars } from "./auth.ts";
 import type { EdgeEnv } from "./env.ts";
 import { EdgeProblem, problem, type RoomProblem } from "./problem.ts";
@@ -70,9 +71,28 @@ export function requireIfMatch(c: Ctx): string {
   return v;
 }
 
-/** Absolute URL of a path on this edge. */
+/**
+ * Absolute URL of a path on this edge (the contract wants absolute session URLs). With
+ * PUBLIC_ORIGIN set, that origin, never the request's Host header; without it, the request's
+ * origin: on Cloudflare a request only reaches this Worker through a hostname routed to it.
+ */
 export function absolute(c: Ctx, path: string): string {
-  return new URL(path, c.req.url).href;
+  const origin = c.env.PUBLIC_ORIGIN?.trim();
+  return new URL(path, origin ? origin : c.req.url).href;
+}
+
+/** Until when (s) the edge accepts this token: its `exp` plus the verifier's clock-skew leeway. */
+export function authorizedUntilS(cl: TokenClaims): number {
+  return cl.exp + TOKEN_LEEWAY_S;
+}
+
+/** The token's subject as the peer id it joins as: `.` and `..` are not usable ids. */
+export function selfId(c: Ctx): string {
+  const id = claims(c).sub;
+  if (id === "." || id === "..") {
+    throw problem(400, "Bad request", `peer id "${id}" is reserved: use another token subject`);
+  }
+  return id;
 }
 
 /** The body as UTF-8 text, whatever its media type (workerd warns on .text() for application/sdp). */

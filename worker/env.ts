@@ -17,10 +17,18 @@ export interface EdgeEnv extends Cloudflare.Env {
   STUN_URLS?: string;
   /** Nearby radius in map units; unset or empty = proximity off. */
   NEARBY_RADIUS?: string;
+  /** This edge's public origin (https://edge.example.net) for absolute URLs (Location). */
+  PUBLIC_ORIGIN?: string;
   /** Allowed CORS origins, comma-separated; unset or `*` = any origin. */
   CORS_ORIGINS?: string;
   /** Events kept per peer before the oldest are dropped (default 1000). */
   MAX_EVENTS_PER_PEER?: string;
+  /** Undelivered events one sender may hold in another peer's log (default a 1/8 of the log). */
+  MAX_EVENTS_PER_SENDER?: string;
+  /** Sessions one peer may have open to another; a new offer closes the oldest (default 1). */
+  MAX_SESSIONS_PER_PAIR?: string;
+  /** Concurrent SSE streams per peer; a new one closes the oldest (default 2). */
+  MAX_STREAMS_PER_PEER?: string;
   /** An offer nobody answers is closed after this long, seconds (default 120). */
   SESSION_OFFER_TTL_S?: string;
 }

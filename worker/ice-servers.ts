@@ -29,8 +29,16 @@ export async function turnRestCredential(
 
 export class IceServersUnavailable extends Error {}
 
-export async function iceServersFor(env: EdgeEnv, sub: string): Promise<IceServersResponse> {
-  const ttl = numVar(env.TURN_TTL_S, DEFAULT_TTL_S);
+/** The configured credential lifetime, seconds. */
+export function turnTtlS(env: EdgeEnv): number {
+  return numVar(env.TURN_TTL_S, DEFAULT_TTL_S);
+}
+
+export async function iceServersFor(
+  env: EdgeEnv,
+  sub: string,
+  ttl = turnTtlS(env),
+): Promise<IceServersResponse> {
   const stun = listVar(env.STUN_URLS);
   const out: IceServersResponse = { iceServers: [], ttl };
   if (stun.length > 0) out.iceServers.push({ urls: stun });

@@ -63,6 +63,8 @@ export function problemResponse(p: RoomProblem, headers: Record<string, string> 
   h.set("Cache-Control", "no-store");
   if (p.retryAfter !== undefined)
     h.set("Retry-After", String(Math.max(1, Math.ceil(p.retryAfter))));
-  if (p.status === 401) h.set("WWW-Authenticate", 'Bearer realm="roverlink"');
+  if (p.status === 401 && !h.has("WWW-Authenticate")) {
+    h.set("WWW-Authenticate", 'Bearer realm="roverlink"');
+  }
   return new Response(JSON.stringify(body), { status: p.status, headers: h });
 }

@@ -15,9 +15,18 @@ async function rewatchIfDropped(stub: Stub, topic: string, w: Watch): Promise<Wa
   return watch(stub, topic);
 }
 
+export interface EventBatch {
+  events: RoomEvent[];
+  cursor: string;
+  /** Only for a registered SSE stream: a newer stream of the peer replaced it. */
+  superseded?: true;
+}
+
 /**
  * Events after `after` for `peer`, waiting up to `waitMs` for the first one. `ack` is what the
- * client acknowledged (the long-poll's own `after`).
+ * client acknowledged (the long-poll's own `after`; for SSE, what the stream delivered). `stream`
+ * is a registered SSE stream's id (its lease is renewed on every read); `tokenExpS` the end of
+ * the peer's own token (recorded: its presence ends then).
  */
 export async function pollEvents(
   stub: Stub,
@@ -26,14 +35,18 @@ export async function pollEvents(
   ack: number | null,
   waitMs: number,
   signal?: AbortSignal,
-): Promise<{ events: RoomEvent[]; cursor: string }> {
+  stream: string | null = null,
+  tokenExpS: number | null = null,
+): Promise<EventBatch> {
   const deadline = Date.now() + waitMs;
-  const read = async () => {
-    const r = unwrap(await stub.poll(peer, after, ack));
-    return { events: r.events, cursor: r.cursor };
+  const read = async (): Promise<EventBatch> => {
+    const r = unwrap(await stub.poll(peer, after, ack, stream, tokenExpS));
+    return r.superseded
+      ? { events: r.events, cursor: r.cursor, superseded: true }
+      : { events: r.events, cursor: r.cursor };
   };
   let r = await read();
-  if (r.events.length > 0 || waitMs <= 0) return r;
+  if (r.events.length > 0 || r.superseded || waitMs <= 0) return r;
   const topic = peerTopic(peer);
   let w = await watch(stub, topic);
   try {
@@ -41,7 +54,7 @@ export async function pollEvents(
     for (;;) {
       r = await read();
       const left = deadline - Date.now();
-      if (r.events.length > 0 || left <= 0 || signal?.aborted) return r;
+      if (r.events.length > 0 || r.superseded || left <= 0 || signal?.aborted) return r;
       await w.next(left);
       w = await rewatchIfDropped(stub, topic, w);
     }

@@ -141,4 +141,35 @@ describe("auth", () => {
     expect((await join("any-room-1", t)).res.status).toBe(201);
     expect((await join("any-room-2", t)).res.status).toBe(201);
   });
+
+  it('RFC 6750: error="invalid_token" on a bad token, none without one; absurd exp refused', async () => {
+    const room = "r-6750";
+    const none = await call("GET", `/v1/rooms/${room}/peers`);
+    expect(none.headers.get("WWW-Authenticate")).toBe('Bearer realm="roverlink"');
+    const exp = 2 ** 53 - 1;
+    const forever = await craft({ alg: "HS256", typ: "JWT" }, { sub: "a", room, exp });
+    const r = await call("GET", `/v1/rooms/${room}/peers`, { token: forever });
+    expect((await problemOf(r, 401)).detail).toMatch(/longer than 400 days/);
+    expect(r.headers.get("WWW-Authenticate")).toBe(
+      'Bearer realm="roverlink", error="invalid_token"',
+    );
+    // A clock 20 s fast (iat in the future) is tolerated.
+    const now = Math.floor(Date.now() / 1000);
+    const fast = await craft(
+      { alg: "HS256", typ: "JWT" },
+      { sub: "a", room, iat: now + 20, exp: now + 600 },
+    );
+    expect((await call("GET", `/v1/rooms/${room}/peers`, { token: fast })).status).toBe(200);
+  });
+
+  it("token subjects . and .. cannot join (400)", async () => {
+    const room = "r-dots";
+    for (const sub of [".", ".."]) {
+      const t = await craft(
+        { alg: "HS256", typ: "JWT" },
+        { sub, room, exp: Math.floor(Date.now() / 1000) + 600 },
+      );
+      await problemOf(await call("POST", `/v1/rooms/${room}/peers`, { token: t, json: {} }), 400);
+    }
+  });
 });

@@ -40,7 +40,7 @@ describe("deployment configuration", () => {
       (await pre("https://evil.example")).headers.get("Access-Control-Allow-Origin"),
     ).toBeNull();
     const t = await token("a", "*");
-    const ok = await callWith(vars, "GET", "/v1/ice-servers", {
+    const ok = await callWith(vars, "GET", "/v1/rooms/r-cors/peers", {
       token: t,
       headers: { Origin: "https://console.example" },
     });
@@ -52,6 +52,31 @@ describe("deployment configuration", () => {
     });
     await problemOf(err, 404);
     expect(err.headers.get("Access-Control-Allow-Origin")).toBeNull();
+  });
+
+  it("a ROVERLINK_SECRET shorter than 32 bytes is refused: 503 with a clear detail", async () => {
+    const short = "s".repeat(31);
+    const r = await callWith({ ROVERLINK_SECRET: short }, "GET", "/v1/rooms/r1/peers", {
+      token: await token("a", "r1", { secret: short }),
+    });
+    expect((await problemOf(r, 503)).detail).toMatch(/ROVERLINK_SECRET is shorter than 32 bytes/);
+  });
+
+  it("PUBLIC_ORIGIN: session Location uses it, never the request's Host", async () => {
+    const room = freshRoom("origin");
+    const ta = await token("a", room);
+    const vars = { PUBLIC_ORIGIN: "https://edge.example.net" };
+    await callWith(vars, "POST", `/v1/rooms/${room}/peers`, { token: ta });
+    await callWith(vars, "POST", `/v1/rooms/${room}/peers`, { token: await token("b", room) });
+    const offer = await callWith(vars, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
+      token: ta,
+      headers: { "Content-Type": "application/sdp", Prefer: "wait=1", Host: "evil.example" },
+      body: sdp("ufragA1"),
+    });
+    expect(offer.status).toBe(202);
+    expect(offer.headers.get("Location")).toMatch(
+      new RegExp(`^https://edge\\.example\\.net/v1/rooms/${room}/sessions/[^/]+$`),
+    );
   });
 
   it("no ROVERLINK_SECRET: /v1 is 503 with Retry-After, health still answers", async () => {
@@ -66,14 +91,14 @@ describe("deployment configuration", () => {
   it("no ICE configuration: nothing handed out, in /ice-servers, the join and the Link headers", async () => {
     const room = freshRoom("no-ice");
     const ta = await token("a", room);
-    const ice = await callWith(NO_TURN, "GET", "/v1/ice-servers", { token: ta });
-    expect(((await ice.json()) as { iceServers: unknown[] }).iceServers).toEqual([]);
     const ja = await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers`, {
       token: ta,
       headers: { "Content-Type": "application/json" },
       body: "{}",
     });
     expect(((await ja.json()) as { iceServers: unknown[] }).iceServers).toEqual([]);
+    const ice = await callWith(NO_TURN, "GET", "/v1/ice-servers", { token: ta });
+    expect(((await ice.json()) as { iceServers: unknown[] }).iceServers).toEqual([]);
     await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers`, { token: await token("b", room) });
     const offer = await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
       token: ta,

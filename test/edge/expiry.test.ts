@@ -120,4 +120,32 @@ describe("expiry (one alarm, earliest deadline first)", () => {
     ]);
     await problemOf(await call("GET", `/v1/rooms/${p.room}/sessions/${sid}`, { token: p.ta }), 404);
   });
+
+  it("a peer's presence ends when its token expires, parked poll or not: peer-left token-expired", async () => {
+    const p = await pair("token-exp");
+    const s = await session(p);
+    // The edge recorded when b's token stops being accepted (exp + 30 s leeway).
+    const recorded = await runInDurableObject(stubOf(p.room), (_o, state: DurableObjectState) =>
+      Number(state.storage.sql.exec("SELECT token_exp AS t FROM peers WHERE id = 'b'").one().t),
+    );
+    const exp = JSON.parse(
+      atob((p.tb.split(".")[1] as string).replace(/-/g, "+").replace(/_/g, "/")),
+    ).exp;
+    expect(recorded).toBe((exp + 30) * 1000);
+    // b parks a poll (which would keep it present), then its token runs out.
+    const parked = poll(p.room, "b", p.tb, s.cb, 10);
+    await new Promise((r) => setTimeout(r, 300));
+    await age(p.room, `UPDATE peers SET token_exp = ${Date.now() - 1} WHERE id = 'b'`);
+    expect(await runDurableObjectAlarm(stubOf(p.room))).toBe(true);
+    await parked.catch(() => {});
+    const ea = await poll(p.room, "a", p.ta, p.ca);
+    expect(ea.events).toEqual([
+      expect.objectContaining({ type: "session-closed", session: s.sid, reason: "token-expired" }),
+      expect.objectContaining({ type: "peer-left", peer: "b", reason: "token-expired" }),
+    ]);
+    await problemOf(
+      await call("GET", `/v1/rooms/${p.room}/sessions/${s.sid}`, { token: p.ta }),
+      404,
+    );
+  });
 });

@@ -148,3 +148,39 @@ export async function session(p: Awaited<ReturnType<typeof pair>>) {
   await res.arrayBuffer();
   return { sid: ev.session, etag: res.headers.get("ETag") as string, cb: eb.cursor };
 }
+
+/** `tok`'s peer offers to `to`, which does not answer within 1 s: 202, the session and ETag. */
+export async function offerUnanswered(room: string, tok: string, to: string, ufrag: string) {
+  const r = await call("POST", `/v1/rooms/${room}/peers/${to}/sessions`, {
+    token: tok,
+    headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
+    body: sdp(ufrag),
+  });
+  expect(r.status).toBe(202);
+  await r.arrayBuffer();
+  return {
+    sid: (r.headers.get("Location") as string).split("/").pop() as string,
+    etag: r.headers.get("ETag") as string,
+  };
+}
+
+/** One trickled candidate on a session (sender's current ufrag). */
+export function trickle(room: string, tok: string, sid: string, etag: string, ufrag: string) {
+  return call("PATCH", `/v1/rooms/${room}/sessions/${sid}`, {
+    token: tok,
+    headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": etag },
+    body: frag(ufrag, { candidates: [CAND] }),
+  });
+}
+
+/** Every pending event of a peer, polling from `after` until nothing is left. */
+export async function drain(room: string, id: string, tok: string, after: string) {
+  const all: Awaited<ReturnType<typeof poll>>["events"] = [];
+  let cursor = after;
+  for (;;) {
+    const r = await poll(room, id, tok, cursor);
+    if (r.events.length === 0) return { events: all, cursor };
+    all.push(...r.events);
+    cursor = r.cursor;
+  }
+}

@@ -1,18 +1,26 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { iceServersFor, turnRestCredential } from "../../worker/ice-servers.ts";
-import { call, pair, sdp, token } from "./helpers.ts";
+import { call, freshRoom, join, pair, problemOf, sdp, token } from "./helpers.ts";
+
+const stubOf = (room: string) => env.ROOMS.get(env.ROOMS.idFromName(room));
+type IceBody = { iceServers: { username?: string; credential?: string }[]; ttl: number };
 
 // The edge test config sets TURN_SECRET/TURN_URLS/TURN_TTL_S; test/edge/config.test.ts covers the
 // unconfigured and STUN-only deployments through the app.
 describe("ICE servers", () => {
   it("ICE servers: coturn TURN REST credentials, checked independently; Link headers on 201", async () => {
-    const t = await token("rover-9", "*");
+    const iceRoom = freshRoom("ice");
+    const t = await token("rover-9", iceRoom, { ttlS: 3600 });
+    await join(iceRoom, t);
     const res = await call("GET", "/v1/ice-servers", { token: t });
     const body = (await res.json()) as {
       iceServers: { urls: string[]; username: string; credential: string }[];
       ttl: number;
     };
-    expect(body.ttl).toBe(600);
+    expect(body.ttl).toBeGreaterThan(590);
+    expect(body.ttl).toBeLessThanOrEqual(600);
     const turn = body.iceServers[0];
     expect(turn?.urls).toEqual([
       "turn:127.0.0.1:3478?transport=udp",
@@ -69,5 +77,45 @@ describe("ICE servers", () => {
       urls: ["turn:t:3478"],
       username: expect.stringMatching(/^\d+:x$/),
     });
+  });
+
+  it("membership required: 409 before joining, 400 for a token for every room without ?room=", async () => {
+    const room = freshRoom("ice-member");
+    const t = await token("m", room);
+    expect((await problemOf(await call("GET", "/v1/ice-servers", { token: t }), 409)).title).toBe(
+      "Not joined",
+    );
+    const roamer = await token("m", "*");
+    await problemOf(await call("GET", "/v1/ice-servers", { token: roamer }), 400);
+    await problemOf(await call("GET", "/v1/ice-servers?room=other", { token: t }), 403);
+    await join(room, t);
+    expect((await call("GET", `/v1/ice-servers?room=${room}`, { token: roamer })).status).toBe(200);
+  });
+
+  it("credentials live no longer than the token, and are cached per peer", async () => {
+    const room = freshRoom("ice-ttl");
+    const short = await token("s", room, { ttlS: 20 });
+    await join(room, short);
+    const got = (await (await call("GET", "/v1/ice-servers", { token: short })).json()) as IceBody;
+    expect(got.ttl).toBeLessThanOrEqual(20);
+    const expiry = Number(got.iceServers[0]?.username?.split(":")[0]);
+    expect(expiry).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 20);
+    // Cached: mark the stored credential; the next answer is the marked one, not a new mint.
+    await runInDurableObject(stubOf(room), (_o, state: DurableObjectState) => {
+      state.storage.sql.exec(
+        "UPDATE ice SET body = json_set(body, '$[0].credential', 'from-cache') WHERE peer = 's'",
+      );
+    });
+    const again = (await (
+      await call("GET", "/v1/ice-servers", { token: short })
+    ).json()) as IceBody;
+    expect(again.iceServers[0]?.credential).toBe("from-cache");
+    // A new token that ends sooner than the cached credential: a fresh, shorter one.
+    const shorter = await token("s", room, { ttlS: 5 });
+    const fresh = (await (
+      await call("GET", "/v1/ice-servers", { token: shorter })
+    ).json()) as IceBody;
+    expect(fresh.iceServers[0]?.credential).not.toBe("from-cache");
+    expect(fresh.ttl).toBeLessThanOrEqual(5);
   });
 });

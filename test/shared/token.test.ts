@@ -2,6 +2,7 @@ import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
 import {
   decodeTokenUnverified,
+  MAX_TOKEN_LIFETIME_S,
   MAX_TTL_S,
   mintToken,
   parseTtl,
@@ -53,7 +54,29 @@ describe("mintToken / verifyToken", () => {
     await expect(verifyToken(bad, secret)).rejects.toThrow(/^token claims invalid: sub/);
   });
 
+  it("verifyToken: 30 s of clock skew on exp/iat/nbf, a lifetime of at most 400 days", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const at = (nowS: number, ttlSeconds = 60) =>
+      mintToken({ secret, sub: "a", room: "lab", ttlSeconds, nowS });
+    // Expired 10 s ago or issued by a clock 20 s fast: within the leeway.
+    expect((await verifyToken(await at(now - 70), secret)).sub).toBe("a");
+    expect((await verifyToken(await at(now + 20), secret)).sub).toBe("a");
+    // Beyond it: refused.
+    await expect(verifyToken(await at(now - 91), secret)).rejects.toThrow(/^token expired$/);
+    await expect(verifyToken(await at(now + 45), secret)).rejects.toThrow(/not valid yet/);
+    const nbf = await sign({ sub: "a", room: "lab", exp: now + 600, nbf: now + 120 }, secret);
+    await expect(verifyToken(nbf, secret)).rejects.toThrow(/not valid yet/);
+    // An absurd exp is not a credential.
+    const forever = await sign({ sub: "a", room: "lab", exp: 2 ** 53 - 1 }, secret, "HS256");
+    await expect(verifyToken(forever, secret)).rejects.toThrow(/longer than 400 days/);
+    expect((await verifyToken(await at(now, MAX_TOKEN_LIFETIME_S), secret)).sub).toBe("a");
+    await expect(at(now, MAX_TOKEN_LIFETIME_S + 1)).rejects.toThrow(/longer than 400 days/);
+  });
+
   it("refuses bad inputs with TokenError", async () => {
+    await expect(mintToken({ secret, sub: "..", room: "lab", ttlSeconds: 60 })).rejects.toThrow(
+      /reserved/,
+    );
     const base = { secret, sub: "a", room: "lab", ttlSeconds: 60 };
     await expect(mintToken({ ...base, secret: "" })).rejects.toThrow(/secret is empty/);
     await expect(mintToken({ ...base, sub: "a b" })).rejects.toThrow(/peer id "a b" must match/);

@@ -12,6 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import {
+  type IceServer,
   type JoinBody,
   LIMITS,
   type Peer,
@@ -23,6 +24,7 @@ import { kindSchema, positionSchema } from "../../shared/schemas.ts";
 import { type EdgeEnv, numVar } from "../env.ts";
 import { mergePatch } from "../merge-patch.ts";
 import type { RoomProblem } from "../problem.ts";
+import { admit, defaultPerSender, type LogLimits, type Refusal } from "./event-policy.ts";
 import { nearbySets } from "./nearby.ts";
 import { type Pending, RoomStore, type SessionRow, type StoredEvent } from "./store.ts";
 
@@ -39,6 +41,26 @@ const peerStateSchema = z.object({
   position: positionSchema.optional(),
 });
 
+const failWith = (
+  status: number,
+  title: string,
+  detail: string,
+  slug: string,
+  retryAfter: number,
+): { ok: false; problem: RoomProblem } => ({
+  ok: false,
+  problem: { status, title, detail, slug, retryAfter },
+});
+
+/** Whether an update changes what others see of a peer. */
+function changed(a: Peer, b: Peer): boolean {
+  return (
+    a.kind !== b.kind ||
+    JSON.stringify(a.meta) !== JSON.stringify(b.meta) ||
+    JSON.stringify(a.position) !== JSON.stringify(b.position)
+  );
+}
+
 export type Result<T> = ({ ok: true } & T) | { ok: false; problem: RoomProblem };
 
 const fail = (
@@ -54,6 +76,8 @@ const fail = (
 
 /** Events returned per poll at most; the client polls again at once for the rest. */
 const POLL_BATCH = 100;
+/** An SSE stream re-reads at least every 15 s (keep-alive); past this lease it is presumed gone. */
+const STREAM_LEASE_MS = 60_000;
 
 export type WaitState =
   | { state: "answered"; answer: string; etag: string }
@@ -91,6 +115,16 @@ export class Room extends DurableObject<EdgeEnv> {
   get #keepEvents(): number {
     return numVar(this.env.MAX_EVENTS_PER_PEER, 1000);
   }
+  get #logLimits(): LogLimits {
+    const keep = this.#keepEvents;
+    return { keep, perSender: numVar(this.env.MAX_EVENTS_PER_SENDER, defaultPerSender(keep)) };
+  }
+  get #maxSessionsPerPair(): number {
+    return numVar(this.env.MAX_SESSIONS_PER_PAIR, 1);
+  }
+  get #maxStreams(): number {
+    return numVar(this.env.MAX_STREAMS_PER_PEER, 2);
+  }
   get #offerTtlMs(): number {
     return numVar(this.env.SESSION_OFFER_TTL_S, 120) * 1000;
   }
@@ -101,9 +135,11 @@ export class Room extends DurableObject<EdgeEnv> {
 
   // --- presence ----------------------------------------------------------------------------
 
+  /** `tokenExpS`: the `exp` of the token the peer joined with (its presence ends then). */
   async join(
     id: string,
     body: JoinBody,
+    tokenExpS: number | null = null,
   ): Promise<Result<{ status: 200 | 201; peer: Peer; peers: Peer[]; cursor: string }>> {
     const now = Date.now();
     const existing = this.#store.peer(id);
@@ -119,11 +155,7 @@ export class Room extends DurableObject<EdgeEnv> {
         lastSeen: now,
       };
       this.#store.updatePeer(peer);
-      if (
-        peer.kind !== existing.kind ||
-        JSON.stringify(peer.meta) !== JSON.stringify(existing.meta) ||
-        JSON.stringify(peer.position) !== JSON.stringify(existing.position)
-      ) {
+      if (changed(existing, peer)) {
         this.#broadcast(id, { type: "peer-updated", peer });
         this.#updateNearby();
       }
@@ -131,6 +163,11 @@ export class Room extends DurableObject<EdgeEnv> {
       if (this.#store.peerCount() >= this.#maxPeers) {
         return fail(503, "Room full", `room has its maximum of ${this.#maxPeers} peers`, 30);
       }
+      const refused = this.#admit(
+        id,
+        this.#store.peers().map((p) => p.id),
+      );
+      if (refused) return refused;
       status = 201;
       peer = {
         id,
@@ -145,6 +182,7 @@ export class Room extends DurableObject<EdgeEnv> {
       this.#broadcast(id, { type: "peer-joined", peer });
       this.#updateNearby();
     }
+    if (tokenExpS !== null) this.#store.noteTokenExp(id, tokenExpS * 1000);
     await this.#scheduleAlarm();
     this.#wake();
     const peers = this.#store.peers().filter((p) => p.id !== id);
@@ -180,6 +218,8 @@ export class Room extends DurableObject<EdgeEnv> {
       meta: merged.data.meta,
       position: merged.data.position ?? null,
     };
+    // A patch that changes nothing is silent: no event for anyone.
+    if (!changed(existing, peer)) return { ok: true, peer: existing };
     this.#store.updatePeer(peer);
     this.#broadcast(id, { type: "peer-updated", peer });
     this.#updateNearby();
@@ -196,8 +236,9 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   #removePeer(id: string, reason: PeerLeftReason): void {
+    const sessionReason = { left: "peer-left", expired: "peer-expired" }[reason as string];
     for (const s of this.#store.sessionsOf(id)) {
-      this.#closeSession(s, id, reason === "left" ? "peer-left" : "peer-expired");
+      this.#closeSession(s, id, sessionReason ?? reason);
     }
     this.#store.deletePeer(id);
     this.#broadcast(id, { type: "peer-left", peer: id, reason });
@@ -217,7 +258,9 @@ export class Room extends DurableObject<EdgeEnv> {
     id: string,
     after: number | null,
     ack: number | null,
-  ): Promise<Result<{ events: RoomEvent[]; cursor: string }>> {
+    stream: string | null = null,
+    tokenExpS: number | null = null,
+  ): Promise<Result<{ events: RoomEvent[]; cursor: string; superseded?: true }>> {
     if (!this.#store.peer(id)) {
       return fail(
         404,
@@ -234,11 +277,74 @@ export class Room extends DurableObject<EdgeEnv> {
         "cursor is ahead of this room's events: use the cursor from your join or last poll",
       );
     }
+    const now = Date.now();
+    if (stream !== null && !this.#store.renewStream(stream, now, STREAM_LEASE_MS)) {
+      // A newer stream of this peer replaced this one: it ends without reading or acknowledging.
+      return {
+        ok: true,
+        events: [],
+        cursor: String(after ?? this.#store.acked(id)),
+        superseded: true,
+      };
+    }
     if (ack !== null) this.#store.ack(id, ack);
-    this.#store.touch(id, Date.now());
+    this.#store.touch(id, now);
+    if (tokenExpS !== null) {
+      // A renewed token extends the peer's authorization; the alarm may need to move.
+      const before = this.#store.earliestTokenExp();
+      this.#store.noteTokenExp(id, tokenExpS * 1000);
+      if (this.#store.earliestTokenExp() !== before) await this.#scheduleAlarm();
+    }
     const from = after ?? this.#store.acked(id);
     const events = this.#store.events(id, from, POLL_BATCH);
     return { ok: true, events, cursor: events.at(-1)?.id ?? String(from) };
+  }
+
+  /**
+   * Register an SSE stream of `id`. Past MAX_STREAMS_PER_PEER the oldest streams are closed
+   * (their next read says so): a client that reconnects is never locked out by its own stale
+   * stream, and a flood of streams holds at most the cap.
+   */
+  async openStream(id: string, stream: string): Promise<Result<object>> {
+    if (!this.#store.peer(id)) {
+      return fail(
+        404,
+        "Not found",
+        `peer "${id}" is not in this room (expired or left): join again`,
+      );
+    }
+    const live = this.#store.openStream(id, stream, Date.now(), STREAM_LEASE_MS);
+    const excess = live.length - this.#maxStreams;
+    if (excess > 0) {
+      for (const old of live.slice(0, excess)) this.#store.closeStream(old);
+      this.#toWake.add(peerTopic(id));
+      this.#wake();
+    }
+    return { ok: true };
+  }
+
+  async closeStream(stream: string): Promise<void> {
+    this.#store.closeStream(stream);
+  }
+
+  // --- TURN credentials (worker/ice-cache.ts) ---------------------------------------------
+
+  /** The peer's cached ICE servers; 409 when it has not joined (credentials need membership). */
+  async cachedIce(
+    id: string,
+  ): Promise<Result<{ cached: { iceServers: IceServer[]; expiresAt: number } | null }>> {
+    if (!this.#store.peer(id)) {
+      return fail(
+        409,
+        "Not joined",
+        "join the room before asking for ICE servers (POST /v1/rooms/{room}/peers)",
+      );
+    }
+    return { ok: true, cached: this.#store.ice(id) };
+  }
+
+  async storeIce(id: string, value: { iceServers: IceServer[]; expiresAt: number }): Promise<void> {
+    if (this.#store.peer(id)) this.#store.setIce(id, value.iceServers, value.expiresAt);
   }
 
   // --- sessions ----------------------------------------------------------------------------
@@ -254,6 +360,14 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     if (!this.#store.peer(to)) {
       return fail(409, "Target absent", `peer "${to}" is not in this room`, 5);
+    }
+    const refused = this.#admit(from, [to]);
+    if (refused) return refused;
+    // A new offer from the same offerer to the same answerer supersedes its older sessions
+    // (a rebuilt PeerConnection): at most MAX_SESSIONS_PER_PAIR stay, the oldest close.
+    const older = this.#store.sessionsBetween(from, to);
+    for (const old of older.slice(0, Math.max(0, older.length - this.#maxSessionsPerPair + 1))) {
+      this.#closeSession(old, from, "superseded");
     }
     const now = Date.now();
     const etag = randomId(12);
@@ -306,9 +420,11 @@ export class Room extends DurableObject<EdgeEnv> {
         1,
       );
     }
+    const other = s.offerer === by ? s.answerer : s.offerer;
+    const refused = this.#admit(by, [other]);
+    if (refused) return refused;
     const now = Date.now();
     const etag = randomId(12);
-    const other = s.offerer === by ? s.answerer : s.offerer;
     s.pending = this.#pending(kind, by, etag, body, now, waitMs);
     s.updatedAt = now;
     this.#store.saveSession(s);
@@ -402,6 +518,8 @@ export class Room extends DurableObject<EdgeEnv> {
       return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
     }
     const other = s.offerer === by ? s.answerer : s.offerer;
+    const refused = this.#admit(by, [other]);
+    if (refused) return refused;
     this.#emit(other, { type: "candidates", session: sid, from: by, frag });
     this.#wake();
     return { ok: true };
@@ -521,6 +639,40 @@ export class Room extends DurableObject<EdgeEnv> {
 
   // --- fan-out -----------------------------------------------------------------------------
 
+  /**
+   * May `sender` add one more protected event to each of these logs? A refusal is a 429: the
+   * recipient is not reading its events, and we keep what it has rather than evict it.
+   */
+  #admit(
+    sender: string,
+    recipients: readonly string[],
+  ): { ok: false; problem: RoomProblem } | null {
+    const limits = this.#logLimits;
+    for (const r of recipients) {
+      if (r === sender) continue;
+      const why: Refusal | null = admit(this.#store.logFacts(r, sender), limits);
+      if (why === "sender-quota") {
+        return failWith(
+          429,
+          "Too many undelivered events",
+          `peer "${r}" has not yet read ${limits.perSender} events from you: wait until it catches up`,
+          "event-quota",
+          5,
+        );
+      }
+      if (why === "log-full") {
+        return failWith(
+          429,
+          "Event log full",
+          `peer "${r}" has ${limits.keep} undelivered events: wait until it catches up`,
+          "event-log-full",
+          5,
+        );
+      }
+    }
+    return null;
+  }
+
   #emit(peer: string, event: StoredEvent): void {
     this.#store.append(peer, event, this.#keepEvents);
     this.#toWake.add(peerTopic(peer));
@@ -585,6 +737,8 @@ export class Room extends DurableObject<EdgeEnv> {
     const deadlines: number[] = [];
     const oldest = this.#store.oldestLastSeen();
     if (oldest !== null) deadlines.push(oldest + this.#ttlMs);
+    const tokenExp = this.#store.earliestTokenExp();
+    if (tokenExp !== null) deadlines.push(tokenExp);
     for (const s of this.#store.sessionsWithPending()) {
       if (s.pending) deadlines.push(s.pending.createdAt + this.#offerTtlMs);
     }
@@ -598,6 +752,8 @@ export class Room extends DurableObject<EdgeEnv> {
   /** Idempotent: expires whatever is due now, re-plans for the rest. */
   override async alarm(): Promise<void> {
     const now = Date.now();
+    // A peer is present only while authorized: its token's expiry ends it, parked poll or not.
+    for (const id of this.#store.tokenExpiredBy(now)) this.#removePeer(id, "token-expired");
     for (const id of this.#store.staleBefore(now - this.#ttlMs)) {
       // A Worker holding this peer's SSE stream or long-poll keeps it present.
       if (this.ctx.getWebSockets(peerTopic(id)).length > 0) this.#store.touch(id, now);

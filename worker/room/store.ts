@@ -3,7 +3,8 @@
  * per-peer event log. Everything that must survive eviction or an edge restart lives here;
  * the room object keeps nothing important in memory.
  */
-import type { Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
+import type { IceServer, Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
+import { chatterToDrop, classOf, coalesceKey, type LogFacts, senderOf } from "./event-policy.ts";
 
 /** Event body as stored: the cursor (`id`) is the row's sequence number, added on read. */
 export type StoredEvent = RoomEvent extends infer E
@@ -68,6 +69,17 @@ interface SessionRecord extends Record<string, SqlStorageValue> {
   updated_at: number;
 }
 
+/**
+ * Columns added after the first deployments (event-log policy, token expiry): ALTER TABLE for
+ * rooms created before them. Old events have no class and count as protected.
+ */
+const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
+  ["events", "sender", "TEXT"],
+  ["events", "cls", "TEXT"],
+  ["events", "ckey", "TEXT"],
+  ["peers", "token_exp", "INTEGER"],
+];
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS peers (
   id TEXT PRIMARY KEY,
@@ -100,6 +112,17 @@ CREATE TABLE IF NOT EXISTS sessions (
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_offerer ON sessions (offerer);
+CREATE TABLE IF NOT EXISTS ice (
+  peer TEXT PRIMARY KEY,
+  body TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (
+  id TEXT PRIMARY KEY,
+  peer TEXT NOT NULL,
+  opened INTEGER NOT NULL,
+  lease INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS sessions_by_answerer ON sessions (answerer);
 `;
 
@@ -137,6 +160,12 @@ export class RoomStore {
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     sql.exec(SCHEMA);
+    for (const [table, column, type] of ADDED_COLUMNS) {
+      const has = sql
+        .exec("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", table, column)
+        .toArray();
+      if (has.length === 0) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
   }
 
   // --- peers -----------------------------------------------------------------------------
@@ -200,6 +229,8 @@ export class RoomStore {
   deletePeer(id: string): void {
     this.#sql.exec("DELETE FROM peers WHERE id = ?", id);
     this.#sql.exec("DELETE FROM events WHERE peer = ?", id);
+    this.#sql.exec("DELETE FROM streams WHERE peer = ?", id);
+    this.#sql.exec("DELETE FROM ice WHERE peer = ?", id);
   }
 
   nearby(id: string): string[] {
@@ -219,6 +250,28 @@ export class RoomStore {
       .map((r) => String(r.id));
   }
 
+  /** Record the expiry (ms) of a token the peer presented; the latest-expiring one counts. */
+  noteTokenExp(id: string, expMs: number): void {
+    this.#sql.exec(
+      "UPDATE peers SET token_exp = max(coalesce(token_exp, 0), ?) WHERE id = ?",
+      expMs,
+      id,
+    );
+  }
+
+  /** Peers whose every presented token had expired by `now` (ms). */
+  tokenExpiredBy(now: number): string[] {
+    return this.#sql
+      .exec("SELECT id FROM peers WHERE token_exp IS NOT NULL AND token_exp <= ?", now)
+      .toArray()
+      .map((r) => String(r.id));
+  }
+
+  earliestTokenExp(): number | null {
+    const r = this.#sql.exec("SELECT min(token_exp) AS t FROM peers").one();
+    return r.t === null ? null : Number(r.t);
+  }
+
   oldestLastSeen(): number | null {
     const r = this.#sql.exec("SELECT min(last_seen) AS t FROM peers").one();
     return r.t === null ? null : Number(r.t);
@@ -232,23 +285,48 @@ export class RoomStore {
     return r ? Number(r.seq) : 0;
   }
 
-  /** Append one event to a peer's log; returns its cursor. Keeps at most `keep` per peer. */
+  /**
+   * Append one event to a peer's log; returns its cursor. A chatter event replaces the pending
+   * one with the same coalescing key; past `keep` events the oldest chatter goes
+   * (worker/room/event-policy.ts). Protected events are never dropped here.
+   */
   append(peer: string, event: StoredEvent, keep: number): number {
+    const ckey = coalesceKey(event);
+    if (ckey !== null) this.#sql.exec("DELETE FROM events WHERE peer = ? AND ckey = ?", peer, ckey);
     const r = this.#sql
       .exec(
-        "INSERT INTO events (peer, body) VALUES (?, ?) RETURNING seq",
+        "INSERT INTO events (peer, body, sender, cls, ckey) VALUES (?, ?, ?, ?, ?) RETURNING seq",
         peer,
         JSON.stringify(event),
+        senderOf(event),
+        classOf(event),
+        ckey,
       )
       .one();
     const seq = Number(r.seq);
-    // Bounded log: past `keep` undelivered events, the oldest go (documented in docs/protocol.md).
-    const cut = this.#sql
-      .exec("SELECT seq FROM events WHERE peer = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", peer, keep)
-      .toArray()[0];
-    if (cut)
-      this.#sql.exec("DELETE FROM events WHERE peer = ? AND seq <= ?", peer, Number(cut.seq));
+    const drop = chatterToDrop(this.logFacts(peer, null), keep);
+    if (drop > 0) {
+      this.#sql.exec(
+        `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE peer = ? AND cls = 'chatter'
+           ORDER BY seq LIMIT ?)`,
+        peer,
+        drop,
+      );
+    }
     return seq;
+  }
+
+  /** The size of a peer's log, its chatter and (when given) what `sender` put there. */
+  logFacts(peer: string, sender: string | null): LogFacts {
+    const r = this.#sql
+      .exec(
+        `SELECT count(*) AS total, count(CASE WHEN cls = 'chatter' THEN 1 END) AS chatter,
+           count(CASE WHEN sender = ? THEN 1 END) AS mine FROM events WHERE peer = ?`,
+        sender,
+        peer,
+      )
+      .one();
+    return { total: Number(r.total), chatter: Number(r.chatter), fromSender: Number(r.mine) };
   }
 
   events(peer: string, after: number, limit: number): RoomEvent[] {
@@ -275,6 +353,18 @@ export class RoomStore {
   sessionsOf(peer: string): SessionRow[] {
     return this.#sql
       .exec<SessionRecord>("SELECT * FROM sessions WHERE offerer = ? OR answerer = ?", peer, peer)
+      .toArray()
+      .map(toSession);
+  }
+
+  /** Sessions `offerer` opened to `answerer`, oldest first. */
+  sessionsBetween(offerer: string, answerer: string): SessionRow[] {
+    return this.#sql
+      .exec<SessionRecord>(
+        "SELECT * FROM sessions WHERE offerer = ? AND answerer = ? ORDER BY created_at, id",
+        offerer,
+        answerer,
+      )
       .toArray()
       .map(toSession);
   }
@@ -312,5 +402,51 @@ export class RoomStore {
 
   deleteSession(id: string): void {
     this.#sql.exec("DELETE FROM sessions WHERE id = ?", id);
+  }
+
+  // --- cached TURN credentials ----------------------------------------------------------
+
+  ice(peer: string): { iceServers: IceServer[]; expiresAt: number } | null {
+    const r = this.#sql.exec("SELECT body, expires_at FROM ice WHERE peer = ?", peer).toArray()[0];
+    return r
+      ? { iceServers: JSON.parse(String(r.body)) as IceServer[], expiresAt: Number(r.expires_at) }
+      : null;
+  }
+
+  setIce(peer: string, iceServers: IceServer[], expiresAt: number): void {
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO ice (peer, body, expires_at) VALUES (?, ?, ?)",
+      peer,
+      JSON.stringify(iceServers),
+      expiresAt,
+    );
+  }
+
+  // --- event streams (SSE) held by Workers ------------------------------------------------
+
+  /** Register a stream; drops lapsed leases; returns the peer's live streams, oldest first. */
+  openStream(peer: string, id: string, now: number, leaseMs: number): string[] {
+    this.#sql.exec("DELETE FROM streams WHERE lease < ?", now);
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO streams (id, peer, opened, lease) VALUES (?, ?, ?, ?)",
+      id,
+      peer,
+      now,
+      now + leaseMs,
+    );
+    return this.#sql
+      .exec("SELECT id FROM streams WHERE peer = ? ORDER BY opened, id", peer)
+      .toArray()
+      .map((r) => String(r.id));
+  }
+
+  /** Extend a stream's lease; false when it is no longer registered (closed as superseded). */
+  renewStream(id: string, now: number, leaseMs: number): boolean {
+    this.#sql.exec("UPDATE streams SET lease = ? WHERE id = ?", now + leaseMs, id);
+    return this.#sql.exec("SELECT 1 FROM streams WHERE id = ?", id).toArray().length > 0;
+  }
+
+  closeStream(id: string): void {
+    this.#sql.exec("DELETE FROM streams WHERE id = ?", id);
   }
 }

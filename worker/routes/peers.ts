@@ -8,8 +8,17 @@ import { z } from "zod";
 import { CONTENT_TYPE, LIMITS, paths } from "../../shared/protocol.ts";
 import { joinBodySchema, kindSchema } from "../../shared/schemas.ts";
 import { checkRoom, checkSelf } from "../auth.ts";
-import { type AppEnv, type Ctx, claims, idParam, roomStub, unwrap } from "../context.ts";
-import { iceServersFor } from "../ice-servers.ts";
+import {
+  type AppEnv,
+  authorizedUntilS,
+  type Ctx,
+  claims,
+  idParam,
+  roomStub,
+  selfId,
+  unwrap,
+} from "../context.ts";
+import { iceServersForPeer } from "../ice-cache.ts";
 import { jsonBody } from "../json-body.ts";
 import { jsonLimit } from "../limits.ts";
 import { problem } from "../problem.ts";
@@ -37,11 +46,15 @@ function room(c: Ctx): string {
 
 peersRoutes.post("/", jsonLimit, async (c) => {
   const r = room(c);
-  const id = claims(c).sub;
+  const id = selfId(c);
   const body = await jsonBody(c, joinBodySchema, [CONTENT_TYPE.json], true);
-  const joined = unwrap(await roomStub(c, r).join(id, body));
+  const stub = roomStub(c, r);
+  const joined = unwrap(await stub.join(id, body, authorizedUntilS(claims(c))));
   // TURN trouble must not keep a peer out of the room: it can fetch /v1/ice-servers later.
-  const ice = await iceServersFor(c.env, id).catch(() => ({ iceServers: [], ttl: 0 }));
+  const ice = await iceServersForPeer(c, stub, id, claims(c).exp).catch(() => ({
+    iceServers: [],
+    ttl: 0,
+  }));
   return c.json(
     { peer: joined.peer, peers: joined.peers, iceServers: ice.iceServers, cursor: joined.cursor },
     joined.status,
@@ -94,18 +107,32 @@ peersRoutes.get("/:id/events", async (c) => {
     waitS = Number(waitText);
   }
   const stub = roomStub(c, r);
+  // The peer's own token bounds its presence (an admin reading its events does not).
+  const cl = claims(c);
+  const tokenExp = cl.sub === id ? authorizedUntilS(cl) : null;
   const accept = c.req.header("Accept") ?? "";
   if (!accept.includes(CONTENT_TYPE.sse)) {
     const after = cursorValue(c.req.query("after"), "after");
-    return c.json(await pollEvents(stub, id, after, after, waitS * 1000, c.req.raw.signal), 200, {
-      "Cache-Control": "no-store",
-    });
+    const got = await pollEvents(
+      stub,
+      id,
+      after,
+      after,
+      waitS * 1000,
+      c.req.raw.signal,
+      null,
+      tokenExp,
+    );
+    return c.json({ events: got.events, cursor: got.cursor }, 200, { "Cache-Control": "no-store" });
   }
   const resumeFrom =
     cursorValue(c.req.header("Last-Event-ID"), "Last-Event-ID") ??
     cursorValue(c.req.query("after"), "after");
   // Fail before the stream starts if the peer is unknown: a clean 404, not a broken stream.
-  const first = await pollEvents(stub, id, resumeFrom, resumeFrom, 0);
+  const first = await pollEvents(stub, id, resumeFrom, resumeFrom, 0, undefined, null, tokenExp);
+  // Past MAX_STREAMS_PER_PEER, registering this stream closes the peer's oldest one.
+  const streamId = crypto.randomUUID();
+  unwrap(await stub.openStream(id, streamId));
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no");
   return streamSSE(c, async (stream) => {
@@ -113,28 +140,41 @@ peersRoutes.get("/:id/events", async (c) => {
     stream.onAbort(() => {
       open = false;
     });
-    await stream.write("retry: 2000\n\n");
-    let batch = first;
-    while (open) {
-      for (const ev of batch.events) {
-        await stream.writeSSE({ id: ev.id, event: ev.type, data: JSON.stringify(ev) });
+    try {
+      await stream.write("retry: 2000\n\n");
+      let batch = first;
+      while (open) {
+        if (batch.superseded) {
+          const detail = "a newer event stream of this peer replaced this one";
+          await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
+          break;
+        }
+        for (const ev of batch.events) {
+          await stream.writeSSE({ id: ev.id, event: ev.type, data: JSON.stringify(ev) });
+        }
+        if (batch.events.length === 0) await stream.write(": keep-alive\n\n");
+        const cursor = Number(batch.cursor);
+        // Acknowledge on delivery: what went out on a stream that is still open leaves the log
+        // (otherwise an SSE peer would hold every event it was ever sent).
+        const delivered = open && !stream.aborted && batch.events.length > 0 ? cursor : null;
+        try {
+          batch = await pollEvents(
+            stub,
+            id,
+            cursor,
+            delivered,
+            LIMITS.sseKeepAliveS * 1000,
+            c.req.raw.signal,
+            streamId,
+          );
+        } catch (e) {
+          const detail = e instanceof Error ? e.message : "stream ended";
+          await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
+          break;
+        }
       }
-      if (batch.events.length === 0) await stream.write(": keep-alive\n\n");
-      const cursor = Number(batch.cursor);
-      try {
-        batch = await pollEvents(
-          stub,
-          id,
-          cursor,
-          null,
-          LIMITS.sseKeepAliveS * 1000,
-          c.req.raw.signal,
-        );
-      } catch (e) {
-        const detail = e instanceof Error ? e.message : "stream ended";
-        await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
-        break;
-      }
+    } finally {
+      await stub.closeStream(streamId).catch(() => {});
     }
   });
 });

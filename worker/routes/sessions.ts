@@ -23,7 +23,7 @@ import {
   unwrap,
 } from "../context.ts";
 import { numVar } from "../env.ts";
-import { iceServersFor } from "../ice-servers.ts";
+import { iceServersForPeer } from "../ice-cache.ts";
 import { sdpLimit } from "../limits.ts";
 import { problem } from "../problem.ts";
 import type { WaitState } from "../room/room.ts";
@@ -95,7 +95,11 @@ async function answerOrLater(
   okStatus: 200 | 201,
 ): Promise<Response> {
   const location = absolute(c, paths.session(r, sid));
-  const ice = await iceServersFor(c.env, claims(c).sub).catch(() => ({ iceServers: [], ttl: 0 }));
+  const cl = claims(c);
+  const ice = await iceServersForPeer(c, roomStub(c, r), cl.sub, cl.exp).catch(() => ({
+    iceServers: [],
+    ttl: 0,
+  }));
   const headers = new Headers({
     Location: location,
     ETag: `"${etag}"`,

@@ -1,0 +1,45 @@
+/**
+ * ICE servers for a joined peer: TURN credentials live no longer than the peer's token and are
+ * cached per peer in the room object, so Cloudflare's TURN API is not called on every join,
+ * offer and restart (worker/ice-servers.ts mints them).
+ */
+import type { IceServer, IceServersResponse } from "../shared/protocol.ts";
+import { type Ctx, type RoomRpc, unwrap } from "./context.ts";
+import { iceServersFor, turnTtlS } from "./ice-servers.ts";
+
+export interface CachedIce {
+  iceServers: IceServer[];
+  /** ms since the epoch */
+  expiresAt: number;
+}
+
+/**
+ * A cached credential is reused while it expires no later than the token and has at least half
+ * of its useful lifetime left (a client refreshing at half-life then gets a fresh one).
+ */
+export function reusable(cached: CachedIce, nowMs: number, tokenExpMs: number, ttlS: number) {
+  const useful = Math.min(ttlS * 1000, tokenExpMs - nowMs);
+  return cached.expiresAt <= tokenExpMs && cached.expiresAt - nowMs >= useful / 2;
+}
+
+/** ICE servers for `sub`, a member of the room behind `stub` (409 otherwise). */
+export async function iceServersForPeer(
+  c: Ctx,
+  stub: RoomRpc,
+  sub: string,
+  tokenExpS: number,
+): Promise<IceServersResponse> {
+  const { cached } = unwrap(await stub.cachedIce(sub));
+  const now = Date.now();
+  const tokenExpMs = tokenExpS * 1000;
+  const ttlS = turnTtlS(c.env);
+  if (cached && reusable(cached, now, tokenExpMs, ttlS)) {
+    return { iceServers: cached.iceServers, ttl: Math.floor((cached.expiresAt - now) / 1000) };
+  }
+  const ttl = Math.max(1, Math.min(ttlS, Math.floor((tokenExpMs - now) / 1000)));
+  const fresh = await iceServersFor(c.env, sub, ttl);
+  if (fresh.iceServers.some((s) => s.credential !== undefined)) {
+    await stub.storeIce(sub, { iceServers: fresh.iceServers, expiresAt: now + ttl * 1000 });
+  }
+  return fresh;
+}
