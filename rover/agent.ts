@@ -175,7 +175,7 @@ export class Agent extends EventEmitter {
     );
     if (!this.#o.iceServers && j.iceServers.some((s) => s.credential)) {
       // Learn the credentials' lifetime (the join response does not carry it).
-      const r = await this.#client.iceServers().catch(() => null);
+      const r = await this.#client.iceServers(this.room).catch(() => null);
       if (r) this.#iceServers = r.iceServers;
       this.#scheduleIceRefresh(r?.ttl ?? 3600);
     }
@@ -188,7 +188,7 @@ export class Agent extends EventEmitter {
     this.#iceTimer = setTimeout(
       async () => {
         try {
-          const r = await this.#client.iceServers();
+          const r = await this.#client.iceServers(this.room);
           this.#iceServers = r.iceServers;
           this.log.info(
             { servers: r.iceServers.length, ttl: r.ttl },

@@ -529,6 +529,8 @@ export class Link extends EventEmitter {
 
   onSessionClosed(session: string, reason = "hangup"): void {
     if (session !== this.#sid) return;
+    // Our own new offer replaced it at the edge; the new session is on its way.
+    if (reason === "superseded" && this.role === "offerer") return;
     if (reason === "peer-expired" && this.up) {
       // The edge lost sight of a party (an edge outage, a long poll gap), not the path: keep the
       // PeerConnection. The next handover starts a new session.

@@ -187,10 +187,14 @@ export class RoverlinkClient {
     return a.text.trim();
   }
 
-  async iceServers(signal?: AbortSignal): Promise<IceServersResponse> {
+  /**
+   * ICE servers for a peer joined to `room` (the edge hands TURN credentials to members only;
+   * `room` may be left out with a token for one room).
+   */
+  async iceServers(room?: string, signal?: AbortSignal): Promise<IceServersResponse> {
     const a = await this.#send({
       method: "GET",
-      path: paths.iceServers(),
+      path: room ? `${paths.iceServers()}?room=${encodeURIComponent(room)}` : paths.iceServers(),
       headers: ACCEPT_JSON,
       timeoutMs: this.#timeoutMs,
       signal,
