@@ -634,7 +634,8 @@ export class Link extends EventEmitter {
       }
       // Refused or unreachable: the policy retries per its backoff, not after the timeout. The
       // HTTP connection may sit on a dead uplink: the agent starts fresh ones.
-      this.health.onRestartFailed(Date.now());
+      // An attempt that never got an answer from the edge (no ProblemError) is retried at once.
+      this.health.onRestartFailed(Date.now(), !(e instanceof ProblemError));
       this.emit("restart-failed", errText(e));
       this.#tick();
       throw e;

@@ -39,6 +39,12 @@ export interface HealthConfig {
   probeTimeoutMs: number;
   /** Nothing received for this long while up: the path is dead, restart ("silence") (ms). */
   silenceMs: number;
+  /**
+   * After a handover the link probes at once and must hear from the peer within 4 × the smoothed
+   * RTT, at least this long (and at most silenceMs): a link that says up but delivers nothing is
+   * restarted again ("no-delivery") without waiting for the silence timer (ms).
+   */
+  verifyMinMs: number;
   /** A burst of local network changes restarts once no change came for this long (ms)... */
   netChangeQuietMs: number;
   /** ...or this long after the burst's first change, whichever is first (ms). */
@@ -70,6 +76,7 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   probeSuspectMs: 250,
   probeTimeoutMs: 1_500,
   silenceMs: 1_500,
+  verifyMinMs: 400,
   netChangeQuietMs: 20,
   netChangeMaxDelayMs: 50,
   disconnectedGraceMs: 1_000,
@@ -92,6 +99,7 @@ export type HealthState = LinkState | "degraded";
 export type RestartReason =
   | "network-change"
   | "silence"
+  | "no-delivery"
   | "ice-failed"
   | "restart-timeout"
   | "restart-failed"
@@ -172,6 +180,11 @@ export class LinkHealth {
   /** The restart under way was started by the peer: we answer it and do not start our own. */
   #remote = false;
   #attemptFailed = false;
+  /** The failed attempt never reached the edge (transport error): retry at once. */
+  #retryNow = false;
+  /** After a handover: when the peer must have been heard from (null: not verifying). */
+  #verifyBy: number | null = null;
+  #upAt = 0;
   #retryAt: number | null = null;
   #retryReason: RestartReason = "restart-timeout";
   #rebuildAttempt = 0;
@@ -302,11 +315,15 @@ export class LinkHealth {
     if (this.#phase === "restarting") this.#restartAt = now;
   }
 
-  /** The restart under way failed outright (signaling refused it, ...): retry per backoff. */
-  onRestartFailed(now: number): void {
+  /**
+   * The restart under way failed outright: retried per backoff, or at once when it never reached
+   * the edge (`transport`: its HTTP connection died with the uplink; the caller uses new ones).
+   */
+  onRestartFailed(now: number, transport = false): void {
     this.#fed("onRestartFailed");
     this.#tick(now);
     this.#attemptDone();
+    if (this.#attemptFailed && transport) this.#retryNow = true;
   }
 
   /** Our attempt under way (not the peer's, not a retry waiting for its backoff) failed. */
@@ -450,6 +467,10 @@ export class LinkHealth {
     if (this.#disconnectedSince !== null) {
       if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
     }
+    if (this.#verifyBy !== null && now >= this.#verifyBy) {
+      this.#verifyBy = null;
+      if (this.#lastRx === null || this.#lastRx <= this.#upAt) return "no-delivery";
+    }
     if (this.#lastRx !== null && now - this.#lastRx >= this.config.silenceMs) return "silence";
     return null;
   }
@@ -472,7 +493,8 @@ export class LinkHealth {
     this.#attemptFailed = false;
     this.#remote = false;
     if (this.#seriesFailures >= c.maxRestarts) return this.#rebuild(now, "restarts-failed");
-    const delay = this.#backoff(this.#attempt);
+    const delay = this.#retryNow ? 0 : this.#backoff(this.#attempt);
+    this.#retryNow = false;
     if (delay <= 0) return this.#restart(now, reason);
     this.#retryAt = now + delay;
     this.#retryReason = reason;
@@ -507,6 +529,8 @@ export class LinkHealth {
     this.#attempt++;
     this.#remote = false;
     this.#attemptFailed = false;
+    this.#retryNow = false;
+    this.#verifyBy = null;
     this.#retryAt = null;
     this.#manual = false;
     this.#netFirst = this.#netLast = null;
@@ -553,7 +577,14 @@ export class LinkHealth {
     this.#disconnectedSince = null;
     this.#dtlsFailed = false;
     this.#probes.clear();
+    this.#upAt = now;
+    this.#verifyBy = null;
     if (handover) {
+      // Verify the new path: probe now, and hear from the peer within a few RTTs of the old one.
+      const c = this.config;
+      const rtt = this.#srtt ?? 0;
+      this.#verifyBy = now + Math.min(Math.max(4 * rtt, c.verifyMinMs), c.silenceMs);
+      this.#lastProbe = null;
       // A new path: its own RTT and loss figures (RFC 6298 §5 restarts the estimate too).
       this.#outcomes = [];
       this.#srtt = this.#rttvar = this.#jitter = this.#lastRtt = null;
@@ -629,6 +660,7 @@ export class LinkHealth {
     const ds: number[] = [this.#netDue()];
     if (phase === "up") {
       if (this.#lastRx !== null) ds.push(this.#lastRx + c.silenceMs);
+      if (this.#verifyBy !== null) ds.push(this.#verifyBy);
       if (this.#disconnectedSince !== null)
         ds.push(this.#disconnectedSince + c.disconnectedGraceMs);
       // The moment an unanswered probe turns the reported state to degraded.

@@ -597,3 +597,55 @@ describe("LinkHealth: offering again while not up", () => {
     expect(h.inputs()).toMatchObject({ onOfferSent: 1, onOpen: 1, onIceState: 1, onDtlsState: 1 });
   });
 });
+
+describe("LinkHealth: no tail after a handover", () => {
+  /** Up with a smoothed RTT of `rtt` ms, then a restart that completes at `doneAt`. */
+  function handedOver(rtt: number, doneAt: number, config = {}) {
+    const h = new LinkHealth(config, 0);
+    h.onOpen(0);
+    h.poll(0); // probe 1 at 0
+    h.onProbeSent(1, 0);
+    h.onProbeAnswered(1, rtt);
+    h.requestRestart(100);
+    expect(acts(h.poll(100))).toEqual([{ type: "restart", reason: "manual", attempt: 1 }]);
+    h.onRestartDone(doneAt);
+    return h;
+  }
+
+  it("probes at once when a handover completes", () => {
+    const h = handedOver(20, 300);
+    expect(h.poll(300).some((d) => d.type === "probe")).toBe(true);
+  });
+
+  it("restarts again ('no-delivery') when nothing arrives within the verify window, long before the silence timer", () => {
+    const h = handedOver(20, 300, { verifyMinMs: 400, silenceMs: 1_500 });
+    const ds = run(h, 300, 2_000);
+    expect(actions(ds)).toEqual(["restart:no-delivery@700"]);
+  });
+
+  it("the window scales with the RTT before the handover (4 × SRTT), capped at silenceMs", () => {
+    const h = handedOver(200, 300, { verifyMinMs: 400, silenceMs: 1_500 });
+    expect(actions(run(h, 300, 1_500))).toEqual(["restart:no-delivery@1100"]);
+  });
+
+  it("anything heard from the peer after the handover ends the check", () => {
+    const h = handedOver(20, 300);
+    h.poll(300);
+    h.onReceive(350);
+    const ds = run(h, 350, 1_000, (now) => h.onProbeAnswered(0, now));
+    expect(actions(ds)).toEqual([]);
+  });
+
+  it("a restart attempt that never reached the edge (transport error) is retried at once", () => {
+    const h = new LinkHealth({ restartBackoffMs: [0, 250, 500] }, 0);
+    h.onOpen(0);
+    h.requestRestart(10);
+    h.poll(10);
+    h.onRestartFailed(20, true);
+    expect(acts(h.poll(20))).toEqual([{ type: "restart", reason: "restart-failed", attempt: 2 }]);
+    // The edge refused it (a problem answer): backoff as before.
+    h.onRestartFailed(30, false);
+    expect(acts(h.poll(30))).toEqual([]);
+    expect(actions(run(h, 30, 1_000))).toEqual(["restart:restart-failed@530"]);
+  });
+});
