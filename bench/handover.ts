@@ -34,6 +34,10 @@ export interface GapFigures {
   failedRuns: number;
   /** Stock werift: runs where no probe sent after the fault ever came back. */
   unrecoveredRuns?: number;
+  /** roverlink: runs in which the one fault took more than one handover (a second restart). */
+  multiHandoverRuns?: number;
+  /** roverlink: handovers per run. */
+  handoversPerRun?: Summary;
 }
 
 export interface HandoverRow {
@@ -95,6 +99,7 @@ interface Run {
   reordered: number;
   ok: boolean;
   recovered?: boolean;
+  handovers?: number;
 }
 
 function figures(runs: Run[]): GapFigures {
@@ -109,6 +114,12 @@ function figures(runs: Run[]): GapFigures {
     failedRuns: runs.filter((r) => !r.ok).length,
     ...(runs.some((r) => r.recovered !== undefined)
       ? { unrecoveredRuns: runs.filter((r) => r.recovered === false).length }
+      : {}),
+    ...(runs.some((r) => r.handovers !== undefined)
+      ? {
+          multiHandoverRuns: runs.filter((r) => (r.handovers ?? 0) > 1).length,
+          handoversPerRun: summarize(runs.map((r) => r.handovers ?? 0)),
+        }
       : {}),
   };
 }
@@ -129,6 +140,7 @@ async function roverlinkRun(edgeUrl: string, s: Scenario): Promise<Run> {
     duplicated: f.duplicated,
     reordered: f.reordered,
     ok: r.exitCode === 0,
+    handovers: f.handovers,
   };
 }
 
@@ -249,7 +261,7 @@ export async function handover(
       for (let i = 0; i < runs; i++) {
         rl.push(await roverlinkRun(edgeUrl, s));
         log(
-          `handover ${s.name} roverlink ${i + 1}/${runs}: gap ${rl.at(-1)?.gapMs} ms, lost ${rl.at(-1)?.lost}`,
+          `handover ${s.name} roverlink ${i + 1}/${runs}: gap ${rl.at(-1)?.gapMs} ms, lost ${rl.at(-1)?.lost}, handovers ${rl.at(-1)?.handovers}`,
         );
       }
       const st: Run[] = [];

@@ -120,12 +120,12 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         "Two rovers in the lab (docs/lab.md), rover A with wifi + cell behind symmetric NATs, linked through TURN; A probes B at 50 msg/s on `control`, the fault hits A once the link is up.",
         "Gap: the longest time without an echo. Lost: probes never echoed. Stock werift: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.",
         "",
-        "| scenario | stack | runs | gap p50 ms | gap p95 ms | lost p50 | lost p95 | lost / sent | dup | reordered |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | stack | runs | gap p50 ms | gap p95 ms | gap max ms | runs with >1 handover | lost p50 | lost p95 | lost / sent | dup | reordered |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
       );
       const row = (name: string, stack: string, g: GapFigures) =>
         md.push(
-          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""}${g.unrecoveredRuns ? ` (${g.unrecoveredRuns} never recovered)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
+          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""}${g.unrecoveredRuns ? ` (${g.unrecoveredRuns} never recovered)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.gapMs.max)} | ${g.multiHandoverRuns ?? "–"} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
         );
       for (const x of h.rows) {
         row(`${x.scenario}: ${x.what}`, "roverlink", x.roverlink);
