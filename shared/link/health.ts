@@ -527,16 +527,21 @@ export class LinkHealth {
     this.#enter("restarting", now);
     this.#restartAt = now;
     this.#attempt++;
+    this.#clearCauses();
+    this.#verifyBy = null;
+    return { type: "restart", reason, attempt: this.#attempt };
+  }
+
+  /** What made us act has been acted on: a new attempt, a rebuild, or the link is back. */
+  #clearCauses(): void {
     this.#remote = false;
     this.#attemptFailed = false;
     this.#retryNow = false;
-    this.#verifyBy = null;
     this.#retryAt = null;
     this.#manual = false;
     this.#netFirst = this.#netLast = null;
     this.#iceFailed = false;
     this.#disconnectedSince = null;
-    return { type: "restart", reason, attempt: this.#attempt };
   }
 
   #rebuild(now: number, reason: RebuildReason): Decision {
@@ -544,13 +549,7 @@ export class LinkHealth {
     this.#phaseSince = now; // a rebuild after a rebuild: its own timeout
     this.#attempt = 0;
     this.#seriesFailures = 0;
-    this.#remote = false;
-    this.#attemptFailed = false;
-    this.#retryAt = null;
-    this.#manual = false;
-    this.#netFirst = this.#netLast = null;
-    this.#iceFailed = false;
-    this.#disconnectedSince = null;
+    this.#clearCauses();
     this.#dtlsFailed = false;
     this.#probes.clear();
     this.#rebuildAttempt++;
@@ -568,13 +567,7 @@ export class LinkHealth {
     this.#attempt = 0;
     this.#seriesFailures = 0;
     this.#failures = 0;
-    this.#remote = false;
-    this.#attemptFailed = false;
-    this.#retryAt = null;
-    this.#manual = false;
-    this.#netFirst = this.#netLast = null;
-    this.#iceFailed = false;
-    this.#disconnectedSince = null;
+    this.#clearCauses();
     this.#dtlsFailed = false;
     this.#probes.clear();
     this.#upAt = now;
