@@ -3,7 +3,9 @@
  * remote peer (mesh). Reacts to local network changes (NetWatch) by telling every link and by
  * dropping pooled HTTP connections. API contract: docs/rover.md.
  */
+import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
@@ -13,6 +15,7 @@ import type { HealthConfig } from "../shared/link/health.ts";
 import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
 import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
+import { blackholeWarning, parseDefaultRouteDevs } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
@@ -147,10 +150,27 @@ export class Agent extends EventEmitter {
       this.#uplinks = new UplinkManager({ log: (o, msg) => this.log.warn(o, msg) });
     }
     if (this.#o.watchNetwork !== false) {
+      void this.#checkBlackholeEscape();
       this.#net = this.#o.netWatch ?? new NetWatch();
       this.#net.on("change", (c: { what: string }) => this.#networkChanged(c.what));
     }
     for (const p of this.#o.connect ?? []) if (this.#peers.has(p)) this.connect(p);
+  }
+
+  /** Say once, at start-up, when a silently dead uplink could not be escaped (blackhole-check.ts). */
+  async #checkBlackholeEscape(): Promise<void> {
+    const ip = async (args: string[]) =>
+      (await promisify(execFile)("ip", args, { timeout: 2_000 })).stdout;
+    try {
+      const warning = blackholeWarning({
+        defaultRouteDevs: parseDefaultRouteDevs(await ip(["-j", "route", "show", "default"])),
+        manageRoutes: this.#o.manageRoutes === true,
+      });
+      if (warning) this.log.warn({}, warning);
+    } catch (e) {
+      // No `ip` (iproute2) here: nothing to say about routes.
+      this.log.debug({ err: (e as Error).message }, "uplink check skipped");
+    }
   }
 
   async #join(): Promise<void> {
