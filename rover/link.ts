@@ -38,6 +38,7 @@ import { LinkChannels } from "./link-channels.ts";
 import {
   iceConnection,
   type Path,
+  resendOutstanding,
   selectedPairCounters,
   selectedPath,
 } from "./werift-internals.ts";
@@ -583,6 +584,9 @@ export class Link extends EventEmitter {
     const ice = iceConnection(this.#pc);
     if (!ice?.nominated || ice.localUsername === this.#ufragAtRestart) return;
     const path = this.path();
+    // The new pair is ours now: what SCTP holds goes out on it at once, whichever side we are
+    // (werift's own hook runs only once its ICE check list completes, which can be later).
+    resendOutstanding(this.#pc);
     this.health.onPath(path);
     this.health.onRestartDone(now, path);
     this.#handoverDone(now, "restart");
@@ -700,6 +704,13 @@ export class Link extends EventEmitter {
           "offering again",
         );
         void this.#serial(() => this.#offer());
+        return;
+      case "resend":
+        this.#o.log.info(
+          { peer: this.peer, reason: d.reason },
+          "nothing heard since the handover; resending",
+        );
+        resendOutstanding(this.#pc);
         return;
       case "state":
         this.#o.log.debug({ peer: this.peer, state: d.state, prev: d.prev }, "link state");

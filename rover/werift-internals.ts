@@ -46,3 +46,15 @@ export function selectedPairCounters(
   const n = iceConnection(pc)?.nominated;
   return n ? { packetsSent: n.packetsSent, bytesSent: n.bytesSent } : null;
 }
+
+/**
+ * Retransmit what SCTP has outstanding now, on the current path, instead of after its
+ * retransmission timer (at least 1 s): `pathChanged()` comes from our werift patch 3.
+ */
+export function resendOutstanding(pc: RTCPeerConnection | null): boolean {
+  const sctp = (pc as unknown as { sctpTransport?: { sctp?: { pathChanged?: () => void } } } | null)
+    ?.sctpTransport?.sctp;
+  if (!sctp?.pathChanged) return false;
+  sctp.pathChanged();
+  return true;
+}

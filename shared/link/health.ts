@@ -41,8 +41,9 @@ export interface HealthConfig {
   silenceMs: number;
   /**
    * After a handover the link probes at once and must hear from the peer within 4 × the smoothed
-   * RTT, at least this long (and at most silenceMs): a link that says up but delivers nothing is
-   * restarted again ("no-delivery") without waiting for the silence timer (ms).
+   * RTT, at least this long (and at most silenceMs). A link that says up but delivers nothing
+   * gets a `resend` decision (SCTP retransmits what is outstanding at once, with a fresh window)
+   * and keeps probing; only the silence rule restarts again (ms).
    */
   verifyMinMs: number;
   /** A burst of local network changes restarts once no change came for this long (ms)... */
@@ -99,7 +100,6 @@ export type HealthState = LinkState | "degraded";
 export type RestartReason =
   | "network-change"
   | "silence"
-  | "no-delivery"
   | "ice-failed"
   | "restart-timeout"
   | "restart-failed"
@@ -114,6 +114,7 @@ export type Decision =
   | { type: "restart"; reason: RestartReason; attempt: number }
   | { type: "rebuild"; reason: RebuildReason; attempt: number }
   | { type: "offer"; reason: OfferReason; attempt: number }
+  | { type: "resend"; reason: "no-delivery" }
   | { type: "state"; state: HealthState; prev: HealthState };
 
 export interface HealthSnapshot {
@@ -456,7 +457,14 @@ export class LinkHealth {
   #upStep(now: number): Decision | null {
     if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
     const reason = this.#trigger(now);
-    return reason ? this.#restart(now, reason) : null;
+    if (reason) return this.#restart(now, reason);
+    if (this.#verifyBy !== null && now >= this.#verifyBy) {
+      // Up after a handover, yet nothing heard: data may sit behind a backed-off SCTP timer.
+      this.#verifyBy = null;
+      if (this.#lastRx === null || this.#lastRx <= this.#upAt)
+        return { type: "resend", reason: "no-delivery" };
+    }
+    return null;
   }
 
   /** Reasons to restart a link that is up (or to supersede a restart: manual, network change). */
@@ -466,10 +474,6 @@ export class LinkHealth {
     if (this.#iceFailed) return "ice-failed";
     if (this.#disconnectedSince !== null) {
       if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
-    }
-    if (this.#verifyBy !== null && now >= this.#verifyBy) {
-      this.#verifyBy = null;
-      if (this.#lastRx === null || this.#lastRx <= this.#upAt) return "no-delivery";
     }
     if (this.#lastRx !== null && now - this.#lastRx >= this.config.silenceMs) return "silence";
     return null;

@@ -617,15 +617,20 @@ describe("LinkHealth: no tail after a handover", () => {
     expect(h.poll(300).some((d) => d.type === "probe")).toBe(true);
   });
 
-  it("restarts again ('no-delivery') when nothing arrives within the verify window, long before the silence timer", () => {
+  const resends = (ds: At[]) => of("resend", ds).map((x) => x.at);
+
+  it("asks for a resend when nothing arrives within the verify window; only silence restarts again", () => {
     const h = handedOver(20, 300, { verifyMinMs: 400, silenceMs: 1_500 });
     const ds = run(h, 300, 2_000);
-    expect(actions(ds)).toEqual(["restart:no-delivery@700"]);
+    expect(resends(ds)).toEqual([700]);
+    expect(actions(ds)).toEqual(["restart:silence@1800"]);
   });
 
   it("the window scales with the RTT before the handover (4 × SRTT), capped at silenceMs", () => {
     const h = handedOver(200, 300, { verifyMinMs: 400, silenceMs: 1_500 });
-    expect(actions(run(h, 300, 1_500))).toEqual(["restart:no-delivery@1100"]);
+    expect(resends(run(h, 300, 1_500))).toEqual([1100]);
+    const slow = handedOver(1_000, 300, { verifyMinMs: 400, silenceMs: 1_500 });
+    expect(resends(run(slow, 300, 1_790))).toEqual([1800].filter((t) => t <= 1_790));
   });
 
   it("anything heard from the peer after the handover ends the check", () => {
@@ -634,6 +639,7 @@ describe("LinkHealth: no tail after a handover", () => {
     h.onReceive(350);
     const ds = run(h, 350, 1_000, (now) => h.onProbeAnswered(0, now));
     expect(actions(ds)).toEqual([]);
+    expect(resends(ds)).toEqual([]);
   });
 
   it("a restart attempt that never reached the edge (transport error) is retried at once", () => {
