@@ -6,6 +6,9 @@
 import { Agent, fetch as undiciFetch } from "undici";
 import type { FetchFn } from "../shared/client.ts";
 
+/** How long requests under way on a replaced pool may still finish (ms). */
+const RESET_GRACE_MS = 1_000;
+
 export class EdgeHttp {
   #dispatcher: Agent;
 
@@ -29,11 +32,17 @@ export class EdgeHttp {
       dispatcher: this.#dispatcher,
     }) as unknown as Promise<Response>;
 
-  /** Drop every pooled connection (network changed); later requests connect afresh. */
+  /**
+   * The network changed: later requests connect afresh. Requests under way on the old pool get a
+   * short grace to finish (one sent a moment ago, such as a restart offer, most likely went out
+   * on the new path: killing it would mean a second ICE restart); whatever still hangs then rode
+   * a dead uplink and is destroyed.
+   */
   reset(): void {
     const old = this.#dispatcher;
     this.#dispatcher = EdgeHttp.#make();
-    void old.destroy().catch(() => {});
+    void old.close().catch(() => {});
+    setTimeout(() => void old.destroy().catch(() => {}), RESET_GRACE_MS).unref();
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,12 @@ export interface HealthConfig {
   netChangeQuietMs: number;
   /** ...or this long after the burst's first change, whichever is first (ms). */
   netChangeMaxDelayMs: number;
+  /**
+   * A network change supersedes a restart under way only once that attempt is this old: a
+   * younger one gathered after the change began (an interface going away shows as an address
+   * event, then a route event ~100-250 ms later) and sees the new state (ms).
+   */
+  netChangeSupersedeMs: number;
   /** ICE `disconnected` lasting this long counts as failed (ms). */
   disconnectedGraceMs: number;
   /** A restart that has not brought the link back by then has failed (ms). */
@@ -80,6 +86,7 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   verifyMinMs: 400,
   netChangeQuietMs: 20,
   netChangeMaxDelayMs: 50,
+  netChangeSupersedeMs: 300,
   disconnectedGraceMs: 1_000,
   restartTimeoutMs: 2_000,
   restartBackoffMs: [0, 250, 500, 1_000, 2_000],
@@ -484,7 +491,8 @@ export class LinkHealth {
     if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
     // A network change during a restart: the attempt may run on the path that just went away.
     if (this.#manual) return this.#restart(now, "manual");
-    if (this.#netDue() <= now) return this.#restart(now, "network-change");
+    if (this.#netDue() <= now && now - this.#restartAt >= c.netChangeSupersedeMs)
+      return this.#restart(now, "network-change");
     if (this.#retryAt !== null) {
       return now >= this.#retryAt ? this.#restart(now, this.#retryReason) : null;
     }
@@ -666,6 +674,8 @@ export class LinkHealth {
         ds.push(oldest + c.probeLateMs);
     } else {
       ds.push(this.#retryAt ?? this.#restartAt + c.restartTimeoutMs);
+      // A change that came while this attempt was young waits until it may supersede it.
+      ds[0] = Math.max(this.#netDue(), this.#restartAt + c.netChangeSupersedeMs);
     }
     ds.push((this.#lastProbe ?? this.#phaseSince) + this.#probeInterval());
     for (const at of this.#probes.values()) ds.push(at + c.probeTimeoutMs);

@@ -196,18 +196,18 @@ describe("LinkHealth: restart triggers", () => {
     const g = upLink().h;
     g.poll(0);
     const ds: At[] = [];
-    for (let t = 1_000; t <= 1_200; t += 10) {
+    for (let t = 1_000; t <= 1_500; t += 10) {
       g.onNetworkChange(t);
       for (const d of g.poll(t)) ds.push({ at: t, d });
     }
     expect(actions(ds)[0]).toBe(
       `restart:network-change@${1_000 + DEFAULT_HEALTH.netChangeMaxDelayMs}`,
     );
-    // Changes that keep coming during the restart supersede it, once per burst window.
+    // Changes that keep coming supersede the restart, but only once it is netChangeSupersedeMs
+    // old (an interface going away shows as an address event, then a route event).
     expect(actions(ds)).toEqual([
       "restart:network-change@1050",
-      "restart:network-change@1110",
-      "restart:network-change@1170",
+      `restart:network-change@${1_050 + DEFAULT_HEALTH.netChangeSupersedeMs}`,
     ]);
   });
 
@@ -217,6 +217,26 @@ describe("LinkHealth: restart triggers", () => {
     expect(acts(h.poll(0))).toEqual([{ type: "restart", reason: "manual", attempt: 1 }]);
     h.onNetworkChange(500);
     expect(acts(h.poll(520))).toEqual([{ type: "restart", reason: "network-change", attempt: 2 }]);
+  });
+
+  it("a network change right after a restart began waits: the young attempt already sees it", () => {
+    const { h } = upLink();
+    h.requestRestart(0);
+    h.poll(0);
+    h.onNetworkChange(100); // the route event that follows the address event
+    expect(acts(h.poll(120))).toEqual([]);
+    expect(acts(h.poll(199))).toEqual([]);
+    // The attempt completes first: the change is covered, nothing more to do.
+    h.onRestartDone(200);
+    expect(actions(run(h, 200, 1_000, (now) => h.onProbeAnswered(0, now)))).toEqual([]);
+    // Or it does not: at netChangeSupersedeMs the change supersedes it.
+    const g = upLink().h;
+    g.requestRestart(0);
+    g.poll(0);
+    g.onNetworkChange(100);
+    expect(actions(run(g, 100, 400))).toEqual([
+      `restart:network-change@${DEFAULT_HEALTH.netChangeSupersedeMs}`,
+    ]);
   });
 
   it("restarts at once on ICE failed (and on PeerConnection failed)", () => {
