@@ -51,9 +51,9 @@ export interface HealthConfig {
   /** ...or this long after the burst's first change, whichever is first (ms). */
   netChangeMaxDelayMs: number;
   /**
-   * A network change supersedes a restart under way only once that attempt is this old: a
-   * younger one gathered after the change began (an interface going away shows as an address
-   * event, then a route event ~100-250 ms later) and sees the new state (ms).
+   * A network change within this long of a restart's start is covered by that attempt (an
+   * interface going away shows as an address event, then a route event ~100-250 ms later; the
+   * attempt gathered after the first): ignored. A later change supersedes the attempt (ms).
    */
   netChangeSupersedeMs: number;
   /** ICE `disconnected` lasting this long counts as failed (ms). */
@@ -300,6 +300,9 @@ export class LinkHealth {
   onNetworkChange(now: number): void {
     this.#fed("onNetworkChange");
     this.#tick(now);
+    // The rest of the change that started this attempt: covered by it.
+    const young = now - this.#restartAt < this.config.netChangeSupersedeMs;
+    if (this.#phase === "restarting" && !this.#remote && young) return;
     this.#netFirst ??= now;
     this.#netLast = now;
   }
@@ -491,8 +494,7 @@ export class LinkHealth {
     if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
     // A network change during a restart: the attempt may run on the path that just went away.
     if (this.#manual) return this.#restart(now, "manual");
-    if (this.#netDue() <= now && now - this.#restartAt >= c.netChangeSupersedeMs)
-      return this.#restart(now, "network-change");
+    if (this.#netDue() <= now) return this.#restart(now, "network-change");
     if (this.#retryAt !== null) {
       return now >= this.#retryAt ? this.#restart(now, this.#retryReason) : null;
     }
@@ -674,8 +676,6 @@ export class LinkHealth {
         ds.push(oldest + c.probeLateMs);
     } else {
       ds.push(this.#retryAt ?? this.#restartAt + c.restartTimeoutMs);
-      // A change that came while this attempt was young waits until it may supersede it.
-      ds[0] = Math.max(this.#netDue(), this.#restartAt + c.netChangeSupersedeMs);
     }
     ds.push((this.#lastProbe ?? this.#phaseSince) + this.#probeInterval());
     for (const at of this.#probes.values()) ds.push(at + c.probeTimeoutMs);

@@ -203,11 +203,12 @@ describe("LinkHealth: restart triggers", () => {
     expect(actions(ds)[0]).toBe(
       `restart:network-change@${1_000 + DEFAULT_HEALTH.netChangeMaxDelayMs}`,
     );
-    // Changes that keep coming supersede the restart, but only once it is netChangeSupersedeMs
-    // old (an interface going away shows as an address event, then a route event).
+    // Changes within netChangeSupersedeMs of the restart are covered by it (an interface going
+    // away shows as an address event, then a route event); later ones supersede it.
+    const young = 1_050 + DEFAULT_HEALTH.netChangeSupersedeMs;
     expect(actions(ds)).toEqual([
       "restart:network-change@1050",
-      `restart:network-change@${1_050 + DEFAULT_HEALTH.netChangeSupersedeMs}`,
+      `restart:network-change@${young + DEFAULT_HEALTH.netChangeMaxDelayMs}`,
     ]);
   });
 
@@ -229,13 +230,14 @@ describe("LinkHealth: restart triggers", () => {
     // The attempt completes first: the change is covered, nothing more to do.
     h.onRestartDone(200);
     expect(actions(run(h, 200, 1_000, (now) => h.onProbeAnswered(0, now)))).toEqual([]);
-    // Or it does not: at netChangeSupersedeMs the change supersedes it.
+    // A change once the attempt is older supersedes it.
     const g = upLink().h;
     g.requestRestart(0);
     g.poll(0);
     g.onNetworkChange(100);
-    expect(actions(run(g, 100, 400))).toEqual([
-      `restart:network-change@${DEFAULT_HEALTH.netChangeSupersedeMs}`,
+    g.onNetworkChange(350);
+    expect(actions(run(g, 350, 600))).toEqual([
+      `restart:network-change@${350 + DEFAULT_HEALTH.netChangeQuietMs}`,
     ]);
   });
 
