@@ -169,14 +169,14 @@ export class TcpPipe {
     if (this.#done) return;
     this.#done = true;
     this.#clearTimer();
-    this.#sock.destroy();
+    cutOff(this.#sock);
     closeQuietly(this.#dc);
     this.#hooks.notOpened(reason);
   }
 
   #abort(reason: string): void {
     this.#why ??= reason;
-    this.#sock.destroy();
+    cutOff(this.#sock);
     closeQuietly(this.#dc);
   }
 
@@ -189,7 +189,7 @@ export class TcpPipe {
     // Gone mid-stream: the peer's connection ended abnormally, the peer left, or the link was
     // rebuilt (a new PeerConnection has none of the old channels).
     this.#why ??= "the channel closed (peer connection reset, peer gone or link rebuilt)";
-    this.#sock.destroy();
+    cutOff(this.#sock);
   }
 
   #socketClosed(): void {
@@ -215,6 +215,14 @@ export class TcpPipe {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
+}
+
+/**
+ * End a connection that did not finish: a reset, so that the local program sees an error and
+ * never takes a cut-off stream for a complete one.
+ */
+export function cutOff(sock: Socket): void {
+  if (!sock.destroyed) sock.resetAndDestroy();
 }
 
 /** Run `f` once the channel is open (now if it is). */

@@ -23,8 +23,9 @@ import {
   forwardLabel,
   parseForwardLabel,
 } from "../shared/forward-wire.ts";
-import { closeQuietly, TcpPipe, whenOpen } from "./forward-tcp.ts";
+import { closeQuietly, cutOff, TcpPipe, whenOpen } from "./forward-tcp.ts";
 import { UdpListener, udpTarget } from "./forward-udp.ts";
+import { holdStreamIdUntilReset } from "./werift-internals.ts";
 
 /** Live forward channels per peer, both directions (SCTP has 65535 streams; each costs memory). */
 export const MAX_FORWARD_CHANNELS = 256;
@@ -137,6 +138,7 @@ export class Forwarder {
   }
 
   #count(peer: string, dc: RTCDataChannel): void {
+    holdStreamIdUntilReset(dc);
     this.#live.set(peer, this.live(peer) + 1);
     let counted = true;
     dc.stateChanged.subscribe((s) => {
@@ -168,7 +170,7 @@ export class Forwarder {
       opened = this.#open(f.peer, "tcp", f.remotePort);
     } catch (e) {
       log.warn({ ...ctx, reason: (e as Error).message }, "forward refused");
-      sock.destroy();
+      cutOff(sock);
       return;
     }
     const c = { ...ctx, id: opened.id };
@@ -217,7 +219,7 @@ export class Forwarder {
     const sock = connect({ host: "127.0.0.1", port: req.port, allowHalfOpen: true });
     this.#track(sock);
     const gone = dc.stateChanged.subscribe((s) => {
-      if (s === "closed") sock.destroy();
+      if (s === "closed") cutOff(sock);
     });
     const failed = (e: NodeJS.ErrnoException) => {
       gone.unSubscribe();
@@ -241,6 +243,7 @@ export class Forwarder {
 
 /** Tell the opener why, and let it close the channel (the message is not lost to the reset). */
 function refuse(dc: RTCDataChannel, reason: string): void {
+  holdStreamIdUntilReset(dc);
   whenOpen(dc, () => dc.send(encodeForwardMessage({ t: "refuse", reason })));
   setTimeout(() => closeQuietly(dc), REFUSED_CLOSE_MS).unref();
 }
