@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
+import type { RTCDataChannel } from "werift";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
 import { Quarantine } from "../shared/link/conduct.ts";
@@ -452,6 +453,7 @@ export class Agent extends EventEmitter {
     link.on("message", (m: { channel: string; data: Payload }) =>
       this.emit("message", { peer, ...m }),
     );
+    link.on("channel", (dc: RTCDataChannel) => this.emit("channel", peer, dc));
     link.on("state", (state: string, prev: string) => this.emit("link-state", peer, state, prev));
     link.on("restart-failed", (err: string) => {
       // The restart could not reach the edge: its kept-alive connection may ride a dead uplink.
@@ -487,6 +489,22 @@ export class Agent extends EventEmitter {
     const l = this.#links.get(peer);
     if (!l) throw new Error(`no link to "${peer}"`);
     l.send(channel, data);
+  }
+
+  /**
+   * Open a data channel to `peer` that the caller handles itself (messages do not come as
+   * `message` events). The peer's agent emits `channel` (peer, channel) for it when its label
+   * starts with `rlfwd/` (shared/forward-wire.ts); other labels are ordinary application channels
+   * there. Throws when there is no link to `peer`.
+   */
+  openChannel(
+    peer: string,
+    label: string,
+    opts: { ordered: boolean; maxRetransmits?: number },
+  ): RTCDataChannel {
+    const dc = this.#links.get(peer)?.openChannel(label, opts);
+    if (!dc) throw new Error(`no link to "${peer}"`);
+    return dc;
   }
 
   broadcast(channel: string, data: Payload): void {

@@ -8,6 +8,12 @@ import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { TokenSource } from "../shared/client.ts";
 import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
+import {
+  type AllowedTarget,
+  type ForwardSpec,
+  parseAllowList,
+  parseForwardSpec,
+} from "../shared/forward-wire.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, SECRET_VARS } from "./edge-vars.ts";
@@ -61,6 +67,22 @@ function position(v: string): Position {
 
 function collect(v: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), v];
+}
+
+function forwardSpec(v: string, prev: ForwardSpec[] | undefined): ForwardSpec[] {
+  try {
+    return [...(prev ?? []), parseForwardSpec(v)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+function allowList(v: string, prev: AllowedTarget[] | undefined): AllowedTarget[] {
+  try {
+    return [...(prev ?? []), ...parseAllowList(v)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 function varPair(v: string, prev: Record<string, string> | undefined): Record<string, string> {
@@ -218,6 +240,16 @@ program
   .option("--identity <file>", "DTLS certificate and key (created 0600 if missing; docs/rover.md)")
   .option("--trust <file>", "pinned peer fingerprints: links to others are refused (docs/rover.md)")
   .option(
+    "--forward <proto:local:peer:remote>",
+    "carry 127.0.0.1:<local> to <peer>'s 127.0.0.1:<remote>, tcp or udp (repeatable; docs/rover.md)",
+    forwardSpec,
+  )
+  .option(
+    "--allow-forward <proto:port,...>",
+    "local targets peers' forwards may reach, e.g. tcp:22,udp:14550 (repeatable; default none)",
+    allowList,
+  )
+  .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
@@ -246,6 +278,8 @@ program
         logLevel: LogLevel;
         identity?: string;
         trust?: string;
+        forward?: ForwardSpec[];
+        allowForward?: AllowedTarget[];
       },
       cmd: Command,
     ) => {
@@ -287,6 +321,8 @@ program
         connectNearby: opts.connectNearby ?? false,
         echo: opts.echo ?? false,
         manageRoutes: opts.manageRoutes ?? false,
+        forwards: opts.forward ?? [],
+        allowForward: opts.allowForward ?? [],
         logLevel: logLevel as LogLevel,
         warnings,
         ...(opts.position ? { position: opts.position } : {}),

@@ -9,9 +9,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { RTCPeerConnection } from "werift";
+import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
+import { isForwardLabel } from "../shared/forward-wire.ts";
 import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
 import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
@@ -241,7 +242,11 @@ export class Link extends EventEmitter {
       this.#tick();
     });
     pc.onDataChannel.subscribe((dc) => {
-      if (pc === this.#pc) this.#channels.accept(dc);
+      if (pc !== this.#pc) return;
+      // Forward channels are the forwarder's own (rover/forward.ts): outside LinkChannels' cap,
+      // queue and `message` delivery.
+      if (isForwardLabel(dc.label)) this.emit("channel", dc);
+      else this.#channels.accept(dc);
     });
     return pc;
   }
@@ -806,6 +811,19 @@ export class Link extends EventEmitter {
   send(channel: string, data: Payload): void {
     this.health.onSend(Date.now());
     this.#channels.send(channel, data);
+  }
+
+  /**
+   * A channel on the current PeerConnection that the caller handles itself (port forwarding);
+   * null when there is no PeerConnection. It lives as long as the PeerConnection: through ICE
+   * restarts, not through a rebuild.
+   */
+  openChannel(
+    label: string,
+    opts: { ordered: boolean; maxRetransmits?: number },
+  ): RTCDataChannel | null {
+    const pc = this.#pc;
+    return pc && pc.connectionState !== "closed" ? pc.createDataChannel(label, opts) : null;
   }
 
   /** The selected ICE pair's send counters, for benchmarks. */

@@ -8,8 +8,10 @@ import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
+import type { AllowedTarget, ForwardSpec } from "../shared/forward-wire.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
+import { Forwarder } from "./forward.ts";
 import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
@@ -37,6 +39,9 @@ export interface RoverRunOptions {
   /** DTLS certificate file (default: identity.ts defaultIdentityPath) and trust file (none). */
   identityFile?: string;
   trustFile?: string;
+  /** `--forward` and `--allow-forward` (rover/forward.ts). */
+  forwards?: ForwardSpec[];
+  allowForward?: AllowedTarget[];
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -150,9 +155,23 @@ async function run(
     }
     log.info({ url: `http://127.0.0.1:${o.metricsPort}/metrics` }, "metrics");
   }
+  // Forward ports next: a port in use fails before we join anyone, too.
+  const forwarder = new Forwarder({
+    agent,
+    forwards: o.forwards ?? [],
+    allow: o.allowForward ?? [],
+    log,
+  });
+  try {
+    await forwarder.start();
+  } catch (e) {
+    await closeServer(metricsServer);
+    throw e;
+  }
   try {
     await agent.start();
   } catch (e) {
+    await forwarder.stop();
     await agent.stop().catch(() => {});
     await closeServer(metricsServer);
     if (stopRequested()) return 0;
@@ -222,6 +241,7 @@ async function run(
   }
   const figures = stats.figures(Date.now());
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
+  await forwarder.stop();
   await agent.stop();
   await closeServer(metricsServer);
   if (o.statsJson) writeFileSync(o.statsJson, `${JSON.stringify(figures, null, 2)}\n`);

@@ -5,7 +5,7 @@
  * one, the selected pair tells the path. What these fields mean, and the patches that make them
  * behave across ICE restarts, is in docs/werift-patches.md. A werift upgrade checks here first.
  */
-import type { RTCPeerConnection } from "werift";
+import type { RTCDataChannel, RTCPeerConnection } from "werift";
 
 /** A candidate pair as werift keeps it (`CandidatePair`). */
 export interface IcePair {
@@ -57,4 +57,31 @@ export function resendOutstanding(pc: RTCPeerConnection | null): boolean {
   if (!sctp?.pathChanged) return false;
   sctp.pathChanged();
   return true;
+}
+
+/** How long a closed channel's stream id is held at most, waiting for the second reset (ms). */
+const STREAM_HOLD_MS = 30_000;
+
+/**
+ * werift frees a closed data channel's SCTP stream id at the first of the two stream resets a
+ * close takes (ours acknowledged, or the peer's received), so a channel opened right after takes
+ * the id and the second reset closes it (seen with many short forwarded TCP connections). The
+ * closed channel is put back under its id until the second reset removes it (or STREAM_HOLD_MS).
+ */
+export function holdStreamIdUntilReset(dc: RTCDataChannel): void {
+  const sub = dc.stateChanged.subscribe((s) => {
+    if (s !== "closed") return;
+    sub.unSubscribe();
+    // After werift's own `delete` that follows the state change.
+    setImmediate(() => {
+      const t = dc.sctp as unknown as { dataChannels?: Record<number, RTCDataChannel> };
+      const id = dc.id;
+      const taken = t.dataChannels;
+      if (!taken || id === undefined || taken[id]) return;
+      taken[id] = dc;
+      setTimeout(() => {
+        if (taken[id] === dc) delete taken[id];
+      }, STREAM_HOLD_MS).unref();
+    });
+  });
 }

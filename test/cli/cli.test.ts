@@ -100,6 +100,18 @@ describe("roverlink CLI", () => {
       await roverlink(["rover", "--room", "r", "--id", "a", "--metrics-port", "70000"]),
       /--metrics-port.*1\.\.65535/,
     );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--forward", "tcp:2222:b"]),
+      /--forward .* must be <tcp\|udp>:<local port>:<peer>:<remote port>/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--forward", "sctp:1:b:2"]),
+      /protocol must be tcp or udp/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--allow-forward", "tcp:22,udp:0"]),
+      /--allow-forward .*port must be a port number 1\.\.65535/,
+    );
     // Checked before joining (the edge here is never contacted).
     expectOneLineError(
       await roverlink([
@@ -386,6 +398,33 @@ describe("roverlink CLI", () => {
       expect(out.text).toContain("\r\x1b[2Ksolo: no links yet");
       expect(out.text).toMatch(/INFO.*\(roverlink\).*joined/);
       expect(out.text).not.toContain('{"level":');
+    });
+
+    it("a forward port in use is one line, before joining", async () => {
+      const blocker = createServer();
+      await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+      const port = (blocker.address() as { port: number }).port;
+      try {
+        const r = await roverlink(
+          [
+            "rover",
+            "--edge",
+            "http://127.0.0.1:9",
+            "--room",
+            "m",
+            "--id",
+            "a",
+            "--token",
+            "t",
+          ].concat(["--forward", `tcp:${port}:b:22`]),
+        );
+        expectOneLineError(
+          r,
+          new RegExp(`--forward tcp:${port}:b:22: cannot listen on 127.0.0.1:${port}: EADDRINUSE`),
+        );
+      } finally {
+        blocker.close();
+      }
     });
 
     it("a metrics port in use is one line", async () => {

@@ -1,0 +1,324 @@
+/**
+ * Port forwarding between two agents through a real local edge, real werift on loopback: TCP
+ * byte-identical both ways with half-close, kept across an ICE restart, reset by a rebuild
+ * (never a clean end); more connections than LinkChannels' 64-channel cap; UDP datagrams each way;
+ * refusals logged on both ends.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../rover/agent.ts";
+import { Forwarder } from "../../rover/forward.ts";
+import { freePort, type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
+import {
+  type AllowedTarget,
+  type ForwardSpec,
+  parseForwardSpec,
+} from "../../shared/forward-wire.ts";
+import { mintToken } from "../../shared/token.ts";
+
+const SECRET = "forward-secret-forward-secret-forward";
+let edge: LocalEdge;
+const cleanup: (() => Promise<void> | void)[] = [];
+
+beforeAll(async () => {
+  edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
+});
+
+afterAll(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+  await edge?.stop();
+});
+
+interface LogLine {
+  msg: string;
+  reason?: string;
+  clean?: boolean;
+  [k: string]: unknown;
+}
+
+/** An agent with a forwarder, and its log lines. */
+async function rover(
+  room: string,
+  id: string,
+  o: { connect?: string[]; forwards?: ForwardSpec[]; allow?: AllowedTarget[] },
+): Promise<{ agent: Agent; logs: LogLine[] }> {
+  const logs: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split("\n"))
+        if (line) logs.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  const log = pino({ level: "info" }, sink);
+  const agent = new Agent({
+    edge: edge.url,
+    room,
+    id,
+    token: await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 }),
+    connect: o.connect ?? [],
+    watchNetwork: false,
+    logger: log,
+  });
+  const fw = new Forwarder({ agent, forwards: o.forwards ?? [], allow: o.allow ?? [], log });
+  await fw.start();
+  cleanup.push(() => agent.stop());
+  cleanup.push(() => fw.stop());
+  await agent.start();
+  return { agent, logs };
+}
+
+let roomN = 0;
+/** a forwards to b; resolves once the link is up. */
+async function pair(forwards: string[], allow: AllowedTarget[]) {
+  const room = `fwd-${++roomN}`;
+  const b = await rover(room, "b", { allow });
+  const a = await rover(room, "a", { connect: ["b"], forwards: forwards.map(parseForwardSpec) });
+  await Promise.all([once(a.agent, "link-up"), once(b.agent, "link-up")]);
+  return { a, b, room };
+}
+
+function once<T>(e: Agent, event: string, pred: (...a: unknown[]) => boolean = () => true) {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), 30_000);
+    const on = (...args: unknown[]) => {
+      if (!pred(...args)) return;
+      clearTimeout(t);
+      e.off(event, on);
+      resolve(args[0] as T);
+    };
+    e.on(event, on);
+  });
+}
+
+async function until(cond: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A TCP echo server that half-closes when the client does (the target on b's side). */
+async function echoServer(): Promise<{ port: number; accepted: () => number }> {
+  let accepted = 0;
+  const server: Server = createServer({ allowHalfOpen: true }, (s) => {
+    accepted++;
+    s.on("error", () => {}); // reset when a forward is cut off (the rebuild test)
+    cleanup.push(() => void s.destroy());
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+  return { port: (server.address() as { port: number }).port, accepted: () => accepted };
+}
+
+function dial(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+    cleanup.push(() => void s.destroy());
+  });
+}
+
+/** Everything the socket receives until the peer half-closes (ended) or resets it (error). */
+function readAll(s: Socket): Promise<{ data: Buffer; ended: boolean; error?: string }> {
+  const chunks: Buffer[] = [];
+  s.on("data", (c: Buffer) => chunks.push(c));
+  return new Promise((resolve) => {
+    s.on("end", () => resolve({ data: Buffer.concat(chunks), ended: true }));
+    s.on("error", (e: NodeJS.ErrnoException) =>
+      resolve({ data: Buffer.concat(chunks), ended: false, error: e.code ?? e.message }),
+    );
+  });
+}
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+describe("port forwarding between agents", () => {
+  it("TCP: 8 MiB each way byte-identical (sha256), half-close carried both ways", async () => {
+    const target = await echoServer();
+    const local = await freePort();
+    const { a, b } = await pair(
+      [`tcp:${local}:b:${target.port}`],
+      [{ proto: "tcp", port: target.port }],
+    );
+    const s = await dial(local);
+    const payload = randomBytes(8 * 1024 * 1024);
+    const started = Date.now();
+    const back = readAll(s);
+    s.end(payload); // half-close: the echo server sees end, echoes the rest, then ends
+    const r = await back;
+    const ms = Date.now() - started;
+    expect(r.ended).toBe(true);
+    expect(r.data.length).toBe(payload.length);
+    expect(sha(r.data)).toBe(sha(payload));
+    console.info(
+      `TCP forward: 8 MiB echoed (16 MiB over the link) in ${ms} ms: ${((8 * 8) / (ms / 1000)).toFixed(1)} Mbit/s each way`,
+    );
+    // One clean end logged on each side.
+    await until(() => b.logs.some((l) => l.msg === "forward ended"));
+    await until(() => a.logs.some((l) => l.msg === "forward ended"));
+    expect(a.logs.filter((l) => l.msg === "forward ended")).toMatchObject([{ clean: true }]);
+    expect(b.logs.filter((l) => l.msg === "forward ended")).toMatchObject([{ clean: true }]);
+    expect(a.logs.filter((l) => l.msg === "forward open")).toHaveLength(1);
+    expect(b.logs.filter((l) => l.msg === "forward open")).toHaveLength(1);
+  });
+
+  it("TCP: the connection stays open across a forced ICE restart, in the middle of a transfer", async () => {
+    const target = await echoServer();
+    const local = await freePort();
+    const { a } = await pair(
+      [`tcp:${local}:b:${target.port}`],
+      [{ proto: "tcp", port: target.port }],
+    );
+    const s = await dial(local);
+    let closedEarly = false;
+    s.on("close", () => (closedEarly = true));
+    const got: Buffer[] = [];
+    let n = 0;
+    s.on("data", (c: Buffer) => {
+      got.push(c);
+      n += c.length;
+    });
+    const chunk = randomBytes(64 * 1024);
+    const sent: Buffer[] = [];
+    const handover = once<{ kind: string }>(a.agent, "handover");
+    for (let i = 0; i < 64; i++) {
+      sent.push(chunk);
+      s.write(chunk);
+      if (i === 16) void a.agent.restart("b");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await handover).kind).toBe("restart");
+    await until(() => n >= 64 * chunk.length);
+    expect(closedEarly).toBe(false);
+    expect(sha(Buffer.concat(got))).toBe(sha(Buffer.concat(sent)));
+    // Still the same connection after the handover: it goes on carrying.
+    s.write("after the handover");
+    await until(() => Buffer.concat(got).toString("latin1").endsWith("after the handover"));
+    expect(closedEarly).toBe(false);
+    expect(a.logs.filter((l) => l.msg === "forward ended")).toHaveLength(0);
+  });
+
+  it("TCP: a rebuild (a new PeerConnection) ends the connection with a reset, logged on both ends", async () => {
+    const target = await echoServer();
+    const local = await freePort();
+    const { a, b, room } = await pair(
+      [`tcp:${local}:b:${target.port}`],
+      [{ proto: "tcp", port: target.port }],
+    );
+    const s = await dial(local);
+    const back = readAll(s);
+    s.write("hello");
+    await until(() => a.logs.some((l) => l.msg === "forward open"));
+    const session = a.agent.links().get("b")?.session;
+    if (!session) throw new Error("no session");
+    // The edge closes the session under the link: the offerer rebuilds its PeerConnection.
+    await b.agent.client.closeSession(room, session);
+    const r = await back;
+    // Reset, not a clean end: the program must not take a cut-off stream for a complete one.
+    expect(r).toEqual({ data: Buffer.from("hello"), ended: false, error: "ECONNRESET" });
+    await until(() => a.logs.some((l) => l.msg === "forward ended"));
+    await until(() => b.logs.some((l) => l.msg === "forward ended"));
+    const endA = a.logs.find((l) => l.msg === "forward ended");
+    expect(endA).toMatchObject({ clean: false });
+    expect(endA?.reason).toMatch(/channel closed/);
+  });
+
+  it("TCP: more simultaneous connections than the 64 application channels a link allows", async () => {
+    const target = await echoServer();
+    const local = await freePort();
+    const { a } = await pair(
+      [`tcp:${local}:b:${target.port}`],
+      [{ proto: "tcp", port: target.port }],
+    );
+    const n = 80;
+    const socks = await Promise.all(Array.from({ length: n }, () => dial(local)));
+    const replies = socks.map((s, i) => {
+      const r = readAll(s);
+      s.end(`connection ${i}`);
+      return r;
+    });
+    const got = await Promise.all(replies);
+    expect(got.map((r) => r.data.toString())).toEqual(socks.map((_, i) => `connection ${i}`));
+    await until(() => a.logs.filter((l) => l.msg === "forward ended").length === n);
+    expect(a.logs.filter((l) => l.msg === "forward ended" && l.clean === true)).toHaveLength(n);
+  });
+
+  it("UDP: 50 datagrams/s each way, with the round trip measured", async () => {
+    // b's side: a UDP echo (what arrives goes back: 50/s each way).
+    const echo = createSocket("udp4");
+    echo.on("message", (m, from) => echo.send(m, from.port, from.address));
+    await new Promise<void>((r) => echo.bind(0, "127.0.0.1", r));
+    cleanup.push(() => void echo.close());
+    const target = echo.address().port;
+    const local = await freePort();
+    const { a, b } = await pair([`udp:${local}:b:${target}`], [{ proto: "udp", port: target }]);
+    const app: UdpSocket = createSocket("udp4");
+    await new Promise<void>((r) => app.bind(0, "127.0.0.1", r));
+    cleanup.push(() => void app.close());
+    const sentAt = new Map<number, number>();
+    const rtts: number[] = [];
+    app.on("message", (m) => {
+      const i = m.readUInt32BE(0);
+      const t = sentAt.get(i);
+      if (t !== undefined && m.length === 200) {
+        rtts.push(Date.now() - t);
+        sentAt.delete(i);
+      }
+    });
+    const count = 200;
+    for (let i = 0; i < count; i++) {
+      const d = Buffer.alloc(200, i & 0xff);
+      d.writeUInt32BE(i, 0);
+      sentAt.set(i, Date.now());
+      app.send(d, local, "127.0.0.1");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until(() => rtts.length === count, 5_000).catch(() => {});
+    // Datagram semantics: loss is allowed, but on loopback nearly everything arrives, once.
+    expect(rtts.length).toBeGreaterThanOrEqual(count * 0.95);
+    rtts.sort((x, y) => x - y);
+    console.info(
+      `UDP forward round trip (2 link crossings): p50 ${rtts[Math.floor(rtts.length / 2)]} ms, p99 ${rtts[Math.floor(rtts.length * 0.99)]} ms over ${rtts.length}/${count}`,
+    );
+    expect(a.logs.filter((l) => l.msg === "forward open")).toHaveLength(1);
+    expect(b.logs.filter((l) => l.msg === "forward open")).toHaveLength(1);
+  });
+
+  it("a forward to a port the other side did not allow is refused, with a clear line on both ends", async () => {
+    const target = await echoServer();
+    const tcpLocal = await freePort();
+    const udpLocal = await freePort();
+    const { a, b } = await pair(
+      [`tcp:${tcpLocal}:b:${target.port}`, `udp:${udpLocal}:b:${target.port}`],
+      [{ proto: "tcp", port: 1 }],
+    );
+    const s = await dial(tcpLocal);
+    const r = await readAll(s); // reset by the forward, nothing carried
+    expect(r).toEqual({ data: Buffer.alloc(0), ended: false, error: "ECONNRESET" });
+    const app = createSocket("udp4");
+    cleanup.push(() => void app.close());
+    app.send("x", udpLocal, "127.0.0.1");
+    await until(() => a.logs.filter((l) => l.msg === "forward refused").length === 2);
+    await until(() => b.logs.filter((l) => l.msg === "forward refused").length === 2);
+    const atA = a.logs.filter((l) => l.msg === "forward refused").map((l) => l.reason);
+    const atB = b.logs.filter((l) => l.msg === "forward refused").map((l) => l.reason);
+    expect(atA.sort()).toEqual([
+      `tcp:${target.port} is not in the peer's --allow-forward`,
+      `udp:${target.port} is not in the peer's --allow-forward`,
+    ]);
+    expect(atB.sort()).toEqual([
+      `tcp:${target.port} is not in --allow-forward`,
+      `udp:${target.port} is not in --allow-forward`,
+    ]);
+    // Nothing reached the target.
+    expect(target.accepted()).toBe(0);
+  });
+});
