@@ -1,6 +1,6 @@
 /**
  * patches/werift+0.25.2.patch, SCTP retransmission timer (docs/werift-patches.md, patch 11): a
- * 200 ms floor instead of 1 s, backoff on expiry (RFC 9260 §6.3.3 E2), and no retransmission of
+ * 400 ms floor instead of 1 s (above the peer's 200 ms delayed SACK), backoff on expiry (RFC 9260 §6.3.3 E2), and no retransmission of
  * what the peer acknowledged by a gap block. Drives a detached werift SCTP association.
  */
 import { afterEach, expect, it } from "vitest";
@@ -55,20 +55,39 @@ const chunk = (tsn: number, acked: boolean): Chunk => ({
   userData: Buffer.alloc(100),
 });
 
-it("keeps the RTO at 200 ms on a fast path, not 1 s", async () => {
+it("keeps the RTO at 400 ms on a fast path, not 1 s", async () => {
   const { sctp } = await detached();
   for (let i = 0; i < 20; i++) sctp.updateRto(0.001);
-  expect(sctp.rto).toBe(0.2);
+  expect(sctp.rto).toBe(0.4);
 });
 
 it("doubles the RTO on expiry and resends only what no gap block acknowledged", async () => {
   const { sctp, sent } = await detached();
-  sctp.rto = 0.2;
+  sctp.rto = 0.4;
   sctp.sentQueue = [chunk(10, false), chunk(11, true), chunk(12, false)];
   sctp.flightSize = 200;
   sctp.timer3Expired();
   await new Promise((r) => setTimeout(r, 20));
   sctp.timer3Cancel();
-  expect(sctp.rto).toBe(0.4);
+  expect(sctp.rto).toBe(0.8);
   expect(sent.map((c) => c.tsn)).toEqual([10, 12]);
+});
+
+it("does not time out a lone message waiting for its delayed SACK", async () => {
+  const p = await linkedPair();
+  pairs.push(p);
+  const sctp = sctpOf(p.a) as Timed;
+  let expired = 0;
+  const original = sctp.timer3Expired;
+  sctp.timer3Expired = () => {
+    expired++;
+    original();
+  };
+  // One message every 300 ms: each is the only packet in flight, acknowledged after 200 ms.
+  for (let i = 0; i < 6; i++) {
+    p.dc.send(`lone ${i}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  expect(p.received).toEqual(Array.from({ length: 6 }, (_, i) => `lone ${i}`));
+  expect(expired).toBe(0);
 });
