@@ -1,12 +1,29 @@
 /**
- * 3. Data path on loopback: RTT at 100 msg/s, reliable throughput and CPU per message; roverlink
- * links (the `control` channel with its exactly-once layer) vs stock werift and node-datachannel
- * channels (reliable, ordered). Both peers run in this process, so CPU covers both ends, native
- * threads included (process.cpuUsage is the whole process).
+ * 3. Data path on loopback: RTT at 100 msg/s, CPU per message, and reliable throughput in bursts of
+ * several depths and message sizes; roverlink links (the `control` channel with its exactly-once
+ * layer) vs werift with our patches, werift 0.25.2 unpatched, and node-datachannel channels
+ * (reliable, ordered). Both peers run in this process, so CPU covers both ends, native threads
+ * included (process.cpuUsage is the whole process).
  */
 import type { LocalEdge } from "../rover/local-edge.ts";
 import { type EchoPair, nodeDatachannel, pairOf, type Stack } from "./peers.ts";
 import { ratio, type Summary, sleep, summarize, until } from "./stats.ts";
+
+/** One burst: `messages` of `bytes` queued at once, until every echo is back (or the time cap). */
+export interface BurstFigures {
+  messages: number;
+  bytes: number;
+  /** Why this stack cannot run this burst (e.g. a message above its max-message-size). */
+  unavailable?: string;
+  /** Echoes back before the cap. */
+  delivered: number;
+  complete: boolean;
+  seconds: number;
+  /** One direction, payload bytes delivered / seconds (a lower bound when not complete). */
+  throughputMBps: number | null;
+  /** Both ends, per message echoed. */
+  cpuUsPerMessage: number | null;
+}
 
 export interface PathFigures {
   stack: Stack;
@@ -14,56 +31,48 @@ export interface PathFigures {
   rttMs: Summary;
   /** Probes that never came back within 10 s of the last one. */
   rttLost: number;
-  /** One direction, payload bytes (each message crosses twice: out and echoed back). */
+  /** The 2000 × 1 KiB burst (the headline figure; null when it did not complete). */
   throughputMBps: number | null;
   /** Both ends, user + system, at 100 msg/s (includes each stack's idle work: timers, probes). */
   cpuUsPerMessagePaced: number | null;
-  /** Both ends, during the throughput burst (per message echoed). */
+  /** Both ends, during the 2000 × 1 KiB burst (per message echoed). */
   cpuUsPerMessageBurst: number | null;
+  bursts: BurstFigures[];
 }
+
+type Ratios = {
+  rttP50: number | null;
+  rttP99: number | null;
+  throughput: number | null;
+  cpuPaced: number | null;
+  cpuBurst: number | null;
+};
 
 export interface DataPath {
   rateHz: number;
   seconds: number;
+  /** The headline burst. */
   burst: { messages: number; bytes: number };
+  /** Every burst, in the order run; each capped at `capSeconds`. */
+  bursts: { messages: number; bytes: number }[];
+  capSeconds: number;
   stacks: PathFigures[];
   /** roverlink / other, per figure (RTT and CPU: lower is better; throughput: higher is better). */
-  ratios: Record<
-    "werift" | "nodeDatachannel",
-    {
-      rttP50: number | null;
-      rttP99: number | null;
-      throughput: number | null;
-      cpuPaced: number | null;
-      cpuBurst: number | null;
-    }
-  >;
+  ratios: Record<"werift" | "weriftUnpatched" | "nodeDatachannel", Ratios>;
 }
 
 const RATE_HZ = 100;
-const MESSAGE_BYTES = 1024;
+const HEADLINE = { messages: 2000, bytes: 1024 };
+/** werift's max-message-size (64 KiB); roverlink does not fragment `control` messages yet. */
+const WERIFT_MAX_MESSAGE = 65536;
 
 const cpuUs = (c: NodeJS.CpuUsage) => c.user + c.system;
 
-async function measure(
-  stack: Stack,
+async function paced(
   pair: EchoPair,
   seconds: number,
-  burst: number,
-): Promise<PathFigures> {
-  const sentAt = new Map<string, number>();
-  const rtts: number[] = [];
-  let echoed = 0;
-  pair.onEcho((d) => {
-    echoed++;
-    const id = d.slice(0, 16);
-    const t = sentAt.get(id);
-    if (t !== undefined) {
-      rtts.push(performance.now() - t);
-      sentAt.delete(id);
-    }
-  });
-  // RTT at 100 msg/s, paced against the clock (timers drift, the schedule does not).
+  echoes: { n: number; ids: Map<string, number>; rtts: number[] },
+) {
   const n = seconds * RATE_HZ;
   const cpu0 = process.cpuUsage();
   const start = performance.now();
@@ -72,31 +81,88 @@ async function measure(
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     const id = `r${String(i).padStart(15, "0")}`;
-    sentAt.set(id, performance.now());
+    echoes.ids.set(id, performance.now());
     pair.send(id);
   }
-  await until(() => echoed >= n, 10_000);
-  const cpuPaced = cpuUs(process.cpuUsage(cpu0));
-  const rttLost = sentAt.size;
-  // Reliable throughput: `burst` messages of 1 KiB, queued at once, until every echo is back.
-  const payload = "x".repeat(MESSAGE_BYTES - 16);
-  const before = echoed;
+  await until(() => echoes.n >= n, 10_000);
+  return { n, cpu: cpuUs(process.cpuUsage(cpu0)), lost: echoes.ids.size };
+}
+
+async function burst(
+  stack: Stack,
+  pair: EchoPair,
+  echoes: { n: number },
+  messages: number,
+  bytes: number,
+  capSeconds: number,
+): Promise<BurstFigures> {
+  const base = { messages, bytes };
+  if (bytes > WERIFT_MAX_MESSAGE && stack !== "node-datachannel")
+    return {
+      ...base,
+      unavailable: "above werift's 64 KiB max-message-size (roverlink does not fragment yet)",
+      delivered: 0,
+      complete: false,
+      seconds: 0,
+      throughputMBps: null,
+      cpuUsPerMessage: null,
+    };
+  const payload = "x".repeat(bytes - 16);
+  const before = echoes.n;
   const cpu1 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < burst; i++) pair.send(`t${String(i).padStart(15, "0")}${payload}`);
-  const complete = await until(() => echoed - before >= burst, 120_000);
-  const secs = (performance.now() - t0) / 1000;
-  const cpuBurst = cpuUs(process.cpuUsage(cpu1));
-  const got = echoed - before;
+  for (let i = 0; i < messages; i++) pair.send(`t${String(i).padStart(15, "0")}${payload}`);
+  const complete = await until(() => echoes.n - before >= messages, capSeconds * 1000);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuUs(process.cpuUsage(cpu1));
+  const delivered = Math.min(messages, echoes.n - before);
+  return {
+    ...base,
+    delivered,
+    complete,
+    seconds: Math.round(seconds * 100) / 100,
+    throughputMBps:
+      delivered > 0 ? Math.round(((delivered * bytes) / seconds / 1e6) * 100) / 100 : null,
+    cpuUsPerMessage: delivered > 0 ? Math.round(cpu / delivered) : null,
+  };
+}
+
+async function measure(
+  stack: Stack,
+  pair: EchoPair,
+  seconds: number,
+  bursts: { messages: number; bytes: number }[],
+  capSeconds: number,
+): Promise<PathFigures> {
+  const echoes = { n: 0, ids: new Map<string, number>(), rtts: [] as number[] };
+  pair.onEcho((d) => {
+    echoes.n++;
+    if (d.charCodeAt(0) !== 114) return; // "r": a paced probe
+    const id = d.slice(0, 16);
+    const t = echoes.ids.get(id);
+    if (t !== undefined) {
+      echoes.rtts.push(performance.now() - t);
+      echoes.ids.delete(id);
+    }
+  });
+  const p = await paced(pair, seconds, echoes);
+  const out: BurstFigures[] = [];
+  for (const b of bursts) {
+    const f = await burst(stack, pair, echoes, b.messages, b.bytes, capSeconds);
+    out.push(f);
+    // An incomplete burst leaves the pair clogged: the later bursts would measure the backlog.
+    if (!f.complete && !f.unavailable) break;
+    await sleep(200);
+  }
+  const head = out.find((b) => b.messages === HEADLINE.messages && b.bytes === HEADLINE.bytes);
   return {
     stack,
-    rttMs: summarize(rtts),
-    rttLost,
-    throughputMBps: complete
-      ? Math.round(((burst * MESSAGE_BYTES) / secs / 1e6) * 100) / 100
-      : null,
-    cpuUsPerMessagePaced: Math.round(cpuPaced / Math.max(1, n - rttLost)),
-    cpuUsPerMessageBurst: got > 0 ? Math.round(cpuBurst / got) : null,
+    rttMs: summarize(echoes.rtts),
+    rttLost: p.lost,
+    throughputMBps: head?.complete ? head.throughputMBps : null,
+    cpuUsPerMessagePaced: Math.round(p.cpu / Math.max(1, p.n - p.lost)),
+    cpuUsPerMessageBurst: head?.cpuUsPerMessage ?? null,
+    bursts: out,
   };
 }
 
@@ -109,13 +175,36 @@ function none(stack: Stack, why: string): PathFigures {
     throughputMBps: null,
     cpuUsPerMessagePaced: null,
     cpuUsPerMessageBurst: null,
+    bursts: [],
   };
 }
 
-export async function dataPath(edge: LocalEdge, seconds: number, burst: number): Promise<DataPath> {
+/** Bursts per mode: quick keeps the CI smoke test short. */
+export function burstsFor(quick: boolean): { messages: number; bytes: number }[] {
+  if (quick)
+    return [
+      { messages: 300, bytes: 1024 },
+      { messages: 2000, bytes: 1024 },
+    ];
+  return [
+    { messages: 300, bytes: 1024 },
+    { messages: 2000, bytes: 1024 },
+    { messages: 20_000, bytes: 1024 },
+    { messages: 300, bytes: 16 * 1024 },
+    { messages: 2000, bytes: 16 * 1024 },
+    { messages: 300, bytes: 256 * 1024 },
+  ];
+}
+
+export async function dataPath(
+  edge: LocalEdge,
+  seconds: number,
+  bursts: { messages: number; bytes: number }[],
+  capSeconds: number,
+): Promise<DataPath> {
   const stacks: PathFigures[] = [];
   const ndc = nodeDatachannel();
-  for (const stack of ["roverlink", "werift", "node-datachannel"] as const) {
+  for (const stack of ["roverlink", "werift", "werift-unpatched", "node-datachannel"] as const) {
     if (stack === "node-datachannel" && typeof ndc === "string") {
       stacks.push(none(stack, ndc));
       continue;
@@ -123,13 +212,13 @@ export async function dataPath(edge: LocalEdge, seconds: number, burst: number):
     const linked = await pairOf(stack, edge);
     await sleep(500); // let the link settle (first health probes, SCTP warm-up)
     try {
-      stacks.push(await measure(stack, linked.pair, seconds, burst));
+      stacks.push(await measure(stack, linked.pair, seconds, bursts, capSeconds));
     } finally {
       await linked.pair.close();
     }
   }
   const get = (s: Stack) => stacks.find((x) => x.stack === s) as PathFigures;
-  const vs = (other: PathFigures) => {
+  const vs = (other: PathFigures): Ratios => {
     const r = get("roverlink");
     return {
       rttP50: ratio(r.rttMs.median, other.rttMs.median),
@@ -142,8 +231,14 @@ export async function dataPath(edge: LocalEdge, seconds: number, burst: number):
   return {
     rateHz: RATE_HZ,
     seconds,
-    burst: { messages: burst, bytes: MESSAGE_BYTES },
+    burst: HEADLINE,
+    bursts,
+    capSeconds,
     stacks,
-    ratios: { werift: vs(get("werift")), nodeDatachannel: vs(get("node-datachannel")) },
+    ratios: {
+      werift: vs(get("werift")),
+      weriftUnpatched: vs(get("werift-unpatched")),
+      nodeDatachannel: vs(get("node-datachannel")),
+    },
   };
 }

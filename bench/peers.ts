@@ -1,21 +1,24 @@
 /**
  * Linked pairs for the benchmarks, all on loopback: two roverlink agents through a local edge, two
- * stock werift PCs exchanging SDP in memory, and two node-datachannel (libdatachannel) PCs doing
- * the same. Each pair echoes everything b receives back to a.
+ * werift PCs exchanging SDP in memory (with our patches, and the same release without them, from
+ * the `werift-unpatched` npm alias that patch-package leaves alone), and two node-datachannel
+ * (libdatachannel) PCs doing the same. Each pair echoes everything b receives back to a.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import { RTCPeerConnection as UnpatchedPeerConnection } from "werift-unpatched";
 import { Agent, type AgentMessage } from "../rover/agent.ts";
 import { type LocalEdge, REPO_ROOT } from "../rover/local-edge.ts";
+import { BacklogFullError, type Payload } from "../shared/link/reliable.ts";
 import { mintToken } from "../shared/token.ts";
 import { until } from "./stats.ts";
 
 export const BENCH_SECRET = "bench-secret-bench-secret-bench-secret";
 
-/** The stacks compared throughout. */
-export type Stack = "roverlink" | "werift" | "node-datachannel";
+/** The stacks compared throughout. "werift": with our patches (patches/); "werift-unpatched": 0.25.2 as published. */
+export type Stack = "roverlink" | "werift" | "werift-unpatched" | "node-datachannel";
 
 /** A linked pair: `send` goes a -> b, b echoes it, `onEcho` sees it back at a. */
 export interface EchoPair {
@@ -31,6 +34,32 @@ export interface Linked {
 }
 
 let room = 0;
+
+/**
+ * `agent.send`, waiting when the reliable backlog is full (BacklogFullError) instead of losing the
+ * message: a FIFO retried every 5 ms. Agent has no drain event yet (docs/rover.md, flow control).
+ */
+function patientSender(agent: Agent, peer: string): (data: Payload) => void {
+  const waiting: Payload[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  const pump = () => {
+    timer = null;
+    while (waiting.length > 0) {
+      try {
+        agent.send(peer, "control", waiting[0] as Payload);
+      } catch (e) {
+        if (!(e instanceof BacklogFullError)) throw e;
+        timer = setTimeout(pump, 5);
+        return;
+      }
+      waiting.shift();
+    }
+  };
+  return (data) => {
+    waiting.push(data);
+    if (!timer && waiting.length === 1) pump();
+  };
+}
 
 export async function roverlinkPair(edge: LocalEdge): Promise<Linked> {
   const r = `bench-${process.pid}-${++room}`;
@@ -48,7 +77,8 @@ export async function roverlinkPair(edge: LocalEdge): Promise<Linked> {
     });
   const b = await mk("b", []);
   await b.start();
-  b.on("message", (m: AgentMessage) => b.send(m.peer, m.channel, m.data));
+  const echo = patientSender(b, "a");
+  b.on("message", (m: AgentMessage) => echo(m.data));
   const a = await mk("a", ["b"]);
   const t0 = performance.now();
   const up = new Promise<void>((resolve) => a.once("link-up", () => resolve()));
@@ -60,10 +90,11 @@ export async function roverlinkPair(edge: LocalEdge): Promise<Linked> {
     for (const l of listeners)
       l(typeof m.data === "string" ? m.data : Buffer.from(m.data).toString());
   });
+  const send = patientSender(a, "b");
   return {
     linkMs,
     pair: {
-      send: (d) => a.send("b", "control", d),
+      send: (d) => send(d),
       onEcho: (f) => listeners.push(f),
       close: async () => {
         await Promise.all([a.stop(), b.stop()]);
@@ -82,10 +113,14 @@ const weriftConfig = {
     p.remoteCandidate.host === "127.0.0.1",
 };
 
-export async function weriftPair(): Promise<Linked> {
+export async function weriftPair(unpatched = false): Promise<Linked> {
   const t0 = performance.now();
-  const a = new RTCPeerConnection(weriftConfig);
-  const b = new RTCPeerConnection(weriftConfig);
+  // The two builds have the same API (one release); only the patches differ.
+  const PC = unpatched
+    ? (UnpatchedPeerConnection as unknown as typeof RTCPeerConnection)
+    : RTCPeerConnection;
+  const a = new PC(weriftConfig);
+  const b = new PC(weriftConfig);
   const dc = a.createDataChannel("control");
   b.onDataChannel.subscribe((ch: RTCDataChannel) => ch.onMessage.subscribe((m) => ch.send(m)));
   await a.setLocalDescription(await a.createOffer());
@@ -211,5 +246,6 @@ export async function nodeDatachannelPair(): Promise<Linked> {
 export function pairOf(stack: Stack, edge: LocalEdge): Promise<Linked> {
   if (stack === "roverlink") return roverlinkPair(edge);
   if (stack === "werift") return weriftPair();
+  if (stack === "werift-unpatched") return weriftPair(true);
   return nodeDatachannelPair();
 }

@@ -163,6 +163,12 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
 
   if (r.dataPath) {
     const d = r.dataPath;
+    const label = (stack: string) =>
+      stack === "werift"
+        ? "werift 0.25.2 + our patches"
+        : stack === "werift-unpatched"
+          ? "werift 0.25.2, unpatched"
+          : stack;
     md.push(
       "## 3. Data path (loopback)",
       "",
@@ -172,22 +178,47 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       "|---|---|---|---|---|---|",
     );
     for (const s of d.stacks) {
-      if (s.unavailable) md.push(`| ${s.stack} | ${s.unavailable} | | | | |`);
+      if (s.unavailable) md.push(`| ${label(s.stack)} | ${s.unavailable} | | | | |`);
       else
         md.push(
-          `| ${s.stack} | ${fmt(s.rttMs.median)} | ${fmt(s.rttMs.p99)} | ${fmt(s.throughputMBps)} | ${int(s.cpuUsPerMessagePaced)} | ${int(s.cpuUsPerMessageBurst)} |`,
+          `| ${label(s.stack)} | ${fmt(s.rttMs.median)} | ${fmt(s.rttMs.p99)} | ${fmt(s.throughputMBps)} | ${int(s.cpuUsPerMessagePaced)} | ${int(s.cpuUsPerMessageBurst)} |`,
         );
     }
     const rw = d.ratios.werift;
+    const ru = d.ratios.weriftUnpatched;
     const rn = d.ratios.nodeDatachannel;
     md.push(
       "",
       "| roverlink / … | RTT p50 | RTT p99 | throughput | CPU at 100 msg/s | CPU in the burst |",
       "|---|---|---|---|---|---|",
-      `| stock werift | ${times(rw.rttP50)} | ${times(rw.rttP99)} | ${times(rw.throughput)} | ${times(rw.cpuPaced)} | ${times(rw.cpuBurst)} |`,
+      `| werift 0.25.2 + our patches | ${times(rw.rttP50)} | ${times(rw.rttP99)} | ${times(rw.throughput)} | ${times(rw.cpuPaced)} | ${times(rw.cpuBurst)} |`,
+      ...(ru
+        ? [
+            `| werift 0.25.2, unpatched | ${times(ru.rttP50)} | ${times(ru.rttP99)} | ${times(ru.throughput)} | ${times(ru.cpuPaced)} | ${times(ru.cpuBurst)} |`,
+          ]
+        : []),
       `| node-datachannel | ${times(rn.rttP50)} | ${times(rn.rttP99)} | ${times(rn.throughput)} | ${times(rn.cpuPaced)} | ${times(rn.cpuBurst)} |`,
       "",
     );
+    if (d.bursts) {
+      md.push(
+        `Bursts (each queued at once, capped at ${d.capSeconds} s; "n of m" when the cap cut it short, the rate is then over what arrived; a stack stops at its first incomplete burst). MB/s one direction, CPU µs per message echoed:`,
+        "",
+        `| burst | ${d.stacks.map((s) => label(s.stack)).join(" | ")} |`,
+        `|---|${d.stacks.map(() => "---").join("|")}|`,
+      );
+      for (const b of d.bursts) {
+        const cells = d.stacks.map((s) => {
+          const f = s.bursts?.find((x) => x.messages === b.messages && x.bytes === b.bytes);
+          if (!f) return s.unavailable ? "—" : "not run";
+          if (f.unavailable) return `n/a: ${f.unavailable}`;
+          const cut = f.complete ? "" : ` (${f.delivered} of ${f.messages})`;
+          return `${fmt(f.throughputMBps)} MB/s, ${int(f.cpuUsPerMessage)} µs${cut}`;
+        });
+        md.push(`| ${b.messages} × ${b.bytes / 1024} KiB | ${cells.join(" | ")} |`);
+      }
+      md.push("");
+    }
     const ok = d.stacks.filter((s) => !s.unavailable);
     await chart("data-path", {
       hconcat: [

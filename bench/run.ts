@@ -9,7 +9,7 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT, startLocalEdge } from "../rover/local-edge.ts";
-import { type DataPath, dataPath } from "./data-path.ts";
+import { burstsFor, type DataPath, dataPath } from "./data-path.ts";
 import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type Footprint, footprint } from "./footprint.ts";
 import { type Handover, handover } from "./handover.ts";
@@ -154,11 +154,12 @@ try {
     );
   }
   if (edge && only.has("data-path")) {
-    const [secs, burst] = quick ? [3, 300] : [10, 2000];
+    const [secs, cap] = quick ? [3, 15] : [10, 60];
+    const bursts = burstsFor(quick);
     results.dataPath = await timed(
       "data-path",
-      `${secs} s at 100 msg/s, ${burst} × 1 KiB burst, per stack`,
-      () => dataPath(edge, secs, burst),
+      `${secs} s at 100 msg/s, ${bursts.map((b) => `${b.messages} × ${b.bytes / 1024} KiB`).join(", ")} bursts (≤ ${cap} s each), per stack`,
+      () => dataPath(edge, secs, bursts, cap),
     );
   }
   if (edge && only.has("edge")) {

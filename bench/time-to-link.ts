@@ -18,7 +18,7 @@ export interface StackTimes {
 export interface TimeToLink {
   runs: number;
   /** Runs that took over 900 ms per stack: a lost first handshake flight waiting for a 1 s retransmit timer. */
-  slowRuns: Record<Stack, number>;
+  slowRuns: Partial<Record<Stack, number>>;
   stacks: StackTimes[];
   /** Median over median. */
   ratios: {

@@ -7,6 +7,7 @@
  */
 import type { RTCDataChannel } from "werift";
 import { type ConductConfig, PeerConduct, type Violation } from "../shared/link/conduct.ts";
+import { Outbox, type OutboxLimits } from "../shared/link/outbox.ts";
 import { decodeProbe, encodeProbe, isProbe } from "../shared/link/probe-wire.ts";
 import {
   BacklogFullError,
@@ -39,6 +40,8 @@ export interface ChannelHooks {
   violation(kind: Violation, drop: boolean): void;
   /** Open a channel on the current PeerConnection (null when there is none). */
   create(label: string, opts: { ordered: boolean; maxRetransmits?: number }): RTCDataChannel | null;
+  /** `control` has room again after a `send` returned false (like a stream's `drain`). */
+  drained?(): void;
 }
 
 export interface ChannelOptions {
@@ -48,6 +51,8 @@ export interface ChannelOptions {
   sender: ReliableSender;
   receiver: ReliableReceiver;
   conduct?: Partial<ConductConfig>;
+  /** Flow control on `control` (shared/link/outbox.ts). */
+  outbox?: Partial<OutboxLimits>;
   log: ChannelLogger;
   hooks: ChannelHooks;
 }
@@ -73,10 +78,23 @@ export class LinkChannels {
   /** `control` channels on which the peer said hello already. */
   #helloed = new WeakSet<RTCDataChannel>();
   #ackTimer: NodeJS.Timeout | null = null;
+  /** Reliable frames waiting for room in `control`'s send buffer. */
+  #outbox: Outbox;
 
   constructor(o: ChannelOptions) {
     this.#o = o;
     this.conduct = new PeerConduct(o.conduct, Date.now());
+    this.#outbox = new Outbox(o.outbox);
+  }
+
+  /** Reliable frames waiting to be handed to `control`, and their size. */
+  controlPending(): { frames: number; bytes: number } {
+    return this.#outbox.pending;
+  }
+
+  /** Whether a `send` on `control` now would be taken without asking the caller to wait. */
+  controlWritable(): boolean {
+    return this.#outbox.writable(this.#controlBuffered());
   }
 
   get(label: string): RTCDataChannel | undefined {
@@ -106,6 +124,13 @@ export class LinkChannels {
 
   wire(dc: RTCDataChannel): void {
     this.#channels.set(dc.label, dc);
+    if (dc.label === "control" && !this.#o.raw) {
+      // Refill from the outbox as werift's buffer empties (it fires at the threshold, going down).
+      dc.bufferedAmountLowThreshold = this.#outbox.limits.lowWater;
+      dc.bufferedAmountLow.subscribe(() => {
+        if (this.#channels.get("control") === dc) this.#pumpControl();
+      });
+    }
     const onOpen = () => {
       this.#flushApp(dc);
       this.#o.hooks.opened(dc);
@@ -113,8 +138,11 @@ export class LinkChannels {
     if (dc.readyState === "open") onOpen();
     dc.stateChanged.subscribe((s) => {
       if (s === "open") onOpen();
-      if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control")
+      if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control") {
+        // What waited is still in the sender's backlog: resent after the peer's next hello.
+        this.#outbox.clear();
         this.#o.hooks.controlClosed();
+      }
     });
     dc.onMessage.subscribe((m) => {
       // Called from inside werift's SCTP receive path: nothing may escape from here.
@@ -153,8 +181,12 @@ export class LinkChannels {
     }
   }
 
-  /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
-  send(channel: string, data: Payload): void {
+  /**
+   * Send on a channel. `control`: reliable across restarts/rebuilds, flow-controlled: false when
+   * the caller should wait for the `drained` hook before sending more (the message is kept either
+   * way; BacklogFullError is the hard bound). `telemetry`: dropped when down.
+   */
+  send(channel: string, data: Payload): boolean {
     const dc = this.#channels.get(channel);
     if (channel === "control" && !this.#o.raw) {
       let frame: Frame;
@@ -164,14 +196,16 @@ export class LinkChannels {
         if (e instanceof BacklogFullError) this.backlogRejected++;
         throw e;
       }
-      // Not open: kept, and sent when the channel (re)opens and the peer says hello.
-      if (dc?.readyState === "open") dc.send(encodeFrame(frame));
-      return;
+      // Not open: kept in the backlog, and sent when the channel (re)opens and the peer says hello.
+      if (dc?.readyState !== "open") return true;
+      const ok = this.#outbox.push(encodeFrame(frame), dc.bufferedAmount);
+      this.#pumpControl();
+      return ok;
     }
     if (dc?.readyState !== "open") {
       if (channel === "telemetry" || channel === "control") {
         this.telemetryDropped++;
-        return;
+        return true;
       }
       // An application channel: opened on demand; what is sent meanwhile goes once it opens.
       const q = this.#appQueue.get(channel) ?? [];
@@ -183,15 +217,36 @@ export class LinkChannels {
       this.#appQueue.set(channel, q);
       if (!dc || dc.readyState === "closing" || dc.readyState === "closed")
         this.#openLocal(channel, { ordered: true });
-      return;
+      return true;
     }
     dc.send(typeof data === "string" ? data : Buffer.from(data));
+    return true;
   }
 
   /** Close every channel (the PeerConnection is being replaced or closed). */
   closeAll(): void {
     for (const dc of this.#channels.values()) closeQuietly(dc);
     this.#channels.clear();
+    this.#outbox.clear();
+  }
+
+  #controlBuffered(): number {
+    const dc = this.#channels.get("control");
+    return dc?.readyState === "open" ? dc.bufferedAmount : 0;
+  }
+
+  /** Hand waiting frames to `control` while its buffer is under the high-water mark. */
+  #pumpControl(): void {
+    const dc = this.#channels.get("control");
+    if (dc?.readyState !== "open") return;
+    try {
+      for (const f of this.#outbox.take(dc.bufferedAmount)) dc.send(f);
+    } catch (e) {
+      // Closing under us: the backlog keeps everything for the next channel.
+      this.#o.log.debug({ peer: this.#o.peer, err: errText(e) }, "control send failed");
+      return;
+    }
+    if (this.#outbox.drained(dc.bufferedAmount)) this.#o.hooks.drained?.();
   }
 
   dispose(): void {
@@ -277,7 +332,9 @@ export class LinkChannels {
           this.#violation("bad-ack", `hello ${n}`);
           n = 0;
         }
-        for (const r of sender.resendFrom(n)) dc.send(encodeFrame(r));
+        // Through the outbox: a long backlog must not land in werift at once either.
+        this.#outbox.replace(sender.resendFrom(n).map(encodeFrame));
+        this.#pumpControl();
         return;
       }
     }

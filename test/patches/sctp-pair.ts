@@ -1,0 +1,82 @@
+/**
+ * Two werift PeerConnections linked on loopback UDP (SDP exchanged in memory), for the SCTP patch
+ * tests, and typed access to werift's SCTP internals those tests observe (internal API, see
+ * docs/werift-patches.md).
+ */
+import { type RTCDataChannel, RTCPeerConnection } from "werift";
+
+const config = { iceServers: [], iceUseIpv6: false, iceAdditionalHostAddresses: ["127.0.0.1"] };
+
+/** The parts of werift's SCTP association the tests look at. */
+export interface Sctp {
+  flush: { event: { stack: unknown[] } };
+  outboundQueue: { length: number };
+  lastReceivedTsn: number;
+  sackMisOrdered: Set<number>;
+  sackNeeded: boolean;
+  handleData(buf: Buffer): Promise<void>;
+  sendChunk(chunk: {
+    type: number;
+    gaps?: [number, number][];
+    cumulativeTsn?: number;
+  }): Promise<void>;
+  markReceived(tsn: number): boolean;
+  sendSack(): Promise<void>;
+}
+
+export const sctpOf = (pc: RTCPeerConnection): Sctp =>
+  (pc as unknown as { sctpTransport: { sctp: Sctp } }).sctpTransport.sctp;
+
+export interface Linked {
+  a: RTCPeerConnection;
+  b: RTCPeerConnection;
+  /** a's `control`; b's end records what arrives in `received`. */
+  dc: RTCDataChannel;
+  received: string[];
+  close(): Promise<void>;
+}
+
+export async function linkedPair(): Promise<Linked> {
+  const a = new RTCPeerConnection(config);
+  const b = new RTCPeerConnection(config);
+  a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
+  b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
+  const dc = a.createDataChannel("control");
+  const received: string[] = [];
+  b.onDataChannel.subscribe((ch: RTCDataChannel) =>
+    ch.onMessage.subscribe((m) => received.push(String(m))),
+  );
+  await a.setLocalDescription(await a.createOffer());
+  await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
+  await b.setLocalDescription(await b.createAnswer());
+  await a.setRemoteDescription(b.localDescription as NonNullable<typeof b.localDescription>);
+  await new Promise<void>((resolve) => {
+    if (dc.readyState === "open") resolve();
+    dc.stateChanged.subscribe((s) => s === "open" && resolve());
+  });
+  return {
+    a,
+    b,
+    dc,
+    received,
+    close: async () => void (await Promise.all([a.close(), b.close()])),
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `f` holds or `ms` pass; whether it held. */
+export async function until(f: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
+/** `n` distinct messages of `bytes` each, numbered so that order can be checked. */
+export function messages(n: number, bytes: number): string[] {
+  const pad = "x".repeat(Math.max(0, bytes - 8));
+  return Array.from({ length: n }, (_, i) => `${String(i).padStart(8, "0")}${pad}`);
+}
