@@ -446,6 +446,7 @@ export class Agent extends EventEmitter {
       this.emit("link-up", peer, info);
     });
     link.on("down", (reason: string) => this.emit("link-down", peer, reason));
+    link.on("drain", () => this.emit("drain", peer));
     link.on("violation", (kind: string) => this.emit("violation", peer, kind));
     link.on("misbehaving", (counts: object) => {
       if (this.#links.get(peer) === link) this.#dropMisbehaving(peer, counts);
@@ -485,10 +486,31 @@ export class Agent extends EventEmitter {
     void this.#newLink(peer, "offerer").start();
   }
 
-  send(peer: string, channel: string, data: Payload): void {
+  /**
+   * Send to a peer. `control` is exactly-once across restarts and rebuilds; false means werift
+   * holds enough of it for now (the message is kept): wait for `drain` (or use `sendAsync`)
+   * before sending more, as with Node streams.
+   */
+  send(peer: string, channel: string, data: Payload): boolean {
     const l = this.#links.get(peer);
     if (!l) throw new Error(`no link to "${peer}"`);
-    l.send(channel, data);
+    return l.send(channel, data);
+  }
+
+  /** `send`, waiting for the link to drain first when it asked the caller to wait. */
+  async sendAsync(peer: string, channel: string, data: Payload): Promise<void> {
+    if (this.send(peer, channel, data)) return;
+    await new Promise<void>((resolve) => {
+      const on = (p: string) => {
+        if (p !== peer) return;
+        this.off("drain", on);
+        this.off("link-down", on);
+        resolve();
+      };
+      this.on("drain", on);
+      // A link that goes down keeps the message; waiting on would never end.
+      this.on("link-down", on);
+    });
   }
 
   /**

@@ -150,6 +150,7 @@ export class Link extends EventEmitter {
           this.#tick();
         },
         message: (channel, data) => this.emit("message", { channel, data }),
+        drained: () => this.emit("drain"),
         violation: (kind, drop) => {
           this.emit("violation", kind);
           if (drop) this.emit("misbehaving", this.conduct.counts());
@@ -808,9 +809,9 @@ export class Link extends EventEmitter {
   }
 
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
-  send(channel: string, data: Payload): void {
+  send(channel: string, data: Payload): boolean {
     this.health.onSend(Date.now());
-    this.#channels.send(channel, data);
+    return this.#channels.send(channel, data);
   }
 
   /**

@@ -649,3 +649,25 @@ describe("the health policy is the only decider, and production feeds it every e
     expect(lb.health.inputs().onRemoteRestart).toBeGreaterThan(0);
   });
 });
+
+describe("backpressure on control", () => {
+  it("sendAsync waits for the link to drain: 3000 x 1 KiB arrive once, in order", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    const a = await agent(room, "a", ["b"]);
+    await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
+    const got: string[] = [];
+    b.on("message", (m: AgentMessage) => {
+      if (m.channel === "control") got.push(String(m.data).slice(0, 8));
+    });
+    let drains = 0;
+    a.on("drain", () => drains++);
+    const pad = "x".repeat(1024);
+    const ids = Array.from({ length: 3000 }, (_, i) => `m${String(i).padStart(7, "0")}`);
+    for (const id of ids) await a.sendAsync("b", "control", `${id}${pad}`);
+    await until(() => got.length >= ids.length, 60_000);
+    expect(got).toEqual(ids.map((id) => id.slice(0, 8)));
+    // The premise: werift filled up and the sender had to wait at least once.
+    expect(drains).toBeGreaterThan(0);
+  });
+});
