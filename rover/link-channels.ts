@@ -16,6 +16,7 @@ import {
   type Payload,
   type ReliableReceiver,
   type ReliableSender,
+  type SendOptions,
   WindowError,
 } from "../shared/link/reliable.ts";
 
@@ -77,6 +78,11 @@ export class LinkChannels {
   constructor(o: ChannelOptions) {
     this.#o = o;
     this.conduct = new PeerConduct(o.conduct, Date.now());
+    // A durable outbox commits in batches: frames go out once they are on disk.
+    o.sender.onDurable((frames) => {
+      const dc = this.#channels.get("control");
+      if (dc?.readyState === "open" && !o.raw) for (const f of frames) dc.send(encodeFrame(f));
+    });
   }
 
   get(label: string): RTCDataChannel | undefined {
@@ -154,18 +160,18 @@ export class LinkChannels {
   }
 
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
-  send(channel: string, data: Payload): void {
+  send(channel: string, data: Payload, opts?: SendOptions): void {
     const dc = this.#channels.get(channel);
     if (channel === "control" && !this.#o.raw) {
       let frame: Frame;
       try {
-        frame = this.#o.sender.send(data);
+        frame = this.#o.sender.send(data, opts);
       } catch (e) {
         if (e instanceof BacklogFullError) this.backlogRejected++;
         throw e;
       }
       // Not open: kept, and sent when the channel (re)opens and the peer says hello.
-      if (dc?.readyState === "open") dc.send(encodeFrame(frame));
+      if (dc?.readyState === "open" && this.#o.sender.isDurable(frame)) dc.send(encodeFrame(frame));
       return;
     }
     if (dc?.readyState !== "open") {

@@ -14,7 +14,12 @@ import type { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
 import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
-import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
+import {
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+  type SendOptions,
+} from "../shared/link/reliable.ts";
 import {
   iceCredentials,
   pcIdOf,
@@ -792,9 +797,9 @@ export class Link extends EventEmitter {
   }
 
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
-  send(channel: string, data: Payload): void {
+  send(channel: string, data: Payload, opts?: SendOptions): void {
     this.health.onSend(Date.now());
-    this.#channels.send(channel, data);
+    this.#channels.send(channel, data, opts);
   }
 
   /** The selected ICE pair's send counters, for benchmarks. */
