@@ -4,6 +4,7 @@
  * dropping pooled HTTP connections. API contract: docs/rover.md.
  */
 import { EventEmitter } from "node:events";
+import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
@@ -11,12 +12,18 @@ import { Quarantine } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig } from "../shared/link/health.ts";
 import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
-import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
+import {
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+  type SendOptions,
+} from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
+import { Outbox, type OutboxOptions } from "./outbox.ts";
 import { UplinkManager } from "./uplinks.ts";
 
 export interface AgentOptions {
@@ -52,6 +59,26 @@ export interface AgentOptions {
   iceAdditionalHostAddresses?: string[];
   /** Persistent DTLS certificate and remote-fingerprint check (identity.ts); default none. */
   identity?: PeerIdentity;
+  /**
+   * Durable `control` streams: kept in `<stateDir>/outbox/<room>/<id>.sqlite` (rover/outbox.ts), so
+   * a restarted process resumes them. Default none: in memory, lost with the process.
+   */
+  stateDir?: string;
+  /** Per-peer bound of unacknowledged `control` messages (default 10 000 and 32 MiB). */
+  outboxLimits?: { messages?: number; bytes?: number };
+  /** Outbox options (tests inject crash points with `faults`). */
+  outboxOptions?: Omit<OutboxOptions, "onFault">;
+}
+
+/** One peer's `control` stream figures (the outbox towards it). */
+export interface OutboxStats {
+  peer: string;
+  messages: number;
+  bytes: number;
+  /** Age of the oldest unacknowledged message, or null when there is none. */
+  oldestAgeMs: number | null;
+  expired: number;
+  rejected: number;
 }
 
 export interface LinkStats {
@@ -109,6 +136,8 @@ export class Agent extends EventEmitter {
     string,
     { incarnation: unknown; sender: ReliableSender; receiver: ReliableReceiver; idleSince: number }
   >();
+  /** Durable stream state (stateDir); null: in memory. */
+  #outbox: Outbox | null = null;
 
   constructor(o: AgentOptions) {
     super();
@@ -137,9 +166,32 @@ export class Agent extends EventEmitter {
     return [...this.#peers.values()];
   }
 
-  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError). */
+  /** The durable outbox (null in memory): its `db` takes the application's writes (docs/rover.md). */
+  get outbox(): Outbox | null {
+    return this.#outbox;
+  }
+
+  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError / OutboxError). */
   async start(): Promise<void> {
-    await this.#join();
+    if (this.#o.stateDir && !this.#outbox) {
+      const file = join(this.#o.stateDir, "outbox", this.room, `${this.id}.sqlite`);
+      this.#outbox = new Outbox(file, {
+        ...this.#o.outboxOptions,
+        onFault: (err) => {
+          if (err) this.log.error({ err: err.message }, "outbox: messages cannot be kept");
+          else this.log.info({}, "outbox: writes work again");
+          this.emit("outbox-fault", err);
+        },
+      });
+      this.log.info({ file }, "durable control streams");
+    }
+    try {
+      await this.#join();
+    } catch (e) {
+      this.#outbox?.close();
+      this.#outbox = null;
+      throw e;
+    }
     this.#running = true;
     this.#loop = this.#eventLoop();
     this.#sweepTimer = setInterval(() => this.#sweep(), 2_000).unref();
@@ -333,7 +385,9 @@ export class Agent extends EventEmitter {
     const known = this.#incarnations.get(peer.id);
     this.#incarnations.set(peer.id, now);
     const reborn = known !== undefined && known !== now;
-    if (reborn) this.#streams.delete(peer.id); // its receiver and sender started over
+    // In memory its receiver and sender started over. Durable: the streams go on, and the hello
+    // exchange tells a resume from a peer that lost its state.
+    if (reborn && !this.#outbox) this.#streams.delete(peer.id);
     return reborn;
   }
 
@@ -341,16 +395,32 @@ export class Agent extends EventEmitter {
   #streamsFor(peer: string): { sender: ReliableSender; receiver: ReliableReceiver } {
     const incarnation = this.#incarnations.get(peer);
     let s = this.#streams.get(peer);
-    if (!s || s.incarnation !== incarnation) {
-      s = {
-        incarnation,
-        sender: new ReliableSender(),
-        receiver: new ReliableReceiver(),
-        idleSince: Date.now(),
-      };
+    if (!s || (s.incarnation !== incarnation && !this.#outbox)) {
+      const limits = this.#o.outboxLimits;
+      const sender = new ReliableSender({
+        ...(limits?.messages !== undefined ? { maxBacklog: limits.messages } : {}),
+        ...(limits?.bytes !== undefined ? { maxBacklogBytes: limits.bytes } : {}),
+        ...(this.#outbox ? { store: this.#outbox.senderStore(peer) } : {}),
+      });
+      const receiver = new ReliableReceiver({}, this.#outbox?.receiverStore(peer));
+      sender.onRebased = (carried) => this.#stateLost(peer, "receiver", { resent: carried });
+      receiver.onStreamReplaced = (old) =>
+        this.#stateLost(peer, "sender", { deliveredBefore: old.next });
+      s = { incarnation, sender, receiver, idleSince: Date.now() };
       this.#streams.set(peer, s);
     }
     return s;
+  }
+
+  /** The peer's end of a `control` stream started over: it lost its state (or keeps none). */
+  #stateLost(peer: string, side: "sender" | "receiver", detail: object): void {
+    this.log.warn(
+      { peer, side, ...detail },
+      side === "receiver"
+        ? "peer lost its control-stream state (it expects a stream from the start): unacknowledged messages go again on a new stream"
+        : "peer lost its control-stream state (it sends a new stream): receiving from the start",
+    );
+    this.emit("peer-state-lost", peer, side);
   }
 
   /**
@@ -385,8 +455,14 @@ export class Agent extends EventEmitter {
   #sweep(): void {
     const now = Date.now();
     for (const [peer, s] of this.#streams) {
+      s.sender.expire(now); // stale messages are dropped (counted) while they wait
       if (this.#links.has(peer)) s.idleSince = now;
-      else if (now - s.idleSince >= STREAM_KEEP_MS) this.#streams.delete(peer);
+      // Durable state stays on disk; in memory, what waits for the peer is kept as well.
+      else if (
+        now - s.idleSince >= STREAM_KEEP_MS &&
+        (!this.#outbox || s.sender.backlog().messages === 0)
+      )
+        this.#streams.delete(peer);
     }
     for (const peer of this.#links.keys())
       if (this.#departed.isKept(peer) && this.#peers.has(peer)) this.#departed.returned(peer);
@@ -463,10 +539,52 @@ export class Agent extends EventEmitter {
     void this.#newLink(peer, "offerer").start();
   }
 
-  send(peer: string, channel: string, data: Payload): void {
+  /**
+   * Send to a peer. `control` is exactly-once; durable (stateDir), it is accepted even with no link
+   * to a peer we know of, and kept until acknowledged. Throws BacklogFullError when the peer's
+   * outbox is full and OutboxError when the disk cannot keep the message.
+   */
+  send(peer: string, channel: string, data: Payload, opts?: SendOptions): void {
     const l = this.#links.get(peer);
-    if (!l) throw new Error(`no link to "${peer}"`);
-    l.send(channel, data);
+    if (l) {
+      l.send(channel, data, opts);
+      return;
+    }
+    if (channel === "control" && this.#outbox && peer !== this.id && this.#knows(peer)) {
+      this.#streamsFor(peer).sender.send(data, opts);
+      return;
+    }
+    throw new Error(`no link to "${peer}"`);
+  }
+
+  /**
+   * `send` on `control`, resolved once the message is on disk (at once in memory); rejects with
+   * OutboxError when its batch could not be written (the message was not accepted).
+   */
+  async sendDurable(peer: string, data: Payload, opts?: SendOptions): Promise<void> {
+    this.send(peer, "control", data, opts);
+    await this.#outbox?.committed();
+  }
+
+  #knows(peer: string): boolean {
+    return this.#peers.has(peer) || this.#streams.has(peer) || !!this.#outbox?.knows(peer);
+  }
+
+  /** The `control` outbox towards every peer with stream state. */
+  outboxStats(): OutboxStats[] {
+    const now = Date.now();
+    return [...this.#streams].map(([peer, s]) => {
+      const st = s.sender.stats();
+      const at = s.sender.oldestAt();
+      return {
+        peer,
+        messages: st.backlog,
+        bytes: st.backlogBytes,
+        oldestAgeMs: at === null ? null : Math.max(0, now - at),
+        expired: st.expired,
+        rejected: st.rejected,
+      };
+    });
   }
 
   broadcast(channel: string, data: Payload): void {
@@ -528,6 +646,8 @@ export class Agent extends EventEmitter {
     await this.#client.leave(this.room, this.id).catch(() => {});
     await this.#loop?.catch(() => {});
     await this.#http.close();
+    this.#outbox?.close();
+    this.#outbox = null;
     this.log.info({}, "stopped");
   }
 }

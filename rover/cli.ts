@@ -4,6 +4,7 @@
  * Every failure is one line on stderr and a non-zero exit, never a stack trace.
  */
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { TokenSource } from "../shared/client.ts";
@@ -218,6 +219,11 @@ program
   .option("--identity <file>", "DTLS certificate and key (created 0600 if missing; docs/rover.md)")
   .option("--trust <file>", "pinned peer fingerprints: links to others are refused (docs/rover.md)")
   .option(
+    "--state-dir <dir>",
+    "where durable control streams are kept (default: $XDG_STATE_HOME/roverlink)",
+  )
+  .option("--in-memory", "keep control streams in memory only: lost when the process ends")
+  .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
@@ -246,6 +252,8 @@ program
         logLevel: LogLevel;
         identity?: string;
         trust?: string;
+        stateDir?: string;
+        inMemory?: boolean;
       },
       cmd: Command,
     ) => {
@@ -296,6 +304,7 @@ program
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
         ...(opts.identity ? { identityFile: opts.identity } : {}),
         ...(opts.trust ? { trustFile: opts.trust } : {}),
+        ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
       });
       process.exitCode = code;
     },
@@ -337,6 +346,11 @@ function explain(e: unknown): string {
     return e.message.split("\n")[0] ?? "";
   if (e instanceof Error) return e.message.split("\n")[0] ?? String(e);
   return String(e);
+}
+
+/** `$XDG_STATE_HOME/roverlink` (default `~/.local/state/roverlink`): the durable outbox lives under it. */
+function defaultStateDir(): string {
+  return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "roverlink");
 }
 
 try {

@@ -14,7 +14,7 @@ import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
-import { formatStatus, StatusLine } from "./status-line.ts";
+import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
 
 export interface RoverRunOptions {
   edge: string;
@@ -37,6 +37,8 @@ export interface RoverRunOptions {
   /** DTLS certificate file (default: identity.ts defaultIdentityPath) and trust file (none). */
   identityFile?: string;
   trustFile?: string;
+  /** Durable control streams kept here (rover/outbox.ts); none: in memory. */
+  stateDir?: string;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -102,6 +104,7 @@ async function run(
     manageRoutes: o.manageRoutes ?? false,
     logger: log,
     ...(o.position ? { position: o.position } : {}),
+    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
   });
   const started = Date.now();
   const stats = new ProbeStats(started);
@@ -197,7 +200,11 @@ async function run(
   const statusTimer = status.enabled
     ? setInterval(() => {
         const f = o.probeHz !== undefined ? stats.figures(Date.now()) : null;
-        status.show(formatStatus(o.id, agent.stats(), f ? `probes ${f.received}/${f.sent}` : ""));
+        const extra = [
+          f ? `probes ${f.received}/${f.sent}` : "",
+          formatOutbox(agent.outboxStats()),
+        ];
+        status.show(formatStatus(o.id, agent.stats(), extra.filter(Boolean).join(" · ")));
       }, 1000)
     : null;
 

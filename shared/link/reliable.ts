@@ -185,6 +185,8 @@ export class ReliableSender {
   #bytes = 0;
   #stats = { sent: 0, resent: 0, acked: 0, rejected: 0, expired: 0, rebased: 0 };
   #onDurable: ((frames: DataFrame[]) => void) | null = null;
+  /** Called when the stream starts afresh because the receiver lost its state (`rebase`). */
+  onRebased: ((carried: number) => void) | null = null;
   /** Set by a store failure: the error for the caller, and how many messages went with it. */
   lastFailure: { err: Error; lost: number } | null = null;
 
@@ -360,6 +362,7 @@ export class ReliableSender {
       ? this.#next
       : 0;
     this.#stats.rebased++;
+    this.onRebased?.(frames.length);
   }
 
   /** Messages whose TTL passed become expired placeholders (counted, never delivered). */

@@ -20,6 +20,8 @@ import { commandLines, processesMentioning } from "./proc.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "cli-test-secret-cli-test-secret-cli";
+/** Rovers keep durable state under $XDG_STATE_HOME: a fresh one per run, not the user's. */
+const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-state-"));
 
 /** Run the CLI as a user would; `child` to signal it, `result` once it exited. */
 function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
@@ -30,6 +32,7 @@ function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeou
       ROVERLINK_SECRET: "",
       ROVERLINK_TOKEN: "",
       ROVERLINK_EDGE: "",
+      XDG_STATE_HOME: STATE_HOME,
       ...env,
     },
   });
@@ -376,7 +379,13 @@ describe("roverlink CLI", () => {
       const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
         const child = spawn("script", ["-qec", cmd, "/dev/null"], {
           cwd: REPO_ROOT,
-          env: { ...process.env, ROVERLINK_SECRET: SECRET, ROVERLINK_TOKEN: "", COLUMNS: "200" },
+          env: {
+            ...process.env,
+            ROVERLINK_SECRET: SECRET,
+            ROVERLINK_TOKEN: "",
+            COLUMNS: "200",
+            XDG_STATE_HOME: STATE_HOME,
+          },
         });
         let text = "";
         child.stdout.on("data", (d: Buffer) => (text += d.toString()));
