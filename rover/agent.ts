@@ -183,7 +183,6 @@ export class Agent extends EventEmitter {
           this.emit("outbox-fault", err);
         },
       });
-      this.log.info({ file }, "durable control streams");
     }
     try {
       await this.#join();
@@ -192,6 +191,8 @@ export class Agent extends EventEmitter {
       this.#outbox = null;
       throw e;
     }
+    // Logged once joined: a failure before that stays one line on stderr.
+    if (this.#outbox) this.log.info({ file: this.#outbox.file }, "durable control streams");
     this.#running = true;
     this.#loop = this.#eventLoop();
     this.#sweepTimer = setInterval(() => this.#sweep(), 2_000).unref();

@@ -220,7 +220,7 @@ program
   .option("--trust <file>", "pinned peer fingerprints: links to others are refused (docs/rover.md)")
   .option(
     "--state-dir <dir>",
-    "where durable control streams are kept (default: $XDG_STATE_HOME/roverlink)",
+    "where durable control streams are kept (default: $STATE_DIRECTORY or $XDG_STATE_HOME/roverlink)",
   )
   .option("--in-memory", "keep control streams in memory only: lost when the process ends")
   .option(
@@ -348,8 +348,13 @@ function explain(e: unknown): string {
   return String(e);
 }
 
-/** `$XDG_STATE_HOME/roverlink` (default `~/.local/state/roverlink`): the durable outbox lives under it. */
+/**
+ * Where the durable outbox lives: systemd's `$STATE_DIRECTORY` (StateDirectory=) when set, else
+ * `$XDG_STATE_HOME/roverlink` (default `~/.local/state/roverlink`).
+ */
 function defaultStateDir(): string {
+  const systemd = process.env.STATE_DIRECTORY?.split(":")[0];
+  if (systemd) return systemd;
   return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "roverlink");
 }
 

@@ -127,6 +127,8 @@ async function run(
     const text = typeof m.data === "string" ? m.data : null;
     if (text !== null) {
       const echoOfOurs = parseEcho(text, o.id);
+      // An earlier process's probe, resent from the durable outbox: not this run's figures.
+      if (echoOfOurs && echoOfOurs.ts < started) return;
       if (echoOfOurs) {
         stats.echoed(echoOfOurs, Date.now());
         return;
