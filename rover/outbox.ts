@@ -98,6 +98,7 @@ export class Outbox {
       if (hooks) b.hooks.add(hooks);
       return fn();
     } catch (e) {
+      if (e instanceof OutboxError) throw e; // a nested write: already handled
       const err = new OutboxError(`outbox write failed: ${reason(e)}`);
       if (b) this.#abort(b, err);
       else {

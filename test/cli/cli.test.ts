@@ -99,6 +99,15 @@ describe("roverlink CLI", () => {
       }),
       /ROVERLINK_LOG_LEVEL must be one of debug, info/,
     );
+    // The outbox opens before joining: a state dir that cannot be made is one line.
+    expectOneLineError(
+      await roverlink([
+        "rover",
+        ...["--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a", "--token", "t"],
+        ...["--state-dir", "/etc/hostname/roverlink"],
+      ]),
+      /outbox \/etc\/hostname\/roverlink\/outbox\/r\/a\.sqlite: .*ENOTDIR/,
+    );
     expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--metrics-port", "70000"]),
       /--metrics-port.*1\.\.65535/,

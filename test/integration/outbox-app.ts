@@ -28,9 +28,10 @@ db.exec("CREATE TABLE IF NOT EXISTS app_sent (i INTEGER PRIMARY KEY)");
 db.exec("CREATE TABLE IF NOT EXISTS app_got (k INTEGER PRIMARY KEY AUTOINCREMENT, m TEXT)");
 const record = db.prepare("INSERT INTO app_sent (i) VALUES (?)");
 const got = db.prepare("INSERT INTO app_got (m) VALUES (?)");
-let next =
-  Number((db.prepare("SELECT max(i) AS i FROM app_sent").get() as { i: number | null }).i ?? -1) +
-  1;
+const lastSent = db.prepare("SELECT max(i) AS i FROM app_sent");
+/** The next number to send: one past what the application's own records say it sent. */
+const nextToSend = () => Number((lastSent.get() as { i: number | null }).i ?? -1) + 1;
+let next = nextToSend();
 let received = Number((db.prepare("SELECT count(*) AS n FROM app_got").get() as { n: number }).n);
 let up = false;
 
@@ -54,7 +55,10 @@ setInterval(() => {
       });
       next++;
     } catch {
-      break; // the peer is not known yet (or the outbox is full): try again later
+      // The peer is not known yet, or the outbox is full: the batch was rolled back, so go on
+      // from the application's own records.
+      next = nextToSend();
+      break;
     }
   }
 }, 10);
