@@ -386,9 +386,7 @@ export class Agent extends EventEmitter {
     const known = this.#incarnations.get(peer.id);
     this.#incarnations.set(peer.id, now);
     const reborn = known !== undefined && known !== now;
-    // In memory its receiver and sender started over. Durable: the streams go on, and the hello
-    // exchange tells a resume from a peer that lost its state.
-    if (reborn && !this.#outbox) this.#streams.delete(peer.id);
+    // Its stream state is settled when a link to it is made (#streamsFor).
     return reborn;
   }
 
@@ -396,21 +394,32 @@ export class Agent extends EventEmitter {
   #streamsFor(peer: string): { sender: ReliableSender; receiver: ReliableReceiver } {
     const incarnation = this.#incarnations.get(peer);
     let s = this.#streams.get(peer);
-    if (!s || (s.incarnation !== incarnation && !this.#outbox)) {
-      const limits = this.#o.outboxLimits;
-      const sender = new ReliableSender({
-        ...(limits?.messages !== undefined ? { maxBacklog: limits.messages } : {}),
-        ...(limits?.bytes !== undefined ? { maxBacklogBytes: limits.bytes } : {}),
-        ...(this.#outbox ? { store: this.#outbox.senderStore(peer) } : {}),
-      });
+    if (s && s.incarnation !== incarnation && !this.#outbox) {
+      // A new process, in memory: what the old one had not acknowledged goes with it, and the new
+      // one gets a new stream. Our receiver stays: a new stream from the peer resets it by itself,
+      // and a peer that resumes its stream (durable) is not delivered anything twice.
+      s.sender = this.#newSender(peer);
+      s.incarnation = incarnation;
+    }
+    if (!s) {
       const receiver = new ReliableReceiver({}, this.#outbox?.receiverStore(peer));
-      sender.onRebased = (carried) => this.#stateLost(peer, "receiver", { resent: carried });
       receiver.onStreamReplaced = (old) =>
         this.#stateLost(peer, "sender", { deliveredBefore: old.next });
-      s = { incarnation, sender, receiver, idleSince: Date.now() };
+      s = { incarnation, sender: this.#newSender(peer), receiver, idleSince: Date.now() };
       this.#streams.set(peer, s);
     }
     return s;
+  }
+
+  #newSender(peer: string): ReliableSender {
+    const limits = this.#o.outboxLimits;
+    const sender = new ReliableSender({
+      ...(limits?.messages !== undefined ? { maxBacklog: limits.messages } : {}),
+      ...(limits?.bytes !== undefined ? { maxBacklogBytes: limits.bytes } : {}),
+      ...(this.#outbox ? { store: this.#outbox.senderStore(peer) } : {}),
+    });
+    sender.onRebased = (carried) => this.#stateLost(peer, "receiver", { resent: carried });
+    return sender;
   }
 
   /** The peer's end of a `control` stream started over: it lost its state (or keeps none). */
