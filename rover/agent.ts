@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
@@ -14,13 +15,19 @@ import { Quarantine } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig } from "../shared/link/health.ts";
 import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
-import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
+import {
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+  type SendOptions,
+} from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
 import { blackholeWarning, parseDefaultRouteDevs } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
+import { Outbox, type OutboxOptions } from "./outbox.ts";
 import { UplinkManager } from "./uplinks.ts";
 
 export interface AgentOptions {
@@ -56,6 +63,26 @@ export interface AgentOptions {
   iceAdditionalHostAddresses?: string[];
   /** Persistent DTLS certificate and remote-fingerprint check (identity.ts); default none. */
   identity?: PeerIdentity;
+  /**
+   * Durable `control` streams: kept in `<stateDir>/outbox/<room>/<id>.sqlite` (rover/outbox.ts), so
+   * a restarted process resumes them. Default none: in memory, lost with the process.
+   */
+  stateDir?: string;
+  /** Per-peer bound of unacknowledged `control` messages (default 10 000 and 32 MiB). */
+  outboxLimits?: { messages?: number; bytes?: number };
+  /** Outbox options (tests inject crash points with `faults`). */
+  outboxOptions?: Omit<OutboxOptions, "onFault">;
+}
+
+/** One peer's `control` stream figures (the outbox towards it). */
+export interface OutboxStats {
+  peer: string;
+  messages: number;
+  bytes: number;
+  /** Age of the oldest unacknowledged message, or null when there is none. */
+  oldestAgeMs: number | null;
+  expired: number;
+  rejected: number;
 }
 
 export interface LinkStats {
@@ -113,6 +140,8 @@ export class Agent extends EventEmitter {
     string,
     { incarnation: unknown; sender: ReliableSender; receiver: ReliableReceiver; idleSince: number }
   >();
+  /** Durable stream state (stateDir); null: in memory. */
+  #outbox: Outbox | null = null;
 
   constructor(o: AgentOptions) {
     super();
@@ -141,9 +170,33 @@ export class Agent extends EventEmitter {
     return [...this.#peers.values()];
   }
 
-  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError). */
+  /** The durable outbox (null in memory): its `db` takes the application's writes (docs/rover.md). */
+  get outbox(): Outbox | null {
+    return this.#outbox;
+  }
+
+  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError / OutboxError). */
   async start(): Promise<void> {
-    await this.#join();
+    if (this.#o.stateDir && !this.#outbox) {
+      const file = join(this.#o.stateDir, "outbox", this.room, `${this.id}.sqlite`);
+      this.#outbox = new Outbox(file, {
+        ...this.#o.outboxOptions,
+        onFault: (err) => {
+          if (err) this.log.error({ err: err.message }, "outbox: messages cannot be kept");
+          else this.log.info({}, "outbox: writes work again");
+          this.emit("outbox-fault", err);
+        },
+      });
+    }
+    try {
+      await this.#join();
+    } catch (e) {
+      this.#outbox?.close();
+      this.#outbox = null;
+      throw e;
+    }
+    // Logged once joined: a failure before that stays one line on stderr.
+    if (this.#outbox) this.log.info({ file: this.#outbox.file }, "durable control streams");
     this.#running = true;
     this.#loop = this.#eventLoop();
     this.#sweepTimer = setInterval(() => this.#sweep(), 2_000).unref();
@@ -354,7 +407,7 @@ export class Agent extends EventEmitter {
     const known = this.#incarnations.get(peer.id);
     this.#incarnations.set(peer.id, now);
     const reborn = known !== undefined && known !== now;
-    if (reborn) this.#streams.delete(peer.id); // its receiver and sender started over
+    // Its stream state is settled when a link to it is made (#streamsFor).
     return reborn;
   }
 
@@ -362,16 +415,43 @@ export class Agent extends EventEmitter {
   #streamsFor(peer: string): { sender: ReliableSender; receiver: ReliableReceiver } {
     const incarnation = this.#incarnations.get(peer);
     let s = this.#streams.get(peer);
-    if (!s || s.incarnation !== incarnation) {
-      s = {
-        incarnation,
-        sender: new ReliableSender(),
-        receiver: new ReliableReceiver(),
-        idleSince: Date.now(),
-      };
+    if (s && s.incarnation !== incarnation && !this.#outbox) {
+      // A new process, in memory: what the old one had not acknowledged goes with it, and the new
+      // one gets a new stream. Our receiver stays: a new stream from the peer resets it by itself,
+      // and a peer that resumes its stream (durable) is not delivered anything twice.
+      s.sender = this.#newSender(peer);
+      s.incarnation = incarnation;
+    }
+    if (!s) {
+      const receiver = new ReliableReceiver({}, this.#outbox?.receiverStore(peer));
+      receiver.onStreamReplaced = (old) =>
+        this.#stateLost(peer, "sender", { deliveredBefore: old.next });
+      s = { incarnation, sender: this.#newSender(peer), receiver, idleSince: Date.now() };
       this.#streams.set(peer, s);
     }
     return s;
+  }
+
+  #newSender(peer: string): ReliableSender {
+    const limits = this.#o.outboxLimits;
+    const sender = new ReliableSender({
+      ...(limits?.messages !== undefined ? { maxBacklog: limits.messages } : {}),
+      ...(limits?.bytes !== undefined ? { maxBacklogBytes: limits.bytes } : {}),
+      ...(this.#outbox ? { store: this.#outbox.senderStore(peer) } : {}),
+    });
+    sender.onRebased = (carried) => this.#stateLost(peer, "receiver", { resent: carried });
+    return sender;
+  }
+
+  /** The peer's end of a `control` stream started over: it lost its state (or keeps none). */
+  #stateLost(peer: string, side: "sender" | "receiver", detail: object): void {
+    this.log.warn(
+      { peer, side, ...detail },
+      side === "receiver"
+        ? "peer lost its control-stream state (it expects a stream from the start): unacknowledged messages go again on a new stream"
+        : "peer lost its control-stream state (it sends a new stream): receiving from the start",
+    );
+    this.emit("peer-state-lost", peer, side);
   }
 
   /**
@@ -406,8 +486,14 @@ export class Agent extends EventEmitter {
   #sweep(): void {
     const now = Date.now();
     for (const [peer, s] of this.#streams) {
+      s.sender.expire(now); // stale messages are dropped (counted) while they wait
       if (this.#links.has(peer)) s.idleSince = now;
-      else if (now - s.idleSince >= STREAM_KEEP_MS) this.#streams.delete(peer);
+      // Durable state stays on disk; in memory, what waits for the peer is kept as well.
+      else if (
+        now - s.idleSince >= STREAM_KEEP_MS &&
+        (!this.#outbox || s.sender.backlog().messages === 0)
+      )
+        this.#streams.delete(peer);
     }
     for (const peer of this.#links.keys())
       if (this.#departed.isKept(peer) && this.#peers.has(peer)) this.#departed.returned(peer);
@@ -487,19 +573,25 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * Send to a peer. `control` is exactly-once across restarts and rebuilds; false means werift
-   * holds enough of it for now (the message is kept): wait for `drain` (or use `sendAsync`)
-   * before sending more, as with Node streams.
+   * Send to a peer. `control` is exactly-once across restarts and rebuilds; durable (stateDir), it
+   * is accepted even with no link to a peer we know of, and kept until acknowledged. Returns false
+   * when werift holds enough `control` data for now (the message is kept): wait for `drain` (or
+   * use `sendAsync`) before sending more, as with Node streams. Throws BacklogFullError when the
+   * peer's outbox is full and OutboxError when the disk cannot keep the message.
    */
-  send(peer: string, channel: string, data: Payload): boolean {
+  send(peer: string, channel: string, data: Payload, opts?: SendOptions): boolean {
     const l = this.#links.get(peer);
-    if (!l) throw new Error(`no link to "${peer}"`);
-    return l.send(channel, data);
+    if (l) return l.send(channel, data, opts);
+    if (channel === "control" && this.#outbox && peer !== this.id && this.#knows(peer)) {
+      this.#streamsFor(peer).sender.send(data, opts);
+      return true;
+    }
+    throw new Error(`no link to "${peer}"`);
   }
 
   /** `send`, waiting for the link to drain first when it asked the caller to wait. */
-  async sendAsync(peer: string, channel: string, data: Payload): Promise<void> {
-    if (this.send(peer, channel, data)) return;
+  async sendAsync(peer: string, channel: string, data: Payload, opts?: SendOptions): Promise<void> {
+    if (this.send(peer, channel, data, opts)) return;
     await new Promise<void>((resolve) => {
       const on = (p: string) => {
         if (p !== peer) return;
@@ -527,6 +619,36 @@ export class Agent extends EventEmitter {
     const dc = this.#links.get(peer)?.openChannel(label, opts);
     if (!dc) throw new Error(`no link to "${peer}"`);
     return dc;
+  }
+
+  /**
+   * `send` on `control`, resolved once the message is on disk (at once in memory); rejects with
+   * OutboxError when its batch could not be written (the message was not accepted).
+   */
+  async sendDurable(peer: string, data: Payload, opts?: SendOptions): Promise<void> {
+    this.send(peer, "control", data, opts);
+    await this.#outbox?.committed();
+  }
+
+  #knows(peer: string): boolean {
+    return this.#peers.has(peer) || this.#streams.has(peer) || !!this.#outbox?.knows(peer);
+  }
+
+  /** The `control` outbox towards every peer with stream state. */
+  outboxStats(): OutboxStats[] {
+    const now = Date.now();
+    return [...this.#streams].map(([peer, s]) => {
+      const st = s.sender.stats();
+      const at = s.sender.oldestAt();
+      return {
+        peer,
+        messages: st.backlog,
+        bytes: st.backlogBytes,
+        oldestAgeMs: at === null ? null : Math.max(0, now - at),
+        expired: st.expired,
+        rejected: st.rejected,
+      };
+    });
   }
 
   broadcast(channel: string, data: Payload): void {
@@ -588,6 +710,8 @@ export class Agent extends EventEmitter {
     await this.#client.leave(this.room, this.id).catch(() => {});
     await this.#loop?.catch(() => {});
     await this.#http.close();
+    this.#outbox?.close();
+    this.#outbox = null;
     this.log.info({}, "stopped");
   }
 }

@@ -4,6 +4,7 @@
  * Every failure is one line on stderr and a non-zero exit, never a stack trace.
  */
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { TokenSource } from "../shared/client.ts";
@@ -250,6 +251,11 @@ program
     allowList,
   )
   .option(
+    "--state-dir <dir>",
+    "where durable control streams are kept (default: $STATE_DIRECTORY or $XDG_STATE_HOME/roverlink)",
+  )
+  .option("--in-memory", "keep control streams in memory only: lost when the process ends")
+  .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
@@ -280,6 +286,8 @@ program
         trust?: string;
         forward?: ForwardSpec[];
         allowForward?: AllowedTarget[];
+        stateDir?: string;
+        inMemory?: boolean;
       },
       cmd: Command,
     ) => {
@@ -332,6 +340,7 @@ program
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
         ...(opts.identity ? { identityFile: opts.identity } : {}),
         ...(opts.trust ? { trustFile: opts.trust } : {}),
+        ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
       });
       process.exitCode = code;
     },
@@ -373,6 +382,16 @@ function explain(e: unknown): string {
     return e.message.split("\n")[0] ?? "";
   if (e instanceof Error) return e.message.split("\n")[0] ?? String(e);
   return String(e);
+}
+
+/**
+ * Where the durable outbox lives: systemd's `$STATE_DIRECTORY` (StateDirectory=) when set, else
+ * `$XDG_STATE_HOME/roverlink` (default `~/.local/state/roverlink`).
+ */
+function defaultStateDir(): string {
+  const systemd = process.env.STATE_DIRECTORY?.split(":")[0];
+  if (systemd) return systemd;
+  return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "roverlink");
 }
 
 try {

@@ -17,6 +17,7 @@ import {
   type Payload,
   type ReliableReceiver,
   type ReliableSender,
+  type SendOptions,
   WindowError,
 } from "../shared/link/reliable.ts";
 
@@ -85,6 +86,13 @@ export class LinkChannels {
     this.#o = o;
     this.conduct = new PeerConduct(o.conduct, Date.now());
     this.#outbox = new Outbox(o.outbox);
+    // A durable outbox commits in batches: frames go out once they are on disk.
+    o.sender.onDurable((frames) => {
+      const dc = this.#channels.get("control");
+      if (dc?.readyState !== "open" || o.raw) return;
+      for (const f of frames) this.#outbox.push(encodeFrame(f), dc.bufferedAmount);
+      this.#pumpControl();
+    });
   }
 
   /** Reliable frames waiting to be handed to `control`, and their size. */
@@ -186,18 +194,19 @@ export class LinkChannels {
    * the caller should wait for the `drained` hook before sending more (the message is kept either
    * way; BacklogFullError is the hard bound). `telemetry`: dropped when down.
    */
-  send(channel: string, data: Payload): boolean {
+  send(channel: string, data: Payload, opts?: SendOptions): boolean {
     const dc = this.#channels.get(channel);
     if (channel === "control" && !this.#o.raw) {
       let frame: Frame;
       try {
-        frame = this.#o.sender.send(data);
+        frame = this.#o.sender.send(data, opts);
       } catch (e) {
         if (e instanceof BacklogFullError) this.backlogRejected++;
         throw e;
       }
       // Not open: kept in the backlog, and sent when the channel (re)opens and the peer says hello.
-      if (dc?.readyState !== "open") return true;
+      // Not yet on disk (a durable outbox commits in batches): sent by onDurable once it is.
+      if (dc?.readyState !== "open" || !this.#o.sender.isDurable(frame)) return true;
       const ok = this.#outbox.push(encodeFrame(frame), dc.bufferedAmount);
       this.#pumpControl();
       return ok;

@@ -15,7 +15,12 @@ import { ProblemError } from "../shared/errors.ts";
 import { isForwardLabel } from "../shared/forward-wire.ts";
 import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
-import { type Payload, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
+import {
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+  type SendOptions,
+} from "../shared/link/reliable.ts";
 import {
   iceCredentials,
   pcIdOf,
@@ -809,9 +814,9 @@ export class Link extends EventEmitter {
   }
 
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
-  send(channel: string, data: Payload): boolean {
+  send(channel: string, data: Payload, opts?: SendOptions): boolean {
     this.health.onSend(Date.now());
-    return this.#channels.send(channel, data);
+    return this.#channels.send(channel, data, opts);
   }
 
   /**

@@ -1,7 +1,7 @@
 /** Prometheus metrics for one agent (prom-client), served on 127.0.0.1:<port>/metrics. */
 import { createServer, type Server } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Agent } from "./agent.ts";
+import type { Agent, OutboxStats } from "./agent.ts";
 
 const STATES = ["connecting", "up", "degraded", "restarting", "rebuilding", "down"] as const;
 
@@ -43,6 +43,18 @@ export class AgentMetrics {
     name: "roverlink_links_refused_total",
     help: "Remote descriptions refused: DTLS fingerprint not the trusted one (docs/rover.md)",
     labelNames: ["peer"],
+    registers: [this.registry],
+  });
+
+  readonly peerStateLost = new Counter({
+    name: "roverlink_peer_state_lost_total",
+    help: "A peer's end of a control stream started over (it lost its state or keeps none); side: which end",
+    labelNames: ["peer", "side"],
+    registers: [this.registry],
+  });
+  readonly outboxFaults = new Counter({
+    name: "roverlink_outbox_faults_total",
+    help: "Times the durable outbox started failing to write (disk full, read-only)",
     registers: [this.registry],
   });
 
@@ -95,6 +107,55 @@ export class AgentMetrics {
     perLink("roverlink_link_relayed", "1 when the link goes through TURN", (s) =>
       s.path === "relay" ? 1 : 0,
     );
+    const perOutbox = (name: string, help: string, pick: (o: OutboxStats) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["peer"],
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const o of agent.outboxStats()) {
+            const v = pick(o);
+            if (v !== null) this.set({ peer: o.peer }, v);
+          }
+        },
+      });
+    perOutbox(
+      "roverlink_outbox_messages",
+      "Control messages kept until acknowledged",
+      (o) => o.messages,
+    );
+    perOutbox("roverlink_outbox_bytes", "Payload bytes kept until acknowledged", (o) => o.bytes);
+    perOutbox(
+      "roverlink_outbox_oldest_age_seconds",
+      "Age of the oldest unacknowledged message",
+      (o) => (o.oldestAgeMs === null ? 0 : o.oldestAgeMs / 1000),
+    );
+    perOutbox(
+      "roverlink_outbox_expired",
+      "Messages dropped because their TTL passed (since start)",
+      (o) => o.expired,
+    );
+    perOutbox(
+      "roverlink_outbox_rejected",
+      "Messages refused: outbox full or disk fault (since start)",
+      (o) => o.rejected,
+    );
+    new Gauge({
+      name: "roverlink_outbox_fault",
+      help: "1 while the durable outbox cannot write",
+      registers: reg,
+      collect() {
+        this.set(agent.outbox?.fault ? 1 : 0);
+      },
+    });
+    agent.on("peer-state-lost", (peer: string, side: string) =>
+      this.peerStateLost.inc({ peer, side }),
+    );
+    agent.on("outbox-fault", (err: Error | null) => {
+      if (err) this.outboxFaults.inc();
+    });
     agent.on("message", (m: { peer: string; channel: string }) =>
       this.messagesReceived.inc({ peer: m.peer, channel: m.channel }),
     );

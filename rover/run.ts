@@ -16,7 +16,7 @@ import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
-import { formatStatus, StatusLine } from "./status-line.ts";
+import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
 
 export interface RoverRunOptions {
   edge: string;
@@ -42,6 +42,8 @@ export interface RoverRunOptions {
   /** `--forward` and `--allow-forward` (rover/forward.ts). */
   forwards?: ForwardSpec[];
   allowForward?: AllowedTarget[];
+  /** Durable control streams kept here (rover/outbox.ts); none: in memory. */
+  stateDir?: string;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -107,6 +109,7 @@ async function run(
     manageRoutes: o.manageRoutes ?? false,
     logger: log,
     ...(o.position ? { position: o.position } : {}),
+    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
   });
   const started = Date.now();
   const stats = new ProbeStats(started);
@@ -129,6 +132,8 @@ async function run(
     const text = typeof m.data === "string" ? m.data : null;
     if (text !== null) {
       const echoOfOurs = parseEcho(text, o.id);
+      // An earlier process's probe, resent from the durable outbox: not this run's figures.
+      if (echoOfOurs && echoOfOurs.ts < started) return;
       if (echoOfOurs) {
         stats.echoed(echoOfOurs, Date.now());
         return;
@@ -216,7 +221,11 @@ async function run(
   const statusTimer = status.enabled
     ? setInterval(() => {
         const f = o.probeHz !== undefined ? stats.figures(Date.now()) : null;
-        status.show(formatStatus(o.id, agent.stats(), f ? `probes ${f.received}/${f.sent}` : ""));
+        const extra = [
+          f ? `probes ${f.received}/${f.sent}` : "",
+          formatOutbox(agent.outboxStats()),
+        ];
+        status.show(formatStatus(o.id, agent.stats(), extra.filter(Boolean).join(" · ")));
       }, 1000)
     : null;
 

@@ -1,5 +1,5 @@
 /** A one-line live status (peers, path, RTT, loss), rewritten in place on a terminal. */
-import type { LinkStats } from "./agent.ts";
+import type { LinkStats, OutboxStats } from "./agent.ts";
 
 export function formatStatus(id: string, links: readonly LinkStats[], extra = ""): string {
   if (links.length === 0) return `${id}: no links yet${extra ? ` · ${extra}` : ""}`;
@@ -9,6 +9,14 @@ export function formatStatus(id: string, links: readonly LinkStats[], extra = ""
     return `${l.peer} ${l.state} ${l.path} rtt ${rtt} loss ${loss}${l.restarts + l.rebuilds > 0 ? ` handovers ${l.restarts + l.rebuilds}` : ""}`;
   });
   return `${id}: ${parts.join(" | ")}${extra ? ` · ${extra}` : ""}`;
+}
+
+/** Unacknowledged `control` messages in all, and the age of the oldest; "" when none wait. */
+export function formatOutbox(outboxes: readonly OutboxStats[]): string {
+  const n = outboxes.reduce((a, o) => a + o.messages, 0);
+  if (n === 0) return "";
+  const age = Math.max(...outboxes.map((o) => o.oldestAgeMs ?? 0));
+  return `outbox ${n} (oldest ${(age / 1000).toFixed(age < 10_000 ? 1 : 0)} s)`;
 }
 
 export class StatusLine {

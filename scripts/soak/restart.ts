@@ -1,9 +1,11 @@
 /**
  * An agent killed (SIGKILL) mid-stream and started again with the same id, while its peer keeps
- * running. What the killed process had sent but its peer never received is what a process
- * restart loses: the reliable layer keeps unacknowledged messages in memory only.
- * Counted from both agents' metrics: A's sent counter (read just before the kill; at 20 Hz at
- * most one more probe can leave between that read and the kill) and B's received counter.
+ * running, on the same state (the durable outbox, the CLI's default): what the killed process had
+ * sent but its peer never received, even after the restarted process resent its outbox, is what a
+ * restart loses. Counted from both agents' metrics: A's sent counter (read just before the kill;
+ * at 20 Hz at most one more probe can leave between that read and the kill) and B's received
+ * counter at the end, less what the restarted process itself got through.
+ * (Changed for the durable outbox; not re-run yet.)
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,8 +19,10 @@ export interface RestartFigures {
   linkDownAtKill: boolean;
   /** A's probes sent before the kill (counter read at most ~one probe interval before it). */
   sentByKilled: number;
-  /** Of those, received by B. */
+  /** Of those, received by B by the end (durable: partly after the restart, from the outbox). */
   receivedFromKilled: number;
+  /** Of those, received by B before the restarted process started. */
+  receivedBeforeRestart: number;
   /** sentByKilled - receivedFromKilled (may be off by one, see above). */
   lostAcrossRestart: number;
   /** Reliable messages A had not had acknowledged when its counters were read. */
@@ -27,7 +31,7 @@ export interface RestartFigures {
   relinkMs: number | null;
   /** The restarted process's own probe figures (it ran `seconds`). */
   restarted: Figures;
-  /** B's count of the restarted process's probes, vs restarted.sent. */
+  /** B's count of messages from A after the restart (the killed process's outbox included). */
   receivedFromRestarted: number;
 }
 
@@ -86,7 +90,7 @@ export async function killAndRestart(
     const unackedAtKill = sample(last, "roverlink_link_backlog_messages", { peer: "b" });
     await stopChild(a1);
     await sleep(500); // anything still in flight from A lands (nothing is retransmitted now)
-    const receivedFromKilled = sample(
+    const receivedBeforeRestart = sample(
       scrape("b", B_METRICS) ?? "",
       "roverlink_messages_received_total",
       { peer: "a", channel: "control" },
@@ -115,15 +119,19 @@ export async function killAndRestart(
     }
     await exited;
     const restarted = JSON.parse(readFileSync(stats, "utf8")) as Figures;
-    const receivedFromRestarted =
-      sample(scrape("b", B_METRICS) ?? "", "roverlink_messages_received_total", {
-        peer: "a",
-        channel: "control",
-      }) - receivedFromKilled;
+    const receivedByEnd = sample(
+      scrape("b", B_METRICS) ?? "",
+      "roverlink_messages_received_total",
+      { peer: "a", channel: "control" },
+    );
+    const receivedFromRestarted = receivedByEnd - receivedBeforeRestart;
+    // The restarted process's own probes that got through (their echoes came back).
+    const receivedFromKilled = receivedByEnd - restarted.received;
     return {
       linkDownAtKill: linkDown,
       sentByKilled,
       receivedFromKilled,
+      receivedBeforeRestart,
       lostAcrossRestart: sentByKilled - receivedFromKilled,
       unackedAtKill,
       relinkMs,

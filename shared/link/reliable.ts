@@ -7,9 +7,20 @@
  *
  * Wire format (JSON text frames; `rl` marks them so that raw text from a browser passes through):
  *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"<payload>"[,"b":1]}  data (b: payload is base64)
+ *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"","e":1}              expired: fills the place of
+ *                                                                        a message whose TTL passed
  *   {"rl":1,"t":"a","n":<next expected seq>}                             cumulative ack
  *   {"rl":1,"t":"h","st":"<stream>","n":<next expected seq>}             hello on (re)open
  * `st` names the sender's stream (one per agent process): a new stream resets the receiver.
+ *
+ * Persistence (docs/reliability.md): both ends take an injected, synchronous store (SenderStore,
+ * ReceiverStore); the default keeps nothing (in-memory). A store may batch: then a frame is
+ * transmitted only once the store says it is durable (`onDurable`), and the receiver acknowledges
+ * (and says hello with) only its durable high-water mark, so a crash of either end neither loses
+ * an acknowledged message nor delivers one twice.
+ *
+ * TTL: a message may carry a time to live; once it has passed, the sender sends an expired
+ * placeholder in its place (the receiver counts it and moves on) instead of the message.
  *
  * Overflow: at most `maxBacklog` unacknowledged messages and `maxBacklogBytes` of payload; `send`
  * then throws BacklogFullError (the caller counts and reports it) rather than silently dropping
@@ -25,7 +36,7 @@
 export type Payload = string | Uint8Array;
 
 export type Frame =
-  | { rl: 1; t: "d"; st: string; s: number; p: string; b?: 1 }
+  | { rl: 1; t: "d"; st: string; s: number; p: string; b?: 1; e?: 1 }
   | { rl: 1; t: "a"; n: number }
   | { rl: 1; t: "h"; st: string; n: number };
 
@@ -85,6 +96,56 @@ export function decodeFrame(text: string): Frame | null {
   }
 }
 
+export type DataFrame = Frame & { t: "d" };
+
+/** A message kept until acknowledged: `at` accepted (ms), `x` expires (ms; none: no TTL). */
+export interface StoredFrame {
+  s: number;
+  p: string;
+  b?: 1;
+  e?: 1;
+  at: number;
+  x?: number;
+}
+
+export interface SenderState {
+  stream: string;
+  /** Everything below was acknowledged by the receiver. */
+  acked: number;
+  /** Unacknowledged messages, in order (sequence numbers acked, acked + 1, ...). */
+  frames: StoredFrame[];
+}
+
+/** What a batching store tells its owner once a batch committed or failed. */
+export interface StoreHooks {
+  durable(): void;
+  failed(err: Error): void;
+}
+
+/**
+ * Where a sender keeps its stream. Synchronous; a store that batches returns false from `append`
+ * and later calls `durable` (or `failed`: everything appended since the last `durable` is gone).
+ * Methods other than `append` must not throw (a failure goes to `failed`).
+ */
+export interface SenderStore {
+  load(): SenderState | null;
+  /** A new stream replaces whatever was kept (first use, or after the peer lost its state). */
+  reset(state: SenderState): boolean;
+  /** Keep a new message; true when durable already. Throws when it cannot be kept. */
+  append(f: StoredFrame): boolean;
+  /** Everything below `n` was acknowledged. */
+  ack(n: number): void;
+  attach?(hooks: StoreHooks): void;
+}
+
+/** The default: nothing kept beyond the process (every write is "durable" at once). */
+export const MEMORY_SENDER_STORE: SenderStore = Object.freeze({
+  load: () => null,
+  reset: () => true,
+  append: () => true,
+  ack: () => {},
+});
+
 export interface SenderStats {
   sent: number;
   resent: number;
@@ -92,25 +153,94 @@ export interface SenderStats {
   backlog: number;
   backlogBytes: number;
   rejected: number;
+  /** Messages whose TTL passed before they were acknowledged: never delivered. */
+  expired: number;
+  /** Streams started afresh because the receiver had lost its state (`rebase`). */
+  rebased: number;
+}
+
+interface Entry {
+  f: DataFrame;
+  at: number;
+  x?: number;
+}
+
+export interface SendOptions {
+  /** Drop the message (counted, never delivered) if not acknowledged within this many ms. */
+  ttlMs?: number;
 }
 
 export class ReliableSender {
-  readonly stream: string;
   readonly maxBacklog: number;
   readonly maxBacklogBytes: number;
+  #stream: string;
+  #store: SenderStore;
+  #clock: () => number;
   #next = 0;
-  #unacked = new Map<number, Frame & { t: "d" }>();
+  /** Lowest unacknowledged sequence number (everything below was acknowledged). */
+  #acked = 0;
+  /** Sequence numbers below this are durable in the store (and may be transmitted). */
+  #durableBelow = 0;
+  #unacked = new Map<number, Entry>();
   #bytes = 0;
-  #stats = { sent: 0, resent: 0, acked: 0, rejected: 0 };
+  #stats = { sent: 0, resent: 0, acked: 0, rejected: 0, expired: 0, rebased: 0 };
+  #onDurable: ((frames: DataFrame[]) => void) | null = null;
+  /** Called when the stream starts afresh because the receiver lost its state (`rebase`). */
+  onRebased: ((carried: number) => void) | null = null;
+  /** Set by a store failure: the error for the caller, and how many messages went with it. */
+  lastFailure: { err: Error; lost: number } | null = null;
 
-  constructor(opts: { stream?: string; maxBacklog?: number; maxBacklogBytes?: number } = {}) {
-    this.stream = opts.stream ?? Math.random().toString(36).slice(2, 10);
+  constructor(
+    opts: {
+      stream?: string;
+      maxBacklog?: number;
+      maxBacklogBytes?: number;
+      store?: SenderStore;
+      clock?: () => number;
+    } = {},
+  ) {
     this.maxBacklog = opts.maxBacklog ?? 10_000;
     this.maxBacklogBytes = opts.maxBacklogBytes ?? 32 * 1024 * 1024;
+    this.#store = opts.store ?? MEMORY_SENDER_STORE;
+    this.#clock = opts.clock ?? Date.now;
+    this.#store.attach?.({ durable: () => this.#madeDurable(), failed: (e) => this.#failed(e) });
+    const kept = this.#store.load();
+    this.#stream = kept?.stream ?? opts.stream ?? newStreamId();
+    if (kept) {
+      this.#acked = kept.acked;
+      this.#next = kept.acked;
+      for (const k of kept.frames) {
+        const f: DataFrame = { rl: 1, t: "d", st: this.#stream, s: k.s, p: k.p };
+        if (k.b) f.b = 1;
+        if (k.e) f.e = 1;
+        this.#keep(f, k.at, k.x);
+        this.#next = k.s + 1;
+      }
+    } else {
+      this.#store.reset({ stream: this.#stream, acked: 0, frames: [] });
+    }
+    this.#durableBelow = this.#next;
   }
 
-  /** Wrap a message; keep it until acknowledged. Throws BacklogFullError when full. */
-  send(payload: Payload): Frame {
+  get stream(): string {
+    return this.#stream;
+  }
+
+  /** Called with frames that became durable (batching stores): transmit them if the channel is open. */
+  onDurable(fn: ((frames: DataFrame[]) => void) | null): void {
+    this.#onDurable = fn;
+  }
+
+  /** False while the store has not made `f` durable yet: it must not be transmitted. */
+  isDurable(f: Frame): boolean {
+    return f.t !== "d" || f.s < this.#durableBelow;
+  }
+
+  /**
+   * Wrap a message; keep it until acknowledged. Throws BacklogFullError when full, and the
+   * store's error when it cannot keep it (nothing is kept then).
+   */
+  send(payload: Payload, opts: SendOptions = {}): DataFrame {
     if (this.#unacked.size >= this.maxBacklog) {
       this.#stats.rejected++;
       throw new BacklogFullError(
@@ -123,39 +253,129 @@ export class ReliableSender {
         `control backlog full (${this.maxBacklogBytes} bytes unacknowledged)`,
       );
     }
-    const f: Frame & { t: "d" } =
+    const f: DataFrame =
       typeof payload === "string"
-        ? { rl: 1, t: "d", st: this.stream, s: this.#next, p: payload }
-        : { rl: 1, t: "d", st: this.stream, s: this.#next, p: toBase64(payload), b: 1 };
+        ? { rl: 1, t: "d", st: this.#stream, s: this.#next, p: payload }
+        : { rl: 1, t: "d", st: this.#stream, s: this.#next, p: toBase64(payload), b: 1 };
+    const at = this.#clock();
+    const x = opts.ttlMs !== undefined ? at + opts.ttlMs : undefined;
+    const stored: StoredFrame = { s: f.s, p: f.p, at };
+    if (f.b) stored.b = 1;
+    if (x !== undefined) stored.x = x;
+    let durable: boolean;
+    try {
+      durable = this.#store.append(stored);
+    } catch (e) {
+      this.#stats.rejected++;
+      throw e;
+    }
     this.#next++;
-    this.#unacked.set(f.s, f);
-    this.#bytes += f.p.length;
+    if (durable) this.#durableBelow = this.#next;
+    this.#keep(f, at, x);
     this.#stats.sent++;
     return f;
+  }
+
+  #keep(f: DataFrame, at: number, x: number | undefined): void {
+    const e: Entry = { f, at };
+    if (x !== undefined) e.x = x;
+    this.#unacked.set(f.s, e);
+    this.#bytes += f.p.length;
+  }
+
+  #madeDurable(): void {
+    if (this.#durableBelow >= this.#next) return;
+    const from = this.#durableBelow;
+    this.#durableBelow = this.#next;
+    this.expire();
+    const out: DataFrame[] = [];
+    for (const [s, e] of this.#unacked) if (s >= from) out.push(e.f);
+    if (out.length > 0) this.#onDurable?.(out);
+  }
+
+  /** The store lost what was not durable yet: those messages were never accepted. */
+  #failed(err: Error): void {
+    let lost = 0;
+    for (const [s, e] of this.#unacked) {
+      if (s < this.#durableBelow) continue;
+      this.#unacked.delete(s);
+      this.#bytes -= e.f.p.length;
+      lost++;
+    }
+    this.#next = Math.max(this.#durableBelow, this.#acked);
+    this.#stats.sent -= lost;
+    this.#stats.rejected += lost;
+    this.lastFailure = { err, lost };
   }
 
   /** Cumulative ack: everything below `n` arrived. False (and ignored) past what was sent. */
   onAck(n: number): boolean {
     if (n > this.#next) return false;
-    for (const [s, f] of this.#unacked) {
+    if (n <= this.#acked) return true;
+    for (const [s, e] of this.#unacked) {
       if (s >= n) break;
       this.#unacked.delete(s);
-      this.#bytes -= f.p.length;
+      this.#bytes -= e.f.p.length;
       this.#stats.acked++;
     }
+    this.#acked = n;
+    this.#store.ack(n);
     return true;
   }
 
   /**
    * The other side (re)opened and expects `n` next: frames to send again, in order. A hello
    * claiming more than was sent is a lie (or the other side's state of an older stream): it
-   * acknowledges nothing and everything unacknowledged goes again.
+   * acknowledges nothing and everything unacknowledged goes again. A hello below what it already
+   * acknowledged means the receiver lost its state: the unacknowledged messages start a new
+   * stream (`rebase`), since the old one's sequence numbers would leave it waiting for a gap.
    */
-  resendFrom(n: number): Frame[] {
-    this.onAck(n);
-    const out = [...this.#unacked.values()];
+  resendFrom(n: number): DataFrame[] {
+    if (n < this.#acked) this.rebase();
+    else this.onAck(n);
+    this.expire();
+    const out: DataFrame[] = [];
+    for (const [s, e] of this.#unacked) if (s < this.#durableBelow) out.push(e.f);
     this.#stats.resent += out.length;
     return out;
+  }
+
+  /** A new stream carrying the unacknowledged messages from sequence number 0. */
+  rebase(): void {
+    const old = [...this.#unacked.values()];
+    this.#stream = newStreamId();
+    this.#unacked.clear();
+    this.#bytes = 0;
+    this.#next = 0;
+    this.#acked = 0;
+    const frames: StoredFrame[] = [];
+    for (const e of old) {
+      const f: DataFrame = { ...e.f, st: this.#stream, s: this.#next++ };
+      this.#keep(f, e.at, e.x);
+      const k: StoredFrame = { s: f.s, p: f.p, at: e.at };
+      if (f.b) k.b = 1;
+      if (f.e) k.e = 1;
+      if (e.x !== undefined) k.x = e.x;
+      frames.push(k);
+    }
+    this.#durableBelow = this.#store.reset({ stream: this.#stream, acked: 0, frames })
+      ? this.#next
+      : 0;
+    this.#stats.rebased++;
+    this.onRebased?.(frames.length);
+  }
+
+  /** Messages whose TTL passed become expired placeholders (counted, never delivered). */
+  expire(now = this.#clock()): number {
+    let n = 0;
+    for (const e of this.#unacked.values()) {
+      if (e.x === undefined || e.x > now || e.f.e) continue;
+      this.#bytes -= e.f.p.length;
+      e.f = { rl: 1, t: "d", st: e.f.st, s: e.f.s, p: "", e: 1 };
+      n++;
+    }
+    this.#stats.expired += n;
+    return n;
   }
 
   /** The sequence number the next message gets (everything below it was sent). */
@@ -167,10 +387,44 @@ export class ReliableSender {
     return { messages: this.#unacked.size, bytes: this.#bytes };
   }
 
+  /** When the oldest unacknowledged message was accepted (ms), or null. */
+  oldestAt(): number | null {
+    for (const e of this.#unacked.values()) return e.at;
+    return null;
+  }
+
   stats(): SenderStats {
     return { ...this.#stats, backlog: this.#unacked.size, backlogBytes: this.#bytes };
   }
 }
+
+function newStreamId(): string {
+  return Math.random().toString(36).slice(2, 10);
+}
+
+export interface ReceiverState {
+  /** The sender's stream this position belongs to. */
+  stream: string;
+  /** Next expected sequence number: everything below was handed to the application. */
+  next: number;
+}
+
+/**
+ * Where a receiver keeps its delivered high-water mark. `delivered` is called before the payloads
+ * are handed to the application, so a store that batches commits the mark in the same
+ * transaction as what the application does with them. Must not throw (failures go to `failed`).
+ */
+export interface ReceiverStore {
+  load(): ReceiverState | null;
+  /** True when durable already. */
+  delivered(state: ReceiverState): boolean;
+  attach?(hooks: StoreHooks): void;
+}
+
+export const MEMORY_RECEIVER_STORE: ReceiverStore = Object.freeze({
+  load: () => null,
+  delivered: () => true,
+});
 
 export interface ReceiverLimits {
   /** How far past the next expected sequence number a frame may be held (messages). */
@@ -186,15 +440,52 @@ export const DEFAULT_RECEIVER_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
 
 export class ReliableReceiver {
   readonly limits: ReceiverLimits;
+  #store: ReceiverStore;
   #stream: string | null = null;
   #expected = 0;
+  /** What the store holds durably: acknowledgements and hellos never claim more. */
+  #durable: ReceiverState | null = null;
+  /** The state written to the store but not durable yet. */
+  #pending: ReceiverState | null = null;
+  #failedNow = false;
   duplicates = 0;
+  /** Expired placeholders received (messages whose TTL passed at the sender). */
+  expired = 0;
+  /**
+   * Called when data arrives on a new stream while this one had delivered messages of another:
+   * the sender started over (it lost its state, or kept none).
+   */
+  onStreamReplaced: ((old: ReceiverState, stream: string) => void) | null = null;
   /** Out-of-order frames ahead of a gap (SCTP keeps order; only a resend overlap can do this). */
-  #ahead = new Map<number, Frame & { t: "d" }>();
+  #ahead = new Map<number, DataFrame>();
   #aheadBytes = 0;
 
-  constructor(limits: Partial<ReceiverLimits> = {}) {
+  constructor(limits: Partial<ReceiverLimits> = {}, store: ReceiverStore = MEMORY_RECEIVER_STORE) {
     this.limits = { ...DEFAULT_RECEIVER_LIMITS, ...limits };
+    this.#store = store;
+    const kept = store.load();
+    if (kept) {
+      this.#stream = kept.stream;
+      this.#expected = kept.next;
+      this.#durable = kept;
+    }
+    store.attach?.({
+      durable: () => {
+        if (this.#pending) this.#durable = this.#pending;
+        this.#pending = null;
+      },
+      failed: () => this.#rollBack(),
+    });
+  }
+
+  /** The store lost what was not durable: expect it again (the sender still has it). */
+  #rollBack(): void {
+    this.#failedNow = true;
+    this.#pending = null;
+    this.#stream = this.#durable?.stream ?? null;
+    this.#expected = this.#durable?.next ?? 0;
+    this.#ahead.clear();
+    this.#aheadBytes = 0;
   }
 
   /** Frames and payload bytes held ahead of a gap now. */
@@ -207,17 +498,20 @@ export class ReliableReceiver {
   }
 
   hello(): Frame & { t: "h" } {
-    return { rl: 1, t: "h", st: this.#stream ?? "", n: this.#expected };
+    return { rl: 1, t: "h", st: this.#durable?.stream ?? "", n: this.#durable?.next ?? 0 };
   }
 
   ack(): Frame & { t: "a" } {
-    return { rl: 1, t: "a", n: this.#expected };
+    const d = this.#durable;
+    return { rl: 1, t: "a", n: d && d.stream === this.#stream ? d.next : 0 };
   }
 
   /** A data frame arrived: the payloads now deliverable, in order (possibly none). */
-  onData(f: Frame & { t: "d" }): Payload[] {
+  onData(f: DataFrame): Payload[] {
     if (this.#stream !== f.st) {
-      // A new sender stream (the other agent restarted): start over.
+      // A new sender stream (the other agent restarted without its state, or rebased): start over.
+      if (this.#stream !== null && this.#expected > 0)
+        this.onStreamReplaced?.({ stream: this.#stream, next: this.#expected }, f.st);
       this.#stream = f.st;
       this.#expected = 0;
       this.#ahead.clear();
@@ -242,12 +536,28 @@ export class ReliableReceiver {
       this.#aheadBytes += f.p.length;
     }
     this.#ahead.set(f.s, f);
-    const out: Payload[] = [];
+    const ready: DataFrame[] = [];
     for (let g = this.#ahead.get(this.#expected); g; g = this.#ahead.get(this.#expected)) {
       this.#ahead.delete(this.#expected);
       if (g !== f) this.#aheadBytes -= g.p.length;
       this.#expected++;
-      out.push(g.b ? fromBase64(g.p) : g.p);
+      ready.push(g);
+    }
+    if (ready.length === 0) return [];
+    // The high-water mark goes to the store before the hand-off (a batching store commits both
+    // together); if the store failed, nothing is handed off and the sender sends it again.
+    const state = { stream: f.st, next: this.#expected };
+    this.#failedNow = false;
+    const durable = this.#store.delivered(state);
+    if (this.#failedNow) return [];
+    if (durable) {
+      this.#durable = state;
+      this.#pending = null;
+    } else this.#pending = state;
+    const out: Payload[] = [];
+    for (const g of ready) {
+      if (g.e) this.expired++;
+      else out.push(g.b ? fromBase64(g.p) : g.p);
     }
     return out;
   }

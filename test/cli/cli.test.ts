@@ -20,6 +20,8 @@ import { commandLines, processesMentioning } from "./proc.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "cli-test-secret-cli-test-secret-cli";
+/** Rovers keep durable state under $XDG_STATE_HOME: a fresh one per run, not the user's. */
+const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-state-"));
 
 /** Run the CLI as a user would; `child` to signal it, `result` once it exited. */
 function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
@@ -30,6 +32,7 @@ function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeou
       ROVERLINK_SECRET: "",
       ROVERLINK_TOKEN: "",
       ROVERLINK_EDGE: "",
+      XDG_STATE_HOME: STATE_HOME,
       ...env,
     },
   });
@@ -95,6 +98,15 @@ describe("roverlink CLI", () => {
         ROVERLINK_TOKEN: "t",
       }),
       /ROVERLINK_LOG_LEVEL must be one of debug, info/,
+    );
+    // The outbox opens before joining: a state dir that cannot be made is one line.
+    expectOneLineError(
+      await roverlink([
+        "rover",
+        ...["--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a", "--token", "t"],
+        ...["--state-dir", "/etc/hostname/roverlink"],
+      ]),
+      /outbox \/etc\/hostname\/roverlink\/outbox\/r\/a\.sqlite: .*ENOTDIR/,
     );
     expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--metrics-port", "70000"]),
@@ -388,7 +400,13 @@ describe("roverlink CLI", () => {
       const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
         const child = spawn("script", ["-qec", cmd, "/dev/null"], {
           cwd: REPO_ROOT,
-          env: { ...process.env, ROVERLINK_SECRET: SECRET, ROVERLINK_TOKEN: "", COLUMNS: "200" },
+          env: {
+            ...process.env,
+            ROVERLINK_SECRET: SECRET,
+            ROVERLINK_TOKEN: "",
+            COLUMNS: "200",
+            XDG_STATE_HOME: STATE_HOME,
+          },
         });
         let text = "";
         child.stdout.on("data", (d: Buffer) => (text += d.toString()));

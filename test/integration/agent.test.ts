@@ -4,6 +4,8 @@
  * glare) in the middle of a 50 msg/s control stream with nothing lost, duplicated or reordered.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
@@ -22,6 +24,8 @@ import {
 import { mintToken } from "../../shared/token.ts";
 
 const SECRET = "integration-secret-integration-secret";
+/** Spawned rovers keep durable state under $XDG_STATE_HOME: a fresh one per run. */
+const STATE_HOME = mkdtempSync(join(tmpdir(), "agent-state-"));
 let edge: LocalEdge;
 const agents: Agent[] = [];
 
@@ -542,7 +546,10 @@ describe("rover agents through the local edge", () => {
           "--log-level",
           "warn",
         ],
-        { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
+        {
+          env: { ...process.env, ROVERLINK_SECRET: SECRET, XDG_STATE_HOME: STATE_HOME },
+          stdio: "ignore",
+        },
       );
     let b = startB();
     try {
@@ -573,7 +580,10 @@ describe("rover agents through the local edge", () => {
       spawn(
         process.execPath,
         [cli, "rover", "--edge", edge.url, "--room", room, "--id", "a", "--connect", "b", "--echo"],
-        { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
+        {
+          env: { ...process.env, ROVERLINK_SECRET: SECRET, XDG_STATE_HOME: STATE_HOME },
+          stdio: "ignore",
+        },
       );
     const b = await agent(room, "b");
     let a = startA();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { LinkStats } from "../../rover/agent.ts";
-import { formatStatus } from "../../rover/status-line.ts";
+import { formatOutbox, formatStatus } from "../../rover/status-line.ts";
 
 const link = (o: Partial<LinkStats>): LinkStats => ({
   peer: "bravo",
@@ -35,5 +35,23 @@ describe("status line", () => {
 
   it("says when there is no link yet, with the extra figures", () => {
     expect(formatStatus("alpha", [], "probes 0/0")).toBe("alpha: no links yet · probes 0/0");
+  });
+});
+
+describe("outbox on the status line", () => {
+  const box = (messages: number, oldestAgeMs: number | null) => ({
+    peer: "bravo",
+    messages,
+    bytes: messages * 10,
+    oldestAgeMs,
+    expired: 0,
+    rejected: 0,
+  });
+  it("shows what waits for an acknowledgement in all and the oldest age; nothing when empty", () => {
+    expect(formatOutbox([box(0, null)])).toBe("");
+    expect(formatOutbox([box(3, 1_250), { ...box(40, 61_000), peer: "charlie" }])).toBe(
+      "outbox 43 (oldest 61 s)",
+    );
+    expect(formatOutbox([box(1, 2_340)])).toBe("outbox 1 (oldest 2.3 s)");
   });
 });

@@ -8,6 +8,9 @@ import {
   FrameError,
   ReliableReceiver,
   ReliableSender,
+  type SenderStore,
+  type StoredFrame,
+  type StoreHooks,
   WindowError,
 } from "../../../shared/link/reliable.ts";
 
@@ -182,5 +185,75 @@ describe("reliable control layer against a hostile sender", () => {
     s.send("x".repeat(60));
     expect(() => s.send("x")).toThrow(BacklogFullError);
     expect(s.stats().rejected).toBe(1);
+  });
+});
+
+describe("reliable control layer on a batching store", () => {
+  /** A store that keeps rows in a Map and commits when told, as a disk store would. */
+  function batchingStore() {
+    let hooks: StoreHooks | undefined;
+    const rows = new Map<number, StoredFrame>();
+    let pending: StoredFrame[] = [];
+    const store: SenderStore = {
+      load: () => null,
+      reset: () => true,
+      append: (f) => {
+        pending.push(f);
+        return false;
+      },
+      ack: () => {},
+      attach: (h) => {
+        hooks = h;
+      },
+    };
+    return {
+      store,
+      rows,
+      commit: () => {
+        for (const f of pending) rows.set(f.s, f);
+        pending = [];
+        hooks?.durable();
+      },
+      fail: () => {
+        pending = [];
+        hooks?.failed(new Error("disk full"));
+      },
+    };
+  }
+
+  it("frames go out only once durable; a failed batch is not accepted and its numbers are reused", () => {
+    const b = batchingStore();
+    const s = new ReliableSender({ stream: "s", store: b.store });
+    const out: string[] = [];
+    s.onDurable((fs) => out.push(...fs.map((f) => f.p)));
+    const f = s.send("a");
+    expect(s.isDurable(f)).toBe(false);
+    expect(s.resendFrom(0)).toEqual([]);
+    b.commit();
+    expect(out).toEqual(["a"]);
+    s.send("b");
+    s.send("c");
+    b.fail();
+    expect(s.lastFailure?.lost).toBe(2);
+    expect(s.backlog().messages).toBe(1);
+    expect(s.send("d").s).toBe(1); // no gap in the stream
+    b.commit();
+    expect(out).toEqual(["a", "d"]);
+    expect([...b.rows.values()].map((r) => r.p)).toEqual(["a", "d"]);
+  });
+
+  it("in memory, a TTL-expired message becomes a placeholder the receiver counts and skips", () => {
+    let now = 0;
+    const s = new ReliableSender({ stream: "s", clock: () => now });
+    const r = new ReliableReceiver();
+    s.send("old", { ttlMs: 100 });
+    s.send("new");
+    now = 101;
+    const frames = s.resendFrom(0);
+    expect(frames[0]).toMatchObject({ s: 0, p: "", e: 1 });
+    expect(decodeFrame(encodeFrame(frames[0] as Frame))).toEqual(frames[0]);
+    expect(frames.flatMap((f) => r.onData(f))).toEqual(["new"]);
+    expect(r.expired).toBe(1);
+    expect(s.stats().expired).toBe(1);
   });
 });

@@ -1,0 +1,281 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterEach, describe, expect, it } from "vitest";
+import { Outbox, OutboxError } from "../../rover/outbox.ts";
+import {
+  BacklogFullError,
+  type DataFrame,
+  ReliableReceiver,
+  ReliableSender,
+} from "../../shared/link/reliable.ts";
+import { type CrashPoint, pump } from "./outbox-pump.ts";
+
+const PUMP = join(import.meta.dirname, "outbox-pump.ts");
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), "outbox-"));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** The applications' view after a run: what the sender recorded as sent, what the receiver got. */
+function views(dir: string): { sent: number[]; got: string[] } {
+  const s = new DatabaseSync(join(dir, "sender.sqlite"));
+  const r = new DatabaseSync(join(dir, "receiver.sqlite"));
+  const sent = s
+    .prepare("SELECT i FROM app_sent ORDER BY i")
+    .all()
+    .map((x) => Number(x.i));
+  const got = r
+    .prepare("SELECT m FROM app_got ORDER BY k")
+    .all()
+    .map((x) => String(x.m));
+  s.close();
+  r.close();
+  return { sent, got };
+}
+
+describe("durable outbox (SQLite)", () => {
+  it("a frame is transmitted only once durable; a reopened sender and receiver resume the same stream", async () => {
+    const dir = tmp();
+    let out = new Outbox(join(dir, "a.sqlite"));
+    let s = new ReliableSender({ store: out.senderStore("b") });
+    const wire: DataFrame[] = [];
+    s.onDurable((f) => wire.push(...f));
+    const f0 = s.send("one");
+    s.send("two", { ttlMs: 60_000 });
+    expect(s.isDurable(f0)).toBe(false);
+    expect(s.resendFrom(0)).toEqual([]); // nothing may go out before the commit
+    await out.committed();
+    expect(s.isDurable(f0)).toBe(true);
+    expect(wire.map((f) => f.p)).toEqual(["one", "two"]);
+    const stream = s.stream;
+    s.onAck(1);
+    out.close();
+    // A new process: the same stream, "two" still unacknowledged, the next number after it.
+    out = new Outbox(join(dir, "a.sqlite"));
+    s = new ReliableSender({ store: out.senderStore("b") });
+    expect(s.stream).toBe(stream);
+    expect(s.resendFrom(1).map((f) => [f.s, f.p])).toEqual([[1, "two"]]);
+    expect(s.send("three").s).toBe(2);
+    out.close();
+
+    let rOut = new Outbox(join(dir, "r.sqlite"));
+    let r = new ReliableReceiver({}, rOut.receiverStore("a"));
+    expect(r.onData(wire[0] as DataFrame)).toEqual(["one"]);
+    expect(r.ack().n).toBe(0); // not durable yet: not acknowledged
+    await rOut.committed();
+    expect(r.ack().n).toBe(1);
+    rOut.close();
+    rOut = new Outbox(join(dir, "r.sqlite"));
+    r = new ReliableReceiver({}, rOut.receiverStore("a"));
+    expect(r.hello()).toMatchObject({ st: stream, n: 1 });
+    expect(r.onData(wire[0] as DataFrame)).toEqual([]); // delivered before the restart
+    expect(r.duplicates).toBe(1);
+    rOut.close();
+  });
+
+  it("uninterrupted: every message once, in order, in both applications' views", async () => {
+    const dir = tmp();
+    await pump(dir, 300);
+    const v = views(dir);
+    expect(v.sent).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(v.got).toEqual(v.sent.map((i) => `m${i}`));
+  });
+
+  const points: CrashPoint[] = [
+    { side: "sender", when: "before", batch: 5 },
+    { side: "sender", when: "after", batch: 5 },
+    { side: "receiver", when: "before", batch: 4 },
+    { side: "receiver", when: "after", batch: 4 },
+  ];
+  for (const p of points)
+    it(`a process killed ${p.when} the ${p.side}'s commit: no duplicate, no gap after reopening`, async () => {
+      const dir = tmp();
+      const child = spawnSync(process.execPath, [PUMP, dir, "300", JSON.stringify(p)], {
+        stdio: "inherit",
+      });
+      expect(child.signal).toBe("SIGKILL"); // the crash point was reached
+      const before = views(dir);
+      expect(before.sent.length).toBeLessThan(300);
+      await pump(dir, 300);
+      const v = views(dir);
+      expect(v.sent).toEqual(Array.from({ length: 300 }, (_, i) => i));
+      expect(v.got).toEqual(v.sent.map((i) => `m${i}`));
+    });
+
+  it("killed at random moments (sometimes inside a commit): still no duplicate and no gap", async () => {
+    const dir = tmp();
+    for (let k = 0; k < 5; k++) {
+      const child = spawnSync(process.execPath, [PUMP, dir, "3000"], {
+        stdio: "inherit",
+        timeout: 300 + Math.floor(Math.random() * 500),
+        killSignal: "SIGKILL",
+      });
+      expect(child.status === 0 || child.signal === "SIGKILL").toBe(true);
+    }
+    await pump(dir, 3000);
+    const v = views(dir);
+    expect(v.sent).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+    expect(v.got).toEqual(v.sent.map((i) => `m${i}`));
+  });
+
+  it("a message whose TTL passed is dropped and counted, never delivered, also after a restart", async () => {
+    const dir = tmp();
+    let now = 1_000_000;
+    const clock = () => now;
+    let out = new Outbox(join(dir, "a.sqlite"));
+    let s = new ReliableSender({ store: out.senderStore("b"), clock });
+    s.send("keep");
+    s.send("forward", { ttlMs: 30_000 });
+    s.send("keep too");
+    await out.committed();
+    out.close(); // the link was down all along; the process restarts
+    now += 31_000;
+    out = new Outbox(join(dir, "a.sqlite"));
+    s = new ReliableSender({ store: out.senderStore("b"), clock });
+    const r = new ReliableReceiver();
+    const got = s.resendFrom(r.hello().n).flatMap((f) => r.onData(f));
+    expect(got).toEqual(["keep", "keep too"]);
+    expect(s.stats().expired).toBe(1);
+    expect(r.expired).toBe(1);
+    s.onAck(r.ack().n);
+    expect(s.backlog().messages).toBe(0);
+    out.close();
+  });
+
+  it("bounded: a full outbox refuses with a clear error and keeps what it accepted", async () => {
+    const dir = tmp();
+    const out = new Outbox(join(dir, "a.sqlite"));
+    const s = new ReliableSender({ store: out.senderStore("b"), maxBacklog: 3 });
+    for (const m of ["1", "2", "3"]) s.send(m);
+    expect(() => s.send("4")).toThrow(/control backlog full \(3 unacknowledged messages\)/);
+    const b = new ReliableSender({ store: out.senderStore("c"), maxBacklogBytes: 2048 });
+    b.send("x".repeat(2048));
+    expect(() => b.send("y")).toThrow(BacklogFullError);
+    await out.committed();
+    out.close();
+    const again = new Outbox(join(dir, "a.sqlite"));
+    expect(
+      new ReliableSender({ store: again.senderStore("b") }).resendFrom(0).map((f) => f.p),
+    ).toEqual(["1", "2", "3"]);
+    again.close();
+  });
+
+  it("a full disk: one clear error, every message accounted for (refused or delivered), and writes resume", async () => {
+    const dir = tmp();
+    const faults: (string | null)[] = [];
+    const out = new Outbox(join(dir, "a.sqlite"), {
+      onFault: (e) => faults.push(e?.message ?? null),
+    });
+    const s = new ReliableSender({ store: out.senderStore("b") });
+    const r = new ReliableReceiver();
+    const delivered: string[] = [];
+    s.onDurable((fs) => {
+      for (const f of fs) delivered.push(...(r.onData(f) as string[]));
+    });
+    s.send("before");
+    await out.committed();
+    // The disk fills: SQLite may not grow the file past its current size.
+    const pages = (out.db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+    out.db.exec(`PRAGMA max_page_count = ${pages}`);
+    let refused = 0;
+    for (let i = 0; i < 50; i++) {
+      try {
+        s.send(`big ${i} ${"z".repeat(4096)}`);
+      } catch (e) {
+        expect(e).toBeInstanceOf(OutboxError);
+        refused++;
+      }
+      await out.committed().catch(() => {});
+    }
+    // Refused at once (thrown) or with the batch whose commit failed: counted either way.
+    const rejected = s.stats().rejected;
+    expect(rejected).toBeGreaterThanOrEqual(refused);
+    expect(rejected).toBeGreaterThan(0);
+    expect(delivered.filter((d) => d.startsWith("big")).length + rejected).toBe(50);
+    expect(faults).toHaveLength(1);
+    expect(faults[0]).toMatch(/outbox (write|commit) failed: .*full/);
+    out.db.exec("PRAGMA max_page_count = 1073741823");
+    s.send("after");
+    await out.committed();
+    expect(faults).toEqual([faults[0], null]);
+    expect(delivered.at(-1)).toBe("after");
+    expect(delivered[0]).toBe("before");
+    out.close();
+  });
+
+  it("a read-only disk: sends are refused with one clear error; the receiver keeps its place", async () => {
+    const dir = tmp();
+    const faults: (string | null)[] = [];
+    const out = new Outbox(join(dir, "a.sqlite"), {
+      onFault: (e) => faults.push(e?.message ?? null),
+    });
+    const s = new ReliableSender({ store: out.senderStore("b") });
+    const r = new ReliableReceiver({}, out.receiverStore("b"));
+    const peer = new ReliableSender({ stream: "p" });
+    expect(r.onData(peer.send("first"))).toEqual(["first"]);
+    await out.committed();
+    out.db.exec("PRAGMA query_only = 1"); // what a file system remounted read-only does to writes
+    expect(() => s.send("x")).toThrow(/outbox write failed: .*readonly/);
+    expect(() => s.send("y")).toThrow(OutboxError);
+    // Received but not recorded: not handed off, not acknowledged (the peer sends it again).
+    const second = peer.send("second");
+    expect(r.onData(second)).toEqual([]);
+    expect(r.ack().n).toBe(1);
+    expect(faults).toHaveLength(1);
+    out.db.exec("PRAGMA query_only = 0");
+    expect(r.onData(second)).toEqual(["second"]);
+    await out.committed();
+    expect(r.ack().n).toBe(2);
+    expect(s.stats().rejected).toBe(2);
+    out.close();
+  });
+
+  it("a second process on the same outbox is refused with a clear error", () => {
+    const dir = tmp();
+    const out = new Outbox(join(dir, "a.sqlite"));
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { Outbox } from ${JSON.stringify(join(import.meta.dirname, "../../rover/outbox.ts"))};
+         try { new Outbox(${JSON.stringify(join(dir, "a.sqlite"))}); } catch (e) { console.log(e.message); process.exit(3); }`,
+      ],
+      { encoding: "utf8" },
+    );
+    expect(child.status).toBe(3);
+    expect(child.stdout).toMatch(/outbox .*a\.sqlite: .*locked/);
+    out.close();
+  });
+});
+
+describe("a peer that lost its state", () => {
+  it("a receiver back at 0 after acknowledging: the sender starts a new stream with what is unacknowledged", () => {
+    const s = new ReliableSender({ stream: "old" });
+    let r = new ReliableReceiver();
+    for (const m of ["a", "b", "c"]) r.onData(s.send(m));
+    s.onAck(2); // "c" unacknowledged
+    r = new ReliableReceiver(); // the receiving process lost its state
+    const replaced: string[] = [];
+    r.onStreamReplaced = (old) => replaced.push(old.stream);
+    const again = s.resendFrom(r.hello().n);
+    expect(s.stream).not.toBe("old");
+    expect(s.stats().rebased).toBe(1);
+    expect(again.flatMap((f) => r.onData(f))).toEqual(["c"]);
+    expect(replaced).toEqual([]); // the receiver had nothing of the old stream
+    // The other way round: a receiver that delivered from one stream sees data on a new one.
+    const seen: string[] = [];
+    r.onStreamReplaced = (old, now) => seen.push(`${old.stream}@${old.next}->${now}`);
+    const fresh = new ReliableSender({ stream: "fresh" });
+    expect(r.onData(fresh.send("z"))).toEqual(["z"]);
+    expect(seen).toEqual([`${s.stream}@1->fresh`]);
+  });
+});
