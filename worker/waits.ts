@@ -63,26 +63,33 @@ export async function pollEvents(
   }
 }
 
-/** Wait up to `waitMs` for the answer to the offer tagged `etag`; then detach (-> 202 path). */
+/**
+ * Wait up to `waitMs` for the answer to the offer tagged `etag`; then detach (-> 202 path). When
+ * the client goes away first (`signal`), detach at once: the answer must then travel as an event.
+ */
 export async function awaitAnswer(
   stub: Stub,
   sid: string,
   etag: string,
   waitMs: number,
+  signal?: AbortSignal,
 ): Promise<WaitState> {
   const deadline = Date.now() + waitMs;
   const topic = sessionTopic(sid);
   let w = await watch(stub, topic);
+  const gone = () => w.wakeNow();
+  signal?.addEventListener("abort", gone);
   try {
     for (;;) {
       const st = await stub.waitState(sid, etag);
       if (st.state !== "pending") return st;
       const left = deadline - Date.now();
-      if (left <= 0) return await stub.detach(sid, etag);
+      if (left <= 0 || signal?.aborted) return await stub.detach(sid, etag);
       await w.next(left);
       w = await rewatchIfDropped(stub, topic, w);
     }
   } finally {
+    signal?.removeEventListener("abort", gone);
     w.close();
   }
 }

@@ -10,6 +10,8 @@ export interface Watch {
   next(ms: number): Promise<boolean>;
   /** The socket dropped (room object restarted or evicted with its sockets closed): re-watch. */
   readonly dropped: boolean;
+  /** End the current (or next) `next()` at once, as a wake would. */
+  wakeNow(): void;
   close(): void;
 }
 
@@ -44,6 +46,7 @@ export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
     get dropped() {
       return dropped;
     },
+    wakeNow: poke,
     async next(ms) {
       if (!woken && !closed) {
         await new Promise<void>((resolve) => {

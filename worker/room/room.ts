@@ -494,7 +494,8 @@ export class Room extends DurableObject<EdgeEnv> {
     s.updatedAt = now;
     this.#store.saveSession(s);
     // The offerer's request is still parked in a Worker: it takes the answer. Otherwise (202
-    // already sent, or the Worker is gone) the answer travels as an event.
+    // already sent, or the Worker or its client is gone: detach, webSocketClose) the answer
+    // travels as an event.
     if (!p.waiter || now > p.waitUntil) {
       this.#emit(
         p.by,
@@ -729,6 +730,27 @@ export class Room extends DurableObject<EdgeEnv> {
     } catch {
       // already closed
     }
+    this.#waiterGone(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#waiterGone(ws);
+  }
+
+  /**
+   * A parked offer's watch closed while its offer is still pending: the Worker holding it was
+   * cancelled (its client went away) without detaching. The answer must then go to the event
+   * log, as after a 202. (A Worker closes its watch itself only once it has the answer or has
+   * detached, so this never takes an answer from a request that is still waiting.)
+   */
+  #waiterGone(ws: WebSocket): void {
+    const topic = this.ctx.getTags(ws).find((t) => t.startsWith("session:"));
+    if (!topic) return;
+    const s = this.#store.session(topic.slice("session:".length));
+    if (!s?.pending?.waiter) return;
+    if (this.ctx.getWebSockets(topic).some((other) => other !== ws)) return;
+    s.pending.waiter = false;
+    this.#store.saveSession(s);
   }
 
   // --- expiry (one alarm, earliest deadline first) -----------------------------------------

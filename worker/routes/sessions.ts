@@ -146,7 +146,7 @@ offerRoutes.post("/:target/sessions", sdpLimit, async (c) => {
   const wait = offerWaitS(c);
   const stub = roomStub(c, r);
   const { session, etag } = unwrap(await stub.offer(from, target, sdp, wait.waitS * 1000));
-  const st = await awaitAnswer(stub, session, etag, wait.waitS * 1000);
+  const st = await awaitAnswer(stub, session, etag, wait.waitS * 1000, c.req.raw.signal);
   return answerOrLater(c, r, session, etag, st, wait, CONTENT_TYPE.sdp, 201);
 });
 
@@ -170,7 +170,7 @@ sessionRoutes.post("/:sid", sdpLimit, async (c) => {
   const match = requireIfMatch(c);
   const wait = offerWaitS(c);
   const { etag } = unwrap(await stub.restart(sid, by, "offer", sdp, match, wait.waitS * 1000));
-  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000);
+  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000, c.req.raw.signal);
   return answerOrLater(c, r, sid, etag, st, wait, CONTENT_TYPE.sdp, 200);
 });
 
@@ -207,7 +207,7 @@ sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
   const { etag } = unwrap(
     await stub.restart(sid, by, "restart", frag.text, match, wait.waitS * 1000),
   );
-  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000);
+  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000, c.req.raw.signal);
   return answerOrLater(c, r, sid, etag, st, wait, CONTENT_TYPE.sdpfrag, 200);
 });
 
