@@ -74,6 +74,12 @@ export interface AgentMessage {
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
+/**
+ * Stopping says goodbye to the edge (hang-ups, then leave) within this long: a supervisor
+ * stopping us while the edge is unreachable must not have to kill us. Past it, presence and
+ * sessions expire on the edge by themselves.
+ */
+export const LEAVE_BUDGET_MS = 2_000;
 
 export class Agent extends EventEmitter {
   readonly id: string;
@@ -137,9 +143,12 @@ export class Agent extends EventEmitter {
     return [...this.#peers.values()];
   }
 
-  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError). */
-  async start(): Promise<void> {
-    await this.#join();
+  /**
+   * Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError), or with
+   * `signal`'s reason when it aborts first (stopped while the edge does not answer).
+   */
+  async start(signal?: AbortSignal): Promise<void> {
+    await this.#join(signal);
     this.#running = true;
     this.#loop = this.#eventLoop();
     this.#sweepTimer = setInterval(() => this.#sweep(), 2_000).unref();
@@ -153,7 +162,7 @@ export class Agent extends EventEmitter {
     for (const p of this.#o.connect ?? []) if (this.#peers.has(p)) this.connect(p);
   }
 
-  async #join(): Promise<void> {
+  async #join(signal?: AbortSignal): Promise<void> {
     const body: { kind: string; meta?: Record<string, unknown>; position?: Position } = {
       kind: this.#o.kind ?? "rover",
     };
@@ -161,7 +170,7 @@ export class Agent extends EventEmitter {
     // restart within the presence TTL): they rebuild their link instead of restarting a dead one.
     body.meta = { ...this.#o.meta, incarnation: this.#incarnation };
     if (this.#o.position) body.position = this.#o.position;
-    const j = await this.#client.join(this.room, body);
+    const j = await this.#client.join(this.room, body, signal);
     this.#peers.clear();
     for (const p of j.peers) {
       this.#peers.set(p.id, p);
@@ -175,7 +184,13 @@ export class Agent extends EventEmitter {
     );
     if (!this.#o.iceServers && j.iceServers.some((s) => s.credential)) {
       // Learn the credentials' lifetime (the join response does not carry it).
-      const r = await this.#client.iceServers(this.room).catch(() => null);
+      const r = await this.#client.iceServers(this.room, signal).catch((e: unknown) => {
+        this.log.warn(
+          { err: (e as Error).message },
+          "ICE server lifetime unknown; refreshing in 60 s",
+        );
+        return null;
+      });
       if (r) this.#iceServers = r.iceServers;
       this.#scheduleIceRefresh(r?.ttl ?? 3600);
     }
@@ -514,7 +529,8 @@ export class Agent extends EventEmitter {
 
   async stop(): Promise<void> {
     if (!this.#running) {
-      await this.#http.close();
+      // Never joined (or stopped before): a join still in flight is cut off.
+      await this.#http.destroy();
       return;
     }
     this.#running = false;
@@ -523,11 +539,46 @@ export class Agent extends EventEmitter {
     await this.#uplinks?.close();
     if (this.#iceTimer) clearTimeout(this.#iceTimer);
     this.#pollAbort?.abort();
-    await Promise.all([...this.#links.values()].map((l) => l.close(true)));
+    const deadline = Date.now() + LEAVE_BUDGET_MS;
+    // Hang-ups get half the budget; leaving (which also ends our sessions there) the rest.
+    const hungUp = await within(
+      Promise.all([...this.#links.values()].map((l) => l.close(true))),
+      LEAVE_BUDGET_MS / 2,
+    );
+    if (!hungUp) this.log.warn({}, "hang-ups not confirmed by the edge in time");
     this.#links.clear();
-    await this.#client.leave(this.room, this.id).catch(() => {});
-    await this.#loop?.catch(() => {});
-    await this.#http.close();
+    try {
+      await this.#client.leave(this.room, this.id, AbortSignal.timeout(deadline - Date.now()));
+    } catch (e) {
+      this.log.warn(
+        { err: (e as Error).message },
+        "leave not confirmed; presence expires by itself",
+      );
+    }
+    // The loop ends at once on the aborted poll; whatever is still in flight is cut off.
+    if (!(await within(this.#loop ?? Promise.resolve(), 100))) {
+      this.log.warn({}, "event loop still busy at stop");
+    }
+    await this.#http.destroy();
     this.log.info({}, "stopped");
+  }
+}
+
+/** True when `p` settled (either way) within `ms`; false when the time ran out first. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

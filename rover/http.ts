@@ -33,10 +33,17 @@ export class EdgeHttp {
   reset(): void {
     const old = this.#dispatcher;
     this.#dispatcher = EdgeHttp.#make();
-    void old.destroy().catch(() => {});
+    // Requests still on the old pool fail (their callers retry on the new one); destroy itself
+    // only rejects for a pool already destroyed, which nothing else does.
+    void old.destroy().catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    await this.#dispatcher.close().catch(() => {});
+    await this.#dispatcher.close();
+  }
+
+  /** Cut every connection now, requests in flight included (stopping: nothing more is needed). */
+  async destroy(): Promise<void> {
+    await this.#dispatcher.destroy();
   }
 }

@@ -179,6 +179,8 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   const stop = () => {
     stopping ??= (async () => {
       signalGroup("SIGTERM");
+      // A frozen edge (stopped by a debugger or job control) acts on SIGTERM only once resumed.
+      signalGroup("SIGCONT");
       const kill = setTimeout(() => signalGroup("SIGKILL"), 5_000);
       await exited;
       clearTimeout(kill);

@@ -46,7 +46,13 @@ async function stop(code: number): Promise<never> {
     for (const t of timers) clearInterval(t);
     if (code === 0) say("stopping ...");
     const f = stats.figures(Date.now());
-    await Promise.all(agents.map((a) => a.stop().catch(() => {})));
+    // Each agent's goodbye to the edge is bounded (LEAVE_BUDGET_MS): an edge that stopped
+    // answering cannot hold up Ctrl-C.
+    await Promise.all(
+      agents.map((a) =>
+        a.stop().catch((e: unknown) => fail(`${a.id} did not stop cleanly: ${String(e)}`)),
+      ),
+    );
     // An edge still starting stops itself on the abort; wait for it to be gone.
     await edgeStarting?.catch(() => null);
     await edge?.stop();
