@@ -66,6 +66,7 @@ export async function pollEvents(
 /**
  * Wait up to `waitMs` for the answer to the offer tagged `etag`; then detach (-> 202 path). When
  * the client goes away first (`signal`), detach at once: the answer must then travel as an event.
+ * `opened`: a watch on the session's topic already open (taken over and closed here).
  */
 export async function awaitAnswer(
   stub: Stub,
@@ -73,10 +74,13 @@ export async function awaitAnswer(
   etag: string,
   waitMs: number,
   signal?: AbortSignal,
+  opened?: Watch,
 ): Promise<WaitState> {
   const deadline = Date.now() + waitMs;
   const topic = sessionTopic(sid);
-  let w = await watch(stub, topic);
+  // A watch opened with the offer itself saves a round trip; the first read below covers any
+  // answer that came before it was open.
+  let w = opened ?? (await watch(stub, topic));
   const gone = () => w.wakeNow();
   signal?.addEventListener("abort", gone);
   try {

@@ -77,7 +77,7 @@ describe("a lost answer", () => {
     const p = await pair("lost-cancel");
     const stub = env.ROOMS.get(env.ROOMS.idFromName(p.room));
     // What a parked offer is, seen from the room: a pending offer with a waiter, and a watch.
-    const made = await stub.offer("a", "b", sdp("ufragA1"), 20_000);
+    const made = await stub.offer("a", "b", { body: sdp("ufragA1"), ufrag: "ufragA1" }, 20_000);
     if (!made.ok) throw new Error(made.problem.detail);
     const sid = made.session;
     const res = await stub.fetch(
