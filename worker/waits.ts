@@ -83,17 +83,40 @@ export async function awaitAnswer(
   let w = opened ?? (await watch(stub, topic));
   const gone = () => w.wakeNow();
   signal?.addEventListener("abort", gone);
+  // With the watch opened alongside the offer, the room wakes it at once if the answer came
+  // first, so the first read can wait for a wake.
+  let read = opened === undefined;
   try {
     for (;;) {
-      const st = await stub.waitState(sid, etag);
-      if (st.state !== "pending") return st;
+      if (read) {
+        const st = await stub.waitState(sid, etag);
+        if (st.state !== "pending") return st;
+      }
+      read = true;
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) return await stub.detach(sid, etag);
       await w.next(left);
+      // The answer in the wake itself (for this offer): no read needed.
+      const said = answeredIn(w.takeMessage(), etag);
+      if (said) return said;
       w = await rewatchIfDropped(stub, topic, w);
     }
   } finally {
     signal?.removeEventListener("abort", gone);
     w.close();
   }
+}
+
+/** The answered state a session wake carried, when it is for the offer tagged `etag`. */
+function answeredIn(message: string | null, etag: string): WaitState | null {
+  if (message === null) return null;
+  try {
+    const m = JSON.parse(message) as { state?: unknown; answer?: unknown; etag?: unknown };
+    if (m.state === "answered" && m.etag === etag && typeof m.answer === "string") {
+      return { state: "answered", answer: m.answer, etag };
+    }
+  } catch {
+    // Not ours to understand: the re-read decides.
+  }
+  return null;
 }

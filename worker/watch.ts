@@ -10,6 +10,8 @@ export interface Watch {
   next(ms: number): Promise<boolean>;
   /** The socket dropped (room object restarted or evicted with its sockets closed): re-watch. */
   readonly dropped: boolean;
+  /** The last wake's message, when it said more than "wake" (taken: read once). */
+  takeMessage(): string | null;
   /** End the current (or next) `next()` at once, as a wake would. */
   wakeNow(): void;
   close(): void;
@@ -29,7 +31,11 @@ export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
     woken = true;
     notify?.();
   };
-  ws.addEventListener("message", poke);
+  let message: string | null = null;
+  ws.addEventListener("message", (e: MessageEvent) => {
+    if (typeof e.data === "string" && e.data !== "wake") message = e.data;
+    poke();
+  });
   ws.addEventListener("close", () => {
     closed = true;
     poke();
@@ -47,6 +53,11 @@ export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
       return dropped;
     },
     wakeNow: poke,
+    takeMessage() {
+      const m = message;
+      message = null;
+      return m;
+    },
     async next(ms) {
       if (!woken && !closed) {
         await new Promise<void>((resolve) => {

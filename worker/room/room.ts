@@ -112,6 +112,8 @@ export class Room extends DurableObject<EdgeEnv> {
   readonly #store: RoomStore;
   /** Topics to wake once the current RPC call has finished its writes. */
   readonly #toWake = new Set<string>();
+  /** What a topic's wake says when it is more than "wake" (an answer, for its parked offer). */
+  readonly #wakeMessages = new Map<string, string>();
 
   constructor(ctx: DurableObjectState, env: EdgeEnv) {
     super(ctx, env);
@@ -531,6 +533,11 @@ export class Room extends DurableObject<EdgeEnv> {
       );
     }
     this.#toWake.add(sessionTopic(sid));
+    // The parked request's wake carries the answer itself: it need not read it back.
+    this.#wakeMessages.set(
+      sessionTopic(sid),
+      JSON.stringify({ state: "answered", answer: s.answer, etag: p.etag }),
+    );
     this.#wake();
     return { ok: true };
   }
@@ -750,15 +757,17 @@ export class Room extends DurableObject<EdgeEnv> {
 
   #wake(): void {
     for (const topic of this.#toWake) {
+      const message = this.#wakeMessages.get(topic) ?? "wake";
       for (const ws of this.ctx.getWebSockets(topic)) {
         try {
-          ws.send("wake");
+          ws.send(message);
         } catch {
           // Closing socket: its Worker re-reads on close anyway.
         }
       }
     }
     this.#toWake.clear();
+    this.#wakeMessages.clear();
   }
 
   // --- Worker subscriptions (hibernatable WebSockets) ----------------------------------------
@@ -771,6 +780,12 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [topic]);
+    // A watch opened alongside its offer may come after the answer: wake it at once, so that
+    // a Worker holding it can wait for a wake instead of reading first.
+    if (topic.startsWith("session:")) {
+      const s = this.#store.session(topic.slice("session:".length));
+      if (s && !s.pending) server.send("wake");
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
