@@ -100,6 +100,10 @@ export class Agent extends EventEmitter {
   #handovers = 0;
   readonly #incarnation = Math.random().toString(36).slice(2, 10);
   #uplinks: UplinkManager | null = null;
+  /** A declined offer's session could not be closed: it expires on the edge by itself. */
+  #declineFailed = (e: unknown): void => {
+    this.log.info({ err: (e as Error).message }, "declined offer not closed; it expires");
+  };
   /** The last incarnation seen per peer (kept after it leaves, to tell a restart from a return). */
   #incarnations = new Map<string, unknown>();
   /** Links kept to peers that left the edge (shared/link/departed.ts). */
@@ -306,7 +310,7 @@ export class Agent extends EventEmitter {
           // Logged once a quarantine: a peer could offer in a loop.
           if (this.#quarantine.declined(ev.from))
             this.log.info({ peer: ev.from }, "offer from a quarantined peer declined");
-          void this.#client.closeSession(this.room, ev.session).catch(() => {});
+          void this.#client.closeSession(this.room, ev.session).catch(this.#declineFailed);
           return;
         }
         let l = this.#links.get(ev.from);
@@ -315,7 +319,7 @@ export class Agent extends EventEmitter {
             // Both offered at once: the smaller id's offer wins; decline theirs. (Our own offer
             // may still be waiting for its answer, session unknown: it wins all the same, and
             // the other side yields to it.)
-            void this.#client.closeSession(this.room, ev.session).catch(() => {});
+            void this.#client.closeSession(this.room, ev.session).catch(this.#declineFailed);
             return;
           }
           void l.close(false);
@@ -527,7 +531,8 @@ export class Agent extends EventEmitter {
     for (const l of this.#links.values()) l.networkChanged();
   }
 
-  async stop(): Promise<void> {
+  /** Leave the room and close every link; the goodbye to the edge takes at most `budgetMs`. */
+  async stop(budgetMs = LEAVE_BUDGET_MS): Promise<void> {
     if (!this.#running) {
       // Never joined (or stopped before): a join still in flight is cut off.
       await this.#http.destroy();
@@ -539,11 +544,11 @@ export class Agent extends EventEmitter {
     await this.#uplinks?.close();
     if (this.#iceTimer) clearTimeout(this.#iceTimer);
     this.#pollAbort?.abort();
-    const deadline = Date.now() + LEAVE_BUDGET_MS;
+    const deadline = Date.now() + budgetMs;
     // Hang-ups get half the budget; leaving (which also ends our sessions there) the rest.
     const hungUp = await within(
       Promise.all([...this.#links.values()].map((l) => l.close(true))),
-      LEAVE_BUDGET_MS / 2,
+      budgetMs / 2,
     );
     if (!hungUp) this.log.warn({}, "hang-ups not confirmed by the edge in time");
     this.#links.clear();
