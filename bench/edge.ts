@@ -97,6 +97,7 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
     while (running) {
       const r = await cb
         .poll(room, b, { after: cursor, wait: 10, signal: abort.signal })
+        // Aborted at stop(), or a failed poll: the loop polls again (or ends).
         .catch(() => null);
       if (!r) continue;
       cursor = r.cursor;
@@ -104,7 +105,8 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
         if (ev.type === "offer")
           await cb
             .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
-            .catch(() => {});
+            // A failed answer shows up as the offer's own error (counted there).
+            .catch(() => undefined);
       }
     }
   })();
@@ -114,7 +116,8 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
       try {
         const r = await ca.offer(room, b, SDP("off"), { waitS: 10 });
         const ms = performance.now() - t0;
-        await ca.closeSession(room, r.session).catch(() => {});
+        // Not part of the measure; a leftover session is closed by the next offer (superseded).
+        await ca.closeSession(room, r.session).catch(() => undefined);
         return r.status === 201 ? { ms } : { ms, error: `${r.status}` };
       } catch (err) {
         return {
@@ -147,7 +150,11 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
       running = false;
       abort.abort();
       await answerer;
-      await Promise.all([ca.leave(room, a).catch(() => {}), cb.leave(room, b).catch(() => {})]);
+      // Clean-up only: presence expires by itself.
+      await Promise.all([
+        ca.leave(room, a).catch(() => undefined),
+        cb.leave(room, b).catch(() => undefined),
+      ]);
     },
   };
 }

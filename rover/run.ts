@@ -212,7 +212,8 @@ async function run(
   await Promise.race([
     stopped,
     o.durationS !== undefined
-      ? sleep(o.durationS * 1000, undefined, { signal: duration.signal }).catch(() => {})
+      ? // Rejects only when aborted below, once the race is already decided.
+        sleep(o.durationS * 1000, undefined, { signal: duration.signal }).catch(() => undefined)
       : stopped,
   ]);
   duration.abort();

@@ -1,5 +1,5 @@
 /**
- * `npm run soak [-- --quick] [--seconds N]` (root): chaos soak in the carrier-NAT lab (issue 8).
+ * `npm run soak [-- --quick] [--seconds N]` (root): chaos soak in the carrier-NAT lab (random uplink faults, edge outages, kill -9).
  * Rover A (wifi + cell, --manage-routes) probes rover B (--echo) at 20 msg/s on `control`
  * through TURN while random faults hit A's uplinks and the edge: wifi down, carrier loss,
  * silent blackholes, flapping, heavy loss, planned switches, edge outages.
