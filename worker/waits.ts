@@ -9,10 +9,15 @@ import { type Watch, watch } from "./watch.ts";
 
 type Stub = RoomRpc;
 
-async function rewatchIfDropped(stub: Stub, topic: string, w: Watch): Promise<Watch> {
+async function rewatchIfDropped(
+  stub: Stub,
+  topic: string,
+  w: Watch,
+  seen?: string,
+): Promise<Watch> {
   if (!w.dropped) return w;
   await new Promise((r) => setTimeout(r, 50));
-  return watch(stub, topic);
+  return watch(stub, topic, seen);
 }
 
 export interface EventBatch {
@@ -48,17 +53,21 @@ export async function pollEvents(
   let r = await read();
   if (r.events.length > 0 || r.superseded || waitMs <= 0) return r;
   const topic = peerTopic(peer);
-  let w = await watch(stub, topic);
+  // Subscribed saying what was read: an event appended before the subscription wakes it at once.
+  let w = await watch(stub, topic, r.cursor);
+  const gone = () => w.wakeNow();
+  signal?.addEventListener("abort", gone);
   try {
-    // Re-read once subscribed: an event appended before the subscription is not missed.
     for (;;) {
-      r = await read();
       const left = deadline - Date.now();
-      if (r.events.length > 0 || r.superseded || left <= 0 || signal?.aborted) return r;
-      await w.next(left);
-      w = await rewatchIfDropped(stub, topic, w);
+      if (left <= 0 || signal?.aborted) return r;
+      if (!(await w.next(left))) continue;
+      r = await read();
+      if (r.events.length > 0 || r.superseded) return r;
+      w = await rewatchIfDropped(stub, topic, w, r.cursor);
     }
   } finally {
+    signal?.removeEventListener("abort", gone);
     w.close();
   }
 }

@@ -17,8 +17,14 @@ export interface Watch {
   close(): void;
 }
 
-export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
-  const res = await stub.fetch(`https://room/watch?topic=${encodeURIComponent(topic)}`, {
+/**
+ * `seen`: for a peer's topic, the cursor the caller has read up to; the room wakes the watch at
+ * once when there is more (or the peer is gone), so the caller need not read again first.
+ */
+export async function watch(stub: RoomRpc, topic: string, seen?: string): Promise<Watch> {
+  const q = new URLSearchParams({ topic });
+  if (seen !== undefined) q.set("seen", seen);
+  const res = await stub.fetch(`https://room/watch?${q}`, {
     headers: { Upgrade: "websocket" },
   });
   const ws = res.webSocket;

@@ -780,11 +780,17 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [topic]);
-    // A watch opened alongside its offer may come after the answer: wake it at once, so that
-    // a Worker holding it can wait for a wake instead of reading first.
+    // A watch opened alongside its offer may come after the answer, and a poll's watch after
+    // new events: wake it at once, so that the Worker holding it waits instead of reading first.
     if (topic.startsWith("session:")) {
       const s = this.#store.session(topic.slice("session:".length));
       if (s && !s.pending) server.send("wake");
+    }
+    const seen = url.searchParams.get("seen");
+    if (topic.startsWith("peer:") && seen !== null) {
+      const id = topic.slice("peer:".length);
+      const from = /^\d{1,15}$/.test(seen) ? Number(seen) : 0;
+      if (!this.#store.peer(id) || this.#store.events(id, from, 1).length > 0) server.send("wake");
     }
     return new Response(null, { status: 101, webSocket: client });
   }
