@@ -52,7 +52,7 @@ export default defineConfig({
         },
       },
       {
-        // Browser console (issue 6): Debian's Chromium driven by playwright-core against a local
+        // Browser console: Debian's Chromium driven by playwright-core against a local
         // edge. Heavy (a browser + wrangler dev per file): one file at a time.
         test: {
           name: "browser",
@@ -63,7 +63,7 @@ export default defineConfig({
         },
       },
       {
-        // Network-namespace lab (issue 4): needs root, iproute2, iptables, coturn. One file at a time.
+        // Network-namespace lab (docs/lab.md): needs root, iproute2, iptables, coturn. One file at a time.
         test: {
           name: "lab",
           include: ["test/lab/**/*.test.ts"],

@@ -44,6 +44,13 @@ export interface EdgeBench {
   healthzMs: Summary;
   iceServersMs: Summary;
   offerToAnswerMs: Summary;
+  /** One trickle PATCH (a candidate, If-Match) on an answered session, to its 204. */
+  trickleMs?: Summary;
+  /** Offer→answer and trickle over a bare request (GET /healthz), medians: the edge's own cost. */
+  offerOverBare?: number | null;
+  trickleOverBare?: number | null;
+  /** Every sample, ms, in the order taken. */
+  samples?: { healthzMs: number[]; offerToAnswerMs: number[]; trickleMs: number[] };
   wsRelayMs: Summary;
   /** Median edge latency over median relay latency. */
   ratioLatency: number | null;
@@ -61,6 +68,8 @@ let seq = 0;
 
 interface EdgePair {
   offer(): Promise<{ ms: number; error?: string }>;
+  /** Offer, keep the session open, and time `n` trickle PATCHes on it. */
+  trickles(n: number): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -88,6 +97,7 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
     while (running) {
       const r = await cb
         .poll(room, b, { after: cursor, wait: 10, signal: abort.signal })
+        // Aborted at stop(), or a failed poll: the loop polls again (or ends).
         .catch(() => null);
       if (!r) continue;
       cursor = r.cursor;
@@ -95,7 +105,8 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
         if (ev.type === "offer")
           await cb
             .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
-            .catch(() => {});
+            // A failed answer shows up as the offer's own error (counted there).
+            .catch(() => undefined);
       }
     }
   })();
@@ -105,7 +116,8 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
       try {
         const r = await ca.offer(room, b, SDP("off"), { waitS: 10 });
         const ms = performance.now() - t0;
-        await ca.closeSession(room, r.session).catch(() => {});
+        // Not part of the measure; a leftover session is closed by the next offer (superseded).
+        await ca.closeSession(room, r.session).catch(() => undefined);
         return r.status === 201 ? { ms } : { ms, error: `${r.status}` };
       } catch (err) {
         return {
@@ -114,11 +126,35 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
         };
       }
     },
+    trickles: async (n) => {
+      const r = await ca.offer(room, b, SDP("trickler"), { waitS: 10 });
+      if (r.status !== 201) throw new Error(`offer for the trickle run: ${r.status}`);
+      const etag = r.etag;
+      const times: number[] = [];
+      for (let i = 0; i <= n; i++) {
+        const frag = [
+          "a=ice-ufrag:trickler",
+          "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+          "a=mid:0",
+          `a=candidate:1 1 udp 2130706431 127.0.0.1 ${50_000 + i} typ host`,
+          "",
+        ].join("\r\n");
+        const t0 = performance.now();
+        await ca.trickle(room, r.session, frag, { ifMatch: etag });
+        if (i > 0) times.push(performance.now() - t0); // the first is a warm-up
+      }
+      await ca.closeSession(room, r.session);
+      return times;
+    },
     stop: async () => {
       running = false;
       abort.abort();
       await answerer;
-      await Promise.all([ca.leave(room, a).catch(() => {}), cb.leave(room, b).catch(() => {})]);
+      // Clean-up only: presence expires by itself.
+      await Promise.all([
+        ca.leave(room, a).catch(() => undefined),
+        cb.leave(room, b).catch(() => undefined),
+      ]);
     },
   };
 }
@@ -256,6 +292,7 @@ export async function edgeBench(
     const r = await p.offer();
     if (!r.error) lat.push(r.ms);
   }
+  const trickle = await p.trickles(runs);
   await p.stop();
   const CONCURRENCY = 8;
   const oneRoom: Throughput[] = [];
@@ -267,11 +304,17 @@ export async function edgeBench(
   const relay = await wsRelay(runs, CONCURRENCY, seconds);
   const offerToAnswerMs = summarize(lat);
   const wsRelayMs = summarize(relay.latency);
+  const healthzMs = summarize(req.healthz);
+  const trickleMs = summarize(trickle);
   return {
     runs,
-    healthzMs: summarize(req.healthz),
+    healthzMs,
     iceServersMs: summarize(req.ice),
     offerToAnswerMs,
+    trickleMs,
+    offerOverBare: ratio(offerToAnswerMs.median, healthzMs.median),
+    trickleOverBare: ratio(trickleMs.median, healthzMs.median),
+    samples: { healthzMs: req.healthz, offerToAnswerMs: lat, trickleMs: trickle },
     wsRelayMs,
     ratioLatency: ratio(offerToAnswerMs.median, wsRelayMs.median),
     oneRoom,

@@ -272,7 +272,18 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       `| WebSocket relay | ${fmt(e.wsRelayMs.median)} | ${fmt(e.wsRelayMs.p95)} | ${fmt(e.wsRelayMs.iqr)} |`,
       `| context: one GET /healthz through wrangler dev + workerd | ${fmt(e.healthzMs.median)} | ${fmt(e.healthzMs.p95)} | ${fmt(e.healthzMs.iqr)} |`,
       `| context: one authenticated GET /v1/ice-servers | ${fmt(e.iceServersMs.median)} | ${fmt(e.iceServersMs.p95)} | ${fmt(e.iceServersMs.iqr)} |`,
+      ...(e.trickleMs
+        ? [
+            `| trickle PATCH (one candidate) on an answered session | ${fmt(e.trickleMs.median)} | ${fmt(e.trickleMs.p95)} | ${fmt(e.trickleMs.iqr)} |`,
+          ]
+        : []),
       "",
+      ...(e.offerOverBare !== undefined
+        ? [
+            `Over a bare request (GET /healthz, median): offer → answer **${times(e.offerOverBare)}** (goal ≤ 3×), trickle PATCH **${times(e.trickleOverBare ?? null)}** (goal ≤ 1.5×).`,
+            "",
+          ]
+        : []),
       `Edge / relay latency (median): **${times(e.ratioLatency)}**. The edge authenticates each request, keeps peers, sessions and the event log in the room's SQLite, and answers over plain HTTP; the relay forwards a frame on a socket that is already open.`,
       "",
       "| rooms × pairs per room | sessions/s | errors |",

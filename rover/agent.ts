@@ -105,6 +105,12 @@ export interface AgentMessage {
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
+/**
+ * Stopping says goodbye to the edge (hang-ups, then leave) within this long: a supervisor
+ * stopping us while the edge is unreachable must not have to kill us. Past it, presence and
+ * sessions expire on the edge by themselves.
+ */
+export const LEAVE_BUDGET_MS = 2_000;
 
 export class Agent extends EventEmitter {
   readonly id: string;
@@ -125,6 +131,10 @@ export class Agent extends EventEmitter {
   #handovers = 0;
   readonly #incarnation = Math.random().toString(36).slice(2, 10);
   #uplinks: UplinkManager | null = null;
+  /** A declined offer's session could not be closed: it expires on the edge by itself. */
+  #declineFailed = (e: unknown): void => {
+    this.log.info({ err: (e as Error).message }, "declined offer not closed; it expires");
+  };
   /** The last incarnation seen per peer (kept after it leaves, to tell a restart from a return). */
   #incarnations = new Map<string, unknown>();
   /** Links kept to peers that left the edge (shared/link/departed.ts). */
@@ -175,8 +185,12 @@ export class Agent extends EventEmitter {
     return this.#outbox;
   }
 
-  /** Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError / OutboxError). */
-  async start(): Promise<void> {
+  /**
+   * Join the room; rejects with a one-line error (ProblemError / EdgeUnreachableError /
+   * OutboxError), or with `signal`'s reason when it aborts first (stopped while the edge does not
+   * answer).
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     if (this.#o.stateDir && !this.#outbox) {
       const file = join(this.#o.stateDir, "outbox", this.room, `${this.id}.sqlite`);
       this.#outbox = new Outbox(file, {
@@ -189,7 +203,7 @@ export class Agent extends EventEmitter {
       });
     }
     try {
-      await this.#join();
+      await this.#join(signal);
     } catch (e) {
       this.#outbox?.close();
       this.#outbox = null;
@@ -227,7 +241,7 @@ export class Agent extends EventEmitter {
     }
   }
 
-  async #join(): Promise<void> {
+  async #join(signal?: AbortSignal): Promise<void> {
     const body: { kind: string; meta?: Record<string, unknown>; position?: Position } = {
       kind: this.#o.kind ?? "rover",
     };
@@ -235,7 +249,7 @@ export class Agent extends EventEmitter {
     // restart within the presence TTL): they rebuild their link instead of restarting a dead one.
     body.meta = { ...this.#o.meta, incarnation: this.#incarnation };
     if (this.#o.position) body.position = this.#o.position;
-    const j = await this.#client.join(this.room, body);
+    const j = await this.#client.join(this.room, body, signal);
     this.#peers.clear();
     for (const p of j.peers) {
       this.#peers.set(p.id, p);
@@ -249,7 +263,13 @@ export class Agent extends EventEmitter {
     );
     if (!this.#o.iceServers && j.iceServers.some((s) => s.credential)) {
       // Learn the credentials' lifetime (the join response does not carry it).
-      const r = await this.#client.iceServers(this.room).catch(() => null);
+      const r = await this.#client.iceServers(this.room, signal).catch((e: unknown) => {
+        this.log.warn(
+          { err: (e as Error).message },
+          "ICE server lifetime unknown; refreshing in 60 s",
+        );
+        return null;
+      });
       if (r) this.#iceServers = r.iceServers;
       this.#scheduleIceRefresh(r?.ttl ?? 3600);
     }
@@ -365,7 +385,7 @@ export class Agent extends EventEmitter {
           // Logged once a quarantine: a peer could offer in a loop.
           if (this.#quarantine.declined(ev.from))
             this.log.info({ peer: ev.from }, "offer from a quarantined peer declined");
-          void this.#client.closeSession(this.room, ev.session).catch(() => {});
+          void this.#client.closeSession(this.room, ev.session).catch(this.#declineFailed);
           return;
         }
         let l = this.#links.get(ev.from);
@@ -374,7 +394,7 @@ export class Agent extends EventEmitter {
             // Both offered at once: the smaller id's offer wins; decline theirs. (Our own offer
             // may still be waiting for its answer, session unknown: it wins all the same, and
             // the other side yields to it.)
-            void this.#client.closeSession(this.room, ev.session).catch(() => {});
+            void this.#client.closeSession(this.room, ev.session).catch(this.#declineFailed);
             return;
           }
           void l.close(false);
@@ -694,9 +714,11 @@ export class Agent extends EventEmitter {
     for (const l of this.#links.values()) l.networkChanged();
   }
 
-  async stop(): Promise<void> {
+  /** Leave the room and close every link; the goodbye to the edge takes at most `budgetMs`. */
+  async stop(budgetMs = LEAVE_BUDGET_MS): Promise<void> {
     if (!this.#running) {
-      await this.#http.close();
+      // Never joined (or stopped before): a join still in flight is cut off.
+      await this.#http.destroy();
       return;
     }
     this.#running = false;
@@ -705,13 +727,48 @@ export class Agent extends EventEmitter {
     await this.#uplinks?.close();
     if (this.#iceTimer) clearTimeout(this.#iceTimer);
     this.#pollAbort?.abort();
-    await Promise.all([...this.#links.values()].map((l) => l.close(true)));
+    const deadline = Date.now() + budgetMs;
+    // Hang-ups get half the budget; leaving (which also ends our sessions there) the rest.
+    const hungUp = await within(
+      Promise.all([...this.#links.values()].map((l) => l.close(true))),
+      budgetMs / 2,
+    );
+    if (!hungUp) this.log.warn({}, "hang-ups not confirmed by the edge in time");
     this.#links.clear();
-    await this.#client.leave(this.room, this.id).catch(() => {});
-    await this.#loop?.catch(() => {});
-    await this.#http.close();
+    try {
+      await this.#client.leave(this.room, this.id, AbortSignal.timeout(deadline - Date.now()));
+    } catch (e) {
+      this.log.warn(
+        { err: (e as Error).message },
+        "leave not confirmed; presence expires by itself",
+      );
+    }
+    // The loop ends at once on the aborted poll; whatever is still in flight is cut off.
+    if (!(await within(this.#loop ?? Promise.resolve(), 100))) {
+      this.log.warn({}, "event loop still busy at stop");
+    }
+    await this.#http.destroy();
     this.#outbox?.close();
     this.#outbox = null;
     this.log.info({}, "stopped");
+  }
+}
+
+/** True when `p` settled (either way) within `ms`; false when the time ran out first. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

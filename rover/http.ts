@@ -46,6 +46,11 @@ export class EdgeHttp {
   }
 
   async close(): Promise<void> {
-    await this.#dispatcher.close().catch(() => {});
+    await this.#dispatcher.close();
+  }
+
+  /** Cut every connection now, requests in flight included (stopping: nothing more is needed). */
+  async destroy(): Promise<void> {
+    await this.#dispatcher.destroy();
   }
 }

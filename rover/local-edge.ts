@@ -44,7 +44,8 @@ export interface LocalEdge {
   persistTo: string;
   /** True when the development secret is in use. */
   devSecret: boolean;
-  stop(): Promise<void>;
+  /** SIGTERM to wrangler's group; SIGKILL to what is left after `graceMs` (default 5 s). */
+  stop(graceMs?: number): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -176,14 +177,16 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   };
   process.once("exit", reap);
   let stopping: Promise<void> | null = null;
-  const stop = () => {
+  const stop = (graceMs = 5_000) => {
     stopping ??= (async () => {
       signalGroup("SIGTERM");
-      const kill = setTimeout(() => signalGroup("SIGKILL"), 5_000);
+      // A frozen edge (stopped by a debugger or job control) acts on SIGTERM only once resumed.
+      signalGroup("SIGCONT");
+      const kill = setTimeout(() => signalGroup("SIGKILL"), graceMs);
       await exited;
       clearTimeout(kill);
       // workerd may outlive wrangler by a moment; never leave it behind.
-      const deadline = Date.now() + 2_000;
+      const deadline = Date.now() + Math.min(2_000, graceMs);
       while (signalGroup(0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (signalGroup(0)) signalGroup("SIGKILL");
       varsFile.remove();

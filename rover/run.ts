@@ -173,13 +173,19 @@ async function run(
     await closeServer(metricsServer);
     throw e;
   }
+  // A stop while joining aborts the join (the edge may not be answering at all).
+  const joining = new AbortController();
+  void stopped.then(() => joining.abort(new Error("stopped while joining")));
   try {
-    await agent.start();
+    await agent.start(joining.signal);
   } catch (e) {
     await forwarder.stop();
-    await agent.stop().catch(() => {});
+    await agent.stop();
     await closeServer(metricsServer);
-    if (stopRequested()) return 0;
+    if (stopRequested()) {
+      if (o.statsJson) writeStats(o.statsJson, stats.figures(Date.now()));
+      return 0;
+    }
     throw e;
   }
   // Logged once joined: a failure before that stays one line on stderr.
@@ -234,7 +240,8 @@ async function run(
   await Promise.race([
     stopped,
     o.durationS !== undefined
-      ? sleep(o.durationS * 1000, undefined, { signal: duration.signal }).catch(() => {})
+      ? // Rejects only when aborted below, once the race is already decided.
+        sleep(o.durationS * 1000, undefined, { signal: duration.signal }).catch(() => undefined)
       : stopped,
   ]);
   duration.abort();
@@ -243,18 +250,28 @@ async function run(
   if (statusTimer) clearInterval(statusTimer);
   status.clear();
   if (o.probeHz !== undefined) {
-    // Give the last probes time to come back.
-    const end = Date.now() + 2_000;
+    // Give the last probes time to come back: briefly when told to stop (a supervisor waits for
+    // us), longer at the end of --duration.
+    const end = Date.now() + (stopRequested() ? PROBE_SETTLE_ON_STOP_MS : PROBE_SETTLE_MS);
     while (Date.now() < end && stats.figures(Date.now()).lost > 0)
       await new Promise((r) => setTimeout(r, 50));
   }
   const figures = stats.figures(Date.now());
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
+  // The figures first: leaving may find the edge unreachable (bounded by LEAVE_BUDGET_MS).
+  if (o.statsJson) writeStats(o.statsJson, figures);
   await forwarder.stop();
   await agent.stop();
   await closeServer(metricsServer);
-  if (o.statsJson) writeFileSync(o.statsJson, `${JSON.stringify(figures, null, 2)}\n`);
   return 0;
+}
+
+/** Wait for probes in flight at the end of --duration, and when stopped by a signal. */
+const PROBE_SETTLE_MS = 2_000;
+const PROBE_SETTLE_ON_STOP_MS = 300;
+
+function writeStats(file: string, figures: object): void {
+  writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
 }
 
 /** Fail before joining, not at exit, when the figures could not be written. */

@@ -46,10 +46,18 @@ async function stop(code: number): Promise<never> {
     for (const t of timers) clearInterval(t);
     if (code === 0) say("stopping ...");
     const f = stats.figures(Date.now());
-    await Promise.all(agents.map((a) => a.stop().catch(() => {})));
+    // Each agent's goodbye to the edge is bounded: an edge that stopped answering cannot hold
+    // up Ctrl-C (1 s is plenty on loopback, and this edge goes down next anyway).
+    await Promise.all(
+      agents.map((a) =>
+        a.stop(1_000).catch((e: unknown) => fail(`${a.id} did not stop cleanly: ${String(e)}`)),
+      ),
+    );
     // An edge still starting stops itself on the abort; wait for it to be gone.
+    // Its failure was already reported by main(); here only its end matters.
     await edgeStarting?.catch(() => null);
-    await edge?.stop();
+    // Room state is on disk (SQLite), so a short grace before SIGKILL loses nothing.
+    await edge?.stop(500);
     if (code === 0) say(`done:    ${f.sent} probes, ${f.lost} lost, ${f.handovers} handover(s)`);
     process.exit(code);
   }
@@ -75,7 +83,15 @@ async function main(): Promise<void> {
   edge = await edgeStarting;
   const url = edge.url;
   const curlToken = await mintToken({ secret, sub: "curl", room: ROOM, ttlSeconds: 3600 });
-  say(`edge:    ${url}   (browser console: ${url}/)`);
+  // The console signs in from the link's fragment, which the browser never sends to the edge.
+  const consoleToken = await mintToken({
+    secret,
+    sub: "operator",
+    room: ROOM,
+    ttlSeconds: 12 * 3600,
+  });
+  say(`edge:    ${url}`);
+  say(`console: ${url}/#token=${consoleToken}   (signs in as "operator", valid 12 h)`);
   say(
     `try:     curl -s -H "Authorization: Bearer ${curlToken}" ${url}/v1/rooms/${ROOM}/peers | jq`,
   );

@@ -1,5 +1,5 @@
 /**
- * `npm run load [-- --quick]`: the edge under load on local workerd (issue 8).
+ * `npm run load [-- --quick]`: the edge under load on local workerd (exactly-once and no 5xx under many peers).
  *  1. Parked long-polls: N peers in one room each park a poll; one more peer joins; every poll
  *     must return that peer-joined event exactly once.
  *  2. Rooms × 8 peers: join, offer to the next peer (answered by the target from its events),

@@ -345,7 +345,8 @@ export class RoverlinkClient {
         throw problemError({ res, text, ...meta });
       }
       if (mediaType(res) !== CONTENT_TYPE.sse || !res.body) {
-        await res.body?.cancel().catch(() => {});
+        // Only frees the connection; the error thrown next is what the caller needs.
+        await res.body?.cancel().catch(() => undefined);
         throw new EdgeProtocolError({
           ...meta,
           status: res.status,

@@ -23,6 +23,9 @@ export const LIMITS = {
   sdpBytes: 64 * 1024,
   /** JSON bodies. */
   jsonBytes: 16 * 1024,
+  /** Nesting of a JSON body (objects and arrays): meta is opaque, but copying it between the
+   * Worker and the room recurses, and 16 KiB of `[` would nest 16 000 deep. */
+  jsonDepth: 32,
   /** `wait` on the events long-poll, seconds. */
   pollWaitMaxS: 25,
   pollWaitDefaultS: 20,

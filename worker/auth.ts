@@ -6,9 +6,10 @@
  */
 import { createMiddleware } from "hono/factory";
 import type { TokenClaims } from "../shared/protocol.ts";
-import { TokenError, verifyToken } from "../shared/token.ts";
+import { TokenError } from "../shared/token.ts";
 import type { EdgeEnv } from "./env.ts";
 import { EdgeProblem, problem } from "./problem.ts";
+import { verifyCached } from "./verified-tokens.ts";
 
 export type AuthVars = { claims: TokenClaims };
 
@@ -39,7 +40,7 @@ export const requireToken = createMiddleware<{ Bindings: EdgeEnv; Variables: Aut
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m?.[1]) throw problem(401, "Unauthorized", "send Authorization: Bearer <token>");
     try {
-      c.set("claims", await verifyToken(m[1], secret));
+      c.set("claims", await verifyCached(m[1], secret));
     } catch (e) {
       const detail = e instanceof TokenError ? e.message : "token rejected";
       throw new EdgeProblem({ status: 401, title: "Unauthorized", detail }, INVALID_TOKEN);

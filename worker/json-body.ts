@@ -1,7 +1,8 @@
-/** JSON request bodies: media type, size (bodyLimit runs first), syntax, schema -> 415/400. */
+/** JSON request bodies: media type, size (bodyLimit runs first), syntax, depth, schema -> 415/400. */
 import type { z } from "zod";
-import { CONTENT_TYPE } from "../shared/protocol.ts";
+import { CONTENT_TYPE, LIMITS } from "../shared/protocol.ts";
 import { bodyText, type Ctx, mediaType } from "./context.ts";
+import { tooDeep } from "./json-depth.ts";
 import { problem } from "./problem.ts";
 
 export async function jsonBody<S extends z.ZodType>(
@@ -22,6 +23,15 @@ export async function jsonBody<S extends z.ZodType>(
     value = JSON.parse(text);
   } catch {
     throw problem(400, "Bad request", "body is not valid JSON");
+  }
+  // Before anything walks it: deep nesting overflows the stack of whatever recurses (a 500).
+  const deep = tooDeep(value, LIMITS.jsonDepth);
+  if (deep !== null) {
+    throw problem(
+      400,
+      "Bad request",
+      `${deep}: JSON nested deeper than ${LIMITS.jsonDepth} levels`,
+    );
   }
   const r = schema.safeParse(value);
   if (!r.success) {

@@ -57,10 +57,15 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
     address: c.req.header("CF-Connecting-IP") ?? null,
   });
   const what = cls === "presence" ? "presence requests" : "requests";
-  if (!(await c.env.RATE_LIMITER.limit({ key: keys.subject })).success) {
+  // Both buckets at once (one wait, not two); each request counts in both.
+  const [subject, address] = await Promise.all([
+    c.env.RATE_LIMITER.limit({ key: keys.subject }),
+    keys.address ? c.env.RATE_LIMITER_ADDR.limit({ key: keys.address }) : null,
+  ]);
+  if (!subject.success) {
     throw tooMany(`rate limit for ${what} of this peer in this room exceeded`);
   }
-  if (keys.address && !(await c.env.RATE_LIMITER_ADDR.limit({ key: keys.address })).success) {
+  if (address && !address.success) {
     throw tooMany(`rate limit for ${what} from this client address exceeded`);
   }
   await next();

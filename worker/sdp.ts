@@ -1,20 +1,24 @@
 /** Checks an SDP offer/answer is usable before it is relayed: parse, do not trust. */
 import { parse } from "sdp-transform";
 
-/** Returns null when the SDP is acceptable, otherwise a one-line reason. */
-export function sdpProblem(text: string): string | null {
-  if (!/^v=0\r?\n/.test(text)) return "SDP must start with v=0";
+/** A usable SDP's ICE ufrag (session level, else the first m= section's), or why it is not. */
+export type SdpCheck = { ok: true; ufrag: string } | { ok: false; problem: string };
+
+export function checkSdp(text: string): SdpCheck {
+  const no = (problem: string): SdpCheck => ({ ok: false, problem });
+  if (!/^v=0\r?\n/.test(text)) return no("SDP must start with v=0");
   let s: ReturnType<typeof parse>;
   try {
     s = parse(text);
   } catch {
-    return "SDP does not parse";
+    return no("SDP does not parse");
   }
-  if (!Array.isArray(s.media) || s.media.length === 0) return "SDP has no m= section";
+  if (!Array.isArray(s.media) || s.media.length === 0) return no("SDP has no m= section");
   const every = (f: (m: (typeof s.media)[number]) => unknown) =>
     s.media.every((m) => Boolean(f(m)));
-  if (!s.iceUfrag && !every((m) => m.iceUfrag)) return "SDP has no a=ice-ufrag";
-  if (!s.icePwd && !every((m) => m.icePwd)) return "SDP has no a=ice-pwd";
-  if (!s.fingerprint && !every((m) => m.fingerprint)) return "SDP has no a=fingerprint";
-  return null;
+  const ufrag = s.iceUfrag ?? s.media[0]?.iceUfrag;
+  if (!s.iceUfrag && !every((m) => m.iceUfrag)) return no("SDP has no a=ice-ufrag");
+  if (!s.icePwd && !every((m) => m.icePwd)) return no("SDP has no a=ice-pwd");
+  if (!s.fingerprint && !every((m) => m.fingerprint)) return no("SDP has no a=fingerprint");
+  return { ok: true, ufrag: String(ufrag) };
 }

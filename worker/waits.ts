@@ -9,10 +9,15 @@ import { type Watch, watch } from "./watch.ts";
 
 type Stub = RoomRpc;
 
-async function rewatchIfDropped(stub: Stub, topic: string, w: Watch): Promise<Watch> {
+async function rewatchIfDropped(
+  stub: Stub,
+  topic: string,
+  w: Watch,
+  seen?: string,
+): Promise<Watch> {
   if (!w.dropped) return w;
   await new Promise((r) => setTimeout(r, 50));
-  return watch(stub, topic);
+  return watch(stub, topic, seen);
 }
 
 export interface EventBatch {
@@ -48,41 +53,79 @@ export async function pollEvents(
   let r = await read();
   if (r.events.length > 0 || r.superseded || waitMs <= 0) return r;
   const topic = peerTopic(peer);
-  let w = await watch(stub, topic);
+  // Subscribed saying what was read: an event appended before the subscription wakes it at once.
+  let w = await watch(stub, topic, r.cursor);
+  const gone = () => w.wakeNow();
+  signal?.addEventListener("abort", gone);
   try {
-    // Re-read once subscribed: an event appended before the subscription is not missed.
     for (;;) {
-      r = await read();
       const left = deadline - Date.now();
-      if (r.events.length > 0 || r.superseded || left <= 0 || signal?.aborted) return r;
-      await w.next(left);
-      w = await rewatchIfDropped(stub, topic, w);
+      if (left <= 0 || signal?.aborted) return r;
+      if (!(await w.next(left))) continue;
+      r = await read();
+      if (r.events.length > 0 || r.superseded) return r;
+      w = await rewatchIfDropped(stub, topic, w, r.cursor);
     }
   } finally {
+    signal?.removeEventListener("abort", gone);
     w.close();
   }
 }
 
-/** Wait up to `waitMs` for the answer to the offer tagged `etag`; then detach (-> 202 path). */
+/**
+ * Wait up to `waitMs` for the answer to the offer tagged `etag`; then detach (-> 202 path). When
+ * the client goes away first (`signal`), detach at once: the answer must then travel as an event.
+ * `opened`: a watch on the session's topic already open (taken over and closed here).
+ */
 export async function awaitAnswer(
   stub: Stub,
   sid: string,
   etag: string,
   waitMs: number,
+  signal?: AbortSignal,
+  opened?: Watch,
 ): Promise<WaitState> {
   const deadline = Date.now() + waitMs;
   const topic = sessionTopic(sid);
-  let w = await watch(stub, topic);
+  // A watch opened with the offer itself saves a round trip; the first read below covers any
+  // answer that came before it was open.
+  let w = opened ?? (await watch(stub, topic));
+  const gone = () => w.wakeNow();
+  signal?.addEventListener("abort", gone);
+  // With the watch opened alongside the offer, the room wakes it at once if the answer came
+  // first, so the first read can wait for a wake.
+  let read = opened === undefined;
   try {
     for (;;) {
-      const st = await stub.waitState(sid, etag);
-      if (st.state !== "pending") return st;
+      if (read) {
+        const st = await stub.waitState(sid, etag);
+        if (st.state !== "pending") return st;
+      }
+      read = true;
       const left = deadline - Date.now();
-      if (left <= 0) return await stub.detach(sid, etag);
+      if (left <= 0 || signal?.aborted) return await stub.detach(sid, etag);
       await w.next(left);
+      // The answer in the wake itself (for this offer): no read needed.
+      const said = answeredIn(w.takeMessage(), etag);
+      if (said) return said;
       w = await rewatchIfDropped(stub, topic, w);
     }
   } finally {
+    signal?.removeEventListener("abort", gone);
     w.close();
   }
+}
+
+/** The answered state a session wake carried, when it is for the offer tagged `etag`. */
+function answeredIn(message: string | null, etag: string): WaitState | null {
+  if (message === null) return null;
+  try {
+    const m = JSON.parse(message) as { state?: unknown; answer?: unknown; etag?: unknown };
+    if (m.state === "answered" && m.etag === etag && typeof m.answer === "string") {
+      return { state: "answered", answer: m.answer, etag };
+    }
+  } catch {
+    // Not ours to understand: the re-read decides.
+  }
+  return null;
 }

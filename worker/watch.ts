@@ -10,11 +10,21 @@ export interface Watch {
   next(ms: number): Promise<boolean>;
   /** The socket dropped (room object restarted or evicted with its sockets closed): re-watch. */
   readonly dropped: boolean;
+  /** The last wake's message, when it said more than "wake" (taken: read once). */
+  takeMessage(): string | null;
+  /** End the current (or next) `next()` at once, as a wake would. */
+  wakeNow(): void;
   close(): void;
 }
 
-export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
-  const res = await stub.fetch(`https://room/watch?topic=${encodeURIComponent(topic)}`, {
+/**
+ * `seen`: for a peer's topic, the cursor the caller has read up to; the room wakes the watch at
+ * once when there is more (or the peer is gone), so the caller need not read again first.
+ */
+export async function watch(stub: RoomRpc, topic: string, seen?: string): Promise<Watch> {
+  const q = new URLSearchParams({ topic });
+  if (seen !== undefined) q.set("seen", seen);
+  const res = await stub.fetch(`https://room/watch?${q}`, {
     headers: { Upgrade: "websocket" },
   });
   const ws = res.webSocket;
@@ -27,7 +37,11 @@ export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
     woken = true;
     notify?.();
   };
-  ws.addEventListener("message", poke);
+  let message: string | null = null;
+  ws.addEventListener("message", (e: MessageEvent) => {
+    if (typeof e.data === "string" && e.data !== "wake") message = e.data;
+    poke();
+  });
   ws.addEventListener("close", () => {
     closed = true;
     poke();
@@ -43,6 +57,12 @@ export async function watch(stub: RoomRpc, topic: string): Promise<Watch> {
   return {
     get dropped() {
       return dropped;
+    },
+    wakeNow: poke,
+    takeMessage() {
+      const m = message;
+      message = null;
+      return m;
     },
     async next(ms) {
       if (!woken && !closed) {

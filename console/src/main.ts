@@ -14,6 +14,7 @@ import type { PeerLink } from "./link.ts";
 import { renderMap } from "./map.ts";
 import { RoomSession } from "./room.ts";
 import { errorText, type SignalingClient } from "./signaling.ts";
+import { readSignInLink } from "./signin-link.ts";
 
 const app = document.getElementById("app") as HTMLElement;
 const statusEl = document.getElementById("status") as HTMLElement;
@@ -520,4 +521,24 @@ function appendLog(list: HTMLUListElement, text: string, mine: boolean): void {
   list.scrollTop = list.scrollHeight;
 }
 
-showSignIn();
+/** A sign-in link (`npm start` prints one): sign in straight away, token out of the address bar. */
+function start(): void {
+  const link = readSignInLink(location.hash);
+  if (!link) {
+    showSignIn();
+    return;
+  }
+  history.replaceState(null, "", `${location.pathname}${location.search}`);
+  let room = link.room ?? "";
+  if (!room) {
+    try {
+      const c = readTokenClaims(link.token);
+      if (c.room !== "*") room = c.room;
+    } catch {
+      // signIn says what is wrong with the token
+    }
+  }
+  void signIn({ edge: link.edge ?? location.origin, token: link.token, room });
+}
+
+start();

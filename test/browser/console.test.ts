@@ -5,12 +5,12 @@
  * --echo) and to another browser for a voice call with Chromium's fake microphone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalEdge } from "../../rover/local-edge.ts";
+import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
 import { launchChromium } from "./chromium.ts";
 
@@ -96,6 +96,105 @@ afterAll(async () => {
   await edge?.stop();
 });
 
+/** `npm start` as a newcomer runs it, on a free port; its stdout lines as they come. */
+function startDemo(port: number) {
+  const child = spawn(process.execPath, [join(repo, "scripts/demo.ts")], {
+    cwd: repo,
+    env: { ...process.env, PORT: String(port), ROVERLINK_SECRET: SECRET },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on("exit", (code, signal) => r({ code, signal })),
+  );
+  return {
+    child,
+    exited,
+    out: () => out,
+    async line(pattern: RegExp, ms = 120_000): Promise<RegExpMatchArray> {
+      const end = Date.now() + ms;
+      for (;;) {
+        const m = out.match(pattern);
+        if (m) return m;
+        if (Date.now() > end) throw new Error(`no ${pattern} in the demo's output:\n${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
+}
+
+/** The process group wrangler runs in for the demo (its child, started in a group of its own). */
+function edgeGroupOf(parent: number): number | null {
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) === parent && Number(pgrp) === Number(d)) return Number(d);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return null;
+}
+
+describe("npm start", () => {
+  it("prints a sign-in link that signs the console in; Ctrl-C ends it even with the edge frozen", async () => {
+    const port = await freePort();
+    const demo = startDemo(port);
+    const [, url] = await demo.line(/^console: (\S+)/m);
+    expect(url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${port}/#token=eyJ`));
+    const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await ctx.newPage();
+    await page.goto(String(url));
+    await page.getByRole("heading", { name: "Room demo" }).waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() => page.locator("#status").textContent())
+      .toContain("Signed in as operator");
+    // The token left the address bar at once.
+    expect(page.url()).toBe(`http://127.0.0.1:${port}/`);
+    // The demo rovers are there; link to alpha: its health pings fill RTT and loss, and none of
+    // them shows as telemetry.
+    await page.locator('tr[data-peer="alpha"]').waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "Connect to alpha" }).click();
+    await expect
+      .poll(() => link(page, "alpha").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    await expect.poll(() => figure(page, "alpha", "ping"), { timeout: 15_000 }).toMatch(/ms$/);
+    await expect.poll(() => figure(page, "alpha", "loss"), { timeout: 15_000 }).toMatch(/%$/);
+    const telemetry = link(page, "alpha").getByRole("log", { name: "Telemetry from alpha" });
+    expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
+    await ctx.close();
+
+    // The edge stops answering (frozen: connections open, nothing comes back); Ctrl-C still
+    // ends the demo before a supervisor's 3 s are up.
+    await demo.line(/^link: /m);
+    const group = edgeGroupOf(demo.child.pid as number);
+    expect(group).not.toBeNull();
+    process.kill(-(group as number), "SIGSTOP");
+    try {
+      demo.child.kill("SIGINT");
+      const killer = setTimeout(() => demo.child.kill("SIGKILL"), 3_000);
+      const exit = await demo.exited;
+      clearTimeout(killer);
+      expect(exit, demo.out()).toEqual({ code: 0, signal: null });
+      expect(demo.out()).toMatch(/^done: /m);
+    } finally {
+      // Whatever happened, leave no frozen edge behind.
+      for (const sig of ["SIGCONT", "SIGKILL"] as const) {
+        try {
+          process.kill(-(group as number), sig);
+        } catch {
+          // the group is gone: the demo took its edge down, as it should
+        }
+      }
+    }
+  });
+});
+
 describe("console served by the edge", () => {
   it("links to a werift rover, exchanges messages both ways, restarts ICE on a network change", async () => {
     startRover("rover-1", ["--position", "3,4"]);
@@ -129,9 +228,13 @@ describe("console served by the edge", () => {
       .poll(() => messages.locator("li.in").allTextContents())
       .toContain('op-1 ▸ drive {"v":0.5}');
 
-    // Pings on `telemetry` come back from the rover: a measured round trip, and a path.
+    // Pings on `telemetry` come back from the rover: a measured round trip, loss, and a path.
     await expect.poll(() => figure(page, "rover-1", "ping"), { timeout: 15_000 }).toMatch(/ms$/);
+    await expect.poll(() => figure(page, "rover-1", "loss"), { timeout: 15_000 }).toMatch(/%$/);
     await expect.poll(() => figure(page, "rover-1", "path")).toBe("direct");
+    // The link's own health probes (both ways) are not application telemetry: none shown.
+    const telemetry = link(page, "rover-1").getByRole("log", { name: "Telemetry from rover-1" });
+    expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
 
     // The browser's network changes: ICE restart by re-POST, the link comes back and still works.
     await page.evaluate(() => window.dispatchEvent(new Event("online")));

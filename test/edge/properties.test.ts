@@ -1,8 +1,9 @@
-// Hostile input (issue 8): random ids, paths, headers, bodies and query values across the routes
+// Hostile input: random ids, paths, headers, bodies and query values across the routes
 // never produce a 5xx, every error is problem+json, and the room is intact afterwards.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CAND, call, frag, join, pair, poll, sdp, session, token } from "./helpers.ts";
+import { LIMITS } from "../../shared/protocol.ts";
+import { CAND, call, frag, freshRoom, join, pair, poll, sdp, session, token } from "./helpers.ts";
 
 const METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"];
 const TYPES = [
@@ -173,4 +174,119 @@ describe("hostile input", () => {
     const ea = await poll(room, "a", p.ta, ca);
     expect(ea.events.at(-1)).toMatchObject({ type: "session-closed", session: s2.sid, by: "b" });
   }, 60_000);
+});
+
+/** `inner` wrapped `depth` times in arrays or single-key objects, written out by hand: a value
+ * nested 3000 deep cannot be built with JSON.stringify (it recurses). */
+function nested(depth: number, kinds: string, inner: string): string {
+  let open = "";
+  let close = "";
+  for (let i = 0; i < depth; i++) {
+    const obj = kinds[i % kinds.length] === "o";
+    open += obj ? '{"k":' : "[";
+    close = (obj ? "}" : "]") + close;
+  }
+  return open + inner + close;
+}
+
+// Deep, wide and long-keyed JSON (a 6 KB body nested 3000 deep once gave a 500) on join and
+// on the merge patch, seeded so that CI replays the same 5000 requests every time.
+describe("hostile JSON bodies", () => {
+  it("5000 seeded requests: never a 5xx; too deep is a 400 that says so; the room is intact", async () => {
+    const json = fc.json({ maxDepth: 6 }).map((j) => j);
+    const deep = fc
+      .tuple(fc.integer({ min: 1, max: 3000 }), fc.constantFrom("a", "o", "ao", "oa"), json)
+      .map(([d, k, inner]) => ({ text: nested(d, k, inner), depth: d }));
+    const wide = fc
+      .tuple(fc.integer({ min: 1, max: 3000 }), fc.constantFrom("0", "null", '"v"', "[]", "{}"))
+      .map(([n, v]) => ({
+        text: `{${Array.from({ length: n }, (_, i) => `"k${i}":${v}`).join(",")}}`,
+        depth: v === "[]" || v === "{}" ? 2 : 1,
+      }));
+    const longKey = fc
+      .tuple(fc.string({ minLength: 1, maxLength: 4 }), fc.integer({ min: 64, max: 20_000 }))
+      .map(([c, n]) => ({ text: JSON.stringify({ [c.repeat(n).slice(0, n)]: 1 }), depth: 1 }));
+    const small = json.map((j) => ({ text: j, depth: 0 }));
+    const value = fc.oneof(deep, wide, longKey, small);
+    // Where the value goes; `depth` of the whole body is the value's plus what wraps it.
+    const shape = fc.constantFrom(
+      { wrap: (v: string) => `{"meta":${v}}`, extra: 1 },
+      { wrap: (v: string) => `{"position":${v}}`, extra: 1 },
+      { wrap: (v: string) => `{"kind":"rover","meta":{"nested":${v}}}`, extra: 2 },
+      { wrap: (v: string) => v, extra: 0 },
+    );
+    const method = fc.constantFrom(
+      { m: "POST", type: "application/json" },
+      { m: "PATCH", type: "application/merge-patch+json" },
+      { m: "PATCH", type: "application/json" },
+    );
+
+    // A room per 150 requests keeps each subject under its rate limit (600/min); 4 peers per
+    // room at most, so each room has its own subjects.
+    const rooms: { room: string; tok: string }[] = [];
+    const roomFor = async (n: number) => {
+      const i = Math.floor(n / 150);
+      if (!rooms[i]) {
+        const room = freshRoom("json");
+        const tok = await token("a", room);
+        expect((await join(room, tok)).res.status).toBe(201);
+        rooms[i] = { room, tok };
+      }
+      return rooms[i];
+    };
+    let runs = 0;
+    let accepted = 0;
+    let tooDeep = 0;
+    await fc.assert(
+      fc.asyncProperty(method, shape, value, async (how, where, v) => {
+        const { room, tok } = await roomFor(runs);
+        runs += 1;
+        const body = where.wrap(v.text);
+        const url = how.m === "POST" ? `/v1/rooms/${room}/peers` : `/v1/rooms/${room}/peers/a`;
+        const res = await call(how.m, url, {
+          token: tok,
+          headers: { "Content-Type": how.type },
+          body,
+        });
+        expect(res.status).toBeLessThan(500);
+        if (res.status < 300) {
+          accepted += 1;
+          await res.arrayBuffer();
+          return;
+        }
+        expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+        const pr = (await res.json()) as { status: number; detail: string };
+        expect(pr.status).toBe(res.status);
+        const bodyDepth = v.depth + where.extra;
+        if (
+          bodyDepth > LIMITS.jsonDepth &&
+          new TextEncoder().encode(body).length <= LIMITS.jsonBytes
+        ) {
+          expect(res.status).toBe(400);
+          expect(pr.detail).toMatch(/nested deeper than 32 levels/);
+          tooDeep += 1;
+        }
+      }),
+      { numRuns: 5000, seed: 20_260_420 },
+    );
+    // The premises: the run was as long as promised, and it exercised both sides of the bound.
+    expect(runs).toBe(5000);
+    expect(accepted).toBeGreaterThan(200);
+    expect(tooDeep).toBeGreaterThan(200);
+
+    // Intact: every room still lists its peer, which can still be patched.
+    for (const { room, tok } of rooms) {
+      const list = await call("GET", `/v1/rooms/${room}/peers`, { token: tok });
+      expect(((await list.json()) as { peers: { id: string }[] }).peers.map((p) => p.id)).toEqual([
+        "a",
+      ]);
+      const ok = await call("PATCH", `/v1/rooms/${room}/peers/a`, {
+        token: tok,
+        headers: { "Content-Type": "application/merge-patch+json" },
+        body: JSON.stringify({ meta: { fine: true } }),
+      });
+      expect(ok.status).toBe(200);
+      await ok.arrayBuffer();
+    }
+  }, 240_000);
 });

@@ -134,7 +134,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const pc of hostiles) await pc.close().catch(() => {});
+  // Clean-up: a hostile PeerConnection the agent already cut off may fail to close cleanly.
+  for (const pc of hostiles) await pc.close().catch(() => undefined);
   for (const c of [good?.child, victim?.child]) if (c && c.exitCode === null) c.kill("SIGKILL");
   await edge?.stop();
 });

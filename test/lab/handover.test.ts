@@ -8,6 +8,7 @@ import {
   lab,
   labAddresses,
   labDown,
+  labRequired,
   labUnavailableReason,
   labUp,
   REPO_ROOT,
@@ -19,6 +20,13 @@ import { type Figures, runScenario, sleep, waitEdge } from "./scenario.ts";
 
 const unavailable = labUnavailableReason();
 const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
+
+if (unavailable && labRequired()) {
+  it("the lab can run here", () => {
+    expect.fail(`the network lab was not run: ${unavailable}`);
+  });
+}
+
 const SECRET = "lab-edge-secret-lab-edge-secret-lab";
 const CLI = "rover/cli.ts";
 let edgeUrl = "";
@@ -86,6 +94,8 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
       fault.prefer("cell");
     });
     expectNothingLost(f);
+    // The premise: the switch moved the link (a no-op fault would pass the line above).
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
   it("wifi silently blackholed (link up, every packet dropped)", async () => {
@@ -109,6 +119,8 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
       stop();
     });
     expectNothingLost(f);
+    // The premise: wifi going down moved the link at least once.
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
   it("edge unreachable for 30 s: the established link keeps working, signaling recovers", async () => {

@@ -43,6 +43,16 @@ function labEnvVars(): NodeJS.ProcessEnv {
   return { ...process.env, RL_LAB_OWNER: String(process.pid) };
 }
 
+/**
+ * Whether a lab that cannot run is a failure rather than a skip: in CI (CI set, as .ci/run
+ * does), and as root (the lab's own user: a root machine without its tools is misconfigured).
+ * Elsewhere (a developer's unprivileged shell) the lab tests are skipped and say why.
+ */
+export function labRequired(): boolean {
+  const ci = process.env.CI;
+  return (ci !== undefined && ci !== "" && ci !== "false") || process.getuid?.() === 0;
+}
+
 /** Why the lab cannot run here, or undefined when it can (root, ip, iptables, turnserver, netns). */
 export function labUnavailableReason(): string | undefined {
   if (process.platform !== "linux")

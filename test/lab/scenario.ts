@@ -24,13 +24,18 @@ const dir = mkdtempSync(join(tmpdir(), "roverlink-lab-"));
 let roomN = 0;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function capture(child: ChildProcess, name: string): () => string {
+function capture(child: ChildProcess, name: string) {
   let out = "";
+  let linkUp = false;
   child.stderr?.on("data", (d: Buffer) => {
     out = (out + d.toString()).slice(-20_000);
+    if (out.includes('"msg":"link up"')) linkUp = true;
   });
   child.stdout?.on("data", () => {});
-  return () => `${name} log tail:\n${out.split("\n").slice(-25).join("\n")}`;
+  return {
+    tail: () => `${name} log tail:\n${out.split("\n").slice(-25).join("\n")}`,
+    linkUp: () => linkUp,
+  };
 }
 
 /** Wait until the lab edge answers /healthz from rover B's namespace. */
@@ -75,7 +80,7 @@ export async function runScenario(
     "--log-level",
     "info",
   ]);
-  const bLog = capture(b, "rover B");
+  const bLog = capture(b, "rover B").tail;
   await sleep(1500);
   const stats = join(dir, `${name}-${roomN}.json`);
   const a = nodeIn("a", CLI, [
@@ -98,10 +103,15 @@ export async function runScenario(
     "info",
     ...extra,
   ]);
-  const aLog = capture(a, "rover A");
+  const aCap = capture(a, "rover A");
+  const aLog = aCap.tail;
   const exited = new Promise<number | null>((resolve) => a.once("exit", (code) => resolve(code)));
   try {
     await sleep(6_000); // join, relay candidates, link up (TURN)
+    // The premise of every scenario: a fault that strikes before the link is up tests nothing.
+    if (!aCap.linkUp()) {
+      throw new Error(`${name}: the link was not up before the fault\n${aLog()}\n${bLog()}`);
+    }
     await during();
     const exitCode = await exited;
     const figures = JSON.parse(readFileSync(stats, "utf8")) as Figures;

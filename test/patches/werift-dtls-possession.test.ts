@@ -33,8 +33,9 @@ async function negotiate(certA: RTCCertificate, certB: RTCCertificate) {
   const a = new RTCPeerConnection({ ...config, certificates: [certA] });
   const b = new RTCPeerConnection({ ...config, certificates: [certB] });
   open.push(a, b);
-  a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
-  b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
+  // A candidate for a description already replaced is refused; the checks decide, not this.
+  a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => undefined)));
+  b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => undefined)));
   const dc = a.createDataChannel("control");
   await a.setLocalDescription(await a.createOffer());
   await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);

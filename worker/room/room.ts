@@ -63,6 +63,18 @@ function changed(a: Peer, b: Peer): boolean {
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; problem: RoomProblem };
 
+/** A description the Worker has parsed: its text and ICE ufrag (null: it names none). */
+export interface Described {
+  body: string;
+  ufrag: string | null;
+}
+
+/** A parked PATCH restart's answer cut for WHIP clients (worker/restart-answer.ts). */
+export interface RestartAnswerSplit {
+  response: string;
+  rest: string | null;
+}
+
 const fail = (
   status: number,
   title: string,
@@ -100,6 +112,8 @@ export class Room extends DurableObject<EdgeEnv> {
   readonly #store: RoomStore;
   /** Topics to wake once the current RPC call has finished its writes. */
   readonly #toWake = new Set<string>();
+  /** What a topic's wake says when it is more than "wake" (an answer, for its parked offer). */
+  readonly #wakeMessages = new Map<string, string>();
 
   constructor(ctx: DurableObjectState, env: EdgeEnv) {
     super(ctx, env);
@@ -349,12 +363,15 @@ export class Room extends DurableObject<EdgeEnv> {
 
   // --- sessions ----------------------------------------------------------------------------
 
+  /** `sid`: chosen by the Worker, so that it can watch the session while this call runs. */
   async offer(
     from: string,
     to: string,
-    sdp: string,
+    offer: Described,
     waitMs: number,
+    sid: string = randomId(16),
   ): Promise<Result<{ session: string; etag: string }>> {
+    const sdp = offer.body;
     if (!this.#store.peer(from)) {
       return fail(409, "Not joined", `join the room before offering (POST /v1/rooms/{room}/peers)`);
     }
@@ -363,6 +380,7 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     const refused = this.#admit(from, [to]);
     if (refused) return refused;
+    if (this.#store.session(sid)) return fail(409, "Conflict", "that session id is taken");
     // A new offer from the same offerer to the same answerer supersedes its older sessions
     // (a rebuilt PeerConnection): at most MAX_SESSIONS_PER_PAIR stay, the oldest close.
     const older = this.#store.sessionsBetween(from, to);
@@ -372,16 +390,16 @@ export class Room extends DurableObject<EdgeEnv> {
     const now = Date.now();
     const etag = randomId(12);
     const s: SessionRow = {
-      id: randomId(16),
+      id: sid,
       offerer: from,
       answerer: to,
       state: "offered",
       etag,
       offer: sdp,
       answer: null,
-      offererUfrag: ufragOf(sdp),
+      offererUfrag: offer.ufrag,
       answererUfrag: null,
-      pending: this.#pending("offer", from, etag, sdp, now, waitMs),
+      pending: this.#pending("offer", from, etag, offer, now, waitMs),
       createdAt: now,
       updatedAt: now,
     };
@@ -401,10 +419,11 @@ export class Room extends DurableObject<EdgeEnv> {
     sid: string,
     by: string,
     kind: "offer" | "restart",
-    body: string,
+    described: Described,
     ifMatch: string,
     waitMs: number,
   ): Promise<Result<{ etag: string }>> {
+    const body = described.body;
     const s = this.#store.session(sid);
     const denied = this.#party(s, sid, by);
     if (denied) return denied;
@@ -425,7 +444,7 @@ export class Room extends DurableObject<EdgeEnv> {
     if (refused) return refused;
     const now = Date.now();
     const etag = randomId(12);
-    s.pending = this.#pending(kind, by, etag, body, now, waitMs);
+    s.pending = this.#pending(kind, by, etag, described, now, waitMs);
     s.updatedAt = now;
     this.#store.saveSession(s);
     const quoted = `"${etag}"`;
@@ -441,13 +460,16 @@ export class Room extends DurableObject<EdgeEnv> {
     return { ok: true, etag };
   }
 
+  /** `split`: for a restart answer (sdpfrag), what a parked PATCH request is given instead. */
   async answer(
     sid: string,
     by: string,
     kind: "offer" | "restart",
-    body: string,
+    described: Described,
     ifMatch: string | null,
+    split: RestartAnswerSplit | null = null,
   ): Promise<Result<object>> {
+    const body = described.body;
     const s = this.#store.session(sid);
     const denied = this.#party(s, sid, by);
     if (denied) return denied;
@@ -481,21 +503,28 @@ export class Room extends DurableObject<EdgeEnv> {
     const now = Date.now();
     s.state = "answered";
     s.etag = p.etag;
-    s.answer = body;
+    const parked = p.waiter && now <= p.waitUntil;
+    // A parked PATCH restart gets at most one candidate; the rest follow as an event.
+    const cut = parked && p.kind === "restart" && split !== null && split.rest !== null;
+    s.answer = cut ? split.response : body;
     if (p.by === s.offerer) {
-      s.offererUfrag = ufragOf(p.body) ?? s.offererUfrag;
-      s.answererUfrag = ufragOf(body) ?? s.answererUfrag;
+      s.offererUfrag = p.ufrag ?? s.offererUfrag;
+      s.answererUfrag = described.ufrag ?? s.answererUfrag;
     } else {
-      s.answererUfrag = ufragOf(p.body) ?? s.answererUfrag;
-      s.offererUfrag = ufragOf(body) ?? s.offererUfrag;
+      s.answererUfrag = p.ufrag ?? s.answererUfrag;
+      s.offererUfrag = described.ufrag ?? s.offererUfrag;
     }
     if (p.kind === "offer") s.offer = p.body;
     s.pending = null;
     s.updatedAt = now;
     this.#store.saveSession(s);
+    if (cut && split.rest !== null) {
+      this.#emit(p.by, { type: "candidates", session: sid, from: by, frag: split.rest });
+    }
     // The offerer's request is still parked in a Worker: it takes the answer. Otherwise (202
-    // already sent, or the Worker is gone) the answer travels as an event.
-    if (!p.waiter || now > p.waitUntil) {
+    // already sent, or the Worker or its client is gone: detach, webSocketClose) the answer
+    // travels as an event.
+    if (!parked) {
       this.#emit(
         p.by,
         p.kind === "offer"
@@ -504,38 +533,70 @@ export class Room extends DurableObject<EdgeEnv> {
       );
     }
     this.#toWake.add(sessionTopic(sid));
+    // The parked request's wake carries the answer itself: it need not read it back.
+    this.#wakeMessages.set(
+      sessionTopic(sid),
+      JSON.stringify({ state: "answered", answer: s.answer, etag: p.etag }),
+    );
     this.#wake();
     return { ok: true };
   }
 
-  /** Trickled candidates from `by` (its current ufrag, or none). */
-  async trickle(sid: string, by: string, frag: string, ifMatch: string): Promise<Result<object>> {
+  /**
+   * A PATCH with an sdpfrag (RFC 8840, RFC 9725 §4.3): a trickle when it carries `by`'s current
+   * ufrag (or none, or one not known yet), else an ICE restart. Decided here, in the one call.
+   */
+  async patchSession(
+    sid: string,
+    by: string,
+    frag: Described & { hasPwd: boolean },
+    ifMatch: string,
+    waitMs: number,
+  ): Promise<Result<{ restart: false } | { restart: true; etag: string }>> {
     const s = this.#store.session(sid);
     const denied = this.#party(s, sid, by);
     if (denied) return denied;
     if (!s) return fail(404, "Not found", `no session "${sid}"`);
+    const known = by === s.offerer ? s.offererUfrag : s.answererUfrag;
+    const pendingUfrag = s.pending?.by === by ? (s.pending.ufrag ?? null) : null;
+    // Before its description reached the edge (an answerer trickles while it answers), a party's
+    // ufrag is unknown: its candidates are a trickle, kept in order for the other party.
+    const isRestart =
+      frag.ufrag !== null && known !== null && frag.ufrag !== known && frag.ufrag !== pendingUfrag;
+    if (!isRestart) {
+      if (ifMatch === "*") {
+        return fail(
+          412,
+          "Precondition failed",
+          "trickle needs If-Match with the session's current ETag",
+        );
+      }
+      const t = this.#trickle(s, by, frag.body, ifMatch);
+      return t.ok ? { ok: true, restart: false } : t;
+    }
+    if (!frag.hasPwd) {
+      return fail(400, "Bad sdpfrag", "an ICE restart needs a=ice-pwd with the new a=ice-ufrag");
+    }
+    const r = await this.restart(sid, by, "restart", frag, ifMatch, waitMs);
+    return r.ok ? { ok: true, restart: true, etag: r.etag } : r;
+  }
+
+  /** Trickled candidates from `by` (its current ufrag, or none). */
+  #trickle(s: SessionRow, by: string, frag: string, ifMatch: string): Result<object> {
     if (ifMatch !== s.etag && ifMatch !== s.pending?.etag) {
       return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
     }
     const other = s.offerer === by ? s.answerer : s.offerer;
     const refused = this.#admit(by, [other]);
     if (refused) return refused;
-    this.#emit(other, { type: "candidates", session: sid, from: by, frag });
+    this.#emit(other, { type: "candidates", session: s.id, from: by, frag });
     this.#wake();
     return { ok: true };
   }
 
-  /** The ufrag `by` is known to use on this session (to tell a trickle from a restart). */
-  async ufragOf(
-    sid: string,
-    by: string,
-  ): Promise<Result<{ ufrag: string | null; pendingUfrag: string | null }>> {
-    const s = this.#store.session(sid);
-    const denied = this.#party(s, sid, by);
-    if (denied) return denied;
-    if (!s) return fail(404, "Not found", `no session "${sid}"`);
-    const pendingUfrag = s.pending?.by === by ? ufragOf(s.pending.body) : null;
-    return { ok: true, ufrag: by === s.offerer ? s.offererUfrag : s.answererUfrag, pendingUfrag };
+  /** 404 unknown session, 403 not a party, or null: for a Worker that failed to parse a body. */
+  async checkParty(sid: string, by: string): Promise<RoomProblem | null> {
+    return this.#party(this.#store.session(sid), sid, by)?.problem ?? null;
   }
 
   /** For a Worker waiting on an offer with `etag`: where it stands. */
@@ -621,7 +682,7 @@ export class Room extends DurableObject<EdgeEnv> {
     kind: Pending["kind"],
     by: string,
     etag: string,
-    body: string,
+    described: Described,
     now: number,
     waitMs: number,
   ): Pending {
@@ -630,7 +691,8 @@ export class Room extends DurableObject<EdgeEnv> {
       kind,
       by,
       etag,
-      body,
+      body: described.body,
+      ufrag: described.ufrag,
       createdAt: now,
       waiter: waitMs > 0,
       waitUntil: now + waitMs + 5_000,
@@ -695,15 +757,17 @@ export class Room extends DurableObject<EdgeEnv> {
 
   #wake(): void {
     for (const topic of this.#toWake) {
+      const message = this.#wakeMessages.get(topic) ?? "wake";
       for (const ws of this.ctx.getWebSockets(topic)) {
         try {
-          ws.send("wake");
+          ws.send(message);
         } catch {
           // Closing socket: its Worker re-reads on close anyway.
         }
       }
     }
     this.#toWake.clear();
+    this.#wakeMessages.clear();
   }
 
   // --- Worker subscriptions (hibernatable WebSockets) ----------------------------------------
@@ -716,6 +780,18 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [topic]);
+    // A watch opened alongside its offer may come after the answer, and a poll's watch after
+    // new events: wake it at once, so that the Worker holding it waits instead of reading first.
+    if (topic.startsWith("session:")) {
+      const s = this.#store.session(topic.slice("session:".length));
+      if (s && !s.pending) server.send("wake");
+    }
+    const seen = url.searchParams.get("seen");
+    if (topic.startsWith("peer:") && seen !== null) {
+      const id = topic.slice("peer:".length);
+      const from = /^\d{1,15}$/.test(seen) ? Number(seen) : 0;
+      if (!this.#store.peer(id) || this.#store.events(id, from, 1).length > 0) server.send("wake");
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -729,6 +805,27 @@ export class Room extends DurableObject<EdgeEnv> {
     } catch {
       // already closed
     }
+    this.#waiterGone(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#waiterGone(ws);
+  }
+
+  /**
+   * A parked offer's watch closed while its offer is still pending: the Worker holding it was
+   * cancelled (its client went away) without detaching. The answer must then go to the event
+   * log, as after a 202. (A Worker closes its watch itself only once it has the answer or has
+   * detached, so this never takes an answer from a request that is still waiting.)
+   */
+  #waiterGone(ws: WebSocket): void {
+    const topic = this.ctx.getTags(ws).find((t) => t.startsWith("session:"));
+    if (!topic) return;
+    const s = this.#store.session(topic.slice("session:".length));
+    if (!s?.pending?.waiter) return;
+    if (this.ctx.getWebSockets(topic).some((other) => other !== ws)) return;
+    s.pending.waiter = false;
+    this.#store.saveSession(s);
   }
 
   // --- expiry (one alarm, earliest deadline first) -----------------------------------------
@@ -774,10 +871,4 @@ export class Room extends DurableObject<EdgeEnv> {
     await this.#scheduleAlarm();
     this.#wake();
   }
-}
-
-/** The first ICE ufrag in an SDP or sdpfrag (session or media level). */
-export function ufragOf(sdp: string): string | null {
-  const m = /^a=ice-ufrag:(\S+)/m.exec(sdp);
-  return m?.[1] ?? null;
 }

@@ -21,6 +21,8 @@ export interface Pending {
   etag: string;
   /** Full SDP (kind offer) or sdpfrag (kind restart). */
   body: string;
+  /** Its ICE ufrag, as the Worker parsed it (absent in rows written before it was kept). */
+  ufrag?: string | null;
   createdAt: number;
   /** A Worker holds the offerer's request; the answer goes to it, not to the event log. */
   waiter: boolean;

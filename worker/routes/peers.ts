@@ -174,7 +174,10 @@ peersRoutes.get("/:id/events", async (c) => {
         }
       }
     } finally {
-      await stub.closeStream(streamId).catch(() => {});
+      // The stream's lease lapses by itself (60 s) if the room cannot be told now.
+      await stub.closeStream(streamId).catch((e: unknown) => {
+        console.warn("closeStream:", e instanceof Error ? e.message : String(e));
+      });
     }
   });
 });

@@ -6,7 +6,13 @@
 import { Hono } from "hono";
 import { iceServerLinks } from "../../shared/link-header.ts";
 import { CONTENT_TYPE, LIMITS, paths } from "../../shared/protocol.ts";
-import { fragPwd, fragUfrag, parseSdpFrag, SdpFragError } from "../../shared/sdpfrag.ts";
+import {
+  fragPwd,
+  fragUfrag,
+  parseSdpFrag,
+  type SdpFrag,
+  SdpFragError,
+} from "../../shared/sdpfrag.ts";
 import { checkRoom } from "../auth.ts";
 import { cnfProblem } from "../cnf.ts";
 import {
@@ -25,10 +31,12 @@ import {
 import { numVar } from "../env.ts";
 import { iceServersForPeer } from "../ice-cache.ts";
 import { sdpLimit } from "../limits.ts";
-import { problem } from "../problem.ts";
-import type { WaitState } from "../room/room.ts";
-import { sdpProblem } from "../sdp.ts";
+import { EdgeProblem, problem } from "../problem.ts";
+import { splitRestartAnswer } from "../restart-answer.ts";
+import { type Described, sessionTopic, type WaitState } from "../room/room.ts";
+import { checkSdp } from "../sdp.ts";
 import { awaitAnswer } from "../waits.ts";
+import { watch } from "../watch.ts";
 
 function room(c: Ctx): string {
   const r = idParam(c, "room");
@@ -44,28 +52,49 @@ function offerWaitS(c: Ctx): { waitS: number; applied: boolean } {
   return { waitS: n, applied: true };
 }
 
-async function readSdp(c: Ctx): Promise<string> {
-  requireMediaType(c, CONTENT_TYPE.sdp);
-  const sdp = await bodyText(c);
-  const why = sdpProblem(sdp);
-  if (why) throw problem(400, "Bad SDP", why);
-  const unbound = cnfProblem(claims(c), sdp);
-  if (unbound) throw problem(403, "Forbidden", unbound);
-  return sdp;
+/**
+ * A body that does not parse is a 400, but only for a party to the session: 404 (unknown
+ * session) and 403 (not a party) come first, as they would before the body were read. The room
+ * is asked only on this error path; on the happy path the room's own call checks the party.
+ */
+async function badBody(c: Ctx, r: string, sid: string | null, by: string, err: EdgeProblem) {
+  if (sid !== null) {
+    const denied = await roomStub(c, r).checkParty(sid, by);
+    if (denied) return new EdgeProblem(denied);
+  }
+  return err;
 }
 
-async function readFrag(c: Ctx): Promise<{ text: string; ufrag?: string; pwd?: string }> {
+/** The SDP of an offer or answer, with its ufrag (parsed once, here). */
+async function readSdp(c: Ctx, r: string, sid: string | null, by: string): Promise<Described> {
+  requireMediaType(c, CONTENT_TYPE.sdp);
+  const sdp = await bodyText(c);
+  const checked = checkSdp(sdp);
+  if (!checked.ok) throw await badBody(c, r, sid, by, problem(400, "Bad SDP", checked.problem));
+  const unbound = cnfProblem(claims(c), sdp);
+  if (unbound) throw problem(403, "Forbidden", unbound);
+  return { body: sdp, ufrag: checked.ufrag };
+}
+
+interface ReadFrag extends Described {
+  frag: SdpFrag;
+  hasPwd: boolean;
+}
+
+async function readFrag(c: Ctx, r: string, sid: string, by: string): Promise<ReadFrag> {
   requireMediaType(c, CONTENT_TYPE.sdpfrag);
   const text = await bodyText(c);
   try {
     const frag = parseSdpFrag(text);
-    return { text, ufrag: fragUfrag(frag), pwd: fragPwd(frag) };
+    return {
+      body: text,
+      frag,
+      ufrag: fragUfrag(frag) ?? null,
+      hasPwd: fragPwd(frag) !== undefined,
+    };
   } catch (e) {
-    throw problem(
-      400,
-      "Bad sdpfrag",
-      e instanceof SdpFragError ? e.message : "sdpfrag does not parse",
-    );
+    const why = e instanceof SdpFragError ? e.message : "sdpfrag does not parse";
+    throw await badBody(c, r, sid, by, problem(400, "Bad sdpfrag", why));
   }
 }
 
@@ -76,11 +105,17 @@ async function actor(c: Ctx, r: string, sid: string): Promise<string> {
   return (await roomStub(c, r).partyFor(sid)) ?? cl.sub;
 }
 
-/** The acting party, checked (404 unknown session, 403 not a party) before the body is read. */
-async function party(c: Ctx, r: string, sid: string): Promise<string> {
-  const by = await actor(c, r, sid);
-  unwrap(await roomStub(c, r).ufragOf(sid, by));
-  return by;
+/** ICE servers for the response's Link headers, asked for at once (off the answer's path). */
+function iceLinks(c: Ctx, r: string): Promise<string[]> {
+  const cl = claims(c);
+  return iceServersForPeer(c, roomStub(c, r), cl.sub, cl.exp).then(
+    (ice) => iceServerLinks(ice.iceServers),
+    (e: unknown) => {
+      // TURN trouble must not fail the offer: the client can fetch /v1/ice-servers later.
+      console.warn("ice servers for Link headers:", e instanceof Error ? e.message : String(e));
+      return [];
+    },
+  );
 }
 
 /** The answer in time (`ok`), or the 202 "later" response, or an error. */
@@ -91,22 +126,18 @@ async function answerOrLater(
   etag: string,
   st: WaitState,
   wait: { waitS: number; applied: boolean },
+  links: Promise<string[]>,
   answerType: string,
   okStatus: 200 | 201,
 ): Promise<Response> {
   const location = absolute(c, paths.session(r, sid));
-  const cl = claims(c);
-  const ice = await iceServersForPeer(c, roomStub(c, r), cl.sub, cl.exp).catch(() => ({
-    iceServers: [],
-    ttl: 0,
-  }));
   const headers = new Headers({
     Location: location,
     ETag: `"${etag}"`,
     "Accept-Patch": CONTENT_TYPE.sdpfrag,
     "Cache-Control": "no-store",
   });
-  for (const link of iceServerLinks(ice.iceServers)) headers.append("Link", link);
+  for (const link of await links) headers.append("Link", link);
   if (wait.applied) headers.set("Preference-Applied", `wait=${wait.waitS}`);
   switch (st.state) {
     case "answered":
@@ -134,6 +165,15 @@ async function answerOrLater(
   }
 }
 
+/** A session id, chosen here so that the Worker can watch the session while it is created. */
+function newSessionId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...b))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
 /** POST /v1/rooms/:room/peers/:target/sessions — mounted under the peers routes. */
 export const offerRoutes = new Hono<AppEnv>();
 
@@ -142,12 +182,20 @@ offerRoutes.post("/:target/sessions", sdpLimit, async (c) => {
   const target = idParam(c, "target");
   const from = claims(c).sub;
   if (target === from) throw problem(400, "Bad request", "a peer cannot offer to itself");
-  const sdp = await readSdp(c);
+  const offer = await readSdp(c, r, null, from);
   const wait = offerWaitS(c);
   const stub = roomStub(c, r);
-  const { session, etag } = unwrap(await stub.offer(from, target, sdp, wait.waitS * 1000));
-  const st = await awaitAnswer(stub, session, etag, wait.waitS * 1000);
-  return answerOrLater(c, r, session, etag, st, wait, CONTENT_TYPE.sdp, 201);
+  const links = iceLinks(c, r);
+  // The offer and the watch on its session at once: one round trip to the room, not two.
+  const sid = newSessionId();
+  const [made, w] = await Promise.all([
+    stub.offer(from, target, offer, wait.waitS * 1000, sid),
+    watch(stub, sessionTopic(sid)),
+  ]);
+  if (!made.ok) w.close();
+  const { session, etag } = unwrap(made);
+  const st = await awaitAnswer(stub, session, etag, wait.waitS * 1000, c.req.raw.signal, w);
+  return answerOrLater(c, r, session, etag, st, wait, links, CONTENT_TYPE.sdp, 201);
 });
 
 /** /v1/rooms/:room/sessions/:sid[/answer] */
@@ -165,60 +213,50 @@ sessionRoutes.post("/:sid", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
   const stub = roomStub(c, r);
-  const by = await party(c, r, sid);
-  const sdp = await readSdp(c);
+  const by = await actor(c, r, sid);
+  const offer = await readSdp(c, r, sid, by);
   const match = requireIfMatch(c);
   const wait = offerWaitS(c);
-  const { etag } = unwrap(await stub.restart(sid, by, "offer", sdp, match, wait.waitS * 1000));
-  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000);
-  return answerOrLater(c, r, sid, etag, st, wait, CONTENT_TYPE.sdp, 200);
+  const links = iceLinks(c, r);
+  const { etag } = unwrap(await stub.restart(sid, by, "offer", offer, match, wait.waitS * 1000));
+  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000, c.req.raw.signal);
+  return answerOrLater(c, r, sid, etag, st, wait, links, CONTENT_TYPE.sdp, 200);
 });
 
-// Trickle (sender's current ufrag) or ICE restart (a new ufrag/pwd), RFC 8840 / RFC 9725 §4.3.
+// Trickle (sender's current ufrag) or ICE restart (a new ufrag/pwd), RFC 8840 / RFC 9725 §4.3:
+// the room tells which, in the same call that carries it out.
 sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
   const stub = roomStub(c, r);
-  const by = await party(c, r, sid);
-  const frag = await readFrag(c);
+  const by = await actor(c, r, sid);
+  const frag = await readFrag(c, r, sid, by);
   const match = requireIfMatch(c);
-  const known = unwrap(await stub.ufragOf(sid, by));
-  // Before its description reached the edge (an answerer trickles while it answers), a party's
-  // ufrag is unknown: its candidates are a trickle, kept in order for the other party.
-  const isRestart =
-    frag.ufrag !== undefined &&
-    known.ufrag !== null &&
-    frag.ufrag !== known.ufrag &&
-    frag.ufrag !== known.pendingUfrag;
-  if (!isRestart) {
-    if (match === "*") {
-      throw problem(
-        412,
-        "Precondition failed",
-        "trickle needs If-Match with the session's current ETag",
-      );
-    }
-    unwrap(await stub.trickle(sid, by, frag.text, match));
-    return c.body(null, 204);
-  }
-  if (frag.pwd === undefined)
-    throw problem(400, "Bad sdpfrag", "an ICE restart needs a=ice-pwd with the new a=ice-ufrag");
   const wait = offerWaitS(c);
-  const { etag } = unwrap(
-    await stub.restart(sid, by, "restart", frag.text, match, wait.waitS * 1000),
+  const { body, ufrag, hasPwd } = frag;
+  const done = unwrap(
+    await stub.patchSession(sid, by, { body, ufrag, hasPwd }, match, wait.waitS * 1000),
   );
-  const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000);
-  return answerOrLater(c, r, sid, etag, st, wait, CONTENT_TYPE.sdpfrag, 200);
+  if (!done.restart) return c.body(null, 204);
+  const links = iceLinks(c, r);
+  const st = await awaitAnswer(stub, sid, done.etag, wait.waitS * 1000, c.req.raw.signal);
+  return answerOrLater(c, r, sid, done.etag, st, wait, links, CONTENT_TYPE.sdpfrag, 200);
 });
 
 sessionRoutes.post("/:sid/answer", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
-  const by = await party(c, r, sid);
+  const by = await actor(c, r, sid);
   const type = requireMediaType(c, CONTENT_TYPE.sdp, CONTENT_TYPE.sdpfrag);
-  const body = type === CONTENT_TYPE.sdp ? await readSdp(c) : (await readFrag(c)).text;
-  const kind = type === CONTENT_TYPE.sdp ? "offer" : "restart";
-  unwrap(await roomStub(c, r).answer(sid, by, kind, body, ifMatch(c)));
+  if (type === CONTENT_TYPE.sdp) {
+    const answer = await readSdp(c, r, sid, by);
+    unwrap(await roomStub(c, r).answer(sid, by, "offer", answer, ifMatch(c)));
+  } else {
+    const f = await readFrag(c, r, sid, by);
+    const split = splitRestartAnswer(f.frag, f.body);
+    const answer = { body: f.body, ufrag: f.ufrag };
+    unwrap(await roomStub(c, r).answer(sid, by, "restart", answer, ifMatch(c), split));
+  }
   return c.body(null, 204);
 });
 

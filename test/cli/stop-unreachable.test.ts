@@ -1,0 +1,155 @@
+/**
+ * Stopping while the edge is unreachable (an outage, a dead uplink): SIGINT must end
+ * `roverlink rover` before a supervisor gives up on it (here, as systemd would, 3 s later
+ * a SIGKILL), with its --stats-json written. The edge is "unreachable" the way a dead uplink is:
+ * a TCP proxy that accepts and then never answers (nothing refuses, everything just hangs).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+
+const CLI = join(REPO_ROOT, "rover", "cli.ts");
+const SECRET = "stop-test-secret-stop-test-secret-xx";
+/** What a supervisor gives a stopped service before it kills it (the contract under test). */
+const SUPERVISOR_GRACE_MS = 3_000;
+
+/** A proxy to `upstream` (or to nothing) that can turn into a black hole: it keeps accepting
+ * and keeps every connection open, but no byte goes through any more, either way. */
+async function blackHoleProxy(upstream: number | null) {
+  let dark = upstream === null;
+  let accepted = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    accepted += 1;
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => client.destroy());
+    if (dark || upstream === null) return; // accepted; never read, never answered
+    const up = createConnection({ host: "127.0.0.1", port: upstream });
+    sockets.add(up);
+    up.on("error", () => client.destroy());
+    client.pipe(up);
+    up.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
+    /** Every byte from now on is swallowed, on new and existing connections alike. */
+    goDark() {
+      dark = true;
+      for (const s of sockets) {
+        s.unpipe();
+        s.removeAllListeners("data");
+        s.pause();
+      }
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function rover(args: string[]) {
+  const child: ChildProcess = spawn(process.execPath, [CLI, "rover", ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ROVERLINK_SECRET: SECRET, ROVERLINK_TOKEN: "", ROVERLINK_EDGE: "" },
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout?.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on("exit", (code, signal) => r({ code, signal })),
+  );
+  return {
+    child,
+    exited,
+    stderr: () => stderr,
+    async waitFor(pattern: RegExp, ms = 30_000) {
+      const end = Date.now() + ms;
+      while (!pattern.test(stderr) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      expect(stderr).toMatch(pattern);
+    },
+    /** SIGINT, then SIGKILL if it is still running after the supervisor's grace period. */
+    async stopLikeASupervisor() {
+      child.kill("SIGINT");
+      const killer = setTimeout(() => child.kill("SIGKILL"), SUPERVISOR_GRACE_MS);
+      const r = await exited;
+      clearTimeout(killer);
+      return r;
+    },
+  };
+}
+
+describe("SIGINT while the edge is unreachable", () => {
+  it("never answered from the start: the rover stops (exit 0), stats written", async () => {
+    const hole = await blackHoleProxy(null);
+    const dir = mkdtempSync(join(tmpdir(), "roverlink-stop-"));
+    const stats = join(dir, "stats.json");
+    try {
+      const r = rover(
+        ["--edge", hole.url, "--room", "yard", "--id", "solo", "--log-level", "info"].concat([
+          "--stats-json",
+          stats,
+        ]),
+      );
+      // Its join is in flight and hanging (the proxy accepted it) before we stop it.
+      const end = Date.now() + 30_000;
+      while (Date.now() < end && hole.accepted === 0) await new Promise((x) => setTimeout(x, 50));
+      expect(hole.accepted).toBeGreaterThan(0);
+      const out = await r.stopLikeASupervisor();
+      expect(out, r.stderr()).toEqual({ code: 0, signal: null });
+      expect(existsSync(stats)).toBe(true);
+      expect(JSON.parse(readFileSync(stats, "utf8"))).toMatchObject({ sent: 0 });
+    } finally {
+      await hole.close();
+    }
+  }, 60_000);
+
+  describe("joined, linked, then the edge goes dark", () => {
+    let edge: LocalEdge;
+    beforeAll(async () => {
+      edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
+    }, 120_000);
+    afterAll(async () => {
+      await edge?.stop();
+    });
+
+    it("the rover stops (exit 0) with its figures written; its leave is bounded", async () => {
+      const proxy = await blackHoleProxy(edge.port);
+      const dir = mkdtempSync(join(tmpdir(), "roverlink-stop-"));
+      const stats = join(dir, "stats.json");
+      const common = ["--room", "dark", "--log-level", "info"];
+      const bravo = rover(["--edge", edge.url, ...common, "--id", "bravo", "--echo"]);
+      try {
+        await bravo.waitFor(/"msg":"joined"/);
+        const alpha = rover([
+          ...["--edge", proxy.url, ...common, "--id", "alpha", "--connect", "bravo"],
+          ...["--probe", "10", "--stats-json", stats],
+        ]);
+        await alpha.waitFor(/"msg":"link up"/);
+        await new Promise((r) => setTimeout(r, 500)); // a few probes out and back
+        proxy.goDark();
+        const out = await alpha.stopLikeASupervisor();
+        expect(out, alpha.stderr()).toEqual({ code: 0, signal: null });
+        const f = JSON.parse(readFileSync(stats, "utf8")) as { sent: number; received: number };
+        expect(f.sent).toBeGreaterThan(0);
+        expect(f.received).toBeGreaterThan(0);
+        // It did try to leave, and said it could not confirm it.
+        expect(alpha.stderr()).toMatch(/"msg":"leave not confirmed; presence expires by itself"/);
+      } finally {
+        bravo.child.kill("SIGINT");
+        await bravo.exited;
+        await proxy.close();
+      }
+    }, 120_000);
+  });
+});
