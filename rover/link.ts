@@ -716,13 +716,6 @@ export class Link extends EventEmitter {
         );
         void this.#serial(() => this.#offer());
         return;
-      case "resend":
-        this.#o.log.info(
-          { peer: this.peer, reason: d.reason },
-          "nothing heard since the handover; resending",
-        );
-        resendOutstanding(this.#pc);
-        return;
       case "state":
         this.#o.log.debug({ peer: this.peer, state: d.state, prev: d.prev }, "link state");
         this.emit("state", d.state, d.prev);

@@ -41,9 +41,10 @@ export interface HealthConfig {
   silenceMs: number;
   /**
    * After a handover the link probes at once and must hear from the peer within 4 × the smoothed
-   * RTT, at least this long (and at most silenceMs). A link that says up but delivers nothing
-   * gets a `resend` decision (SCTP retransmits what is outstanding at once, with a fresh window)
-   * and keeps probing; only the silence rule restarts again (ms).
+   * RTT, at least this long (and at most silenceMs). A link that says up but delivers nothing is
+   * restarted again ("no-delivery") without waiting for the silence timer. (The link already
+   * has SCTP resend what is outstanding when a restart completes; the lab showed pairs whose
+   * checks succeeded yet carried no data, which only a new restart mended.) (ms)
    */
   verifyMinMs: number;
   /** A burst of local network changes restarts once no change came for this long (ms)... */
@@ -107,6 +108,7 @@ export type HealthState = LinkState | "degraded";
 export type RestartReason =
   | "network-change"
   | "silence"
+  | "no-delivery"
   | "ice-failed"
   | "restart-timeout"
   | "restart-failed"
@@ -121,7 +123,6 @@ export type Decision =
   | { type: "restart"; reason: RestartReason; attempt: number }
   | { type: "rebuild"; reason: RebuildReason; attempt: number }
   | { type: "offer"; reason: OfferReason; attempt: number }
-  | { type: "resend"; reason: "no-delivery" }
   | { type: "state"; state: HealthState; prev: HealthState };
 
 export interface HealthSnapshot {
@@ -469,10 +470,10 @@ export class LinkHealth {
     const reason = this.#trigger(now);
     if (reason) return this.#restart(now, reason);
     if (this.#verifyBy !== null && now >= this.#verifyBy) {
-      // Up after a handover, yet nothing heard: data may sit behind a backed-off SCTP timer.
+      // Up after a handover, yet nothing heard from the peer: the new pair carries no data.
       this.#verifyBy = null;
       if (this.#lastRx === null || this.#lastRx <= this.#upAt)
-        return { type: "resend", reason: "no-delivery" };
+        return this.#restart(now, "no-delivery");
     }
     return null;
   }
