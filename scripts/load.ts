@@ -253,6 +253,13 @@ async function roomsAndPeers() {
         s.c.offer(s.room, s.next, SDP(ufrag), { waitS: 20 }),
       );
       offers++;
+      // A new offer for the same pair supersedes the old session (MAX_SESSIONS_PER_PAIR = 1): its
+      // answerer hears it closing now, and nobody hears it again when a party leaves.
+      for (const [sid, pair] of sessions)
+        if (pair[0] === s.id && pair[1] === s.next) {
+          oracle.expect(s.next, `session-closed:${sid}`);
+          sessions.delete(sid);
+        }
       sessions.set(o.session, [s.id, s.next]);
       oracle.expect(s.next, `offer:${o.session}`);
       if (o.status === 202) {
