@@ -5,8 +5,10 @@
  * carries them. Incoming: remote candidates wait (shared/link/candidate-buffer.ts) for the session
  * and ufrag they belong to, and are applied once that description is.
  */
+
 import type { RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
+import { errorMessage } from "../shared/errors.ts";
 import { CandidateBuffer } from "../shared/link/candidate-buffer.ts";
 import { sdpCandidates } from "../shared/link/sdp-edit.ts";
 import { buildCandidateFrag, type FragCandidate } from "../shared/sdpfrag.ts";
@@ -82,7 +84,7 @@ export class CandidateExchange {
       );
     } catch (e) {
       // A restart moved the ETag on: these candidates belong to the old ICE session anyway.
-      this.#o.log.debug({ peer: this.#o.peer, err: errText(e) }, "trickle failed");
+      this.#o.log.debug({ peer: this.#o.peer, err: errorMessage(e) }, "trickle failed");
     }
   }
 
@@ -117,8 +119,4 @@ export class CandidateExchange {
     this.#out = [];
     this.#sent.clear();
   }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

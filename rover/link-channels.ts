@@ -5,7 +5,9 @@
  * (they run inside werift's SCTP receive path), and every breach goes to the peer's conduct
  * record (shared/link/conduct.ts). I/O only; what to do about the link is the Link's business.
  */
+
 import type { RTCDataChannel } from "werift";
+import { errorMessage } from "../shared/errors.ts";
 import { type ConductConfig, PeerConduct, type Violation } from "../shared/link/conduct.ts";
 import { Outbox, type OutboxLimits } from "../shared/link/outbox.ts";
 import { decodeProbe, encodeProbe, isProbe } from "../shared/link/probe-wire.ts";
@@ -158,7 +160,7 @@ export class LinkChannels {
         this.#onMessage(dc, m);
       } catch (e) {
         this.#o.log.warn(
-          { peer: this.#o.peer, channel: dc.label, err: errText(e) },
+          { peer: this.#o.peer, channel: dc.label, err: errorMessage(e) },
           "error handling a message",
         );
       }
@@ -252,7 +254,7 @@ export class LinkChannels {
       for (const f of this.#outbox.take(dc.bufferedAmount)) dc.send(f);
     } catch (e) {
       // Closing under us: the backlog keeps everything for the next channel.
-      this.#o.log.debug({ peer: this.#o.peer, err: errText(e) }, "control send failed");
+      this.#o.log.debug({ peer: this.#o.peer, err: errorMessage(e) }, "control send failed");
       return;
     }
     if (this.#outbox.drained(dc.bufferedAmount)) this.#o.hooks.drained?.();
@@ -284,7 +286,7 @@ export class LinkChannels {
       try {
         f = text === null ? null : decodeFrame(text);
       } catch (e) {
-        this.#violation("malformed-frame", errText(e));
+        this.#violation("malformed-frame", errorMessage(e));
         return;
       }
       if (f) this.#onFrame(dc, f);
@@ -299,7 +301,7 @@ export class LinkChannels {
     try {
       p = decodeProbe(text);
     } catch (e) {
-      this.#violation("malformed-probe", errText(e));
+      this.#violation("malformed-probe", errorMessage(e));
       return;
     }
     if (p.rlp === "pong") {
@@ -362,7 +364,10 @@ export class LinkChannels {
     try {
       this.#o.hooks.message(channel, data);
     } catch (e) {
-      this.#o.log.warn({ peer: this.#o.peer, channel, err: errText(e) }, "message handler threw");
+      this.#o.log.warn(
+        { peer: this.#o.peer, channel, err: errorMessage(e) },
+        "message handler threw",
+      );
     }
   }
 
@@ -392,8 +397,4 @@ function closeQuietly(dc: RTCDataChannel): void {
   } catch {
     // already closed
   }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

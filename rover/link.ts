@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
-import { ProblemError } from "../shared/errors.ts";
+import { errorMessage, ProblemError } from "../shared/errors.ts";
 import { isForwardLabel } from "../shared/forward-wire.ts";
 import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
@@ -205,7 +205,8 @@ export class Link extends EventEmitter {
 
   #serial(f: () => Promise<void>): Promise<void> {
     const next = this.#busy.then(f, f).catch((e: unknown) => {
-      if (!this.#closed) this.#o.log.warn({ peer: this.peer, err: errText(e) }, "link step failed");
+      if (!this.#closed)
+        this.#o.log.warn({ peer: this.peer, err: errorMessage(e) }, "link step failed");
     });
     this.#busy = next;
     return next;
@@ -428,7 +429,10 @@ export class Link extends EventEmitter {
         this.#remotePcId = from;
       } catch (e) {
         // werift has no rollback: after glare with our own pending restart, start afresh.
-        this.#o.log.warn({ peer: this.peer, err: errText(e) }, "cannot apply offer; rebuilding");
+        this.#o.log.warn(
+          { peer: this.peer, err: errorMessage(e) },
+          "cannot apply offer; rebuilding",
+        );
         this.#replacePc();
         pc = this.#newPc();
         this.#pc = pc;
@@ -487,7 +491,7 @@ export class Link extends EventEmitter {
       try {
         frag = parseSdpFrag(ev.frag);
       } catch (e) {
-        this.#o.log.warn({ peer: this.peer, err: errText(e) }, "ignoring a malformed restart");
+        this.#o.log.warn({ peer: this.peer, err: errorMessage(e) }, "ignoring a malformed restart");
         return;
       }
       const ufrag = fragUfrag(frag);
@@ -651,7 +655,7 @@ export class Link extends EventEmitter {
       // HTTP connection may sit on a dead uplink: the agent starts fresh ones.
       // An attempt that never got an answer from the edge (no ProblemError) is retried at once.
       this.health.onRestartFailed(Date.now(), !(e instanceof ProblemError));
-      this.emit("restart-failed", errText(e));
+      this.emit("restart-failed", errorMessage(e));
       this.#tick();
       throw e;
     }
@@ -844,8 +848,4 @@ export class Link extends EventEmitter {
     this.#channels.dispose();
     this.#replacePc();
   }
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

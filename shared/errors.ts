@@ -81,3 +81,8 @@ export function oneLine(s: string, max = 300): string {
   const t = String(s).replace(/\s+/g, " ").trim();
   return t.length > max ? `${t.slice(0, max)}…` : t;
 }
+
+/** The message of anything thrown (an Error's message, else its text), for logs. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
