@@ -193,6 +193,11 @@ export class LinkHealth {
   #retryNow = false;
   /** After a handover: when the peer must have been heard from (null: not verifying). */
   #verifyBy: number | null = null;
+  /**
+   * The handover under way began with a silently dead path: routes may still be moving under it
+   * (a blackhole's default route is demoted as it starts), so it is not held to the verify window.
+   */
+  #silentCause = false;
   #upAt = 0;
   #retryAt: number | null = null;
   #retryReason: RestartReason = "restart-timeout";
@@ -544,6 +549,7 @@ export class LinkHealth {
     this.#attempt++;
     this.#clearCauses();
     this.#verifyBy = null;
+    this.#silentCause = reason === "silence" || reason === "restart-timeout";
     return { type: "restart", reason, attempt: this.#attempt };
   }
 
@@ -591,7 +597,8 @@ export class LinkHealth {
       // Verify the new path: probe now, and hear from the peer within a few RTTs of the old one.
       const c = this.config;
       const rtt = this.#srtt ?? 0;
-      this.#verifyBy = now + Math.min(Math.max(4 * rtt, c.verifyMinMs), c.silenceMs);
+      if (!this.#silentCause)
+        this.#verifyBy = now + Math.min(Math.max(4 * rtt, c.verifyMinMs), c.silenceMs);
       this.#lastProbe = null;
       // A new path: its own RTT and loss figures (RFC 6298 §5 restarts the estimate too).
       this.#outcomes = [];

@@ -653,6 +653,17 @@ describe("LinkHealth: no tail after a handover", () => {
     expect(actions(run(slow, 300, 1_900)).map((a) => a.split("@")[1])).toEqual(["1800"]);
   });
 
+  it("a handover that began with silence (a blackhole; routes still moving) is left to the silence rule", () => {
+    const h = new LinkHealth({ verifyMinMs: 400, silenceMs: 1_500 }, 0);
+    h.onOpen(0);
+    h.onReceive(100);
+    const ds = run(h, 100, 1_700);
+    expect(actions(ds)).toEqual(["restart:silence@1600"]);
+    h.onRestartDone(1_800);
+    // No 'no-delivery' at 2200: only the silence rule restarts again, at 1800 + 1500.
+    expect(actions(run(h, 1_800, 3_400))).toEqual(["restart:silence@3300"]);
+  });
+
   it("anything heard from the peer after the handover ends the check", () => {
     const h = handedOver(20, 300);
     h.poll(300);
