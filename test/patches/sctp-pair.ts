@@ -22,6 +22,7 @@ export interface Sctp {
   }): Promise<void>;
   markReceived(tsn: number): boolean;
   sendSack(): Promise<void>;
+  send(streamId: number, ppId: number, data: Buffer): Promise<void>;
 }
 
 export const sctpOf = (pc: RTCPeerConnection): Sctp =>
