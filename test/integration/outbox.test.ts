@@ -7,9 +7,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
+import { appView } from "../rover/outbox-view.ts";
 
 const SECRET = "outbox-secret-outbox-secret-outbox";
 const APP = join(import.meta.dirname, "outbox-app.ts");
@@ -81,19 +81,7 @@ async function until(what: string, cond: () => boolean, ms = 60_000): Promise<vo
 /** What `from` recorded as sent, and what `to` recorded as got from it. */
 function view(room: string, from: string, to: string): { sent: number[]; got: string[] } {
   const file = (id: string) => join(dir, "outbox", room, `${id}.sqlite`);
-  const s = new DatabaseSync(file(from));
-  const r = new DatabaseSync(file(to));
-  const sent = s
-    .prepare("SELECT i FROM app_sent ORDER BY i")
-    .all()
-    .map((x) => Number(x.i));
-  const got = r
-    .prepare("SELECT m FROM app_got ORDER BY k")
-    .all()
-    .map((x) => String(x.m));
-  s.close();
-  r.close();
-  return { sent, got };
+  return appView(file(from), file(to));
 }
 
 it("kill -9 of the sender while its link is down, of the receiver mid-stream, and of both: 0 lost, 0 duplicated, 0 reordered", async () => {

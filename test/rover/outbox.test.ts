@@ -2,7 +2,6 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it } from "vitest";
 import { Outbox, OutboxError } from "../../rover/outbox.ts";
 import {
@@ -12,6 +11,7 @@ import {
   ReliableSender,
 } from "../../shared/link/reliable.ts";
 import { type CrashPoint, pump } from "./outbox-pump.ts";
+import { appView } from "./outbox-view.ts";
 
 const PUMP = join(import.meta.dirname, "outbox-pump.ts");
 const dirs: string[] = [];
@@ -26,19 +26,7 @@ afterEach(() => {
 
 /** The applications' view after a run: what the sender recorded as sent, what the receiver got. */
 function views(dir: string): { sent: number[]; got: string[] } {
-  const s = new DatabaseSync(join(dir, "sender.sqlite"));
-  const r = new DatabaseSync(join(dir, "receiver.sqlite"));
-  const sent = s
-    .prepare("SELECT i FROM app_sent ORDER BY i")
-    .all()
-    .map((x) => Number(x.i));
-  const got = r
-    .prepare("SELECT m FROM app_got ORDER BY k")
-    .all()
-    .map((x) => String(x.m));
-  s.close();
-  r.close();
-  return { sent, got };
+  return appView(join(dir, "sender.sqlite"), join(dir, "receiver.sqlite"));
 }
 
 describe("durable outbox (SQLite)", () => {
