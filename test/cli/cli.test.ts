@@ -54,6 +54,22 @@ function roverlink(args: string[], env: Record<string, string> = {}, timeoutMs =
   return spawnRoverlink(args, env, timeoutMs).result;
 }
 
+/** `roverlink edge ARGS` until it says where it listens (60 s at most); stop it with SIGINT. */
+async function runEdge(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [CLI, "edge", ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+  });
+  const out = { stdout: "", stderr: "" };
+  child.stdout.on("data", (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out.stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  const deadline = Date.now() + 60_000;
+  while (!out.stdout.includes("listening on") && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  return { child, exited, out };
+}
+
 /** One line, prefixed, no stack trace. */
 function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp) {
   expect(r.code).not.toBe(0);
@@ -175,22 +191,15 @@ describe("roverlink CLI", () => {
   it("edge runs the local edge with a development secret until SIGINT, leaving nothing behind", async () => {
     const port = await freePort();
     const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-edge-"));
-    const child = spawn(
-      process.execPath,
-      [CLI, "edge", "--port", String(port), "--persist-to", persist],
-      { cwd: REPO_ROOT, env: { ...process.env, ROVERLINK_SECRET: "" } },
+    const { child, exited, out } = await runEdge(
+      ["--port", String(port), "--persist-to", persist],
+      { ROVERLINK_SECRET: "" },
     );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {
-      const deadline = Date.now() + 60_000;
-      while (!stdout.includes("listening on") && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 100));
-      expect(stdout).toContain(`listening on http://127.0.0.1:${port}`);
-      expect(stderr).toMatch(/^roverlink: ROVERLINK_SECRET is not set: using a development secret/);
+      expect(out.stdout).toContain(`listening on http://127.0.0.1:${port}`);
+      expect(out.stderr).toMatch(
+        /^roverlink: ROVERLINK_SECRET is not set: using a development secret/,
+      );
       const health = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect((await health.text()).trim()).toBe("ok");
       // The development secret is the one the edge checks tokens with.
@@ -265,31 +274,23 @@ describe("roverlink CLI", () => {
     const persist = mkdtempSync(join(tmpdir(), "roverlink-cli-secrets-"));
     const turnSecret = "cli-turn-secret-cli-turn-secret-4f1d";
     const onPurpose = "cf-token-given-on-the-command-line-9c2e";
-    const child = spawn(
-      process.execPath,
-      [CLI, "edge", "--port", String(port), "--persist-to", persist].concat([
+    const { child, exited, out } = await runEdge(
+      [
+        "--port",
+        String(port),
+        "--persist-to",
+        persist,
         "--var",
         "TURN_URLS:turn:127.0.0.1:3478",
         "--var",
         `CF_TURN_API_TOKEN:${onPurpose}`,
-      ]),
-      {
-        cwd: REPO_ROOT,
-        env: { ...process.env, ROVERLINK_SECRET: SECRET, TURN_SECRET: turnSecret },
-      },
+      ],
+      { ROVERLINK_SECRET: SECRET, TURN_SECRET: turnSecret },
     );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     try {
-      const deadline = Date.now() + 60_000;
-      while (!stdout.includes("listening on") && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 100));
-      expect(stdout).toContain(`listening on http://127.0.0.1:${port}`);
+      expect(out.stdout).toContain(`listening on http://127.0.0.1:${port}`);
       // No development secret; one warning for the secret given with --var.
-      expect(stderr.trim().split("\n")).toEqual([
+      expect(out.stderr.trim().split("\n")).toEqual([
         "roverlink: --var CF_TURN_API_TOKEN puts a secret in the process list; set CF_TURN_API_TOKEN in the environment instead",
       ]);
       const lines = commandLines();
