@@ -33,6 +33,8 @@ export interface Linked {
   b: RTCPeerConnection;
   /** a's `control`; b's end records what arrives in `received`. */
   dc: RTCDataChannel;
+  /** b's end of `control` (it opens before a's does). */
+  remote: RTCDataChannel;
   received: string[];
   close(): Promise<void>;
 }
@@ -44,9 +46,11 @@ export async function linkedPair(): Promise<Linked> {
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
   const dc = a.createDataChannel("control");
   const received: string[] = [];
-  b.onDataChannel.subscribe((ch: RTCDataChannel) =>
-    ch.onMessage.subscribe((m) => received.push(String(m))),
-  );
+  let remote: RTCDataChannel | undefined;
+  b.onDataChannel.subscribe((ch: RTCDataChannel) => {
+    remote = ch;
+    ch.onMessage.subscribe((m) => received.push(String(m)));
+  });
   await a.setLocalDescription(await a.createOffer());
   await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
   await b.setLocalDescription(await b.createAnswer());
@@ -55,10 +59,12 @@ export async function linkedPair(): Promise<Linked> {
     if (dc.readyState === "open") resolve();
     dc.stateChanged.subscribe((s) => s === "open" && resolve());
   });
+  if (!remote) throw new Error("b's channel did not arrive before a's opened");
   return {
     a,
     b,
     dc,
+    remote,
     received,
     close: async () => void (await Promise.all([a.close(), b.close()])),
   };

@@ -1,0 +1,123 @@
+/**
+ * patches/werift+0.25.2.patch, SCTP sender (docs/werift-patches.md, patches 15 and 16): the
+ * congestion window of RFC 9260 §7.2.1 (initial window, slow start from the first packet), and no
+ * walk of the sent queue on a transmit pass when nothing in it awaits retransmission. Drives a
+ * detached werift SCTP association.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type Linked, linkedPair, type Sctp, sctpOf } from "./sctp-pair.ts";
+
+const pairs: Linked[] = [];
+afterEach(async () => {
+  await Promise.all(pairs.splice(0).map((p) => p.close()));
+});
+
+interface Chunk {
+  type: number;
+  tsn: number;
+  flags: number;
+  bookSize: number;
+  sentCount: number;
+  sentTime: number;
+  misses: number;
+  acked: boolean;
+  retransmit: boolean;
+  userData: Buffer;
+}
+type Sender = Sctp & {
+  mtu: number;
+  maxPayloadSize: number;
+  cwnd: number;
+  ssthresh: number | undefined;
+  remotePort: number;
+  lastSackedTsn: number;
+  sentQueue: Chunk[];
+  flightSize: number;
+  transmit(): Promise<void>;
+  timer3Expired(): void;
+  timer3Cancel(): void;
+  receiveSackChunk(sack: {
+    cumulativeTsn: number;
+    advertisedRwnd: number;
+    gaps: [number, number][];
+    duplicates: number[];
+  }): Promise<void>;
+};
+
+async function detached(): Promise<{ sctp: Sender; sent: number[] }> {
+  const p = await linkedPair();
+  pairs.push(p);
+  const Ctor = sctpOf(p.a).constructor as new (t: object) => Sender;
+  const sctp = new Ctor({ send: async () => {} });
+  const sent: number[] = [];
+  sctp.remotePort = 5000;
+  sctp.sendChunk = async (c) => void sent.push((c as unknown as Chunk).tsn);
+  return { sctp, sent };
+}
+
+const chunk = (tsn: number, bytes: number): Chunk => ({
+  type: 0,
+  tsn,
+  flags: 3,
+  bookSize: bytes,
+  sentCount: 1,
+  sentTime: Date.now() / 1000,
+  misses: 0,
+  acked: false,
+  retransmit: false,
+  userData: Buffer.alloc(bytes),
+});
+
+describe("congestion window per RFC 9260 §7.2.1", () => {
+  it("starts at min(4·MTU, max(2·MTU, 4404 B))", async () => {
+    const { sctp } = await detached();
+    expect(sctp.cwnd).toBe(Math.min(4 * sctp.mtu, Math.max(2 * sctp.mtu, 4404)));
+  });
+
+  it("is in slow start from the first packet: a SACK of a full window adds an MTU's payload", async () => {
+    const { sctp } = await detached();
+    const start = sctp.cwnd;
+    // A full window in flight: four chunks, TSN 10-13.
+    const size = Math.ceil(start / 4);
+    sctp.lastSackedTsn = 9;
+    sctp.sentQueue = [10, 11, 12, 13].map((t) => chunk(t, size));
+    sctp.flightSize = 4 * size;
+    await sctp.receiveSackChunk({
+      cumulativeTsn: 11,
+      advertisedRwnd: 1 << 20,
+      gaps: [],
+      duplicates: [],
+    });
+    sctp.timer3Cancel();
+    expect(sctp.ssthresh).toBeGreaterThan(start);
+    // Stock werift: ssthresh undefined, so congestion avoidance: no growth until a whole window
+    // is acknowledged.
+    expect(sctp.cwnd).toBe(start + Math.min(2 * size, sctp.maxPayloadSize));
+  });
+});
+
+describe("retransmission walk", () => {
+  it("does not walk the sent queue when nothing awaits retransmission", async () => {
+    const { sctp, sent } = await detached();
+    const queue = Array.from({ length: 500 }, (_, i) => chunk(100 + i, 1000));
+    let walks = 0;
+    const iterate = Array.prototype[Symbol.iterator];
+    Object.defineProperty(queue, Symbol.iterator, {
+      value(this: Chunk[]) {
+        walks++;
+        return iterate.call(this);
+      },
+    });
+    sctp.sentQueue = queue;
+    sctp.flightSize = 500_000;
+    sctp.cwnd = 1_000_000;
+    for (let i = 0; i < 10; i++) await sctp.transmit();
+    expect(walks).toBe(0); // stock werift: one walk per pass
+    // A timeout still finds what to resend.
+    sctp.timer3Expired();
+    await new Promise((r) => setTimeout(r, 20));
+    sctp.timer3Cancel();
+    expect(walks).toBeGreaterThan(0);
+    expect(sent[0]).toBe(100);
+  });
+});
