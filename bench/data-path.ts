@@ -29,6 +29,8 @@ export interface PathFigures {
   stack: Stack;
   unavailable?: string;
   rttMs: Summary;
+  /** Every RTT sample at 100 msg/s, ms, in the order measured. */
+  rttSamplesMs: number[];
   /** Probes that never came back within 10 s of the last one. */
   rttLost: number;
   /** The 2000 × 1 KiB burst (the headline figure; null when it did not complete). */
@@ -63,8 +65,12 @@ export interface DataPath {
 
 const RATE_HZ = 100;
 const HEADLINE = { messages: 2000, bytes: 1024 };
-/** werift's max-message-size (64 KiB); roverlink does not fragment `control` messages yet. */
-const WERIFT_MAX_MESSAGE = 65536;
+/**
+ * The max-message-size roverlink's werift advertises (64 KiB); roverlink does not fragment
+ * `control` messages yet. The raw werift pairs here advertise 1 MiB (werift's `maxMessageSize`
+ * option, bench/peers.ts), so that their rows cover 256 KiB messages.
+ */
+const ROVERLINK_MAX_MESSAGE = 65536;
 
 const cpuUs = (c: NodeJS.CpuUsage) => c.user + c.system;
 
@@ -97,7 +103,7 @@ async function burst(
   capSeconds: number,
 ): Promise<BurstFigures> {
   const base = { messages, bytes };
-  if (bytes > WERIFT_MAX_MESSAGE && stack !== "node-datachannel")
+  if (bytes > ROVERLINK_MAX_MESSAGE && stack === "roverlink")
     return {
       ...base,
       unavailable: "above werift's 64 KiB max-message-size (roverlink does not fragment yet)",
@@ -158,6 +164,7 @@ async function measure(
   return {
     stack,
     rttMs: summarize(echoes.rtts),
+    rttSamplesMs: echoes.rtts.map((x) => Math.round(x * 1000) / 1000),
     rttLost: p.lost,
     throughputMBps: head?.complete ? head.throughputMBps : null,
     cpuUsPerMessagePaced: Math.round(p.cpu / Math.max(1, p.n - p.lost)),
@@ -171,6 +178,7 @@ function none(stack: Stack, why: string): PathFigures {
     stack,
     unavailable: why,
     rttMs: summarize([]),
+    rttSamplesMs: [],
     rttLost: 0,
     throughputMBps: null,
     cpuUsPerMessagePaced: null,

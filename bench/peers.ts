@@ -107,6 +107,9 @@ export async function roverlinkPair(edge: LocalEdge): Promise<Linked> {
 // though werift also gathers the machine's interface addresses.
 const weriftConfig = {
   iceServers: [],
+  // Both ends advertise 1 MiB (werift's default is 64 KiB), so that the raw rows cover 256 KiB
+  // messages; node-datachannel's default is 256 KiB.
+  maxMessageSize: 1024 * 1024,
   iceUseIpv6: false,
   iceAdditionalHostAddresses: ["127.0.0.1"],
   iceFilterCandidatePair: (p: { remoteCandidate: { host: string } }) =>
