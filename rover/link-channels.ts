@@ -66,8 +66,13 @@ const APP_QUEUE_MAX = 1_000;
 const MAX_CHANNELS = 64;
 /** Longest channel label accepted from the peer (it ends up in logs and metric labels). */
 const MAX_LABEL = 64;
-/** Acknowledgements are batched: one per this many ms at most. */
+/** Acknowledgements are batched: sent alone this many ms after the first message they cover... */
 const ACK_DELAY_MS = 50;
+/**
+ * ...or with outgoing data once they have waited this long (in a burst each way, at most one
+ * per this many ms rather than one per message).
+ */
+const ACK_RIDE_MS = 10;
 
 export class LinkChannels {
   readonly conduct: PeerConduct;
@@ -81,6 +86,8 @@ export class LinkChannels {
   /** `control` channels on which the peer said hello already. */
   #helloed = new WeakSet<RTCDataChannel>();
   #ackTimer: NodeJS.Timeout | null = null;
+  /** When #ackTimer was set (performance.now()). */
+  #ackSince = 0;
   /** Reliable frames waiting for room in `control`'s send buffer. */
   #outbox: Outbox;
 
@@ -251,7 +258,12 @@ export class LinkChannels {
     const dc = this.#channels.get("control");
     if (dc?.readyState !== "open") return;
     try {
-      for (const f of this.#outbox.take(dc.bufferedAmount)) dc.send(f);
+      const frames = this.#outbox.take(dc.bufferedAmount);
+      // A due acknowledgement rides along: sent in the same tick, werift bundles it into the
+      // data's SCTP packet (patch 14) instead of sending a packet of its own when its timer fires.
+      if (frames.length > 0 && this.#ackTimer && performance.now() - this.#ackSince >= ACK_RIDE_MS)
+        this.#sendAck(dc);
+      for (const f of frames) dc.send(f);
     } catch (e) {
       // Closing under us: the backlog keeps everything for the next channel.
       this.#o.log.debug({ peer: this.#o.peer, err: errorMessage(e) }, "control send failed");
@@ -324,8 +336,9 @@ export class LinkChannels {
           this.#violation(e.kind, e.message);
           return;
         }
-        for (const p of out) this.#deliver("control", p);
+        // Before delivery: a reply the application sends from its handler carries the ack.
         this.#scheduleAck(dc);
+        for (const p of out) this.#deliver("control", p);
         return;
       }
       case "a":
@@ -353,10 +366,15 @@ export class LinkChannels {
 
   #scheduleAck(dc: RTCDataChannel): void {
     if (this.#ackTimer) return;
-    this.#ackTimer = setTimeout(() => {
-      this.#ackTimer = null;
-      if (dc.readyState === "open") dc.send(encodeFrame(this.#o.receiver.ack()));
-    }, ACK_DELAY_MS);
+    this.#ackSince = performance.now();
+    this.#ackTimer = setTimeout(() => this.#sendAck(dc), ACK_DELAY_MS);
+  }
+
+  /** The batched acknowledgement, now (its timer fired, or data leaves that it can ride with). */
+  #sendAck(dc: RTCDataChannel): void {
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    if (dc.readyState === "open") dc.send(encodeFrame(this.#o.receiver.ack()));
   }
 
   /** Hand a message to the application; its handler's errors are its own, not the link's. */

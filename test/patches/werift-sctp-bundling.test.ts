@@ -85,3 +85,18 @@ it("builds and checks packets without concatenating buffers", async () => {
   // Per one-chunk message, both ends (send, receive, SACKs). Stock werift: 9; patched: 2.5 (DTLS).
   expect(calls / sent.length).toBeLessThan(4);
 });
+
+it("puts messages sent in the same tick in one packet", async () => {
+  const p = await linkedPair();
+  pairs.push(p);
+  p.dc.send("warm-up");
+  expect(await until(() => p.received.length === 1, 5000)).toBe(true);
+  const packets = recordPackets(sctpOf(p.a));
+  p.dc.send("one");
+  p.dc.send("two");
+  p.dc.send("three");
+  expect(await until(() => p.received.length === 4, 5000)).toBe(true);
+  expect(p.received.slice(1)).toEqual(["one", "two", "three"]);
+  // Stock werift (and patch 14 without the deferred hand-off): the first message alone, then the rest.
+  expect(packets.filter((t) => t.includes(DATA))).toHaveLength(1);
+});

@@ -1,7 +1,8 @@
 /**
  * Flow control on `control` (rover/link-channels.ts with shared/link/outbox.ts): a burst never goes
  * into werift all at once; `send` says when to wait and `drained` when to go on; everything still
- * arrives once, in order. Two real werift PeerConnections on loopback UDP, negotiated in memory.
+ * arrives once, in order; a due acknowledgement rides with a reply. Two real werift
+ * PeerConnections on loopback UDP, negotiated in memory.
  */
 import { afterEach, expect, it } from "vitest";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
@@ -46,6 +47,77 @@ function channels(pc: RTCPeerConnection, hooks: Partial<ChannelHooks>, outbox = 
     hooks: all,
   });
 }
+
+/** Two LinkChannels on linked werift PeerConnections, `control` open at both ends. */
+async function linked(
+  hooksA: Partial<ChannelHooks>,
+  hooksB: (cb: () => LinkChannels) => Partial<ChannelHooks>,
+  outboxA = {},
+) {
+  const a = new RTCPeerConnection(config);
+  const b = new RTCPeerConnection(config);
+  cleanup.push(async () => void (await Promise.all([a.close(), b.close()])));
+  a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
+  b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
+  const ca = channels(a, hooksA, outboxA);
+  const cb: LinkChannels = channels(
+    b,
+    hooksB(() => cb),
+  );
+  b.onDataChannel.subscribe((dc: RTCDataChannel) => cb.accept(dc));
+  ca.openStandard();
+  await a.setLocalDescription(await a.createOffer());
+  await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
+  await b.setLocalDescription(await b.createAnswer());
+  await a.setRemoteDescription(b.localDescription as NonNullable<typeof b.localDescription>);
+  expect(await until(() => ca.isOpen("control") && cb.isOpen("control"), 20_000)).toBe(true);
+  cleanup.push(async () => {
+    ca.dispose();
+    cb.dispose();
+  });
+  return { ca, cb };
+}
+
+it("sends a due acknowledgement with the reply, not alone when its timer fires", async () => {
+  const replies: Payload[] = [];
+  const { ca, cb } = await linked(
+    { message: (ch, d) => ch === "control" && replies.push(d) },
+    (cb) => ({
+      // b answers every message from its handler, as a request/response protocol does.
+      message: (ch, d) => ch === "control" && cb().send("control", `re ${String(d)}`),
+    }),
+  );
+  // What b hands to `control`, and whether it went in the same tick as a data frame.
+  const control = cb.get("control") as RTCDataChannel;
+  const send = control.send.bind(control);
+  let tick = 0;
+  let bumping = false;
+  const frames: { t: string; tick: number }[] = [];
+  control.send = (d) => {
+    frames.push({ t: String(d).slice(0, 20).includes('"t":"a"') ? "a" : "d", tick });
+    if (!bumping) {
+      bumping = true;
+      queueMicrotask(() => {
+        tick++;
+        bumping = false;
+      });
+    }
+    return send(d);
+  };
+  for (let i = 0; i < 30; i++) {
+    ca.send("control", `q${i}`);
+    expect(await until(() => replies.length === i + 1, 5000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 15));
+  }
+  const dataTicks = new Set(frames.filter((f) => f.t === "d").map((f) => f.tick));
+  const acks = frames.filter((f) => f.t === "a");
+  const alone = acks.filter((f) => !dataTicks.has(f.tick)).length;
+  // Acknowledgements still flow (here one per two replies: one rides once it has waited 10 ms)...
+  expect(acks.length).toBeGreaterThanOrEqual(10);
+  // ...in the replies' ticks, so werift bundles them into the replies' packets. Before: every ack
+  // went alone, 50 ms after the message it covered.
+  expect(alone).toBeLessThanOrEqual(1);
+});
 
 it("keeps werift's buffer under the high-water mark, signals drain, and delivers all in order", async () => {
   const a = new RTCPeerConnection(config);
