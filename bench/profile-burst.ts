@@ -1,21 +1,28 @@
 /**
  * `node --cpu-prof bench/profile-burst.ts [roverlink|werift|werift-unpatched] [messages] [bytes]`:
- * one linked pair on loopback, a few bursts echoed back, for a CPU profile of the data path (not
- * part of `npm run bench`; figures come from bench/run.ts).
+ * one linked pair on loopback, three bursts echoed back, for a CPU profile of the data path (not
+ * part of `npm run bench`; figures come from bench/run.ts). `PACED=<seconds>`: 100 msg/s of
+ * 16-byte probes instead of the bursts.
  */
 
 import { startLocalEdge } from "../rover/local-edge.ts";
-import { BENCH_SECRET, pairOf, type Stack } from "./peers.ts";
+import { BENCH_SECRET, roverlinkPair, weriftPair } from "./peers.ts";
 import { sleep, until } from "./stats.ts";
 
-const stack = (process.argv[2] ?? "werift") as Stack;
+const stack = process.argv[2] ?? "werift";
+if (!["roverlink", "werift", "werift-unpatched"].includes(stack)) {
+  process.stderr.write(
+    `profile-burst: unknown stack "${stack}" (roverlink, werift, werift-unpatched)\n`,
+  );
+  process.exit(2);
+}
 const messages = Number(process.argv[3] ?? 2000);
 const bytes = Number(process.argv[4] ?? 1024);
 const edge =
   stack === "roverlink"
     ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
     : null;
-const { pair } = await pairOf(stack, edge as never);
+const { pair } = edge ? await roverlinkPair(edge) : await weriftPair(stack === "werift-unpatched");
 let n = 0;
 pair.onEcho(() => n++);
 await sleep(500);
