@@ -381,6 +381,10 @@ export class LinkChannels {
   }
 
   /** Counted and logged (the first of each kind at warn); `drop` is reported once. */
+  violation(kind: Violation, detail: string): void {
+    this.#violation(kind, detail);
+  }
+
   #violation(kind: Violation, detail: string): void {
     const wasDropped = this.conduct.dropped;
     const first = (this.conduct.counts()[kind] ?? 0) === 0;

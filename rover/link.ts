@@ -12,8 +12,9 @@ import { EventEmitter } from "node:events";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
 import { errorMessage, ProblemError } from "../shared/errors.ts";
+import { isFileLabel } from "../shared/file-wire.ts";
 import { isForwardLabel } from "../shared/forward-wire.ts";
-import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
+import type { ConductConfig, PeerConduct, Violation } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
 import {
   type Payload,
@@ -253,6 +254,8 @@ export class Link extends EventEmitter {
       // Forward channels are the forwarder's own (rover/forward.ts): outside LinkChannels' cap,
       // queue and `message` delivery.
       if (isForwardLabel(dc.label)) this.emit("channel", dc);
+      // File transfers likewise (rover/file-transfer.ts).
+      else if (isFileLabel(dc.label)) this.emit("file-channel", dc);
       else this.#channels.accept(dc);
     });
     return pc;
@@ -827,6 +830,11 @@ export class Link extends EventEmitter {
   ): RTCDataChannel | null {
     const pc = this.#pc;
     return pc && pc.connectionState !== "closed" ? pc.createDataChannel(label, opts) : null;
+  }
+
+  /** A breach of a protocol carried outside LinkChannels (file transfers): counted the same way. */
+  violation(kind: Violation, detail: string): void {
+    this.#channels.violation(kind, detail);
   }
 
   /** The selected ICE pair's send counters, for benchmarks. */
