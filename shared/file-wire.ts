@@ -144,3 +144,18 @@ export function refuseOffer(
 export function partName(peer: string, id: string): string {
   return `.rlpart-${peer}-${id}`;
 }
+
+/** A size as people write it: bytes, or with a K/M/G/T suffix (powers of 1024); null if not one. */
+export function parseFileSize(v: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)([KMGT]?)(?:i?B)?$/i.exec(v.trim());
+  if (!m) return null;
+  const units: Record<string, number> = {
+    "": 1,
+    K: 1024,
+    M: 1024 ** 2,
+    G: 1024 ** 3,
+    T: 1024 ** 4,
+  };
+  const n = Math.floor(Number(m[1]) * (units[(m[2] ?? "").toUpperCase()] ?? Number.NaN));
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
