@@ -410,6 +410,7 @@ program
   )
   .option("--identity <file>", "DTLS certificate and key (docs/rover.md)")
   .option("--trust <file>", "pinned peer fingerprints (docs/rover.md)")
+  .option("--stats-json <file>", "write the transfer's figures as JSON once delivered")
   .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
@@ -429,6 +430,7 @@ program
         idleTimeout: number;
         identity?: string;
         trust?: string;
+        statsJson?: string;
         logLevel: LogLevel;
       },
     ) => {
@@ -462,6 +464,7 @@ program
         ...(opts.name ? { name: opts.name } : {}),
         ...(opts.identity ? { identityFile: opts.identity } : {}),
         ...(opts.trust ? { trustFile: opts.trust } : {}),
+        ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
       });
     },
   );

@@ -62,8 +62,8 @@ export class FileTransferError extends Error {}
 /** Stop handing chunks to the channel above this many buffered bytes; go on below the low mark. */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
-/** The receiver says how far it is at least this often (bytes). */
-const ACK_EVERY = 1024 * 1024;
+/** The receiver says how far it is at least this often (bytes): progress, and stalls seen. */
+const ACK_EVERY = 256 * 1024;
 /** A closed channel whose link is still up is opened again after this (ms). */
 const REOPEN_MS = 1_000;
 /** The receiver forgets an interrupted transfer (and its temp file) after this (ms). */
@@ -87,6 +87,8 @@ export interface FileSent {
   resumedFrom: number[];
   /** Bytes put on the wire in all: `bytes` plus what a resume sent again. */
   sentBytes: number;
+  /** Longest time without the receiver acknowledging more (ms): a handover's gap shows here. */
+  maxStallMs: number;
 }
 
 export interface SendFileOptions {
@@ -122,6 +124,7 @@ export class OutgoingFile extends EventEmitter {
   #pumping = false;
   #finished = false;
   #lastProgress = Date.now();
+  #maxStall = 0;
   #started = Date.now();
   #timers: NodeJS.Timeout[] = [];
   #settle!: { ok: (r: FileSent) => void; fail: (e: Error) => void };
@@ -266,7 +269,11 @@ export class OutgoingFile extends EventEmitter {
   }
 
   #progress(acked: number): void {
-    if (acked > this.#acked) this.#lastProgress = Date.now();
+    if (acked > this.#acked) {
+      const now = Date.now();
+      this.#maxStall = Math.max(this.#maxStall, now - this.#lastProgress);
+      this.#lastProgress = now;
+    }
     this.#acked = Math.max(this.#acked, acked);
     this.emit("progress", { acked: this.#acked, sent: this.#sent, size: this.#size });
   }
@@ -330,6 +337,7 @@ export class OutgoingFile extends EventEmitter {
       ms: Date.now() - this.#started,
       resumedFrom: this.#resumed,
       sentBytes: this.#sent,
+      maxStallMs: this.#maxStall,
     });
   }
 

@@ -2,7 +2,7 @@
  * `roverlink send FILE --to PEER`: join the room, link to the peer, send the file, wait for the
  * receiver's sha256 verdict, leave. Exit 0 only on verified delivery; every failure is one line.
  */
-import { statSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { TokenSource } from "../shared/client.ts";
 import { Agent } from "./agent.ts";
@@ -25,6 +25,8 @@ export interface SendRunOptions {
   idleTimeoutS: number;
   identityFile?: string;
   trustFile?: string;
+  /** Write the transfer's figures here as JSON once delivered. */
+  statsJson?: string;
   logLevel: LogLevel;
 }
 
@@ -69,8 +71,14 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     t.on("interrupted", () => view.note(`${name}: link interrupted; resuming when it is back`));
     t.on("resumed", (offset: number) => view.note(`${name}: resumed at ${formatBytes(offset)}`));
     stop.signal.addEventListener("abort", () => t.cancel("interrupted"), { once: true });
+    const cpu0 = process.cpuUsage();
     const r = await t.done;
     view.end();
+    if (o.statsJson) {
+      const cpu = process.cpuUsage(cpu0);
+      const figures = { ...r, cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+      writeFileSync(o.statsJson, `${JSON.stringify(figures)}\n`);
+    }
     const resumed = r.resumedFrom.length
       ? `, resumed at ${r.resumedFrom.map(formatBytes).join(", ")}`
       : "";
