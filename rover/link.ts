@@ -147,10 +147,7 @@ export class Link extends EventEmitter {
       hooks: {
         opened: () => this.#maybeUp(),
         controlClosed: () => this.#linkDown("channel-closed"),
-        received: (now) => {
-          this.health.onReceive(now);
-          this.#restartCompleted(now);
-        },
+        received: (now) => this.#received(now),
         probeAnswered: (id, now) => {
           this.health.onProbeAnswered(id, now);
           this.#tick();
@@ -255,7 +252,7 @@ export class Link extends EventEmitter {
       // queue and `message` delivery.
       if (isForwardLabel(dc.label)) this.emit("channel", dc);
       // File transfers likewise (rover/file-transfer.ts).
-      else if (isFileLabel(dc.label)) this.emit("file-channel", dc);
+      else if (isFileLabel(dc.label)) this.emit("file-channel", this.#heard(dc));
       else this.#channels.accept(dc);
     });
     return pc;
@@ -829,7 +826,24 @@ export class Link extends EventEmitter {
     opts: { ordered: boolean; maxRetransmits?: number },
   ): RTCDataChannel | null {
     const pc = this.#pc;
-    return pc && pc.connectionState !== "closed" ? pc.createDataChannel(label, opts) : null;
+    if (!pc || pc.connectionState === "closed") return null;
+    const dc = pc.createDataChannel(label, opts);
+    return isFileLabel(label) ? this.#heard(dc) : dc;
+  }
+
+  /**
+   * What arrives on a channel outside LinkChannels tells the health policy the path works, as
+   * `control` does: a bulk transfer queues the probes behind its data, and the receiving side
+   * would otherwise take the late probes for silence and restart a link that is carrying data.
+   */
+  #heard(dc: RTCDataChannel): RTCDataChannel {
+    dc.onMessage.subscribe(() => this.#received(Date.now()));
+    return dc;
+  }
+
+  #received(now: number): void {
+    this.health.onReceive(now);
+    this.#restartCompleted(now);
   }
 
   /** A breach of a protocol carried outside LinkChannels (file transfers): counted the same way. */
