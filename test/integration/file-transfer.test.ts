@@ -260,6 +260,17 @@ describe("files", () => {
     expect(violations.filter((v) => v === "bad-transfer").length).toBeGreaterThanOrEqual(3);
   }, 120_000);
 
+  it("a peer that takes no files refuses at once, with the reason", async () => {
+    const room = `files-${++roomN}`;
+    await agent(room, "b");
+    const a = await agent(room, "a", ["b"]);
+    await waitFor(a, "link-up");
+    const { path } = randomFile(1024);
+    await expect(sendFile(a, "b", path).done).rejects.toThrow(
+      /b refused the file: this peer takes no files \(no --receive-dir\)/,
+    );
+  }, 60_000);
+
   it("a sha256 mismatch leaves nothing under the name", async () => {
     const { a, dir } = await pair();
     const dc = a.openChannel("b", "rlfile/badsum", { ordered: true });
