@@ -378,6 +378,22 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     }
   }
 
+  if (r.file) {
+    md.push(
+      "## 6. Files and large messages (loopback)",
+      "",
+      "Both agents in the benchmark process (CPU covers both ends). A file goes through `sendFile` (its own channel, 64 KiB binary chunks, sha256 at both ends, fsync and rename); a large message on `control` is fragmented to 64 KiB frames (base64 in JSON) and acknowledged whole.",
+      "",
+      "| what | MB/s | time | CPU, both ends | CPU per MiB |",
+      "|---|---|---|---|---|",
+      ...r.file.rows.map(
+        (x) =>
+          `| ${x.what} | ${fmt(x.mbPerS)} | ${fmt(x.ms / 1000, 1)} s | ${int(x.cpuMs)} ms | ${fmt(x.cpuMsPerMiB, 1)} ms |`,
+      ),
+      "",
+    );
+  }
+
   const mdFile = join(dir, `${stem}.md`);
   writeFileSync(mdFile, `${md.join("\n")}\n`);
   files.push(mdFile);

@@ -11,13 +11,21 @@ import { parseArgs } from "node:util";
 import { REPO_ROOT, startLocalEdge } from "../rover/local-edge.ts";
 import { burstsFor, type DataPath, dataPath } from "./data-path.ts";
 import { type EdgeBench, edgeBench } from "./edge.ts";
+import { type FileBench, fileBench } from "./file-transfer.ts";
 import { type Footprint, footprint } from "./footprint.ts";
 import { type Handover, handover } from "./handover.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
 
-export const BENCHMARKS = ["time-to-link", "handover", "data-path", "edge", "footprint"] as const;
+export const BENCHMARKS = [
+  "time-to-link",
+  "handover",
+  "data-path",
+  "edge",
+  "footprint",
+  "file",
+] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
 export interface BenchResults {
@@ -35,6 +43,7 @@ export interface BenchResults {
   dataPath?: DataPath;
   edge?: EdgeBench;
   footprint?: Footprint;
+  file?: FileBench;
 }
 
 function fail(msg: string): never {
@@ -122,6 +131,7 @@ if (values.only !== undefined && existsSync(json)) {
     "data-path": "dataPath",
     edge: "edge",
     footprint: "footprint",
+    file: "file",
   } as const;
   for (const name of BENCHMARKS) {
     if (only.has(name) || prev[keys[name]] === undefined) continue;
@@ -143,7 +153,7 @@ async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Pro
   }
 }
 
-const needsEdge = ["time-to-link", "data-path", "edge"].some((n) => only.has(n));
+const needsEdge = ["time-to-link", "data-path", "edge", "file"].some((n) => only.has(n));
 const edge = needsEdge
   ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
   : null;
@@ -160,6 +170,14 @@ try {
       "data-path",
       `${secs} s at 100 msg/s, ${bursts.map((b) => `${b.messages} × ${b.bytes / 1024} KiB`).join(", ")} bursts (≤ ${cap} s each), per stack`,
       () => dataPath(edge, secs, bursts, cap),
+    );
+  }
+  if (edge && only.has("file")) {
+    const [fileMiB, messageMiB] = quick ? [10, 4] : [100, 16];
+    results.file = await timed(
+      "file",
+      `a ${fileMiB} MiB file (sendFile) and a ${messageMiB} MiB message on control`,
+      () => fileBench(edge, fileMiB, messageMiB),
     );
   }
   if (edge && only.has("edge")) {

@@ -11,7 +11,8 @@ import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
-import { Quarantine } from "../shared/link/conduct.ts";
+import { encodeFileMessage } from "../shared/file-wire.ts";
+import { Quarantine, type Violation } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig } from "../shared/link/health.ts";
 import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
@@ -561,6 +562,10 @@ export class Agent extends EventEmitter {
       this.emit("message", { peer, ...m }),
     );
     link.on("channel", (dc: RTCDataChannel) => this.emit("channel", peer, dc));
+    link.on("file-channel", (dc: RTCDataChannel) => {
+      if (this.listenerCount("file-channel") > 0) this.emit("file-channel", peer, dc);
+      else refuseFiles(dc);
+    });
     link.on("state", (state: string, prev: string) => this.emit("link-state", peer, state, prev));
     link.on("restart-failed", (err: string) => {
       // The restart could not reach the edge: its kept-alive connection may ride a dead uplink.
@@ -639,6 +644,11 @@ export class Agent extends EventEmitter {
     const dc = this.#links.get(peer)?.openChannel(label, opts);
     if (!dc) throw new Error(`no link to "${peer}"`);
     return dc;
+  }
+
+  /** Count a breach of a protocol carried outside the link (file transfers) against `peer`. */
+  violation(peer: string, kind: Violation, detail: string): void {
+    this.#links.get(peer)?.violation(kind, detail);
   }
 
   /**
@@ -771,4 +781,26 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Nobody takes files here (no FileReceiver, e.g. no --receive-dir): the sender hears why at once. */
+function refuseFiles(dc: RTCDataChannel): void {
+  const refuse = () => {
+    try {
+      dc.send(
+        encodeFileMessage({ t: "refuse", reason: "this peer takes no files (no --receive-dir)" }),
+      );
+    } catch {
+      // closing
+    }
+    setTimeout(() => {
+      try {
+        dc.close();
+      } catch {
+        // closed already
+      }
+    }, 5_000).unref();
+  };
+  if (dc.readyState === "open") refuse();
+  else dc.stateChanged.subscribe((s) => s === "open" && refuse());
 }

@@ -3,12 +3,14 @@
  * `roverlink`: the command line (contract: ../shared/rover-cli.md, docs/cli.md).
  * Every failure is one line on stderr and a non-zero exit, never a stack trace.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { TokenSource } from "../shared/client.ts";
 import { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
+import { parseFileSize } from "../shared/file-wire.ts";
 import {
   type AllowedTarget,
   type ForwardSpec,
@@ -64,6 +66,26 @@ function position(v: string): Position {
     throw new InvalidArgumentError('must be "x,y" or "x,y,map"');
   }
   return parts[2] ? { x, y, map: parts[2] } : { x, y };
+}
+
+function fileSize(v: string): number {
+  const n = parseFileSize(v);
+  if (n === null)
+    throw new InvalidArgumentError("must be a size such as 500M, 4G or a number of bytes");
+  return n;
+}
+
+/** The peer id a token acts as (its `sub`), read without checking it (the edge does). */
+function tokenSubject(token: string): string | null {
+  try {
+    const payload = token.split(".")[1] ?? "";
+    const sub = (
+      JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { sub?: unknown }
+    ).sub;
+    return typeof sub === "string" && ID_PATTERN.test(sub) ? sub : null;
+  } catch {
+    return null;
+  }
 }
 
 function collect(v: string, prev: string[] | undefined): string[] {
@@ -256,6 +278,15 @@ program
   )
   .option("--in-memory", "keep control streams in memory only: lost when the process ends")
   .option(
+    "--receive-dir <dir>",
+    "take the files peers send (roverlink send) into this directory (docs/rover.md)",
+  )
+  .option(
+    "--max-file-size <size>",
+    "largest file --receive-dir takes, e.g. 500M (default 4G)",
+    fileSize,
+  )
+  .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
@@ -288,6 +319,8 @@ program
         allowForward?: AllowedTarget[];
         stateDir?: string;
         inMemory?: boolean;
+        receiveDir?: string;
+        maxFileSize?: number;
       },
       cmd: Command,
     ) => {
@@ -341,8 +374,98 @@ program
         ...(opts.identity ? { identityFile: opts.identity } : {}),
         ...(opts.trust ? { trustFile: opts.trust } : {}),
         ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
+        ...(opts.receiveDir ? { receiveDir: opts.receiveDir } : {}),
+        ...(opts.maxFileSize !== undefined ? { maxFileBytes: opts.maxFileSize } : {}),
       });
       process.exitCode = code;
+    },
+  );
+
+program
+  .command("send")
+  .description(
+    "send a file to a peer (running `roverlink rover --receive-dir`); exit 0 once it verified the sha256",
+  )
+  .argument("<file>", "the file to send")
+  .requiredOption("--to <peer>", "the receiving peer's id", id("peer id"))
+  .option("--edge <url>", "edge URL (default: $ROVERLINK_EDGE)", edgeUrl)
+  .requiredOption("--room <room>", "room id", id("room"))
+  .option("--id <id>", "our peer id (default: the token's, or send-<random>)", id("peer id"))
+  .option(
+    "--token <jwt>",
+    "token (default: $ROVERLINK_TOKEN, or a 1 h peer token minted with $ROVERLINK_SECRET)",
+  )
+  .option("--name <name>", "the name the receiver gives the file (default: its base name)")
+  .option(
+    "--link-timeout <s>",
+    "give up when no link comes up within this long",
+    positiveNumber("--link-timeout"),
+    30,
+  )
+  .option(
+    "--idle-timeout <s>",
+    "give up when the receiver acknowledges nothing for this long",
+    positiveNumber("--idle-timeout"),
+    120,
+  )
+  .option("--identity <file>", "DTLS certificate and key (docs/rover.md)")
+  .option("--trust <file>", "pinned peer fingerprints (docs/rover.md)")
+  .option("--stats-json <file>", "write the transfer's figures as JSON once delivered")
+  .addOption(
+    new Option("--log-level <level>", "log level")
+      .choices(LOG_LEVELS as unknown as string[])
+      .default("warn"),
+  )
+  .action(
+    async (
+      file: string,
+      opts: {
+        to: string;
+        edge?: string;
+        room: string;
+        id?: string;
+        token?: string;
+        name?: string;
+        linkTimeout: number;
+        idleTimeout: number;
+        identity?: string;
+        trust?: string;
+        statsJson?: string;
+        logLevel: LogLevel;
+      },
+    ) => {
+      const edge = opts.edge || process.env.ROVERLINK_EDGE;
+      if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
+      edgeUrl(edge);
+      const given = opts.token || process.env.ROVERLINK_TOKEN;
+      const self = opts.id ?? (given ? tokenSubject(given) : null) ?? `send-${randomHex()}`;
+      let token: TokenSource;
+      if (given) token = given;
+      else {
+        const secret = process.env.ROVERLINK_SECRET;
+        if (!secret)
+          throw new UsageError(
+            "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
+          );
+        token = selfMintedToken(secret, self, opts.room);
+        await token();
+      }
+      const { runSend } = await import("./send-run.ts");
+      process.exitCode = await runSend({
+        edge,
+        room: opts.room,
+        id: self,
+        token,
+        to: opts.to,
+        file,
+        linkTimeoutS: opts.linkTimeout,
+        idleTimeoutS: opts.idleTimeout,
+        logLevel: opts.logLevel,
+        ...(opts.name ? { name: opts.name } : {}),
+        ...(opts.identity ? { identityFile: opts.identity } : {}),
+        ...(opts.trust ? { trustFile: opts.trust } : {}),
+        ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
+      });
     },
   );
 
@@ -362,6 +485,10 @@ program
     process.stderr.write(`roverlink: ${r.created ? "created" : "read"} ${r.file}\n`);
     process.stdout.write(`${opts.id} sha-256 ${r.fingerprint}\n`);
   });
+
+function randomHex(): string {
+  return randomBytes(3).toString("hex");
+}
 
 /** One line for any failure. */
 function explain(e: unknown): string {

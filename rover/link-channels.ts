@@ -13,6 +13,8 @@ import { Outbox, type OutboxLimits } from "../shared/link/outbox.ts";
 import { decodeProbe, encodeProbe, isProbe } from "../shared/link/probe-wire.ts";
 import {
   BacklogFullError,
+  type DataFrame,
+  DEFAULT_MAX_FRAME_BYTES,
   decodeFrame,
   encodeFrame,
   type Frame,
@@ -22,6 +24,7 @@ import {
   type SendOptions,
   WindowError,
 } from "../shared/link/reliable.ts";
+import { remoteMaxMessageSize } from "./werift-internals.ts";
 
 export interface ChannelLogger {
   debug(o: object, msg?: string): void;
@@ -102,6 +105,8 @@ export class LinkChannels {
       for (const f of frames) this.#outbox.push(encodeFrame(f), dc.bufferedAmount);
       this.#pumpControl();
     });
+    // Fragments that break reassembly count against the peer like any other broken frame.
+    o.receiver.onFragmentError = (e) => this.#violation(e.kind, e.message);
   }
 
   /** Reliable frames waiting to be handed to `control`, and their size. */
@@ -149,6 +154,7 @@ export class LinkChannels {
       });
     }
     const onOpen = () => {
+      if (dc.label === "control") this.#o.sender.maxFrameBytes = frameLimit(dc);
       this.#flushApp(dc);
       this.#o.hooks.opened(dc);
     };
@@ -206,17 +212,20 @@ export class LinkChannels {
   send(channel: string, data: Payload, opts?: SendOptions): boolean {
     const dc = this.#channels.get(channel);
     if (channel === "control" && !this.#o.raw) {
-      let frame: Frame;
+      let frames: DataFrame[];
       try {
-        frame = this.#o.sender.send(data, opts);
+        // A message past the peer's max-message-size comes back as fragments (reliable.ts).
+        frames = this.#o.sender.sendFrames(data, opts);
       } catch (e) {
         if (e instanceof BacklogFullError) this.backlogRejected++;
         throw e;
       }
       // Not open: kept in the backlog, and sent when the channel (re)opens and the peer says hello.
       // Not yet on disk (a durable outbox commits in batches): sent by onDurable once it is.
-      if (dc?.readyState !== "open" || !this.#o.sender.isDurable(frame)) return true;
-      const ok = this.#outbox.push(encodeFrame(frame), dc.bufferedAmount);
+      const last = frames[frames.length - 1] as DataFrame;
+      if (dc?.readyState !== "open" || !this.#o.sender.isDurable(last)) return true;
+      let ok = true;
+      for (const f of frames) ok = this.#outbox.push(encodeFrame(f), dc.bufferedAmount) && ok;
       this.#pumpControl();
       return ok;
     }
@@ -390,6 +399,10 @@ export class LinkChannels {
   }
 
   /** Counted and logged (the first of each kind at warn); `drop` is reported once. */
+  violation(kind: Violation, detail: string): void {
+    this.#violation(kind, detail);
+  }
+
   #violation(kind: Violation, detail: string): void {
     const wasDropped = this.conduct.dropped;
     const first = (this.conduct.counts()[kind] ?? 0) === 0;
@@ -407,6 +420,16 @@ export class LinkChannels {
     this.#appQueue.delete(dc.label);
     for (const data of q) dc.send(typeof data === "string" ? data : Buffer.from(data));
   }
+}
+
+/**
+ * The largest `control` frame to build for this peer: its max-message-size from the SDP, but no
+ * more than 64 KiB (a bigger frame holds up everything behind it on the ordered channel for longer
+ * and gains little); 0 in the SDP means no limit.
+ */
+function frameLimit(dc: RTCDataChannel): number {
+  const peer = remoteMaxMessageSize(dc) ?? DEFAULT_MAX_FRAME_BYTES;
+  return peer > 0 ? Math.min(peer, DEFAULT_MAX_FRAME_BYTES) : DEFAULT_MAX_FRAME_BYTES;
 }
 
 function closeQuietly(dc: RTCDataChannel): void {

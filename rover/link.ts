@@ -12,8 +12,9 @@ import { EventEmitter } from "node:events";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import type { RoverlinkClient } from "../shared/client.ts";
 import { errorMessage, ProblemError } from "../shared/errors.ts";
+import { isFileLabel } from "../shared/file-wire.ts";
 import { isForwardLabel } from "../shared/forward-wire.ts";
-import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
+import type { ConductConfig, PeerConduct, Violation } from "../shared/link/conduct.ts";
 import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
 import {
   type Payload,
@@ -146,10 +147,7 @@ export class Link extends EventEmitter {
       hooks: {
         opened: () => this.#maybeUp(),
         controlClosed: () => this.#linkDown("channel-closed"),
-        received: (now) => {
-          this.health.onReceive(now);
-          this.#restartCompleted(now);
-        },
+        received: (now) => this.#received(now),
         probeAnswered: (id, now) => {
           this.health.onProbeAnswered(id, now);
           this.#tick();
@@ -253,6 +251,8 @@ export class Link extends EventEmitter {
       // Forward channels are the forwarder's own (rover/forward.ts): outside LinkChannels' cap,
       // queue and `message` delivery.
       if (isForwardLabel(dc.label)) this.emit("channel", dc);
+      // File transfers likewise (rover/file-transfer.ts).
+      else if (isFileLabel(dc.label)) this.emit("file-channel", this.#heard(dc));
       else this.#channels.accept(dc);
     });
     return pc;
@@ -826,7 +826,29 @@ export class Link extends EventEmitter {
     opts: { ordered: boolean; maxRetransmits?: number },
   ): RTCDataChannel | null {
     const pc = this.#pc;
-    return pc && pc.connectionState !== "closed" ? pc.createDataChannel(label, opts) : null;
+    if (!pc || pc.connectionState === "closed") return null;
+    const dc = pc.createDataChannel(label, opts);
+    return isFileLabel(label) ? this.#heard(dc) : dc;
+  }
+
+  /**
+   * What arrives on a channel outside LinkChannels tells the health policy the path works, as
+   * `control` does: a bulk transfer queues the probes behind its data, and the receiving side
+   * would otherwise take the late probes for silence and restart a link that is carrying data.
+   */
+  #heard(dc: RTCDataChannel): RTCDataChannel {
+    dc.onMessage.subscribe(() => this.#received(Date.now()));
+    return dc;
+  }
+
+  #received(now: number): void {
+    this.health.onReceive(now);
+    this.#restartCompleted(now);
+  }
+
+  /** A breach of a protocol carried outside LinkChannels (file transfers): counted the same way. */
+  violation(kind: Violation, detail: string): void {
+    this.#channels.violation(kind, detail);
   }
 
   /** The selected ICE pair's send counters, for benchmarks. */

@@ -41,6 +41,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS receiver (peer TEXT PRIMARY KEY, stream TEXT NOT NULL, next INTEGER NOT NULL);
 `;
 
+/** Columns added since the first schema (fragments of large messages): added to older files. */
+const ADDED_COLUMNS: [string, string][] = [
+  ["m", "INTEGER NOT NULL DEFAULT 0"],
+  ["z", "INTEGER"],
+  ["u", "INTEGER NOT NULL DEFAULT 0"],
+];
+
+function migrate(db: DatabaseSync): void {
+  const have = new Set(
+    (db.prepare("PRAGMA table_info(outbox)").all() as { name: string }[]).map((c) => c.name),
+  );
+  for (const [name, type] of ADDED_COLUMNS)
+    if (!have.has(name)) db.exec(`ALTER TABLE outbox ADD COLUMN ${name} ${type}`);
+}
+
 interface Batch {
   hooks: Set<StoreHooks>;
   done: Promise<void>;
@@ -69,6 +84,7 @@ export class Outbox {
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec(`PRAGMA synchronous = ${o.synchronous === "full" ? "FULL" : "NORMAL"}`);
       this.db.exec(SCHEMA);
+      migrate(this.db);
     } catch (e) {
       throw new OutboxError(`outbox ${file}: ${reason(e)}`);
     }
@@ -190,6 +206,9 @@ export class Outbox {
         if (r.b) f.b = 1;
         if (r.e) f.e = 1;
         if (r.x !== null) f.x = Number(r.x);
+        if (r.m) f.m = 1;
+        if (r.z !== null) f.z = Number(r.z);
+        if (r.u) f.u = 1;
         return f;
       });
       return { stream: row.stream, acked: Number(row.acked), frames };
@@ -218,7 +237,18 @@ export class Outbox {
         }, hooks),
     };
     function append(f: StoredFrame): void {
-      q.append.run(peer, f.s, f.p, f.b ?? 0, f.e ?? 0, f.at, f.x ?? null);
+      q.append.run(
+        peer,
+        f.s,
+        f.p,
+        f.b ?? 0,
+        f.e ?? 0,
+        f.at,
+        f.x ?? null,
+        f.m ?? 0,
+        f.z ?? null,
+        f.u ?? 0,
+      );
     }
   }
 
@@ -253,10 +283,12 @@ function prepare(db: DatabaseSync) {
   const q = (sql: string) => db.prepare(sql);
   return {
     sender: q("SELECT stream, acked FROM sender WHERE peer = ?"),
-    frames: q("SELECT s, p, b, e, at, x FROM outbox WHERE peer = ? ORDER BY s"),
+    frames: q("SELECT s, p, b, e, at, x, m, z, u FROM outbox WHERE peer = ? ORDER BY s"),
     setSender: q("INSERT OR REPLACE INTO sender (peer, stream, acked) VALUES (?, ?, ?)"),
     clear: q("DELETE FROM outbox WHERE peer = ?"),
-    append: q("INSERT INTO outbox (peer, s, p, b, e, at, x) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+    append: q(
+      "INSERT INTO outbox (peer, s, p, b, e, at, x, m, z, u) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
     ack: q("DELETE FROM outbox WHERE peer = ? AND s < ?"),
     setAcked: q("UPDATE sender SET acked = ? WHERE peer = ?"),
     receiver: q("SELECT stream, next FROM receiver WHERE peer = ?"),

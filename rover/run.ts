@@ -11,6 +11,7 @@ import type { TokenSource } from "../shared/client.ts";
 import type { AllowedTarget, ForwardSpec } from "../shared/forward-wire.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
+import { FileReceiver } from "./file-transfer.ts";
 import { Forwarder } from "./forward.ts";
 import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
@@ -44,6 +45,10 @@ export interface RoverRunOptions {
   allowForward?: AllowedTarget[];
   /** Durable control streams kept here (rover/outbox.ts); none: in memory. */
   stateDir?: string;
+  /** `--receive-dir`: take the files peers send into this directory (rover/file-transfer.ts). */
+  receiveDir?: string;
+  /** `--max-file-size`: the largest file taken (bytes). */
+  maxFileBytes?: number;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -167,9 +172,20 @@ async function run(
     allow: o.allowForward ?? [],
     log,
   });
+  // The receive directory is checked before we join anyone, too.
+  const files = o.receiveDir
+    ? new FileReceiver({
+        agent,
+        dir: o.receiveDir,
+        log,
+        ...(o.maxFileBytes !== undefined ? { limits: { maxFileBytes: o.maxFileBytes } } : {}),
+      })
+    : null;
   try {
+    files?.start();
     await forwarder.start();
   } catch (e) {
+    files?.stop();
     await closeServer(metricsServer);
     throw e;
   }
@@ -179,6 +195,7 @@ async function run(
   try {
     await agent.start(joining.signal);
   } catch (e) {
+    files?.stop();
     await forwarder.stop();
     await agent.stop();
     await closeServer(metricsServer);
@@ -260,6 +277,7 @@ async function run(
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
   // The figures first: leaving may find the edge unreachable (bounded by LEAVE_BUDGET_MS).
   if (o.statsJson) writeStats(o.statsJson, figures);
+  files?.stop();
   await forwarder.stop();
   await agent.stop();
   await closeServer(metricsServer);

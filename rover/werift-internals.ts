@@ -85,3 +85,14 @@ export function holdStreamIdUntilReset(dc: RTCDataChannel): void {
     });
   });
 }
+
+/**
+ * The peer's SCTP max-message-size as werift took it from the remote SDP (a=max-message-size;
+ * 65536 when absent, RFC 8841; 0: no limit), or null when the channel has no transport.
+ * werift's `send` throws past it.
+ */
+export function remoteMaxMessageSize(dc: RTCDataChannel): number | null {
+  const v = (dc as unknown as { sctp?: { remoteMaxMessageSize?: number } }).sctp
+    ?.remoteMaxMessageSize;
+  return typeof v === "number" ? v : null;
+}

@@ -24,7 +24,13 @@ export type Violation =
   /** A second hello on one channel (each asks us to resend our whole backlog). */
   | "hello-flood"
   /** More data channels than a link may have, or a channel label past the limit. */
-  | "channel-flood";
+  | "channel-flood"
+  /** A fragment of a large message that breaks reassembly (order, size, encoding). */
+  | "bad-fragment"
+  /** A large message declared past the receiver's `maxMessageBytes`. */
+  | "oversized-message"
+  /** A file transfer breaking its protocol (rover/file-transfer.ts): bad names, sizes, bytes. */
+  | "bad-transfer";
 
 export interface ConductConfig {
   /** Cost a peer may accumulate before its link is dropped. */
@@ -50,6 +56,9 @@ export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
     "probe-flood": 0.1,
     "hello-flood": 1,
     "channel-flood": 5,
+    "bad-fragment": 5,
+    "oversized-message": 5,
+    "bad-transfer": 5,
   }),
   pongsPerS: 20,
 });

@@ -9,9 +9,18 @@
  *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"<payload>"[,"b":1]}  data (b: payload is base64)
  *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"","e":1}              expired: fills the place of
  *                                                                        a message whose TTL passed
+ *   {"rl":1,"t":"d",...,"m":1[,"z":<bytes>][,"u":1]}                      a fragment of a large message
  *   {"rl":1,"t":"a","n":<next expected seq>}                             cumulative ack
  *   {"rl":1,"t":"h","st":"<stream>","n":<next expected seq>}             hello on (re)open
  * `st` names the sender's stream (one per agent process): a new stream resets the receiver.
+ *
+ * Large messages (docs/reliability.md, "Large messages"): a message whose frame would not fit in
+ * the peer's SCTP max-message-size is sent as consecutive fragments, each its own data frame
+ * (own sequence number, acknowledged and resent like any other). The first carries `z` (the whole
+ * message's size in bytes, checked against the receiver's limit before anything is kept) and,
+ * for text, `u` (the bytes are UTF-8); every fragment but the last carries `m` (more follow).
+ * Fragment payloads are always base64 bytes. The receiver reassembles in order and acknowledges
+ * (and keeps as delivered) only whole messages, so a crash mid-message resends all of it.
  *
  * Persistence (docs/reliability.md): both ends take an injected, synchronous store (SenderStore,
  * ReceiverStore); the default keeps nothing (in-memory). A store may batch: then a frame is
@@ -35,13 +44,30 @@
 
 export type Payload = string | Uint8Array;
 
+/** Fragment fields of a data frame: more follow, declared size (first), UTF-8 text (first). */
+export interface FragmentFields {
+  m?: 1;
+  z?: number;
+  u?: 1;
+}
+
 export type Frame =
-  | { rl: 1; t: "d"; st: string; s: number; p: string; b?: 1; e?: 1 }
+  | ({ rl: 1; t: "d"; st: string; s: number; p: string; b?: 1; e?: 1 } & FragmentFields)
   | { rl: 1; t: "a"; n: number }
   | { rl: 1; t: "h"; st: string; n: number };
 
 export class FrameError extends Error {}
 export class BacklogFullError extends Error {}
+/** A message larger than the sender's bound (`maxMessageBytes`): not accepted. */
+export class MessageTooLargeError extends RangeError {}
+/** A fragment that breaks reassembly; `kind` names what it broke. */
+export class FragmentError extends FrameError {
+  readonly kind: "bad-fragment" | "oversized-message";
+  constructor(kind: "bad-fragment" | "oversized-message", message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
 /** A data frame outside the receive window; `kind` names the bound it broke. */
 export class WindowError extends FrameError {
   readonly kind: "out-of-window" | "reorder-overflow";
@@ -51,13 +77,33 @@ export class WindowError extends FrameError {
   }
 }
 
+/** Node's Buffer when there is one (a byte-at-a-time loop is ~50x slower on a 16 MiB message). */
+const NodeBuffer = (
+  globalThis as {
+    Buffer?: {
+      from(
+        a: ArrayBufferLike | string,
+        b?: number | string,
+        c?: number,
+      ): Uint8Array & {
+        toString(enc: string): string;
+      };
+    };
+  }
+).Buffer;
+
 function toBase64(u: Uint8Array): string {
+  if (NodeBuffer) return NodeBuffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64");
   let s = "";
   for (const b of u) s += String.fromCharCode(b);
   return btoa(s);
 }
 
 function fromBase64(s: string): Uint8Array {
+  if (NodeBuffer) {
+    const b = NodeBuffer.from(s, "base64");
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
   const bin = atob(s);
   const u = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
@@ -84,6 +130,12 @@ export function decodeFrame(text: string): Frame | null {
     case "d":
       if (typeof f.st !== "string" || !int(f.s) || typeof f.p !== "string")
         throw new FrameError("bad data frame");
+      if (
+        (f.m !== undefined && f.m !== 1) ||
+        (f.u !== undefined && f.u !== 1) ||
+        (f.z !== undefined && !int(f.z))
+      )
+        throw new FrameError("bad fragment fields");
       return f as Frame;
     case "a":
       if (!int(f.n)) throw new FrameError("bad ack frame");
@@ -99,13 +151,90 @@ export function decodeFrame(text: string): Frame | null {
 export type DataFrame = Frame & { t: "d" };
 
 /** A message kept until acknowledged: `at` accepted (ms), `x` expires (ms; none: no TTL). */
-export interface StoredFrame {
+export interface StoredFrame extends FragmentFields {
   s: number;
   p: string;
   b?: 1;
   e?: 1;
   at: number;
   x?: number;
+}
+
+/** The fragment fields of `from`, copied onto `to` (only those present). */
+function copyFragment(from: FragmentFields, to: FragmentFields): void {
+  if (from.m) to.m = 1;
+  if (from.z !== undefined) to.z = from.z;
+  if (from.u) to.u = 1;
+}
+
+/** The default largest frame: RFC 8841's max-message-size when the SDP has none (werift's too). */
+export const DEFAULT_MAX_FRAME_BYTES = 65_536;
+/** Largest message accepted by default, both ways (the receiver's reassembly bound per peer). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Room a data frame's JSON takes besides its payload (fields, a 16-digit seq, the stream id). */
+const FRAME_OVERHEAD = 256;
+
+/** Raw bytes per fragment so that its base64 frame fits in `maxFrameBytes`. */
+export function fragmentBytes(maxFrameBytes: number): number {
+  return Math.max(3, Math.floor((maxFrameBytes - FRAME_OVERHEAD) / 4) * 3);
+}
+
+/**
+ * The message as frame parts: one when it fits in `maxFrameBytes` (payload as is), else its
+ * bytes in fragments. Pure; sequence numbers and stream are the sender's.
+ */
+export function splitMessage(
+  payload: Payload,
+  maxFrameBytes: number,
+): ({ p: string; b?: 1 } & FragmentFields)[] {
+  if (typeof payload === "string") {
+    // UTF-8 with JSON escapes is at most 6 bytes per code unit: measure only when it may not fit.
+    if (
+      payload.length * 6 + FRAME_OVERHEAD <= maxFrameBytes ||
+      utf8Length(JSON.stringify(payload)) + FRAME_OVERHEAD <= maxFrameBytes
+    )
+      return [{ p: payload }];
+    return fragments(new TextEncoder().encode(payload), maxFrameBytes, true);
+  }
+  if (Math.ceil(payload.byteLength / 3) * 4 + FRAME_OVERHEAD <= maxFrameBytes)
+    return [{ p: toBase64(payload), b: 1 }];
+  return fragments(payload, maxFrameBytes, false);
+}
+
+function fragments(
+  bytes: Uint8Array,
+  maxFrameBytes: number,
+  text: boolean,
+): ({ p: string; b: 1 } & FragmentFields)[] {
+  const size = fragmentBytes(maxFrameBytes);
+  const out: ({ p: string; b: 1 } & FragmentFields)[] = [];
+  for (let at = 0; at < bytes.byteLength; at += size) {
+    const part: { p: string; b: 1 } & FragmentFields = {
+      p: toBase64(bytes.subarray(at, at + size)),
+      b: 1,
+    };
+    if (at + size < bytes.byteLength) part.m = 1;
+    if (at === 0) {
+      part.z = bytes.byteLength;
+      if (text) part.u = 1;
+    }
+    out.push(part);
+  }
+  return out;
+}
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 export interface SenderState {
@@ -173,6 +302,14 @@ export interface SendOptions {
 export class ReliableSender {
   readonly maxBacklog: number;
   readonly maxBacklogBytes: number;
+  /** Largest message `send` accepts (bytes; text counted as UTF-8 once fragmented). */
+  readonly maxMessageBytes: number;
+  /**
+   * Largest frame to build: the peer's SCTP max-message-size (LinkChannels sets it from the SDP
+   * when `control` opens). Messages are split when they are sent, so frames kept from before
+   * keep the size they were built with.
+   */
+  maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
   #stream: string;
   #store: SenderStore;
   #clock: () => number;
@@ -195,12 +332,14 @@ export class ReliableSender {
       stream?: string;
       maxBacklog?: number;
       maxBacklogBytes?: number;
+      maxMessageBytes?: number;
       store?: SenderStore;
       clock?: () => number;
     } = {},
   ) {
     this.maxBacklog = opts.maxBacklog ?? 10_000;
     this.maxBacklogBytes = opts.maxBacklogBytes ?? 32 * 1024 * 1024;
+    this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#store = opts.store ?? MEMORY_SENDER_STORE;
     this.#clock = opts.clock ?? Date.now;
     this.#store.attach?.({ durable: () => this.#madeDurable(), failed: (e) => this.#failed(e) });
@@ -213,6 +352,7 @@ export class ReliableSender {
         const f: DataFrame = { rl: 1, t: "d", st: this.#stream, s: k.s, p: k.p };
         if (k.b) f.b = 1;
         if (k.e) f.e = 1;
+        copyFragment(k, f);
         this.#keep(f, k.at, k.x);
         this.#next = k.s + 1;
       }
@@ -238,9 +378,27 @@ export class ReliableSender {
 
   /**
    * Wrap a message; keep it until acknowledged. Throws BacklogFullError when full, and the
-   * store's error when it cannot keep it (nothing is kept then).
+   * store's error when it cannot keep it (nothing is kept then). A message split into fragments
+   * (`sendFrames`) returns its last frame here.
    */
   send(payload: Payload, opts: SendOptions = {}): DataFrame {
+    const frames = this.sendFrames(payload, opts);
+    return frames[frames.length - 1] as DataFrame;
+  }
+
+  /**
+   * `send`, giving every frame of the message: one, or its fragments when it does not fit in
+   * `maxFrameBytes`. All or nothing: a message that does not fit in the backlog, or that the
+   * store cannot keep, leaves nothing behind. Throws MessageTooLargeError past `maxMessageBytes`.
+   */
+  sendFrames(payload: Payload, opts: SendOptions = {}): DataFrame[] {
+    const size = typeof payload === "string" ? payload.length : payload.byteLength;
+    if (size > this.maxMessageBytes) {
+      this.#stats.rejected++;
+      throw new MessageTooLargeError(
+        `message of ${size} bytes is larger than ${this.maxMessageBytes} (the largest on control)`,
+      );
+    }
     if (this.#unacked.size >= this.maxBacklog) {
       this.#stats.rejected++;
       throw new BacklogFullError(
@@ -253,27 +411,43 @@ export class ReliableSender {
         `control backlog full (${this.maxBacklogBytes} bytes unacknowledged)`,
       );
     }
-    const f: DataFrame =
-      typeof payload === "string"
-        ? { rl: 1, t: "d", st: this.#stream, s: this.#next, p: payload }
-        : { rl: 1, t: "d", st: this.#stream, s: this.#next, p: toBase64(payload), b: 1 };
+    const parts = splitMessage(payload, this.maxFrameBytes);
+    if (parts.length > 1 && this.#unacked.size + parts.length > this.maxBacklog) {
+      this.#stats.rejected++;
+      throw new BacklogFullError(
+        `control backlog full (${this.maxBacklog} unacknowledged frames; the message needs ${parts.length})`,
+      );
+    }
     const at = this.#clock();
     const x = opts.ttlMs !== undefined ? at + opts.ttlMs : undefined;
-    const stored: StoredFrame = { s: f.s, p: f.p, at };
-    if (f.b) stored.b = 1;
-    if (x !== undefined) stored.x = x;
-    let durable: boolean;
+    const out: DataFrame[] = [];
+    let durable = true;
     try {
-      durable = this.#store.append(stored);
+      for (const part of parts) {
+        const f: DataFrame = {
+          rl: 1,
+          t: "d",
+          st: this.#stream,
+          s: this.#next + out.length,
+          ...part,
+        };
+        const stored: StoredFrame = { s: f.s, p: f.p, at };
+        if (f.b) stored.b = 1;
+        copyFragment(part, stored);
+        if (x !== undefined) stored.x = x;
+        durable = this.#store.append(stored) && durable;
+        out.push(f);
+      }
     } catch (e) {
       this.#stats.rejected++;
+      // A store that throws mid-message rolls its batch back (rover/outbox.ts): nothing is kept.
       throw e;
     }
-    this.#next++;
+    this.#next += out.length;
     if (durable) this.#durableBelow = this.#next;
-    this.#keep(f, at, x);
+    for (const f of out) this.#keep(f, at, x);
     this.#stats.sent++;
-    return f;
+    return out;
   }
 
   #keep(f: DataFrame, at: number, x: number | undefined): void {
@@ -355,6 +529,7 @@ export class ReliableSender {
       const k: StoredFrame = { s: f.s, p: f.p, at: e.at };
       if (f.b) k.b = 1;
       if (f.e) k.e = 1;
+      copyFragment(f, k);
       if (e.x !== undefined) k.x = e.x;
       frames.push(k);
     }
@@ -371,8 +546,11 @@ export class ReliableSender {
     for (const e of this.#unacked.values()) {
       if (e.x === undefined || e.x > now || e.f.e) continue;
       this.#bytes -= e.f.p.length;
-      e.f = { rl: 1, t: "d", st: e.f.st, s: e.f.s, p: "", e: 1 };
-      n++;
+      const placeholder: DataFrame = { rl: 1, t: "d", st: e.f.st, s: e.f.s, p: "", e: 1 };
+      // A fragment's place keeps its fragment fields: the receiver drops the whole message.
+      copyFragment(e.f, placeholder);
+      e.f = placeholder;
+      if (!placeholder.m) n++; // counted once per message: at its last frame
     }
     this.#stats.expired += n;
     return n;
@@ -431,12 +609,27 @@ export interface ReceiverLimits {
   maxAhead: number;
   /** Payload bytes held ahead of a gap, in all. */
   maxAheadBytes: number;
+  /** Largest message reassembled from fragments (declared size, bytes). */
+  maxMessageBytes: number;
 }
 
 export const DEFAULT_RECEIVER_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
   maxAhead: 1_024,
   maxAheadBytes: 4 * 1024 * 1024,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
 });
+
+/** A message being reassembled from its fragments (at most one per stream: they come in order). */
+interface Reassembly {
+  parts: Uint8Array[];
+  bytes: number;
+  declared: number;
+  text: boolean;
+  /** A fragment's TTL passed at the sender: the message is dropped when its last one arrives. */
+  expired: boolean;
+  /** Broken or too large: what follows of it is discarded quietly (one violation is enough). */
+  skip: boolean;
+}
 
 export class ReliableReceiver {
   readonly limits: ReceiverLimits;
@@ -459,6 +652,13 @@ export class ReliableReceiver {
   /** Out-of-order frames ahead of a gap (SCTP keeps order; only a resend overlap can do this). */
   #ahead = new Map<number, DataFrame>();
   #aheadBytes = 0;
+  /** The message being reassembled, and the sequence number after the last whole message. */
+  #partial: Reassembly | null = null;
+  #boundary = 0;
+  /** Fragments that broke reassembly (each also goes to `onFragmentError`). */
+  badFragments = 0;
+  /** Told of each fragment that breaks reassembly (the link counts it against the peer). */
+  onFragmentError: ((e: FragmentError) => void) | null = null;
 
   constructor(limits: Partial<ReceiverLimits> = {}, store: ReceiverStore = MEMORY_RECEIVER_STORE) {
     this.limits = { ...DEFAULT_RECEIVER_LIMITS, ...limits };
@@ -467,6 +667,7 @@ export class ReliableReceiver {
     if (kept) {
       this.#stream = kept.stream;
       this.#expected = kept.next;
+      this.#boundary = kept.next;
       this.#durable = kept;
     }
     store.attach?.({
@@ -484,8 +685,15 @@ export class ReliableReceiver {
     this.#pending = null;
     this.#stream = this.#durable?.stream ?? null;
     this.#expected = this.#durable?.next ?? 0;
+    this.#boundary = this.#expected;
+    this.#partial = null;
     this.#ahead.clear();
     this.#aheadBytes = 0;
+  }
+
+  /** Bytes of the message being reassembled now. */
+  reassembling(): number {
+    return this.#partial?.bytes ?? 0;
   }
 
   /** Frames and payload bytes held ahead of a gap now. */
@@ -514,6 +722,8 @@ export class ReliableReceiver {
         this.onStreamReplaced?.({ stream: this.#stream, next: this.#expected }, f.st);
       this.#stream = f.st;
       this.#expected = 0;
+      this.#boundary = 0;
+      this.#partial = null;
       this.#ahead.clear();
       this.#aheadBytes = 0;
     }
@@ -544,9 +754,15 @@ export class ReliableReceiver {
       ready.push(g);
     }
     if (ready.length === 0) return [];
-    // The high-water mark goes to the store before the hand-off (a batching store commits both
-    // together); if the store failed, nothing is handed off and the sender sends it again.
-    const state = { stream: f.st, next: this.#expected };
+    const out: Payload[] = [];
+    for (const g of ready) this.#take(g, out);
+    // Mid-message: nothing new is delivered, so nothing new to keep.
+    const written = this.#pending ?? this.#durable;
+    if (written?.stream === f.st && written.next === this.#boundary) return out;
+    // The high-water mark (whole messages only) goes to the store before the hand-off (a
+    // batching store commits both together); if the store failed, nothing is handed off and the
+    // sender sends it again.
+    const state = { stream: f.st, next: this.#boundary };
     this.#failedNow = false;
     const durable = this.#store.delivered(state);
     if (this.#failedNow) return [];
@@ -554,11 +770,105 @@ export class ReliableReceiver {
       this.#durable = state;
       this.#pending = null;
     } else this.#pending = state;
-    const out: Payload[] = [];
-    for (const g of ready) {
-      if (g.e) this.expired++;
-      else out.push(g.b ? fromBase64(g.p) : g.p);
-    }
     return out;
   }
+
+  /** One in-order frame: a whole message, or a fragment of one (reassembled here). */
+  #take(g: DataFrame, out: Payload[]): void {
+    const p = this.#partial;
+    const fragment = g.m !== undefined || g.z !== undefined;
+    if (!p && !fragment) {
+      this.#boundary = g.s + 1;
+      if (g.e) this.expired++;
+      else out.push(g.b ? fromBase64(g.p) : g.p);
+      return;
+    }
+    if (p && g.z !== undefined) {
+      this.#partial = null;
+      this.#bad("bad-fragment", `fragment ${g.s} starts a message while one is incomplete`);
+      this.#take(g, out);
+      return;
+    }
+    if (!p) {
+      if (g.z === undefined) {
+        this.#bad("bad-fragment", `fragment ${g.s} continues no message`);
+        // Its followers are discarded quietly until the message's last fragment.
+        this.#partial = g.m ? skipping() : null;
+        if (!g.m) this.#boundary = g.s + 1;
+        return;
+      }
+      const np: Reassembly = {
+        parts: [],
+        bytes: 0,
+        declared: g.z,
+        text: g.u === 1,
+        expired: false,
+        skip: false,
+      };
+      if (g.z > this.limits.maxMessageBytes) {
+        this.#bad(
+          "oversized-message",
+          `message of ${g.z} bytes declared; the largest accepted is ${this.limits.maxMessageBytes}`,
+        );
+        np.skip = true;
+      }
+      this.#partial = np;
+      this.#fragment(np, g, out);
+      return;
+    }
+    this.#fragment(p, g, out);
+  }
+
+  #fragment(p: Reassembly, g: DataFrame, out: Payload[]): void {
+    if (!p.skip) {
+      if (g.e) p.expired = true;
+      else if (!g.b) {
+        p.skip = true;
+        this.#bad("bad-fragment", `fragment ${g.s} is not base64 bytes`);
+      } else {
+        const bytes = fromBase64(g.p);
+        if (p.bytes + bytes.byteLength > p.declared) {
+          p.skip = true;
+          this.#bad("bad-fragment", `fragments exceed the declared ${p.declared} bytes`);
+        } else {
+          p.parts.push(bytes);
+          p.bytes += bytes.byteLength;
+        }
+      }
+    }
+    if (g.m) return;
+    this.#partial = null;
+    this.#boundary = g.s + 1;
+    if (p.skip) return;
+    if (p.expired) {
+      this.expired++;
+      return;
+    }
+    if (p.bytes !== p.declared) {
+      this.#bad("bad-fragment", `message ended at ${p.bytes} of ${p.declared} declared bytes`);
+      return;
+    }
+    const whole = concat(p.parts, p.bytes);
+    out.push(p.text ? new TextDecoder().decode(whole) : whole);
+  }
+
+  #bad(kind: "bad-fragment" | "oversized-message", message: string): void {
+    this.badFragments++;
+    this.onFragmentError?.(new FragmentError(kind, message));
+  }
+}
+
+function skipping(): Reassembly {
+  return { parts: [], bytes: 0, declared: 0, text: false, expired: false, skip: true };
+}
+
+function concat(parts: Uint8Array[], bytes: number): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const u = new Uint8Array(bytes);
+  let at = 0;
+  for (const part of parts) {
+    u.set(part, at);
+    at += part.byteLength;
+  }
+  return u;
 }

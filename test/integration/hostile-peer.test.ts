@@ -186,6 +186,25 @@ describe("a rover under attack by room members", () => {
     expect(rss).toBeLessThan(400 * 1024 * 1024);
   });
 
+  it("drops a peer declaring oversized messages and sending broken fragments on control", async () => {
+    const h = await hostile("h-fragments");
+    const bytes = Buffer.alloc(1024).toString("base64");
+    // A message of 1 TiB declared: refused before anything is kept; then fragments that continue
+    // nothing and one that is not bytes.
+    for (let s = 0; s < 8 && h.control.readyState === "open"; s++) {
+      h.control.send(
+        encodeFrame({ rl: 1, t: "d", st: "attacker", s, p: bytes, b: 1, m: 1, z: 2 ** 40 }),
+      );
+    }
+    await expectDropped("h-fragments", "oversized-message");
+    const text = await metrics();
+    expect(
+      metric(text, "roverlink_peer_violations_total", '{peer="h-fragments",kind="bad-fragment"}'),
+    ).toBeGreaterThan(0);
+    const rss = metric(text, "process_resident_memory_bytes", "");
+    expect(rss).toBeLessThan(400 * 1024 * 1024);
+  });
+
   it("drops a peer sending frames far outside the window", async () => {
     const h = await hostile("h-window");
     for (let i = 0; i < 10; i++)

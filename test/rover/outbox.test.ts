@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, expect, it } from "vitest";
 import { Outbox, OutboxError } from "../../rover/outbox.ts";
 import {
@@ -30,6 +31,43 @@ function views(dir: string): { sent: number[]; got: string[] } {
 }
 
 describe("durable outbox (SQLite)", () => {
+  it("keeps a large message's fragments: a restarted sender resends them and the receiver reassembles it", async () => {
+    const dir = tmp();
+    let out = new Outbox(join(dir, "a.sqlite"));
+    let s = new ReliableSender({ store: out.senderStore("b") });
+    s.maxFrameBytes = 1024;
+    const text = "ü€ large ".repeat(2000);
+    const frames = s.sendFrames(text);
+    expect(frames.length).toBeGreaterThan(10);
+    await out.committed();
+    out.close();
+    // The sender process restarts before anything was acknowledged.
+    out = new Outbox(join(dir, "a.sqlite"));
+    s = new ReliableSender({ store: out.senderStore("b") });
+    const r = new ReliableReceiver();
+    const again = s.resendFrom(r.hello().n);
+    expect(again.map((f) => [f.m, f.z, f.u])).toEqual(frames.map((f) => [f.m, f.z, f.u]));
+    expect(again.flatMap((f) => r.onData(f))).toEqual([text]);
+    out.close();
+  });
+
+  it("an outbox file from before large messages gets their columns and keeps its frames", () => {
+    const file = join(tmp(), "old.sqlite");
+    const old = new DatabaseSync(file);
+    old.exec(`CREATE TABLE sender (peer TEXT PRIMARY KEY, stream TEXT NOT NULL, acked INTEGER NOT NULL);
+      CREATE TABLE outbox (peer TEXT NOT NULL, s INTEGER NOT NULL, p TEXT NOT NULL, b INTEGER NOT NULL,
+        e INTEGER NOT NULL, at INTEGER NOT NULL, x INTEGER, PRIMARY KEY (peer, s)) WITHOUT ROWID;
+      CREATE TABLE receiver (peer TEXT PRIMARY KEY, stream TEXT NOT NULL, next INTEGER NOT NULL);
+      INSERT INTO sender VALUES ('b', 'oldstream', 0);
+      INSERT INTO outbox VALUES ('b', 0, 'kept', 0, 0, 1, NULL);`);
+    old.close();
+    const out = new Outbox(file);
+    const s = new ReliableSender({ store: out.senderStore("b") });
+    expect(s.stream).toBe("oldstream");
+    expect(s.resendFrom(0).map((f) => [f.p, f.m])).toEqual([["kept", undefined]]);
+    out.close();
+  });
+
   it("a frame is transmitted only once durable; a reopened sender and receiver resume the same stream", async () => {
     const dir = tmp();
     let out = new Outbox(join(dir, "a.sqlite"));

@@ -1,0 +1,125 @@
+/**
+ * `roverlink send FILE --to PEER`: join the room, link to the peer, send the file, wait for the
+ * receiver's sha256 verdict, leave. Exit 0 only on verified delivery; every failure is one line.
+ */
+import { statSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
+import type { TokenSource } from "../shared/client.ts";
+import { Agent } from "./agent.ts";
+import { FileTransferError, sendFile } from "./file-transfer.ts";
+import { openPeerIdentity } from "./identity.ts";
+import { createLogger, type LogLevel } from "./log.ts";
+import { formatBytes, formatRate, ProgressView } from "./progress.ts";
+
+export interface SendRunOptions {
+  edge: string;
+  room: string;
+  id: string;
+  token: TokenSource;
+  to: string;
+  file: string;
+  name?: string;
+  /** Give up when no link comes up within this many seconds. */
+  linkTimeoutS: number;
+  /** Give up when the receiver acknowledges nothing for this many seconds. */
+  idleTimeoutS: number;
+  identityFile?: string;
+  trustFile?: string;
+  /** Write the transfer's figures here as JSON once delivered. */
+  statsJson?: string;
+  logLevel: LogLevel;
+}
+
+export class SendError extends Error {}
+
+export async function runSend(o: SendRunOptions): Promise<number> {
+  try {
+    const st = statSync(o.file);
+    if (!st.isFile()) throw new SendError(`${o.file} is not a regular file`);
+  } catch (e) {
+    if (e instanceof SendError) throw e;
+    throw new SendError(`cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  const log = createLogger(o.logLevel);
+  const id = await openPeerIdentity({
+    id: o.id,
+    ...(o.identityFile ? { identityFile: o.identityFile } : {}),
+    ...(o.trustFile ? { trustFile: o.trustFile } : {}),
+  });
+  const agent = new Agent({
+    identity: id.identity,
+    edge: o.edge,
+    room: o.room,
+    id: o.id,
+    token: o.token,
+    kind: "sender",
+    connect: [o.to],
+    logger: log,
+    watchNetwork: true,
+  });
+  const stop = new AbortController();
+  const onSignal = () => stop.abort(new SendError("interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    await agent.start(stop.signal);
+    await linkUp(agent, o.to, o.linkTimeoutS, stop.signal, o.room);
+    const name = o.name ?? basename(o.file);
+    const view = new ProgressView(name);
+    const t = sendFile(agent, o.to, o.file, { name, idleTimeoutMs: o.idleTimeoutS * 1000 });
+    t.on("progress", (p: { acked: number; size: number }) => view.update(p.acked, p.size));
+    t.on("interrupted", () => view.note(`${name}: link interrupted; resuming when it is back`));
+    t.on("resumed", (offset: number) => view.note(`${name}: resumed at ${formatBytes(offset)}`));
+    stop.signal.addEventListener("abort", () => t.cancel("interrupted"), { once: true });
+    const cpu0 = process.cpuUsage();
+    const r = await t.done;
+    view.end();
+    if (o.statsJson) {
+      const cpu = process.cpuUsage(cpu0);
+      const figures = { ...r, cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+      writeFileSync(o.statsJson, `${JSON.stringify(figures)}\n`);
+    }
+    const resumed = r.resumedFrom.length
+      ? `, resumed at ${r.resumedFrom.map(formatBytes).join(", ")}`
+      : "";
+    process.stdout.write(
+      `sent ${r.name} (${formatBytes(r.bytes)}) to ${o.to} in ${(r.ms / 1000).toFixed(1)} s, ${formatRate(r.bytes, r.ms)}, sha256 ${r.sha256} verified${resumed}\n`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof FileTransferError) throw new SendError(e.message);
+    throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await agent.stop();
+  }
+}
+
+function linkUp(
+  agent: Agent,
+  peer: string,
+  timeoutS: number,
+  signal: AbortSignal,
+  room: string,
+): Promise<void> {
+  if (agent.links().get(peer)?.up) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (e?: Error) => {
+      clearTimeout(t);
+      agent.off("link-up", on);
+      signal.removeEventListener("abort", aborted);
+      if (e) reject(e);
+      else resolve();
+    };
+    const on = (p: string) => p === peer && done();
+    const aborted = () => done(new SendError("interrupted"));
+    const t = setTimeout(
+      () =>
+        done(new SendError(`no link to "${peer}" within ${timeoutS} s (is it in room "${room}"?)`)),
+      timeoutS * 1000,
+    );
+    agent.on("link-up", on);
+    signal.addEventListener("abort", aborted, { once: true });
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * `roverlink send FILE --to PEER` and `roverlink rover --receive-dir DIR` as a user runs them
+ * (node rover/cli.ts), through a local edge: delivery verified by sha256 and exit 0, plain
+ * progress lines off a terminal, one-line errors for refusals and bad flags.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+
+const CLI = join(REPO_ROOT, "rover", "cli.ts");
+const SECRET = "cli-send-secret-cli-send-secret-cli";
+const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-send-state-"));
+
+function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      ROVERLINK_SECRET: "",
+      ROVERLINK_TOKEN: "",
+      ROVERLINK_EDGE: "",
+      XDG_STATE_HOME: STATE_HOME,
+      ...env,
+    },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { child, result, out: () => ({ stdout, stderr }) };
+}
+
+const roverlink = (args: string[], env: Record<string, string> = {}, ms = 60_000) =>
+  spawnRoverlink(args, env, ms).result;
+
+function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp) {
+  expect(r.code).not.toBe(0);
+  const lines = r.stderr.trim().split("\n");
+  expect(lines.at(-1)).toMatch(/^roverlink: /);
+  expect(lines.at(-1)).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("send and --receive-dir without an edge", () => {
+  it("help and bad values", async () => {
+    const help = await roverlink(["send", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--to <peer>");
+    expect((await roverlink(["rover", "--help"])).stdout).toContain("--receive-dir <dir>");
+    const noSuch = join(tmpdir(), "no-such-file-for-roverlink");
+    expectOneLineError(
+      await roverlink(
+        ["send", noSuch, "--to", "b", "--room", "r", "--edge", "http://127.0.0.1:9"],
+        {
+          ROVERLINK_SECRET: SECRET,
+        },
+      ),
+      /cannot read .*ENOENT/,
+    );
+    expectOneLineError(
+      await roverlink(["send", CLI, "--to", "../b", "--room", "r"]),
+      /peer id must match/,
+    );
+    expectOneLineError(await roverlink(["send", CLI, "--to", "b", "--room", "r"]), /no edge/);
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--max-file-size", "lots"]),
+      /--max-file-size.*must be a size/,
+    );
+  });
+});
+
+describe("through a local edge", () => {
+  let edge: LocalEdge;
+  let rover: ReturnType<typeof spawnRoverlink> | null = null;
+  const dir = mkdtempSync(join(tmpdir(), "rl-cli-receive-"));
+  beforeAll(async () => {
+    edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
+    rover = spawnRoverlink(
+      [
+        "rover",
+        "--edge",
+        edge.url,
+        "--room",
+        "files",
+        "--id",
+        "b",
+        "--in-memory",
+        "--receive-dir",
+        dir,
+        "--max-file-size",
+        "20M",
+        "--log-level",
+        "info",
+      ],
+      { ROVERLINK_SECRET: SECRET },
+      300_000,
+    );
+    const end = Date.now() + 30_000;
+    while (!rover.out().stderr.includes("joined") && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 100));
+  }, 120_000);
+  afterAll(async () => {
+    (rover?.child as ChildProcess | undefined)?.kill("SIGINT");
+    await rover?.result;
+    await edge?.stop();
+  });
+
+  it("send delivers a file byte-identical, says so with its sha256 and exits 0; plain progress lines off a terminal", async () => {
+    const src = mkdtempSync(join(tmpdir(), "rl-cli-send-"));
+    const data = randomBytes(5 * 1024 * 1024 + 123);
+    writeFileSync(join(src, "bag.bin"), data);
+    const r = await roverlink(
+      ["send", join(src, "bag.bin"), "--to", "b", "--room", "files", "--edge", edge.url],
+      { ROVERLINK_SECRET: SECRET },
+      120_000,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^sent bag\.bin \(5\.0 MiB\) to b in [\d.]+ s, [\d.]+ MB\/s, sha256 [0-9a-f]{64} verified\n$/,
+    );
+    expect(r.stderr).toMatch(/bag\.bin: 100% \(5\.0 MiB of 5\.0 MiB/);
+    expect(r.stderr).not.toContain("\r");
+    expect(readFileSync(join(dir, "bag.bin")).equals(data)).toBe(true);
+    expect(rover?.out().stderr).toMatch(/file received/);
+  }, 180_000);
+
+  it("a refusal (the name exists, a size past --max-file-size) is one line and a non-zero exit", async () => {
+    const src = mkdtempSync(join(tmpdir(), "rl-cli-send-"));
+    writeFileSync(join(src, "bag.bin"), "again");
+    expectOneLineError(
+      await roverlink(
+        ["send", join(src, "bag.bin"), "--to", "b", "--room", "files", "--edge", edge.url],
+        { ROVERLINK_SECRET: SECRET },
+        120_000,
+      ),
+      /b refused the file: "bag\.bin" exists already/,
+    );
+    writeFileSync(join(src, "huge.bin"), Buffer.alloc(21 * 1024 * 1024));
+    expectOneLineError(
+      await roverlink(
+        ["send", join(src, "huge.bin"), "--to", "b", "--room", "files", "--edge", edge.url],
+        { ROVERLINK_SECRET: SECRET },
+        120_000,
+      ),
+      /larger than the limit of 20971520/,
+    );
+    expect(readdirSync(dir)).toEqual(["bag.bin"]);
+  }, 180_000);
+
+  it("a peer that never comes is one line after --link-timeout", async () => {
+    expectOneLineError(
+      await roverlink(
+        [
+          "send",
+          CLI,
+          "--to",
+          "nobody",
+          "--room",
+          "files",
+          "--edge",
+          edge.url,
+          "--link-timeout",
+          "2",
+        ],
+        { ROVERLINK_SECRET: SECRET },
+      ),
+      /no link to "nobody" within 2 s \(is it in room "files"\?\)/,
+    );
+  }, 60_000);
+
+  it("--receive-dir that does not exist is one line", async () => {
+    expectOneLineError(
+      await roverlink(
+        [
+          "rover",
+          "--edge",
+          edge.url,
+          "--room",
+          "files",
+          "--id",
+          "c",
+          "--in-memory",
+          "--receive-dir",
+          join(dir, "nope"),
+        ],
+        { ROVERLINK_SECRET: SECRET },
+      ),
+      /--receive-dir .*nope: no such directory/,
+    );
+  }, 60_000);
+});

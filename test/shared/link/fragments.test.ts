@@ -1,0 +1,205 @@
+/**
+ * Large messages on `control` (shared/link/reliable.ts): split to the peer's max-message-size,
+ * reassembled in order, acknowledged only as whole messages (so a resend after a rebuild or a
+ * crash never loses nor repeats one), and a hostile sender's fragments refused with a clear kind.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  type DataFrame,
+  decodeFrame,
+  encodeFrame,
+  type FragmentError,
+  FrameError,
+  MessageTooLargeError,
+  type Payload,
+  ReliableReceiver,
+  ReliableSender,
+  splitMessage,
+} from "../../../shared/link/reliable.ts";
+
+const MiB = 1024 * 1024;
+
+function bytes(n: number, seed = 1): Uint8Array {
+  const u = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    u[i] = x >>> 24;
+  }
+  return u;
+}
+
+/** Frames through their wire form, as the peer sees them. */
+const wire = (f: DataFrame) => decodeFrame(encodeFrame(f)) as DataFrame;
+
+function collectErrors(r: ReliableReceiver): FragmentError[] {
+  const errors: FragmentError[] = [];
+  r.onFragmentError = (e) => errors.push(e);
+  return errors;
+}
+
+describe("large messages", () => {
+  it("a 16 MiB binary message goes in frames that each fit the peer's max-message-size and arrives whole", () => {
+    const s = new ReliableSender();
+    const r = new ReliableReceiver();
+    const msg = bytes(16 * MiB);
+    const frames = s.sendFrames(msg);
+    expect(frames.length).toBeGreaterThan(300);
+    for (const f of frames) expect(Buffer.byteLength(encodeFrame(f))).toBeLessThanOrEqual(65_536);
+    const out: Payload[] = [];
+    for (const f of frames) out.push(...r.onData(wire(f)));
+    expect(out).toHaveLength(1);
+    expect(Buffer.from(out[0] as Uint8Array).equals(Buffer.from(msg))).toBe(true);
+  });
+
+  it("a large text message with multi-byte characters and JSON escapes arrives as the same string", () => {
+    const s = new ReliableSender();
+    s.maxFrameBytes = 4096;
+    const r = new ReliableReceiver();
+    const text = 'ü€😀"\\\n\u0001x'.repeat(20_000);
+    const frames = s.sendFrames(text);
+    expect(frames.length).toBeGreaterThan(1);
+    for (const f of frames) expect(Buffer.byteLength(encodeFrame(f))).toBeLessThanOrEqual(4096);
+    const out = frames.flatMap((f) => r.onData(wire(f)));
+    expect(out).toEqual([text]);
+  });
+
+  it("a message that fits stays one frame, unchanged on the wire", () => {
+    expect(splitMessage("hello", 65_536)).toEqual([{ p: "hello" }]);
+    expect(new ReliableSender().sendFrames(bytes(1000))).toHaveLength(1);
+  });
+
+  it("the receiver acknowledges only whole messages; a resend after a lost association delivers each once", () => {
+    const s = new ReliableSender();
+    s.maxFrameBytes = 1024;
+    const r = new ReliableReceiver();
+    const small = s.sendFrames("before");
+    const big = s.sendFrames(bytes(10_000));
+    const after = s.sendFrames("after");
+    const got: Payload[] = [];
+    for (const f of small) got.push(...r.onData(wire(f)));
+    // Half the large message arrives, then the PeerConnection is rebuilt.
+    for (const f of big.slice(0, 5)) got.push(...r.onData(wire(f)));
+    expect(r.ack().n).toBe(1); // only "before" is delivered
+    expect(r.reassembling()).toBeGreaterThan(0);
+    // The new `control`: the receiver says hello from its last whole message; the sender resends.
+    const resent = s.resendFrom(r.hello().n);
+    expect(resent[0]?.s).toBe(big[0]?.s);
+    for (const f of resent) got.push(...r.onData(wire(f)));
+    expect(got.map((p) => (typeof p === "string" ? p : p.byteLength))).toEqual([
+      "before",
+      10_000,
+      "after",
+    ]);
+    expect(r.ack().n).toBe(after[0]?.s !== undefined ? after[0].s + 1 : -1);
+    expect(s.onAck(r.ack().n)).toBe(true);
+    expect(s.backlog().messages).toBe(0);
+  });
+
+  it("a receiver that lost its state mid-message (crash) gets the whole message again", () => {
+    const s = new ReliableSender();
+    s.maxFrameBytes = 1024;
+    const msg = bytes(5000);
+    const frames = s.sendFrames(msg);
+    const r1 = new ReliableReceiver();
+    for (const f of frames.slice(0, 3)) r1.onData(wire(f));
+    const r2 = new ReliableReceiver(); // restarted: no partial, no mark
+    const out = s.resendFrom(r2.hello().n).flatMap((f) => r2.onData(wire(f)));
+    expect(out).toHaveLength(1);
+    expect(Buffer.from(out[0] as Uint8Array).equals(Buffer.from(msg))).toBe(true);
+  });
+
+  it("a message whose TTL passed mid-way is dropped whole and counted once", () => {
+    let now = 0;
+    const s = new ReliableSender({ clock: () => now });
+    s.maxFrameBytes = 1024;
+    const r = new ReliableReceiver();
+    const frames = s.sendFrames(bytes(5000), { ttlMs: 100 });
+    for (const f of frames.slice(0, 2)) r.onData(wire(f));
+    now = 200;
+    const rest = s.resendFrom(r.hello().n).slice(2);
+    const out = rest.flatMap((f) => r.onData(wire(f)));
+    expect(out).toEqual([]);
+    expect(r.expired).toBe(1);
+    expect(s.stats().expired).toBe(1);
+    expect(r.onData(wire(s.send("next")))).toEqual(["next"]);
+  });
+
+  it("a message past the sender's bound is refused before anything is kept", () => {
+    const s = new ReliableSender({ maxMessageBytes: 1000 });
+    expect(() => s.sendFrames(bytes(1001))).toThrow(MessageTooLargeError);
+    expect(s.backlog().messages).toBe(0);
+  });
+
+  it("a message that needs more frames than the backlog has room for is refused whole", () => {
+    const s = new ReliableSender({ maxBacklog: 10 });
+    s.maxFrameBytes = 1024;
+    expect(() => s.sendFrames(bytes(20_000))).toThrow(/needs \d+/);
+    expect(s.backlog().messages).toBe(0);
+  });
+});
+
+describe("hostile fragments", () => {
+  const st = "hostile";
+  const d = (s: number, extra: Partial<DataFrame>): DataFrame => ({
+    rl: 1,
+    t: "d",
+    st,
+    s,
+    p: Buffer.from("abc").toString("base64"),
+    b: 1,
+    ...extra,
+  });
+
+  it("bad fragment fields do not decode", () => {
+    const bad = [
+      '{"rl":1,"t":"d","st":"x","s":0,"p":"","m":2}',
+      '{"rl":1,"t":"d","st":"x","s":0,"p":"","z":-1}',
+      '{"rl":1,"t":"d","st":"x","s":0,"p":"","z":1.5}',
+      '{"rl":1,"t":"d","st":"x","s":0,"p":"","u":"yes"}',
+    ];
+    for (const t of bad) expect(() => decodeFrame(t)).toThrow(FrameError);
+  });
+
+  it("a declared size past the limit is refused before anything is kept; the rest is dropped quietly", () => {
+    const r = new ReliableReceiver({ maxMessageBytes: 1024 });
+    const errors = collectErrors(r);
+    expect(r.onData(d(0, { m: 1, z: 1 << 30 }))).toEqual([]);
+    expect(r.reassembling()).toBe(0);
+    for (let s = 1; s < 100; s++) expect(r.onData(d(s, { m: 1 }))).toEqual([]);
+    expect(r.onData(d(100, {}))).toEqual([]);
+    expect(errors.map((e) => e.kind)).toEqual(["oversized-message"]);
+    expect(errors[0]?.message).toMatch(/1073741824 bytes declared; the largest accepted is 1024/);
+    // The stream goes on after it.
+    expect(r.onData({ rl: 1, t: "d", st, s: 101, p: "ok" })).toEqual(["ok"]);
+  });
+
+  it("fragments past the declared size, a continuation of nothing, a new start mid-message, text in a fragment, a short message", () => {
+    const cases: [DataFrame[], RegExp][] = [
+      [[d(0, { m: 1, z: 4 }), d(1, {})], /exceed the declared 4 bytes/],
+      [[d(0, { m: 1 })], /continues no message/],
+      [[d(0, { m: 1, z: 6 }), d(1, { m: 1, z: 6 })], /starts a message while one is incomplete/],
+      [[d(0, { m: 1, z: 6 }), { rl: 1, t: "d", st, s: 1, p: "raw" }], /not base64 bytes/],
+      [[d(0, { m: 1, z: 100 }), d(1, {})], /ended at 6 of 100 declared bytes/],
+    ];
+    for (const [frames, re] of cases) {
+      const r = new ReliableReceiver();
+      const errors = collectErrors(r);
+      const out = frames.flatMap((f) => r.onData(f));
+      expect(out).toEqual([]);
+      expect(errors.map((e) => e.message).join("; ")).toMatch(re);
+      expect(errors.every((e) => e.kind === "bad-fragment")).toBe(true);
+    }
+  });
+
+  it("reassembly holds at most one message per peer stream, within its limit", () => {
+    const r = new ReliableReceiver({ maxMessageBytes: 64 * 1024 });
+    collectErrors(r);
+    const chunk = Buffer.alloc(30_000).toString("base64");
+    r.onData({ rl: 1, t: "d", st, s: 0, p: chunk, b: 1, m: 1, z: 64 * 1024 });
+    r.onData({ rl: 1, t: "d", st, s: 1, p: chunk, b: 1, m: 1 });
+    r.onData({ rl: 1, t: "d", st, s: 2, p: chunk, b: 1, m: 1 });
+    expect(r.reassembling()).toBeLessThanOrEqual(64 * 1024);
+    expect(r.badFragments).toBe(1);
+  });
+});
