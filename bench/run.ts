@@ -13,11 +13,19 @@ import { burstsFor, type DataPath, dataPath } from "./data-path.ts";
 import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type Footprint, footprint } from "./footprint.ts";
 import { type Handover, handover } from "./handover.ts";
+import { type OutboxBench, outboxBench } from "./outbox.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
 
-export const BENCHMARKS = ["time-to-link", "handover", "data-path", "edge", "footprint"] as const;
+export const BENCHMARKS = [
+  "time-to-link",
+  "handover",
+  "data-path",
+  "edge",
+  "footprint",
+  "outbox",
+] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
 export interface BenchResults {
@@ -35,6 +43,7 @@ export interface BenchResults {
   dataPath?: DataPath;
   edge?: EdgeBench;
   footprint?: Footprint;
+  outbox?: OutboxBench;
 }
 
 function fail(msg: string): never {
@@ -122,6 +131,7 @@ if (values.only !== undefined && existsSync(json)) {
     "data-path": "dataPath",
     edge: "edge",
     footprint: "footprint",
+    outbox: "outbox",
   } as const;
   for (const name of BENCHMARKS) {
     if (only.has(name) || prev[keys[name]] === undefined) continue;
@@ -177,6 +187,12 @@ if (only.has("footprint")) {
     "footprint",
     `rovers idle and linked, ${idle} s idle link in a private namespace`,
     () => footprint(idle, quick ? 2 : 5),
+  );
+}
+if (only.has("outbox")) {
+  const n = quick ? 5_000 : 50_000;
+  results.outbox = await timed("outbox", `${n} durable 1 KiB messages, 200 per turn`, () =>
+    outboxBench(n, 200),
   );
 }
 if (only.has("handover")) {
