@@ -19,3 +19,48 @@ export function appView(senderDb: string, receiverDb: string): { sent: number[];
     r.close();
   }
 }
+
+export interface Tally {
+  sent: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  /** Got but never sent (e.g. from another sender, or corrupted). */
+  unexpected: number;
+}
+
+/**
+ * Count one direction from the applications' records: `sent` the numbers the sender recorded,
+ * `got` the messages the receiver recorded in order, each `${prefix}${number}`.
+ */
+export function tally(sent: number[], got: string[], prefix: string): Tally {
+  const want = new Set(sent);
+  const seen = new Set<number>();
+  let duplicated = 0;
+  let reordered = 0;
+  let unexpected = 0;
+  let highest = -1;
+  for (const m of got) {
+    const n = m.startsWith(prefix) ? Number(m.slice(prefix.length)) : Number.NaN;
+    if (!want.has(n)) {
+      unexpected++;
+      continue;
+    }
+    if (seen.has(n)) {
+      duplicated++;
+      continue;
+    }
+    seen.add(n);
+    if (n < highest) reordered++;
+    highest = Math.max(highest, n);
+  }
+  return {
+    sent: sent.length,
+    delivered: seen.size,
+    lost: want.size - seen.size,
+    duplicated,
+    reordered,
+    unexpected,
+  };
+}
