@@ -1,7 +1,10 @@
 /** The applications' own records in the outbox tests: what the sender sent, what the receiver got. */
 import { DatabaseSync } from "node:sqlite";
 
-export function appView(senderDb: string, receiverDb: string): { sent: number[]; got: string[] } {
+export function appView(
+  senderDb: string,
+  receiverDb: string,
+): { sent: number[]; sentPayloads: string[] | null; got: string[] } {
   const s = new DatabaseSync(senderDb);
   const r = new DatabaseSync(receiverDb);
   try {
@@ -9,11 +12,22 @@ export function appView(senderDb: string, receiverDb: string): { sent: number[];
       .prepare("SELECT i FROM app_sent ORDER BY i")
       .all()
       .map((x) => Number(x.i));
+    // Applications that record the payload they sent with its number (test/rover/outbox-pump.ts).
+    const hasPayload = s
+      .prepare("PRAGMA table_info(app_sent)")
+      .all()
+      .some((c) => c.name === "p");
+    const sentPayloads = hasPayload
+      ? s
+          .prepare("SELECT p FROM app_sent ORDER BY i")
+          .all()
+          .map((x) => String(x.p))
+      : null;
     const got = r
       .prepare("SELECT m FROM app_got ORDER BY k")
       .all()
       .map((x) => String(x.m));
-    return { sent, got };
+    return { sent, sentPayloads, got };
   } finally {
     s.close();
     r.close();
