@@ -26,7 +26,10 @@ export interface Kill {
   /** Whether what this kind of kill needs was there at the kill (see `premise`). */
   premiseMet: boolean;
   premise: string;
-  /** A's messages accepted (durable in its outbox) but not yet received by B at the kill. */
+  /**
+   * A's messages accepted (durable in its outbox) but not yet received by B at the kill, from
+   * their last progress lines (each at most 100 ms old, so ± ~20 messages).
+   */
   aheadOfReceiverAtKill: number;
   /** From the kill until everything sent before it (both directions) was received. */
   caughtUpMs: number;
@@ -87,7 +90,7 @@ export async function killRun(edgeUrl: string, kind: KillKind, repeat: number): 
         fault.loss("cell", 1);
         await sleep(3_000);
         sentAtKill = { a: a.last.sent, b: b.last.sent };
-        aheadOfReceiverAtKill = a.last.sent - b.last.got;
+        aheadOfReceiverAtKill = Math.max(0, a.last.sent - b.last.got);
         const gotWhileDown = b.last.got - gotBefore;
         await a.kill9();
         killedAt = Date.now();
@@ -101,7 +104,7 @@ export async function killRun(edgeUrl: string, kind: KillKind, repeat: number): 
         await sleep(500);
         const gotJustBefore = b.last.got - gotBefore;
         sentAtKill = { a: a.last.sent, b: b.last.sent };
-        aheadOfReceiverAtKill = a.last.sent - b.last.got;
+        aheadOfReceiverAtKill = Math.max(0, a.last.sent - b.last.got);
         await b.kill9();
         killedAt = Date.now();
         const sentBefore = a.last.sent;
@@ -115,7 +118,7 @@ export async function killRun(edgeUrl: string, kind: KillKind, repeat: number): 
         await sleep(500);
         const [agJust, bgJust] = [a.last.got - ag, b.last.got - bg];
         sentAtKill = { a: a.last.sent, b: b.last.sent };
-        aheadOfReceiverAtKill = a.last.sent - b.last.got;
+        aheadOfReceiverAtKill = Math.max(0, a.last.sent - b.last.got);
         await Promise.all([a.kill9(), b.kill9()]);
         killedAt = Date.now();
         premiseMet = agJust > 0 && bgJust > 0;
