@@ -1,5 +1,6 @@
 /**
- * Durable outbox throughput (no network): `node bench/outbox.ts [messages] [per turn]`. 1 KiB messages go
+ * Durable outbox throughput (no network): the `outbox` section of `npm run bench`, or alone
+ * `node bench/outbox.ts [messages] [per turn]`. 1 KiB messages go
  * through a ReliableSender on rover/outbox.ts into SQLite, one transaction per event-loop turn,
  * and on to a ReliableReceiver on its own outbox whose high-water mark commits with the hand-off;
  * the receiver's acknowledgements free the sender's outbox. Reported: messages/s made durable at
@@ -12,12 +13,15 @@ import { join } from "node:path";
 import { Outbox } from "../rover/outbox.ts";
 import { type DataFrame, ReliableReceiver, ReliableSender } from "../shared/link/reliable.ts";
 
-const N = Number(process.argv[2] ?? 50_000);
-const PER_TURN = Number(process.argv[3] ?? 200);
 const payload = "x".repeat(1024);
 const turn = () => new Promise((r) => setImmediate(r));
 
-async function run(synchronous: "normal" | "full", endToEnd: boolean): Promise<number> {
+async function run(
+  N: number,
+  PER_TURN: number,
+  synchronous: "normal" | "full",
+  endToEnd: boolean,
+): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "outbox-bench-"));
   const sOut = new Outbox(join(dir, "s.sqlite"), { synchronous });
   const rOut = endToEnd ? new Outbox(join(dir, "r.sqlite"), { synchronous }) : null;
@@ -48,13 +52,36 @@ async function run(synchronous: "normal" | "full", endToEnd: boolean): Promise<n
   return Math.round(rate);
 }
 
-const figures = {
-  messages: N,
-  bytesEach: 1024,
-  perTurn: PER_TURN,
-  senderNormal: await run("normal", false),
-  endToEndNormal: await run("normal", true),
-  senderFull: await run("full", false),
-  endToEndFull: await run("full", true),
-};
-console.log(JSON.stringify(figures));
+export interface OutboxBench {
+  messages: number;
+  bytesEach: number;
+  perTurn: number;
+  /** Messages/s durable at the sender (synchronous=NORMAL: survives a killed process). */
+  senderNormal: number;
+  /** Messages/s end to end, durable at both ends (NORMAL). */
+  endToEndNormal: number;
+  /** The same with synchronous=FULL (an fsync per commit: also survives a power cut). */
+  senderFull: number;
+  endToEndFull: number;
+  /** One message per turn (no batching), end to end, NORMAL: what batching saves. */
+  unbatchedEndToEndNormal: number;
+}
+
+export async function outboxBench(messages: number, perTurn: number): Promise<OutboxBench> {
+  return {
+    messages,
+    bytesEach: 1024,
+    perTurn,
+    senderNormal: await run(messages, perTurn, "normal", false),
+    endToEndNormal: await run(messages, perTurn, "normal", true),
+    senderFull: await run(messages, perTurn, "full", false),
+    endToEndFull: await run(messages, perTurn, "full", true),
+    unbatchedEndToEndNormal: await run(Math.min(messages, 5_000), 1, "normal", true),
+  };
+}
+
+if (process.argv[1]?.endsWith("outbox.ts")) {
+  const n = Number(process.argv[2] ?? 50_000);
+  const perTurn = Number(process.argv[3] ?? 200);
+  console.log(JSON.stringify(await outboxBench(n, perTurn)));
+}

@@ -394,6 +394,22 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     );
   }
 
+  if (r.outbox) {
+    const o = r.outbox;
+    md.push(
+      "## 7. Durable outbox",
+      "",
+      `${int(o.messages)} messages of ${o.bytesEach} B through the SQLite outbox (no network), ${o.perTurn} per event-loop turn; messages/s. Goal: ≥ 5000 durable messages/s.`,
+      "",
+      "| synchronous | durable at the sender | end to end, durable at both ends |",
+      "|---|---|---|",
+      `| NORMAL (survives a killed process; default) | ${int(o.senderNormal)} | ${int(o.endToEndNormal)} |`,
+      `| FULL (fsync per commit; survives a power cut) | ${int(o.senderFull)} | ${int(o.endToEndFull)} |`,
+      `| NORMAL, one message per turn (no batching) | – | ${int(o.unbatchedEndToEndNormal)} |`,
+      "",
+    );
+  }
+
   const mdFile = join(dir, `${stem}.md`);
   writeFileSync(mdFile, `${md.join("\n")}\n`);
   files.push(mdFile);

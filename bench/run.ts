@@ -14,6 +14,7 @@ import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type FileBench, fileBench } from "./file-transfer.ts";
 import { type Footprint, footprint } from "./footprint.ts";
 import { type Handover, handover } from "./handover.ts";
+import { type OutboxBench, outboxBench } from "./outbox.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
@@ -25,6 +26,7 @@ export const BENCHMARKS = [
   "edge",
   "footprint",
   "file",
+  "outbox",
 ] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
@@ -44,6 +46,7 @@ export interface BenchResults {
   edge?: EdgeBench;
   footprint?: Footprint;
   file?: FileBench;
+  outbox?: OutboxBench;
 }
 
 function fail(msg: string): never {
@@ -132,6 +135,7 @@ if (values.only !== undefined && existsSync(json)) {
     edge: "edge",
     footprint: "footprint",
     file: "file",
+    outbox: "outbox",
   } as const;
   for (const name of BENCHMARKS) {
     if (only.has(name) || prev[keys[name]] === undefined) continue;
@@ -195,6 +199,12 @@ if (only.has("footprint")) {
     "footprint",
     `rovers idle and linked, ${idle} s idle link in a private namespace`,
     () => footprint(idle, quick ? 2 : 5),
+  );
+}
+if (only.has("outbox")) {
+  const n = quick ? 5_000 : 50_000;
+  results.outbox = await timed("outbox", `${n} durable 1 KiB messages, 200 per turn`, () =>
+    outboxBench(n, 200),
   );
 }
 if (only.has("handover")) {

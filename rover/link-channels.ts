@@ -101,12 +101,21 @@ export class LinkChannels {
     // A durable outbox commits in batches: frames go out once they are on disk.
     o.sender.onDurable((frames) => {
       const dc = this.#channels.get("control");
-      if (dc?.readyState !== "open" || o.raw) return;
+      if (!this.#resumed(dc) || o.raw) return;
       for (const f of frames) this.#outbox.push(encodeFrame(f), dc.bufferedAmount);
       this.#pumpControl();
     });
     // Fragments that break reassembly count against the peer like any other broken frame.
     o.receiver.onFragmentError = (e) => this.#violation(e.kind, e.message);
+  }
+
+  /** `control` is open and the peer said on it where its receiver is: frames may go out. */
+  controlResumed(): boolean {
+    return this.#resumed(this.#channels.get("control"));
+  }
+
+  #resumed(dc: RTCDataChannel | undefined): dc is RTCDataChannel {
+    return dc?.readyState === "open" && this.#helloed.has(dc);
   }
 
   /** Reliable frames waiting to be handed to `control`, and their size. */
@@ -220,10 +229,12 @@ export class LinkChannels {
         if (e instanceof BacklogFullError) this.backlogRejected++;
         throw e;
       }
-      // Not open: kept in the backlog, and sent when the channel (re)opens and the peer says hello.
+      // Not open, or the peer has not said hello on it yet: kept in the backlog and resent, in
+      // order, when the hello comes (sent before it, a frame could land more than the peer's
+      // window past where its receiver is after a long outage or a restart).
       // Not yet on disk (a durable outbox commits in batches): sent by onDurable once it is.
       const last = frames[frames.length - 1] as DataFrame;
-      if (dc?.readyState !== "open" || !this.#o.sender.isDurable(last)) return true;
+      if (!this.#resumed(dc) || !this.#o.sender.isDurable(last)) return true;
       let ok = true;
       for (const f of frames) ok = this.#outbox.push(encodeFrame(f), dc.bufferedAmount) && ok;
       this.#pumpControl();

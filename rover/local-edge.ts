@@ -14,7 +14,11 @@ import { stripVTControlCharacters } from "node:util";
 import { EdgeVarsError, MIN_SECRET_BYTES, SECRET_VARS, writeVarsFile } from "./edge-vars.ts";
 import { isLoopbackHost } from "./loopback.ts";
 
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+/**
+ * Where package.json is: the repository's root (sources in rover/) or, for the installed package,
+ * its directory (compiled code in dist/rover/).
+ */
+export const REPO_ROOT = packageRoot(dirname(fileURLToPath(import.meta.url)));
 export const DEV_SECRET = "roverlink-development-secret-not-for-production";
 
 export interface LocalEdgeOptions {
@@ -70,7 +74,19 @@ export async function freePort(ip = "127.0.0.1"): Promise<number> {
   });
 }
 
+function packageRoot(from: string): string {
+  for (let d = dirname(from); ; d = dirname(d)) {
+    if (existsSync(join(d, "package.json"))) return d;
+    if (dirname(d) === d) return dirname(from);
+  }
+}
+
 function wranglerBin(): string {
+  // The installed package carries the agent and the CLI, not the Worker (deployed from a checkout).
+  if (!existsSync(join(REPO_ROOT, "worker")))
+    throw new LocalEdgeError(
+      "the local edge runs from a clone of the repository (it needs worker/ and wrangler): git clone the roverlink repository, npm install, then npx roverlink edge",
+    );
   const bin = join(REPO_ROOT, "node_modules", ".bin", "wrangler");
   if (!existsSync(bin)) throw new LocalEdgeError("wrangler is not installed: run npm install");
   return bin;

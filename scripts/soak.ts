@@ -3,14 +3,14 @@
  * Rover A (wifi + cell, --manage-routes) probes rover B (--echo) at 20 msg/s on `control`
  * through TURN while random faults hit A's uplinks and the edge: wifi down, carrier loss,
  * silent blackholes, flapping, heavy loss, planned switches, edge outages.
- * Full: 10 minutes of chaos; quick: 40 s. Then an agent is killed (SIGKILL) mid-stream, on a
- * healthy link and while its link is down (quick: only the latter), and restarted with the same
- * id while B keeps running; what the restart lost is counted.
- * Prints and writes bench/results/soak-<date>[-quick].json. Exit 1 if the chaos run lost,
- * duplicated or reordered anything (a process restart's loss is reported, not failed on).
+ * Full: 10 minutes of chaos; quick: 40 s. Then durable applications are killed (SIGKILL) and
+ * restarted on their state, one run per kind (scripts/soak/kills.ts): the sender while its link
+ * is down, the receiver mid-stream, both at once; 5 kills of each (quick: 1).
+ * Prints and writes bench/results/soak-<date>[-quick].json. Exit 1 if the chaos run or any kill
+ * run lost, duplicated, reordered or invented a message (counted from the applications' own
+ * records, both directions), or if a kill's premise did not happen.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../rover/local-edge.ts";
@@ -23,16 +23,29 @@ import {
   startTurn,
 } from "../test/lab/lab.ts";
 import { runScenario, sleep, waitEdge } from "../test/lab/scenario.ts";
-import { killAndRestart, type RestartFigures } from "./soak/restart.ts";
+import { KILL_KINDS, type KillRun, killRun } from "./soak/kills.ts";
 
 const { values } = parseArgs({
-  options: { quick: { type: "boolean", default: false }, seconds: { type: "string" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    seconds: { type: "string" },
+    kills: { type: "string" },
+    // Development: the kill runs alone (reported as such; CI runs the whole soak).
+    "only-kills": { type: "boolean", default: false },
+    kind: { type: "string" },
+  },
 });
 const quick = values.quick === true;
 const seconds = values.seconds ? Number(values.seconds) : quick ? 40 : 600;
+const onlyKills = values["only-kills"] === true;
+const repeat = values.kills ? Number(values.kills) : quick ? 1 : 5;
 const log = (s: string) => process.stderr.write(`soak: ${s}\n`);
 if (!Number.isFinite(seconds) || seconds < 20) {
   log("--seconds must be a number of at least 20");
+  process.exit(2);
+}
+if (!Number.isInteger(repeat) || repeat < 1) {
+  log("--kills must be a whole number of at least 1");
   process.exit(2);
 }
 
@@ -69,57 +82,61 @@ const CHAOS: Chaos[] = [
 labUp();
 const faults: { at: number; name: string; holdS: number }[] = [];
 let result: Record<string, unknown> = {};
-const restarts: (RestartFigures | null)[] = [];
+const kills: (KillRun | { kind: string; failed: true })[] = [];
 try {
   startTurn();
   process.env.ROVERLINK_SECRET ??= "soak-secret-soak-secret-soak-secret";
   const edgeUrl = startEdge();
   await waitEdge(edgeUrl);
-  log(`chaos for ${seconds} s at 20 msg/s`);
+  if (!onlyKills) log(`chaos for ${seconds} s at 20 msg/s`);
   const start = Date.now();
-  const chaos = await runScenario(
-    edgeUrl,
-    "soak",
-    seconds + 6,
-    async () => {
-      // The stream is up: faults until the end, each held 2..8 s, then healed for 2..6 s.
-      while (Date.now() - start < seconds * 1000 - 8_000) {
-        const c = CHAOS[Math.floor(Math.random() * CHAOS.length)] as Chaos;
-        const holdS = 2 + Math.floor(Math.random() * 7);
-        faults.push({ at: Math.round((Date.now() - start) / 1000), name: c.name, holdS });
-        c.on();
-        await sleep(holdS * 1000);
-        c.off();
-        await sleep((2 + Math.floor(Math.random() * 5)) * 1000);
-      }
-    },
-    ["--manage-routes", "--probe", "20"],
-  ).catch((e: Error) => {
-    log(`chaos run failed: ${e.message}`);
-    return null;
-  });
+  const chaos = onlyKills
+    ? null
+    : await runScenario(
+        edgeUrl,
+        "soak",
+        seconds + 6,
+        async () => {
+          // The stream is up: faults until the end, each held 2..8 s, then healed for 2..6 s.
+          while (Date.now() - start < seconds * 1000 - 8_000) {
+            const c = CHAOS[Math.floor(Math.random() * CHAOS.length)] as Chaos;
+            const holdS = 2 + Math.floor(Math.random() * 7);
+            faults.push({ at: Math.round((Date.now() - start) / 1000), name: c.name, holdS });
+            c.on();
+            await sleep(holdS * 1000);
+            c.off();
+            await sleep((2 + Math.floor(Math.random() * 5)) * 1000);
+          }
+        },
+        ["--manage-routes", "--probe", "20"],
+      ).catch((e: Error) => {
+        log(`chaos run failed: ${e.message}`);
+        return null;
+      });
 
-  // Quick: only the telling case (killed while its link is down); full: also while healthy.
-  for (const linkDown of quick ? [true] : [false, true]) {
-    log(
-      `agent killed (SIGKILL) mid-stream ${linkDown ? "while its link is down" : "on a healthy link"}, restarted with the same id`,
-    );
-    const r = await killAndRestart(
-      edgeUrl,
-      mkdtempSync(join(tmpdir(), "roverlink-soak-")),
-      quick ? 6 : 20,
-      linkDown,
-    ).catch((e: Error) => {
-      log(`restart run failed: ${e.message}`);
+  const kinds = onlyKills && values.kind ? KILL_KINDS.filter((k) => k === values.kind) : KILL_KINDS;
+  for (const kind of kinds) {
+    log(`kill -9, ${kind}, ${repeat} time(s), restarted on the same state`);
+    const r = await killRun(edgeUrl, kind, repeat).catch((e: Error) => {
+      log(`${kind}: ${e.message}`);
       return null;
     });
-    restarts.push(r);
+    kills.push(r ?? { kind, failed: true });
+    if (r)
+      log(
+        `${kind}: ${r.kills.filter((k) => k.premiseMet).length}/${r.kills.length} kills as intended; ` +
+          `a->b ${r.aToB.delivered}/${r.aToB.sent}, b->a ${r.bToA.delivered}/${r.bToA.sent} delivered; ` +
+          `lost ${r.aToB.lost + r.bToA.lost}, duplicated ${r.aToB.duplicated + r.bToA.duplicated}, ` +
+          `reordered ${r.aToB.reordered + r.bToA.reordered}`,
+      );
   }
 
   result = {
     date: new Date().toISOString(),
     quick,
+    onlyKills,
     seconds,
+    killsPerKind: repeat,
     faults: faults.length,
     faultsByKind: Object.fromEntries(
       [...new Set(faults.map((f) => f.name))].map((n) => [
@@ -130,7 +147,7 @@ try {
     faultLog: faults,
     chaos: chaos?.figures ?? null,
     chaosExitCode: chaos?.exitCode ?? null,
-    killedAndRestarted: restarts,
+    kills,
   };
 } finally {
   await labDown();
@@ -139,21 +156,34 @@ const dir = join(REPO_ROOT, "bench", "results");
 mkdirSync(dir, { recursive: true });
 const file = join(
   dir,
-  `soak-${new Date().toISOString().slice(0, 10)}${quick ? "-quick" : ""}.json`,
+  `soak-${new Date().toISOString().slice(0, 10)}${quick ? "-quick" : ""}${onlyKills ? "-kills" : ""}.json`,
 );
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 const chaosFig = result.chaos as { lost: number; duplicated: number; reordered: number } | null;
 const problems: string[] = [];
-if (chaosFig === null) problems.push("the chaos run gave no figures");
+if (onlyKills) problems.push("--only-kills: no chaos run (development only)");
+else if (chaosFig === null) problems.push("the chaos run gave no figures");
 else if (chaosFig.lost + chaosFig.duplicated + chaosFig.reordered > 0)
   problems.push(
     `chaos: ${chaosFig.lost} lost, ${chaosFig.duplicated} duplicated, ${chaosFig.reordered} reordered`,
   );
-for (const r of restarts) {
-  if (r === null) problems.push("a kill-and-restart run gave no figures");
-  else if (r.restarted.lost > 0 || r.relinkMs === null)
-    problems.push("a restarted agent did not carry its stream");
+for (const r of kills) {
+  if ("failed" in r) {
+    problems.push(`${r.kind}: the kill run did not finish`);
+    continue;
+  }
+  if (r.kills.length < repeat) problems.push(`${r.kind}: ${r.kills.length} of ${repeat} kills`);
+  for (const k of r.kills.filter((k) => !k.premiseMet))
+    problems.push(`${r.kind}: premise not met: ${k.premise}`);
+  for (const [dir, t] of [
+    ["a->b", r.aToB],
+    ["b->a", r.bToA],
+  ] as const)
+    if (t.lost + t.duplicated + t.reordered + t.unexpected > 0 || t.sent === 0)
+      problems.push(
+        `${r.kind} ${dir}: ${t.sent} sent, ${t.lost} lost, ${t.duplicated} duplicated, ${t.reordered} reordered, ${t.unexpected} unexpected`,
+      );
 }
 log(
   problems.length === 0 ? `ok: nothing lost (${file})` : `FAILED: ${problems.join("; ")} (${file})`,

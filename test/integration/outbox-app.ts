@@ -3,13 +3,14 @@
  * messages to its peer on `control` at a steady rate and records, in the agent's own outbox
  * database and in the same transactions as the outbox, what it sent and what it got. Prints JSON
  * lines (`{"sent":n,"got":n,"up":bool}`) for the test to follow.
- * argv: edge room id peer total stateDir [connect]
+ * argv: edge room id peer total stateDir [connect]; total may be "Infinity": send until SIGUSR2.
  */
 import { Agent, type AgentMessage } from "../../rover/agent.ts";
+import { createLogger, type LogLevel } from "../../rover/log.ts";
 import { mintToken } from "../../shared/token.ts";
 
 const [edge, room, id, peer, totalArg, stateDir, connect] = process.argv.slice(2) as string[];
-const total = Number(totalArg);
+let total = Number(totalArg);
 const secret = process.env.ROVERLINK_SECRET ?? "";
 const agent = new Agent({
   edge: edge as string,
@@ -19,6 +20,8 @@ const agent = new Agent({
   connect: connect ? [peer as string] : [],
   watchNetwork: false,
   stateDir: stateDir as string,
+  // The lab soak keeps warnings for a failure's report; the test leaves them out.
+  logger: createLogger((process.env.OUTBOX_APP_LOG as LogLevel | undefined) ?? "silent"),
 });
 await agent.start();
 const outbox = agent.outbox;
@@ -66,6 +69,10 @@ setInterval(
   () => process.stdout.write(`${JSON.stringify({ sent: next, got: received, up })}\n`),
   100,
 );
+// Finish: send nothing new; what was sent is still delivered and acknowledged.
+process.on("SIGUSR2", () => {
+  total = Math.min(total, next);
+});
 process.once("SIGTERM", () => {
   void agent.stop().then(() => process.exit(0));
 });

@@ -3,16 +3,16 @@
  * their link is down, mid-stream, and both at once, then restarted on the same state. Counted
  * from each application's own records: 0 lost, 0 duplicated, 0 reordered, both directions.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
 import { appView } from "../rover/outbox-view.ts";
+import { AppProcess, until } from "./outbox-rover.ts";
 
 const SECRET = "outbox-secret-outbox-secret-outbox";
-const APP = join(import.meta.dirname, "outbox-app.ts");
 const TOTAL = 1_500;
 let edge: LocalEdge;
 let dir: string;
@@ -26,56 +26,16 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Report {
-  sent: number;
-  got: number;
-  up: boolean;
-}
-class Rover {
-  child!: ChildProcess;
-  last: Report = { sent: 0, got: 0, up: false };
-  exited!: Promise<void>;
-  readonly id: string;
-  readonly peer: string;
-  readonly room: string;
-  readonly connect: boolean;
-  constructor(id: string, peer: string, room: string, connect: boolean) {
-    this.id = id;
-    this.peer = peer;
-    this.room = room;
-    this.connect = connect;
-    this.start();
-  }
-  start(): void {
-    const args = [APP, edge.url, this.room, this.id, this.peer, String(TOTAL), dir];
-    this.child = spawn(process.execPath, this.connect ? [...args, "connect"] : args, {
-      env: { ...process.env, ROVERLINK_SECRET: SECRET },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let buf = "";
-    this.child.stdout?.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const lines = buf.split("\n");
-      buf = lines.pop() ?? "";
-      const line = lines.at(-1);
-      if (line) this.last = JSON.parse(line) as Report;
-    });
-    const child = this.child;
-    this.exited = new Promise((r) => child.once("exit", () => r()));
-    this.last = { sent: 0, got: 0, up: false };
-  }
-  async kill9(): Promise<void> {
-    this.child.kill("SIGKILL");
-    await this.exited;
-  }
-}
-
-async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function rover(id: string, peer: string, room: string, connect: boolean): AppProcess {
+  const args = [edge.url, room, id, peer, String(TOTAL), dir, ...(connect ? ["connect"] : [])];
+  return new AppProcess(
+    (argv) =>
+      spawn(process.execPath, argv, {
+        env: { ...process.env, ROVERLINK_SECRET: SECRET },
+        stdio: ["ignore", "pipe", "inherit"],
+      }),
+    args,
+  );
 }
 
 /** What `from` recorded as sent, and what `to` recorded as got from it. */
@@ -86,8 +46,8 @@ function view(room: string, from: string, to: string): { sent: number[]; got: st
 
 it("kill -9 of the sender while its link is down, of the receiver mid-stream, and of both: 0 lost, 0 duplicated, 0 reordered", async () => {
   const room = "outbox-kills";
-  const a = new Rover("a", "b", room, true);
-  const b = new Rover("b", "a", room, false);
+  const a = rover("a", "b", room, true);
+  const b = rover("b", "a", room, false);
   try {
     await until("a link", () => a.last.up && b.last.got > 50 && a.last.got > 50);
 
@@ -113,9 +73,7 @@ it("kill -9 of the sender while its link is down, of the receiver mid-stream, an
     b.start();
     await until("everything delivered", () => a.last.got >= TOTAL && b.last.got >= TOTAL, 120_000);
   } finally {
-    for (const r of [a, b]) r.child.kill("SIGCONT");
-    for (const r of [a, b]) r.child.kill("SIGTERM");
-    await Promise.all([a.exited, b.exited]);
+    await Promise.all([a.stop(), b.stop()]);
   }
   for (const [from, to] of [
     ["a", "b"],

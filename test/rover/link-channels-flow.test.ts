@@ -26,7 +26,12 @@ const until = async (f: () => boolean, ms: number) => {
   return true;
 };
 
-function channels(pc: RTCPeerConnection, hooks: Partial<ChannelHooks>, outbox = {}) {
+function channels(
+  pc: RTCPeerConnection,
+  hooks: Partial<ChannelHooks>,
+  outbox = {},
+  sender = new ReliableSender(),
+) {
   const all: ChannelHooks = {
     opened() {},
     controlClosed() {},
@@ -40,7 +45,7 @@ function channels(pc: RTCPeerConnection, hooks: Partial<ChannelHooks>, outbox = 
   return new LinkChannels({
     peer: "p",
     raw: false,
-    sender: new ReliableSender(),
+    sender,
     receiver: new ReliableReceiver(),
     outbox,
     log: quiet,
@@ -48,45 +53,47 @@ function channels(pc: RTCPeerConnection, hooks: Partial<ChannelHooks>, outbox = 
   });
 }
 
-/** Two LinkChannels on linked werift PeerConnections, `control` open at both ends. */
+/** Two PeerConnections on loopback, negotiated in memory, `ca` offering; resolves once both `control`s are open. */
 async function linked(
-  hooksA: Partial<ChannelHooks>,
-  hooksB: (cb: () => LinkChannels) => Partial<ChannelHooks>,
-  outboxA = {},
-) {
+  ca: (pc: RTCPeerConnection) => LinkChannels,
+  cb: (pc: RTCPeerConnection) => LinkChannels,
+): Promise<[LinkChannels, LinkChannels]> {
   const a = new RTCPeerConnection(config);
   const b = new RTCPeerConnection(config);
   cleanup.push(async () => void (await Promise.all([a.close(), b.close()])));
   a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
-  const ca = channels(a, hooksA, outboxA);
-  const cb: LinkChannels = channels(
-    b,
-    hooksB(() => cb),
-  );
-  b.onDataChannel.subscribe((dc: RTCDataChannel) => cb.accept(dc));
-  ca.openStandard();
+
+  const [la, lb] = [ca(a), cb(b)];
+  b.onDataChannel.subscribe((dc: RTCDataChannel) => lb.accept(dc));
+  la.openStandard();
   await a.setLocalDescription(await a.createOffer());
   await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
   await b.setLocalDescription(await b.createAnswer());
   await a.setRemoteDescription(b.localDescription as NonNullable<typeof b.localDescription>);
-  expect(await until(() => ca.isOpen("control") && cb.isOpen("control"), 20_000)).toBe(true);
+  expect(await until(() => la.isOpen("control") && lb.isOpen("control"), 20_000)).toBe(true);
   cleanup.push(async () => {
-    ca.dispose();
-    cb.dispose();
+    la.dispose();
+    lb.dispose();
   });
-  return { ca, cb };
+  return [la, lb];
 }
 
 it("sends a due acknowledgement with the reply, not alone when its timer fires", async () => {
   const replies: Payload[] = [];
-  const { ca, cb } = await linked(
-    { message: (ch, d) => ch === "control" && replies.push(d) },
-    (cb) => ({
-      // b answers every message from its handler, as a request/response protocol does.
-      message: (ch, d) => ch === "control" && cb().send("control", `re ${String(d)}`),
-    }),
+  let cbRef: LinkChannels | undefined;
+  const [ca, cb] = await linked(
+    (a) => channels(a, { message: (ch, d) => ch === "control" && replies.push(d) }),
+    (b) =>
+      channels(b, {
+        // b answers every message from its handler, as a request/response protocol does.
+        message: (ch, d) => ch === "control" && cbRef?.send("control", `re ${String(d)}`),
+      }),
   );
+  cbRef = cb;
+  ca.hello();
+  cb.hello();
+  expect(await until(() => ca.controlResumed() && cb.controlResumed(), 10_000)).toBe(true);
   // What b hands to `control`, and whether it went in the same tick as a data frame.
   const control = cb.get("control") as RTCDataChannel;
   const send = control.send.bind(control);
@@ -120,24 +127,17 @@ it("sends a due acknowledgement with the reply, not alone when its timer fires",
 });
 
 it("keeps werift's buffer under the high-water mark, signals drain, and delivers all in order", async () => {
-  const a = new RTCPeerConnection(config);
-  const b = new RTCPeerConnection(config);
-  cleanup.push(async () => void (await Promise.all([a.close(), b.close()])));
-  a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
-  b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
-
   const highWater = 64 * 1024;
   let drains = 0;
-  const ca = channels(a, { drained: () => drains++ }, { highWater, lowWater: 16 * 1024 });
   const got: Payload[] = [];
-  const cb = channels(b, { message: (ch, d) => ch === "control" && got.push(d) });
-  b.onDataChannel.subscribe((dc: RTCDataChannel) => cb.accept(dc));
-  ca.openStandard();
-  await a.setLocalDescription(await a.createOffer());
-  await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription(b.localDescription as NonNullable<typeof b.localDescription>);
-  expect(await until(() => ca.isOpen("control") && cb.isOpen("control"), 20_000)).toBe(true);
+  const [ca, cb] = await linked(
+    (a) => channels(a, { drained: () => drains++ }, { highWater, lowWater: 16 * 1024 }),
+    (b) => channels(b, { message: (ch, d) => ch === "control" && got.push(d) }),
+  );
+  // What the link does on each opening: say where our receiver is.
+  ca.hello();
+  cb.hello();
+  expect(await until(() => ca.controlResumed() && cb.controlResumed(), 10_000)).toBe(true);
 
   const control = ca.get("control") as RTCDataChannel;
   let maxBuffered = 0;
@@ -167,6 +167,33 @@ it("keeps werift's buffer under the high-water mark, signals drain, and delivers
   expect(ca.controlWritable()).toBe(true);
   // A frame is ~1.1 KB: werift never held more than the high-water mark plus one frame.
   expect(maxBuffered).toBeLessThanOrEqual(highWater + 2048);
-  ca.dispose();
-  cb.dispose();
+});
+
+it("a new message waits for the peer's hello: after a long outage nothing goes out past the peer's window", async () => {
+  // A backlog longer than the receiver's window (1024) built up while there was no channel, as
+  // during an outage or while the peer's process was dead.
+  const sender = new ReliableSender();
+  const backlog = Array.from({ length: 1_500 }, (_, i) => `m${i}`);
+  for (const m of backlog) sender.send(m);
+  const got: Payload[] = [];
+  const violations: string[] = [];
+  const [ca, cb] = await linked(
+    (a) => channels(a, {}, {}, sender),
+    (b) =>
+      channels(b, {
+        message: (ch, d) => ch === "control" && got.push(d),
+        violation: (kind) => violations.push(kind),
+      }),
+  );
+  // The application sends as soon as `control` is open, before the peer's hello arrived.
+  ca.hello();
+  expect(ca.controlResumed()).toBe(false);
+  ca.send("control", "new");
+  await new Promise((r) => setTimeout(r, 300)); // time for a frame sent too early to land
+  expect(violations).toEqual([]);
+  expect(got).toEqual([]);
+  cb.hello(); // the peer says it expects 0: the whole backlog goes, in order, then "new"
+  expect(await until(() => got.length === backlog.length + 1, 20_000)).toBe(true);
+  expect(got).toEqual([...backlog, "new"]);
+  expect(violations).toEqual([]);
 });

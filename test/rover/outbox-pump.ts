@@ -32,7 +32,10 @@ export async function pump(dir: string, total: number, crash?: CrashPoint): Prom
       afterCommit: crashAt(crash, "receiver", "after"),
     },
   });
-  sOut.db.exec("CREATE TABLE IF NOT EXISTS app_sent (i INTEGER PRIMARY KEY)");
+  // The payload carries this process's tag: a message sent by a process that then died before
+  // its commit differs from the one its successor sends under the same number, so the receiver
+  // holding the dead process's version shows (it was never accepted).
+  sOut.db.exec("CREATE TABLE IF NOT EXISTS app_sent (i INTEGER PRIMARY KEY, p TEXT)");
   rOut.db.exec("CREATE TABLE IF NOT EXISTS app_got (k INTEGER PRIMARY KEY AUTOINCREMENT, m TEXT)");
   const sender = new ReliableSender({ store: sOut.senderStore("r") });
   const receiver = new ReliableReceiver({}, rOut.receiverStore("s"));
@@ -40,7 +43,8 @@ export async function pump(dir: string, total: number, crash?: CrashPoint): Prom
   sender.onDurable((frames) => wire.push(...frames));
   // (Re)connect: the receiver says where it is, the sender resends from there.
   wire.push(...sender.resendFrom(receiver.hello().n));
-  const sent = sOut.db.prepare("INSERT INTO app_sent (i) VALUES (?)");
+  const sent = sOut.db.prepare("INSERT INTO app_sent (i, p) VALUES (?, ?)");
+  const tag = `${process.pid}.${Date.now() % 100_000}`;
   const got = rOut.db.prepare("INSERT INTO app_got (m) VALUES (?)");
   const last = sOut.db.prepare("SELECT max(i) AS i FROM app_sent").get() as { i: number | null };
   let i = (last.i ?? -1) + 1;
@@ -48,9 +52,10 @@ export async function pump(dir: string, total: number, crash?: CrashPoint): Prom
     for (let k = 0; k < 7 && i < total; k++, i++) {
       const n = i;
       // The application's record of what it sent commits with the message itself.
+      const payload = `m${n}@${tag}`;
       sOut.write(() => {
-        sender.send(`m${n}`);
-        sent.run(n);
+        sender.send(payload);
+        sent.run(n, payload);
       });
     }
     await new Promise((r) => setImmediate(r));

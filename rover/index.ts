@@ -1,0 +1,22 @@
+/**
+ * The library (`import { Agent } from "roverlink"`): the rover agent and what its API takes and
+ * gives. Deliberately small; everything else in rover/ and shared/ is internal and may change.
+ * Contract: docs/rover.md#library-use.
+ */
+
+export type { TokenSource } from "../shared/client.ts";
+export { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
+export type { HealthConfig } from "../shared/link/health.ts";
+export { BacklogFullError, type Payload, type SendOptions } from "../shared/link/reliable.ts";
+export type { IceServer, Peer, Position } from "../shared/protocol.ts";
+export { mintToken, TokenError } from "../shared/token.ts";
+export {
+  Agent,
+  type AgentMessage,
+  type AgentOptions,
+  type LinkStats,
+  type OutboxStats,
+} from "./agent.ts";
+export { IdentityError, openPeerIdentity, type PeerIdentity } from "./identity.ts";
+export { createLogger, type LogLevel } from "./log.ts";
+export { type Outbox, OutboxError, type OutboxOptions } from "./outbox.ts";
