@@ -54,6 +54,8 @@ interface Client {
   name: string;
   /** `ok`/`error` for control sends, in order, each after its commit. */
   acks: Promise<void>;
+  /** Not read from until a peer's link drains. */
+  waiting: boolean;
 }
 
 export class MessageSocket {
@@ -181,6 +183,7 @@ export class MessageSocket {
       greeted: false,
       name: "",
       acks: Promise.resolve(),
+      waiting: false,
     };
     this.#clients.add(c);
     sock.on("data", (chunk: Buffer) => {
@@ -320,12 +323,16 @@ export class MessageSocket {
   }
 
   #pauseUntilDrained(c: Client, peer: string): void {
+    // Lines already read go on being taken (kept in order); one wait per client at a time.
+    if (c.waiting) return;
+    c.waiting = true;
     const a = this.#o.agent;
     c.sock.pause();
     const resume = (p: string) => {
       if (p !== peer) return;
       a.off("drain", resume);
       a.off("link-down", resume);
+      c.waiting = false;
       if (!c.sock.destroyed) c.sock.resume();
     };
     a.on("drain", resume);
