@@ -17,6 +17,19 @@ export const MAX_LINE_BYTES = 1_500_000;
 export const SOCKET_CHANNELS = ["control", "telemetry"] as const;
 export type SocketChannel = (typeof SOCKET_CHANNELS)[number];
 
+/**
+ * Largest message on the link, as it goes on the data channel: werift's max-message-size is 64 KiB
+ * and the reliable layer does not fragment (a `control` message travels JSON-escaped, bytes as
+ * base64, inside its frame; the rest of the frame fits in the margin).
+ */
+export const MAX_MESSAGE_BYTES = 64_000;
+
+/** The size a payload takes on the data channel: `control` inside its reliable frame, else raw. */
+export function wireSize(channel: SocketChannel, p: Payload): number {
+  if (channel !== "control") return typeof p === "string" ? Buffer.byteLength(p) : p.length;
+  return typeof p === "string" ? Buffer.byteLength(JSON.stringify(p)) : Math.ceil(p.length / 3) * 4;
+}
+
 /** A caller's own tag for a send, echoed in its `ok` or `error`. */
 export type FrameId = string | number;
 
@@ -49,7 +62,9 @@ export type ErrorCode =
   /** this client reads too slowly: the agent closes the connection */
   | "slow-reader"
   /** control messages that came while no client was attached were dropped (hold limit) */
-  | "dropped";
+  | "dropped"
+  /** a message larger than one data-channel message can carry (MAX_MESSAGE_BYTES) */
+  | "too-big";
 
 export type AgentFrame =
   | {

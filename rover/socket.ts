@@ -22,8 +22,10 @@ import {
   encodeAgentFrame,
   LineSplitter,
   MAX_LINE_BYTES,
+  MAX_MESSAGE_BYTES,
   SOCKET_PROTOCOL_VERSION,
   type SocketFrameError,
+  wireSize,
 } from "./socket-wire.ts";
 
 /** Longest Unix socket path Linux takes (sun_path is 108 bytes with the NUL). */
@@ -36,6 +38,9 @@ const DISCONNECT_ABOVE = 64 * 1024 * 1024;
 const HOLD_MAX_MESSAGES = 10_000;
 const HOLD_MAX_BYTES = 32 * 1024 * 1024;
 const RTT_INTERVAL_MS = 1_000;
+/** A client is not read from while a peer's link is up with this much unacknowledged `control`. */
+const CONTROL_HIGH = 4 * 1024 * 1024;
+const CONTROL_LOW = 1024 * 1024;
 
 export class MessageSocketError extends Error {}
 
@@ -66,6 +71,7 @@ export class MessageSocket {
   #heldBytes = 0;
   #heldDropped = 0;
   #rttTimer: NodeJS.Timeout | null = null;
+  #drainWaits = 0;
   // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments
   #listeners: [string, (...a: any[]) => void][] = [];
 
@@ -75,6 +81,11 @@ export class MessageSocket {
 
   get path(): string {
     return this.#o.path;
+  }
+
+  /** How often a client was not read from until a link drained (backpressure applied). */
+  get drainWaits(): number {
+    return this.#drainWaits;
   }
 
   /** Listen; a path in use, too long or not a socket throws MessageSocketError (one line). */
@@ -275,6 +286,19 @@ export class MessageSocket {
 
   #send(c: Client, f: Extract<ClientFrame, { t: "send" }>): void {
     const a = this.#o.agent;
+    const size = wireSize(f.channel, f.payload);
+    if (size > MAX_MESSAGE_BYTES) {
+      const id = f.id;
+      c.acks = c.acks.then(() =>
+        this.#write(c, {
+          t: "error",
+          code: "too-big",
+          message: `not sent: ${size} bytes on the data channel, at most ${MAX_MESSAGE_BYTES} (split it)`,
+          ...(id !== undefined ? { id } : {}),
+        }),
+      );
+      return;
+    }
     let writable: boolean;
     try {
       writable = a.send(f.peer, f.channel, f.payload, f.ttlMs ? { ttlMs: f.ttlMs } : undefined);
@@ -320,12 +344,38 @@ export class MessageSocket {
     }
     // werift holds enough for this peer: read no more from this client until it drains.
     if (!writable) this.#pauseUntilDrained(c, f.peer);
+    else if (f.channel === "control") this.#throttle(c, f.peer);
+  }
+
+  /**
+   * Durable `control` is taken at once (it goes out once on disk), so `send` never asks to wait:
+   * while the link is up, a client that has more than CONTROL_HIGH unacknowledged is not read
+   * from until it is under CONTROL_LOW, so a bulk writer goes at the link's pace instead of
+   * running into the outbox bound. While the link is down the outbox takes messages up to its
+   * bound (then `outbox-full`).
+   */
+  #throttle(c: Client, peer: string): void {
+    const link = this.#o.agent.links().get(peer);
+    if (c.waiting || !link?.up || link.sender.backlog().bytes <= CONTROL_HIGH) return;
+    c.waiting = true;
+    this.#drainWaits++;
+    c.sock.pause();
+    const timer = setInterval(() => {
+      const l = this.#o.agent.links().get(peer);
+      if (c.sock.destroyed || !l?.up || l.sender.backlog().bytes <= CONTROL_LOW) {
+        clearInterval(timer);
+        c.waiting = false;
+        if (!c.sock.destroyed) c.sock.resume();
+      }
+    }, 20);
+    timer.unref();
   }
 
   #pauseUntilDrained(c: Client, peer: string): void {
     // Lines already read go on being taken (kept in order); one wait per client at a time.
     if (c.waiting) return;
     c.waiting = true;
+    this.#drainWaits++;
     const a = this.#o.agent;
     c.sock.pause();
     const resume = (p: string) => {

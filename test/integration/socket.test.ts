@@ -41,7 +41,7 @@ async function agentWithSocket(
   room: string,
   id: string,
   o: { connect?: string[]; outboxLimits?: { messages?: number } } = {},
-): Promise<{ agent: Agent; path: string }> {
+): Promise<{ agent: Agent; path: string; sock: MessageSocket }> {
   const log = pino({ level: "silent" });
   const agent = new Agent({
     edge: edge.url,
@@ -60,7 +60,7 @@ async function agentWithSocket(
   cleanup.push(() => agent.stop());
   cleanup.push(() => sock.stop());
   await agent.start();
-  return { agent, path };
+  return { agent, path, sock };
 }
 
 async function linkedPair(o: { outboxLimits?: { messages?: number } } = {}) {
@@ -221,7 +221,9 @@ describe("the message socket", () => {
     c.s.write('{"t":"send","peer":"nobody","channel":"telemetry","text":"x","id":3}\n');
     c.s.write('{"t":"send","peer":"nobody","channel":"control","text":"x","id":4}\n');
     c.s.write('{"t":"send","peer":"b","channel":"telemetry","data":"AAEC","id":5}\n');
-    await until(() => c.frames.length >= 7);
+    const big = Buffer.alloc(48 * 1024).toString("base64"); // 64 KiB in its frame: too big
+    c.s.write(`{"t":"send","peer":"b","channel":"control","data":"${big}","id":6}\n`);
+    await until(() => c.frames.length >= 8);
     expect(c.frames.map((f) => [f.t, f.code ?? null, f.id ?? null])).toEqual([
       ["error", "hello-first", 1],
       ["hello", null, null],
@@ -230,6 +232,7 @@ describe("the message socket", () => {
       ["error", "no-link", 3],
       ["error", "no-link", 4],
       ["ok", null, 5],
+      ["error", "too-big", 6],
     ]);
     expect(c.frames[1]).toMatchObject({ self: "a", links: [{ peer: "b", state: "up" }] });
     const v2 = await raw(a.path);
@@ -237,6 +240,28 @@ describe("the message socket", () => {
     v2.s.write('{"t":"hello","v":2}\n');
     await closed;
     expect(v2.frames).toMatchObject([{ t: "error", code: "version" }]);
+  });
+
+  it("backpressure: a client writing faster than the link carries is not read from until it drains, and nothing is lost", async () => {
+    const { a, b } = await linkedPair();
+    const got: Buffer[] = [];
+    b.agent.on("message", (m: { channel: string; data: unknown }) => {
+      if (m.channel === "control") got.push(Buffer.from(m.data as Uint8Array));
+    });
+    const c = await raw(a.path);
+    c.s.write('{"t":"hello","v":1}\n');
+    // 300 × 32 KiB (9.4 MiB) at once: far past the 1 MiB werift may hold for a peer.
+    const sent = Array.from({ length: 300 }, (_, i) => Buffer.alloc(32 * 1024, i));
+    for (const [i, d] of sent.entries())
+      c.s.write(
+        `{"t":"send","peer":"b","channel":"control","data":"${d.toString("base64")}","id":${i}}\n`,
+      );
+    await until(() => got.length === sent.length, 60_000);
+    expect(Buffer.concat(got).equals(Buffer.concat(sent))).toBe(true);
+    await until(() => c.frames.filter((f) => f.t === "ok").length === sent.length);
+    expect(c.frames.filter((f) => f.t === "error")).toEqual([]);
+    // The premise: the socket was held back at least once.
+    expect(a.sock.drainWaits).toBeGreaterThan(0);
   });
 
   it("a full outbox answers each message it cannot take with an error frame, never drops one silently", async () => {

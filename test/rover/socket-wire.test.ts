@@ -5,8 +5,10 @@ import {
   decodeClientFrame,
   encodeAgentFrame,
   LineSplitter,
+  MAX_MESSAGE_BYTES,
   payloadFields,
   SocketFrameError,
+  wireSize,
 } from "../../rover/socket-wire.ts";
 
 function codeOf(line: string): string {
@@ -109,6 +111,16 @@ describe("agent frames", () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe("wireSize", () => {
+  it("control: the payload as its reliable frame carries it; telemetry: raw", () => {
+    expect(wireSize("control", new Uint8Array(48 * 1024))).toBe(65_536);
+    expect(wireSize("telemetry", new Uint8Array(48 * 1024))).toBe(49_152);
+    expect(wireSize("control", 'é"')).toBe(Buffer.byteLength('"é\\""'));
+    expect(wireSize("telemetry", "é")).toBe(2);
+    expect(wireSize("control", new Uint8Array(47_000))).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
   });
 });
 
