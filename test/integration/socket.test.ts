@@ -242,6 +242,24 @@ describe("the message socket", () => {
     expect(v2.frames).toMatchObject([{ t: "error", code: "version" }]);
   });
 
+  it("control messages that come while no client is attached go to the next one; a line too long closes", async () => {
+    const { a, b } = await linkedPair();
+    for (let i = 0; i < 5; i++) b.agent.send("a", "control", `held ${i}`);
+    b.agent.send("a", "telemetry", "not held");
+    await new Promise((r) => setTimeout(r, 1000)); // delivered to a's agent meanwhile
+    const c = await raw(a.path);
+    c.s.write('{"t":"hello","v":1}\n');
+    await until(() => c.frames.filter((f) => f.t === "message").length === 5);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.frames.filter((f) => f.t === "message").map((f) => f.text)).toEqual(
+      Array.from({ length: 5 }, (_, i) => `held ${i}`),
+    );
+    const closed = new Promise<void>((r) => c.s.once("close", () => r()));
+    c.s.write("x".repeat(1_600_000));
+    await closed;
+    expect(c.frames.at(-1)).toMatchObject({ t: "error", code: "too-long" });
+  });
+
   it("backpressure: a client writing faster than the link carries is not read from until it drains, and nothing is lost", async () => {
     const { a, b } = await linkedPair();
     const got: Buffer[] = [];
