@@ -410,6 +410,32 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     );
   }
 
+  if (r.forward) {
+    const f = r.forward;
+    const row = (what: string, p: Summary, fw: Summary, added: number | null) =>
+      `| ${what} | ${fmt(p.median)} / ${fmt(p.p99)} | ${fmt(fw.median)} / ${fmt(fw.p99)} | ${fmt(added)} |`;
+    md.push(
+      "## 8. Port forwarding",
+      "",
+      "Two agents through the local edge, werift on loopback, `--forward` to targets on the other agent's side, against the same targets reached directly on loopback (same run, one after the other).",
+      "",
+      `TCP throughput, ${f.mib} MiB one way until the target's sha256 of it comes back: plain loopback **${fmt(f.tcpMbps.plain, 1)} Mbit/s**, through the forward **${fmt(f.tcpMbps.forward, 1)} Mbit/s** (${times(ratio(f.tcpMbps.forward, f.tcpMbps.plain))}).`,
+      "",
+      `| round trip, 64 bytes, ${f.pings} one at a time | plain median / p99 ms | forward median / p99 ms | added (median) ms |`,
+      "|---|---|---|---|",
+      row(
+        "TCP (echo on one connection)",
+        f.tcpRttMs.plain,
+        f.tcpRttMs.forward,
+        f.tcpRttMs.addedMedian,
+      ),
+      row("UDP (datagram echo)", f.udpRttMs.plain, f.udpRttMs.forward, f.udpRttMs.addedMedian),
+      "",
+      `UDP datagrams without an answer within 1 s through the forward: ${f.udpRttMs.lost} of ${f.pings}.`,
+      "",
+    );
+  }
+
   const mdFile = join(dir, `${stem}.md`);
   writeFileSync(mdFile, `${md.join("\n")}\n`);
   files.push(mdFile);

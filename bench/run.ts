@@ -13,6 +13,7 @@ import { burstsFor, type DataPath, dataPath } from "./data-path.ts";
 import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type FileBench, fileBench } from "./file-transfer.ts";
 import { type Footprint, footprint } from "./footprint.ts";
+import { type ForwardBench, forwardBench } from "./forward.ts";
 import { type Handover, handover } from "./handover.ts";
 import { type OutboxBench, outboxBench } from "./outbox.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
@@ -27,6 +28,7 @@ export const BENCHMARKS = [
   "footprint",
   "file",
   "outbox",
+  "forward",
 ] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
@@ -47,6 +49,7 @@ export interface BenchResults {
   footprint?: Footprint;
   file?: FileBench;
   outbox?: OutboxBench;
+  forward?: ForwardBench;
 }
 
 function fail(msg: string): never {
@@ -136,6 +139,7 @@ if (values.only !== undefined && existsSync(json)) {
     footprint: "footprint",
     file: "file",
     outbox: "outbox",
+    forward: "forward",
   } as const;
   for (const name of BENCHMARKS) {
     if (only.has(name) || prev[keys[name]] === undefined) continue;
@@ -157,7 +161,7 @@ async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Pro
   }
 }
 
-const needsEdge = ["time-to-link", "data-path", "edge", "file"].some((n) => only.has(n));
+const needsEdge = ["time-to-link", "data-path", "edge", "file", "forward"].some((n) => only.has(n));
 const edge = needsEdge
   ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
   : null;
@@ -188,6 +192,14 @@ try {
     const [n, secs] = quick ? [10, 2] : [Math.max(50, runs), 5];
     results.edge = await timed("edge", `${n} offers, ${secs} s per throughput point`, () =>
       edgeBench(edge, n, secs),
+    );
+  }
+  if (edge && only.has("forward")) {
+    const [mib, pings] = quick ? [8, 100] : [64, 500];
+    results.forward = await timed(
+      "forward",
+      `TCP ${mib} MiB one way, ${pings} TCP and UDP round trips, forward vs plain loopback`,
+      () => forwardBench(edge, mib, pings),
     );
   }
 } finally {

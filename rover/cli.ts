@@ -273,6 +273,10 @@ program
     allowList,
   )
   .option(
+    "--socket [path]",
+    "local message socket for programs (default path: $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR/roverlink/<room>/<id>.sock; docs/socket.md)",
+  )
+  .option(
     "--state-dir <dir>",
     "where durable control streams are kept (default: $STATE_DIRECTORY or $XDG_STATE_HOME/roverlink)",
   )
@@ -321,6 +325,7 @@ program
         inMemory?: boolean;
         receiveDir?: string;
         maxFileSize?: number;
+        socket?: string | true;
       },
       cmd: Command,
     ) => {
@@ -376,6 +381,14 @@ program
         ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
         ...(opts.receiveDir ? { receiveDir: opts.receiveDir } : {}),
         ...(opts.maxFileSize !== undefined ? { maxFileBytes: opts.maxFileSize } : {}),
+        ...(opts.socket === undefined
+          ? {}
+          : {
+              socket:
+                opts.socket === true
+                  ? { path: defaultSocketPath(opts.room, opts.id), isDefault: true }
+                  : { path: opts.socket, isDefault: false },
+            }),
       });
       process.exitCode = code;
     },
@@ -519,6 +532,21 @@ function defaultStateDir(): string {
   const systemd = process.env.STATE_DIRECTORY?.split(":")[0];
   if (systemd) return systemd;
   return join(process.env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "roverlink");
+}
+
+/**
+ * The message socket's default path: under systemd's `$RUNTIME_DIRECTORY` (RuntimeDirectory=), else
+ * `$XDG_RUNTIME_DIR/roverlink` (a per-user tmpfs), else the state directory; per room and id, like
+ * the outbox.
+ */
+function defaultSocketPath(room: string, id: string): string {
+  const systemd = process.env.RUNTIME_DIRECTORY?.split(":")[0];
+  const base =
+    systemd ||
+    (process.env.XDG_RUNTIME_DIR
+      ? join(process.env.XDG_RUNTIME_DIR, "roverlink")
+      : join(defaultStateDir(), "run"));
+  return join(base, room, `${id}.sock`);
 }
 
 try {

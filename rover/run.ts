@@ -17,6 +17,7 @@ import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
+import { MessageSocket } from "./socket.ts";
 import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
 
 export interface RoverRunOptions {
@@ -43,6 +44,8 @@ export interface RoverRunOptions {
   /** `--forward` and `--allow-forward` (rover/forward.ts). */
   forwards?: ForwardSpec[];
   allowForward?: AllowedTarget[];
+  /** `--socket`: the local message socket's path (rover/socket.ts); none: no socket. */
+  socket?: { path: string; isDefault: boolean };
   /** Durable control streams kept here (rover/outbox.ts); none: in memory. */
   stateDir?: string;
   /** `--receive-dir`: take the files peers send into this directory (rover/file-transfer.ts). */
@@ -189,6 +192,17 @@ async function run(
     await closeServer(metricsServer);
     throw e;
   }
+  // And the message socket: a path in use is one line before joining.
+  const socket = o.socket
+    ? new MessageSocket({ agent, path: o.socket.path, log, defaultPath: o.socket.isDefault })
+    : null;
+  try {
+    await socket?.start();
+  } catch (e) {
+    await forwarder.stop();
+    await closeServer(metricsServer);
+    throw e;
+  }
   // A stop while joining aborts the join (the edge may not be answering at all).
   const joining = new AbortController();
   void stopped.then(() => joining.abort(new Error("stopped while joining")));
@@ -196,6 +210,7 @@ async function run(
     await agent.start(joining.signal);
   } catch (e) {
     files?.stop();
+    await socket?.stop();
     await forwarder.stop();
     await agent.stop();
     await closeServer(metricsServer);
@@ -278,6 +293,7 @@ async function run(
   // The figures first: leaving may find the edge unreachable (bounded by LEAVE_BUDGET_MS).
   if (o.statsJson) writeStats(o.statsJson, figures);
   files?.stop();
+  await socket?.stop();
   await forwarder.stop();
   await agent.stop();
   await closeServer(metricsServer);

@@ -3,8 +3,8 @@
  * tokens, and two rovers probing each other through a local edge.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -444,6 +444,65 @@ describe("roverlink CLI", () => {
       } finally {
         blocker.close();
       }
+    });
+
+    it("--socket on a path that is not a socket is one line, before joining", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "roverlink-cli-"));
+      const path = join(dir, "not-a-socket");
+      writeFileSync(path, "");
+      const r = await roverlink(
+        [
+          "rover",
+          "--edge",
+          "http://127.0.0.1:9",
+          "--room",
+          "m",
+          "--id",
+          "a",
+          "--token",
+          "t",
+        ].concat(["--socket", path]),
+      );
+      expectOneLineError(r, new RegExp(`--socket ${path}: exists and is not a socket`));
+    });
+
+    it("--socket without a path: under $XDG_RUNTIME_DIR, 0600 in 0700, a client is greeted, gone at exit", async () => {
+      const runtime = mkdtempSync(join(tmpdir(), "roverlink-run-"));
+      const path = join(runtime, "roverlink", "sockroom", "solo.sock");
+      const rover = spawnRoverlink(
+        ["rover", "--edge", edge.url, "--room", "sockroom", "--id", "solo", "--socket"].concat([
+          "--duration",
+          "4",
+        ]),
+        { ROVERLINK_SECRET: SECRET, XDG_RUNTIME_DIR: runtime },
+      );
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(path) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect(statSync(join(runtime, "roverlink", "sockroom")).mode & 0o777).toBe(0o700);
+      const hello = await new Promise<string>((resolve, reject) => {
+        const c = connect(path, () => c.write('{"t":"hello","v":1,"name":"cli-test"}\n'));
+        let got = "";
+        c.on("data", (d: Buffer) => {
+          got += d.toString();
+          if (got.includes("\n")) {
+            c.destroy();
+            resolve(got.split("\n")[0] ?? "");
+          }
+        });
+        c.on("error", reject);
+      });
+      expect(JSON.parse(hello)).toMatchObject({ t: "hello", v: 1, self: "solo", room: "sockroom" });
+      const r = await rover.result;
+      expect(r.code).toBe(0);
+      const l = r.stderr
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { msg: string; path?: string });
+      expect(l.find((x) => x.msg === "message socket listening")).toMatchObject({ path });
+      expect(l.some((x) => x.msg === "message socket client attached")).toBe(true);
+      expect(existsSync(path)).toBe(false);
     });
 
     it("a metrics port in use is one line", async () => {

@@ -206,6 +206,63 @@ describe("port forwarding between agents", () => {
     expect(a.logs.filter((l) => l.msg === "forward ended")).toHaveLength(0);
   });
 
+  it("TCP: 100 MiB byte-identical (sha256) through one connection that stays open across a forced ICE restart", async () => {
+    // b's side: a sink that hashes what arrives and, at the client's half-close, answers the hash.
+    let targetBytes = 0;
+    const server: Server = createServer({ allowHalfOpen: true }, (s) => {
+      const h = createHash("sha256");
+      s.on("data", (c: Buffer) => {
+        h.update(c);
+        targetBytes += c.length;
+      });
+      s.on("end", () => s.end(h.digest("hex")));
+      s.on("error", () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+    const target = (server.address() as { port: number }).port;
+    const local = await freePort();
+    const { a } = await pair([`tcp:${local}:b:${target}`], [{ proto: "tcp", port: target }]);
+    const s = await dial(local);
+    // Closed (reset, error) before the answer's clean end: the connection noticed something.
+    let ended = false;
+    let closedEarly = false;
+    s.on("end", () => (ended = true));
+    s.on("close", () => (closedEarly ||= !ended));
+    const answer = readAll(s);
+    const total = 100 * 1024 * 1024;
+    const chunk = 256 * 1024;
+    const sent = createHash("sha256");
+    const handover = once<{ kind: string }>(a.agent, "handover");
+    let restartedAt = -1;
+    const started = Date.now();
+    for (let n = 0; n < total; n += chunk) {
+      const c = randomBytes(chunk);
+      sent.update(c);
+      // A third of the way in, with data in flight both in werift and in the sockets.
+      if (restartedAt < 0 && targetBytes >= total / 3) {
+        restartedAt = targetBytes;
+        void a.agent.restart("b");
+      }
+      if (!s.write(c)) await new Promise((r) => s.once("drain", r));
+    }
+    s.end();
+    const r = await answer;
+    const ms = Date.now() - started;
+    expect((await handover).kind).toBe("restart");
+    // The premise: the restart came mid-stream.
+    expect(restartedAt).toBeGreaterThan(0);
+    expect(restartedAt).toBeLessThan(total);
+    expect(r.ended).toBe(true);
+    expect(targetBytes).toBe(total);
+    expect(r.data.toString()).toBe(sent.digest("hex"));
+    expect(closedEarly).toBe(false);
+    expect(a.logs.filter((l) => l.msg === "forward ended")).toMatchObject([{ clean: true }]);
+    console.info(
+      `TCP forward: 100 MiB one way in ${ms} ms (${((total * 8) / 1e6 / (ms / 1000)).toFixed(1)} Mbit/s) across an ICE restart at ${(restartedAt / 2 ** 20).toFixed(1)} MiB`,
+    );
+  }, 600_000);
+
   it("TCP: a rebuild (a new PeerConnection) ends the connection with a reset, logged on both ends", async () => {
     const target = await echoServer();
     const local = await freePort();
