@@ -551,9 +551,7 @@ export class Room extends DurableObject<EdgeEnv> {
     frag: Described & { hasPwd: boolean },
     ifMatch: string,
     waitMs: number,
-  ): Promise<
-    Result<{ restart: false } | { restart: true; etag: string; ice: CachedIce | null }>
-  > {
+  ): Promise<Result<{ restart: false } | { restart: true; etag: string; ice: CachedIce | null }>> {
     const s = this.#store.session(sid);
     const denied = this.#party(s, sid, by);
     if (denied) return denied;
