@@ -41,7 +41,9 @@ const spread = (s: Summary) => `${fmt(s.min)}–${fmt(s.max)}`;
 
 const STACK_LABEL: Record<string, string> = {
   roverlink: "roverlink agents (via local edge)",
-  werift: "stock werift (SDP in memory)",
+  // Runs before 2026-12-05 used the patched copy as their anchor: labelled as what they ran.
+  werift: "werift 0.25.2 + our patches (SDP in memory)",
+  "werift-unpatched": "werift 0.25.2, unpatched (SDP in memory)",
   "node-datachannel": "node-datachannel (SDP in memory)",
 };
 
@@ -50,7 +52,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
   const md: string[] = [
     `# roverlink benchmarks — ${r.date}${r.quick ? " (quick mode: few runs, short windows; indicative only)" : ""}`,
     "",
-    `Machine: ${r.machine}. werift ${r.versions.werift}; ${r.versions.nodeDatachannel ?? "node-datachannel unavailable"}.`,
+    `Machine: ${r.machine}. werift ${r.versions.werift} + our patches (roverlink)${r.versions.weriftUnpatched ? `, werift ${r.versions.weriftUnpatched} unpatched (anchor rows)` : ""}; ${r.versions.nodeDatachannel ?? "node-datachannel unavailable"}.`,
     "All traffic on loopback or in network namespaces created by the run. The machine is shared:",
     "read the ratios (measured side by side in the same run) before the absolute figures.",
     `Wall time per benchmark (s): ${Object.entries(r.took)
@@ -67,6 +69,9 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
 
   if (r.timeToLink) {
     const t = r.timeToLink;
+    const anchor = t.stacks.some((s) => s.stack === "werift-unpatched")
+      ? "werift 0.25.2, unpatched"
+      : "werift 0.25.2 + our patches";
     md.push(
       "## 1. Time to link",
       "",
@@ -91,7 +96,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
           ", ",
         )}. On loopback node-datachannel starts DTLS the moment its own ICE check succeeds; when the first flight reaches a peer that is not ready yet it is dropped and OpenSSL resends it after its 1 s timer, hence ~5 ms or ~1005 ms and nothing between (the median follows whichever is the majority).`,
       "",
-      `Ratios (median): roverlink / stock werift **${times(t.ratios.roverlinkToWerift)}**, roverlink / node-datachannel **${times(t.ratios.roverlinkToNodeDatachannel)}**, stock werift / node-datachannel ${times(t.ratios.weriftToNodeDatachannel)}.`,
+      `Ratios (median): roverlink / ${anchor} **${times(t.ratios.roverlinkToWerift)}**, roverlink / node-datachannel **${times(t.ratios.roverlinkToNodeDatachannel)}**, ${anchor} / node-datachannel ${times(t.ratios.weriftToNodeDatachannel)}.`,
       "",
     );
     await chart("time-to-link", {
@@ -113,12 +118,14 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
 
   if (r.handover) {
     const h = r.handover;
+    // Runs before 2026-12-05 recorded no anchor: their stock peers loaded the patched copy.
+    const stock = h.anchor ?? "werift 0.25.2 + our patches";
     md.push("## 2. Handover gap (carrier-NAT lab)", "");
     if (!h.available) md.push(`Not measured: ${h.note ?? "not run"}.`, "");
     else {
       md.push(
         "Two rovers in the lab (docs/lab.md), rover A with wifi + cell behind symmetric NATs, linked through TURN; A probes B at 50 msg/s on `control`, the fault hits A once the link is up.",
-        "Gap: the longest time without an echo. Lost: probes never echoed. Stock werift: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.",
+        `Gap: the longest time without an echo. Lost: probes never echoed. ${stock}: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.`,
         "",
         "| scenario | stack | runs | gap p50 ms | gap p95 ms | gap max ms | runs with >1 handover | lost p50 | lost p95 | lost / sent | dup | reordered |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -129,11 +136,11 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         );
       for (const x of h.rows) {
         row(`${x.scenario}: ${x.what}`, "roverlink", x.roverlink);
-        row("", "stock werift", x.stockWerift);
+        row("", stock, x.stockWerift);
       }
       md.push(
         "",
-        `Median gap, roverlink / stock werift: ${h.rows.map((x) => `${x.scenario} ${times(x.ratioGapP50)}`).join(", ")}. A stock werift gap that runs to the end of the window means it never recovered.`,
+        `Median gap, roverlink / ${stock}: ${h.rows.map((x) => `${x.scenario} ${times(x.ratioGapP50)}`).join(", ")}. A ${stock} gap that runs to the end of the window means it never recovered.`,
         "",
       );
       await chart("handover", {
@@ -144,7 +151,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
             (["roverlink", "stockWerift"] as const).flatMap((stack) =>
               (["p50", "p95"] as const).map((q) => ({
                 scenario: x.scenario,
-                series: `${stack === "roverlink" ? "roverlink" : "stock werift"} ${q}`,
+                series: `${stack === "roverlink" ? "roverlink" : stock} ${q}`,
                 ms: q === "p50" ? x[stack].gapMs.median : x[stack].gapMs.p95,
               })),
             ),

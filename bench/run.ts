@@ -25,7 +25,8 @@ export interface BenchResults {
   quick: boolean;
   runs: number;
   machine: string;
-  versions: { werift: string; nodeDatachannel: string | null };
+  /** werift: the patched copy roverlink runs; weriftUnpatched: the anchors' copy, as published. */
+  versions: { werift: string; weriftUnpatched?: string; nodeDatachannel: string | null };
   /** Wall time of each benchmark, seconds. */
   took: Partial<Record<BenchName, number>>;
   /** When each benchmark ran (ISO time): `--only` keeps the other sections of the same day's file. */
@@ -99,17 +100,23 @@ if (!Number.isInteger(runs) || runs < 1)
 const date = new Date().toISOString().slice(0, 10);
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-const weriftVersion = (
-  JSON.parse(readFileSync(join(REPO_ROOT, "node_modules/werift/package.json"), "utf8")) as {
-    version: string;
-  }
-).version;
+const versionOf = (pkg: string) =>
+  (
+    JSON.parse(readFileSync(join(REPO_ROOT, "node_modules", pkg, "package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+const weriftVersion = versionOf("werift");
 const results: BenchResults = {
   date,
   quick,
   runs,
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}`,
-  versions: { werift: weriftVersion, nodeDatachannel: nodeDatachannelVersion() },
+  versions: {
+    werift: weriftVersion,
+    weriftUnpatched: versionOf("werift-unpatched"),
+    nodeDatachannel: nodeDatachannelVersion(),
+  },
   took: {},
   ranAt: {},
 };
