@@ -29,6 +29,8 @@ export interface PathFigures {
   stack: Stack;
   unavailable?: string;
   rttMs: Summary;
+  /** Every RTT at 100 msg/s, ms, in the order echoed. */
+  rttSamplesMs?: number[];
   /** Probes that never came back within 10 s of the last one. */
   rttLost: number;
   /** The 2000 × 1 KiB burst (the headline figure; null when it did not complete). */
@@ -158,6 +160,7 @@ async function measure(
   return {
     stack,
     rttMs: summarize(echoes.rtts),
+    rttSamplesMs: echoes.rtts.map((x) => Math.round(x * 1000) / 1000),
     rttLost: p.lost,
     throughputMBps: head?.complete ? head.throughputMBps : null,
     cpuUsPerMessagePaced: Math.round(p.cpu / Math.max(1, p.n - p.lost)),

@@ -39,6 +39,8 @@ export interface GapFigures {
   multiHandoverRuns?: number;
   /** roverlink: handovers per run. */
   handoversPerRun?: Summary;
+  /** Every run's figures, in the order run. */
+  samples?: { gapMs: number[]; lost: number[]; sent: number[]; handovers?: number[] };
 }
 
 export interface HandoverRow {
@@ -127,6 +129,14 @@ function figures(runs: Run[]): GapFigures {
           handoversPerRun: summarize(runs.map((r) => r.handovers ?? 0)),
         }
       : {}),
+    samples: {
+      gapMs: runs.map((r) => Math.round(r.gapMs)),
+      lost: runs.map((r) => r.lost),
+      sent: runs.map((r) => r.sent),
+      ...(runs.some((r) => r.handovers !== undefined)
+        ? { handovers: runs.map((r) => r.handovers ?? 0) }
+        : {}),
+    },
   };
 }
 

@@ -94,7 +94,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         .map(([k, v]) => `${k} ${v}/${t.runs}`)
         .join(
           ", ",
-        )}. On loopback node-datachannel starts DTLS the moment its own ICE check succeeds; when the first flight reaches a peer that is not ready yet it is dropped and OpenSSL resends it after its 1 s timer, hence ~5 ms or ~1005 ms and nothing between (the median follows whichever is the majority).`,
+        )}. On loopback node-datachannel starts DTLS the moment its own ICE check succeeds; when the first flight reaches a peer that is not ready yet it is dropped and OpenSSL resends it after its 1 s timer: those are the runs over 900 ms. Every run's figure is in the JSON (\`samples\`).`,
       "",
       `Ratios (median): roverlink / ${anchor} **${times(t.ratios.roverlinkToWerift)}**, roverlink / node-datachannel **${times(t.ratios.roverlinkToNodeDatachannel)}**, ${anchor} / node-datachannel ${times(t.ratios.weriftToNodeDatachannel)}.`,
       "",
