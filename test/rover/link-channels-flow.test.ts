@@ -51,6 +51,7 @@ it("keeps werift's buffer under the high-water mark, signals drain, and delivers
   const a = new RTCPeerConnection(config);
   const b = new RTCPeerConnection(config);
   cleanup.push(async () => void (await Promise.all([a.close(), b.close()])));
+  // A candidate that reaches an already closed peer at clean-up has nowhere to go.
   a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
 
