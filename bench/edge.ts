@@ -22,7 +22,7 @@ import { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
 import { mintToken } from "../shared/token.ts";
 import { BENCH_SECRET } from "./peers.ts";
-import { ratio, type Summary, summarize } from "./stats.ts";
+import { ratio, type Summary, sleep, summarize } from "./stats.ts";
 
 // A real-shaped data-channel offer/answer (what werift sends, minus candidates), ~400 bytes.
 const SDP = (u: string) =>
@@ -164,11 +164,23 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
     });
   const ca = await client(a, fa.fetch);
   const cb = await client(b, fb.fetch);
-  await ca.join(room, {});
+  const ja = await ca.join(room, {});
   const jb = await cb.join(room, {});
   let running = true;
   let cursor = jb.cursor;
   const abort = new AbortController();
+  // The offerer polls its events too, as a robot does: that keeps it present in the room past
+  // PRESENCE_TTL_S (and with it the session the trickles go to).
+  const presence = (async () => {
+    let after = ja.cursor;
+    while (running) {
+      const r = await ca
+        .poll(room, a, { after, wait: 10, signal: abort.signal })
+        // Aborted at stop(), or a failed poll: the loop polls again (or ends).
+        .catch(() => null);
+      if (r) after = r.cursor;
+    }
+  })();
   const answerer = (async () => {
     while (running) {
       const r = await cb
@@ -229,7 +241,7 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
     stop: async () => {
       running = false;
       abort.abort();
-      await answerer;
+      await Promise.all([answerer, presence]);
       // Clean-up only: presence expires by itself.
       await Promise.all([
         trickling ? ca.closeSession(room, trickling.session).catch(() => undefined) : null,
@@ -395,6 +407,9 @@ async function iceServersTimes(edge: LocalEdge, runs: number): Promise<number[]>
   return ice;
 }
 
+/** Pause between measured steps, ms (see edgeBench). */
+const SETTLE_MS = 100;
+
 const goal = (value: number | null, g: number, kind: "max" | "min"): Goal => ({
   value,
   goal: g,
@@ -421,11 +436,18 @@ export async function edgeBench(
   const healthz: number[] = [];
   const lat: number[] = [];
   const trickle: number[] = [];
+  // Each step also sets off work after its answer (the answerer's long-poll returns with the
+  // event and polls again); a pause lets it finish, or it would load the next measured step and
+  // the bare request that follows a trickle would pay for the trickle's aftermath.
+  const settle = () => sleep(SETTLE_MS);
   for (let i = 0; i < runs; i++) {
     healthz.push(await bare(edge, p.fetch));
+    await settle();
     const r = await p.offer();
     if (!r.error) lat.push(r.ms);
+    await settle();
     trickle.push(await t.trickle());
+    await settle();
   }
   await Promise.all([p.stop(), t.stop()]);
   const CONCURRENCY = 8;

@@ -273,7 +273,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     md.push(
       "## 4. Edge (local workerd via wrangler dev)",
       "",
-      `Offer to answer: POST offer (parked in the Worker) → the answerer's long-poll wakes → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Trickle: one PATCH with a candidate on an answered session. Each offer and trickle follows a bare request (GET /healthz, no token, no room) on the same connection pool, so that each ratio's two sides see the same load. Rooms' storage: ${r.edgeStorage ?? "disk"}.${e.loadAverage ? ` Load average ${fmt(e.loadAverage.start, 1)} → ${fmt(e.loadAverage.end, 1)} on ${r.machine.split(" ×")[0]} cores.` : ""}`,
+      `Offer to answer: POST offer (parked in the Worker) → the answerer's long-poll wakes → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Trickle: one PATCH with a candidate on an answered session. Bare request, offer and trickle are taken in turn (GET /healthz: no token, no room; 100 ms apart, so that no step pays for the work the previous one set off), so that each ratio's two sides see the same load. Rooms' storage: ${r.edgeStorage ?? "disk"}.${e.loadAverage ? ` Load average ${fmt(e.loadAverage.start, 1)} → ${fmt(e.loadAverage.end, 1)} on ${r.machine.split(" ×")[0]} cores.` : ""}`,
       "",
       "| goal | median | p95 | ratio to a bare request | goal | |",
       "|---|---|---|---|---|---|",
