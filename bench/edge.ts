@@ -6,9 +6,9 @@
  *
  * The goals are ratios to a bare request (GET /healthz) through the same client, proxy and
  * workerd, sampled in turn with the offers and trickles so that all three see the same machine
- * load. Each pair connects from a loopback address of its own (127.0.0.0/8 is all loopback on
- * Linux), as robots do from theirs: the per-address rate limit then acts as in production
- * instead of throttling the whole benchmark as one client. CPU time per session of the edge's
+ * load. Each simulated robot has a client address of its own (robotFetch), as robots do: the
+ * per-address rate limit then acts as in production instead of throttling the whole benchmark
+ * as one client. CPU time per session of the edge's
  * processes and of this client is measured beside each throughput point: on a shared machine it
  * shows what bounds the rate.
  */
@@ -105,25 +105,26 @@ let seq = 0;
 let lastAddress = 1;
 
 /**
- * A fetch whose connections leave from a loopback address of their own (127.0.0.2, .3, ...; on
- * Linux the whole 127.0.0.0/8 is loopback), one per simulated robot. Elsewhere: 127.0.0.1.
+ * A fetch for one simulated robot: a connection pool of its own, and its own client address in
+ * CF-Connecting-IP (from 198.18.0.0/15, the benchmarking range), the header Cloudflare's front
+ * sets from each robot's address. Through wrangler dev every request otherwise reaches the Worker
+ * from 127.0.0.1 (its proxy's address, whatever the client's source address: checked against the
+ * local limiter's keys), and the per-address limit would treat all robots as one client.
  */
 function robotFetch(): { fetch: FetchFn; close(): Promise<void> } {
   const n = ++lastAddress;
-  const localAddress =
-    process.platform === "linux"
-      ? `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
-      : undefined;
-  const dispatcher = new Agent({
-    keepAliveTimeout: 30_000,
-    ...(localAddress ? { connect: { localAddress } } : {}),
-  });
+  const address = `198.${18 + ((n >> 16) & 1)}.${(n >> 8) & 255}.${n & 255}`;
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000 });
   return {
-    fetch: (url, init) =>
-      undiciFetch(url, {
+    fetch: (url, init) => {
+      const headers: Record<string, string> = Object.fromEntries(new Headers(init.headers));
+      headers["CF-Connecting-IP"] = address;
+      return undiciFetch(url, {
         ...(init as Parameters<typeof undiciFetch>[1]),
+        headers,
         dispatcher,
-      }) as unknown as Promise<Response>,
+      }) as unknown as Promise<Response>;
+    },
     close: () => dispatcher.close(),
   };
 }
@@ -136,7 +137,7 @@ async function bare(edge: LocalEdge, f: FetchFn): Promise<number> {
 }
 
 interface EdgePair {
-  /** The offerer's fetch (its own loopback address). */
+  /** The offerer's fetch (its own client address). */
   fetch: FetchFn;
   offer(): Promise<{ ms: number; error?: string }>;
   /** Offer and keep the session open for trickles; `trickle()` then times one PATCH. */

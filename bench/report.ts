@@ -297,7 +297,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       "",
       `Edge / relay latency (median): **${times(e.ratioLatency)}**. The edge authenticates each request, keeps peers, sessions and the event log in the room's SQLite, and answers over plain HTTP; the relay forwards a frame on a socket that is already open.`,
       "",
-      `Throughput: concurrent offerer/answerer pairs (each robot from a loopback address of its own) completing offer → answer → DELETE session for ${e.secondsPerPoint} s. CPU: milliseconds of CPU per completed session, the edge's processes (wrangler, its proxy workerd and the Worker's workerd) and this benchmark's client; "cores": the edge's share of one core during the point.`,
+      `Throughput: concurrent offerer/answerer pairs (each robot with a client address of its own) completing offer → answer → DELETE session for ${e.secondsPerPoint} s. CPU: milliseconds of CPU per completed session, the edge's processes (wrangler, its proxy workerd and the Worker's workerd) and this benchmark's client; "cores": the edge's share of one core during the point.`,
       "",
       "| rooms × pairs per room | sessions/s | errors | edge CPU ms/session | edge cores | client CPU ms/session |",
       "|---|---|---|---|---|---|",
