@@ -3,14 +3,26 @@
  * the Worker, the answerer's long-poll woken, its answer returned in the 201), sessions per second
  * in one room as concurrency grows, and the same concurrency spread over more rooms (one Durable
  * Object each). Baseline: a minimal `ws` WebSocket relay forwarding offer and answer frames.
+ *
+ * The goals are ratios to a bare request (GET /healthz) through the same client, proxy and
+ * workerd, sampled in turn with the offers and trickles so that all three see the same machine
+ * load. Each simulated robot has a client address of its own (robotFetch), as robots do: the
+ * per-address rate limit then acts as in production instead of throttling the whole benchmark
+ * as one client. CPU time per session of the edge's
+ * processes and of this client is measured beside each throughput point: on a shared machine it
+ * shows what bounds the rate.
  */
+import { readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { Agent, fetch as undiciFetch } from "undici";
 import { WebSocket, WebSocketServer } from "ws";
 import type { LocalEdge } from "../rover/local-edge.ts";
+import type { FetchFn } from "../shared/client.ts";
 import { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
 import { mintToken } from "../shared/token.ts";
 import { BENCH_SECRET } from "./peers.ts";
-import { ratio, type Summary, summarize } from "./stats.ts";
+import { ratio, type Summary, sleep, summarize } from "./stats.ts";
 
 // A real-shaped data-channel offer/answer (what werift sends, minus candidates), ~400 bytes.
 const SDP = (u: string) =>
@@ -36,10 +48,27 @@ export interface Throughput {
   sessionsPerSecond: number;
   /** Offers that did not complete with a 201 (answer in the response); by status or error name. */
   errors: Record<string, number>;
+  /** CPU time per completed session: the edge's processes (wrangler, its proxy and workerd) and this client. */
+  cpuMsPerSession?: { edge: number | null; client: number };
+  /** Share of one core the edge's processes used during the point (1 = a full core). */
+  edgeCores?: number | null;
+  /** Every offer's time to its 201, ms, in the order completed. */
+  samples?: number[];
+}
+
+/** A goal on a ratio or a rate, and whether this run met it. */
+export interface Goal {
+  value: number | null;
+  goal: number;
+  /** "max": value ≤ goal; "min": value ≥ goal. */
+  kind: "max" | "min";
+  met: boolean;
 }
 
 export interface EdgeBench {
   runs: number;
+  /** The machine's 1-minute load average when the section started and ended (cores: os.cpus()). */
+  loadAverage?: { start: number; end: number };
   /** Context: one plain request through wrangler dev and workerd (no auth), and an authenticated one. */
   healthzMs: Summary;
   iceServersMs: Summary;
@@ -49,8 +78,16 @@ export interface EdgeBench {
   /** Offer→answer and trickle over a bare request (GET /healthz), medians: the edge's own cost. */
   offerOverBare?: number | null;
   trickleOverBare?: number | null;
-  /** Every sample, ms, in the order taken. */
-  samples?: { healthzMs: number[]; offerToAnswerMs: number[]; trickleMs: number[] };
+  /** Every sample, ms, in the order taken (bare, offer and trickle taken in turn). */
+  samples?: {
+    healthzMs: number[];
+    offerToAnswerMs: number[];
+    trickleMs: number[];
+    iceServersMs?: number[];
+    wsRelayMs?: number[];
+  };
+  /** The edge's latency and throughput goals (docs/performance.md), as met on this run. */
+  goals?: { offerOverBare: Goal; trickleOverBare: Goal; sessionsPerSecondOneRoom: Goal };
   wsRelayMs: Summary;
   /** Median edge latency over median relay latency. */
   ratioLatency: number | null;
@@ -65,34 +102,86 @@ export interface EdgeBench {
 }
 
 let seq = 0;
+let lastAddress = 1;
+
+/**
+ * A fetch for one simulated robot: a connection pool of its own, and its own client address in
+ * CF-Connecting-IP (from 198.18.0.0/15, the benchmarking range), the header Cloudflare's front
+ * sets from each robot's address. Through wrangler dev every request otherwise reaches the Worker
+ * from 127.0.0.1 (its proxy's address, whatever the client's source address: checked against the
+ * local limiter's keys), and the per-address limit would treat all robots as one client.
+ */
+function robotFetch(): { fetch: FetchFn; close(): Promise<void> } {
+  const n = ++lastAddress;
+  const address = `198.${18 + ((n >> 16) & 1)}.${(n >> 8) & 255}.${n & 255}`;
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000 });
+  return {
+    fetch: (url, init) => {
+      const headers: Record<string, string> = Object.fromEntries(new Headers(init.headers));
+      headers["CF-Connecting-IP"] = address;
+      return undiciFetch(url, {
+        ...(init as Parameters<typeof undiciFetch>[1]),
+        headers,
+        dispatcher,
+      }) as unknown as Promise<Response>;
+    },
+    close: () => dispatcher.close(),
+  };
+}
+
+/** One bare request (no auth, no body, no room): the context every goal is a ratio to. */
+async function bare(edge: LocalEdge, f: FetchFn): Promise<number> {
+  const t0 = performance.now();
+  await (await f(`${edge.url}/healthz`, {})).text();
+  return performance.now() - t0;
+}
 
 interface EdgePair {
+  /** The offerer's fetch (its own client address). */
+  fetch: FetchFn;
   offer(): Promise<{ ms: number; error?: string }>;
-  /** Offer, keep the session open, and time `n` trickle PATCHes on it. */
-  trickles(n: number): Promise<number[]>;
+  /** Offer and keep the session open for trickles; `trickle()` then times one PATCH. */
+  openTrickle(): Promise<void>;
+  trickle(): Promise<number>;
   stop(): Promise<void>;
 }
 
 /**
  * One offerer and one answerer in `room` (the answerer long-polls and answers every offer at
- * once). Fresh peer ids every time: the edge's rate limit is per token subject.
+ * once), each from an address of its own. Fresh peer ids every time: the edge's rate limit is per
+ * token subject.
  */
 async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
   const n = ++seq;
   const a = `o${n}`;
   const b = `t${n}`;
-  const client = async (id: string) =>
+  const fa = robotFetch();
+  const fb = robotFetch();
+  const client = async (id: string, f: FetchFn) =>
     new RoverlinkClient({
       baseUrl: edge.url,
       token: await mintToken({ secret: BENCH_SECRET, sub: id, room, ttlSeconds: 3600 }),
+      fetch: f,
     });
-  const ca = await client(a);
-  const cb = await client(b);
-  await ca.join(room, {});
+  const ca = await client(a, fa.fetch);
+  const cb = await client(b, fb.fetch);
+  const ja = await ca.join(room, {});
   const jb = await cb.join(room, {});
   let running = true;
   let cursor = jb.cursor;
   const abort = new AbortController();
+  // The offerer polls its events too, as a robot does: that keeps it present in the room past
+  // PRESENCE_TTL_S (and with it the session the trickles go to).
+  const presence = (async () => {
+    let after = ja.cursor;
+    while (running) {
+      const r = await ca
+        .poll(room, a, { after, wait: 10, signal: abort.signal })
+        // Aborted at stop(), or a failed poll: the loop polls again (or ends).
+        .catch(() => null);
+      if (r) after = r.cursor;
+    }
+  })();
   const answerer = (async () => {
     while (running) {
       const r = await cb
@@ -110,7 +199,18 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
       }
     }
   })();
+  let trickling: { session: string; etag: string } | null = null;
+  let port = 50_000;
+  const frag = () =>
+    [
+      "a=ice-ufrag:trickler",
+      "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+      "a=mid:0",
+      `a=candidate:1 1 udp 2130706431 127.0.0.1 ${port++} typ host`,
+      "",
+    ].join("\r\n");
   return {
+    fetch: fa.fetch,
     offer: async () => {
       const t0 = performance.now();
       try {
@@ -126,37 +226,49 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
         };
       }
     },
-    trickles: async (n) => {
+    openTrickle: async () => {
       const r = await ca.offer(room, b, SDP("trickler"), { waitS: 10 });
       if (r.status !== 201) throw new Error(`offer for the trickle run: ${r.status}`);
-      const etag = r.etag;
-      const times: number[] = [];
-      for (let i = 0; i <= n; i++) {
-        const frag = [
-          "a=ice-ufrag:trickler",
-          "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-          "a=mid:0",
-          `a=candidate:1 1 udp 2130706431 127.0.0.1 ${50_000 + i} typ host`,
-          "",
-        ].join("\r\n");
-        const t0 = performance.now();
-        await ca.trickle(room, r.session, frag, { ifMatch: etag });
-        if (i > 0) times.push(performance.now() - t0); // the first is a warm-up
-      }
-      await ca.closeSession(room, r.session);
-      return times;
+      trickling = { session: r.session, etag: r.etag };
+      await ca.trickle(room, r.session, frag(), { ifMatch: r.etag }); // warm-up
+    },
+    trickle: async () => {
+      if (!trickling) throw new Error("openTrickle() first");
+      const body = frag();
+      const t0 = performance.now();
+      await ca.trickle(room, trickling.session, body, { ifMatch: trickling.etag });
+      return performance.now() - t0;
     },
     stop: async () => {
       running = false;
       abort.abort();
-      await answerer;
+      await Promise.all([answerer, presence]);
       // Clean-up only: presence expires by itself.
       await Promise.all([
+        trickling ? ca.closeSession(room, trickling.session).catch(() => undefined) : null,
         ca.leave(room, a).catch(() => undefined),
         cb.leave(room, b).catch(() => undefined),
       ]);
+      await Promise.all([fa.close(), fb.close()]);
     },
   };
+}
+
+/** CPU time (ms) used so far by every process in the group `pgid` (Linux /proc), else null. */
+function groupCpuMs(pgid: number): number | null {
+  if (process.platform !== "linux") return null;
+  let ticks = 0;
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // Fields after the command's closing parenthesis: state is [0], pgrp [2], utime [11], stime [12].
+      const f = readFileSync(`/proc/${name}/stat`, "utf8").split(") ").at(-1)?.split(" ") ?? [];
+      if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended while we listed: its time is no longer countable either way.
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
 }
 
 async function sessionsPerSecond(
@@ -172,6 +284,9 @@ async function sessionsPerSecond(
   }
   let done = 0;
   const errors: Record<string, number> = {};
+  const samples: number[] = [];
+  const edgeCpu0 = groupCpuMs(edge.pid);
+  const clientCpu0 = process.cpuUsage();
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
   await Promise.all(
@@ -179,13 +294,31 @@ async function sessionsPerSecond(
       while (performance.now() < end) {
         const r = await p.offer();
         if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
-        else done++;
+        else {
+          done++;
+          samples.push(Math.round(r.ms * 100) / 100);
+        }
       }
     }),
   );
   const secs = (performance.now() - t0) / 1000;
+  const edgeCpu1 = groupCpuMs(edge.pid);
+  const client = process.cpuUsage(clientCpu0);
   await Promise.all(pairs.map((p) => p.stop()));
-  return { rooms, pairsPerRoom, sessionsPerSecond: Math.round((done / secs) * 10) / 10, errors };
+  const edgeMs = edgeCpu0 === null || edgeCpu1 === null ? null : edgeCpu1 - edgeCpu0;
+  const per = (ms: number) => (done > 0 ? Math.round((ms / done) * 100) / 100 : Number.NaN);
+  return {
+    rooms,
+    pairsPerRoom,
+    sessionsPerSecond: Math.round((done / secs) * 10) / 10,
+    errors,
+    cpuMsPerSession: {
+      edge: edgeMs === null ? null : per(edgeMs),
+      client: per((client.user + client.system) / 1000),
+    },
+    edgeCores: edgeMs === null ? null : Math.round((edgeMs / 1000 / secs) * 100) / 100,
+    samples,
+  };
 }
 
 /** The baseline: a WebSocket server that forwards each frame to the peer named in `to`. */
@@ -251,10 +384,8 @@ async function wsRelay(
   return { latency, sessionsPerSecond: Math.round((done / secs) * 10) / 10 };
 }
 
-async function requestTimes(
-  edge: LocalEdge,
-  runs: number,
-): Promise<{ healthz: number[]; ice: number[] }> {
+async function iceServersTimes(edge: LocalEdge, runs: number): Promise<number[]> {
+  const f = robotFetch();
   const c = new RoverlinkClient({
     baseUrl: edge.url,
     token: await mintToken({
@@ -263,37 +394,63 @@ async function requestTimes(
       room: "bench-requests",
       ttlSeconds: 3600,
     }),
+    fetch: f.fetch,
   });
   // /v1/ice-servers needs membership.
   await c.join("bench-requests", {});
-  const healthz: number[] = [];
   const ice: number[] = [];
   for (let i = 0; i <= runs; i++) {
-    let t0 = performance.now();
-    await (await fetch(`${edge.url}/healthz`)).text();
-    if (i > 0) healthz.push(performance.now() - t0); // the first is a warm-up
-    t0 = performance.now();
+    const t0 = performance.now();
     await c.iceServers();
-    if (i > 0) ice.push(performance.now() - t0);
+    if (i > 0) ice.push(performance.now() - t0); // the first is a warm-up
   }
-  return { healthz, ice };
+  await f.close();
+  return ice;
 }
+
+/** Pause between measured steps, ms (see edgeBench). */
+const SETTLE_MS = 100;
+
+const goal = (value: number | null, g: number, kind: "max" | "min"): Goal => ({
+  value,
+  goal: g,
+  kind,
+  met: value !== null && (kind === "max" ? value <= g : value >= g),
+});
 
 export async function edgeBench(
   edge: LocalEdge,
   runs: number,
   seconds: number,
 ): Promise<EdgeBench> {
-  const req = await requestTimes(edge, runs);
-  const p = await pairInRoom(edge, `bench-edge-${process.pid}-${++seq}`);
+  const loadStart = loadavg()[0] ?? 0;
+  const ice = await iceServersTimes(edge, runs);
+  // Latency: one pair offers, another keeps a session open and trickles on it; a bare request
+  // from the offerer's own connection pool before each, so that each ratio's two sides see the
+  // same load (the machine is shared: its load moves within seconds).
+  const room = `bench-edge-${process.pid}-${++seq}`;
+  const p = await pairInRoom(edge, room);
+  const t = await pairInRoom(edge, room);
   await p.offer(); // warm-up: the room object's first wake, SQLite, the parked-wait path
+  await bare(edge, p.fetch);
+  await t.openTrickle();
+  const healthz: number[] = [];
   const lat: number[] = [];
+  const trickle: number[] = [];
+  // Each step also sets off work after its answer (the answerer's long-poll returns with the
+  // event and polls again); a pause lets it finish, or it would load the next measured step and
+  // the bare request that follows a trickle would pay for the trickle's aftermath.
+  const settle = () => sleep(SETTLE_MS);
   for (let i = 0; i < runs; i++) {
+    healthz.push(await bare(edge, p.fetch));
+    await settle();
     const r = await p.offer();
     if (!r.error) lat.push(r.ms);
+    await settle();
+    trickle.push(await t.trickle());
+    await settle();
   }
-  const trickle = await p.trickles(runs);
-  await p.stop();
+  await Promise.all([p.stop(), t.stop()]);
   const CONCURRENCY = 8;
   const oneRoom: Throughput[] = [];
   for (const pairs of [1, 4, CONCURRENCY])
@@ -304,17 +461,33 @@ export async function edgeBench(
   const relay = await wsRelay(runs, CONCURRENCY, seconds);
   const offerToAnswerMs = summarize(lat);
   const wsRelayMs = summarize(relay.latency);
-  const healthzMs = summarize(req.healthz);
+  const healthzMs = summarize(healthz);
   const trickleMs = summarize(trickle);
+  const offerOverBare = ratio(offerToAnswerMs.median, healthzMs.median);
+  const trickleOverBare = ratio(trickleMs.median, healthzMs.median);
+  const bestOneRoom = Math.max(...oneRoom.map((x) => x.sessionsPerSecond));
+  const r2 = (xs: number[]) => xs.map((x) => Math.round(x * 100) / 100);
   return {
     runs,
+    loadAverage: { start: loadStart, end: loadavg()[0] ?? 0 },
     healthzMs,
-    iceServersMs: summarize(req.ice),
+    iceServersMs: summarize(ice),
     offerToAnswerMs,
     trickleMs,
-    offerOverBare: ratio(offerToAnswerMs.median, healthzMs.median),
-    trickleOverBare: ratio(trickleMs.median, healthzMs.median),
-    samples: { healthzMs: req.healthz, offerToAnswerMs: lat, trickleMs: trickle },
+    offerOverBare,
+    trickleOverBare,
+    goals: {
+      offerOverBare: goal(offerOverBare, 3, "max"),
+      trickleOverBare: goal(trickleOverBare, 1.5, "max"),
+      sessionsPerSecondOneRoom: goal(bestOneRoom, 200, "min"),
+    },
+    samples: {
+      healthzMs: r2(healthz),
+      offerToAnswerMs: r2(lat),
+      trickleMs: r2(trickle),
+      iceServersMs: r2(ice),
+      wsRelayMs: r2(relay.latency),
+    },
     wsRelayMs,
     ratioLatency: ratio(offerToAnswerMs.median, wsRelayMs.median),
     oneRoom,

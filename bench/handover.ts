@@ -3,8 +3,9 @@
  * of two `roverlink rover` processes (A probing B at 50 msg/s on `control`, through TURN) while
  * rover A's network fails (test/lab/scenario.ts, the same runner as the lab tests); p50/p95 of the
  * longest gap without an echo, and lost messages. Baseline: two stock werift peers
- * (test/lab/peer.ts: no restart, no rebuild, no reliable layer) under the same fault and the same
- * 50 msg/s probe stream, with the same figures.
+ * (test/lab/peer.ts: werift 0.25.2 as published through the `werift-unpatched` alias; no restart,
+ * no rebuild, no reliable layer) under the same fault and the same 50 msg/s probe stream, with the
+ * same figures.
  */
 
 import { jsonLines } from "../test/lab/json-lines.ts";
@@ -38,6 +39,8 @@ export interface GapFigures {
   multiHandoverRuns?: number;
   /** roverlink: handovers per run. */
   handoversPerRun?: Summary;
+  /** Every run's figures, in the order run. */
+  samples?: { gapMs: number[]; lost: number[]; sent: number[]; handovers?: number[] };
 }
 
 export interface HandoverRow {
@@ -54,8 +57,13 @@ export interface HandoverRow {
 export interface Handover {
   available: boolean;
   note?: string;
+  /** What the stock rows ran (absent in runs before 2026-12-05, which loaded the patched copy). */
+  anchor?: string;
   rows: HandoverRow[];
 }
+
+/** The stock peers' werift: test/lab/peer.ts imports the unpatched alias. */
+export const STOCK_ANCHOR = "werift 0.25.2, unpatched";
 
 interface Scenario {
   name: string;
@@ -121,6 +129,14 @@ function figures(runs: Run[]): GapFigures {
           handoversPerRun: summarize(runs.map((r) => r.handovers ?? 0)),
         }
       : {}),
+    samples: {
+      gapMs: runs.map((r) => Math.round(r.gapMs)),
+      lost: runs.map((r) => r.lost),
+      sent: runs.map((r) => r.sent),
+      ...(runs.some((r) => r.handovers !== undefined)
+        ? { handovers: runs.map((r) => r.handovers ?? 0) }
+        : {}),
+    },
   };
 }
 
@@ -282,7 +298,7 @@ export async function handover(
         ratioGapP50: ratio(roverlink.gapMs.median, stockWerift.gapMs.median),
       });
     }
-    return { available: true, rows };
+    return { available: true, anchor: STOCK_ANCHOR, rows };
   } finally {
     await labDown();
   }

@@ -41,7 +41,9 @@ const spread = (s: Summary) => `${fmt(s.min)}–${fmt(s.max)}`;
 
 const STACK_LABEL: Record<string, string> = {
   roverlink: "roverlink agents (via local edge)",
-  werift: "stock werift (SDP in memory)",
+  // Runs before 2026-12-05 used the patched copy as their anchor: labelled as what they ran.
+  werift: "werift 0.25.2 + our patches (SDP in memory)",
+  "werift-unpatched": "werift 0.25.2, unpatched (SDP in memory)",
   "node-datachannel": "node-datachannel (SDP in memory)",
 };
 
@@ -50,7 +52,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
   const md: string[] = [
     `# roverlink benchmarks — ${r.date}${r.quick ? " (quick mode: few runs, short windows; indicative only)" : ""}`,
     "",
-    `Machine: ${r.machine}. werift ${r.versions.werift}; ${r.versions.nodeDatachannel ?? "node-datachannel unavailable"}.`,
+    `Machine: ${r.machine}. werift ${r.versions.werift} + our patches (roverlink)${r.versions.weriftUnpatched ? `, werift ${r.versions.weriftUnpatched} unpatched (anchor rows)` : ""}; ${r.versions.nodeDatachannel ?? "node-datachannel unavailable"}.`,
     "All traffic on loopback or in network namespaces created by the run. The machine is shared:",
     "read the ratios (measured side by side in the same run) before the absolute figures.",
     `Wall time per benchmark (s): ${Object.entries(r.took)
@@ -67,6 +69,9 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
 
   if (r.timeToLink) {
     const t = r.timeToLink;
+    const anchor = t.stacks.some((s) => s.stack === "werift-unpatched")
+      ? "werift 0.25.2, unpatched"
+      : "werift 0.25.2 + our patches";
     md.push(
       "## 1. Time to link",
       "",
@@ -89,9 +94,9 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         .map(([k, v]) => `${k} ${v}/${t.runs}`)
         .join(
           ", ",
-        )}. On loopback node-datachannel starts DTLS the moment its own ICE check succeeds; when the first flight reaches a peer that is not ready yet it is dropped and OpenSSL resends it after its 1 s timer, hence ~5 ms or ~1005 ms and nothing between (the median follows whichever is the majority).`,
+        )}. On loopback node-datachannel starts DTLS the moment its own ICE check succeeds; when the first flight reaches a peer that is not ready yet it is dropped and OpenSSL resends it after its 1 s timer: those are the runs over 900 ms. Every run's figure is in the JSON (\`samples\`).`,
       "",
-      `Ratios (median): roverlink / stock werift **${times(t.ratios.roverlinkToWerift)}**, roverlink / node-datachannel **${times(t.ratios.roverlinkToNodeDatachannel)}**, stock werift / node-datachannel ${times(t.ratios.weriftToNodeDatachannel)}.`,
+      `Ratios (median): roverlink / ${anchor} **${times(t.ratios.roverlinkToWerift)}**, roverlink / node-datachannel **${times(t.ratios.roverlinkToNodeDatachannel)}**, ${anchor} / node-datachannel ${times(t.ratios.weriftToNodeDatachannel)}.`,
       "",
     );
     await chart("time-to-link", {
@@ -113,12 +118,14 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
 
   if (r.handover) {
     const h = r.handover;
+    // Runs before 2026-12-05 recorded no anchor: their stock peers loaded the patched copy.
+    const stock = h.anchor ?? "werift 0.25.2 + our patches";
     md.push("## 2. Handover gap (carrier-NAT lab)", "");
     if (!h.available) md.push(`Not measured: ${h.note ?? "not run"}.`, "");
     else {
       md.push(
         "Two rovers in the lab (docs/lab.md), rover A with wifi + cell behind symmetric NATs, linked through TURN; A probes B at 50 msg/s on `control`, the fault hits A once the link is up.",
-        "Gap: the longest time without an echo. Lost: probes never echoed. Stock werift: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.",
+        `Gap: the longest time without an echo. Lost: probes never echoed. ${stock}: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.`,
         "",
         "| scenario | stack | runs | gap p50 ms | gap p95 ms | gap max ms | runs with >1 handover | lost p50 | lost p95 | lost / sent | dup | reordered |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -129,11 +136,11 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         );
       for (const x of h.rows) {
         row(`${x.scenario}: ${x.what}`, "roverlink", x.roverlink);
-        row("", "stock werift", x.stockWerift);
+        row("", stock, x.stockWerift);
       }
       md.push(
         "",
-        `Median gap, roverlink / stock werift: ${h.rows.map((x) => `${x.scenario} ${times(x.ratioGapP50)}`).join(", ")}. A stock werift gap that runs to the end of the window means it never recovered.`,
+        `Median gap, roverlink / ${stock}: ${h.rows.map((x) => `${x.scenario} ${times(x.ratioGapP50)}`).join(", ")}. A ${stock} gap that runs to the end of the window means it never recovered.`,
         "",
       );
       await chart("handover", {
@@ -144,7 +151,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
             (["roverlink", "stockWerift"] as const).flatMap((stack) =>
               (["p50", "p95"] as const).map((q) => ({
                 scenario: x.scenario,
-                series: `${stack === "roverlink" ? "roverlink" : "stock werift"} ${q}`,
+                series: `${stack === "roverlink" ? "roverlink" : stock} ${q}`,
                 ms: q === "p50" ? x[stack].gapMs.median : x[stack].gapMs.p95,
               })),
             ),
@@ -261,33 +268,39 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
 
   if (r.edge) {
     const e = r.edge;
+    const yes = (g: { met: boolean } | undefined) =>
+      g === undefined ? "" : g.met ? "met" : "not met";
     md.push(
       "## 4. Edge (local workerd via wrangler dev)",
       "",
-      `Offer to answer: POST offer (parked in the Worker) → the answerer's long-poll wakes → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Baseline: a minimal \`ws\` relay forwarding offer and answer frames over open WebSockets. Throughput: concurrent offerer/answerer pairs completing offer → answer → DELETE session for ${e.secondsPerPoint} s.`,
+      `Offer to answer: POST offer (parked in the Worker) → the answerer's long-poll wakes → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Trickle: one PATCH with a candidate on an answered session. Bare request, offer and trickle are taken in turn (GET /healthz: no token, no room; 100 ms apart, so that no step pays for the work the previous one set off), so that each ratio's two sides see the same load. Rooms' storage: ${r.edgeStorage ?? "disk"}.${e.loadAverage ? ` Load average ${fmt(e.loadAverage.start, 1)} → ${fmt(e.loadAverage.end, 1)} on ${r.machine.split(" ×")[0]} cores.` : ""}`,
       "",
-      "| offer → answer | median ms | p95 ms | IQR ms |",
-      "|---|---|---|---|",
-      `| roverlink edge | ${fmt(e.offerToAnswerMs.median)} | ${fmt(e.offerToAnswerMs.p95)} | ${fmt(e.offerToAnswerMs.iqr)} |`,
-      `| WebSocket relay | ${fmt(e.wsRelayMs.median)} | ${fmt(e.wsRelayMs.p95)} | ${fmt(e.wsRelayMs.iqr)} |`,
-      `| context: one GET /healthz through wrangler dev + workerd | ${fmt(e.healthzMs.median)} | ${fmt(e.healthzMs.p95)} | ${fmt(e.healthzMs.iqr)} |`,
-      `| context: one authenticated GET /v1/ice-servers | ${fmt(e.iceServersMs.median)} | ${fmt(e.iceServersMs.p95)} | ${fmt(e.iceServersMs.iqr)} |`,
+      "| goal | median | p95 | ratio to a bare request | goal | |",
+      "|---|---|---|---|---|---|",
+      `| context: bare request (GET /healthz through wrangler dev + workerd) | ${fmt(e.healthzMs.median)} ms | ${fmt(e.healthzMs.p95)} ms | 1× | | |`,
+      `| offer → answer | ${fmt(e.offerToAnswerMs.median)} ms | ${fmt(e.offerToAnswerMs.p95)} ms | **${times(e.offerOverBare ?? null)}** | ≤ 3× | ${yes(e.goals?.offerOverBare)} |`,
       ...(e.trickleMs
         ? [
-            `| trickle PATCH (one candidate) on an answered session | ${fmt(e.trickleMs.median)} | ${fmt(e.trickleMs.p95)} | ${fmt(e.trickleMs.iqr)} |`,
+            `| trickle PATCH (one candidate) | ${fmt(e.trickleMs.median)} ms | ${fmt(e.trickleMs.p95)} ms | **${times(e.trickleOverBare ?? null)}** | ≤ 1.5× | ${yes(e.goals?.trickleOverBare)} |`,
+          ]
+        : []),
+      ...(e.goals
+        ? [
+            `| sessions/s in one room (best point below) | ${fmt(e.goals.sessionsPerSecondOneRoom.value, 1)} | | | ≥ 200 | ${yes(e.goals.sessionsPerSecondOneRoom)} |`,
           ]
         : []),
       "",
-      ...(e.offerOverBare !== undefined
-        ? [
-            `Over a bare request (GET /healthz, median): offer → answer **${times(e.offerOverBare)}** (goal ≤ 3×), trickle PATCH **${times(e.trickleOverBare ?? null)}** (goal ≤ 1.5×).`,
-            "",
-          ]
-        : []),
+      "| other requests | median ms | p95 ms | IQR ms |",
+      "|---|---|---|---|",
+      `| authenticated GET /v1/ice-servers | ${fmt(e.iceServersMs.median)} | ${fmt(e.iceServersMs.p95)} | ${fmt(e.iceServersMs.iqr)} |`,
+      `| WebSocket relay, offer → answer (baseline) | ${fmt(e.wsRelayMs.median)} | ${fmt(e.wsRelayMs.p95)} | ${fmt(e.wsRelayMs.iqr)} |`,
+      "",
       `Edge / relay latency (median): **${times(e.ratioLatency)}**. The edge authenticates each request, keeps peers, sessions and the event log in the room's SQLite, and answers over plain HTTP; the relay forwards a frame on a socket that is already open.`,
       "",
-      "| rooms × pairs per room | sessions/s | errors |",
-      "|---|---|---|",
+      `Throughput: concurrent offerer/answerer pairs (each robot with a client address of its own) completing offer → answer → DELETE session for ${e.secondsPerPoint} s. CPU: milliseconds of CPU per completed session, the edge's processes (wrangler, its proxy workerd and the Worker's workerd) and this benchmark's client; "cores": the edge's share of one core during the point.`,
+      "",
+      "| rooms × pairs per room | sessions/s | errors | edge CPU ms/session | edge cores | client CPU ms/session |",
+      "|---|---|---|---|---|---|",
     );
     const errs = (x: Record<string, number>) =>
       Object.entries(x)
@@ -295,10 +308,10 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         .join(", ") || "none";
     for (const x of [...e.oneRoom, ...e.rooms])
       md.push(
-        `| ${x.rooms} × ${x.pairsPerRoom} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)} |`,
+        `| ${x.rooms} × ${x.pairsPerRoom} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)} | ${fmt(x.cpuMsPerSession?.edge ?? null, 1)} | ${fmt(x.edgeCores ?? null)} | ${fmt(x.cpuMsPerSession?.client ?? null, 1)} |`,
       );
     md.push(
-      `| WebSocket relay, ${e.wsRelay.pairs} pairs | ${fmt(e.wsRelay.sessionsPerSecond, 1)} | |`,
+      `| WebSocket relay, ${e.wsRelay.pairs} pairs | ${fmt(e.wsRelay.sessionsPerSecond, 1)} | | | | |`,
       "",
       `Edge / relay throughput at ${e.wsRelay.pairs} concurrent pairs in one room: **${times(e.ratioThroughput)}**.`,
       "",

@@ -4,7 +4,7 @@
  * write <out>/<date>[-quick].json, .md and PNG charts (default out: bench/results). Figures only:
  * no thresholds. --quick: few runs, short windows, no lab (CI smoke test, well under 2 minutes).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -37,7 +37,8 @@ export interface BenchResults {
   quick: boolean;
   runs: number;
   machine: string;
-  versions: { werift: string; nodeDatachannel: string | null };
+  /** werift: the patched copy roverlink runs; weriftUnpatched: the anchors' copy, as published. */
+  versions: { werift: string; weriftUnpatched?: string; nodeDatachannel: string | null };
   /** Wall time of each benchmark, seconds. */
   took: Partial<Record<BenchName, number>>;
   /** When each benchmark ran (ISO time): `--only` keeps the other sections of the same day's file. */
@@ -50,6 +51,8 @@ export interface BenchResults {
   file?: FileBench;
   outbox?: OutboxBench;
   forward?: ForwardBench;
+  /** Where the local edge kept the rooms' SQLite for this run. */
+  edgeStorage?: string;
 }
 
 function fail(msg: string): never {
@@ -112,17 +115,23 @@ if (!Number.isInteger(runs) || runs < 1)
 const date = new Date().toISOString().slice(0, 10);
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-const weriftVersion = (
-  JSON.parse(readFileSync(join(REPO_ROOT, "node_modules/werift/package.json"), "utf8")) as {
-    version: string;
-  }
-).version;
+const versionOf = (pkg: string) =>
+  (
+    JSON.parse(readFileSync(join(REPO_ROOT, "node_modules", pkg, "package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+const weriftVersion = versionOf("werift");
 const results: BenchResults = {
   date,
   quick,
   runs,
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${process.platform}`,
-  versions: { werift: weriftVersion, nodeDatachannel: nodeDatachannelVersion() },
+  versions: {
+    werift: weriftVersion,
+    weriftUnpatched: versionOf("werift-unpatched"),
+    nodeDatachannel: nodeDatachannelVersion(),
+  },
   took: {},
   ranAt: {},
 };
@@ -162,8 +171,18 @@ async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Pro
 }
 
 const needsEdge = ["time-to-link", "data-path", "edge", "file", "forward"].some((n) => only.has(n));
+// The rooms' SQLite on a RAM disk when there is one: an fsync on this shared machine's disk
+// costs what the disk and its other users make it cost, which is not the edge's own path (a
+// deployed room's storage is Cloudflare's). Measured 2026-12-05: workerd's CPU per signaling
+// session ~25 ms on /dev/shm against ~37 ms on disk (docs/performance.md).
+const ramDisk =
+  needsEdge && existsSync("/dev/shm") ? mkdtempSync("/dev/shm/roverlink-bench-") : null;
+if (needsEdge) results.edgeStorage = ramDisk ? "tmpfs (/dev/shm)" : "disk (temporary directory)";
 const edge = needsEdge
-  ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
+  ? await startLocalEdge({
+      vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" },
+      ...(ramDisk ? { persistTo: ramDisk } : {}),
+    })
   : null;
 try {
   if (edge && only.has("time-to-link")) {
@@ -204,6 +223,7 @@ try {
   }
 } finally {
   await edge?.stop();
+  if (ramDisk) rmSync(ramDisk, { recursive: true, force: true });
 }
 if (only.has("footprint")) {
   const idle = quick ? 5 : 60;

@@ -1,7 +1,7 @@
 /**
  * 1. Time to link: two roverlink agents through the local edge (join, HTTP signaling through the
- * room object, ICE, DTLS, SCTP) vs two stock werift PCs and two node-datachannel PCs exchanging
- * SDP in memory. The stacks take turns within each run so machine noise hits all of them alike.
+ * room object, ICE, DTLS, SCTP) vs two stock werift PCs (0.25.2 as published, unpatched) and two
+ * node-datachannel PCs exchanging SDP in memory. The stacks take turns within each run so machine noise hits all of them alike.
  */
 import type { LocalEdge } from "../rover/local-edge.ts";
 import { nodeDatachannel, pairOf, type Stack } from "./peers.ts";
@@ -28,9 +28,12 @@ export interface TimeToLink {
   };
 }
 
+/** The werift anchor: 0.25.2 as published (the `werift-unpatched` alias), not our patched copy. */
+const ANCHOR = "werift-unpatched";
+
 export async function timeToLink(edge: LocalEdge, runs: number): Promise<TimeToLink> {
   const ndc = nodeDatachannel();
-  const stacks: StackTimes[] = (["roverlink", "werift", "node-datachannel"] as const).map(
+  const stacks: StackTimes[] = (["roverlink", ANCHOR, "node-datachannel"] as const).map(
     (stack) => ({
       stack,
       ...(stack === "node-datachannel" && typeof ndc === "string" ? { unavailable: ndc } : {}),
@@ -54,14 +57,14 @@ export async function timeToLink(edge: LocalEdge, runs: number): Promise<TimeToL
     runs,
     slowRuns: {
       roverlink: slow("roverlink"),
-      werift: slow("werift"),
+      [ANCHOR]: slow(ANCHOR),
       "node-datachannel": slow("node-datachannel"),
     },
     stacks,
     ratios: {
-      roverlinkToWerift: ratio(median("roverlink"), median("werift")),
+      roverlinkToWerift: ratio(median("roverlink"), median(ANCHOR)),
       roverlinkToNodeDatachannel: ratio(median("roverlink"), median("node-datachannel")),
-      weriftToNodeDatachannel: ratio(median("werift"), median("node-datachannel")),
+      weriftToNodeDatachannel: ratio(median(ANCHOR), median("node-datachannel")),
     },
   };
 }

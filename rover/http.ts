@@ -41,6 +41,7 @@ export class EdgeHttp {
   reset(): void {
     const old = this.#dispatcher;
     this.#dispatcher = EdgeHttp.#make();
+    // Failures of a pool being retired change nothing: its replacement already serves.
     void old.close().catch(() => {});
     setTimeout(() => void old.destroy().catch(() => {}), RESET_GRACE_MS).unref();
   }

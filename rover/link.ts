@@ -284,7 +284,7 @@ export class Link extends EventEmitter {
       "link refused: untrusted DTLS fingerprint",
     );
     if (session === this.#sid) this.#sid = null;
-    if (session) await this.#o.client.closeSession(this.#o.room, session).catch(() => {});
+    if (session) await this.#dropSession(session);
     this.emit("refused", why);
     return true;
   }
@@ -391,7 +391,7 @@ export class Link extends EventEmitter {
     this.#o.log.info({ peer: this.peer }, "answered by a new PeerConnection; rebuilding");
     const sid = this.#sid;
     this.#sid = null;
-    if (sid) await this.#o.client.closeSession(this.#o.room, sid).catch(() => {});
+    if (sid) await this.#dropSession(sid);
     await this.#offer();
   }
 
@@ -667,7 +667,7 @@ export class Link extends EventEmitter {
     this.#markRestart(reason);
     const old = this.#sid;
     if (this.role === "offerer") {
-      if (old) await this.#o.client.closeSession(this.#o.room, old).catch(() => {});
+      if (old) await this.#dropSession(old);
       this.#sid = null;
       await this.#offer();
     }
@@ -681,7 +681,18 @@ export class Link extends EventEmitter {
     this.#answerFrom = null;
     this.#channels.closeAll();
     this.#candidates.reset();
+    // A PeerConnection that fails to close is being dropped anyway: nothing is left to undo.
     if (old) void old.close().catch(() => {});
+  }
+
+  /**
+   * Close a session on the edge, best effort: one the edge cannot be told about is superseded by
+   * the next offer to the same peer or ends with the peers' presence, so a failure is only logged.
+   */
+  async #dropSession(sid: string): Promise<void> {
+    await this.#o.client.closeSession(this.#o.room, sid).catch((e: unknown) => {
+      this.#o.log.debug({ peer: this.peer, err: errorMessage(e) }, "session close not confirmed");
+    });
   }
 
   // --- carrying out the policy's decisions ---------------------------------------------------
@@ -866,7 +877,7 @@ export class Link extends EventEmitter {
     if (this.#timer) clearTimeout(this.#timer);
     this.health.onClosed(Date.now());
     const sid = this.#sid;
-    if (hangUp && sid) await this.#o.client.closeSession(this.#o.room, sid).catch(() => {});
+    if (hangUp && sid) await this.#dropSession(sid);
     this.#channels.dispose();
     this.#replacePc();
   }

@@ -154,6 +154,12 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
     CLOUDFLARE_INCLUDE_PROCESS_ENV: "false",
     NO_COLOR: "1",
     CI: process.env.CI ?? "1",
+    // wrangler's local trace store and data explorer: the first writes every invocation into a
+    // SQLite file that only grows (a third of workerd's CPU per signaling session, measured
+    // 2026-12-05, docs/performance.md), the second serves the rooms' storage on the edge's own
+    // port. Neither exists in production; the edge's own logs still reach the console.
+    X_LOCAL_OBSERVABILITY: "false",
+    X_LOCAL_EXPLORER: "false",
   };
   for (const name of [...SECRET_VARS, "ROVERLINK_TOKEN"]) delete env[name];
   const child: ChildProcess = spawn(bin, args, {

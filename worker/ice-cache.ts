@@ -30,6 +30,21 @@ export async function iceServersForPeer(
   tokenExpS: number,
 ): Promise<IceServersResponse> {
   const { cached } = unwrap(await stub.cachedIce(sub));
+  return iceServersFromCache(c, stub, sub, tokenExpS, cached);
+}
+
+/**
+ * ICE servers from what the room had cached for `sub` (an offer's or restart's own room call
+ * returns it): no room call when it is reusable or nothing needs caching; otherwise fresh
+ * credentials, stored for next time.
+ */
+export async function iceServersFromCache(
+  c: Ctx,
+  stub: RoomRpc,
+  sub: string,
+  tokenExpS: number,
+  cached: CachedIce | null,
+): Promise<IceServersResponse> {
   const now = Date.now();
   const tokenExpMs = tokenExpS * 1000;
   const ttlS = turnTtlS(c.env);

@@ -72,18 +72,28 @@ describe("limits", () => {
       RATE_LIMITER_ADDR: (env as unknown as { SMALL_LIMITER: RateLimit }).SMALL_LIMITER,
     };
     const room = freshRoom("addr");
-    const addr = `198.51.100.${Math.floor(Math.random() * 250)}`;
     const get = async (sub: string, from: string) =>
       appCall(vars, "GET", `/v1/rooms/${room}/peers`, {
         token: await token(sub, room),
         headers: { "CF-Connecting-IP": from },
       });
+    // The local limiter's windows are wall-clock minutes: a run that straddles one is run again
+    // (from a fresh address) in the next, where it cannot straddle another.
+    const minute = () => Math.floor(Date.now() / 60_000);
+    let addr = "";
     let limited: Response | null = null;
     let served = 0;
-    for (let i = 0; i < 30 && !limited; i++) {
-      const r = await get(`s${i}`, addr);
-      if (r.status === 429) limited = r;
-      else served++;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const began = minute();
+      addr = `198.51.100.${Math.floor(Math.random() * 250)}`;
+      limited = null;
+      served = 0;
+      for (let i = 0; i < 30 && !limited; i++) {
+        const r = await get(`s${attempt}-${i}`, addr);
+        if (r.status === 429) limited = r;
+        else served++;
+      }
+      if (minute() === began) break;
     }
     // Many subjects, one address: stopped by the address guard.
     expect(served).toBe(20);
@@ -95,7 +105,7 @@ describe("limits", () => {
       headers: { "CF-Connecting-IP": addr },
     });
     expect(join.status).toBe(201);
-  });
+  }, 60_000);
 
   it("413 for sdpfrag bodies over 64 KiB (PATCH and answer) and JSON over 16 KiB (PATCH peer)", async () => {
     const p = await pair("limits");

@@ -1,4 +1,6 @@
-// A stock werift peer for lab tests, run inside a namespace (`ip netns exec rl-a node test/lab/peer.ts '<json>'`).
+// A stock werift peer for lab tests and the handover bench's anchor rows, run inside a namespace
+// (`ip netns exec rl-a node test/lab/peer.ts '<json>'`). Stock means werift 0.25.2 as published:
+// the `werift-unpatched` npm alias, which patch-package leaves alone.
 // Config (argv[2], JSON): {"role": "offer"|"answer", "iceServers": [...], "iceTransportPolicy"?: "all"|"relay"}.
 // Speaks JSON lines. Out: {"type":"offer"|"answer","sdp"} (complete SDP, no trickle), {"type":"ice","state"},
 // {"type":"pc","state"}, {"type":"open"}, {"type":"pair","local","remote"} (selected candidates),
@@ -6,7 +8,7 @@
 // In: {"type":"offer"|"answer","sdp"}, {"type":"send","data"}, {"type":"pairs"}.
 // The answerer echoes every data channel message; the offerer opens the channel "lab".
 import { createInterface } from "node:readline";
-import { type RTCDataChannel, type RTCIceServer, RTCPeerConnection } from "werift";
+import { type RTCDataChannel, type RTCIceServer, RTCPeerConnection } from "werift-unpatched";
 
 interface PeerConfig {
   role: "offer" | "answer";

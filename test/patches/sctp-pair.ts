@@ -42,6 +42,7 @@ export interface Linked {
 export async function linkedPair(): Promise<Linked> {
   const a = new RTCPeerConnection(config);
   const b = new RTCPeerConnection(config);
+  // A candidate that reaches an already closed peer at clean-up has nowhere to go.
   a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
   const dc = a.createDataChannel("control");

@@ -61,6 +61,7 @@ async function linked(
   const a = new RTCPeerConnection(config);
   const b = new RTCPeerConnection(config);
   cleanup.push(async () => void (await Promise.all([a.close(), b.close()])));
+  // A candidate that reaches an already closed peer at clean-up has nowhere to go.
   a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
 

@@ -221,6 +221,7 @@ describe("durable outbox (SQLite)", () => {
         expect(e).toBeInstanceOf(OutboxError);
         refused++;
       }
+      // A batch whose commit fails (the database is full) counts as rejected: asserted below.
       await out.committed().catch(() => {});
     }
     // Refused at once (thrown) or with the batch whose commit failed: counted either way.

@@ -12,7 +12,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
 import {
-  type IceServer,
   type JoinBody,
   LIMITS,
   type Peer,
@@ -22,6 +21,7 @@ import {
 } from "../../shared/protocol.ts";
 import { kindSchema, positionSchema } from "../../shared/schemas.ts";
 import { type EdgeEnv, numVar } from "../env.ts";
+import type { CachedIce } from "../ice-cache.ts";
 import { mergePatch } from "../merge-patch.ts";
 import type { RoomProblem } from "../problem.ts";
 import { admit, defaultPerSender, type LogLimits, type Refusal } from "./event-policy.ts";
@@ -344,9 +344,7 @@ export class Room extends DurableObject<EdgeEnv> {
   // --- TURN credentials (worker/ice-cache.ts) ---------------------------------------------
 
   /** The peer's cached ICE servers; 409 when it has not joined (credentials need membership). */
-  async cachedIce(
-    id: string,
-  ): Promise<Result<{ cached: { iceServers: IceServer[]; expiresAt: number } | null }>> {
+  async cachedIce(id: string): Promise<Result<{ cached: CachedIce | null }>> {
     if (!this.#store.peer(id)) {
       return fail(
         409,
@@ -357,7 +355,7 @@ export class Room extends DurableObject<EdgeEnv> {
     return { ok: true, cached: this.#store.ice(id) };
   }
 
-  async storeIce(id: string, value: { iceServers: IceServer[]; expiresAt: number }): Promise<void> {
+  async storeIce(id: string, value: CachedIce): Promise<void> {
     if (this.#store.peer(id)) this.#store.setIce(id, value.iceServers, value.expiresAt);
   }
 
@@ -370,7 +368,7 @@ export class Room extends DurableObject<EdgeEnv> {
     offer: Described,
     waitMs: number,
     sid: string = randomId(16),
-  ): Promise<Result<{ session: string; etag: string }>> {
+  ): Promise<Result<{ session: string; etag: string; ice: CachedIce | null }>> {
     const sdp = offer.body;
     if (!this.#store.peer(from)) {
       return fail(409, "Not joined", `join the room before offering (POST /v1/rooms/{room}/peers)`);
@@ -407,7 +405,8 @@ export class Room extends DurableObject<EdgeEnv> {
     this.#emit(to, { type: "offer", session: s.id, from, sdp, etag: `"${etag}"` });
     await this.#scheduleAlarm();
     this.#wake();
-    return { ok: true, session: s.id, etag };
+    // The offerer's cached ICE servers ride along: the route needs no second room call for them.
+    return { ok: true, session: s.id, etag, ice: this.#store.ice(from) };
   }
 
   /**
@@ -422,7 +421,7 @@ export class Room extends DurableObject<EdgeEnv> {
     described: Described,
     ifMatch: string,
     waitMs: number,
-  ): Promise<Result<{ etag: string }>> {
+  ): Promise<Result<{ etag: string; ice: CachedIce | null }>> {
     const body = described.body;
     const s = this.#store.session(sid);
     const denied = this.#party(s, sid, by);
@@ -457,7 +456,7 @@ export class Room extends DurableObject<EdgeEnv> {
     this.#toWake.add(sessionTopic(sid));
     await this.#scheduleAlarm();
     this.#wake();
-    return { ok: true, etag };
+    return { ok: true, etag, ice: this.#store.ice(by) };
   }
 
   /** `split`: for a restart answer (sdpfrag), what a parked PATCH request is given instead. */
@@ -552,7 +551,7 @@ export class Room extends DurableObject<EdgeEnv> {
     frag: Described & { hasPwd: boolean },
     ifMatch: string,
     waitMs: number,
-  ): Promise<Result<{ restart: false } | { restart: true; etag: string }>> {
+  ): Promise<Result<{ restart: false } | { restart: true; etag: string; ice: CachedIce | null }>> {
     const s = this.#store.session(sid);
     const denied = this.#party(s, sid, by);
     if (denied) return denied;
@@ -578,7 +577,7 @@ export class Room extends DurableObject<EdgeEnv> {
       return fail(400, "Bad sdpfrag", "an ICE restart needs a=ice-pwd with the new a=ice-ufrag");
     }
     const r = await this.restart(sid, by, "restart", frag, ifMatch, waitMs);
-    return r.ok ? { ok: true, restart: true, etag: r.etag } : r;
+    return r.ok ? { ok: true, restart: true, etag: r.etag, ice: r.ice } : r;
   }
 
   /** Trickled candidates from `by` (its current ufrag, or none). */

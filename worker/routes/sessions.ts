@@ -29,7 +29,7 @@ import {
   unwrap,
 } from "../context.ts";
 import { numVar } from "../env.ts";
-import { iceServersForPeer } from "../ice-cache.ts";
+import { type CachedIce, iceServersFromCache } from "../ice-cache.ts";
 import { sdpLimit } from "../limits.ts";
 import { EdgeProblem, problem } from "../problem.ts";
 import { splitRestartAnswer } from "../restart-answer.ts";
@@ -105,10 +105,14 @@ async function actor(c: Ctx, r: string, sid: string): Promise<string> {
   return (await roomStub(c, r).partyFor(sid)) ?? cl.sub;
 }
 
-/** ICE servers for the response's Link headers, asked for at once (off the answer's path). */
-function iceLinks(c: Ctx, r: string): Promise<string[]> {
+/**
+ * ICE servers for the response's Link headers, from the cache the room's own call returned.
+ * Fresh TURN credentials (maybe a Cloudflare API call) are minted while the answer is awaited,
+ * never before the offer reaches the room.
+ */
+function iceLinks(c: Ctx, r: string, cached: CachedIce | null): Promise<string[]> {
   const cl = claims(c);
-  return iceServersForPeer(c, roomStub(c, r), cl.sub, cl.exp).then(
+  return iceServersFromCache(c, roomStub(c, r), cl.sub, cl.exp, cached).then(
     (ice) => iceServerLinks(ice.iceServers),
     (e: unknown) => {
       // TURN trouble must not fail the offer: the client can fetch /v1/ice-servers later.
@@ -185,7 +189,6 @@ offerRoutes.post("/:target/sessions", sdpLimit, async (c) => {
   const offer = await readSdp(c, r, null, from);
   const wait = offerWaitS(c);
   const stub = roomStub(c, r);
-  const links = iceLinks(c, r);
   // The offer and the watch on its session at once: one round trip to the room, not two.
   const sid = newSessionId();
   const [made, w] = await Promise.all([
@@ -193,7 +196,8 @@ offerRoutes.post("/:target/sessions", sdpLimit, async (c) => {
     watch(stub, sessionTopic(sid)),
   ]);
   if (!made.ok) w.close();
-  const { session, etag } = unwrap(made);
+  const { session, etag, ice } = unwrap(made);
+  const links = iceLinks(c, r, ice);
   const st = await awaitAnswer(stub, session, etag, wait.waitS * 1000, c.req.raw.signal, w);
   return answerOrLater(c, r, session, etag, st, wait, links, CONTENT_TYPE.sdp, 201);
 });
@@ -217,8 +221,10 @@ sessionRoutes.post("/:sid", sdpLimit, async (c) => {
   const offer = await readSdp(c, r, sid, by);
   const match = requireIfMatch(c);
   const wait = offerWaitS(c);
-  const links = iceLinks(c, r);
-  const { etag } = unwrap(await stub.restart(sid, by, "offer", offer, match, wait.waitS * 1000));
+  const { etag, ice } = unwrap(
+    await stub.restart(sid, by, "offer", offer, match, wait.waitS * 1000),
+  );
+  const links = iceLinks(c, r, ice);
   const st = await awaitAnswer(stub, sid, etag, wait.waitS * 1000, c.req.raw.signal);
   return answerOrLater(c, r, sid, etag, st, wait, links, CONTENT_TYPE.sdp, 200);
 });
@@ -238,7 +244,7 @@ sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
     await stub.patchSession(sid, by, { body, ufrag, hasPwd }, match, wait.waitS * 1000),
   );
   if (!done.restart) return c.body(null, 204);
-  const links = iceLinks(c, r);
+  const links = iceLinks(c, r, done.ice);
   const st = await awaitAnswer(stub, sid, done.etag, wait.waitS * 1000, c.req.raw.signal);
   return answerOrLater(c, r, sid, done.etag, st, wait, links, CONTENT_TYPE.sdpfrag, 200);
 });
