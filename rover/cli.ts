@@ -22,6 +22,12 @@ import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
+import {
+  type VideoConfig,
+  VideoConfigError,
+  type VideoFlags,
+  videoConfig,
+} from "./video-config.ts";
 
 class UsageError extends Error {}
 
@@ -256,6 +262,28 @@ program
   )
   .option("--in-memory", "keep control streams in memory only: lost when the process ends")
   .option(
+    "--video <rtp://host:port>",
+    "send the local encoder's RTP from this port to consoles (docs/rover.md)",
+  )
+  .option("--video-sdp <file>", "the encoder's SDP file: port, codec (instead of or with --video)")
+  .option("--video-codec <codec>", "vp8 or h264 (default: the SDP file's, else vp8)")
+  .option(
+    "--video-rtcp <host:port>",
+    "send keyframe requests (RTCP PLI) to the encoder's RTCP port",
+  )
+  .option("--video-keyframe-cmd <cmd>", "run this shell command on a keyframe request")
+  .option("--video-bitrate-cmd <cmd>", "run this shell command when the target bitrate changes")
+  .option(
+    "--video-min-kbps <kbps>",
+    "lowest target bitrate (default 150)",
+    positiveNumber("--video-min-kbps"),
+  )
+  .option(
+    "--video-max-kbps <kbps>",
+    "highest target bitrate (default 2500)",
+    positiveNumber("--video-max-kbps"),
+  )
+  .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
@@ -288,7 +316,7 @@ program
         allowForward?: AllowedTarget[];
         stateDir?: string;
         inMemory?: boolean;
-      },
+      } & VideoFlags,
       cmd: Command,
     ) => {
       // The environment fills in what the command line left out (commander would take an empty
@@ -318,6 +346,17 @@ program
         const warning = masterSecretWarning(edge);
         if (warning) warnings.push(warning);
       }
+      let video: VideoConfig | null;
+      try {
+        const sdp = opts.videoSdp ? readFileSync(opts.videoSdp, "utf8") : undefined;
+        video = videoConfig(opts, sdp);
+      } catch (e) {
+        throw new UsageError(
+          e instanceof VideoConfigError
+            ? e.message
+            : `--video-sdp: cannot read ${opts.videoSdp}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+        );
+      }
       const { runRover } = await import("./run.ts");
       const code = await runRover({
         edge,
@@ -341,6 +380,7 @@ program
         ...(opts.identity ? { identityFile: opts.identity } : {}),
         ...(opts.trust ? { trustFile: opts.trust } : {}),
         ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
+        ...(video ? { video } : {}),
       });
       process.exitCode = code;
     },

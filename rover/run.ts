@@ -17,6 +17,8 @@ import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
 import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
+import type { VideoConfig } from "./video-config.ts";
+import { VideoSource } from "./video-source.ts";
 
 export interface RoverRunOptions {
   edge: string;
@@ -44,6 +46,8 @@ export interface RoverRunOptions {
   allowForward?: AllowedTarget[];
   /** Durable control streams kept here (rover/outbox.ts); none: in memory. */
   stateDir?: string;
+  /** The camera (--video and its flags; rover/video-config.ts). */
+  video?: VideoConfig;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -97,7 +101,11 @@ async function run(
     ...(o.identityFile ? { identityFile: o.identityFile } : {}),
     ...(o.trustFile ? { trustFile: o.trustFile } : {}),
   });
+  // The video port first of all: a port in use fails before anything else starts.
+  const video = o.video ? new VideoSource(o.video, log) : null;
+  await video?.start();
   const agent = new Agent({
+    ...(video ? { video } : {}),
     identity: id.identity,
     edge: o.edge,
     room: o.room,
@@ -156,6 +164,7 @@ async function run(
     try {
       metricsServer = await metrics.serve(o.metricsPort);
     } catch (e) {
+      video?.close();
       throw new Error(`metrics port ${o.metricsPort}: ${(e as Error).message}`);
     }
     log.info({ url: `http://127.0.0.1:${o.metricsPort}/metrics` }, "metrics");
@@ -170,6 +179,7 @@ async function run(
   try {
     await forwarder.start();
   } catch (e) {
+    video?.close();
     await closeServer(metricsServer);
     throw e;
   }
@@ -181,6 +191,7 @@ async function run(
   } catch (e) {
     await forwarder.stop();
     await agent.stop();
+    video?.close();
     await closeServer(metricsServer);
     if (stopRequested()) {
       if (o.statsJson) writeStats(o.statsJson, stats.figures(Date.now()));
@@ -262,6 +273,7 @@ async function run(
   if (o.statsJson) writeStats(o.statsJson, figures);
   await forwarder.stop();
   await agent.stop();
+  video?.close();
   await closeServer(metricsServer);
   return 0;
 }

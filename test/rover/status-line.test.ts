@@ -11,6 +11,7 @@ const link = (o: Partial<LinkStats>): LinkStats => ({
   restarts: 0,
   rebuilds: 0,
   backlog: 0,
+  videoTargetBps: null,
   ...o,
 });
 
