@@ -175,6 +175,11 @@ export class AgentMetrics {
       "RTP packets received from the encoder",
       (v) => v.packets,
     );
+    videoGauge(
+      "roverlink_video_frames",
+      "Video frames received from the encoder (RTP marker bits)",
+      (v) => v.frames,
+    );
     videoGauge("roverlink_video_rtp_bytes", "RTP bytes received from the encoder", (v) => v.bytes);
     videoGauge(
       "roverlink_video_keyframe_requests",

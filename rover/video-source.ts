@@ -20,6 +20,8 @@ const KEYFRAME_GAP_MS = 500;
 export interface VideoSourceStats {
   packets: number;
   bytes: number;
+  /** Frames (packets with the RTP marker bit: the last of a video frame). */
+  frames: number;
   /** Datagrams that were not RTP (or were RTCP) and were dropped. */
   dropped: number;
   keyframeRequests: number;
@@ -38,6 +40,7 @@ export class VideoSource extends EventEmitter {
   #stats: VideoSourceStats = {
     packets: 0,
     bytes: 0,
+    frames: 0,
     dropped: 0,
     keyframeRequests: 0,
     keyframeRequestsMerged: 0,
@@ -97,6 +100,7 @@ export class VideoSource extends EventEmitter {
     }
     this.#stats.packets++;
     this.#stats.bytes += msg.length;
+    if ((msg[1] ?? 0) & 0x80) this.#stats.frames++;
     this.#stats.encoderSsrc = msg.readUInt32BE(8);
     for (const f of this.#subs) f(msg);
   }
