@@ -56,6 +56,7 @@ export class LinkVideo {
   pcConfig(): {
     codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] };
     headerExtensions: { video: ReturnType<typeof useAbsSendTime>[] };
+    bundlePolicy: "max-bundle";
   } {
     const c = this.#source.config;
     const video = c.codec === "H264" ? useH264(c.fmtp ? { parameters: c.fmtp } : {}) : useVP8();
@@ -63,6 +64,10 @@ export class LinkVideo {
     return {
       codecs: { audio: [useOPUS(), usePCMU()], video: [video] },
       headerExtensions: { video: [useAbsSendTime()] },
+      // One ICE/DTLS transport for video and data from the start. Under werift's default
+      // (max-compat) each section gets its own before BUNDLE folds them, and close() never stops
+      // the folded one: its UDP sockets stay open (and keep the process alive) after every link.
+      bundlePolicy: "max-bundle",
     };
   }
 

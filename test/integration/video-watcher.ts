@@ -7,7 +7,7 @@
  *
  * As a program (`node test/integration/video-watcher.ts <edge> <room> <id> <token>`), it prints
  * JSON lines: {"type":"frame","t":<epoch ms>} per complete frame, {"type":"session"} per offer
- * answered.
+ * answered; it echoes `control` (the agent's --probe measures the RTT).
  */
 import { RTCPeerConnection, type RTCIceServer } from "werift";
 import { RoverlinkClient } from "../../shared/client.ts";
@@ -23,6 +23,8 @@ export interface WatcherOptions {
   iceServers?: RTCIceServer[];
   onFrame?: (t: number) => void;
   onSession?: (session: string, restart: boolean) => void;
+  /** Send every `control` message back (the agent's --probe measures control RTT with it). */
+  echoControl?: boolean;
 }
 
 export class VideoWatcher {
@@ -102,10 +104,15 @@ export class VideoWatcher {
   }
 
   #newPc(): RTCPeerConnection {
-    const pc = new RTCPeerConnection({ iceServers: this.#iceServers, iceUseIpv6: false });
+    const pc = new RTCPeerConnection({
+      iceServers: this.#iceServers,
+      iceUseIpv6: false,
+      bundlePolicy: "max-bundle", // see rover/link-video.ts
+    });
     pc.onDataChannel.subscribe((dc) => {
       dc.onMessage.subscribe((data) => {
         const text = data.toString();
+        if (dc.label === "control" && this.#o.echoControl) dc.send(text);
         // The agent's health pings: answered, or it would restart the link over and over.
         if (dc.label === "telemetry" && isProbe(text)) {
           const p = decodeProbe(text);
@@ -157,6 +164,7 @@ if (import.meta.main) {
     token,
     onFrame: (t) => out({ type: "frame", t }),
     onSession: (session, restart) => out({ type: "session", session, restart }),
+    echoControl: true,
   });
   await w.start();
   out({ type: "joined" });
