@@ -102,6 +102,8 @@ export interface LinkStats {
   backlog: number;
   /** The link's video target bitrate (bit/s); null: no video on it. */
   videoTargetBps: number | null;
+  /** RTP packets werift sent on the link's video track; null: no video on it. */
+  videoPacketsSent: number | null;
 }
 
 export interface AgentMessage {
@@ -718,6 +720,7 @@ export class Agent extends EventEmitter {
         rebuilds: h.rebuilds,
         backlog: l.sender.backlog().messages,
         videoTargetBps: l.videoStats()?.targetBps ?? null,
+        videoPacketsSent: l.videoStats()?.packetsOnWire ?? null,
       };
     });
   }

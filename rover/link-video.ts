@@ -33,7 +33,10 @@ export interface LinkVideoStats {
   rembBps: number | null;
   lossFraction: number | null;
   keyframeRequests: number;
+  /** RTP packets handed to the track. */
   packetsSent: number;
+  /** RTP packets werift's sender put on the wire (after SRTP), its own counter. */
+  packetsOnWire: number;
 }
 
 export class LinkVideo {
@@ -141,6 +144,7 @@ export class LinkVideo {
       lossFraction: this.#rate.lastLoss,
       keyframeRequests: this.#keyframeRequests,
       packetsSent: this.#packetsSent,
+      packetsOnWire: (this.#sender as unknown as { packetCount?: number } | null)?.packetCount ?? 0,
     };
   }
 

@@ -12,6 +12,7 @@ const link = (o: Partial<LinkStats>): LinkStats => ({
   rebuilds: 0,
   backlog: 0,
   videoTargetBps: null,
+  videoPacketsSent: null,
   ...o,
 });
 
