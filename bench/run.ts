@@ -16,8 +16,16 @@ import { type Handover, handover } from "./handover.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
+import { type VideoBench, videoBench } from "./video.ts";
 
-export const BENCHMARKS = ["time-to-link", "handover", "data-path", "edge", "footprint"] as const;
+export const BENCHMARKS = [
+  "time-to-link",
+  "handover",
+  "data-path",
+  "edge",
+  "footprint",
+  "video",
+] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
 export interface BenchResults {
@@ -35,6 +43,7 @@ export interface BenchResults {
   dataPath?: DataPath;
   edge?: EdgeBench;
   footprint?: Footprint;
+  video?: VideoBench;
 }
 
 function fail(msg: string): never {
@@ -122,6 +131,7 @@ if (values.only !== undefined && existsSync(json)) {
     "data-path": "dataPath",
     edge: "edge",
     footprint: "footprint",
+    video: "video",
   } as const;
   for (const name of BENCHMARKS) {
     if (only.has(name) || prev[keys[name]] === undefined) continue;
@@ -143,7 +153,7 @@ async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Pro
   }
 }
 
-const needsEdge = ["time-to-link", "data-path", "edge"].some((n) => only.has(n));
+const needsEdge = ["time-to-link", "data-path", "edge", "video"].some((n) => only.has(n));
 const edge = needsEdge
   ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
   : null;
@@ -166,6 +176,13 @@ try {
     const [n, secs] = quick ? [10, 2] : [Math.max(50, runs), 5];
     results.edge = await timed("edge", `${n} offers, ${secs} s per throughput point`, () =>
       edgeBench(edge, n, secs),
+    );
+  }
+  if (edge && only.has("video")) {
+    results.video = await timed(
+      "video",
+      "one agent process, 640×480 30 fps VP8 to werift watchers: no video, one stream, two",
+      () => videoBench(edge, quick),
     );
   }
 } finally {

@@ -6,9 +6,9 @@
 import { RoverlinkClient } from "../../shared/client.ts";
 import type { Peer } from "../../shared/protocol.ts";
 import { ID_PATTERN } from "../../shared/protocol.ts";
+import { type CameraUi, cameraUi, closeCamera, renderCameraFigures, showCamera } from "./camera.ts";
 import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
 import { isExpired, readTokenClaims } from "./claims.ts";
-import { type CameraUi, cameraUi, closeCamera, renderCameraFigures, showCamera } from "./camera.ts";
 import { parseCommand } from "./control.ts";
 import { ago, h } from "./dom.ts";
 import type { PeerLink } from "./link.ts";

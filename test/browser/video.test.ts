@@ -86,7 +86,9 @@ async function instrumentedPage(): Promise<Page> {
       let ufrag: string | null = null;
       const stats = await pc.getStats();
       const byId = new Map<string, Record<string, unknown>>();
-      stats.forEach((s: Record<string, unknown>) => byId.set(s.id as string, s));
+      stats.forEach((s: Record<string, unknown>) => {
+        byId.set(s.id as string, s);
+      });
       for (const s of byId.values()) {
         if (s.type === "inbound-rtp" && s.kind === "video") frames = Number(s.framesDecoded ?? 0);
         if (s.type === "transport" && typeof s.selectedCandidatePairId === "string") {

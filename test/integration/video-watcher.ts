@@ -9,7 +9,7 @@
  * JSON lines: {"type":"frame","t":<epoch ms>} per complete frame, {"type":"session"} per offer
  * answered; it echoes `control` (the agent's --probe measures the RTT).
  */
-import { RTCPeerConnection, type RTCIceServer } from "werift";
+import { type RTCIceServer, RTCPeerConnection } from "werift";
 import { RoverlinkClient } from "../../shared/client.ts";
 import { decodeProbe, encodeProbe, isProbe } from "../../shared/link/probe-wire.ts";
 import type { RoomEvent } from "../../shared/protocol.ts";
