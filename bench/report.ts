@@ -449,6 +449,32 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     );
   }
 
+  if (r.video) {
+    const v = r.video;
+    md.push("## 9. Video", "");
+    if (!v.available) md.push(`Not measured: ${v.note ?? "not run"}.`, "");
+    else {
+      const sorted = [...(v.ttffMs ?? [])].sort((a, b) => a - b);
+      const mid = sorted[Math.floor(sorted.length / 2)];
+      const rtt = v.controlRtt;
+      md.push(
+        `Source: ${v.source}. One \`roverlink rover --video\` process, werift watchers (console kind) on loopback.`,
+        "",
+        "| figure | value |",
+        "|---|---|",
+        `| time to first frame (answer sent → first complete frame), median / max of ${sorted.length} | ${fmt(mid ?? null, 0)} / ${fmt(sorted.at(-1) ?? null, 0)} ms |`,
+        `| complete frames/s at one watcher | ${fmt(v.fps ?? null, 1)} |`,
+        `| agent CPU, linked without video / one stream / two streams | ${fmt(v.cpu?.linkedNoVideo ?? null, 1)} / ${fmt(v.cpu?.oneStream ?? null, 1)} / ${fmt(v.cpu?.twoStreams ?? null, 1)} % of a core |`,
+        `| agent CPU per stream ((two − none) / 2) | ${fmt(v.cpu?.perStream ?? null, 1)} % of a core |`,
+        `| control RTT p50 / p99 without video (20 Hz probes) | ${fmt(rtt?.withoutVideo.p50 ?? null, 1)} / ${fmt(rtt?.withoutVideo.p99 ?? null, 1)} ms |`,
+        `| control RTT p50 / p99 with one stream | ${fmt(rtt?.withVideo.p50 ?? null, 1)} / ${fmt(rtt?.withVideo.p99 ?? null, 1)} ms |`,
+        "",
+      );
+      if (v.failedPhases?.length)
+        md.push(`Phases retried (no link or no frame in time): ${v.failedPhases.join("; ")}.`, "");
+    }
+  }
+
   const mdFile = join(dir, `${stem}.md`);
   writeFileSync(mdFile, `${md.join("\n")}\n`);
   files.push(mdFile);

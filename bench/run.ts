@@ -19,6 +19,7 @@ import { type OutboxBench, outboxBench } from "./outbox.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
+import { type VideoBench, videoBench } from "./video.ts";
 
 export const BENCHMARKS = [
   "time-to-link",
@@ -29,6 +30,7 @@ export const BENCHMARKS = [
   "file",
   "outbox",
   "forward",
+  "video",
 ] as const;
 export type BenchName = (typeof BENCHMARKS)[number];
 
@@ -53,6 +55,7 @@ export interface BenchResults {
   forward?: ForwardBench;
   /** Where the local edge kept the rooms' SQLite for this run. */
   edgeStorage?: string;
+  video?: VideoBench;
 }
 
 function fail(msg: string): never {
@@ -149,6 +152,7 @@ if (values.only !== undefined && existsSync(json)) {
     file: "file",
     outbox: "outbox",
     forward: "forward",
+    video: "video",
   } as const;
   for (const name of BENCHMARKS) {
     if (only.has(name) || prev[keys[name]] === undefined) continue;
@@ -170,7 +174,9 @@ async function timed<T>(name: BenchName, what: string, f: () => Promise<T>): Pro
   }
 }
 
-const needsEdge = ["time-to-link", "data-path", "edge", "file", "forward"].some((n) => only.has(n));
+const needsEdge = ["time-to-link", "data-path", "edge", "file", "forward", "video"].some((n) =>
+  only.has(n),
+);
 // The rooms' SQLite on a RAM disk when there is one: an fsync on this shared machine's disk
 // costs what the disk and its other users make it cost, which is not the edge's own path (a
 // deployed room's storage is Cloudflare's). Measured 2026-12-05: workerd's CPU per signaling
@@ -219,6 +225,13 @@ try {
       "forward",
       `TCP ${mib} MiB one way, ${pings} TCP and UDP round trips, forward vs plain loopback`,
       () => forwardBench(edge, mib, pings),
+    );
+  }
+  if (edge && only.has("video")) {
+    results.video = await timed(
+      "video",
+      "one agent process, 640×480 30 fps VP8 to werift watchers: no video, one stream, two",
+      () => videoBench(edge, quick),
     );
   }
 } finally {

@@ -30,6 +30,7 @@ import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
 import { Outbox, type OutboxOptions } from "./outbox.ts";
 import { UplinkManager } from "./uplinks.ts";
+import type { VideoSource } from "./video-source.ts";
 
 export interface AgentOptions {
   edge: string;
@@ -73,6 +74,11 @@ export interface AgentOptions {
   outboxLimits?: { messages?: number; bytes?: number };
   /** Outbox options (tests inject crash points with `faults`). */
   outboxOptions?: Omit<OutboxOptions, "onFault">;
+  /**
+   * The rover's camera (rover/video-source.ts), started by the caller: sent on links to browser
+   * consoles only (peers that joined with kind `browser`), announced as `meta.video`.
+   */
+  video?: VideoSource;
 }
 
 /** One peer's `control` stream figures (the outbox towards it). */
@@ -95,6 +101,10 @@ export interface LinkStats {
   restarts: number;
   rebuilds: number;
   backlog: number;
+  /** The link's video target bitrate (bit/s); null: no video on it. */
+  videoTargetBps: number | null;
+  /** RTP packets werift sent on the link's video track; null: no video on it. */
+  videoPacketsSent: number | null;
 }
 
 export interface AgentMessage {
@@ -249,6 +259,8 @@ export class Agent extends EventEmitter {
     // A new incarnation tells peers this process is new even when the edge still lists us (a
     // restart within the presence TTL): they rebuild their link instead of restarting a dead one.
     body.meta = { ...this.#o.meta, incarnation: this.#incarnation };
+    // Consoles add a receive-only video section to their offers to a peer that announces this.
+    if (this.#o.video) body.meta.video = { codec: this.#o.video.config.codec };
     if (this.#o.position) body.position = this.#o.position;
     const j = await this.#client.join(this.room, body, signal);
     this.#peers.clear();
@@ -543,6 +555,10 @@ export class Agent extends EventEmitter {
       ...(this.#o.health ? { health: this.#o.health } : {}),
       ...(extra ? { iceAdditionalHostAddresses: extra } : {}),
       ...(this.#o.identity ? { identity: this.#o.identity } : {}),
+      // Video goes to consoles only: other rovers would pay for a stream nobody watches.
+      ...(this.#o.video && this.#peers.get(peer)?.kind === "browser"
+        ? { video: this.#o.video }
+        : {}),
     });
     link.on("refused", (reason: string) => {
       this.emit("link-refused", peer, reason);
@@ -694,6 +710,11 @@ export class Agent extends EventEmitter {
     return this.#links;
   }
 
+  /** The camera source (null: no --video). */
+  get video(): VideoSource | null {
+    return this.#o.video ?? null;
+  }
+
   stats(): LinkStats[] {
     const now = Date.now();
     return [...this.#links.values()].map((l) => {
@@ -708,6 +729,8 @@ export class Agent extends EventEmitter {
         restarts: h.restarts,
         rebuilds: h.rebuilds,
         backlog: l.sender.backlog().messages,
+        videoTargetBps: l.videoStats()?.targetBps ?? null,
+        videoPacketsSent: l.videoStats()?.packetsOnWire ?? null,
       };
     });
   }

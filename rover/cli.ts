@@ -24,6 +24,12 @@ import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
+import {
+  type VideoConfig,
+  VideoConfigError,
+  type VideoFlags,
+  videoConfig,
+} from "./video-config.ts";
 
 class UsageError extends Error {}
 
@@ -291,6 +297,28 @@ program
     fileSize,
   )
   .option(
+    "--video <rtp://host:port>",
+    "send the local encoder's RTP from this port to consoles (docs/rover.md)",
+  )
+  .option("--video-sdp <file>", "the encoder's SDP file: port, codec (instead of or with --video)")
+  .option("--video-codec <codec>", "vp8 or h264 (default: the SDP file's, else vp8)")
+  .option(
+    "--video-rtcp <host:port>",
+    "send keyframe requests (RTCP PLI) to the encoder's RTCP port",
+  )
+  .option("--video-keyframe-cmd <cmd>", "run this shell command on a keyframe request")
+  .option("--video-bitrate-cmd <cmd>", "run this shell command when the target bitrate changes")
+  .option(
+    "--video-min-kbps <kbps>",
+    "lowest target bitrate (default 150)",
+    positiveNumber("--video-min-kbps"),
+  )
+  .option(
+    "--video-max-kbps <kbps>",
+    "highest target bitrate (default 2500)",
+    positiveNumber("--video-max-kbps"),
+  )
+  .option(
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
@@ -326,7 +354,7 @@ program
         receiveDir?: string;
         maxFileSize?: number;
         socket?: string | true;
-      },
+      } & VideoFlags,
       cmd: Command,
     ) => {
       // The environment fills in what the command line left out (commander would take an empty
@@ -355,6 +383,17 @@ program
         await token(); // a bad id or room fails here, before anything starts
         const warning = masterSecretWarning(edge);
         if (warning) warnings.push(warning);
+      }
+      let video: VideoConfig | null;
+      try {
+        const sdp = opts.videoSdp ? readFileSync(opts.videoSdp, "utf8") : undefined;
+        video = videoConfig(opts, sdp);
+      } catch (e) {
+        throw new UsageError(
+          e instanceof VideoConfigError
+            ? e.message
+            : `--video-sdp: cannot read ${opts.videoSdp}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+        );
       }
       const { runRover } = await import("./run.ts");
       const code = await runRover({
@@ -389,6 +428,7 @@ program
                   ? { path: defaultSocketPath(opts.room, opts.id), isDefault: true }
                   : { path: opts.socket, isDefault: false },
             }),
+        ...(video ? { video } : {}),
       });
       process.exitCode = code;
     },

@@ -42,6 +42,8 @@ import {
 import { CandidateExchange, type ExchangeTarget } from "./candidate-exchange.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { LinkChannels } from "./link-channels.ts";
+import { LinkVideo, type LinkVideoStats } from "./link-video.ts";
+import type { VideoSource } from "./video-source.ts";
 import {
   iceConnection,
   type Path,
@@ -83,6 +85,8 @@ export interface LinkOptions {
   receiver?: ReliableReceiver;
   /** Our DTLS certificate and the check of remote fingerprints (identity.ts). Default: none. */
   identity?: PeerIdentity;
+  /** The camera to send on this link (the agent gives it for console peers only). */
+  video?: VideoSource;
 }
 
 type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
@@ -127,6 +131,8 @@ export class Link extends EventEmitter {
   #downSince: number | null = null;
   /** DTLS transports whose state is followed already. */
   #dtlsFollowed = new WeakSet<object>();
+  /** The camera track on each PeerConnection of this link (null: no video on it). */
+  readonly #video: LinkVideo | null;
 
   constructor(o: LinkOptions) {
     super();
@@ -137,6 +143,7 @@ export class Link extends EventEmitter {
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
     this.#candidates = new CandidateExchange(o);
+    this.#video = o.video ? new LinkVideo(o.video) : null;
     this.#channels = new LinkChannels({
       peer: o.peer,
       raw: o.raw,
@@ -210,7 +217,8 @@ export class Link extends EventEmitter {
     return next;
   }
 
-  #newPc(): RTCPeerConnection {
+  /** A new PeerConnection; `offer`: we offer it (the video section is ours to add). */
+  #newPc(offer = false): RTCPeerConnection {
     this.#pcId = randomUUID();
     const iceServers = this.#werift(this.#o.iceServers());
     const pc = new RTCPeerConnection({
@@ -221,7 +229,9 @@ export class Link extends EventEmitter {
         : {}),
       ...(this.#o.interfaceAddresses ? { iceInterfaceAddresses: this.#o.interfaceAddresses } : {}),
       ...(this.#o.identity ? { certificates: [this.#o.identity.certificate] } : {}),
+      ...(this.#video ? this.#video.pcConfig() : {}),
     });
+    this.#video?.attach(pc, offer);
     pc.onIceCandidate.subscribe((c) => {
       if (!c || pc !== this.#pc) return;
       const init = c.toJSON();
@@ -327,7 +337,7 @@ export class Link extends EventEmitter {
   async #offerOnce(): Promise<void> {
     if (this.#closed) return;
     this.#replacePc();
-    const pc = this.#newPc();
+    const pc = this.#newPc(true);
     this.#pc = pc;
     this.#channels.openStandard();
     const r = await this.#describing(async () => {
@@ -871,6 +881,11 @@ export class Link extends EventEmitter {
     return selectedPath(this.#pc);
   }
 
+  /** The camera track's figures on this link (null: no video on it). */
+  videoStats(): LinkVideoStats | null {
+    return this.#video?.stats() ?? null;
+  }
+
   async close(hangUp = true): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -879,6 +894,7 @@ export class Link extends EventEmitter {
     const sid = this.#sid;
     if (hangUp && sid) await this.#dropSession(sid);
     this.#channels.dispose();
+    this.#video?.detach();
     this.#replacePc();
   }
 }

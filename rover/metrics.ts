@@ -2,6 +2,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Agent, OutboxStats } from "./agent.ts";
+import type { VideoSourceStats } from "./video-source.ts";
 
 const STATES = ["connecting", "up", "degraded", "restarting", "rebuilding", "down"] as const;
 
@@ -150,6 +151,46 @@ export class AgentMetrics {
         this.set(agent.outbox?.fault ? 1 : 0);
       },
     });
+    // The camera (--video): what came from the encoder, what the browsers' reports allow.
+    const video = () => agent.video?.stats() ?? null;
+    const videoGauge = (name: string, help: string, pick: (v: VideoSourceStats) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          this.reset();
+          const v = video();
+          const x = v ? pick(v) : null;
+          if (x !== null) this.set(x);
+        },
+      });
+    videoGauge(
+      "roverlink_video_target_bitrate_bps",
+      "Target bitrate for the encoder: the lowest of the console links' (REMB and receiver-report loss)",
+      (v) => v.targetBps,
+    );
+    videoGauge(
+      "roverlink_video_rtp_packets",
+      "RTP packets received from the encoder",
+      (v) => v.packets,
+    );
+    videoGauge(
+      "roverlink_video_frames",
+      "Video frames received from the encoder (RTP marker bits)",
+      (v) => v.frames,
+    );
+    videoGauge("roverlink_video_rtp_bytes", "RTP bytes received from the encoder", (v) => v.bytes);
+    videoGauge(
+      "roverlink_video_keyframe_requests",
+      "Keyframe requests (PLI/FIR, new receivers) passed to the encoder",
+      (v) => v.keyframeRequests,
+    );
+    perLink(
+      "roverlink_video_link_target_bitrate_bps",
+      "One console link's target bitrate",
+      (s) => s.videoTargetBps,
+    );
     agent.on("peer-state-lost", (peer: string, side: string) =>
       this.peerStateLost.inc({ peer, side }),
     );

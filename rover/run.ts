@@ -19,6 +19,8 @@ import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
 import { MessageSocket } from "./socket.ts";
 import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
+import type { VideoConfig } from "./video-config.ts";
+import { VideoSource } from "./video-source.ts";
 
 export interface RoverRunOptions {
   edge: string;
@@ -52,6 +54,8 @@ export interface RoverRunOptions {
   receiveDir?: string;
   /** `--max-file-size`: the largest file taken (bytes). */
   maxFileBytes?: number;
+  /** The camera (--video and its flags; rover/video-config.ts). */
+  video?: VideoConfig;
   /** Called once the agent joined (tests, the demo). */
   onStarted?: (agent: Agent) => void;
   /** Resolve to stop (in addition to SIGINT/SIGTERM and --duration). */
@@ -105,7 +109,11 @@ async function run(
     ...(o.identityFile ? { identityFile: o.identityFile } : {}),
     ...(o.trustFile ? { trustFile: o.trustFile } : {}),
   });
+  // The video port first of all: a port in use fails before anything else starts.
+  const video = o.video ? new VideoSource(o.video, log) : null;
+  await video?.start();
   const agent = new Agent({
+    ...(video ? { video } : {}),
     identity: id.identity,
     edge: o.edge,
     room: o.room,
@@ -164,6 +172,7 @@ async function run(
     try {
       metricsServer = await metrics.serve(o.metricsPort);
     } catch (e) {
+      video?.close();
       throw new Error(`metrics port ${o.metricsPort}: ${(e as Error).message}`);
     }
     log.info({ url: `http://127.0.0.1:${o.metricsPort}/metrics` }, "metrics");
@@ -189,6 +198,7 @@ async function run(
     await forwarder.start();
   } catch (e) {
     files?.stop();
+    video?.close();
     await closeServer(metricsServer);
     throw e;
   }
@@ -200,6 +210,8 @@ async function run(
     await socket?.start();
   } catch (e) {
     await forwarder.stop();
+    files?.stop();
+    video?.close();
     await closeServer(metricsServer);
     throw e;
   }
@@ -213,6 +225,7 @@ async function run(
     await socket?.stop();
     await forwarder.stop();
     await agent.stop();
+    video?.close();
     await closeServer(metricsServer);
     if (stopRequested()) {
       if (o.statsJson) writeStats(o.statsJson, stats.figures(Date.now()));
@@ -296,6 +309,7 @@ async function run(
   await socket?.stop();
   await forwarder.stop();
   await agent.stop();
+  video?.close();
   await closeServer(metricsServer);
   return 0;
 }

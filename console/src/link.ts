@@ -50,6 +50,8 @@ export interface LinkContext {
   getMic(): Promise<MediaStreamTrack>;
   /** How long to wait for ICE gathering before sending what we have (the rest trickles). */
   gatherTimeoutMs?: number;
+  /** The peer sends a camera (it announced `meta.video`): our offers ask for it, receive-only. */
+  video?: boolean;
 }
 
 export interface LinkCallbacks {
@@ -61,6 +63,8 @@ export interface LinkCallbacks {
     msg: AppMessage | { type: "raw"; text: string },
   ): void;
   audio(link: PeerLink, stream: MediaStream | null): void;
+  /** The peer's camera arrived on the current PeerConnection (a rebuild brings a new one). */
+  video(link: PeerLink, stream: MediaStream): void;
   /** Once a second: getStats figures, loss between samples, and the health policy's view. */
   sample(link: PeerLink, s: LinkSample, loss: number | null, health: HealthSnapshot): void;
   log(link: PeerLink, text: string): void;
@@ -154,7 +158,8 @@ export class PeerLink {
     pc.addEventListener("track", (ev) => {
       if (!mine()) return;
       const stream = ev.streams[0] ?? new MediaStream([ev.track]);
-      this.cb.audio(this, stream);
+      if (ev.track.kind === "video") this.cb.video(this, new MediaStream([ev.track]));
+      else this.cb.audio(this, stream);
     });
     pc.addEventListener("iceconnectionstatechange", () => {
       if (!mine()) return;
@@ -200,6 +205,8 @@ export class PeerLink {
     this.wireChannel(pc.createDataChannel("control", { ordered: true }));
     this.wireChannel(pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 }));
     if (this.mic) pc.addTransceiver(this.mic, { direction: "sendrecv" });
+    // The rover's camera: asked for on every new PeerConnection (a rebuild renegotiates it).
+    if (this.ctx.video) pc.addTransceiver("video", { direction: "recvonly" });
     this.holdTrickle = true;
     try {
       await pc.setLocalDescription(await pc.createOffer());

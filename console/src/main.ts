@@ -6,6 +6,7 @@
 import { RoverlinkClient } from "../../shared/client.ts";
 import type { Peer } from "../../shared/protocol.ts";
 import { ID_PATTERN } from "../../shared/protocol.ts";
+import { type CameraUi, cameraUi, closeCamera, renderCameraFigures, showCamera } from "./camera.ts";
 import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
 import { isExpired, readTokenClaims } from "./claims.ts";
 import { parseCommand } from "./control.ts";
@@ -158,6 +159,7 @@ interface LinkUi {
   telemetry: HTMLUListElement;
   voice: HTMLElement;
   audio: HTMLAudioElement;
+  camera: CameraUi;
 }
 
 class RoomView {
@@ -204,6 +206,10 @@ class RoomView {
           const ui = this.linkUis.get(link);
           if (ui) ui.audio.srcObject = stream;
         },
+        video: (link, stream) => {
+          const ui = this.linkUis.get(link);
+          if (ui) showCamera(ui.camera, stream);
+        },
         sample: (link, s, statsLoss, health) => {
           const ui = this.linkUis.get(link);
           if (!ui) return;
@@ -220,6 +226,7 @@ class RoomView {
           ui.figures.restarts.textContent = String(link.restarts);
           ui.root.dataset.path = s.path;
           ui.root.dataset.audioRx = String(s.audioBytesReceived);
+          if (s.video) renderCameraFigures(ui.camera, s.video);
           ui.chart.replaceChildren(renderChart(ui.points, `RTT and loss to ${link.peer}`));
         },
         log: (link, text) => this.log(`${link.peer}: ${text}`),
@@ -417,6 +424,7 @@ class RoomView {
       cmdIn.value = "";
     });
     const audio = h("audio", { autoplay: true });
+    const camera = cameraUi(link.peer);
     const voice = h("div", { class: "voice row", role: "group", "aria-label": "Voice" });
     const restart = h("button", { type: "button", class: "secondary" }, "Restart ICE");
     restart.addEventListener("click", () => link.restart("requested"));
@@ -428,6 +436,7 @@ class RoomView {
       "section",
       { class: "link", "data-link": link.peer, "aria-label": `Link to ${link.peer}` },
       h("h3", {}, `Link to ${link.peer} (${link.role}) — `, state),
+      camera.box,
       chart,
       h(
         "dl",
@@ -463,6 +472,7 @@ class RoomView {
       telemetry,
       voice,
       audio,
+      camera,
     };
     this.linkUis.set(link, ui);
     this.linksBox.prepend(root);
@@ -496,6 +506,7 @@ class RoomView {
     }
     ui.voice.replaceChildren(...controls);
     if (link.state === "closed") {
+      closeCamera(ui.camera);
       this.linkUis.delete(link);
       ui.root.remove();
     }

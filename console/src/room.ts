@@ -114,6 +114,7 @@ export class RoomSession {
       framed: framesControl(this.peers.get(peer)),
       streams: this.streamsFor(peer),
       getMic: this.opts.getMic,
+      video: this.peers.get(peer)?.meta.video !== undefined,
       ...(this.opts.health ? { health: this.opts.health } : {}),
     };
   }

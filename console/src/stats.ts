@@ -3,6 +3,8 @@
  * candidate pair, STUN-check loss, and audio inbound/outbound byte counters. Pure: it takes the
  * report and the previous sample, so it is easy to test and cheap to call once a second.
  */
+import { sampleVideo, type VideoSample } from "./video-figures.ts";
+
 export type PathKind = "direct" | "relay" | "unknown";
 
 export interface LinkSample {
@@ -24,6 +26,8 @@ export interface LinkSample {
   audioBytesSent: number;
   audioPacketsLost: number;
   audioPacketsReceived: number;
+  /** The camera's inbound stream (null: no video on this link). */
+  video: VideoSample | null;
 }
 
 type Stat = Record<string, unknown> & { id: string; type: string };
@@ -100,6 +104,7 @@ export function sampleStats(
     audioBytesSent,
     audioPacketsLost,
     audioPacketsReceived,
+    video: sampleVideo(byId, atMs),
   };
 }
 

@@ -11,6 +11,13 @@ import { HealthLoop, linkStateOf } from "../../console/src/health-loop.ts";
 import { onTelemetryText, ping } from "../../console/src/probes.ts";
 import { CONTROL_FRAMING, framesControl } from "../../console/src/room.ts";
 import { lossBetween, sampleStats } from "../../console/src/stats.ts";
+import {
+  FREEZE_AFTER_MS,
+  sampleVideo,
+  type VideoSample,
+  videoFigures,
+  videoState,
+} from "../../console/src/video-figures.ts";
 import { PeerConduct, type Violation } from "../../shared/link/conduct.ts";
 import type { Decision } from "../../shared/link/health.ts";
 import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
@@ -411,5 +418,47 @@ describe("who frames control", () => {
     expect(framesControl(peer("browser", { control: CONTROL_FRAMING }))).toBe(true);
     expect(framesControl(peer("browser"))).toBe(false);
     expect(framesControl(peer("browser", { control: "v9" }))).toBe(false);
+  });
+});
+
+describe("camera figures", () => {
+  const inbound = (o: Record<string, number>) =>
+    new Map<string, unknown>([
+      ["IT01V1", { id: "IT01V1", type: "inbound-rtp", kind: "video", ...o }],
+      ["IT01A1", { id: "IT01A1", type: "inbound-rtp", kind: "audio", framesDecoded: 999 }],
+    ]);
+
+  it("reads the inbound video stream and turns two samples into fps and bitrate", () => {
+    expect(sampleVideo(new Map(), 0)).toBeNull();
+    const a = sampleVideo(inbound({ framesDecoded: 100, bytesReceived: 1_000_000 }), 1000);
+    const b = sampleVideo(
+      inbound({
+        framesDecoded: 130,
+        bytesReceived: 1_125_000,
+        framesDropped: 2,
+        freezeCount: 1,
+        totalFreezesDuration: 0.64,
+        frameWidth: 640,
+        frameHeight: 480,
+      }),
+      2000,
+    );
+    expect(b).not.toBeNull();
+    expect(videoFigures(a, b as VideoSample)).toEqual({
+      fps: 30,
+      kbps: 1000,
+      dropped: 2,
+      freezes: 1,
+      freezeS: 0.6,
+      size: "640×480",
+    });
+    expect(videoFigures(null, b as VideoSample).fps).toBeNull();
+  });
+
+  it("says waiting, playing, or frozen 500 ms after the last frame painted", () => {
+    expect(videoState(false, null, 0)).toBe("none");
+    expect(videoState(true, null, 0)).toBe("waiting");
+    expect(videoState(true, 1000, 1000 + FREEZE_AFTER_MS)).toBe("playing");
+    expect(videoState(true, 1000, 1001 + FREEZE_AFTER_MS)).toBe("frozen");
   });
 });

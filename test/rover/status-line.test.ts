@@ -11,6 +11,8 @@ const link = (o: Partial<LinkStats>): LinkStats => ({
   restarts: 0,
   rebuilds: 0,
   backlog: 0,
+  videoTargetBps: null,
+  videoPacketsSent: null,
   ...o,
 });
 
