@@ -55,6 +55,8 @@ export interface AgentOptions {
    * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
    */
   manageRoutes?: boolean;
+  /** Interval between checks of each backup path (ms; default 2500, rover/backup-paths.ts). */
+  backupCheckMs?: number;
   /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
   pollWaitS?: number;
   /** Wrap the HTTP fetch (tests inject faults with it). */
@@ -540,6 +542,7 @@ export class Agent extends EventEmitter {
       iceServers: () => this.#iceServers,
       log: this.log,
       ...(this.#o.health ? { health: this.#o.health } : {}),
+      ...(this.#o.backupCheckMs !== undefined ? { backupCheckMs: this.#o.backupCheckMs } : {}),
       ...(extra ? { iceAdditionalHostAddresses: extra } : {}),
       ...(this.#o.identity ? { identity: this.#o.identity } : {}),
     });
@@ -575,6 +578,13 @@ export class Agent extends EventEmitter {
         this.#freshHttp();
         void this.#uplinks?.demotePrimary();
       }
+    });
+    link.on("switching", (reason: string) => {
+      this.log.info({ peer, reason }, "switching to a backup path");
+      // The link no longer needs the edge for this, but the agent's own requests may ride the
+      // dead path too.
+      if (reason === "silence" || reason === "uplink-gone") this.#freshHttp();
+      if (reason === "silence") void this.#uplinks?.demotePrimary();
     });
     link.on("handover", (h: { kind: string; reason: string; gapMs: number }) => {
       this.#handovers++;

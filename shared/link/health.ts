@@ -428,7 +428,8 @@ export class LinkHealth {
     this.#preferredUplink = u.preferred;
     this.#presentUplinks = u.present;
     if (u.active !== null && !u.present.includes(u.active)) this.#uplinkGone = true;
-    for (const [id, b] of this.#backups) if (!u.present.includes(b.uplink)) this.#backups.delete(id);
+    for (const [id, b] of this.#backups)
+      if (!u.present.includes(b.uplink)) this.#backups.delete(id);
   }
 
   /** A backup pair (on local uplink `uplink`) passed its check (`ok`) or failed / went away. */
@@ -676,7 +677,10 @@ export class LinkHealth {
     if (this.#disconnectedSince !== null) {
       if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
     }
-    if (this.#lastRx !== null && now - Math.max(this.#lastRx, this.#rxFloor) >= this.config.silenceMs)
+    if (
+      this.#lastRx !== null &&
+      now - Math.max(this.#lastRx, this.#rxFloor) >= this.config.silenceMs
+    )
       return "silence";
     return null;
   }
@@ -782,6 +786,9 @@ export class LinkHealth {
     this.#upAt = now;
     this.#verifyBy = null;
     if (handover) {
+      // The pairs of the old ICE session are no backups in the new one (the link reports anew).
+      this.#backups.clear();
+      this.#switchedTo = null;
       // Verify the new path: probe now, and hear from the peer within a few RTTs of the old one.
       const c = this.config;
       const rtt = this.#srtt ?? 0;
