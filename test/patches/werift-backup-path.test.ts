@@ -10,7 +10,11 @@ import type { RTCPeerConnection } from "werift";
 import { type Linked, linkedPair, until } from "./sctp-pair.ts";
 
 interface Pair {
-  protocol: { uplink?: string; close?: () => Promise<void> };
+  protocol: {
+    uplink?: string;
+    close?: () => Promise<void>;
+    request(r: unknown, addr: [string, number], key: Buffer, o: object): Promise<unknown>;
+  };
   remoteAddr: [string, number];
   localCandidate: { host: string };
   state: number;
@@ -23,6 +27,15 @@ interface Ice {
   addUplink(address: string): Promise<unknown[]>;
   checkPair(pair: Pair): Promise<number | null>;
   selectPair(pair: Pair, reason?: string): boolean;
+  localUsername: string;
+  remoteUsername: string;
+  remotePassword: string;
+  buildRequest(o: {
+    nominate: boolean;
+    localUsername: string;
+    remoteUsername: string;
+    iceControlling: boolean;
+  }): unknown;
   onPeerPath: { subscribe(f: (p: Pair) => void): void };
   onSelectedPairChanged: { subscribe(f: (p: Pair, prev: Pair, reason: string) => void): void };
 }
@@ -91,6 +104,27 @@ describe("werift backup paths and switching without signaling (patch 21)", () =>
     const before = backup.packetsSent;
     expect(await sendAll(linked, 50, "after-")).toBe(true);
     expect(backup.packetsSent).toBeGreaterThan(before);
+  });
+
+  it("a USE-CANDIDATE without a newer NOMINATION (aggressive nomination's) does not move the controlled side", async () => {
+    linked = await linkedPair();
+    const a = ice(linked.a);
+    const b = ice(linked.b);
+    const selB = b.nominated;
+    await a.addUplink("127.0.0.2");
+    const backup = uplinkPair(a, "127.0.0.2");
+    expect(await a.checkPair(backup)).not.toBeNull();
+    const request = a.buildRequest({
+      nominate: true,
+      localUsername: a.localUsername,
+      remoteUsername: a.remoteUsername,
+      iceControlling: true,
+    });
+    await backup.protocol.request(request, backup.remoteAddr, Buffer.from(a.remotePassword), {
+      retransmissions: 2,
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.nominated).toBe(selB);
   });
 
   it("the controlled side moves first: the controlling side hears the peer on another pair and follows", async () => {
