@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
@@ -22,7 +23,7 @@ import {
   type SendOptions,
 } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
-import { blackholeWarning, parseDefaultRouteDevs } from "./blackhole-check.ts";
+import { blackholeWarning, parseDefaultRouteDevs, parseSourceRules } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
@@ -232,9 +233,14 @@ export class Agent extends EventEmitter {
     const ip = async (args: string[]) =>
       (await promisify(execFile)("ip", args, { timeout: 2_000 })).stdout;
     try {
+      const devAddresses: Record<string, string[]> = {};
+      for (const [dev, addrs] of Object.entries(networkInterfaces()))
+        devAddresses[dev] = (addrs ?? []).filter((x) => x.family === "IPv4").map((x) => x.address);
       const warning = blackholeWarning({
         defaultRouteDevs: parseDefaultRouteDevs(await ip(["-j", "route", "show", "default"])),
         manageRoutes: this.#o.manageRoutes === true,
+        devAddresses,
+        sourceRuleFroms: parseSourceRules(await ip(["-j", "rule", "show"]).catch(() => "[]")),
       });
       if (warning) this.log.warn({}, warning);
     } catch (e) {
