@@ -85,6 +85,12 @@ export class BackupPaths {
   #kept = new Map<string, IcePair>();
   #checking = false;
   #view: UplinkView = { present: [], preferred: null };
+  /**
+   * The uplink werift's unbound socket used when its pair was selected: the preferred one then
+   * (packets follow the routing table). Its disappearance is the active uplink's.
+   */
+  #unboundVia: string | null = null;
+  #unboundPair: IcePair | null = null;
   #closed = false;
 
   constructor(o: BackupPathsOptions) {
@@ -127,6 +133,10 @@ export class BackupPaths {
     if (!ice) return;
     this.#view = (this.#o.uplinks ?? readUplinks)();
     const present = this.#view.present;
+    if (ice.nominated && !ice.nominated.protocol.uplink && ice.nominated !== this.#unboundPair) {
+      this.#unboundPair = ice.nominated;
+      this.#unboundVia = this.#view.preferred;
+    }
     const addresses = new Set(present.map((u) => u.address));
     // Single-homed: nothing of ours to back up (the peer's other uplinks still show up as pairs).
     if (present.length >= 2) {
@@ -229,9 +239,14 @@ export class BackupPaths {
     return this.#view.present.find((u) => u.address === a)?.iface ?? a;
   }
 
-  /** The active pair's uplink for the policy: null when unknown (an unbound socket, single-homed). */
+  /**
+   * The active pair's uplink for the policy: null when single-homed; for werift's unbound socket,
+   * the uplink the routes chose when the pair was selected.
+   */
   #activeOf(p: IcePair): string | null {
-    return this.#added.size === 0 ? null : this.#labelOf(p);
+    if (this.#added.size === 0) return null;
+    if (!p.protocol.uplink) return p === this.#unboundPair ? this.#unboundVia : null;
+    return this.#labelOf(p);
   }
 
   #ice(): IceConnection | undefined {

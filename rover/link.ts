@@ -15,7 +15,12 @@ import type { RoverlinkClient } from "../shared/client.ts";
 import { errorMessage, ProblemError } from "../shared/errors.ts";
 import { isForwardLabel } from "../shared/forward-wire.ts";
 import type { ConductConfig, PeerConduct } from "../shared/link/conduct.ts";
-import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
+import {
+  DEFAULT_HEALTH,
+  type Decision,
+  type HealthConfig,
+  LinkHealth,
+} from "../shared/link/health.ts";
 import {
   type Payload,
   ReliableReceiver,
@@ -139,7 +144,12 @@ export class Link extends EventEmitter {
     this.#o = o;
     this.peer = o.peer;
     this.role = o.role;
-    this.health = new LinkHealth(o.health, Date.now());
+    // The answering side is ICE-controlled: on silence it waits longer before moving to a
+    // backup, so that the controlling side's renomination (which it follows) usually comes first
+    // and the two do not pick different backups.
+    const controlled =
+      o.role === "answerer" ? { backupSilenceMs: 2 * DEFAULT_HEALTH.backupSilenceMs } : {};
+    this.health = new LinkHealth({ ...controlled, ...o.health }, Date.now());
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
     this.#candidates = new CandidateExchange(o);

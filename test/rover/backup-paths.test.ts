@@ -85,13 +85,13 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     expect(await until(() => a.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
     expect(a.health.inputs()).toMatchObject({ onUplinks: 1 });
     // wifi goes away: the policy switches to the cell backup at once, no restart. (The active
-    // pair is on werift's unbound socket: its uplink is unknown, so this is a network change.)
+    // pair is on werift's unbound socket, which used wifi, the preferred uplink, when selected.)
     view = { present: [{ iface: "cell", address: "127.0.0.2" }], preferred: "cell" };
     a.networkChanged();
     expect(await until(() => a.switched.length > 0, 2_000)).toBe(true);
     expect(a.decisions.filter((d) => d.type === "restart")).toEqual([]);
     const sw = a.decisions.find((d) => d.type === "switch");
-    expect(sw).toMatchObject({ reason: "network-change" });
+    expect(sw).toMatchObject({ reason: "uplink-gone" });
     expect(a.health.inputs().onSwitched).toBe(1);
     const ia = iceConnection(linked.a);
     const ib = iceConnection(linked.b);
