@@ -84,6 +84,7 @@ export class BackupPaths {
   /** The backup pair kept per uplink address. */
   #kept = new Map<string, IcePair>();
   #checking = false;
+  #again = false;
   #view: UplinkView = { present: [], preferred: null };
   /**
    * The uplink werift's unbound socket used when its pair was selected: the preferred one then
@@ -177,7 +178,12 @@ export class BackupPaths {
   /** Check one kept pair per uplink; discover one where none is kept. */
   async #checkAll(): Promise<void> {
     const ice = this.#ice();
-    if (!ice || this.#checking || this.#closed || !ice.nominated) return;
+    if (!ice || this.#closed || !ice.nominated) return;
+    if (this.#checking) {
+      // A new uplink's paths came while a round ran: one more round right after it.
+      this.#again = true;
+      return;
+    }
     this.#checking = true;
     try {
       const active = ice.nominated;
@@ -214,6 +220,10 @@ export class BackupPaths {
       this.#o.tick();
     } finally {
       this.#checking = false;
+      if (this.#again) {
+        this.#again = false;
+        void this.#checkAll();
+      }
     }
   }
 
