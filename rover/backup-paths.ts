@@ -155,10 +155,18 @@ export class BackupPaths {
       if (kept) this.#o.health.onBackup(Date.now(), kept.id, this.#labelOf(kept) ?? a, false);
       void ice.removeUplink(a);
     }
+    const active = ice.nominated ? this.#activeOf(ice.nominated) : null;
+    let ifaces = [...new Set(present.map((u) => u.iface))];
+    // werift's unbound socket follows the routing table: once the routes prefer another uplink,
+    // its packets leave with another source address, which the NATs and the TURN allocation
+    // do not know. For that pair its uplink is as good as gone.
+    const unboundMoved =
+      ice.nominated === this.#unboundPair && active !== null && this.#view.preferred !== active;
+    if (unboundMoved) ifaces = ifaces.filter((i) => i !== active);
     this.#o.health.onUplinks(Date.now(), {
-      active: ice.nominated ? this.#activeOf(ice.nominated) : null,
+      active,
       preferred: this.#view.preferred,
-      present: [...new Set(present.map((u) => u.iface))],
+      present: ifaces,
     });
     this.#o.tick();
   }
