@@ -84,6 +84,11 @@ export interface HealthConfig {
    * backup (the restart rule's silenceMs still applies when there is none) (ms).
    */
   backupSilenceMs: number;
+  /**
+   * The peer's move to another pair is not followed within this long of our last switch: two
+   * ends that each follow the other would otherwise chase each other (ms).
+   */
+  peerFollowHoldMs: number;
   /** A backup on the preferred uplink must have been valid this long before a planned switch (ms). */
   preferHoldMs: number;
   /** Probes considered for the loss figure. */
@@ -109,6 +114,7 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   netChangeSupersedeMs: 300,
   disconnectedGraceMs: 1_000,
   backupSilenceMs: 600,
+  peerFollowHoldMs: 1_000,
   preferHoldMs: 2_000,
   restartTimeoutMs: 2_000,
   restartBackoffMs: [0, 250, 500, 1_000, 2_000],
@@ -264,6 +270,7 @@ export class LinkHealth {
   /** The switch under verification (its pair is dropped as a backup if it delivers nothing). */
   #switchedTo: string | null = null;
   #switches = 0;
+  #lastSwitchAt = Number.NEGATIVE_INFINITY;
 
   constructor(config: Partial<HealthConfig> = {}, now = 0) {
     this.config = { ...DEFAULT_HEALTH, ...config };
@@ -449,7 +456,9 @@ export class LinkHealth {
   onPeerMoved(now: number, id: string): void {
     this.#fed("onPeerMoved");
     this.#tick(now);
-    if (this.#phase === "up") this.#peerMoved = id;
+    if (this.#phase !== "up") return;
+    if (now - this.#lastSwitchAt < this.config.peerFollowHoldMs) return;
+    this.#peerMoved = id;
   }
 
   /**
@@ -655,6 +664,7 @@ export class LinkHealth {
     if (b) this.#activeUplink = b.uplink;
     this.#backups.delete(to);
     this.#switches++;
+    this.#lastSwitchAt = now;
     this.#clearCauses();
     this.#peerMoved = null;
     this.#switchedTo = to;

@@ -138,8 +138,13 @@ describe("werift backup paths and switching without signaling (patch 21)", () =>
     a.onPeerPath.subscribe((p) => moved.push(p));
     expect(b.selectPair(backup)).toBe(true);
     // b now sends (SACKs, data) from 127.0.0.3; a is told, and selects the pair b uses.
-    linked.dc.send("wake");
-    expect(await until(() => moved.length > 0, 2_000)).toBe(true);
+    // The controlling side is told once its own pair has been quiet a moment (150 ms).
+    const l = linked;
+    let n = 0;
+    const sending = setInterval(() => l.dc.send(`wake${n++}`), 20);
+    const told = await until(() => moved.length > 0, 2_000);
+    clearInterval(sending);
+    expect(told).toBe(true);
     const seen = moved[0] as Pair;
     expect(seen.remoteAddr[0]).toBe("127.0.0.3");
     expect(a.selectPair(seen)).toBe(true);

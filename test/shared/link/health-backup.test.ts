@@ -112,6 +112,17 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 300, 300))).toEqual(["switch:peer-moved>peer-pair@300"]);
   });
 
+  it("does not chase the peer: a move of the peer within peerFollowHoldMs of our own switch is not followed", () => {
+    const h = upWithBackup(0, { peerFollowHoldMs: 1_000 });
+    h.onPeerMoved(300, "p1");
+    expect(moves(run(h, 300, 300))).toEqual(["switch:peer-moved>p1@300"]);
+    h.onReceive(310);
+    h.onPeerMoved(800, "p2");
+    expect(moves(run(h, 800, 800))).toEqual([]);
+    h.onPeerMoved(1_400, "p3");
+    expect(moves(run(h, 1_400, 1_400))).toEqual(["switch:peer-moved>p3@1400"]);
+  });
+
   it("a planned move: the preferred uplink's backup, once valid for preferHoldMs", () => {
     const h = new LinkHealth({ preferHoldMs: 2_000 }, 0);
     h.onOpen(0);
