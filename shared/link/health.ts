@@ -254,7 +254,7 @@ export class LinkHealth {
   #inputs = new Map<string, number>();
 
   /** Validated backup pairs by id: their uplink and since when they are valid. */
-  #backups = new Map<string, { uplink: string; since: number }>();
+  #backups = new Map<string, { uplink: string; since: number; absent: boolean }>();
   /** The active pair's local uplink (null: unknown, e.g. an unbound socket following routes). */
   #activeUplink: string | null = null;
   #preferredUplink: string | null = null;
@@ -435,8 +435,13 @@ export class LinkHealth {
     this.#preferredUplink = u.preferred;
     this.#presentUplinks = u.present;
     if (u.active !== null && !u.present.includes(u.active)) this.#uplinkGone = true;
-    for (const [id, b] of this.#backups)
-      if (!u.present.includes(b.uplink)) this.#backups.delete(id);
+    // A backup whose uplink is missing is not used, but kept: route changes show transient
+    // states (a route deleted, then added with a new metric). Back, it waits its hold again.
+    for (const b of this.#backups.values()) {
+      const absent = !u.present.includes(b.uplink);
+      if (b.absent && !absent) b.since = now;
+      b.absent = absent;
+    }
   }
 
   /** A backup pair (on local uplink `uplink`) passed its check (`ok`) or failed / went away. */
@@ -447,9 +452,9 @@ export class LinkHealth {
       this.#backups.delete(id);
       return;
     }
-    if (this.#presentUplinks && !this.#presentUplinks.includes(uplink)) return;
+    const absent = this.#presentUplinks !== null && !this.#presentUplinks.includes(uplink);
     const known = this.#backups.get(id);
-    this.#backups.set(id, { uplink, since: known?.since ?? now });
+    this.#backups.set(id, { uplink, since: known && !known.absent ? known.since : now, absent });
   }
 
   /** The peer sends on the validated pair `id`, not on ours: it moved (we follow). */
@@ -643,6 +648,7 @@ export class LinkHealth {
   #backupElsewhere(): string | null {
     let best: string | null = null;
     for (const [id, b] of this.#backups) {
+      if (b.absent) continue;
       if (this.#activeUplink !== null && b.uplink === this.#activeUplink) continue;
       if (b.uplink === this.#preferredUplink) return id;
       best ??= id;
@@ -654,7 +660,7 @@ export class LinkHealth {
     const pref = this.#preferredUplink;
     if (pref === null || this.#activeUplink === null || this.#activeUplink === pref) return null;
     for (const [id, b] of this.#backups)
-      if (b.uplink === pref && now - b.since >= this.config.preferHoldMs) return id;
+      if (!b.absent && b.uplink === pref && now - b.since >= this.config.preferHoldMs) return id;
     return null;
   }
 
@@ -886,7 +892,7 @@ export class LinkHealth {
       const pref = this.#preferredUplink;
       if (pref !== null && this.#activeUplink !== null && this.#activeUplink !== pref)
         for (const b of this.#backups.values())
-          if (b.uplink === pref) ds.push(b.since + c.preferHoldMs);
+          if (b.uplink === pref && !b.absent) ds.push(b.since + c.preferHoldMs);
       if (this.#verifyBy !== null) ds.push(this.#verifyBy);
       if (this.#disconnectedSince !== null)
         ds.push(this.#disconnectedSince + c.disconnectedGraceMs);
@@ -914,7 +920,7 @@ export class LinkHealth {
       lastTxAt: this.#lastTx,
       restarts: this.#restartsDone,
       switches: this.#switches,
-      backups: this.#backups.size,
+      backups: [...this.#backups.values()].filter((b) => !b.absent).length,
       rebuilds: this.#rebuilds,
       consecutiveFailures: failures,
       failedRestarts: failures,

@@ -151,6 +151,14 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(ds)).toEqual([]);
   });
 
+  it("a backup whose uplink briefly vanished from the routes (a route re-added) is used again", () => {
+    const h = upWithBackup();
+    h.onUplinks(400, { active: "wifi", preferred: "wifi", present: ["wifi"] });
+    h.onUplinks(410, { active: "wifi", preferred: "cell", present: ["wifi", "cell"] });
+    h.onUplinks(420, { active: "wifi", preferred: "cell", present: ["cell"] });
+    expect(moves(run(h, 420, 420))).toEqual(["switch:uplink-gone>cell-1@420"]);
+  });
+
   it("with the active socket following routes (uplink unknown), a network change moves to the preferred uplink's backup", () => {
     const h = new LinkHealth({}, 0);
     h.onOpen(0);
