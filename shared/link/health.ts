@@ -665,6 +665,14 @@ export class LinkHealth {
   }
 
   #switch(now: number, to: string, reason: SwitchReason): Decision {
+    // Left because it went quiet: the other pairs of that uplink are as suspect (a blackhole
+    // takes them all), until a check after this proves one again; else `preferred` would move
+    // straight back onto the dead uplink.
+    if (reason === "silence" || reason === "no-delivery" || reason === "ice-failed") {
+      const left = this.#activeUplink;
+      if (left !== null)
+        for (const [id, x] of this.#backups) if (x.uplink === left) this.#backups.delete(id);
+    }
     // Taken as done (onSwitched confirms): the pair is the active one now, not a backup.
     const b = this.#backups.get(to);
     if (b) this.#activeUplink = b.uplink;

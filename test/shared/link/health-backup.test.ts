@@ -75,6 +75,19 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 1_030, 2_000))).toEqual(["switch:silence>cell-1@1610"]);
   });
 
+  it("after leaving a silent uplink, its other backups are not switched back to (a blackhole takes them all)", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, preferHoldMs: 2_000 });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onReceive(5_000);
+    h.onSend(5_010);
+    const ds = run(h, 5_010, 5_700);
+    expect(moves(ds)).toEqual(["switch:silence>cell-1@5610"]);
+    h.onSwitched(5_610, "cell-1", "cell");
+    h.onReceive(5_650); // the new path works
+    // wifi is still the preferred uplink, and wifi-2 had been valid for long: no move back.
+    expect(moves(run(h, 5_700, 9_000, true))).toEqual([]);
+  });
+
   it("a quiet link that sends nothing is not silent (idle links do not switch)", () => {
     const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500, probeIdleMs: 10_000 });
     h.onReceive(1_000);
