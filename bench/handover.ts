@@ -69,7 +69,7 @@ interface Scenario {
   name: string;
   what: string;
   seconds: number;
-  apply: () => void;
+  apply: () => void | Promise<void>;
   extra?: string[];
 }
 
@@ -94,6 +94,42 @@ const SCENARIOS: Scenario[] = [
     seconds: 22,
     apply: () => fault.wifiBlackhole(true),
     extra: ["--manage-routes"],
+  },
+  {
+    name: "blackhole-noroot",
+    what: "wifi blackhole, source routing, no --manage-routes (no CAP_NET_ADMIN)",
+    seconds: 16,
+    apply: () => fault.wifiBlackhole(true),
+  },
+  {
+    name: "edge-down-wifi-down",
+    what: "edge unreachable from 200 ms before wifi goes down",
+    seconds: 16,
+    apply: async () => {
+      fault.edgeBlock();
+      await sleep(200);
+      fault.wifiDown();
+    },
+  },
+  {
+    name: "edge-down-blackhole",
+    what: "edge unreachable from 200 ms before a wifi blackhole",
+    seconds: 16,
+    apply: async () => {
+      fault.edgeBlock();
+      await sleep(200);
+      fault.wifiBlackhole(true);
+    },
+  },
+  {
+    name: "flap-2hz",
+    what: "wifi down/up every 250 ms for 6 s",
+    seconds: 18,
+    apply: async () => {
+      const stop = fault.startFlap({ periodS: 0.25, mode: "down" });
+      await sleep(6_000);
+      stop();
+    },
   },
 ];
 
@@ -145,7 +181,9 @@ async function roverlinkRun(edgeUrl: string, s: Scenario): Promise<Run> {
     edgeUrl,
     `bench-${s.name}`,
     s.seconds,
-    async () => s.apply(),
+    async () => {
+      await s.apply();
+    },
     s.extra ?? [],
   );
   const f = r.figures;

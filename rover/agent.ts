@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
@@ -23,7 +24,7 @@ import {
   type SendOptions,
 } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
-import { blackholeWarning, parseDefaultRouteDevs } from "./blackhole-check.ts";
+import { blackholeWarning, parseDefaultRouteDevs, parseSourceRules } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
@@ -57,6 +58,8 @@ export interface AgentOptions {
    * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
    */
   manageRoutes?: boolean;
+  /** Interval between checks of each backup path (ms; default 2500, rover/backup-paths.ts). */
+  backupCheckMs?: number;
   /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
   pollWaitS?: number;
   /** Wrap the HTTP fetch (tests inject faults with it). */
@@ -241,9 +244,14 @@ export class Agent extends EventEmitter {
     const ip = async (args: string[]) =>
       (await promisify(execFile)("ip", args, { timeout: 2_000 })).stdout;
     try {
+      const devAddresses: Record<string, string[]> = {};
+      for (const [dev, addrs] of Object.entries(networkInterfaces()))
+        devAddresses[dev] = (addrs ?? []).filter((x) => x.family === "IPv4").map((x) => x.address);
       const warning = blackholeWarning({
         defaultRouteDevs: parseDefaultRouteDevs(await ip(["-j", "route", "show", "default"])),
         manageRoutes: this.#o.manageRoutes === true,
+        devAddresses,
+        sourceRuleFroms: parseSourceRules(await ip(["-j", "rule", "show"]).catch(() => "[]")),
       });
       if (warning) this.log.warn({}, warning);
     } catch (e) {
@@ -553,6 +561,7 @@ export class Agent extends EventEmitter {
       iceServers: () => this.#iceServers,
       log: this.log,
       ...(this.#o.health ? { health: this.#o.health } : {}),
+      ...(this.#o.backupCheckMs !== undefined ? { backupCheckMs: this.#o.backupCheckMs } : {}),
       ...(extra ? { iceAdditionalHostAddresses: extra } : {}),
       ...(this.#o.identity ? { identity: this.#o.identity } : {}),
       // Video goes to consoles only: other rovers would pay for a stream nobody watches.
@@ -596,6 +605,13 @@ export class Agent extends EventEmitter {
         this.#freshHttp();
         void this.#uplinks?.demotePrimary();
       }
+    });
+    link.on("switching", (reason: string) => {
+      this.log.info({ peer, reason }, "switching to a backup path");
+      // The link no longer needs the edge for this, but the agent's own requests may ride the
+      // dead path too.
+      if (reason === "silence" || reason === "uplink-gone") this.#freshHttp();
+      if (reason === "silence") void this.#uplinks?.demotePrimary();
     });
     link.on("handover", (h: { kind: string; reason: string; gapMs: number }) => {
       this.#handovers++;

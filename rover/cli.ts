@@ -322,6 +322,11 @@ program
     "--manage-routes",
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
+  .option(
+    "--backup-check-ms <ms>",
+    "check each backup path this often (default 2500; docs/link-health.md)",
+    positiveNumber("--backup-check-ms"),
+  )
   .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
@@ -344,6 +349,7 @@ program
         statsJson?: string;
         metricsPort?: number;
         manageRoutes?: boolean;
+        backupCheckMs?: number;
         logLevel: LogLevel;
         identity?: string;
         trust?: string;
@@ -406,6 +412,7 @@ program
         connectNearby: opts.connectNearby ?? false,
         echo: opts.echo ?? false,
         manageRoutes: opts.manageRoutes ?? false,
+        ...(opts.backupCheckMs !== undefined ? { backupCheckMs: opts.backupCheckMs } : {}),
         forwards: opts.forward ?? [],
         allowForward: opts.allowForward ?? [],
         logLevel: logLevel as LogLevel,

@@ -5,6 +5,7 @@
  * policy defines is fed from here. The pieces around it:
  *   link-channels.ts       data channels, the reliable `control` stream, probes, peer conduct
  *   candidate-exchange.ts  trickle ICE, both ways
+ *   backup-paths.ts        backup pairs on every uplink, switching without signaling
  *   werift-internals.ts    the werift internals handover needs (selected pair, ufrag)
  */
 import { randomUUID } from "node:crypto";
@@ -15,7 +16,12 @@ import { errorMessage, ProblemError } from "../shared/errors.ts";
 import { isFileLabel } from "../shared/file-wire.ts";
 import { isForwardLabel } from "../shared/forward-wire.ts";
 import type { ConductConfig, PeerConduct, Violation } from "../shared/link/conduct.ts";
-import { type Decision, type HealthConfig, LinkHealth } from "../shared/link/health.ts";
+import {
+  DEFAULT_HEALTH,
+  type Decision,
+  type HealthConfig,
+  LinkHealth,
+} from "../shared/link/health.ts";
 import {
   type Payload,
   ReliableReceiver,
@@ -39,6 +45,7 @@ import {
   type SdpFrag,
   serializeSdpFrag,
 } from "../shared/sdpfrag.ts";
+import { BackupPaths } from "./backup-paths.ts";
 import { CandidateExchange, type ExchangeTarget } from "./candidate-exchange.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { LinkChannels } from "./link-channels.ts";
@@ -87,6 +94,8 @@ export interface LinkOptions {
   identity?: PeerIdentity;
   /** The camera to send on this link (the agent gives it for console peers only). */
   video?: VideoSource;
+  /** Interval between checks of each backup pair (ms; backup-paths.ts). */
+  backupCheckMs?: number;
 }
 
 type OfferEvent = Extract<RoomEvent, { type: "offer" }>;
@@ -110,6 +119,7 @@ export class Link extends EventEmitter {
   #pc: RTCPeerConnection | null = null;
   readonly #channels: LinkChannels;
   readonly #candidates: CandidateExchange;
+  readonly #backup: BackupPaths;
   #sid: string | null = null;
   #etag: string | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -129,6 +139,8 @@ export class Link extends EventEmitter {
   #upFor: RTCPeerConnection | null = null;
   #ufragAtRestart: string | null = null;
   #downSince: number | null = null;
+  #switchStartedAt: number | null = null;
+  #switchReason: string | null = null;
   /** DTLS transports whose state is followed already. */
   #dtlsFollowed = new WeakSet<object>();
   /** The camera track on each PeerConnection of this link (null: no video on it). */
@@ -139,11 +151,24 @@ export class Link extends EventEmitter {
     this.#o = o;
     this.peer = o.peer;
     this.role = o.role;
-    this.health = new LinkHealth(o.health, Date.now());
+    // The answering side is ICE-controlled: on silence it waits longer before moving to a
+    // backup, so that the controlling side's renomination (which it follows) usually comes first
+    // and the two do not pick different backups.
+    const controlled =
+      o.role === "answerer" ? { backupSilenceMs: 2 * DEFAULT_HEALTH.backupSilenceMs } : {};
+    this.health = new LinkHealth({ ...controlled, ...o.health }, Date.now());
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
     this.#candidates = new CandidateExchange(o);
     this.#video = o.video ? new LinkVideo(o.video) : null;
+    this.#backup = new BackupPaths({
+      health: this.health,
+      peer: o.peer,
+      log: o.log,
+      ...(o.backupCheckMs !== undefined ? { checkEveryMs: o.backupCheckMs } : {}),
+      tick: () => this.#tick(),
+      switched: (reason, path) => this.#switched(reason, path),
+    });
     this.#channels = new LinkChannels({
       peer: o.peer,
       raw: o.raw,
@@ -614,6 +639,7 @@ export class Link extends EventEmitter {
     resendOutstanding(this.#pc);
     this.health.onPath(path);
     this.health.onRestartDone(now, path);
+    this.#backup.sync();
     this.#handoverDone(now, "restart");
     this.emit("up", { path, firstTime: false });
   }
@@ -687,6 +713,7 @@ export class Link extends EventEmitter {
   #replacePc(): void {
     const old = this.#pc;
     this.#pc = null;
+    this.#backup.detach();
     this.#remotePcId = null;
     this.#answerFrom = null;
     this.#channels.closeAll();
@@ -733,6 +760,15 @@ export class Link extends EventEmitter {
       case "rebuild":
         void this.#serial(() => this.#rebuild(d.reason, d.attempt));
         return;
+      case "switch":
+        // No edge, no signaling: both ends move to a validated backup pair (renomination).
+        this.#o.log.info({ peer: this.peer, reason: d.reason }, "switching to a backup path");
+        this.#switchStartedAt = Date.now();
+        this.#switchReason = d.reason;
+        this.emit("switching", d.reason);
+        // Gone meanwhile: the policy forgets it, and its verify window falls back to a restart.
+        if (!this.#backup.switchTo(d.to)) this.health.onBackup(Date.now(), d.to, "", false);
+        return;
       case "offer":
         if (this.role !== "offerer") return;
         this.#o.log.warn(
@@ -773,6 +809,8 @@ export class Link extends EventEmitter {
 
   /** The network under us changed (from the agent's NetWatch). */
   networkChanged(): void {
+    // Uplinks first (gone, new, preferred): the policy's answer to the change depends on them.
+    this.#backup.sync();
     this.health.onNetworkChange(Date.now());
     this.#tick();
   }
@@ -805,11 +843,28 @@ export class Link extends EventEmitter {
     const path = this.path();
     this.health.onPath(path);
     this.health.onOpen(now, path);
+    this.#backup.attach(pc);
     this.#handoverDone(now, "rebuild");
     this.#channels.hello();
     this.#channels.reopenQueued();
     this.emit("up", { path, firstTime: first });
     this.#tick();
+  }
+
+  /**
+   * The selected pair moved without a restart (our switch, or werift following the peer's
+   * renomination): what SCTP holds goes out on the new pair now, not after its timer.
+   */
+  #switched(reason: string, path: Path | string): void {
+    resendOutstanding(this.#pc);
+    this.health.onPath(path);
+    const now = Date.now();
+    const started = this.#switchStartedAt ?? now;
+    const why = reason === "remote-nomination" ? "peer-switch" : (this.#switchReason ?? reason);
+    this.#switchStartedAt = null;
+    this.#switchReason = null;
+    this.#o.log.info({ peer: this.peer, reason: why, path }, "switched path");
+    this.emit("handover", { kind: "switch", reason: why, gapMs: now - started });
   }
 
   #handoverDone(now: number, kind: "restart" | "rebuild"): void {
@@ -891,6 +946,7 @@ export class Link extends EventEmitter {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.health.onClosed(Date.now());
+    this.#backup.close();
     const sid = this.#sid;
     if (hangUp && sid) await this.#dropSession(sid);
     this.#channels.dispose();

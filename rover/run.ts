@@ -37,6 +37,8 @@ export interface RoverRunOptions {
   statsJson?: string;
   metricsPort?: number;
   manageRoutes?: boolean;
+  /** Interval between checks of each backup path (ms). */
+  backupCheckMs?: number;
   logLevel: LogLevel;
   /** Logged once at start-up (the CLI's warning for a rover holding the master secret). */
   warnings?: string[];
@@ -123,6 +125,7 @@ async function run(
     connect: o.connect,
     connectNearby: o.connectNearby,
     manageRoutes: o.manageRoutes ?? false,
+    ...(o.backupCheckMs !== undefined ? { backupCheckMs: o.backupCheckMs } : {}),
     logger: log,
     ...(o.position ? { position: o.position } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),

@@ -9,10 +9,21 @@ import type { RTCDataChannel, RTCPeerConnection } from "werift";
 
 /** A candidate pair as werift keeps it (`CandidatePair`). */
 export interface IcePair {
-  localCandidate?: { type?: string };
-  remoteCandidate?: { ufrag?: string };
+  id: string;
+  localCandidate?: { type?: string; host?: string };
+  remoteCandidate?: { ufrag?: string; type?: string };
+  remoteAddr: [string, number];
+  /** 0 frozen, 1 waiting, 2 in progress, 3 succeeded, 4 failed. */
+  state: number;
+  /** The local socket: `uplink` is the address it is bound to (patch 21's addUplink). */
+  protocol: { uplink?: string; type?: string };
   packetsSent: number;
   bytesSent: number;
+}
+
+/** werift's Event: subscribe returns a handle with unSubscribe. */
+interface WeriftEvent<A extends unknown[]> {
+  subscribe(f: (...args: A) => void): { unSubscribe(): void };
 }
 
 /** werift's ICE `Connection` (one per PeerConnection: we bundle everything). */
@@ -23,6 +34,20 @@ export interface IceConnection {
   remoteUsername: string;
   /** The selected pair; none while a restart has not selected one (patched: see restart()). */
   nominated?: IcePair;
+  iceControlling: boolean;
+  checkList: IcePair[];
+  /** Patch 21: paths bound to one more uplink address; closing them when it goes away. */
+  addUplink(address: string): Promise<unknown[]>;
+  removeUplink(address: string): Promise<void>;
+  /** Patch 21: one check of a backup pair, without nominating it (RTT in s, or null). */
+  checkPair(pair: IcePair, o?: { retransmissions?: number }): Promise<number | null>;
+  /** Patch 21: move the selection without signaling (the controlling side renominates). */
+  selectPair(pair: IcePair, reason?: string): boolean;
+  isCurrentSession(pair: IcePair): boolean;
+  /** Patch 21: (pair, previous, reason: "local" | "remote-nomination"). */
+  onSelectedPairChanged: WeriftEvent<[IcePair, IcePair | undefined, string]>;
+  /** Patch 21: the peer sends on another valid pair than the selected one. */
+  onPeerPath: WeriftEvent<[IcePair]>;
 }
 
 export function iceConnection(pc: RTCPeerConnection | null): IceConnection | undefined {

@@ -21,9 +21,21 @@
  *            onRestartBegun(now) · onRestartDone(now, path?) · onRestartFailed(now) ·
  *            onPath(path) · requestRestart(now) · onOfferSent(now) · onOfferFailed(now) ·
  *            onSessionClosed(now, reoffer) · onClosed(now)
+ *   backups: onUplinks(now, {active, preferred, present}) · onBackup(now, id, uplink, ok) ·
+ *            onPeerMoved(now, id) · onSwitched(now, id, path?)
  *   outputs: poll(now): Decision[] · nextDeadline(): number | undefined ·
  *            snapshot(now): HealthSnapshot · state (the phase: never "degraded") ·
  *            inputs(): how often each event was fed (tests check production feeds them all)
+ *
+ * Backup paths (make-before-break without signaling): the link keeps a validated candidate pair
+ * on every other uplink and tells the policy (`onBackup`). Where the policy would restart a link
+ * that is up (the active uplink gone, silence, no delivery, ICE failed) and a validated backup on
+ * another path exists, it decides `switch` instead: both ends move to that pair (renomination; no
+ * edge). A switch is verified like a handover; one that delivers nothing falls back to a restart.
+ * With a validated backup, silence is called sooner (`backupSilenceMs`): switching is cheap and
+ * reversible. A planned move (the preferred uplink is not the active one) switches once the
+ * preferred uplink's backup has been valid for `preferHoldMs` (no switching back and forth on a
+ * flapping uplink).
  *
  * The offering side of a link that is not up (connecting, or down after its session closed)
  * offers again on `offer` decisions: after a failed offer with backoff, after an offer nobody
@@ -67,6 +79,18 @@ export interface HealthConfig {
   maxRestarts: number;
   /** A rebuild that has not opened by then is tried again (ms). */
   rebuildTimeoutMs: number;
+  /**
+   * With a validated backup: the link has sent for this long and heard nothing: switch to the
+   * backup (the restart rule's silenceMs still applies when there is none) (ms).
+   */
+  backupSilenceMs: number;
+  /**
+   * The peer's move to another pair is not followed within this long of our last switch: two
+   * ends that each follow the other would otherwise chase each other (ms).
+   */
+  peerFollowHoldMs: number;
+  /** A backup on the preferred uplink must have been valid this long before a planned switch (ms). */
+  preferHoldMs: number;
   /** Probes considered for the loss figure. */
   lossWindow: number;
   /** Delay before offer attempt n+1 after n failed in a row (the last value repeats) (ms). */
@@ -89,6 +113,9 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   netChangeMaxDelayMs: 50,
   netChangeSupersedeMs: 300,
   disconnectedGraceMs: 1_000,
+  backupSilenceMs: 600,
+  peerFollowHoldMs: 1_000,
+  preferHoldMs: 2_000,
   restartTimeoutMs: 2_000,
   restartBackoffMs: [0, 250, 500, 1_000, 2_000],
   maxRestarts: 4,
@@ -116,6 +143,15 @@ export type RestartReason =
 
 export type RebuildReason = "restarts-failed" | "rebuild-timeout" | "dtls-failed";
 
+export type SwitchReason =
+  | "uplink-gone"
+  | "network-change"
+  | "silence"
+  | "no-delivery"
+  | "ice-failed"
+  | "preferred"
+  | "peer-moved";
+
 export type OfferReason = "offer-failed" | "offer-unanswered" | "session-closed";
 
 export type Decision =
@@ -123,6 +159,8 @@ export type Decision =
   | { type: "restart"; reason: RestartReason; attempt: number }
   | { type: "rebuild"; reason: RebuildReason; attempt: number }
   | { type: "offer"; reason: OfferReason; attempt: number }
+  /** Move both ends to the validated backup pair `to` (no signaling). */
+  | { type: "switch"; to: string; reason: SwitchReason }
   | { type: "state"; state: HealthState; prev: HealthState };
 
 export interface HealthSnapshot {
@@ -139,6 +177,10 @@ export interface HealthSnapshot {
   lastTxAt: number | null;
   /** ICE restarts that completed. */
   restarts: number;
+  /** Switches to a backup pair (no restart, no edge). */
+  switches: number;
+  /** Backup pairs validated now. */
+  backups: number;
   /** Rebuilds that opened. */
   rebuilds: number;
   /** Restarts and rebuilds that failed since the link last came (back) up. */
@@ -211,6 +253,25 @@ export class LinkHealth {
   #offerAttempt = 0;
   #inputs = new Map<string, number>();
 
+  /** Validated backup pairs by id: their uplink and since when they are valid. */
+  #backups = new Map<string, { uplink: string; since: number; absent: boolean }>();
+  /** The active pair's local uplink (null: unknown, e.g. an unbound socket following routes). */
+  #activeUplink: string | null = null;
+  #preferredUplink: string | null = null;
+  #presentUplinks: string[] | null = null;
+  /** The active uplink disappeared: switch away at once. */
+  #uplinkGone = false;
+  /** The peer sends on this validated pair (the controlling side follows it). */
+  #peerMoved: string | null = null;
+  /** First send since the last receive (null: nothing sent since): backup silence. */
+  #txSinceRx: number | null = null;
+  /** Silence is counted from here at least (a switch starts the clock again). */
+  #rxFloor = Number.NEGATIVE_INFINITY;
+  /** The switch under verification (its pair is dropped as a backup if it delivers nothing). */
+  #switchedTo: string | null = null;
+  #switches = 0;
+  #lastSwitchAt = Number.NEGATIVE_INFINITY;
+
   constructor(config: Partial<HealthConfig> = {}, now = 0) {
     this.config = { ...DEFAULT_HEALTH, ...config };
     this.#phaseSince = now;
@@ -245,12 +306,14 @@ export class LinkHealth {
     this.#fed("onReceive");
     this.#tick(now);
     this.#lastRx = now;
+    this.#txSinceRx = null;
   }
 
   onSend(now: number): void {
     this.#fed("onSend");
     this.#tick(now);
     this.#lastTx = now;
+    this.#txSinceRx ??= now;
   }
 
   onProbeSent(id: number, now: number): void {
@@ -260,12 +323,14 @@ export class LinkHealth {
     this.#probesSent++;
     this.#lastProbe = now;
     this.#lastTx = now;
+    this.#txSinceRx ??= now;
   }
 
   onProbeAnswered(id: number, now: number): void {
     this.#fed("onProbeAnswered");
     this.#tick(now);
     this.#lastRx = now;
+    this.#txSinceRx = null;
     const sent = this.#probes.get(id);
     if (sent === undefined) return; // late (already counted lost) or from before a handover
     this.#probes.delete(id);
@@ -353,6 +418,66 @@ export class LinkHealth {
   onPath(path: string): void {
     this.#fed("onPath");
     this.#path = path;
+  }
+
+  /**
+   * The local uplinks: the active pair's (null when unknown: a socket that follows the routing
+   * table), the preferred one (the default route's), and those present. Fed at start and on
+   * every network change, before `onNetworkChange`.
+   */
+  onUplinks(
+    now: number,
+    u: { active: string | null; preferred: string | null; present: string[] },
+  ): void {
+    this.#fed("onUplinks");
+    this.#tick(now);
+    this.#activeUplink = u.active;
+    this.#preferredUplink = u.preferred;
+    this.#presentUplinks = u.present;
+    if (u.active !== null && !u.present.includes(u.active)) this.#uplinkGone = true;
+    // A backup whose uplink is missing is not used, but kept: route changes show transient
+    // states (a route deleted, then added with a new metric). Back, it waits its hold again.
+    for (const b of this.#backups.values()) {
+      const absent = !u.present.includes(b.uplink);
+      if (b.absent && !absent) b.since = now;
+      b.absent = absent;
+    }
+  }
+
+  /** A backup pair (on local uplink `uplink`) passed its check (`ok`) or failed / went away. */
+  onBackup(now: number, id: string, uplink: string, ok: boolean): void {
+    this.#fed("onBackup");
+    this.#tick(now);
+    if (!ok) {
+      this.#backups.delete(id);
+      return;
+    }
+    const absent = this.#presentUplinks !== null && !this.#presentUplinks.includes(uplink);
+    const known = this.#backups.get(id);
+    this.#backups.set(id, { uplink, since: known && !known.absent ? known.since : now, absent });
+  }
+
+  /** The peer sends on the validated pair `id`, not on ours: it moved (we follow). */
+  onPeerMoved(now: number, id: string): void {
+    this.#fed("onPeerMoved");
+    this.#tick(now);
+    if (this.#phase !== "up") return;
+    if (now - this.#lastSwitchAt < this.config.peerFollowHoldMs) return;
+    this.#peerMoved = id;
+  }
+
+  /**
+   * The selected pair moved to `id` without a restart: our `switch` was carried out, or the
+   * peer renominated and werift followed. `uplink` is the new active uplink.
+   */
+  onSwitched(now: number, id: string, uplink: string | null, path?: string): void {
+    this.#fed("onSwitched");
+    this.#tick(now);
+    this.#backups.delete(id);
+    this.#activeUplink = uplink;
+    this.#uplinkGone = false;
+    if (path !== undefined) this.#path = path;
+    if (this.#peerMoved === id) this.#peerMoved = null;
   }
 
   /** Restart now (operator, TURN credential renewal, tests). */
@@ -472,15 +597,100 @@ export class LinkHealth {
 
   #upStep(now: number): Decision | null {
     if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
+    if (this.#peerMoved !== null) {
+      const to = this.#peerMoved;
+      this.#peerMoved = null;
+      return this.#switch(now, to, "peer-moved");
+    }
+    if (this.#uplinkGone) {
+      this.#uplinkGone = false;
+      const b = this.#backupElsewhere();
+      if (b) return this.#switch(now, b, "uplink-gone");
+      return this.#restart(now, "network-change");
+    }
     const reason = this.#trigger(now);
-    if (reason) return this.#restart(now, reason);
+    if (reason) {
+      if (reason === "network-change" && this.#activeUplink !== null) {
+        // The active uplink is known and still there (gone is handled above): nothing to mend.
+        // A new uplink is gathered on; a planned move waits for its backup (`preferred` below).
+        this.#netFirst = this.#netLast = null;
+        return null;
+      }
+      const b = reason === "manual" ? null : this.#backupElsewhere();
+      if (b) return this.#switch(now, b, reason as SwitchReason);
+      return this.#restart(now, reason);
+    }
     if (this.#verifyBy !== null && now >= this.#verifyBy) {
       // Up after a handover, yet nothing heard from the peer: the new pair carries no data.
       this.#verifyBy = null;
-      if (this.#lastRx === null || this.#lastRx <= this.#upAt)
+      if (this.#lastRx === null || this.#lastRx <= this.#upAt) {
+        if (this.#switchedTo !== null) this.#backups.delete(this.#switchedTo);
+        this.#switchedTo = null;
+        const b = this.#backupElsewhere();
+        if (b) return this.#switch(now, b, "no-delivery");
         return this.#restart(now, "no-delivery");
+      }
+      this.#switchedTo = null;
     }
+    // Sent for a while, heard nothing, and a validated backup is at hand: move now.
+    const quietFrom = this.#txSinceRx === null ? null : Math.max(this.#txSinceRx, this.#rxFloor);
+    if (quietFrom !== null && now - quietFrom >= this.config.backupSilenceMs) {
+      const b = this.#backupElsewhere();
+      if (b) return this.#switch(now, b, "silence");
+    }
+    // A planned move: the preferred uplink is not the active one and its backup is settled.
+    const p = this.#preferredBackup(now);
+    if (p) return this.#switch(now, p, "preferred");
     return null;
+  }
+
+  /** The best validated backup not on the active uplink (the preferred uplink's first). */
+  #backupElsewhere(): string | null {
+    let best: string | null = null;
+    for (const [id, b] of this.#backups) {
+      if (b.absent) continue;
+      if (this.#activeUplink !== null && b.uplink === this.#activeUplink) continue;
+      if (b.uplink === this.#preferredUplink) return id;
+      best ??= id;
+    }
+    return best;
+  }
+
+  #preferredBackup(now: number): string | null {
+    const pref = this.#preferredUplink;
+    if (pref === null || this.#activeUplink === null || this.#activeUplink === pref) return null;
+    for (const [id, b] of this.#backups)
+      if (!b.absent && b.uplink === pref && now - b.since >= this.config.preferHoldMs) return id;
+    return null;
+  }
+
+  #switch(now: number, to: string, reason: SwitchReason): Decision {
+    // Left because it went quiet: the other pairs of that uplink are as suspect (a blackhole
+    // takes them all), until a check after this proves one again; else `preferred` would move
+    // straight back onto the dead uplink.
+    if (reason === "silence" || reason === "no-delivery" || reason === "ice-failed") {
+      const left = this.#activeUplink;
+      if (left !== null)
+        for (const [id, x] of this.#backups) if (x.uplink === left) this.#backups.delete(id);
+    }
+    // Taken as done (onSwitched confirms): the pair is the active one now, not a backup.
+    const b = this.#backups.get(to);
+    if (b) this.#activeUplink = b.uplink;
+    this.#backups.delete(to);
+    this.#switches++;
+    this.#lastSwitchAt = now;
+    this.#clearCauses();
+    this.#peerMoved = null;
+    this.#switchedTo = to;
+    this.#rxFloor = now;
+    this.#upAt = now;
+    // Verify the new pair like a handover: probe now, hear from the peer within a few RTTs.
+    const c = this.config;
+    const rtt = this.#srtt ?? 0;
+    this.#verifyBy = now + Math.min(Math.max(4 * rtt, c.verifyMinMs), c.silenceMs);
+    this.#lastProbe = null;
+    this.#probes.clear();
+    return { type: "switch", to, reason };
   }
 
   /** Reasons to restart a link that is up (or to supersede a restart: manual, network change). */
@@ -491,7 +701,11 @@ export class LinkHealth {
     if (this.#disconnectedSince !== null) {
       if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
     }
-    if (this.#lastRx !== null && now - this.#lastRx >= this.config.silenceMs) return "silence";
+    if (
+      this.#lastRx !== null &&
+      now - Math.max(this.#lastRx, this.#rxFloor) >= this.config.silenceMs
+    )
+      return "silence";
     return null;
   }
 
@@ -563,6 +777,8 @@ export class LinkHealth {
     this.#netFirst = this.#netLast = null;
     this.#iceFailed = false;
     this.#disconnectedSince = null;
+    this.#uplinkGone = false;
+    this.#peerMoved = null;
   }
 
   #rebuild(now: number, reason: RebuildReason): Decision {
@@ -594,6 +810,9 @@ export class LinkHealth {
     this.#upAt = now;
     this.#verifyBy = null;
     if (handover) {
+      // The pairs of the old ICE session are no backups in the new one (the link reports anew).
+      this.#backups.clear();
+      this.#switchedTo = null;
       // Verify the new path: probe now, and hear from the peer within a few RTTs of the old one.
       const c = this.config;
       const rtt = this.#srtt ?? 0;
@@ -674,7 +893,14 @@ export class LinkHealth {
     if (phase === "up" && this.#iceFailed) return this.#clock;
     const ds: number[] = [this.#netDue()];
     if (phase === "up") {
-      if (this.#lastRx !== null) ds.push(this.#lastRx + c.silenceMs);
+      if (this.#peerMoved !== null || this.#uplinkGone) return this.#clock;
+      if (this.#lastRx !== null) ds.push(Math.max(this.#lastRx, this.#rxFloor) + c.silenceMs);
+      if (this.#txSinceRx !== null && this.#backups.size > 0)
+        ds.push(Math.max(this.#txSinceRx, this.#rxFloor) + c.backupSilenceMs);
+      const pref = this.#preferredUplink;
+      if (pref !== null && this.#activeUplink !== null && this.#activeUplink !== pref)
+        for (const b of this.#backups.values())
+          if (b.uplink === pref && !b.absent) ds.push(b.since + c.preferHoldMs);
       if (this.#verifyBy !== null) ds.push(this.#verifyBy);
       if (this.#disconnectedSince !== null)
         ds.push(this.#disconnectedSince + c.disconnectedGraceMs);
@@ -701,6 +927,8 @@ export class LinkHealth {
       lastRxAt: this.#lastRx,
       lastTxAt: this.#lastTx,
       restarts: this.#restartsDone,
+      switches: this.#switches,
+      backups: [...this.#backups.values()].filter((b) => !b.absent).length,
       rebuilds: this.#rebuilds,
       consecutiveFailures: failures,
       failedRestarts: failures,

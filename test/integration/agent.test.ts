@@ -187,7 +187,7 @@ describe("rover agents through the local edge", () => {
     console.info(`ICE restart handover gap: ${h.gapMs} ms`);
   });
 
-  it("a local network change hands over at once: ICE restart, fresh poll, nothing lost", async () => {
+  it("a local network change hands over at once: a switch to a validated backup (else an ICE restart), fresh poll, nothing lost", async () => {
     const room = `int-${++roomN}`;
     const b = await agent(room, "b");
     // The real NetWatch, reading a made-up interface list: wlan0 goes away mid-stream.
@@ -221,7 +221,11 @@ describe("rover agents through the local edge", () => {
       addrs = "wwan0=10.64.0.7";
     });
     expect(got).toEqual(expected(100));
-    expect(await handover).toMatchObject({ kind: "restart", reason: "network-change" });
+    // The peer's other host address gives a validated backup pair here (rover/backup-paths.ts),
+    // so the link switches without the edge; a machine without one restarts ICE.
+    const h = await handover;
+    expect(h.reason).toBe("network-change");
+    expect(["switch", "restart"]).toContain(h.kind);
     // The parked poll was dropped with its pooled connection and sent again on a new one.
     expect(polls).toBeGreaterThan(pollsBefore);
   });
@@ -655,7 +659,12 @@ describe("the health policy is the only decider, and production feeds it every e
     );
     expect(events.length).toBeGreaterThanOrEqual(19);
     const fed = (n: string) => (la.health.inputs()[n] ?? 0) + (lb.health.inputs()[n] ?? 0);
-    expect(events.filter((n) => fed(n) === 0)).toEqual([]);
+    // The backup-path inputs need a second uplink, which this machine lacks: the adapter that
+    // feeds them in production (rover/backup-paths.ts) is tested with two loopback "uplinks" in
+    // test/rover/backup-paths.test.ts. onUplinks is fed here too (every link that comes up).
+    const elsewhere = ["onBackup", "onPeerMoved", "onSwitched"];
+    expect(events.filter((n) => fed(n) === 0 && !elsewhere.includes(n))).toEqual([]);
+    expect(fed("onUplinks")).toBeGreaterThan(0);
     // The failures took the policy's paths, not fixed waits in the link.
     expect(la.health.inputs()).toMatchObject({ onOfferFailed: 1, onRestartFailed: 1 });
     expect(lb.health.inputs().onRemoteRestart).toBeGreaterThan(0);

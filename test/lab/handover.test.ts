@@ -112,6 +112,56 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
     expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
+  it("wifi silently blackholed on a rover with source routing and no CAP_NET_ADMIN: escaped over cell", async () => {
+    // No --manage-routes: the default route keeps pointing at the dead wifi. rl-a routes by
+    // source address (docs/lab.md), so the link's socket bound to cell's address still works.
+    const f = await scenario("wifi-blackhole-noroot", 16, async () => {
+      fault.wifiBlackhole(true);
+    });
+    expectNothingLost(f);
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
+  });
+
+  it("edge unreachable from just before the fault to the end: wifi down still hands over", async () => {
+    const f = await scenario("edge-down-wifi-down", 16, async () => {
+      fault.edgeBlock();
+      await sleep(200);
+      fault.wifiDown();
+    });
+    expectNothingLost(f);
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
+  });
+
+  it("edge unreachable from just before the fault to the end: a wifi blackhole is still escaped", async () => {
+    const f = await scenario("edge-down-blackhole", 16, async () => {
+      fault.edgeBlock();
+      await sleep(200);
+      fault.wifiBlackhole(true);
+    });
+    expectNothingLost(f);
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
+  });
+
+  it("wifi dying during a handover (planned switch to cell, then wifi down)", async () => {
+    const f = await scenario("double-fault", 16, async () => {
+      fault.prefer("cell");
+      await sleep(150);
+      fault.wifiDown();
+    });
+    expectNothingLost(f);
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
+  });
+
+  it("wifi flapping at 2 Hz", async () => {
+    const f = await scenario("wifi-flap-2hz", 18, async () => {
+      const stop = fault.startFlap({ periodS: 0.25, mode: "down" });
+      await sleep(6_000);
+      stop();
+    });
+    expectNothingLost(f);
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
+  });
+
   it("wifi flapping every few seconds", async () => {
     const f = await scenario("wifi-flap", 24, async () => {
       const stop = fault.startFlap({ periodS: 3, mode: "down" });

@@ -107,7 +107,12 @@ export async function runScenario(
   const aLog = aCap.tail;
   const exited = new Promise<number | null>((resolve) => a.once("exit", (code) => resolve(code)));
   try {
-    await sleep(6_000); // join, relay candidates, link up (TURN)
+    // Join, relay candidates, link up (TURN): at least 6 s, and 1.5 s after the link came up (its
+    // backup paths get their first check), at most 30 s on a loaded machine.
+    const started = Date.now();
+    while (!aCap.linkUp() && Date.now() - started < 30_000) await sleep(100);
+    const upAt = Date.now();
+    await sleep(Math.max(6_000 - (upAt - started), 1_500));
     // The premise of every scenario: a fault that strikes before the link is up tests nothing.
     if (!aCap.linkUp()) {
       throw new Error(`${name}: the link was not up before the fault\n${aLog()}\n${bLog()}`);

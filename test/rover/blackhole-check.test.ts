@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { blackholeWarning, parseDefaultRouteDevs } from "../../rover/blackhole-check.ts";
+import {
+  blackholeWarning,
+  parseDefaultRouteDevs,
+  parseSourceRules,
+} from "../../rover/blackhole-check.ts";
 
 describe("can a blackholed uplink be escaped", () => {
   const two = ["wlan0", "wwan0"];
@@ -8,6 +12,23 @@ describe("can a blackholed uplink be escaped", () => {
     const w = blackholeWarning({ defaultRouteDevs: two, manageRoutes: false });
     expect(w).toMatch(/2 uplinks \(wlan0, wwan0\)/);
     expect(w).toMatch(/--manage-routes and CAP_NET_ADMIN/);
+    expect(w).toMatch(/ip rule from <address>/);
+  });
+
+  it("is quiet when every uplink has a source-routing rule (backup paths bind per uplink)", () => {
+    const devAddresses = { wlan0: ["192.168.10.2"], wwan0: ["100.64.20.2"] };
+    const facts = { defaultRouteDevs: two, manageRoutes: false, devAddresses };
+    expect(
+      blackholeWarning({ ...facts, sourceRuleFroms: ["192.168.10.2", "100.64.20.2"] }),
+    ).toBeNull();
+    expect(blackholeWarning({ ...facts, sourceRuleFroms: ["192.168.10.2"] })).toMatch(
+      /without source routing for wwan0/,
+    );
+    expect(
+      parseSourceRules(
+        '[{"priority":0,"src":"all","table":"local"},{"priority":100,"src":"192.168.10.2","table":"10"}]',
+      ),
+    ).toEqual(["192.168.10.2"]);
   });
 
   it("is quiet with one uplink (however many routes it has) or with --manage-routes", () => {

@@ -1,0 +1,301 @@
+/**
+ * Backup paths for one link (make-before-break without signaling; docs/link-health.md). The I/O
+ * half of the health policy's backup rules: it gathers on every local uplink (werift patch 21's
+ * addUplink: a socket and a TURN allocation bound to the uplink's address, which leave through
+ * that uplink where the system routes by source address), keeps one validated candidate pair
+ * per uplink by checking it every `checkEveryMs`, and reports to the policy: the uplinks
+ * (`onUplinks`), backups validated or lost (`onBackup`), the peer sending on another pair
+ * (`onPeerMoved`), and the selection moving (`onSwitched`). It carries out `switch` decisions.
+ * It decides nothing.
+ */
+import { networkInterfaces } from "node:os";
+import type { RTCPeerConnection } from "werift";
+import type { LinkHealth } from "../shared/link/health.ts";
+import { defaultRoutes } from "./netwatch.ts";
+import { type IceConnection, type IcePair, iceConnection } from "./werift-internals.ts";
+
+/** Default interval between checks of each backup pair (ms); see docs/link-health.md. */
+export const DEFAULT_BACKUP_CHECK_MS = 2_500;
+const SUCCEEDED = 3;
+/** Discovery checks at most this many pairs of one uplink at a time. */
+const DISCOVER_MAX = 4;
+
+export interface Uplink {
+  iface: string;
+  address: string;
+}
+
+export interface UplinkView {
+  present: Uplink[];
+  /** The interface of the lowest-metric default route (null: none). */
+  preferred: string | null;
+}
+
+/**
+ * The uplinks now: interfaces with a non-internal IPv4 address. Where the main table has default
+ * routes, only interfaces that have one count (a link without carrier loses its routes while
+ * keeping its address).
+ */
+export function readUplinks(
+  ifaces = networkInterfaces(),
+  routes: string = defaultRoutes(),
+): UplinkView {
+  const viaRoute = routes
+    .split(",")
+    .filter(Boolean)
+    .map((r) => {
+      const [iface = "", , metric = "0"] = r.split("/");
+      return { iface, metric: Number(metric) };
+    })
+    .sort((a, b) => a.metric - b.metric);
+  const routed = new Set(viaRoute.map((r) => r.iface));
+  const present: Uplink[] = [];
+  for (const [iface, addrs] of Object.entries(ifaces)) {
+    for (const a of addrs ?? []) {
+      if (a.internal || a.family !== "IPv4") continue;
+      if (routed.size > 0 && !routed.has(iface)) continue;
+      present.push({ iface, address: a.address });
+    }
+  }
+  return { present, preferred: viaRoute[0]?.iface ?? null };
+}
+
+export interface BackupPathsOptions {
+  health: LinkHealth;
+  /** Called after every event fed to the policy (the link polls it). */
+  tick: () => void;
+  /** The selection moved (ours or the peer's renomination): SCTP resends, the link reports. */
+  switched: (reason: string, path: string) => void;
+  log: { debug(o: object, msg?: string): void; info(o: object, msg?: string): void };
+  peer: string;
+  checkEveryMs?: number;
+  /** Tests: the uplinks now. */
+  uplinks?: () => UplinkView;
+}
+
+export class BackupPaths {
+  readonly #o: BackupPathsOptions;
+  readonly #every: number;
+  #pc: RTCPeerConnection | null = null;
+  #subs: { unSubscribe(): void }[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  /** Uplink addresses given to werift (addUplink). */
+  #added = new Set<string>();
+  /** The backup pair kept per uplink address. */
+  #kept = new Map<string, IcePair>();
+  #checking = false;
+  #again = false;
+  #view: UplinkView = { present: [], preferred: null };
+  /**
+   * The uplink werift's unbound socket used when its pair was selected: the preferred one then
+   * (packets follow the routing table). Its disappearance is the active uplink's.
+   */
+  #unboundVia: string | null = null;
+  #unboundPair: IcePair | null = null;
+  #closed = false;
+
+  constructor(o: BackupPathsOptions) {
+    this.#o = o;
+    this.#every = o.checkEveryMs ?? DEFAULT_BACKUP_CHECK_MS;
+  }
+
+  /** Follow this PeerConnection (once its ICE connection exists: when the link is up). */
+  attach(pc: RTCPeerConnection): void {
+    if (this.#pc === pc || this.#closed) return;
+    this.#detach();
+    this.#pc = pc;
+    const ice = iceConnection(pc);
+    if (!ice?.onSelectedPairChanged) return; // werift without patch 21
+    this.#subs.push(
+      ice.onSelectedPairChanged.subscribe((pair, _prev, reason) => {
+        if (this.#pc !== pc) return;
+        this.#o.health.onSwitched(Date.now(), pair.id, this.#activeOf(pair), pathOf(pair));
+        this.#o.switched(reason, pathOf(pair));
+        this.#o.tick();
+      }),
+      ice.onPeerPath.subscribe((pair) => {
+        // The controlled side follows renominations inside werift; the controlling side decides.
+        if (this.#pc !== pc || !ice.iceControlling) return;
+        this.#o.health.onPeerMoved(Date.now(), pair.id);
+        this.#o.tick();
+      }),
+    );
+    this.#kept.clear();
+    this.#added.clear();
+    this.sync();
+    this.#timer = setInterval(() => void this.#checkAll(), this.#every);
+    this.#timer.unref();
+    void this.#checkAll();
+  }
+
+  /** The network changed (and at attach): gather on new uplinks, drop gone ones, tell the policy. */
+  sync(): void {
+    const ice = this.#ice();
+    if (!ice) return;
+    this.#view = (this.#o.uplinks ?? readUplinks)();
+    const present = this.#view.present;
+    if (ice.nominated && !ice.nominated.protocol.uplink && ice.nominated !== this.#unboundPair) {
+      this.#unboundPair = ice.nominated;
+      this.#unboundVia = this.#view.preferred;
+    }
+    const addresses = new Set(present.map((u) => u.address));
+    // Single-homed: nothing of ours to back up (the peer's other uplinks still show up as pairs).
+    if (present.length >= 2) {
+      for (const u of present) {
+        if (this.#added.has(u.address)) continue;
+        this.#added.add(u.address);
+        void ice.addUplink(u.address).then(() => this.#checkAll());
+      }
+    }
+    for (const a of [...this.#added]) {
+      if (addresses.has(a)) continue;
+      this.#added.delete(a);
+      const kept = this.#kept.get(a);
+      this.#kept.delete(a);
+      if (kept) this.#o.health.onBackup(Date.now(), kept.id, this.#labelOf(kept) ?? a, false);
+      void ice.removeUplink(a);
+    }
+    const active = ice.nominated ? this.#activeOf(ice.nominated) : null;
+    let ifaces = [...new Set(present.map((u) => u.iface))];
+    // werift's unbound socket follows the routing table: once the routes prefer another uplink,
+    // its packets leave with another source address, which the NATs and the TURN allocation
+    // do not know. For that pair its uplink is as good as gone.
+    const unboundMoved =
+      ice.nominated === this.#unboundPair && active !== null && this.#view.preferred !== active;
+    if (unboundMoved) ifaces = ifaces.filter((i) => i !== active);
+    this.#o.health.onUplinks(Date.now(), {
+      active,
+      preferred: this.#view.preferred,
+      present: ifaces,
+    });
+    this.#o.tick();
+  }
+
+  /** Carry out a `switch` decision; false when the pair is gone (the policy falls back). */
+  switchTo(id: string): boolean {
+    const ice = this.#ice();
+    const pair = ice?.checkList.find((p) => p.id === id);
+    if (!ice || !pair || !ice.isCurrentSession(pair)) return false;
+    const ok = ice.selectPair(pair, "local");
+    // The controlled side cannot nominate: a check on the new pair, and our data on it, show
+    // the controlling side where we are (it follows: onPeerPath there).
+    if (ok && !ice.iceControlling) void ice.checkPair(pair, { retransmissions: 2 });
+    return ok;
+  }
+
+  /** Check one kept pair per uplink; discover one where none is kept. */
+  async #checkAll(): Promise<void> {
+    const ice = this.#ice();
+    if (!ice || this.#closed || !ice.nominated) return;
+    if (this.#checking) {
+      // A new uplink's paths came while a round ran: one more round right after it.
+      this.#again = true;
+      return;
+    }
+    this.#checking = true;
+    try {
+      const active = ice.nominated;
+      const groups = new Map<string, IcePair[]>();
+      for (const p of ice.checkList) {
+        if (p === active || !ice.isCurrentSession(p)) continue;
+        const key = this.#keyOf(p, active);
+        if (key === null) continue;
+        const list = groups.get(key) ?? [];
+        list.push(p);
+        groups.set(key, list);
+      }
+      await Promise.all(
+        [...groups].map(async ([key, pairs]) => {
+          const kept = this.#kept.get(key);
+          const tryFirst =
+            kept && pairs.includes(kept)
+              ? [kept]
+              : pairs.sort((a, b) => succeededFirst(a, b)).slice(0, DISCOVER_MAX);
+          const results = await Promise.all(tryFirst.map((p) => ice.checkPair(p)));
+          const good = tryFirst.find((_, i) => results[i] !== null);
+          const uplink = this.#labelOf(tryFirst[0] as IcePair) ?? key;
+          if (good) {
+            if (kept && kept !== good) this.#o.health.onBackup(Date.now(), kept.id, uplink, false);
+            this.#kept.set(key, good);
+            this.#o.health.onBackup(Date.now(), good.id, uplink, true);
+          } else if (kept) {
+            this.#kept.delete(key);
+            this.#o.health.onBackup(Date.now(), kept.id, uplink, false);
+            this.#o.log.debug({ peer: this.#o.peer, uplink }, "backup path lost");
+          }
+        }),
+      );
+      this.#o.tick();
+    } finally {
+      this.#checking = false;
+      if (this.#again) {
+        this.#again = false;
+        void this.#checkAll();
+      }
+    }
+  }
+
+  /**
+   * Which backup slot a pair belongs to: its uplink address when bound to one (multi-homed), else
+   * (single-homed, or werift's own unbound sockets) a different remote address than the active's.
+   */
+  #keyOf(p: IcePair, active: IcePair): string | null {
+    if (this.#added.size > 0) return p.protocol.uplink ?? null;
+    const remote = `${p.remoteAddr[0]}:${p.remoteAddr[1]}`;
+    if (remote === `${active.remoteAddr[0]}:${active.remoteAddr[1]}`) return null;
+    return p.state === SUCCEEDED ? `remote ${remote}` : null;
+  }
+
+  /**
+   * The uplink (interface) a backup pair leaves through: its bound address's when multi-homed;
+   * single-homed, the one uplink there is (the backup differs by the peer's address).
+   */
+  #labelOf(p: IcePair): string | null {
+    const a = p.protocol.uplink;
+    if (this.#added.size === 0) return this.#view.present[0]?.iface ?? "default";
+    if (!a) return null;
+    return this.#view.present.find((u) => u.address === a)?.iface ?? a;
+  }
+
+  /**
+   * The active pair's uplink for the policy: null when single-homed; for werift's unbound socket,
+   * the uplink the routes chose when the pair was selected.
+   */
+  #activeOf(p: IcePair): string | null {
+    if (this.#added.size === 0) return null;
+    if (!p.protocol.uplink) return p === this.#unboundPair ? this.#unboundVia : null;
+    return this.#labelOf(p);
+  }
+
+  #ice(): IceConnection | undefined {
+    return this.#closed ? undefined : iceConnection(this.#pc);
+  }
+
+  /** The PeerConnection is being replaced: stop checking its pairs until `attach`. */
+  detach(): void {
+    this.#detach();
+    this.#pc = null;
+  }
+
+  #detach(): void {
+    for (const s of this.#subs) s.unSubscribe();
+    this.#subs = [];
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#detach();
+    this.#pc = null;
+  }
+}
+
+function pathOf(p: IcePair): string {
+  return p.localCandidate?.type === "relay" ? "relay" : "direct";
+}
+
+/** Pairs that worked before first, then werift's order (priority). */
+function succeededFirst(a: IcePair, b: IcePair): number {
+  return (b.state === SUCCEEDED ? 1 : 0) - (a.state === SUCCEEDED ? 1 : 0);
+}

@@ -1,0 +1,131 @@
+/**
+ * rover/backup-paths.ts with real werift PeerConnections on loopback (patch 21) and the real
+ * health policy: the adapter feeds the policy's backup inputs (onUplinks, onBackup, onSwitched,
+ * onPeerMoved) and carries out its `switch` decisions. 127.0.0.1 and 127.0.0.2 stand in for two
+ * uplinks (injected view of the interfaces: the test machine has one).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { BackupPaths, readUplinks, type UplinkView } from "../../rover/backup-paths.ts";
+import { iceConnection } from "../../rover/werift-internals.ts";
+import { type Decision, LinkHealth } from "../../shared/link/health.ts";
+import { type Linked, linkedPair, until } from "../patches/sctp-pair.ts";
+
+const quiet = { debug: () => {}, info: () => {} };
+let linked: Linked | null = null;
+const paths: BackupPaths[] = [];
+afterEach(async () => {
+  for (const p of paths.splice(0)) p.close();
+  await linked?.close();
+  linked = null;
+});
+
+/** A policy and its adapter for one end; decisions are carried out as the link does. */
+function end(pc: Linked["a"], view: () => UplinkView, label: string) {
+  const health = new LinkHealth({}, Date.now());
+  health.onOpen(Date.now());
+  const decisions: Decision[] = [];
+  const switched: string[] = [];
+  const tick = () => {
+    for (const d of health.poll(Date.now())) {
+      decisions.push(d);
+      if (d.type === "switch") backup.switchTo(d.to);
+    }
+  };
+  const backup: BackupPaths = new BackupPaths({
+    health,
+    peer: label,
+    log: quiet,
+    checkEveryMs: 200,
+    uplinks: view,
+    tick,
+    switched: (reason) => switched.push(reason),
+  });
+  paths.push(backup);
+  backup.attach(pc);
+  /** What Link.networkChanged does. */
+  const networkChanged = () => {
+    backup.sync();
+    health.onNetworkChange(Date.now());
+    setTimeout(tick, 60);
+  };
+  return { health, backup, decisions, switched, networkChanged };
+}
+
+const two: UplinkView = {
+  present: [
+    { iface: "wifi", address: "127.0.0.1" },
+    { iface: "cell", address: "127.0.0.2" },
+  ],
+  preferred: "wifi",
+};
+
+describe("backup paths (rover/backup-paths.ts)", () => {
+  it("reads uplinks: IPv4 interfaces with a default route, the lowest metric preferred", () => {
+    const ifaces = {
+      lo: [{ address: "127.0.0.1", family: "IPv4", internal: true }],
+      wifi: [{ address: "192.168.10.2", family: "IPv4", internal: false }],
+      cell: [{ address: "100.64.20.2", family: "IPv4", internal: false }],
+      dead: [{ address: "10.9.9.9", family: "IPv4", internal: false }],
+    } as unknown as ReturnType<typeof import("node:os").networkInterfaces>;
+    const v = readUplinks(ifaces, "cell/0114400A/200,wifi/010AA8C0/100");
+    expect(v.preferred).toBe("wifi");
+    expect(v.present.map((u) => u.iface).sort()).toEqual(["cell", "wifi"]);
+  });
+
+  it("validates a backup on the other uplink; the uplink gone switches to it without signaling, and the peer follows", async () => {
+    linked = await linkedPair();
+    let view = two;
+    const a = end(linked.a, () => view, "a");
+    end(
+      linked.b,
+      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
+      "b",
+    );
+    // The active pair runs on werift's unbound socket; backups on both bound uplinks.
+    expect(await until(() => a.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
+    expect(a.health.inputs()).toMatchObject({ onUplinks: 1 });
+    // wifi goes away: the policy switches to the cell backup at once, no restart. (The active
+    // pair is on werift's unbound socket, which used wifi, the preferred uplink, when selected.)
+    view = { present: [{ iface: "cell", address: "127.0.0.2" }], preferred: "cell" };
+    a.networkChanged();
+    expect(await until(() => a.switched.length > 0, 2_000)).toBe(true);
+    expect(a.decisions.filter((d) => d.type === "restart")).toEqual([]);
+    const sw = a.decisions.find((d) => d.type === "switch");
+    expect(sw).toMatchObject({ reason: "uplink-gone" });
+    expect(a.health.inputs().onSwitched).toBe(1);
+    const ia = iceConnection(linked.a);
+    const ib = iceConnection(linked.b);
+    expect(ia?.nominated?.protocol.uplink).toBe("127.0.0.2");
+    expect(await until(() => ib?.nominated?.remoteAddr[0] === "127.0.0.2", 2_000)).toBe(true);
+    const want = Array.from({ length: 30 }, (_, i) => `m${i}`);
+    for (const m of want) linked.dc.send(m);
+    expect(await until(() => want.every((m) => linked?.received.includes(m)), 5_000)).toBe(true);
+  });
+
+  it("the controlled side moves first: the controlling side's policy follows (onPeerMoved)", async () => {
+    linked = await linkedPair();
+    const a = end(
+      linked.a,
+      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
+      "a",
+    );
+    const b = end(linked.b, () => two, "b");
+    expect(await until(() => b.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
+    const to = [...(iconnB(linked).checkList ?? [])].find(
+      (p) => p.protocol.uplink === "127.0.0.2" && p.state === 3,
+    );
+    if (!to) throw new Error("no validated pair on the second uplink");
+    expect(b.backup.switchTo(to.id)).toBe(true);
+    linked.dc.send("wake");
+    expect(await until(() => (a.health.inputs().onPeerMoved ?? 0) > 0, 3_000)).toBe(true);
+    expect(await until(() => a.decisions.some((d) => d.type === "switch"), 2_000)).toBe(true);
+    expect(a.decisions.find((d) => d.type === "switch")).toMatchObject({ reason: "peer-moved" });
+    expect(iceConnection(linked.a)?.nominated?.remoteAddr[0]).toBe("127.0.0.2");
+  });
+});
+
+function iconnB(l: Linked) {
+  const c = iceConnection(l.b);
+  if (!c) throw new Error("no ICE connection");
+  return c;
+}

@@ -1,0 +1,193 @@
+// The backup-path rules of the health policy (shared/link/health.ts): switching to a validated
+// backup pair without signaling instead of restarting. Fake clock, no sockets.
+import { describe, expect, it } from "vitest";
+import { type Decision, LinkHealth } from "../../../shared/link/health.ts";
+
+type At = { at: number; d: Decision };
+
+/** Drive poll at every deadline up to `until`, collecting decisions (a fake clock). */
+function run(h: LinkHealth, from: number, until: number, answered = false): At[] {
+  const out: At[] = [];
+  let now = from;
+  for (let guard = 0; guard < 10_000; guard++) {
+    for (const d of h.poll(now)) {
+      out.push({ at: now, d });
+      // A live peer: every probe is answered at once.
+      if (answered && d.type === "probe") h.onReceive(now);
+    }
+    const next = h.nextDeadline();
+    if (next === undefined || next > until) break;
+    expect(next).toBeGreaterThan(now);
+    now = next;
+  }
+  return out;
+}
+
+/** Switches, restarts and rebuilds as "kind:reason[>to]@time". */
+const moves = (ds: At[]) =>
+  ds
+    .filter((x) => ["switch", "restart", "rebuild"].includes(x.d.type))
+    .map((x) => {
+      const d = x.d as { type: string; reason: string; to?: string };
+      return `${d.type}:${d.reason}${d.to ? `>${d.to}` : ""}@${x.at}`;
+    });
+
+/** Up on wifi (a socket bound to it), cell present; a backup `cell-1` validated at `at`. */
+function upWithBackup(at = 0, config = {}) {
+  const h = new LinkHealth(config, 0);
+  h.onOpen(0);
+  h.onUplinks(0, { active: "wifi", preferred: "wifi", present: ["wifi", "cell"] });
+  h.onBackup(at, "cell-1", "cell", true);
+  return h;
+}
+
+describe("LinkHealth: backup paths", () => {
+  it("the active uplink gone: switches to the validated backup at once (no restart, no edge)", () => {
+    const h = upWithBackup();
+    h.onUplinks(500, { active: "wifi", preferred: "cell", present: ["cell"] });
+    h.onNetworkChange(500);
+    expect(moves(run(h, 500, 520))).toEqual(["switch:uplink-gone>cell-1@500"]);
+    expect(h.snapshot(500).switches).toBe(1);
+  });
+
+  it("the active uplink gone and no validated backup: restarts as before", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.onUplinks(0, { active: "wifi", preferred: "wifi", present: ["wifi", "cell"] });
+    h.onUplinks(500, { active: "wifi", preferred: "cell", present: ["cell"] });
+    expect(moves(run(h, 500, 520))).toEqual(["restart:network-change@500"]);
+  });
+
+  it("a backup on the active uplink is no way out", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.onUplinks(0, { active: "wifi", preferred: "wifi", present: ["wifi", "cell"] });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onUplinks(500, { active: "wifi", preferred: "cell", present: ["cell"] });
+    expect(moves(run(h, 500, 520))).toEqual(["restart:network-change@500"]);
+  });
+
+  it("silence with a validated backup: switches after backupSilenceMs of sending unheard, not silenceMs", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
+    h.onReceive(1_000);
+    h.onSend(1_010);
+    h.onSend(1_030); // still sending, nothing back
+    expect(moves(run(h, 1_030, 2_000))).toEqual(["switch:silence>cell-1@1610"]);
+  });
+
+  it("after leaving a silent uplink, its other backups are not switched back to (a blackhole takes them all)", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, preferHoldMs: 2_000 });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onReceive(5_000);
+    h.onSend(5_010);
+    const ds = run(h, 5_010, 5_700);
+    expect(moves(ds)).toEqual(["switch:silence>cell-1@5610"]);
+    h.onSwitched(5_610, "cell-1", "cell");
+    h.onReceive(5_650); // the new path works
+    // wifi is still the preferred uplink, and wifi-2 had been valid for long: no move back.
+    expect(moves(run(h, 5_700, 9_000, true))).toEqual([]);
+  });
+
+  it("a quiet link that sends nothing is not silent (idle links do not switch)", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500, probeIdleMs: 10_000 });
+    h.onReceive(1_000);
+    expect(moves(run(h, 1_000, 2_400))).toEqual([]);
+  });
+
+  it("a lost backup is not used: silence restarts after silenceMs", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
+    h.onBackup(100, "cell-1", "cell", false);
+    h.onReceive(1_000);
+    h.onSend(1_010);
+    expect(moves(run(h, 1_010, 2_600))).toEqual(["restart:silence@2500"]);
+  });
+
+  it("a switch that delivers nothing falls back: another backup, else a restart (no-delivery)", () => {
+    const h = upWithBackup(0, { verifyMinMs: 400 });
+    h.onUplinks(500, { active: "wifi", preferred: "cell", present: ["cell"] });
+    expect(moves(run(h, 500, 500))).toEqual(["switch:uplink-gone>cell-1@500"]);
+    h.onSwitched(500, "cell-1", "cell");
+    expect(moves(run(h, 501, 1_000))).toEqual(["restart:no-delivery@900"]);
+  });
+
+  it("anything heard after a switch ends its check", () => {
+    const h = upWithBackup(0, { verifyMinMs: 400 });
+    h.onUplinks(500, { active: "wifi", preferred: "cell", present: ["cell"] });
+    run(h, 500, 500);
+    h.onSwitched(500, "cell-1", "cell");
+    h.onReceive(540);
+    expect(moves(run(h, 540, 1_400))).toEqual([]);
+  });
+
+  it("the peer moved to another pair: the link follows it (the controlling side renominates)", () => {
+    const h = upWithBackup();
+    h.onPeerMoved(300, "peer-pair");
+    expect(moves(run(h, 300, 300))).toEqual(["switch:peer-moved>peer-pair@300"]);
+  });
+
+  it("does not chase the peer: a move of the peer within peerFollowHoldMs of our own switch is not followed", () => {
+    const h = upWithBackup(0, { peerFollowHoldMs: 1_000 });
+    h.onPeerMoved(300, "p1");
+    expect(moves(run(h, 300, 300))).toEqual(["switch:peer-moved>p1@300"]);
+    h.onReceive(310);
+    h.onPeerMoved(800, "p2");
+    expect(moves(run(h, 800, 800))).toEqual([]);
+    h.onPeerMoved(1_400, "p3");
+    expect(moves(run(h, 1_400, 1_400))).toEqual(["switch:peer-moved>p3@1400"]);
+  });
+
+  it("a planned move: the preferred uplink's backup, once valid for preferHoldMs", () => {
+    const h = new LinkHealth({ preferHoldMs: 2_000 }, 0);
+    h.onOpen(0);
+    h.onUplinks(0, { active: "cell", preferred: "cell", present: ["cell"] });
+    // wifi comes back and becomes preferred: a network change with the active uplink there
+    // restarts nothing.
+    h.onUplinks(1_000, { active: "cell", preferred: "wifi", present: ["wifi", "cell"] });
+    h.onNetworkChange(1_000);
+    expect(moves(run(h, 1_000, 1_200, true))).toEqual([]);
+    h.onBackup(1_300, "wifi-1", "wifi", true);
+    expect(moves(run(h, 1_300, 3_400, true))).toEqual(["switch:preferred>wifi-1@3300"]);
+  });
+
+  it("a flapping uplink (its backup lost before preferHoldMs) is never switched to", () => {
+    const h = new LinkHealth({ preferHoldMs: 2_000 }, 0);
+    h.onOpen(0);
+    h.onUplinks(0, { active: "cell", preferred: "wifi", present: ["wifi", "cell"] });
+    const ds: At[] = [];
+    for (let t = 0; t < 5_000; t += 500) {
+      h.onBackup(t + 100, "wifi-1", "wifi", true);
+      ds.push(...run(h, t + 100, t + 349, true));
+      h.onUplinks(t + 350, { active: "cell", preferred: "cell", present: ["cell"] });
+      ds.push(...run(h, t + 350, t + 498, true));
+      h.onUplinks(t + 499, { active: "cell", preferred: "wifi", present: ["wifi", "cell"] });
+    }
+    expect(moves(ds)).toEqual([]);
+  });
+
+  it("a backup whose uplink briefly vanished from the routes (a route re-added) is used again", () => {
+    const h = upWithBackup();
+    h.onUplinks(400, { active: "wifi", preferred: "wifi", present: ["wifi"] });
+    h.onUplinks(410, { active: "wifi", preferred: "cell", present: ["wifi", "cell"] });
+    h.onUplinks(420, { active: "wifi", preferred: "cell", present: ["cell"] });
+    expect(moves(run(h, 420, 420))).toEqual(["switch:uplink-gone>cell-1@420"]);
+  });
+
+  it("with the active socket following routes (uplink unknown), a network change moves to the preferred uplink's backup", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.onUplinks(0, { active: null, preferred: "wifi", present: ["wifi", "cell"] });
+    h.onBackup(0, "wifi-1", "wifi", true);
+    h.onBackup(0, "cell-1", "cell", true);
+    h.onUplinks(400, { active: null, preferred: "cell", present: ["wifi", "cell"] });
+    h.onNetworkChange(400);
+    expect(moves(run(h, 400, 500))).toEqual(["switch:network-change>cell-1@420"]);
+  });
+
+  it("counts the backup inputs it is fed (production wiring is checked against this)", () => {
+    const h = upWithBackup();
+    h.onPeerMoved(1, "x");
+    h.onSwitched(2, "x", "cell");
+    expect(h.inputs()).toMatchObject({ onUplinks: 1, onBackup: 1, onPeerMoved: 1, onSwitched: 1 });
+    expect(h.snapshot(3).backups).toBe(1);
+  });
+});
