@@ -15,6 +15,7 @@ import {
   parseAllowList,
   parseForwardSpec,
 } from "../shared/forward-wire.ts";
+import { LINK_PROFILES, type LinkProfile } from "../shared/link/profile.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, SECRET_VARS } from "./edge-vars.ts";
@@ -260,6 +261,14 @@ program
     "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
   )
   .addOption(
+    new Option(
+      "--link-profile <profile>",
+      "link cadences: cellular (quiet when idle, ~1 MB/day) or lan (probes every second)",
+    )
+      .choices(LINK_PROFILES as unknown as string[])
+      .default("cellular"),
+  )
+  .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
       .default("info", "info, or $ROVERLINK_LOG_LEVEL"),
@@ -281,6 +290,7 @@ program
         statsJson?: string;
         metricsPort?: number;
         manageRoutes?: boolean;
+        linkProfile: LinkProfile;
         logLevel: LogLevel;
         identity?: string;
         trust?: string;
@@ -329,6 +339,7 @@ program
         connectNearby: opts.connectNearby ?? false,
         echo: opts.echo ?? false,
         manageRoutes: opts.manageRoutes ?? false,
+        linkProfile: opts.linkProfile,
         forwards: opts.forward ?? [],
         allowForward: opts.allowForward ?? [],
         logLevel: logLevel as LogLevel,

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
 import type { AllowedTarget, ForwardSpec } from "../shared/forward-wire.ts";
+import { type LinkProfile, profileHealth } from "../shared/link/profile.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
 import { Forwarder } from "./forward.ts";
@@ -33,6 +34,8 @@ export interface RoverRunOptions {
   statsJson?: string;
   metricsPort?: number;
   manageRoutes?: boolean;
+  /** Link cadences (shared/link/profile.ts); default `cellular`. */
+  linkProfile?: LinkProfile;
   logLevel: LogLevel;
   /** Logged once at start-up (the CLI's warning for a rover holding the master secret). */
   warnings?: string[];
@@ -107,6 +110,7 @@ async function run(
     connect: o.connect,
     connectNearby: o.connectNearby,
     manageRoutes: o.manageRoutes ?? false,
+    health: profileHealth(o.linkProfile ?? "cellular"),
     logger: log,
     ...(o.position ? { position: o.position } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),

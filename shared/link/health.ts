@@ -16,7 +16,8 @@
  * API (one instance per link; `now` is always the caller's clock in ms):
  *   new LinkHealth(config?: Partial<HealthConfig>, now?)
  *   events:  onOpen(now, path?) · onReceive(now) · onSend(now) · onProbeSent(id, now) ·
- *            onProbeAnswered(id, now) · onReliableSent(seq, now) · onReliableAcked(next, now) ·
+ *            onProbeAnswered(id, now) · onReliableSent(seq, now) · onReliableResent(seqs, now) ·
+ *            onReliableAcked(next, now) ·
  *            onKeepalive(outcome, now, rttMs?) · onIceState(state, now) · onDtlsState(state, now) ·
  *            onConnectionState(state, now) · onNetworkChange(now) · onRemoteRestart(now) ·
  *            onRestartBegun(now) · onRestartDone(now, path?) · onRestartFailed(now) ·
@@ -324,6 +325,14 @@ export class LinkHealth {
     this.#tick(now);
     this.#outstanding.sent(seq, now);
     this.#lastTx = now;
+  }
+
+  /** The peer said hello and every unacknowledged message went again, under these numbers. */
+  onReliableResent(seqs: readonly number[], now: number): void {
+    this.#fed("onReliableResent");
+    this.#tick(now);
+    this.#outstanding.resent(seqs, now);
+    if (seqs.length > 0) this.#lastTx = now;
   }
 
   /** The peer acknowledged every `control` message below `next` (an RTT sample when it can). */

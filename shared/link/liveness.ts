@@ -112,8 +112,13 @@ export class Outstanding {
     return null;
   }
 
-  /** The channel is gone: what was in flight is resent (and timed) when it reopens. */
-  clear(): void {
+  /**
+   * Everything unacknowledged went again, at `now`, under these sequence numbers (the stream may
+   * have been renumbered from 0): nothing else is outstanding, and no resend is an RTT sample.
+   */
+  resent(seqs: readonly number[], now: number): void {
     this.#sent.clear();
+    this.#floor = 0;
+    for (const s of seqs) this.#sent.set(s, [now, 2]);
   }
 }

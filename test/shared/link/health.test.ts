@@ -800,7 +800,11 @@ describe("LinkHealth: traffic-driven liveness (the cellular profile, the default
     h.onReliableSent(0, 60_000);
     let id = 10;
     const ds = run(h, 60_000, 62_000, (now) => h.onProbeSent(++id, now));
-    expect(of("probe", ds).filter((x) => x.at < 60_400).map((x) => x.at)).toEqual([60_200]);
+    expect(
+      of("probe", ds)
+        .filter((x) => x.at < 60_400)
+        .map((x) => x.at),
+    ).toEqual([60_200]);
     expect(actions(ds)[0]).toBe("restart:silence@60400");
   });
 
@@ -827,12 +831,20 @@ describe("LinkHealth: traffic-driven liveness (the cellular profile, the default
   it("a resent message gives no RTT sample (Karn); a fresh one does", () => {
     const h = quietLink(10);
     h.onReliableSent(0, 1_000);
-    h.onReliableSent(0, 1_300); // resent after a reopen
+    h.onReliableResent([0], 1_300); // resent after the peer's hello
     h.onReliableAcked(1, 1_310);
     expect(h.snapshot(1_310).rttMs).toBe(10);
     h.onReliableSent(1, 2_000);
     h.onReliableAcked(2, 2_090);
     expect(h.snapshot(2_090).rttMs).toBeCloseTo(0.875 * 10 + 0.125 * 90, 5);
+  });
+
+  it("a resend renumbered from 0 (rebase) replaces what was outstanding: its ack settles all", () => {
+    const h = quietLink(10);
+    for (const seq of [5, 6, 7]) h.onReliableSent(seq, 1_000);
+    h.onReliableResent([0, 1, 2], 1_100);
+    h.onReliableAcked(3, 1_150);
+    expect(run(h, 1_150, 600_000)).toEqual([]); // nothing stale left waiting
   });
 
   it("keepalives: answered ones are RTT samples; a missed one probes at once and a dead path restarts", () => {
