@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
-import { ProblemError } from "../shared/errors.ts";
+import { EdgeProtocolError, ProblemError } from "../shared/errors.ts";
 import { Quarantine } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig } from "../shared/link/health.ts";
@@ -55,6 +55,13 @@ export interface AgentOptions {
    * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
    */
   manageRoutes?: boolean;
+  /**
+   * How events arrive: one Server-Sent Events stream (default; the edge's keep-alive comment
+   * every 15 s is the only idle traffic, ~0.7 MB/day) or long-polls (a request every `pollWaitS`,
+   * ~4-5 MB/day). The agent falls back to polling when the edge (or a proxy) does not stream.
+   * Default: `sse`, or `poll` when `pollWaitS` is given.
+   */
+  events?: "sse" | "poll";
   /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
   pollWaitS?: number;
   /** Wrap the HTTP fetch (tests inject faults with it). */
@@ -300,11 +307,39 @@ export class Agent extends EventEmitter {
     this.#iceTimer.unref();
   }
 
+  /** One Server-Sent Events stream, until the edge ends it; throws as `client.stream` does. */
+  async #streamEvents(signal: AbortSignal, onEvent: () => void): Promise<void> {
+    const events = this.#client.stream(this.room, this.id, {
+      ...(this.#cursor !== undefined ? { lastEventId: this.#cursor } : {}),
+      signal,
+    });
+    for await (const ev of events) {
+      onEvent();
+      this.#onEvent(ev);
+      this.#cursor = ev.id;
+    }
+  }
+
   async #eventLoop(): Promise<void> {
     let backoff = 250;
+    // A poll wait given and no mode: the caller wants long-polls.
+    let mode = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
     while (this.#running) {
       this.#pollAbort = new AbortController();
       try {
+        if (mode === "sse") {
+          const opened = Date.now();
+          await this.#streamEvents(this.#pollAbort.signal, () => {
+            backoff = 250;
+          });
+          // The edge ended the stream (a deploy, its lease): open the next at once, unless it
+          // keeps ending them at once.
+          if (Date.now() - opened < 1_000) {
+            await new Promise((r) => setTimeout(r, backoff));
+            backoff = Math.min(backoff * 2, 5_000);
+          }
+          continue;
+        }
         const r = await this.#client.poll(this.room, this.id, {
           after: this.#cursor,
           wait: this.#o.pollWaitS ?? 20,
@@ -316,6 +351,12 @@ export class Agent extends EventEmitter {
       } catch (e) {
         if (!this.#running) break;
         if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
+        if (mode === "sse" && e instanceof EdgeProtocolError) {
+          // Not a stream (a proxy that buffers, an older edge): long-polls work everywhere.
+          this.log.warn({ err: e.message }, "event stream refused; long-polling instead");
+          mode = "poll";
+          continue;
+        }
         if (e instanceof ProblemError && e.status === 404) {
           // Links are kept: their paths do not go through the edge, and the peers keep theirs.
           this.log.warn({}, "the edge forgot us (presence expired): joining again");
