@@ -35,6 +35,8 @@ export interface BenchResults {
   dataPath?: DataPath;
   edge?: EdgeBench;
   footprint?: Footprint;
+  /** The same with `--link-profile lan` (probes every second), for comparison. */
+  footprintLan?: Footprint;
 }
 
 function fail(msg: string): never {
@@ -128,6 +130,7 @@ if (values.only !== undefined && existsSync(json)) {
     Object.assign(results, { [keys[name]]: prev[keys[name]] });
     if (prev.took?.[name] !== undefined) results.took[name] = prev.took[name];
     if (prev.ranAt?.[name] !== undefined) results.ranAt[name] = prev.ranAt[name];
+    if (name === "footprint" && prev.footprintLan) results.footprintLan = prev.footprintLan;
   }
 }
 
@@ -172,12 +175,20 @@ try {
   await edge?.stop();
 }
 if (only.has("footprint")) {
-  const idle = quick ? 5 : 60;
+  // Long enough for 15 keepalive exchanges (one every 16-24 s) at the cellular cadence.
+  const idle = quick ? 5 : 300;
   results.footprint = await timed(
     "footprint",
     `rovers idle and linked, ${idle} s idle link in a private namespace`,
-    () => footprint(idle, quick ? 2 : 5),
+    () => footprint(idle, quick ? 2 : 5, "cellular"),
   );
+  if (!quick) {
+    results.footprintLan = await timed(
+      "footprint",
+      "the same with --link-profile lan, 60 s",
+      () => footprint(60, 5, "lan"),
+    );
+  }
 }
 if (only.has("handover")) {
   if (quick) {
