@@ -62,7 +62,10 @@ function read(): { udp: Counted; stun: Counted; tcp: Counted } {
     .split("\n")
     .filter((l) => /^\d+$/.test(l.trim().split(/\s+/)[0] ?? ""));
   const rows = lines.filter((l) => !l.includes("u32")).map((l) => l.trim().split(/\s+/));
-  const stunRow = lines.find((l) => l.includes("u32"))?.trim().split(/\s+/);
+  const stunRow = lines
+    .find((l) => l.includes("u32"))
+    ?.trim()
+    .split(/\s+/);
   if (!stunRow) throw new Error(`iptables: no STUN counter in chain ${CHAIN}`);
   const get = (names: string[]): Counted => {
     const fs = rows.filter((r) => names.includes(r[2] ?? ""));

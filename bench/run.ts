@@ -12,7 +12,7 @@ import { REPO_ROOT, startLocalEdge } from "../rover/local-edge.ts";
 import { burstsFor, type DataPath, dataPath } from "./data-path.ts";
 import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type Footprint, footprint } from "./footprint.ts";
-import { type Handover, handover } from "./handover.ts";
+import { HANDOVER_SCENARIOS, type Handover, handover } from "./handover.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
 import { type TimeToLink, timeToLink } from "./time-to-link.ts";
@@ -48,6 +48,7 @@ let values: {
   quick?: boolean;
   only?: string;
   runs?: string;
+  scenarios?: string;
   out?: string;
   "report-from"?: string;
   help?: boolean;
@@ -58,6 +59,7 @@ try {
       quick: { type: "boolean", default: false },
       only: { type: "string" },
       runs: { type: "string" },
+      scenarios: { type: "string" },
       out: { type: "string" },
       "report-from": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -68,7 +70,8 @@ try {
 }
 if (values.help) {
   process.stdout.write(
-    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--out DIR]\n` +
+    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--scenarios a,b] [--out DIR]\n` +
+      `       --scenarios: handover scenarios to run (default all: ${HANDOVER_SCENARIOS.join(",")})\n` +
       "       npm run bench -- --report-from results.json [--out DIR]   (redo the report and charts only)\n",
   );
   process.exit(0);
@@ -94,6 +97,10 @@ for (const name of only)
   if (!(BENCHMARKS as readonly string[]).includes(name))
     fail(`--only: unknown benchmark "${name}" (known: ${BENCHMARKS.join(", ")})`);
 const runs = values.runs === undefined ? (quick ? 3 : 10) : Number(values.runs);
+const scenarios = values.scenarios?.split(",").filter(Boolean);
+for (const s of scenarios ?? [])
+  if (!(HANDOVER_SCENARIOS as readonly string[]).includes(s))
+    fail(`--scenarios: unknown scenario "${s}" (${HANDOVER_SCENARIOS.join(", ")})`);
 if (!Number.isInteger(runs) || runs < 1)
   fail(`--runs must be a whole number >= 1, got "${values.runs}"`);
 const date = new Date().toISOString().slice(0, 10);
@@ -183,10 +190,8 @@ if (only.has("footprint")) {
     () => footprint(idle, quick ? 2 : 5, "cellular"),
   );
   if (!quick) {
-    results.footprintLan = await timed(
-      "footprint",
-      "the same with --link-profile lan, 60 s",
-      () => footprint(60, 5, "lan"),
+    results.footprintLan = await timed("footprint", "the same with --link-profile lan, 60 s", () =>
+      footprint(60, 5, "lan"),
     );
   }
 }
@@ -202,7 +207,7 @@ if (only.has("handover")) {
     results.handover = await timed(
       "handover",
       `${runs} runs per scenario, ${stockRuns} stock werift runs (lab, needs root)`,
-      () => handover(runs, stockRuns, log),
+      () => handover(runs, stockRuns, log, scenarios),
     );
   }
 }
