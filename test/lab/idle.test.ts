@@ -116,14 +116,15 @@ describe.skipIf(unavailable !== undefined)(`idle links in the lab${note}`, () =>
   );
 
   it("idle 60 s, then a silent blackhole, then one send: it is delivered and echoed within 1.5 s", async () => {
-    // A's one probe goes 70 s after it starts; the blackhole comes ~1 s before, so that the send
-    // (not a keepalive) is what finds the path dead.
+    // A starts 1.5 s after B; its one probe goes 70 s after it joined (~0.5 s). The blackhole
+    // comes ~1 s before that, so that the send (not a keepalive) is what finds the path dead.
+    const t0 = Date.now();
     const r = await runScenario(
       edgeUrl,
       "idle-blackhole-send",
       80,
       async () => {
-        await sleep(63_000); // runScenario waited 6 s after A started
+        await sleep(Math.max(0, t0 + 70_500 - Date.now()));
         fault.wifiBlackhole(true);
       },
       ["--probe", String(1 / 70), "--manage-routes"],

@@ -107,7 +107,10 @@ export async function runScenario(
   const aLog = aCap.tail;
   const exited = new Promise<number | null>((resolve) => a.once("exit", (code) => resolve(code)));
   try {
-    await sleep(6_000); // join, relay candidates, link up (TURN)
+    // Join, relay candidates, link up (TURN): 6 s, or up to 15 s on a loaded machine.
+    const started = Date.now();
+    while (!aCap.linkUp() && Date.now() - started < 15_000) await sleep(250);
+    await sleep(Math.max(0, 6_000 - (Date.now() - started)));
     // The premise of every scenario: a fault that strikes before the link is up tests nothing.
     if (!aCap.linkUp()) {
       throw new Error(`${name}: the link was not up before the fault\n${aLog()}\n${bLog()}`);

@@ -1,0 +1,16 @@
+// Run inside a fresh network namespace (`unshare -n`) by netwatch-monitor.test.ts: a NetWatch on
+// netlink events, then an interface and an address appear; prints how long until it noticed.
+import { execFileSync } from "node:child_process";
+import { NetWatch } from "../../rover/netwatch.ts";
+
+const w = new NetWatch();
+const seen = new Promise<number>((resolve) => w.once("change", () => resolve(performance.now())));
+await new Promise((r) => setTimeout(r, 300)); // `ip monitor` subscribed
+const t0 = performance.now();
+execFileSync("ip", ["link", "add", "rlmon0", "type", "dummy"]);
+execFileSync("ip", ["addr", "add", "10.77.0.1/24", "dev", "rlmon0"]);
+execFileSync("ip", ["link", "set", "rlmon0", "up"]);
+const at = await Promise.race([seen, new Promise<number>((r) => setTimeout(() => r(-1), 3_000))]);
+console.log(JSON.stringify({ monitored: w.monitored, ms: at < 0 ? null : Math.round(at - t0) }));
+w.close();
+process.exit(0);
