@@ -110,6 +110,8 @@ export interface AgentMessage {
 }
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+/** After the event stream could not be opened, long-poll this long before trying it again. */
+const SSE_RETRY_MS = 10 * 60_000;
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
 /**
@@ -308,10 +310,11 @@ export class Agent extends EventEmitter {
   }
 
   /** One Server-Sent Events stream, until the edge ends it; throws as `client.stream` does. */
-  async #streamEvents(signal: AbortSignal, onEvent: () => void): Promise<void> {
+  async #streamEvents(signal: AbortSignal, onOpen: () => void, onEvent: () => void): Promise<void> {
     const events = this.#client.stream(this.room, this.id, {
       ...(this.#cursor !== undefined ? { lastEventId: this.#cursor } : {}),
       signal,
+      onOpen,
     });
     for await (const ev of events) {
       onEvent();
@@ -323,15 +326,27 @@ export class Agent extends EventEmitter {
   async #eventLoop(): Promise<void> {
     let backoff = 250;
     // A poll wait given and no mode: the caller wants long-polls.
-    let mode = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
+    const preferred = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
+    let mode = preferred;
+    /** While long-polling instead of streaming: when to try the stream again. */
+    let retrySseAt = 0;
+    let streamOpen = false;
     while (this.#running) {
       this.#pollAbort = new AbortController();
+      if (mode === "poll" && preferred === "sse" && Date.now() >= retrySseAt) mode = "sse";
       try {
         if (mode === "sse") {
           const opened = Date.now();
-          await this.#streamEvents(this.#pollAbort.signal, () => {
-            backoff = 250;
-          });
+          streamOpen = false;
+          await this.#streamEvents(
+            this.#pollAbort.signal,
+            () => {
+              streamOpen = true;
+            },
+            () => {
+              backoff = 250;
+            },
+          );
           // The edge ended the stream (a deploy, its lease): open the next at once, unless it
           // keeps ending them at once.
           if (Date.now() - opened < 1_000) {
@@ -351,10 +366,15 @@ export class Agent extends EventEmitter {
       } catch (e) {
         if (!this.#running) break;
         if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
-        if (mode === "sse" && e instanceof EdgeProtocolError) {
-          // Not a stream (a proxy that buffers, an older edge): long-polls work everywhere.
-          this.log.warn({ err: e.message }, "event stream refused; long-polling instead");
+        if (mode === "sse" && !streamOpen && !(e instanceof ProblemError)) {
+          // No stream came (not an event stream, or a proxy that holds the answer until it
+          // ends): long-polls work everywhere. The stream is tried again later.
+          this.log.warn(
+            { err: (e as Error).message, retryStreamInS: SSE_RETRY_MS / 1000 },
+            "event stream not available; long-polling instead",
+          );
           mode = "poll";
+          retrySseAt = Date.now() + SSE_RETRY_MS;
           continue;
         }
         if (e instanceof ProblemError && e.status === 404) {
