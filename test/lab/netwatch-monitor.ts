@@ -7,7 +7,7 @@ const w = new NetWatch();
 const seen = new Promise<number>((resolve) => w.once("change", () => resolve(performance.now())));
 await new Promise((r) => setTimeout(r, 300)); // `ip monitor` subscribed
 const t0 = performance.now();
-execFileSync("ip", ["link", "add", "rlmon0", "type", "dummy"]);
+execFileSync("ip", ["link", "add", "rlmon0", "type", "veth", "peer", "name", "rlmon1"]);
 execFileSync("ip", ["addr", "add", "10.77.0.1/24", "dev", "rlmon0"]);
 execFileSync("ip", ["link", "set", "rlmon0", "up"]);
 const at = await Promise.race([seen, new Promise<number>((r) => setTimeout(() => r(-1), 3_000))]);
