@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
 import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
-import { EdgeProtocolError, ProblemError } from "../shared/errors.ts";
+import { ProblemError } from "../shared/errors.ts";
 import { Quarantine } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig } from "../shared/link/health.ts";
