@@ -59,7 +59,10 @@ export interface AgentOptions {
    * How events arrive: one Server-Sent Events stream (default; the edge's keep-alive comment
    * every 15 s is the only idle traffic, ~0.7 MB/day) or long-polls (a request every `pollWaitS`,
    * ~4-5 MB/day). The agent falls back to polling when the edge (or a proxy) does not stream.
-   * Default: `sse`, or `poll` when `pollWaitS` is given.
+   * Default: `poll`. The stream loses events the edge writes to it while its connection is dead
+   * (protocol.md, "delivered means acknowledged"): in the lab, a blackhole with glare lost the
+   * peer's restart offer and the handover took 8.6-8.9 s instead of ~2 s. Use `sse` where the
+   * signaling budget matters more than handover time after a silent uplink loss.
    */
   events?: "sse" | "poll";
   /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
@@ -326,7 +329,7 @@ export class Agent extends EventEmitter {
   async #eventLoop(): Promise<void> {
     let backoff = 250;
     // A poll wait given and no mode: the caller wants long-polls.
-    const preferred = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
+    const preferred = this.#o.events ?? "poll";
     let mode = preferred;
     /** While long-polling instead of streaming: when to try the stream again. */
     let retrySseAt = 0;

@@ -269,6 +269,14 @@ program
       .default("cellular"),
   )
   .addOption(
+    new Option(
+      "--events <how>",
+      "edge events: poll (long-polls, ~5 MB/day) or sse (one stream, ~0.75 MB/day; see docs/cli.md)",
+    )
+      .choices(["poll", "sse"])
+      .default("poll"),
+  )
+  .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
       .default("info", "info, or $ROVERLINK_LOG_LEVEL"),
@@ -291,6 +299,7 @@ program
         metricsPort?: number;
         manageRoutes?: boolean;
         linkProfile: LinkProfile;
+        events: "poll" | "sse";
         logLevel: LogLevel;
         identity?: string;
         trust?: string;
@@ -340,6 +349,7 @@ program
         echo: opts.echo ?? false,
         manageRoutes: opts.manageRoutes ?? false,
         linkProfile: opts.linkProfile,
+        events: opts.events,
         forwards: opts.forward ?? [],
         allowForward: opts.allowForward ?? [],
         logLevel: logLevel as LogLevel,

@@ -36,6 +36,8 @@ export interface RoverRunOptions {
   manageRoutes?: boolean;
   /** Link cadences (shared/link/profile.ts); default `cellular`. */
   linkProfile?: LinkProfile;
+  /** How edge events arrive (Agent `events`); default `poll`. */
+  events?: "poll" | "sse";
   logLevel: LogLevel;
   /** Logged once at start-up (the CLI's warning for a rover holding the master secret). */
   warnings?: string[];
@@ -111,6 +113,7 @@ async function run(
     connectNearby: o.connectNearby,
     manageRoutes: o.manageRoutes ?? false,
     health: profileHealth(o.linkProfile ?? "cellular"),
+    events: o.events ?? "poll",
     logger: log,
     ...(o.position ? { position: o.position } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
