@@ -10,6 +10,10 @@ const t0 = performance.now();
 execFileSync("ip", ["link", "add", "rlmon0", "type", "veth", "peer", "name", "rlmon1"]);
 execFileSync("ip", ["addr", "add", "10.77.0.1/24", "dev", "rlmon0"]);
 execFileSync("ip", ["link", "set", "rlmon0", "up"]);
+// Node lists an interface only once it is running (the veth's peer up), and a default route
+// through it is a route change as well.
+execFileSync("ip", ["link", "set", "rlmon1", "up"]);
+execFileSync("ip", ["route", "add", "default", "dev", "rlmon0"]);
 const at = await Promise.race([seen, new Promise<number>((r) => setTimeout(() => r(-1), 3_000))]);
 console.log(JSON.stringify({ monitored: w.monitored, ms: at < 0 ? null : Math.round(at - t0) }));
 w.close();
