@@ -113,6 +113,10 @@ export interface AgentMessage {
 }
 
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+/** A route demotion of ours takes at most this long (ms)... */
+const OWN_ROUTES_MS = 2_000;
+/** ...and the route change it makes is seen within this long after it (netlink: at once) (ms). */
+const OWN_ROUTES_SETTLE_MS = 300;
 /** After the event stream could not be opened, long-poll this long before trying it again. */
 const SSE_RETRY_MS = 10 * 60_000;
 /** How long `control` stream state is kept for a peer without a link. */
@@ -143,6 +147,8 @@ export class Agent extends EventEmitter {
   #handovers = 0;
   readonly #incarnation = Math.random().toString(36).slice(2, 10);
   #uplinks: UplinkManager | null = null;
+  /** Route changes until then are our own demotion's (see #networkChanged). */
+  #ownRoutesUntil = 0;
   /** A declined offer's session could not be closed: it expires on the edge by itself. */
   #declineFailed = (e: unknown): void => {
     this.log.info({ err: (e as Error).message }, "declined offer not closed; it expires");
@@ -637,7 +643,12 @@ export class Agent extends EventEmitter {
       if (reason === "silence" || reason === "restart-timeout") {
         // Kept-alive HTTP connections may sit on the dead path too.
         this.#freshHttp();
-        void this.#uplinks?.demotePrimary();
+        if (this.#uplinks) {
+          this.#ownRoutesUntil = Date.now() + OWN_ROUTES_MS;
+          void this.#uplinks.demotePrimary().finally(() => {
+            this.#ownRoutesUntil = Date.now() + OWN_ROUTES_SETTLE_MS;
+          });
+        }
       }
     });
     link.on("handover", (h: { kind: string; reason: string; gapMs: number }) => {
@@ -773,6 +784,12 @@ export class Agent extends EventEmitter {
   }
 
   #networkChanged(what: string): void {
+    if (what === "routes" && Date.now() < this.#ownRoutesUntil) {
+      // Our own demotion of a dead uplink's route, part of the handover under way: not a new
+      // cause (it superseded that handover in the lab, costing ~1 s).
+      this.log.debug({ what }, "route change of our own");
+      return;
+    }
     this.log.info({ what }, "local network changed");
     this.#freshHttp();
     for (const l of this.#links.values()) l.networkChanged();
