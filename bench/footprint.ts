@@ -21,9 +21,15 @@ export interface Footprint {
   rssIdleMiB?: number;
   rssLinkedMiB?: number;
   idleSeconds?: number;
+  /** The link profile the rovers ran with (`--link-profile`). */
+  profile?: string;
   /** The link (UDP, both directions). */
   link?: PerDay;
-  /** Each rover's signaling to the edge while idle (TCP, both rovers, both directions). */
+  /** Its STUN part: ICE consent checks and answers, the keepalive. The rest is DTLS (SCTP). */
+  stun?: PerDay;
+  /** Each linked rover's CPU over the idle window, % of one core. */
+  cpuPct?: { a: number; b: number };
+  /** Both rovers' signaling to the edge while idle (TCP, both directions); half is per rover. */
   signaling?: PerDay;
   /** Persistent keepalive every 25 s, one way: 32-byte WireGuard message + 28 bytes UDP/IPv4. */
   wireguard: PerDay;
@@ -52,7 +58,11 @@ function whyNot(): string | undefined {
   return undefined;
 }
 
-export async function footprint(idleSeconds: number, settleS: number): Promise<Footprint> {
+export async function footprint(
+  idleSeconds: number,
+  settleS: number,
+  profile = "cellular",
+): Promise<Footprint> {
   const why = whyNot();
   if (why) return { available: false, note: `not measured: ${why}`, wireguard: WIREGUARD };
   // Not "rl-*": the lab's teardown deletes every rl-* namespace, and a lab run may overlap.
@@ -68,7 +78,7 @@ export async function footprint(idleSeconds: number, settleS: number): Promise<F
         ns,
         process.execPath,
         join(REPO_ROOT, "bench/idle-link.ts"),
-        JSON.stringify({ seconds: idleSeconds, settleS }),
+        JSON.stringify({ seconds: idleSeconds, settleS, profile }),
       ],
       {
         cwd: REPO_ROOT,
@@ -99,7 +109,10 @@ export async function footprint(idleSeconds: number, settleS: number): Promise<F
       rssIdleMiB: f.rssIdleMiB,
       rssLinkedMiB: f.rssLinkedMiB,
       idleSeconds: f.seconds,
+      profile: f.profile,
       link,
+      stun: perDay(f.stun, f.seconds),
+      cpuPct: f.cpuPct,
       signaling: perDay(f.tcp, f.seconds),
       wireguard: WIREGUARD,
       ratioLinkBytes: Math.round((link.bytesPerDay / WIREGUARD.bytesPerDay) * 10) / 10,

@@ -133,6 +133,8 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
+export const HANDOVER_SCENARIOS = SCENARIOS.map((s) => s.name);
+
 const FAULT_AT = 100;
 
 interface Run {
@@ -292,6 +294,7 @@ export async function handover(
   runs: number,
   stockRuns: number,
   log: (s: string) => void,
+  only?: string[],
 ): Promise<Handover> {
   const why = labUnavailableReason();
   if (why) return { available: false, note: `not run: ${why}`, rows: [] };
@@ -311,6 +314,7 @@ export async function handover(
     await waitEdge(edgeUrl);
     const rows: HandoverRow[] = [];
     for (const s of SCENARIOS) {
+      if (only && !only.includes(s.name)) continue;
       const rl: Run[] = [];
       for (let i = 0; i < runs; i++) {
         rl.push(await roverlinkRun(edgeUrl, s));

@@ -25,6 +25,12 @@ export interface IdleLinkFigures {
   seconds: number;
   /** The link itself: DTLS/SCTP (health probes, SCTP heartbeats) and STUN consent checks, both ways. */
   udp: Counted;
+  /** The STUN part of `udp` (ICE consent checks and their answers: the keepalive). */
+  stun: Counted;
+  /** CPU time of each linked rover over the idle window (% of one core). */
+  cpuPct: { a: number; b: number };
+  /** The link profile both rovers ran with. */
+  profile: string;
   /** Both rovers' HTTP to the edge's port (parked long-polls and their answers), both ways. */
   tcp: Counted;
 }
@@ -42,18 +48,25 @@ function iptables(...args: string[]): string {
  */
 function countersUp(edgePort: number): void {
   iptables("-N", CHAIN);
+  // STUN (first payload byte 0-3, RFC 7983), apart from DTLS (20-63): the keepalive's share.
+  iptables("-A", CHAIN, "-p", "udp", "-m", "u32", "--u32", "0>>22&0x3C@8>>24=0:3");
   iptables("-A", CHAIN, "-p", "udp");
   iptables("-A", CHAIN, "-p", "tcp", "--dport", String(edgePort));
   iptables("-A", CHAIN, "-p", "tcp", "--sport", String(edgePort));
   iptables("-I", "OUTPUT", "-o", "lo", "-j", CHAIN);
 }
 
-function read(): { udp: Counted; tcp: Counted } {
+function read(): { udp: Counted; stun: Counted; tcp: Counted } {
   // Rows: pkts bytes prot ...; iptables-nft prints the protocol as a number (17, 6).
-  const rows = iptables("-L", CHAIN, "-v", "-x", "-n")
+  const lines = iptables("-L", CHAIN, "-v", "-x", "-n")
     .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => /^\d+$/.test(f[0] ?? ""));
+    .filter((l) => /^\d+$/.test(l.trim().split(/\s+/)[0] ?? ""));
+  const rows = lines.filter((l) => !l.includes("u32")).map((l) => l.trim().split(/\s+/));
+  const stunRow = lines
+    .find((l) => l.includes("u32"))
+    ?.trim()
+    .split(/\s+/);
+  if (!stunRow) throw new Error(`iptables: no STUN counter in chain ${CHAIN}`);
   const get = (names: string[]): Counted => {
     const fs = rows.filter((r) => names.includes(r[2] ?? ""));
     if (fs.length === 0) throw new Error(`iptables: no ${names[0]} counter in chain ${CHAIN}`);
@@ -62,7 +75,19 @@ function read(): { udp: Counted; tcp: Counted } {
       bytes: fs.reduce((n, f) => n + Number(f[1]), 0),
     };
   };
-  return { udp: get(["udp", "17"]), tcp: get(["tcp", "6"]) };
+  return {
+    udp: get(["udp", "17"]),
+    stun: { packets: Number(stunRow[0]), bytes: Number(stunRow[1]) },
+    tcp: get(["tcp", "6"]),
+  };
+}
+
+/** CPU time (user + system) a process has used, in seconds (/proc/<pid>/stat, clock ticks). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 (utime, stime) of stat(5); f starts at field 3. USER_HZ is 100 on Linux.
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 function rssMiB(pid: number): number {
@@ -116,10 +141,12 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { seconds, settleS } = JSON.parse(process.argv[2] ?? "{}") as {
+  const { seconds, settleS, profile } = JSON.parse(process.argv[2] ?? "{}") as {
     seconds?: number;
     settleS?: number;
+    profile?: string;
   };
+  const linkProfile = profile ?? "cellular";
   const idleS = seconds ?? 60;
   const settle = settleS ?? 5;
   const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
@@ -130,22 +157,27 @@ async function main(): Promise<void> {
   const kids: ChildProcess[] = [];
   try {
     const room = "footprint";
-    const a = rover(edge.url, room, "a", ["--connect", "b"]);
+    const a = rover(edge.url, room, "a", ["--connect", "b", "--link-profile", linkProfile]);
     kids.push(a.child);
     await sleep(settle * 1000); // joined, waiting for b
     const rssIdleMiB = rssMiB(a.child.pid as number);
-    const b = rover(edge.url, room, "b", ["--echo"]);
+    const b = rover(edge.url, room, "b", ["--echo", "--link-profile", linkProfile]);
     kids.push(b.child);
     const linked = await Promise.race([a.up.then(() => true), sleep(30_000).then(() => false)]);
     if (!linked) throw new Error("the two rovers did not link within 30 s");
     await sleep(settle * 1000); // settle: first probes, SCTP, consent timers
     const rssLinkedMiB = rssMiB(a.child.pid as number);
     countersUp(Number(new URL(edge.url).port));
+    const pids = [a.child.pid as number, b.child.pid as number] as const;
+    const cpu0 = pids.map(cpuSeconds);
     const c0 = read();
     const t0 = performance.now();
     await sleep(idleS * 1000);
     const c1 = read();
     const secs = (performance.now() - t0) / 1000;
+    const cpu1 = pids.map(cpuSeconds);
+    const pct = (i: number) =>
+      Math.round((((cpu1[i] ?? 0) - (cpu0[i] ?? 0)) / secs) * 100 * 1000) / 1000;
     const diff = (x: Counted, y: Counted): Counted => ({
       packets: y.packets - x.packets,
       bytes: y.bytes - x.bytes,
@@ -156,7 +188,10 @@ async function main(): Promise<void> {
       rssLinkedMiB,
       seconds: Math.round(secs * 10) / 10,
       udp: diff(c0.udp, c1.udp),
+      stun: diff(c0.stun, c1.stun),
       tcp: diff(c0.tcp, c1.tcp),
+      cpuPct: { a: pct(0), b: pct(1) },
+      profile: linkProfile,
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } finally {

@@ -360,12 +360,18 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       md.push(
         `Memory: RSS of a \`roverlink rover\` process joined and alone **${fmt(p.rssIdleMiB, 1)} MiB**, linked to one peer and idle **${fmt(p.rssLinkedMiB, 1)} MiB**; a bare \`node\` process doing nothing: ${fmt(p.rssBareNodeMiB, 1)} MiB (linked agent / bare Node: ${times(ratio(p.rssLinkedMiB, p.rssBareNodeMiB))}).`,
         "",
-        `Idle link on the wire: two rovers linked and idle for ${fmt(p.idleSeconds, 0)} s in a network namespace of the run's own, every packet counted by iptables (IP bytes, both directions), scaled to a day.`,
+        `Idle link on the wire: two rovers linked and idle for ${fmt(p.idleSeconds, 0)} s (\`--link-profile ${p.profile ?? "cellular"}\`) in a network namespace of the run's own, every packet counted by iptables (IP bytes, both directions), scaled to a day. CPU of each linked rover over that window: ${fmt(p.cpuPct?.a, 3)} % and ${fmt(p.cpuPct?.b, 3)} % of one core.`,
         "",
         "| traffic | packets/day | bytes/day | MB/day |",
         "|---|---|---|---|",
-        `| roverlink link (UDP: health probes, SCTP, STUN consent) | ${int(p.link?.packetsPerDay)} | ${int(p.link?.bytesPerDay)} | ${fmt((p.link?.bytesPerDay ?? 0) / 1e6, 1)} |`,
-        `| roverlink signaling (TCP to the edge, both rovers) | ${int(p.signaling?.packetsPerDay)} | ${int(p.signaling?.bytesPerDay)} | ${fmt((p.signaling?.bytesPerDay ?? 0) / 1e6, 1)} |`,
+        `| roverlink link (UDP: STUN keepalive, DTLS/SCTP) | ${int(p.link?.packetsPerDay)} | ${int(p.link?.bytesPerDay)} | ${fmt((p.link?.bytesPerDay ?? 0) / 1e6, 2)} |`,
+        `| … of which STUN (consent checks: the keepalive) | ${int(p.stun?.packetsPerDay)} | ${int(p.stun?.bytesPerDay)} | ${fmt((p.stun?.bytesPerDay ?? 0) / 1e6, 2)} |`,
+        `| roverlink signaling (TCP to the edge, both rovers; half per rover) | ${int(p.signaling?.packetsPerDay)} | ${int(p.signaling?.bytesPerDay)} | ${fmt((p.signaling?.bytesPerDay ?? 0) / 1e6, 2)} |`,
+        ...(r.footprintLan?.available
+          ? [
+              `| link with \`--link-profile lan\` (${fmt(r.footprintLan.idleSeconds, 0)} s) | ${int(r.footprintLan.link?.packetsPerDay)} | ${int(r.footprintLan.link?.bytesPerDay)} | ${fmt((r.footprintLan.link?.bytesPerDay ?? 0) / 1e6, 2)} |`,
+            ]
+          : []),
         `| WireGuard persistent keepalive 25 s, one way (reference, computed) | ${int(p.wireguard.packetsPerDay)} | ${int(p.wireguard.bytesPerDay)} | ${fmt(p.wireguard.bytesPerDay / 1e6, 2)} |`,
         "",
         `roverlink link / WireGuard keepalive: **${times(p.ratioLinkBytes)} the bytes**, ${times(p.ratioLinkPackets)} the packets. The reference is a lower bound for WireGuard (60-byte keepalive: 32 B message + 28 B UDP/IPv4; handshakes every 2 min under traffic not counted).`,

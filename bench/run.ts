@@ -14,7 +14,7 @@ import { type EdgeBench, edgeBench } from "./edge.ts";
 import { type FileBench, fileBench } from "./file-transfer.ts";
 import { type Footprint, footprint } from "./footprint.ts";
 import { type ForwardBench, forwardBench } from "./forward.ts";
-import { type Handover, handover } from "./handover.ts";
+import { HANDOVER_SCENARIOS, type Handover, handover } from "./handover.ts";
 import { type OutboxBench, outboxBench } from "./outbox.ts";
 import { BENCH_SECRET, nodeDatachannelVersion } from "./peers.ts";
 import { writeReport } from "./report.ts";
@@ -56,6 +56,8 @@ export interface BenchResults {
   /** Where the local edge kept the rooms' SQLite for this run. */
   edgeStorage?: string;
   video?: VideoBench;
+  /** The same with `--link-profile lan` (probes every second), for comparison. */
+  footprintLan?: Footprint;
 }
 
 function fail(msg: string): never {
@@ -67,6 +69,7 @@ let values: {
   quick?: boolean;
   only?: string;
   runs?: string;
+  scenarios?: string;
   out?: string;
   "report-from"?: string;
   help?: boolean;
@@ -77,6 +80,7 @@ try {
       quick: { type: "boolean", default: false },
       only: { type: "string" },
       runs: { type: "string" },
+      scenarios: { type: "string" },
       out: { type: "string" },
       "report-from": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -87,7 +91,8 @@ try {
 }
 if (values.help) {
   process.stdout.write(
-    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--out DIR]\n` +
+    `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--scenarios a,b] [--out DIR]\n` +
+      `       --scenarios: handover scenarios to run (default all: ${HANDOVER_SCENARIOS.join(",")})\n` +
       "       npm run bench -- --report-from results.json [--out DIR]   (redo the report and charts only)\n",
   );
   process.exit(0);
@@ -113,6 +118,10 @@ for (const name of only)
   if (!(BENCHMARKS as readonly string[]).includes(name))
     fail(`--only: unknown benchmark "${name}" (known: ${BENCHMARKS.join(", ")})`);
 const runs = values.runs === undefined ? (quick ? 3 : 10) : Number(values.runs);
+const scenarios = values.scenarios?.split(",").filter(Boolean);
+for (const s of scenarios ?? [])
+  if (!(HANDOVER_SCENARIOS as readonly string[]).includes(s))
+    fail(`--scenarios: unknown scenario "${s}" (${HANDOVER_SCENARIOS.join(", ")})`);
 if (!Number.isInteger(runs) || runs < 1)
   fail(`--runs must be a whole number >= 1, got "${values.runs}"`);
 const date = new Date().toISOString().slice(0, 10);
@@ -159,6 +168,7 @@ if (values.only !== undefined && existsSync(json)) {
     Object.assign(results, { [keys[name]]: prev[keys[name]] });
     if (prev.took?.[name] !== undefined) results.took[name] = prev.took[name];
     if (prev.ranAt?.[name] !== undefined) results.ranAt[name] = prev.ranAt[name];
+    if (name === "footprint" && prev.footprintLan) results.footprintLan = prev.footprintLan;
   }
 }
 
@@ -239,12 +249,18 @@ try {
   if (ramDisk) rmSync(ramDisk, { recursive: true, force: true });
 }
 if (only.has("footprint")) {
-  const idle = quick ? 5 : 60;
+  // Long enough for 15 keepalive exchanges (one every 16-24 s) at the cellular cadence.
+  const idle = quick ? 5 : 300;
   results.footprint = await timed(
     "footprint",
     `rovers idle and linked, ${idle} s idle link in a private namespace`,
-    () => footprint(idle, quick ? 2 : 5),
+    () => footprint(idle, quick ? 2 : 5, "cellular"),
   );
+  if (!quick) {
+    results.footprintLan = await timed("footprint", "the same with --link-profile lan, 60 s", () =>
+      footprint(60, 5, "lan"),
+    );
+  }
 }
 if (only.has("outbox")) {
   const n = quick ? 5_000 : 50_000;
@@ -264,7 +280,7 @@ if (only.has("handover")) {
     results.handover = await timed(
       "handover",
       `${runs} runs per scenario, ${stockRuns} stock werift runs (lab, needs root)`,
-      () => handover(runs, stockRuns, log),
+      () => handover(runs, stockRuns, log, scenarios),
     );
   }
 }

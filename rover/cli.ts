@@ -17,6 +17,7 @@ import {
   parseAllowList,
   parseForwardSpec,
 } from "../shared/forward-wire.ts";
+import { LINK_PROFILES, type LinkProfile } from "../shared/link/profile.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, SECRET_VARS } from "./edge-vars.ts";
@@ -328,6 +329,22 @@ program
     positiveNumber("--backup-check-ms"),
   )
   .addOption(
+    new Option(
+      "--link-profile <profile>",
+      "link cadences: cellular (quiet when idle, ~1 MB/day) or lan (probes every second)",
+    )
+      .choices(LINK_PROFILES as unknown as string[])
+      .default("cellular"),
+  )
+  .addOption(
+    new Option(
+      "--events <how>",
+      "edge events: poll (long-polls, ~5 MB/day) or sse (one stream, ~0.75 MB/day; see docs/cli.md)",
+    )
+      .choices(["poll", "sse"])
+      .default("poll"),
+  )
+  .addOption(
     new Option("--log-level <level>", "log level")
       .choices(LOG_LEVELS as unknown as string[])
       .default("info", "info, or $ROVERLINK_LOG_LEVEL"),
@@ -350,6 +367,8 @@ program
         metricsPort?: number;
         manageRoutes?: boolean;
         backupCheckMs?: number;
+        linkProfile: LinkProfile;
+        events: "poll" | "sse";
         logLevel: LogLevel;
         identity?: string;
         trust?: string;
@@ -413,6 +432,8 @@ program
         echo: opts.echo ?? false,
         manageRoutes: opts.manageRoutes ?? false,
         ...(opts.backupCheckMs !== undefined ? { backupCheckMs: opts.backupCheckMs } : {}),
+        linkProfile: opts.linkProfile,
+        events: opts.events,
         forwards: opts.forward ?? [],
         allowForward: opts.allowForward ?? [],
         logLevel: logLevel as LogLevel,

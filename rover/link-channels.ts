@@ -40,6 +40,12 @@ export interface ChannelHooks {
   /** Anything arrived from the peer (the path works). */
   received(now: number): void;
   probeAnswered(id: number, now: number): void;
+  /** A reliable `control` message (or a resend) was handed to the channel: the peer will ack it. */
+  reliableSent?(seq: number, now: number): void;
+  /** The peer said hello: what is unacknowledged goes again (numbered afresh after a rebase). */
+  reliableResent?(seqs: number[], now: number): void;
+  /** The peer acknowledged every `control` message below `next`. */
+  reliableAcked?(next: number, now: number): void;
   /** An application message, or a `control` message in order and exactly once. */
   message(channel: string, data: Payload): void;
   /** The peer broke the protocol; `drop` once it is past its budget (reported once). */
@@ -102,7 +108,11 @@ export class LinkChannels {
     o.sender.onDurable((frames) => {
       const dc = this.#channels.get("control");
       if (!this.#resumed(dc) || o.raw) return;
-      for (const f of frames) this.#outbox.push(encodeFrame(f), dc.bufferedAmount);
+      const now = Date.now();
+      for (const f of frames) {
+        this.#outbox.push(encodeFrame(f), dc.bufferedAmount);
+        if (f.t === "d") o.hooks.reliableSent?.(f.s, now);
+      }
       this.#pumpControl();
     });
     // Fragments that break reassembly count against the peer like any other broken frame.
@@ -236,7 +246,11 @@ export class LinkChannels {
       const last = frames[frames.length - 1] as DataFrame;
       if (!this.#resumed(dc) || !this.#o.sender.isDurable(last)) return true;
       let ok = true;
-      for (const f of frames) ok = this.#outbox.push(encodeFrame(f), dc.bufferedAmount) && ok;
+      const now = Date.now();
+      for (const f of frames) {
+        ok = this.#outbox.push(encodeFrame(f), dc.bufferedAmount) && ok;
+        if (f.t === "d") this.#o.hooks.reliableSent?.(f.s, now);
+      }
       this.#pumpControl();
       return ok;
     }
@@ -363,6 +377,7 @@ export class LinkChannels {
       }
       case "a":
         if (!sender.onAck(f.n)) this.#violation("bad-ack", `ack ${f.n}`);
+        else this.#o.hooks.reliableAcked?.(f.n, Date.now());
         return;
       case "h": {
         // One hello per opening of the peer's `control`: each asks us to resend the backlog.
@@ -377,7 +392,12 @@ export class LinkChannels {
           n = 0;
         }
         // Through the outbox: a long backlog must not land in werift at once either.
-        this.#outbox.replace(sender.resendFrom(n).map(encodeFrame));
+        const resend = sender.resendFrom(n);
+        this.#outbox.replace(resend.map(encodeFrame));
+        this.#o.hooks.reliableResent?.(
+          resend.map((r) => r.s),
+          Date.now(),
+        );
         this.#pumpControl();
         return;
       }

@@ -52,6 +52,8 @@ import { LinkChannels } from "./link-channels.ts";
 import { LinkVideo, type LinkVideoStats } from "./link-video.ts";
 import type { VideoSource } from "./video-source.ts";
 import {
+  disableSctpHeartbeat,
+  followConsent,
   iceConnection,
   type Path,
   resendOutstanding,
@@ -108,6 +110,8 @@ const OFFER_WAIT_S = 10;
 const RESTART_WAIT_S = 3;
 /** The answerer waits this long for the offerer's `telemetry` after `control` opened (ms). */
 const TELEMETRY_GRACE_MS = 200;
+/** Background probe interval on a link to a browser (raw `control`: no acks to go by) (ms). */
+const RAW_PROBE_MS = 1_000;
 
 export class Link extends EventEmitter {
   readonly peer: string;
@@ -131,6 +135,7 @@ export class Link extends EventEmitter {
   #closed = false;
   #everOpen = false;
   #probeSeq = 0;
+  #tickQueued = false;
   #busy: Promise<void> = Promise.resolve();
   #restartStartedAt: number | null = null;
   /** What started the handover in progress (health decision, peer, session loss). */
@@ -156,7 +161,9 @@ export class Link extends EventEmitter {
     // and the two do not pick different backups.
     const controlled =
       o.role === "answerer" ? { backupSilenceMs: 2 * DEFAULT_HEALTH.backupSilenceMs } : {};
-    this.health = new LinkHealth({ ...controlled, ...o.health }, Date.now());
+    // A browser's raw `control` has no acknowledgements to drive liveness: it keeps probing.
+    const raw = o.raw ? { probeIdleMs: RAW_PROBE_MS } : {};
+    this.health = new LinkHealth({ ...controlled, ...raw, ...o.health }, Date.now());
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
     this.#candidates = new CandidateExchange(o);
@@ -183,6 +190,19 @@ export class Link extends EventEmitter {
         probeAnswered: (id, now) => {
           this.health.onProbeAnswered(id, now);
           this.#tick();
+        },
+        // Acknowledgements of `control` are the probes while the application sends.
+        reliableSent: (seq, now) => {
+          this.health.onReliableSent(seq, now);
+          this.#tickSoon();
+        },
+        reliableResent: (seqs, now) => {
+          this.health.onReliableResent(seqs, now);
+          this.#tick();
+        },
+        reliableAcked: (next, now) => {
+          this.health.onReliableAcked(next, now);
+          this.#tickSoon();
         },
         message: (channel, data) => this.emit("message", { channel, data }),
         drained: () => this.emit("drain"),
@@ -249,6 +269,10 @@ export class Link extends EventEmitter {
     const pc = new RTCPeerConnection({
       iceServers,
       iceUseIpv6: false,
+      // The link's one keepalive: ICE consent checks by the controlling end (the offerer) for
+      // both, at the profile's cadence (werift patch 18; docs/link-health.md).
+      iceConsentInterval: this.health.config.keepaliveMs / 1000,
+      iceConsentFromRemoteChecks: true,
       ...(this.#o.iceAdditionalHostAddresses
         ? { iceAdditionalHostAddresses: this.#o.iceAdditionalHostAddresses }
         : {}),
@@ -271,6 +295,11 @@ export class Link extends EventEmitter {
     pc.iceConnectionStateChange.subscribe((s) => {
       if (pc !== this.#pc) return;
       this.#o.log.debug({ peer: this.peer, ice: s }, "ice state");
+      followConsent(pc, (outcome, rttMs) => {
+        if (pc !== this.#pc) return;
+        this.health.onKeepalive(outcome, Date.now(), rttMs);
+        this.#tick();
+      });
       this.health.onIceState(s, Date.now());
       if (s === "connected" || s === "completed") this.#restartCompleted(Date.now());
       this.#tick();
@@ -734,6 +763,19 @@ export class Link extends EventEmitter {
 
   // --- carrying out the policy's decisions ---------------------------------------------------
 
+  /**
+   * A tick for per-message events (50 msg/s and more): they rarely change a decision, and a
+   * deadline already armed covers them, so the policy is polled at most once per event loop turn.
+   */
+  #tickSoon(): void {
+    if (this.#tickQueued || this.#closed) return;
+    this.#tickQueued = true;
+    setImmediate(() => {
+      this.#tickQueued = false;
+      this.#tick();
+    });
+  }
+
   #tick(): void {
     if (this.#closed) return;
     const now = Date.now();
@@ -837,6 +879,8 @@ export class Link extends EventEmitter {
 
   #controlOpen(pc: RTCPeerConnection): void {
     this.#upFor = pc;
+    // ICE consent is the keepalive: SCTP's own heartbeat would double an idle link's packets.
+    disableSctpHeartbeat(pc);
     const now = Date.now();
     const first = !this.#everOpen;
     this.#everOpen = true;

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
 import type { AllowedTarget, ForwardSpec } from "../shared/forward-wire.ts";
+import { type LinkProfile, profileHealth } from "../shared/link/profile.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
 import { FileReceiver } from "./file-transfer.ts";
@@ -39,6 +40,10 @@ export interface RoverRunOptions {
   manageRoutes?: boolean;
   /** Interval between checks of each backup path (ms). */
   backupCheckMs?: number;
+  /** Link cadences (shared/link/profile.ts); default `cellular`. */
+  linkProfile?: LinkProfile;
+  /** How edge events arrive (Agent `events`); default `poll`. */
+  events?: "poll" | "sse";
   logLevel: LogLevel;
   /** Logged once at start-up (the CLI's warning for a rover holding the master secret). */
   warnings?: string[];
@@ -126,6 +131,8 @@ async function run(
     connectNearby: o.connectNearby,
     manageRoutes: o.manageRoutes ?? false,
     ...(o.backupCheckMs !== undefined ? { backupCheckMs: o.backupCheckMs } : {}),
+    health: profileHealth(o.linkProfile ?? "cellular"),
+    events: o.events ?? "poll",
     logger: log,
     ...(o.position ? { position: o.position } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),

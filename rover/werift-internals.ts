@@ -121,3 +121,44 @@ export function remoteMaxMessageSize(dc: RTCDataChannel): number | null {
     ?.remoteMaxMessageSize;
   return typeof v === "number" ? v : null;
 }
+
+export type ConsentOutcome = "answered" | "missed" | "received";
+
+interface ConsentEvents {
+  onConsentCheck?: { subscribe(f: (outcome: ConsentOutcome, rttS?: number) => void): unknown };
+}
+
+const consentFollowed = new WeakSet<object>();
+
+/**
+ * Report each ICE consent check of the PeerConnection's ICE agent (werift patch 18): ours
+ * answered (with its RTT), ours missed, or the peer's received. Once per ICE agent; call again
+ * whenever the agent may have changed (it lives across ICE restarts).
+ */
+export function followConsent(
+  pc: RTCPeerConnection | null,
+  f: (outcome: ConsentOutcome, rttMs?: number) => void,
+): void {
+  const c = iceConnection(pc) as (IceConnection & ConsentEvents) | undefined;
+  if (!c?.onConsentCheck || consentFollowed.has(c)) return;
+  consentFollowed.add(c);
+  c.onConsentCheck.subscribe((outcome, rttS) =>
+    f(outcome, rttS === undefined ? undefined : rttS * 1000),
+  );
+}
+
+/**
+ * Turn SCTP HEARTBEAT off (werift patch 19, RFC 9260 §11.1 Change Heartbeat): ICE consent checks
+ * the path already, at the link's keepalive cadence; a heartbeat every ~31 s on top would double
+ * an idle link's packets. False when the association is not there yet.
+ */
+export function disableSctpHeartbeat(pc: RTCPeerConnection | null): boolean {
+  const sctp = (
+    pc as unknown as {
+      sctpTransport?: { sctp?: { changeHeartbeat?: (on: boolean) => void } };
+    } | null
+  )?.sctpTransport?.sctp;
+  if (!sctp?.changeHeartbeat) return false;
+  sctp.changeHeartbeat(false);
+  return true;
+}

@@ -106,6 +106,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Abort when nothing, not even a comment, arrives for this long. */
   idleTimeoutMs?: number;
+  /** Called once the edge answered with an event stream (before any event). */
+  onOpen?: () => void;
 }
 
 export interface OfferOptions {
@@ -354,6 +356,7 @@ export class RoverlinkClient {
         });
       }
       clearTimer(); // the request timeout covered the headers; from here on the idle timer rules
+      opts.onOpen?.();
       const arm = () => {
         if (idleTimer !== undefined) clearTimeout(idleTimer);
         idleTimer = setTimeout(() => {

@@ -38,6 +38,9 @@ export function linkStateOf(s: HealthState): LinkState {
   }
 }
 
+/** Background probe interval of a console link (ms). */
+const CONSOLE_PROBE_MS = 1_000;
+
 export class HealthLoop {
   readonly health: LinkHealth;
   #act: (d: Decision) => void;
@@ -46,7 +49,9 @@ export class HealthLoop {
 
   constructor(act: (d: Decision) => void, config: Partial<HealthConfig> = {}) {
     this.#act = act;
-    this.health = new LinkHealth(config, this.now());
+    // The console speaks raw `control` (no acknowledgements to drive liveness) and runs on a
+    // desk, not a metered uplink: it probes every second (the `lan` profile's cadence).
+    this.health = new LinkHealth({ probeIdleMs: CONSOLE_PROBE_MS, ...config }, this.now());
   }
 
   /** The clock the policy runs on (monotonic ms). */

@@ -16,7 +16,9 @@
  * API (one instance per link; `now` is always the caller's clock in ms):
  *   new LinkHealth(config?: Partial<HealthConfig>, now?)
  *   events:  onOpen(now, path?) · onReceive(now) · onSend(now) · onProbeSent(id, now) ·
- *            onProbeAnswered(id, now) · onIceState(state, now) · onDtlsState(state, now) ·
+ *            onProbeAnswered(id, now) · onReliableSent(seq, now) · onReliableResent(seqs, now) ·
+ *            onReliableAcked(next, now) ·
+ *            onKeepalive(outcome, now, rttMs?) · onIceState(state, now) · onDtlsState(state, now) ·
  *            onConnectionState(state, now) · onNetworkChange(now) · onRemoteRestart(now) ·
  *            onRestartBegun(now) · onRestartDone(now, path?) · onRestartFailed(now) ·
  *            onPath(path) · requestRestart(now) · onOfferSent(now) · onOfferFailed(now) ·
@@ -26,6 +28,12 @@
  *   outputs: poll(now): Decision[] · nextDeadline(): number | undefined ·
  *            snapshot(now): HealthSnapshot · state (the phase: never "degraded") ·
  *            inputs(): how often each event was fed (tests check production feeds them all)
+ *
+ * Liveness is traffic-driven (liveness.ts): the link waits for the peer only while something is
+ * outstanding (a `control` message not acknowledged, a probe not answered). Waiting past a PTO
+ * starts suspicion probing at once; waiting past `deadPtos` PTOs (within [deadMinMs, silenceMs])
+ * restarts ("silence"). An idle link sends no probes (`probeIdleMs` 0): the ICE keepalive, one end
+ * for both every `keepaliveMs`, keeps NAT mappings open, and a missed one starts suspicion.
  *
  * Backup paths (make-before-break without signaling): the link keeps a validated candidate pair
  * on every other uplink and tells the policy (`onBackup`). Where the policy would restart a link
@@ -42,15 +50,37 @@
  * answered in `rebuildTimeoutMs`, and shortly after the session was closed under it.
  */
 
+import { Outstanding, RttEstimator } from "./liveness.ts";
+
 export interface HealthConfig {
-  /** Probe interval while the last probes were answered (busy links too: RTT and loss) (ms). */
+  /**
+   * Background probe interval while the last probes were answered (ms); 0: none, liveness is
+   * traffic-driven (the `cellular` profile). The `lan` profile probes every second.
+   */
   probeIdleMs: number;
   /** Probe interval while a probe is unanswered or a restart is under way (ms). */
   probeSuspectMs: number;
   /** An unanswered probe counts as lost after this long (ms). */
   probeTimeoutMs: number;
-  /** Nothing received for this long while up: the path is dead, restart ("silence") (ms). */
+  /**
+   * Waiting in vain for the peer this long at most while up (something outstanding, nothing
+   * received): the path is dead, restart ("silence") (ms). The upper bound of the dead window.
+   */
   silenceMs: number;
+  /** Dead window: this many PTOs of waiting in vain... */
+  deadPtos: number;
+  /** ...and at least this long (ms). */
+  deadMinMs: number;
+  /** PTO floor (ms) (liveness.ts: RFC 9002 §6.2.1 from the smoothed RTT and its variation). */
+  ptoMinMs: number;
+  /** PTO while the path has no RTT sample yet (ms). */
+  ptoInitialMs: number;
+  /**
+   * The ICE keepalive cadence (ms): one STUN consent check, sent by the ICE-controlling end (the
+   * offerer) for both, which also keeps NAT mappings open. Carried out by werift (patch 18); here
+   * so that one profile holds every cadence.
+   */
+  keepaliveMs: number;
   /**
    * After a handover the link probes at once and must hear from the peer within 4 × the smoothed
    * RTT, at least this long (and at most silenceMs). A link that says up but delivers nothing is
@@ -103,11 +133,17 @@ export interface HealthConfig {
   probeLateMs: number;
 }
 
+/** The `cellular` profile: quiet when idle, traffic-driven liveness (docs/link-health.md). */
 export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
-  probeIdleMs: 1_000,
+  probeIdleMs: 0,
   probeSuspectMs: 250,
   probeTimeoutMs: 1_500,
   silenceMs: 1_500,
+  deadPtos: 2,
+  deadMinMs: 400,
+  ptoMinMs: 200,
+  ptoInitialMs: 500,
+  keepaliveMs: 20_000,
   verifyMinMs: 400,
   netChangeQuietMs: 20,
   netChangeMaxDelayMs: 50,
@@ -154,6 +190,9 @@ export type SwitchReason =
 
 export type OfferReason = "offer-failed" | "offer-unanswered" | "session-closed";
 
+/** How an ICE keepalive (STUN consent check) went: ours answered or not, or the peer's arrived. */
+export type KeepaliveOutcome = "answered" | "missed" | "received";
+
 export type Decision =
   | { type: "probe" }
   | { type: "restart"; reason: RestartReason; attempt: number }
@@ -169,6 +208,8 @@ export interface HealthSnapshot {
   rttMs: number | null;
   /** RTT variation (RFC 6298 RTTVAR). */
   rttVarMs: number | null;
+  /** The probe timeout now (RFC 9002 §6.2.1, floored): waiting longer starts suspicion. */
+  ptoMs: number;
   /** Mean change between consecutive RTT samples (RFC 3550 §6.4.1 estimator). */
   jitterMs: number | null;
   /** Unanswered share of the last `lossWindow` resolved probes (%); null before any. */
@@ -209,8 +250,12 @@ export class LinkHealth {
   #probes = new Map<number, number>();
   /** Outcomes of the last resolved probes: true = answered. */
   #outcomes: boolean[] = [];
-  #srtt: number | null = null;
-  #rttvar: number | null = null;
+  /** Smoothed RTT and variation on the current path (probes, acks, keepalives). */
+  #rtt = new RttEstimator();
+  /** `control` messages not acknowledged yet. */
+  #outstanding = new Outstanding();
+  /** A keepalive went unanswered: probe at once. */
+  #keepaliveMissed = false;
   #jitter: number | null = null;
   #lastRtt: number | null = null;
   #probesSent = 0;
@@ -320,6 +365,7 @@ export class LinkHealth {
     this.#fed("onProbeSent");
     this.#tick(now);
     this.#probes.set(id, now);
+    this.#keepaliveMissed = false; // the probe carries the suspicion on
     this.#probesSent++;
     this.#lastProbe = now;
     this.#lastTx = now;
@@ -336,6 +382,81 @@ export class LinkHealth {
     this.#probes.delete(id);
     this.#record(true);
     this.#sample(now - sent);
+  }
+
+  /** A reliable `control` message (or a resend of it) went out: the peer will acknowledge it. */
+  onReliableSent(seq: number, now: number): void {
+    this.#fed("onReliableSent");
+    this.#tick(now);
+    this.#outstanding.sent(seq, now);
+    this.#lastTx = now;
+    this.#txSinceRx ??= now;
+  }
+
+  /** The peer said hello and every unacknowledged message went again, under these numbers. */
+  onReliableResent(seqs: readonly number[], now: number): void {
+    this.#fed("onReliableResent");
+    this.#tick(now);
+    this.#outstanding.resent(seqs, now);
+    if (seqs.length > 0) this.#lastTx = now;
+  }
+
+  /** The peer acknowledged every `control` message below `next` (an RTT sample when it can). */
+  onReliableAcked(next: number, now: number): void {
+    this.#fed("onReliableAcked");
+    this.#tick(now);
+    this.#lastRx = now;
+    this.#txSinceRx = null;
+    const r = this.#outstanding.acked(next, now);
+    if (r !== null) this.#sample(r);
+  }
+
+  /**
+   * An ICE keepalive: ours answered (an RTT sample), ours unanswered (suspect the path: probe at
+   * once), or the peer's check arrived (the path works inbound).
+   */
+  onKeepalive(outcome: KeepaliveOutcome, now: number, rttMs?: number): void {
+    this.#fed("onKeepalive");
+    this.#tick(now);
+    if (outcome === "missed") {
+      this.#keepaliveMissed = true;
+      return;
+    }
+    this.#lastRx = now;
+    this.#txSinceRx = null;
+    if (outcome === "answered" && rttMs !== undefined) this.#sample(rttMs);
+  }
+
+  /** The probe timeout (ms): RFC 9002 §6.2.1 on the current path's RTT, floored. */
+  pto(): number {
+    const c = this.config;
+    return this.#rtt.pto({ minMs: c.ptoMinMs, initialMs: c.ptoInitialMs, granularityMs: 1 });
+  }
+
+  /** Waiting this long in vain means the path is dead (ms). */
+  #deadAfter(): number {
+    const c = this.config;
+    return Math.min(Math.max(c.deadPtos * this.pto(), c.deadMinMs), c.silenceMs);
+  }
+
+  /**
+   * Since when the link has waited in vain for the peer: the oldest thing outstanding (a message
+   * not acknowledged, a probe not answered), or the last thing received if later. Null: nothing
+   * is outstanding, nothing is expected (an idle link).
+   */
+  #waitingSince(): number | null {
+    const a = this.#outstanding.oldest();
+    const b = this.#oldestProbe();
+    if (a === null && b === null) return null;
+    const oldest = Math.min(a ?? Number.POSITIVE_INFINITY, b ?? Number.POSITIVE_INFINITY);
+    return Math.max(oldest, this.#lastRx ?? Number.NEGATIVE_INFINITY);
+  }
+
+  /** Waiting past a PTO: suspect the path and probe (at once, then every probeSuspectMs). */
+  #suspect(now: number): boolean {
+    if (this.#keepaliveMissed) return true;
+    const w = this.#waitingSince();
+    return w !== null && now - w >= this.pto();
   }
 
   /** RTCIceConnectionState: `failed` restarts; `disconnected` does once it lasts. */
@@ -686,7 +807,7 @@ export class LinkHealth {
     this.#upAt = now;
     // Verify the new pair like a handover: probe now, hear from the peer within a few RTTs.
     const c = this.config;
-    const rtt = this.#srtt ?? 0;
+    const rtt = this.#rtt.srtt ?? 0;
     this.#verifyBy = now + Math.min(Math.max(4 * rtt, c.verifyMinMs), c.silenceMs);
     this.#lastProbe = null;
     this.#probes.clear();
@@ -701,11 +822,8 @@ export class LinkHealth {
     if (this.#disconnectedSince !== null) {
       if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
     }
-    if (
-      this.#lastRx !== null &&
-      now - Math.max(this.#lastRx, this.#rxFloor) >= this.config.silenceMs
-    )
-      return "silence";
+    const w = this.#waitingSince();
+    if (w !== null && now - Math.max(w, this.#rxFloor) >= this.#deadAfter()) return "silence";
     return null;
   }
 
@@ -736,13 +854,22 @@ export class LinkHealth {
   }
 
   #probeDue(now: number): boolean {
-    return this.#lastProbe === null || now - this.#lastProbe >= this.#probeInterval();
+    const every = this.#probeInterval(now);
+    if (every === null) return false;
+    return this.#lastProbe === null || now - this.#lastProbe >= every;
   }
 
-  #probeInterval(): number {
-    return this.#probes.size > 0 || this.#phase !== "up"
-      ? this.config.probeSuspectMs
-      : this.config.probeIdleMs;
+  /**
+   * How often to probe now (null: not at all). Suspicion, a restart, and an unanswered probe:
+   * every probeSuspectMs. Otherwise every probeIdleMs if background probing is on; else never,
+   * but once after the link (re)opens (an RTT sample, and the verification of a new path).
+   */
+  #probeInterval(now: number): number | null {
+    const c = this.config;
+    if (this.#phase !== "up" || this.#probes.size > 0 || this.#suspect(now))
+      return c.probeSuspectMs;
+    if (c.probeIdleMs > 0) return c.probeIdleMs;
+    return this.#lastProbe === null ? 0 : null;
   }
 
   /** When the pending burst of network changes is due (Infinity: none pending). */
@@ -807,6 +934,7 @@ export class LinkHealth {
     this.#clearCauses();
     this.#dtlsFailed = false;
     this.#probes.clear();
+    this.#keepaliveMissed = false;
     this.#upAt = now;
     this.#verifyBy = null;
     if (handover) {
@@ -815,13 +943,14 @@ export class LinkHealth {
       this.#switchedTo = null;
       // Verify the new path: probe now, and hear from the peer within a few RTTs of the old one.
       const c = this.config;
-      const rtt = this.#srtt ?? 0;
+      const rtt = this.#rtt.srtt ?? 0;
       if (!this.#silentCause)
         this.#verifyBy = now + Math.min(Math.max(4 * rtt, c.verifyMinMs), c.silenceMs);
       this.#lastProbe = null;
       // A new path: its own RTT and loss figures (RFC 6298 §5 restarts the estimate too).
       this.#outcomes = [];
-      this.#srtt = this.#rttvar = this.#jitter = this.#lastRtt = null;
+      this.#rtt.reset();
+      this.#jitter = this.#lastRtt = null;
     }
   }
 
@@ -841,15 +970,7 @@ export class LinkHealth {
   }
 
   #sample(r: number): void {
-    if (this.#srtt === null || this.#rttvar === null) {
-      // RFC 6298 §2.2
-      this.#srtt = r;
-      this.#rttvar = r / 2;
-    } else {
-      // RFC 6298 §2.3 (alpha 1/8, beta 1/4); RTTVAR first, with the old SRTT.
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - r);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * r;
-    }
+    this.#rtt.sample(r);
     if (this.#lastRtt !== null) {
       // RFC 3550 §6.4.1: J += (|D| - J) / 16
       const d = Math.abs(r - this.#lastRtt);
@@ -894,7 +1015,13 @@ export class LinkHealth {
     const ds: number[] = [this.#netDue()];
     if (phase === "up") {
       if (this.#peerMoved !== null || this.#uplinkGone) return this.#clock;
-      if (this.#lastRx !== null) ds.push(Math.max(this.#lastRx, this.#rxFloor) + c.silenceMs);
+      const w = this.#waitingSince();
+      if (w !== null) {
+        // Suspicion begins (once: later probes follow the probe schedule), then the dead window.
+        if (w + this.pto() > this.#lastPoll) ds.push(w + this.pto());
+        ds.push(Math.max(w, this.#rxFloor) + this.#deadAfter());
+      }
+      if (this.#keepaliveMissed) ds.push(this.#clock);
       if (this.#txSinceRx !== null && this.#backups.size > 0)
         ds.push(Math.max(this.#txSinceRx, this.#rxFloor) + c.backupSilenceMs);
       const pref = this.#preferredUplink;
@@ -911,17 +1038,22 @@ export class LinkHealth {
     } else {
       ds.push(this.#retryAt ?? this.#restartAt + c.restartTimeoutMs);
     }
-    ds.push((this.#lastProbe ?? this.#phaseSince) + this.#probeInterval());
+    const every = this.#probeInterval(this.#clock);
+    // Overdue (a suspicion that began since the last probe): at once.
+    if (every !== null)
+      ds.push(Math.max((this.#lastProbe ?? this.#phaseSince) + every, this.#clock));
     for (const at of this.#probes.values()) ds.push(at + c.probeTimeoutMs);
-    return Math.min(...ds);
+    const next = Math.min(...ds);
+    return Number.isFinite(next) ? next : undefined; // an idle link: no timer at all
   }
 
   snapshot(now: number): HealthSnapshot {
     const failures = this.#failures;
     return {
       state: this.#status(now),
-      rttMs: this.#srtt,
-      rttVarMs: this.#rttvar,
+      rttMs: this.#rtt.srtt,
+      rttVarMs: this.#rtt.rttvar,
+      ptoMs: this.pto(),
       jitterMs: this.#jitter,
       lossPct: this.#lossPct(),
       lastRxAt: this.#lastRx,

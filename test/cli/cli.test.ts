@@ -103,6 +103,10 @@ describe("roverlink CLI", () => {
       await roverlink(["rover", "--room", "r", "--id", "a", "--position", "1"]),
       /x,y/,
     );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--link-profile", "satellite"]),
+      /'--link-profile <profile>' argument 'satellite' is invalid\. Allowed choices are cellular, lan/,
+    );
     expectOneLineError(await roverlink(["rover", "--room", "r b", "--id", "a"]), /room must match/);
     // A rover's own token is never for every room.
     expectOneLineError(await roverlink(["rover", "--room", "*", "--id", "a"]), /room must match/);
@@ -153,7 +157,7 @@ describe("roverlink CLI", () => {
       await roverlink(["token", "--room", "r", "--peer", "a", "--secret", "s", "--ttl", "soon"]),
       /ttl/i,
     );
-  });
+  }, 120_000); // about 20 CLI processes, each a Node start: slow on a loaded machine
 
   it("--version prints the package version", async () => {
     const r = await roverlink(["--version"]);

@@ -13,6 +13,7 @@ import { Agent, type AgentMessage } from "../../rover/agent.ts";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
 import { NetWatch } from "../../rover/netwatch.ts";
 import { type FetchFn, RoverlinkClient } from "../../shared/client.ts";
+import type { HealthConfig } from "../../shared/link/health.ts";
 import { iceCredentials, sdpCandidates, withIceCredentials } from "../../shared/link/sdp-edit.ts";
 import {
   buildCandidateFrag,
@@ -46,9 +47,11 @@ async function agent(
   wrapFetch?: (f: FetchFn) => FetchFn,
   edgeUrl = edge.url,
   pollWaitS?: number,
+  health?: Partial<HealthConfig>,
 ): Promise<Agent> {
   const a = new Agent({
     ...(wrapFetch ? { wrapFetch } : {}),
+    ...(health ? { health } : {}),
     ...(pollWaitS ? { pollWaitS } : {}),
     edge: edgeUrl,
     room,
@@ -617,7 +620,9 @@ describe("rover agents through the local edge", () => {
 describe("the health policy is the only decider, and production feeds it every event", () => {
   it("every event LinkHealth defines is fed by the link over a life with failures, a handover and a hang-up", async () => {
     const room = `int-${++roomN}`;
-    const b = await agent(room, "b");
+    // The shortest keepalive period RFC 7675 allows, so that a keepalive comes within the test.
+    const quick = { keepaliveMs: 4_000 };
+    const b = await agent(room, "b", [], undefined, edge.url, undefined, quick);
     let offers = 0;
     let rePosts = 0;
     // The first offer and the first restart re-POST die on the way (the edge briefly unreachable).
@@ -631,7 +636,7 @@ describe("the health policy is the only decider, and production feeds it every e
           throw new TypeError("fetch failed: connection reset (injected)");
         return f(url, init);
       };
-    const a = await agent(room, "a", ["b"], faults);
+    const a = await agent(room, "a", ["b"], faults, edge.url, undefined, quick);
     await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
     const la = a.links().get("b");
     const lb = b.links().get("a");
@@ -651,6 +656,10 @@ describe("the health policy is the only decider, and production feeds it every e
     await b.client.closeSession(room, session);
     await until(
       () => la.health.inputs().onSessionClosed !== undefined && a.stats()[0]?.state === "up",
+    );
+    // The keepalive: a's consent check answered, b's side sees it arrive.
+    await until(
+      () => (la.health.inputs().onKeepalive ?? 0) + (lb.health.inputs().onKeepalive ?? 0) > 0,
     );
     await a.stop();
     // Every input of the policy (its on* methods and requestRestart), fed on one side or the other.

@@ -110,6 +110,9 @@ async function rover(
     ...(o.trust ? { trustFile: o.trust } : {}),
   });
   const agent = new Agent({
+    // The rogue edge reads each answer whole to rewrite it, which an event stream never ends:
+    // long-polls through it (the agent would fall back to them, but only after a lost stream).
+    events: "poll",
     edge: o.edge ?? edge.url,
     room,
     id,

@@ -39,9 +39,12 @@ export interface Linked {
   close(): Promise<void>;
 }
 
-export async function linkedPair(): Promise<Linked> {
-  const a = new RTCPeerConnection(config);
-  const b = new RTCPeerConnection(config);
+/** Two linked PeerConnections; `a` offers (ICE-controlling). Extra configuration per end. */
+export async function linkedPair(
+  extra: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
+): Promise<Linked> {
+  const a = new RTCPeerConnection({ ...config, ...extra.a });
+  const b = new RTCPeerConnection({ ...config, ...extra.b });
   // A candidate that reaches an already closed peer at clean-up has nowhere to go.
   a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));

@@ -94,12 +94,14 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 1_000, 2_400))).toEqual([]);
   });
 
-  it("a lost backup is not used: silence restarts after silenceMs", () => {
+  it("a lost backup is not used: an unacknowledged message restarts the link (silence)", () => {
     const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
     h.onBackup(100, "cell-1", "cell", false);
     h.onReceive(1_000);
     h.onSend(1_010);
-    expect(moves(run(h, 1_010, 2_600))).toEqual(["restart:silence@2500"]);
+    h.onReliableSent(1, 1_010);
+    // No RTT sample yet: PTO 500 ms, dead after two (liveness.ts); no switch, the backup is gone.
+    expect(moves(run(h, 1_010, 2_600))).toEqual(["restart:silence@2010"]);
   });
 
   it("a switch that delivers nothing falls back: another backup, else a restart (no-delivery)", () => {

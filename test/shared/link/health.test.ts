@@ -1,6 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_HEALTH, type Decision, LinkHealth } from "../../../shared/link/health.ts";
+import { profileHealth } from "../../../shared/link/profile.ts";
+
+/** Background probing every second: what these tests describe (the `lan` profile). */
+const LAN = profileHealth("lan");
 
 type At = { at: number; d: Decision };
 
@@ -31,7 +35,7 @@ const acts = (ds: Decision[]) => ds.filter((d) => d.type === "restart" || d.type
 
 /** An open link whose probes are answered after `rtt` ms. */
 function upLink(rtt = 10): { h: LinkHealth; answer: (now: number) => void } {
-  const h = new LinkHealth({}, 0);
+  const h = new LinkHealth(LAN, 0);
   h.onOpen(0);
   let id = 0;
   return {
@@ -45,7 +49,7 @@ function upLink(rtt = 10): { h: LinkHealth; answer: (now: number) => void } {
 
 describe("LinkHealth: probes and figures", () => {
   it("does nothing before the link opens", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onNetworkChange(5);
     expect(h.poll(10_000)).toEqual([]);
     expect(h.nextDeadline()).toBeUndefined();
@@ -66,7 +70,7 @@ describe("LinkHealth: probes and figures", () => {
   });
 
   it("probes every probeSuspectMs while a probe is unanswered", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0);
     let id = 0;
     const ds = run(h, 0, 1_400, (now) => h.onProbeSent(++id, now));
@@ -74,7 +78,7 @@ describe("LinkHealth: probes and figures", () => {
   });
 
   it("a probe decision the caller could not carry out still moves the schedule (no busy loop)", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0);
     // Nobody ever sends the probes (telemetry not open): no busy loop (`run` checks that every
     // deadline is ahead of the poll), one decision per idle interval.
@@ -83,7 +87,7 @@ describe("LinkHealth: probes and figures", () => {
   });
 
   it("RTT: RFC 6298 SRTT/RTTVAR and RFC 3550 jitter over probe answers", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0);
     h.onProbeSent(1, 0);
     h.onProbeAnswered(1, 100);
@@ -102,7 +106,7 @@ describe("LinkHealth: probes and figures", () => {
   });
 
   it("loss: a probe unanswered for probeTimeoutMs is lost; the window keeps the last lossWindow", () => {
-    const h = new LinkHealth({ lossWindow: 4 }, 0);
+    const h = new LinkHealth({ ...LAN, lossWindow: 4 }, 0);
     h.onOpen(0);
     h.onProbeSent(1, 0);
     h.onProbeAnswered(1, 10);
@@ -122,7 +126,7 @@ describe("LinkHealth: probes and figures", () => {
   });
 
   it("reports degraded while a probe is late or loss is high, and up again once answered", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0);
     h.poll(0);
     h.onProbeSent(1, 0);
@@ -143,7 +147,7 @@ describe("LinkHealth: probes and figures", () => {
   });
 
   it("snapshot: last rx/tx, path, counters", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0, "host");
     h.onSend(40);
     h.onReceive(50);
@@ -162,13 +166,14 @@ describe("LinkHealth: probes and figures", () => {
 });
 
 describe("LinkHealth: restart triggers", () => {
-  it("restarts on silence: nothing received for silenceMs while up", () => {
-    const h = new LinkHealth({}, 0);
+  it("restarts on silence: probes unanswered since the last receive for deadPtos PTOs", () => {
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0);
     let id = 0;
     h.onReceive(200);
     const ds = run(h, 0, 3_000, (now) => h.onProbeSent(++id, now));
-    expect(actions(ds)[0]).toBe(`restart:silence@${200 + DEFAULT_HEALTH.silenceMs}`);
+    // No RTT sample yet: PTO = ptoInitialMs (500); dead after 2 PTOs of waiting in vain.
+    expect(actions(ds)[0]).toBe(`restart:silence@${200 + 2 * DEFAULT_HEALTH.ptoInitialMs}`);
     expect(h.state).toBe("restarting");
   });
 
@@ -300,7 +305,7 @@ describe("LinkHealth: retries, rebuilds, counters", () => {
   });
 
   it("backoff is capped at its last value and maxRestarts is configurable", () => {
-    const h = new LinkHealth({ restartBackoffMs: [0, 100, 300], maxRestarts: 6 }, 0);
+    const h = new LinkHealth({ ...LAN, restartBackoffMs: [0, 100, 300], maxRestarts: 6 }, 0);
     h.onOpen(0);
     h.requestRestart(0);
     expect(actions(run(h, 0, 14_000))).toEqual([
@@ -332,7 +337,7 @@ describe("LinkHealth: retries, rebuilds, counters", () => {
     h.requestRestart(0);
     h.poll(0);
     h.onRestartBegun(300);
-    expect(h.nextDeadline()).toBe(250); // a probe; the timeout is later
+    expect(h.nextDeadline()).toBe(300); // a probe (due at 250: at once); the timeout is later
     run(h, 250, 2_299);
     expect(h.snapshot(2_299).consecutiveFailures).toBe(0);
     h.poll(2_300);
@@ -437,7 +442,7 @@ describe("LinkHealth: properties", () => {
         fc.array(fc.tuple(event, fc.integer({ min: 0, max: 900 })), { maxLength: 120 }),
         (steps) => {
           const c = DEFAULT_HEALTH;
-          const h = new LinkHealth({}, 0);
+          const h = new LinkHealth(LAN, 0);
           h.onOpen(0);
           let now = 0;
           let probe = 0;
@@ -514,7 +519,7 @@ describe("LinkHealth: properties", () => {
           { maxLength: 40 },
         ),
         (steps) => {
-          const h = new LinkHealth({}, 0);
+          const h = new LinkHealth(LAN, 0);
           h.onOpen(0);
           let now = 0;
           let probe = 0;
@@ -564,7 +569,10 @@ describe("LinkHealth: offering again while not up", () => {
     of("offer", ds).map((x) => `${"reason" in x.d ? x.d.reason : ""}@${x.at}`);
 
   it("a failed offer is offered again with backoff, capped by rebuildTimeoutMs", () => {
-    const h = new LinkHealth({ offerBackoffMs: [500, 1_000, 30_000], rebuildTimeoutMs: 10_000 }, 0);
+    const h = new LinkHealth(
+      { ...LAN, offerBackoffMs: [500, 1_000, 30_000], rebuildTimeoutMs: 10_000 },
+      0,
+    );
     expect(h.nextDeadline()).toBeUndefined();
     h.onOfferFailed(0);
     const first = run(h, 0, 600);
@@ -576,7 +584,7 @@ describe("LinkHealth: offering again while not up", () => {
   });
 
   it("an offer nobody answers is offered again after rebuildTimeoutMs; opening cancels it", () => {
-    const h = new LinkHealth({ rebuildTimeoutMs: 10_000 }, 0);
+    const h = new LinkHealth({ ...LAN, rebuildTimeoutMs: 10_000 }, 0);
     h.onOfferSent(0);
     expect(offers(run(h, 0, 10_000))).toEqual(["offer-unanswered@10000"]);
     h.onOfferSent(10_000);
@@ -585,21 +593,21 @@ describe("LinkHealth: offering again while not up", () => {
   });
 
   it("after the session closed under a link, the offering side offers again shortly; the other waits", () => {
-    const offerer = new LinkHealth({ sessionReofferMs: 200 }, 0);
+    const offerer = new LinkHealth({ ...LAN, sessionReofferMs: 200 }, 0);
     offerer.onOpen(0);
     offerer.onSessionClosed(1_000, true);
     expect(offerer.state).toBe("connecting");
     const ds = run(offerer, 1_000, 5_000);
     expect(offers(ds)).toEqual(["session-closed@1200"]);
     expect(acts(ds.map((x) => x.d))).toEqual([]); // no restart of a link without a session
-    const answerer = new LinkHealth({}, 0);
+    const answerer = new LinkHealth(LAN, 0);
     answerer.onOpen(0);
     answerer.onSessionClosed(1_000, false);
     expect(answerer.nextDeadline()).toBeUndefined();
   });
 
   it("makes no offer decisions while up, restarting or rebuilding", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOpen(0);
     h.onOfferFailed(0);
     h.onOfferSent(0);
@@ -612,7 +620,7 @@ describe("LinkHealth: offering again while not up", () => {
   });
 
   it("counts every event it is fed (production wiring is checked against this)", () => {
-    const h = new LinkHealth({}, 0);
+    const h = new LinkHealth(LAN, 0);
     h.onOfferSent(0);
     h.onOpen(1);
     h.onIceState("connected", 2);
@@ -654,14 +662,17 @@ describe("LinkHealth: no tail after a handover", () => {
   });
 
   it("a handover that began with silence (a blackhole; routes still moving) is left to the silence rule", () => {
-    const h = new LinkHealth({ verifyMinMs: 400, silenceMs: 1_500 }, 0);
+    const h = new LinkHealth({ ...LAN, verifyMinMs: 400, silenceMs: 1_500 }, 0);
     h.onOpen(0);
     h.onReceive(100);
-    const ds = run(h, 100, 1_700);
-    expect(actions(ds)).toEqual(["restart:silence@1600"]);
-    h.onRestartDone(1_800);
-    // No 'no-delivery' at 2200: only the silence rule restarts again, at 1800 + 1500.
-    expect(actions(run(h, 1_800, 3_400))).toEqual(["restart:silence@3300"]);
+    let id = 0;
+    const probe = (now: number) => h.onProbeSent(++id, now);
+    // The probe sent at open is unanswered: dead 2 PTOs (2 × 500) after the last receive.
+    const ds = run(h, 100, 1_150, probe);
+    expect(actions(ds)).toEqual(["restart:silence@1100"]);
+    h.onRestartDone(1_200);
+    // No 'no-delivery' at 1600: only the silence rule restarts again, 2 PTOs after its probe.
+    expect(actions(run(h, 1_200, 2_400, probe))).toEqual(["restart:silence@2200"]);
   });
 
   it("anything heard from the peer after the handover ends the check", () => {
@@ -673,7 +684,7 @@ describe("LinkHealth: no tail after a handover", () => {
   });
 
   it("a restart attempt that never reached the edge (transport error) is retried at once", () => {
-    const h = new LinkHealth({ restartBackoffMs: [0, 250, 500] }, 0);
+    const h = new LinkHealth({ ...LAN, restartBackoffMs: [0, 250, 500] }, 0);
     h.onOpen(0);
     h.requestRestart(10);
     h.poll(10);
@@ -683,5 +694,182 @@ describe("LinkHealth: no tail after a handover", () => {
     h.onRestartFailed(30, false);
     expect(acts(h.poll(30))).toEqual([]);
     expect(actions(run(h, 30, 1_000))).toEqual(["restart:restart-failed@530"]);
+  });
+});
+
+describe("LinkHealth: traffic-driven liveness (the cellular profile, the default)", () => {
+  /** A cellular link opened at 0 whose first probe was answered after `rtt`. */
+  function quietLink(rtt = 10): LinkHealth {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    expect(of("probe", run(h, 0, 0)).length).toBe(1); // one probe at open: a first RTT sample
+    h.onProbeSent(1, 0);
+    h.onProbeAnswered(1, rtt);
+    return h;
+  }
+
+  /**
+   * The application sends on `control` every `everyMs` from `from` to `until`; the peer's batched
+   * cumulative ack (every 50 ms) arrives `rtt` later while `alive(now)`. Probes are sent (never
+   * answered once dead). Returns the decisions.
+   */
+  function traffic(
+    h: LinkHealth,
+    o: { from: number; until: number; everyMs: number; rtt: number; alive: (t: number) => boolean },
+  ): At[] {
+    const out: At[] = [];
+    type Ev = { at: number; f: () => void };
+    const evs: Ev[] = [];
+    let seq = 0;
+    for (let t = o.from; t <= o.until; t += o.everyMs) {
+      const s = seq++;
+      evs.push({ at: t, f: () => h.onReliableSent(s, t) });
+    }
+    for (let t = o.from + 50; t <= o.until; t += 50) {
+      const upTo = Math.floor((t - o.from) / o.everyMs) + 1;
+      if (o.alive(t)) evs.push({ at: t + o.rtt, f: () => h.onReliableAcked(upTo, t + o.rtt) });
+    }
+    evs.sort((a, b) => a.at - b.at);
+    let i = 0;
+    let now = o.from;
+    let id = 100;
+    for (let guard = 0; guard < 100_000; guard++) {
+      const next = Math.min(h.nextDeadline() ?? Number.POSITIVE_INFINITY, evs[i]?.at ?? Infinity);
+      if (!Number.isFinite(next) || next > o.until) break;
+      now = Math.max(now, next);
+      while (i < evs.length && (evs[i] as Ev).at <= now) (evs[i++] as Ev).f();
+      for (const d of h.poll(now)) {
+        out.push({ at: now, d });
+        if (d.type === "probe") {
+          const pid = ++id;
+          h.onProbeSent(pid, now);
+          if (o.alive(now)) h.onProbeAnswered(pid, now + o.rtt);
+        }
+        if (d.type === "restart") return out;
+      }
+    }
+    return out;
+  }
+
+  it("an idle link probes once at open, then sends nothing and never restarts (10 minutes)", () => {
+    const h = quietLink();
+    const ds = run(h, 10, 600_000);
+    expect(of("probe", ds)).toEqual([]);
+    expect(actions(ds)).toEqual([]);
+    expect(h.nextDeadline()).toBeUndefined(); // not even a timer
+    expect(h.snapshot(600_000).state).toBe("up");
+  });
+
+  it("acknowledgements are the probes: 50 msg/s for 20 s, answered, makes no probe and gives RTT", () => {
+    const h = quietLink();
+    const ds = traffic(h, { from: 100, until: 20_000, everyMs: 20, rtt: 30, alive: () => true });
+    expect(of("probe", ds)).toEqual([]);
+    expect(actions(ds)).toEqual([]);
+    const s = h.snapshot(20_000);
+    // Samples: ack time - send time of the newest message it covers (ack batching included).
+    expect(s.rttMs).toBeGreaterThan(30);
+    expect(s.rttMs).toBeLessThan(80);
+    expect(s.ptoMs).toBe(DEFAULT_HEALTH.ptoMinMs); // small, steady RTT: the floor
+  });
+
+  it("a silent blackhole under 50 msg/s: suspicion probing one PTO after the first unacked message, restart two PTOs after it", () => {
+    const h = quietLink();
+    const dead = 5_000;
+    const ds = traffic(h, {
+      from: 100,
+      until: 8_000,
+      everyMs: 20,
+      rtt: 5,
+      alive: (t) => t < dead,
+    });
+    const probes = of("probe", ds).map((x) => x.at);
+    const restart = of("restart", ds)[0];
+    expect(restart?.d).toMatchObject({ reason: "silence" });
+    // The first message after the blackhole was acked by nobody: its PTO (200) starts probing,
+    // every probeSuspectMs; two PTOs after it the path is dead.
+    const lastAcked = dead - 50 + 5; // the last batched ack that got through
+    expect(probes[0]).toBeGreaterThanOrEqual(lastAcked + 200);
+    expect(probes[0]).toBeLessThanOrEqual(dead + 200);
+    expect((restart as At).at - dead).toBeLessThanOrEqual(2 * DEFAULT_HEALTH.ptoMinMs);
+    expect((restart as At).at - dead).toBeGreaterThan(DEFAULT_HEALTH.ptoMinMs);
+  });
+
+  it("the first send after 60 s idle on a dead path restarts 2 PTOs after the send", () => {
+    const h = quietLink(20);
+    expect(run(h, 10, 60_000)).toEqual([]);
+    h.onReliableSent(0, 60_000);
+    let id = 10;
+    const ds = run(h, 60_000, 62_000, (now) => h.onProbeSent(++id, now));
+    expect(
+      of("probe", ds)
+        .filter((x) => x.at < 60_400)
+        .map((x) => x.at),
+    ).toEqual([60_200]);
+    expect(actions(ds)[0]).toBe("restart:silence@60400");
+  });
+
+  it("the first send after idle on a live path: acked, nothing else happens", () => {
+    const h = quietLink(20);
+    h.onReliableSent(0, 60_000);
+    h.onReliableAcked(1, 60_070);
+    expect(run(h, 60_000, 70_000)).toEqual([]);
+    expect(h.snapshot(70_000).rttMs).toBeCloseTo(20 * 0.875 + 70 * 0.125, 5);
+  });
+
+  it("PTO follows RFC 9002 from the RTT (srtt + 4·rttvar), above its floor", () => {
+    const h = quietLink(400);
+    // srtt 400, rttvar 200: PTO = 400 + 800
+    expect(h.pto()).toBe(1_200);
+    h.onReliableSent(0, 1_000);
+    let id = 10;
+    const ds = run(h, 1_000, 5_000, (now) => h.onProbeSent(++id, now));
+    expect(of("probe", ds)[0]?.at).toBe(2_200);
+    // Dead after 2 PTOs, capped by silenceMs.
+    expect(actions(ds)[0]).toBe(`restart:silence@${1_000 + DEFAULT_HEALTH.silenceMs}`);
+  });
+
+  it("a resent message gives no RTT sample (Karn); a fresh one does", () => {
+    const h = quietLink(10);
+    h.onReliableSent(0, 1_000);
+    h.onReliableResent([0], 1_300); // resent after the peer's hello
+    h.onReliableAcked(1, 1_310);
+    expect(h.snapshot(1_310).rttMs).toBe(10);
+    h.onReliableSent(1, 2_000);
+    h.onReliableAcked(2, 2_090);
+    expect(h.snapshot(2_090).rttMs).toBeCloseTo(0.875 * 10 + 0.125 * 90, 5);
+  });
+
+  it("a resend renumbered from 0 (rebase) replaces what was outstanding: its ack settles all", () => {
+    const h = quietLink(10);
+    for (const seq of [5, 6, 7]) h.onReliableSent(seq, 1_000);
+    h.onReliableResent([0, 1, 2], 1_100);
+    h.onReliableAcked(3, 1_150);
+    expect(run(h, 1_150, 600_000)).toEqual([]); // nothing stale left waiting
+  });
+
+  it("keepalives: answered ones are RTT samples; a missed one probes at once and a dead path restarts", () => {
+    const h = quietLink(10);
+    h.onKeepalive("answered", 20_000, 30);
+    expect(h.snapshot(20_000).rttMs).toBeCloseTo(0.875 * 10 + 0.125 * 30, 5);
+    h.onKeepalive("received", 40_000);
+    expect(h.snapshot(40_000).lastRxAt).toBe(40_000);
+    expect(run(h, 40_000, 60_000)).toEqual([]);
+    h.onKeepalive("missed", 61_000);
+    expect(h.nextDeadline()).toBe(61_000);
+    let id = 10;
+    const ds = run(h, 61_000, 63_000, (now) => h.onProbeSent(++id, now));
+    expect(of("probe", ds)[0]?.at).toBe(61_000);
+    expect(actions(ds)[0]).toBe("restart:silence@61400");
+  });
+
+  it("a missed keepalive on a live path: the probe's answer settles it", () => {
+    const h = quietLink(10);
+    h.onKeepalive("missed", 20_000);
+    const ds = run(h, 20_000, 80_000, (now) => {
+      h.onProbeSent(50, now);
+      h.onProbeAnswered(50, now + 10);
+    });
+    expect(of("probe", ds).map((x) => x.at)).toEqual([20_000]);
+    expect(actions(ds)).toEqual([]);
   });
 });
