@@ -3,7 +3,8 @@
  * half of the health policy's backup rules: it gathers on every local uplink (werift patch 21's
  * addUplink: a socket and a TURN allocation bound to the uplink's address, which leave through
  * that uplink where the system routes by source address), keeps one validated candidate pair
- * per uplink by checking it every `checkEveryMs`, and reports to the policy: the uplinks
+ * per uplink by checking it every `checkEveryMs` while the link is busy (at the keepalive cadence
+ * while it is idle: the policy's `backupCheckInterval`), and reports to the policy: the uplinks
  * (`onUplinks`), backups validated or lost (`onBackup`), the peer sending on another pair
  * (`onPeerMoved`), and the selection moving (`onSwitched`). It carries out `switch` decisions.
  * It decides nothing.
@@ -79,6 +80,8 @@ export class BackupPaths {
   #pc: RTCPeerConnection | null = null;
   #subs: { unSubscribe(): void }[] = [];
   #timer: NodeJS.Timeout | null = null;
+  /** When the last round of checks began (ms). */
+  #lastRound = Number.NEGATIVE_INFINITY;
   /** Uplink addresses given to werift (addUplink). */
   #added = new Set<string>();
   /** The backup pair kept per uplink address. */
@@ -123,7 +126,13 @@ export class BackupPaths {
     this.#kept.clear();
     this.#added.clear();
     this.sync();
-    this.#timer = setInterval(() => void this.#checkAll(), this.#every);
+    // Woken at the busy cadence; a round runs when the policy's interval has passed (an idle
+    // link's backups are checked at its keepalive cadence, not every few seconds).
+    this.#timer = setInterval(() => {
+      const now = Date.now();
+      if (now - this.#lastRound >= this.#o.health.backupCheckInterval(now, this.#every))
+        void this.#checkAll();
+    }, this.#every);
     this.#timer.unref();
     void this.#checkAll();
   }
@@ -193,6 +202,7 @@ export class BackupPaths {
       return;
     }
     this.#checking = true;
+    this.#lastRound = Date.now();
     try {
       const active = ice.nominated;
       const groups = new Map<string, IcePair[]>();

@@ -656,6 +656,18 @@ export class LinkHealth {
     this.#offerAt = null;
   }
 
+  /**
+   * How long between checks of each backup path (ms), given the busy cadence: `busyMs` while the
+   * link sent something within the last keepalive period, else the keepalive period (an idle link
+   * checks its backups as often as it keeps its active path alive, and no more: issue budget in
+   * docs/link-health.md). Never faster than `busyMs`.
+   */
+  backupCheckInterval(now: number, busyMs: number): number {
+    const idleMs = Math.max(busyMs, this.config.keepaliveMs);
+    const busy = this.#lastTx !== null && now - this.#lastTx < this.config.keepaliveMs;
+    return busy ? busyMs : idleMs;
+  }
+
   /** How often each event was fed since the link was made. */
   inputs(): Record<string, number> {
     return Object.fromEntries(this.#inputs);

@@ -192,4 +192,18 @@ describe("LinkHealth: backup paths", () => {
     expect(h.inputs()).toMatchObject({ onUplinks: 1, onBackup: 1, onPeerMoved: 1, onSwitched: 1 });
     expect(h.snapshot(3).backups).toBe(1);
   });
+
+  it("checks backups at the busy cadence while sending, at the keepalive cadence when idle", () => {
+    const h = new LinkHealth({ keepaliveMs: 20_000 }, 0);
+    h.onOpen(0, "p0");
+    // Nothing sent yet: idle, backups checked as often as the keepalive runs.
+    expect(h.backupCheckInterval(1_000, 2_500)).toBe(20_000);
+    h.onReliableSent(1, 5_000);
+    expect(h.backupCheckInterval(6_000, 2_500)).toBe(2_500);
+    expect(h.backupCheckInterval(24_999, 2_500)).toBe(2_500);
+    // A keepalive period without sending: idle again.
+    expect(h.backupCheckInterval(25_000, 2_500)).toBe(20_000);
+    // A busy cadence slower than the keepalive is kept as it is.
+    expect(h.backupCheckInterval(25_000, 30_000)).toBe(30_000);
+  });
 });
