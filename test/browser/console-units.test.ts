@@ -337,7 +337,9 @@ describe("health loop (shared/link/health.ts decides)", () => {
     loop.feed((h, now) => h.onOpen(now));
     expect(decisions).toContainEqual({ type: "state", state: "up", prev: "connecting" });
     expect(decisions).toContainEqual({ type: "probe" });
-    // Nothing received for the policy's silence time: it restarts, on its own timer.
+    // The probe goes out (as the console's link does on that decision) and nothing comes back
+    // for the policy's silence time: it restarts, on its own timer.
+    loop.feed((h, now) => h.onProbeSent(1, now));
     decisions.length = 0;
     vi.advanceTimersByTime(c.silenceMs + 10);
     const restart = decisions.find((d) => d.type === "restart");
