@@ -8,29 +8,13 @@ import { createWriteStream, mkdtempSync, readdirSync, readFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  fault,
-  labDown,
-  labRequired,
-  labUnavailableReason,
-  labUp,
-  nodeIn,
-  startEdge,
-  startTurn,
-  stopChild,
-} from "./lab.ts";
+import { LAB_SECRET, labGate } from "./gate.ts";
+import { fault, labDown, labUp, nodeIn, startEdge, startTurn, stopChild } from "./lab.ts";
 import { sleep, waitEdge } from "./scenario.ts";
 
-const unavailable = labUnavailableReason();
-const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
+const { unavailable, note } = labGate();
 
-if (unavailable && labRequired()) {
-  it("the lab can run here", () => {
-    expect.fail(`the network lab was not run: ${unavailable}`);
-  });
-}
-
-const SECRET = "lab-edge-secret-lab-edge-secret-lab";
+const SECRET = LAB_SECRET;
 const CLI = "rover/cli.ts";
 const MiB = 1024 * 1024;
 const SIZE = 100 * MiB;

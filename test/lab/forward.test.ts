@@ -3,30 +3,14 @@
 // must not notice: the same connection carries on, byte-identical both ways, no reset.
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LAB_SECRET, labGate } from "./gate.ts";
 import { jsonLines } from "./json-lines.ts";
-import {
-  fault,
-  labDown,
-  labRequired,
-  labUnavailableReason,
-  labUp,
-  nodeIn,
-  startEdge,
-  startTurn,
-  stopChild,
-} from "./lab.ts";
+import { fault, labDown, labUp, nodeIn, startEdge, startTurn, stopChild } from "./lab.ts";
 import { sleep, waitEdge } from "./scenario.ts";
 
-const unavailable = labUnavailableReason();
-const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
+const { unavailable, note } = labGate();
 
-if (unavailable && labRequired()) {
-  it("the lab can run here", () => {
-    expect.fail(`the network lab was not run: ${unavailable}`);
-  });
-}
-
-const SECRET = "lab-edge-secret-lab-edge-secret-lab";
+const SECRET = LAB_SECRET;
 const CLI = "rover/cli.ts";
 const STREAM = "test/lab/tcp-stream.ts";
 let edgeUrl = "";

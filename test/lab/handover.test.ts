@@ -3,13 +3,12 @@
 // the ways it does in the field. Each scenario: 0 lost, duplicated or reordered; the gap is printed.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LAB_SECRET, labGate } from "./gate.ts";
 import {
   fault,
   lab,
   labAddresses,
   labDown,
-  labRequired,
-  labUnavailableReason,
   labUp,
   REPO_ROOT,
   startEdge,
@@ -18,16 +17,9 @@ import {
 } from "./lab.ts";
 import { type Figures, runScenario, sleep, waitEdge } from "./scenario.ts";
 
-const unavailable = labUnavailableReason();
-const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
+const { unavailable, note } = labGate();
 
-if (unavailable && labRequired()) {
-  it("the lab can run here", () => {
-    expect.fail(`the network lab was not run: ${unavailable}`);
-  });
-}
-
-const SECRET = "lab-edge-secret-lab-edge-secret-lab";
+const SECRET = LAB_SECRET;
 const CLI = "rover/cli.ts";
 let edgeUrl = "";
 

@@ -6,14 +6,13 @@
 //   - Idle 60 s, then a silent blackhole, then one send: delivered (and echoed back) within 1.5 s
 //     of the send; the send itself makes the link notice.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LAB_SECRET, labGate } from "./gate.ts";
 import { jsonLines } from "./json-lines.ts";
 import {
   execIn,
   fault,
   labAddresses,
   labDown,
-  labRequired,
-  labUnavailableReason,
   labUp,
   nodeIn,
   startEdge,
@@ -22,16 +21,9 @@ import {
 } from "./lab.ts";
 import { runScenario, sleep, waitEdge } from "./scenario.ts";
 
-const unavailable = labUnavailableReason();
-const note = unavailable ? ` [NOT RUN: ${unavailable}]` : "";
+const { unavailable, note } = labGate();
 
-if (unavailable && labRequired()) {
-  it("the lab can run here", () => {
-    expect.fail(`the network lab was not run: ${unavailable}`);
-  });
-}
-
-const SECRET = "lab-edge-secret-lab-edge-secret-lab";
+const SECRET = LAB_SECRET;
 const NATS = ["natw", "natc", "natb"] as const;
 const IDLE_S = Number(process.env.RL_LAB_IDLE_S ?? "90");
 let edgeUrl = "";
