@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -9,6 +10,11 @@ process.env.WRANGLER_SEND_METRICS = "false";
 // Projects: the edge runs inside workerd, the rest on Node (browser tests drive Chromium), the lab only as root.
 export default defineConfig({
   test: {
+    // At least two files at a time, even on a 2-core machine (Vitest's default there is one): most
+    // of the suite waits on timers, links and the lab rather than on the CPU, and the lab files run
+    // side by side, each in a lab of its own (test/lab/lab.ts). The edge, node and lab projects share
+    // this setting so that they form one group: a long lab file overlaps the rest of the suite.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     projects: [
       {
         plugins: [
@@ -63,13 +69,13 @@ export default defineConfig({
         },
       },
       {
-        // Network-namespace lab (docs/lab.md): needs root, iproute2, iptables, coturn. One file at a time.
+        // Network-namespace lab (docs/lab.md): needs root, iproute2, iptables, coturn. Each worker
+        // builds its own lab (RL_LAB_NAME rl<worker>), so lab files run in parallel.
         test: {
           name: "lab",
           include: ["test/lab/**/*.test.ts"],
           testTimeout: 180_000,
           hookTimeout: 120_000,
-          fileParallelism: false,
         },
       },
     ],

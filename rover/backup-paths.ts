@@ -226,6 +226,9 @@ export class BackupPaths {
           const uplink = this.#labelOf(tryFirst[0] as IcePair) ?? key;
           if (good) {
             if (kept && kept !== good) this.#o.health.onBackup(Date.now(), kept.id, uplink, false);
+            // Once per path, not per check: what an operator (and the lab) looks for before a fault.
+            if (kept !== good)
+              this.#o.log.info({ peer: this.#o.peer, uplink }, "backup path ready");
             this.#kept.set(key, good);
             this.#o.health.onBackup(Date.now(), good.id, uplink, true);
           } else if (kept) {

@@ -29,14 +29,15 @@ async function scenario(
   seconds: number,
   during: () => Promise<void>,
   extra: string[] = [],
+  premise?: string,
 ): Promise<Figures> {
-  const r = await runScenario(edgeUrl, name, seconds, during, extra);
+  const r = await runScenario(edgeUrl, name, seconds, during, extra, premise);
   const f = r.figures;
   expect(r.exitCode, r.logs()).toBe(0);
   console.info(
     `lab ${name}: sent ${f.sent}, lost ${f.lost}, dup ${f.duplicated}, reordered ${f.reordered}, max gap ${f.maxGapMs} ms, handovers ${f.handovers}, link up after ${f.linkUpMs} ms`,
   );
-  if (f.lost > 0 || f.received === 0) console.error(r.logs());
+  if (f.lost > 0 || f.received !== f.sent) console.error(r.logs());
   return f;
 }
 
@@ -60,13 +61,13 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
   }, 60_000);
 
   it("the link opens through TURN and carries the probe stream", async () => {
-    const f = await scenario("baseline", 10, async () => {});
+    const f = await scenario("baseline", 8, async () => {});
     expectNothingLost(f);
     expect(f.handovers).toBe(0);
   });
 
   it("wifi interface down: hands over to cell", async () => {
-    const f = await scenario("wifi-down", 16, async () => {
+    const f = await scenario("wifi-down", 12, async () => {
       fault.wifiDown();
     });
     expectNothingLost(f);
@@ -74,7 +75,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
   });
 
   it("wifi carrier lost: hands over to cell", async () => {
-    const f = await scenario("wifi-carrier", 16, async () => {
+    const f = await scenario("wifi-carrier", 12, async () => {
       fault.wifiCarrier(false);
     });
     expectNothingLost(f);
@@ -82,7 +83,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
   });
 
   it("planned switch (cell preferred while wifi still works)", async () => {
-    const f = await scenario("prefer-cell", 14, async () => {
+    const f = await scenario("prefer-cell", 12, async () => {
       fault.prefer("cell");
     });
     expectNothingLost(f);
@@ -94,7 +95,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
     // The routing table still prefers wifi: the agent demotes its route (--manage-routes).
     const f = await scenario(
       "wifi-blackhole",
-      22,
+      16,
       async () => {
         fault.wifiBlackhole(true);
       },
@@ -107,35 +108,56 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
   it("wifi silently blackholed on a rover with source routing and no CAP_NET_ADMIN: escaped over cell", async () => {
     // No --manage-routes: the default route keeps pointing at the dead wifi. rl-a routes by
     // source address (docs/lab.md), so the link's socket bound to cell's address still works.
-    const f = await scenario("wifi-blackhole-noroot", 16, async () => {
-      fault.wifiBlackhole(true);
-    });
+    // The premise: the path over cell was validated before the fault (without root and with the
+    // edge behind the dead default route, that path is the only way out).
+    const f = await scenario(
+      "wifi-blackhole-noroot",
+      14,
+      async () => {
+        fault.wifiBlackhole(true);
+      },
+      [],
+      "backup path ready",
+    );
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
   it("edge unreachable from just before the fault to the end: wifi down still hands over", async () => {
-    const f = await scenario("edge-down-wifi-down", 16, async () => {
-      fault.edgeBlock();
-      await sleep(200);
-      fault.wifiDown();
-    });
+    // Premise: the path over cell was validated before the fault (the edge cannot help).
+    const f = await scenario(
+      "edge-down-wifi-down",
+      12,
+      async () => {
+        fault.edgeBlock();
+        await sleep(200);
+        fault.wifiDown();
+      },
+      [],
+      "backup path ready",
+    );
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
   it("edge unreachable from just before the fault to the end: a wifi blackhole is still escaped", async () => {
-    const f = await scenario("edge-down-blackhole", 16, async () => {
-      fault.edgeBlock();
-      await sleep(200);
-      fault.wifiBlackhole(true);
-    });
+    const f = await scenario(
+      "edge-down-blackhole",
+      14,
+      async () => {
+        fault.edgeBlock();
+        await sleep(200);
+        fault.wifiBlackhole(true);
+      },
+      [],
+      "backup path ready",
+    );
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
   it("wifi dying during a handover (planned switch to cell, then wifi down)", async () => {
-    const f = await scenario("double-fault", 16, async () => {
+    const f = await scenario("double-fault", 12, async () => {
       fault.prefer("cell");
       await sleep(150);
       fault.wifiDown();

@@ -4,9 +4,16 @@
 # Usage: test/lab/lab.sh <command> [args]   (needs root; see docs/lab.md for the picture and every command)
 set -euo pipefail
 
-# Every namespace we create starts with "rl-", so cleanup never touches anything else.
-ALL_NS=(rl-a rl-b rl-natw rl-natc rl-natb rl-inet)
-STATE=${RL_LAB_DIR:-/tmp/rl-lab}
+# A lab is named (RL_LAB_NAME, default "rl"): its namespaces are <name>-a, <name>-b, ... and its state is
+# in /tmp/<name>-lab, so labs with different names run side by side (the test runner gives each of its
+# workers one). Cleanup touches this lab's six namespaces and nothing else.
+L=${RL_LAB_NAME:-rl}
+[[ $L =~ ^rl[a-z0-9]{0,6}$ ]] || {
+  echo "lab: RL_LAB_NAME '$L' must be rl followed by up to 6 lowercase letters or digits" >&2
+  exit 1
+}
+ALL_NS=("$L-a" "$L-b" "$L-natw" "$L-natc" "$L-natb" "$L-inet")
+STATE=${RL_LAB_DIR:-/tmp/$L-lab}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 INET_GW=198.51.100.1
@@ -38,18 +45,18 @@ METRIC_BACKUP=200
 # Short names (a, b, inet, natb, natw, natc, and the uplink aliases wifi/cell) or full rl-* names.
 ns_of() {
   case "$1" in
-  a | b | inet | natb | natw | natc) echo "rl-$1" ;;
-  wifi) echo rl-natw ;;
-  cell) echo rl-natc ;;
-  rl-a | rl-b | rl-inet | rl-natb | rl-natw | rl-natc) echo "$1" ;;
+  a | b | inet | natb | natw | natc) echo "$L-$1" ;;
+  wifi) echo "$L-natw" ;;
+  cell) echo "$L-natc" ;;
+  "$L-a" | "$L-b" | "$L-inet" | "$L-natb" | "$L-natw" | "$L-natc") echo "$1" ;;
   *) die "unknown namespace '$1' (a, b, inet, natb, natw, natc, wifi, cell)" ;;
   esac
 }
 nat_of() {
   case "$1" in
-  natb | b | rl-natb) echo rl-natb ;;
-  natw | wifi | rl-natw) echo rl-natw ;;
-  natc | cell | rl-natc) echo rl-natc ;;
+  natb | b | "$L-natb") echo "$L-natb" ;;
+  natw | wifi | "$L-natw") echo "$L-natw" ;;
+  natc | cell | "$L-natc") echo "$L-natc" ;;
   *) die "unknown NAT '$1' (natb|b, natw|wifi, natc|cell)" ;;
   esac
 }
@@ -58,8 +65,8 @@ nsx() {
   shift
   ip netns exec "$ns" "$@"
 }
-lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^rl-' || true; }
-is_up() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx rl-inet; }
+lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -xF "$(printf '%s\n' "${ALL_NS[@]}")" || true; }
+is_up() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$L-inet"; }
 need_up() { is_up || die "the lab is not up (run: test/lab/lab.sh up)"; }
 alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
@@ -136,47 +143,47 @@ build() {
   # rl-inet: one bridge (a switch: no IP forwarding needed) carries the NATs' public side and the service
   # addresses. Its default route points at the bridge too, so unknown destinations die unanswered; coturn
   # refuses allocations on a host without a default route. (This kernel has no dummy interfaces.)
-  nsx rl-inet ip link add br0 type bridge
-  nsx rl-inet ip addr add "$INET_GW/24" dev br0
-  nsx rl-inet ip addr add 203.0.113.1/24 dev br0
-  nsx rl-inet ip addr add "$TURN_IP/24" dev br0
-  nsx rl-inet ip addr add "$EDGE_IP/24" dev br0
-  nsx rl-inet ip link set br0 up
-  nsx rl-inet ip route add default dev br0
+  nsx "$L-inet" ip link add br0 type bridge
+  nsx "$L-inet" ip addr add "$INET_GW/24" dev br0
+  nsx "$L-inet" ip addr add 203.0.113.1/24 dev br0
+  nsx "$L-inet" ip addr add "$TURN_IP/24" dev br0
+  nsx "$L-inet" ip addr add "$EDGE_IP/24" dev br0
+  nsx "$L-inet" ip link set br0 up
+  nsx "$L-inet" ip route add default dev br0
   # Edge outages: RL_EDGE holds DROP rules for the edge address while it is "unreachable".
-  nsx rl-inet iptables -N RL_EDGE
-  nsx rl-inet iptables -A INPUT -j RL_EDGE
-  nsx rl-inet iptables -A OUTPUT -j RL_EDGE
+  nsx "$L-inet" iptables -N RL_EDGE
+  nsx "$L-inet" iptables -A INPUT -j RL_EDGE
+  nsx "$L-inet" iptables -A OUTPUT -j RL_EDGE
 
   local nat
   for nat in natb natw natc; do
-    ip link add "$nat" netns rl-inet type veth peer name wan netns "rl-$nat"
-    nsx rl-inet ip link set "$nat" master br0
-    nsx rl-inet ip link set "$nat" up
+    ip link add "$nat" netns "$L-inet" type veth peer name wan netns "$L-$nat"
+    nsx "$L-inet" ip link set "$nat" master br0
+    nsx "$L-inet" ip link set "$nat" up
   done
 
   # Rover B behind rl-natb.
-  ip link add eth0 netns rl-b type veth peer name lan netns rl-natb
-  make_nat rl-natb "$B_GW/24" "$NATB_WAN"
-  nsx rl-b ip addr add "$B_IP/24" dev eth0
-  nsx rl-b ip link set eth0 up
-  nsx rl-b ip route add default via "$B_GW" dev eth0
+  ip link add eth0 netns "$L-b" type veth peer name lan netns "$L-natb"
+  make_nat "$L-natb" "$B_GW/24" "$NATB_WAN"
+  nsx "$L-b" ip addr add "$B_IP/24" dev eth0
+  nsx "$L-b" ip link set eth0 up
+  nsx "$L-b" ip route add default via "$B_GW" dev eth0
 
   # Rover A: wifi through rl-natw, cell through rl-natc.
-  ip link add wifi netns rl-a type veth peer name lan netns rl-natw
-  ip link add cell netns rl-a type veth peer name lan netns rl-natc
-  make_nat rl-natw "$WIFI_GW/24" "$NATW_WAN"
-  make_nat rl-natc "$CELL_GW/24" "$NATC_WAN"
-  nsx rl-a ip addr add "$A_WIFI/24" dev wifi
-  nsx rl-a ip addr add "$A_CELL/24" dev cell
-  nsx rl-a ip link set wifi up
-  nsx rl-a ip link set cell up
+  ip link add wifi netns "$L-a" type veth peer name lan netns "$L-natw"
+  ip link add cell netns "$L-a" type veth peer name lan netns "$L-natc"
+  make_nat "$L-natw" "$WIFI_GW/24" "$NATW_WAN"
+  make_nat "$L-natc" "$CELL_GW/24" "$NATC_WAN"
+  nsx "$L-a" ip addr add "$A_WIFI/24" dev wifi
+  nsx "$L-a" ip addr add "$A_CELL/24" dev cell
+  nsx "$L-a" ip link set wifi up
+  nsx "$L-a" ip link set cell up
   # A link without carrier stops carrying routes (what a network manager does when wifi drops).
-  sysctl_ns rl-a net.ipv4.conf.all.ignore_routes_with_linkdown=1
+  sysctl_ns "$L-a" net.ipv4.conf.all.ignore_routes_with_linkdown=1
   # Source-address policy routing: a socket bound to one uplink's address leaves through that uplink;
   # unbound sockets follow the main table, where the lower metric (wifi) wins.
-  nsx rl-a ip rule add from "$A_WIFI" lookup "$WIFI_TABLE" pref 100
-  nsx rl-a ip rule add from "$A_CELL" lookup "$CELL_TABLE" pref 100
+  nsx "$L-a" ip rule add from "$A_WIFI" lookup "$WIFI_TABLE" pref 100
+  nsx "$L-a" ip rule add from "$A_CELL" lookup "$CELL_TABLE" pref 100
   echo wifi >"$STATE/prefer"
   routes_a
 }
@@ -190,12 +197,12 @@ routes_a() {
   for dev in wifi cell; do
     if [[ $dev == wifi ]]; then gw=$WIFI_GW table=$WIFI_TABLE m=$wm; else gw=$CELL_GW table=$CELL_TABLE m=$cm; fi
     # Admin-down links lose their routes in the kernel; put them back only for links that are up.
-    nsx rl-a ip link show "$dev" | grep -q '[<,]UP[,>]' || continue
-    nsx rl-a ip route replace default via "$gw" dev "$dev" metric "$m"
-    nsx rl-a ip route replace default via "$gw" dev "$dev" table "$table"
+    nsx "$L-a" ip link show "$dev" | grep -q '[<,]UP[,>]' || continue
+    nsx "$L-a" ip route replace default via "$gw" dev "$dev" metric "$m"
+    nsx "$L-a" ip route replace default via "$gw" dev "$dev" table "$table"
     local stale=$METRIC_BACKUP
     [[ $m == "$METRIC_BACKUP" ]] && stale=$METRIC_PREFERRED
-    nsx rl-a ip route del default via "$gw" dev "$dev" metric "$stale" 2>/dev/null || true
+    nsx "$L-a" ip route del default via "$gw" dev "$dev" metric "$stale" 2>/dev/null || true
   done
 }
 
@@ -263,8 +270,8 @@ cmd_status() {
     echo "== $ns: $(nsx "$ns" ip -br -4 addr | grep -v '^lo' |
       awk '{ printf "%s %s", $1, $2; for (i = 3; i <= NF; i++) printf " %s", $i; printf "; " }')"
   done
-  echo "== rl-a routes:"
-  nsx rl-a ip route show table main | sed 's/^/   /'
+  echo "== $L-a routes:"
+  nsx "$L-a" ip route show table main | sed 's/^/   /'
   for f in "$STATE"/*.pid; do
     [[ -e $f ]] || continue
     local name
@@ -272,11 +279,12 @@ cmd_status() {
     if alive "$(cat "$f")"; then echo "== job $name: pid $(cat "$f") running"; else echo "== job $name: exited"; fi
   done
   local nat
-  for nat in natb natw natc; do echo "== rl-$nat counters: $(counters "rl-$nat")"; done
+  for nat in natb natw natc; do echo "== $L-$nat counters: $(counters "$L-$nat")"; done
 }
 
 cmd_env() {
   cat <<EOF
+NAME=$L
 STATE=$STATE
 INET_GW=$INET_GW
 NATB_WAN=$NATB_WAN
@@ -357,7 +365,7 @@ cmd_turn_start() {
     --use-auth-secret --static-auth-secret "$secret" --realm "$realm" \
     --max-allocate-lifetime="$lifetime" --pidfile "$STATE/turnserver.pidfile" --userdb "$STATE/turndb" \
     --log-file stdout --new-log-timestamp "${extra[@]}" >/dev/null
-  wait_for_udp rl-inet "$TURN_IP" "$TURN_PORT" turn
+  wait_for_udp "$L-inet" "$TURN_IP" "$TURN_PORT" turn
   echo "turn:$TURN_IP:$TURN_PORT?transport=udp (log $STATE/turn.log)"
 }
 
@@ -369,7 +377,9 @@ cmd_edge_start() {
   local node="$REPO/node_modules/.bin/node"
   [[ -x $node ]] || node=node
   if [[ $# -eq 0 ]]; then
+    # State in this lab's directory: labs side by side never share a Durable Object store.
     set -- "$node" "$REPO/rover/cli.ts" edge --ip "$EDGE_IP" --port "$EDGE_PORT" \
+      --persist-to "$STATE/edge-state" \
       --var "TURN_URLS:turn:$TURN_IP:$TURN_PORT?transport=udp" --var "TURN_SECRET:$secret"
   fi
   (cd "$REPO" && cmd_bg edge inet "$@")
@@ -379,20 +389,20 @@ cmd_edge_start() {
 
 cmd_wifi_down() {
   need_up
-  nsx rl-a ip link set wifi down
+  nsx "$L-a" ip link set wifi down
   routes_a
 }
 cmd_wifi_up() {
   need_up
-  nsx rl-a ip link set wifi up
+  nsx "$L-a" ip link set wifi up
   routes_a
 }
 # Carrier: the far end of the veth goes down; `wifi` keeps its address but has no carrier.
 cmd_wifi_carrier() {
   need_up
   case "${1:-}" in
-  off) nsx rl-natw ip link set lan down ;;
-  on) nsx rl-natw ip link set lan up ;;
+  off) nsx "$L-natw" ip link set lan down ;;
+  on) nsx "$L-natw" ip link set lan up ;;
   *) die "usage: wifi-carrier off|on" ;;
   esac
 }
@@ -406,8 +416,8 @@ cmd_wifi_blackhole() {
   need_up
   local spec=(-m comment --comment rl-blackhole -j DROP)
   case "${1:-}" in
-  on) del_fault rl-natw "${spec[@]}" && nsx rl-natw iptables -I RL_FAULT "${spec[@]}" ;;
-  off) del_fault rl-natw "${spec[@]}" ;;
+  on) del_fault "$L-natw" "${spec[@]}" && nsx "$L-natw" iptables -I RL_FAULT "${spec[@]}" ;;
+  off) del_fault "$L-natw" "${spec[@]}" ;;
   *) die "usage: wifi-blackhole on|off" ;;
   esac
 }
@@ -439,12 +449,12 @@ cmd_loss() {
 cmd_edge_block() {
   need_up
   cmd_edge_unblock
-  nsx rl-inet iptables -A RL_EDGE -d "$EDGE_IP" -m comment --comment rl-edge -j DROP
-  nsx rl-inet iptables -A RL_EDGE -s "$EDGE_IP" -m comment --comment rl-edge -j DROP
+  nsx "$L-inet" iptables -A RL_EDGE -d "$EDGE_IP" -m comment --comment rl-edge -j DROP
+  nsx "$L-inet" iptables -A RL_EDGE -s "$EDGE_IP" -m comment --comment rl-edge -j DROP
 }
 cmd_edge_unblock() {
   need_up
-  nsx rl-inet iptables -F RL_EDGE
+  nsx "$L-inet" iptables -F RL_EDGE
 }
 cmd_edge_outage() {
   [[ ${1:-} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "usage: edge-outage <seconds>"
@@ -506,8 +516,8 @@ cmd_flap_start() {
 cmd_flap_stop() {
   cmd_stop flap
   # Whatever the flapper was doing when it stopped, wifi is healthy afterwards.
-  nsx rl-a ip link set wifi up
-  nsx rl-natw ip link set lan up
+  nsx "$L-a" ip link set wifi up
+  nsx "$L-natw" ip link set lan up
   cmd_wifi_blackhole off
   routes_a
 }
@@ -536,17 +546,18 @@ cmd_counters() {
 
 usage() {
   cat <<'EOF'
-usage: test/lab/lab.sh <command> [args]     (root; state, logs and pids in $RL_LAB_DIR, default /tmp/rl-lab)
+usage: test/lab/lab.sh <command> [args]     (root; RL_LAB_NAME names the lab, default rl: namespaces rl-a ...;
+                                            state, logs and pids in $RL_LAB_DIR, default /tmp/<name>-lab)
   check                         are the prerequisites there (root, ip, iptables, turnserver, netns)?
   up [--force] | down [--force] build / tear down (idempotent; cleans leftovers of a crashed run)
   status | env                  what is running / the lab's addresses as KEY=VALUE
   exec <ns> <cmd...>            run a command in a namespace (a, b, inet, natb, natw, natc)
   bg <name> <ns> <cmd...>       start in the background (log $RL_LAB_DIR/<name>.log); stop <name>
-  turn-start [--secret S] [--realm R] [--lifetime S] [-- args]   coturn in rl-inet; turn-stop
-  edge-start [--secret S] [-- cmd...]                             the edge in rl-inet; edge-stop
+  turn-start [--secret S] [--realm R] [--lifetime S] [-- args]   coturn in "$L-inet"; turn-stop
+  edge-start [--secret S] [-- cmd...]                             the edge in "$L-inet"; edge-stop
   wifi-down | wifi-up           rover A's wifi interface administratively down / up
   wifi-carrier off|on           wifi loses / regains carrier (far end of the link down), stays configured
-  wifi-blackhole on|off         wifi looks fine but rl-natw drops every packet
+  wifi-blackhole on|off         wifi looks fine but "$L-natw" drops every packet
   prefer wifi|cell              planned switch: route metrics prefer that uplink, both stay up
   flap [--period S] [--mode down|carrier|blackhole] [--repetitions N]   toggle wifi (foreground)
   flap-start [same options] | flap-stop                                  the same in the background

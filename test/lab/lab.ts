@@ -7,7 +7,16 @@ import { fileURLToPath } from "node:url";
 export const LAB_SCRIPT = fileURLToPath(new URL("./lab.sh", import.meta.url));
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Namespaces by short name: rl-a (rover A: wifi + cell), rl-b (rover B), rl-inet, and the three NATs. */
+/**
+ * This process's lab. Labs are named (lab.sh: RL_LAB_NAME, namespaces <name>-a, <name>-b, ...): under
+ * the test runner each worker gets its own ("rl1", "rl2": VITEST_POOL_ID), so two lab files run side
+ * by side without sharing a namespace; elsewhere (bench/, scripts/) it is lab.sh's default, "rl".
+ */
+export const LAB_NAME =
+  process.env.RL_LAB_NAME ??
+  (process.env.VITEST_POOL_ID ? `rl${process.env.VITEST_POOL_ID}` : "rl");
+
+/** Namespaces by short name: <lab>-a (rover A: wifi + cell), <lab>-b (rover B), <lab>-inet, and the three NATs. */
 export type LabNs = "a" | "b" | "inet" | "natb" | "natw" | "natc";
 /** A NAT by namespace or by the uplink it serves (b = natb, wifi = natw, cell = natc). */
 export type LabNat = "natb" | "natw" | "natc" | "b" | "wifi" | "cell";
@@ -40,7 +49,7 @@ export function lab(...args: string[]): string {
 
 // The lab belongs to this process (lab.sh refuses to rebuild or tear down a live owner's lab).
 function labEnvVars(): NodeJS.ProcessEnv {
-  return { ...process.env, RL_LAB_OWNER: String(process.pid) };
+  return { ...process.env, RL_LAB_NAME: LAB_NAME, RL_LAB_OWNER: String(process.pid) };
 }
 
 /**
@@ -57,7 +66,7 @@ export function labRequired(): boolean {
 export function labUnavailableReason(): string | undefined {
   if (process.platform !== "linux")
     return `network namespaces need Linux (this is ${process.platform})`;
-  const result = spawnSync(LAB_SCRIPT, ["check"], { encoding: "utf8" });
+  const result = spawnSync(LAB_SCRIPT, ["check"], { encoding: "utf8", env: labEnvVars() });
   if (result.status === 0) return undefined;
   return (result.stderr || result.error?.message || "lab.sh check failed")
     .replace(/^lab: /, "")
@@ -119,7 +128,7 @@ export async function labDown(): Promise<void> {
 
 /** Start `command` inside a namespace with piped stdio; labDown kills it if the test did not. */
 export function spawnIn(ns: LabNs, command: string, args: string[]): ChildProcess {
-  const child = spawn("ip", ["netns", "exec", `rl-${ns}`, command, ...args], {
+  const child = spawn("ip", ["netns", "exec", `${LAB_NAME}-${ns}`, command, ...args], {
     cwd: REPO_ROOT,
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -244,7 +253,7 @@ export const fault = {
 
 /** Run a command to completion inside a namespace (short-lived helpers); returns stdout. */
 export function execIn(ns: LabNs, command: string, args: string[], timeoutMs = 30_000): string {
-  return execFileSync("ip", ["netns", "exec", `rl-${ns}`, command, ...args], {
+  return execFileSync("ip", ["netns", "exec", `${LAB_NAME}-${ns}`, command, ...args], {
     cwd: REPO_ROOT,
     encoding: "utf8",
     timeout: timeoutMs,

@@ -27,14 +27,24 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function capture(child: ChildProcess, name: string) {
   let out = "";
   let linkUp = false;
+  const seen = new Set<string>();
+  let partial = "";
   child.stderr?.on("data", (d: Buffer) => {
     out = (out + d.toString()).slice(-20_000);
-    if (out.includes('"msg":"link up"')) linkUp = true;
+    const lines = (partial + d.toString()).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      const m = /"msg":"([^"]*)"/.exec(line);
+      if (m) seen.add(m[1] as string);
+    }
+    if (seen.has("link up")) linkUp = true;
   });
   child.stdout?.on("data", () => {});
   return {
     tail: () => `${name} log tail:\n${out.split("\n").slice(-25).join("\n")}`,
     linkUp: () => linkUp,
+    /** Whether the rover logged this message (its "msg") so far. */
+    logged: (msg: string) => seen.has(msg),
   };
 }
 
@@ -66,6 +76,8 @@ export async function runScenario(
   seconds: number,
   during: () => Promise<void>,
   extra: string[] = [],
+  /** A message rover A must have logged before the fault (the scenario's premise), e.g. "backup path ready". */
+  premise?: string,
 ): Promise<ScenarioResult> {
   const room = `lab-${process.pid}-${++roomN}`;
   const b = nodeIn("b", CLI, [
@@ -116,6 +128,11 @@ export async function runScenario(
     // The premise of every scenario: a fault that strikes before the link is up tests nothing.
     if (!aCap.linkUp()) {
       throw new Error(`${name}: the link was not up before the fault\n${aLog()}\n${bLog()}`);
+    }
+    if (premise !== undefined) {
+      while (!aCap.logged(premise) && Date.now() - started < 30_000) await sleep(100);
+      if (!aCap.logged(premise))
+        throw new Error(`${name}: rover A never logged "${premise}" before the fault\n${aLog()}`);
     }
     await during();
     const exitCode = await exited;
