@@ -60,6 +60,24 @@ export interface Handover {
   /** What the stock rows ran (absent in runs before 2026-12-05, which loaded the patched copy). */
   anchor?: string;
   rows: HandoverRow[];
+  /** Idle, then a blackhole, then one send (issue 15; absent before 2026-12-06). */
+  idleSend?: IdleSend;
+}
+
+/**
+ * A link idle for `idleS` (default cellular profile: no probes, a keepalive every ~20 s), wifi
+ * silently blackholed ~1 s before the first and only send (--manage-routes): how long until that
+ * message came back echoed (a round trip, so delivery took less). The send is what finds the path
+ * dead; the next keepalive is up to 20 s away.
+ */
+export interface IdleSend {
+  idleS: number;
+  runs: number;
+  /** Send to echo, ms, per run (null: never echoed within the window). */
+  sendToEchoMs: (number | null)[];
+  summary: Summary;
+  delivered: number;
+  handovers: number[];
 }
 
 /** The stock peers' werift: test/lab/peer.ts imports the unpatched alias. */
@@ -133,7 +151,7 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-export const HANDOVER_SCENARIOS = SCENARIOS.map((s) => s.name);
+export const HANDOVER_SCENARIOS = [...SCENARIOS.map((s) => s.name), "idle-send"];
 
 const FAULT_AT = 100;
 
@@ -340,8 +358,53 @@ export async function handover(
         ratioGapP50: ratio(roverlink.gapMs.median, stockWerift.gapMs.median),
       });
     }
-    return { available: true, anchor: STOCK_ANCHOR, rows };
+    const idleSend =
+      only && !only.includes(IDLE_SEND) ? undefined : await idleSendRuns(edgeUrl, runs, log);
+    return { available: true, anchor: STOCK_ANCHOR, rows, ...(idleSend ? { idleSend } : {}) };
   } finally {
     await labDown();
   }
+}
+
+const IDLE_SEND = "idle-send";
+const IDLE_SEND_S = 60;
+
+async function idleSendRuns(
+  edgeUrl: string,
+  runs: number,
+  log: (s: string) => void,
+): Promise<IdleSend> {
+  const n = Math.min(runs, 5); // ~75 s a run
+  const rtts: (number | null)[] = [];
+  const handovers: number[] = [];
+  for (let i = 0; i < n; i++) {
+    // A starts 1.5 s after B; its one probe goes IDLE_SEND_S after it joined (~0.5 s): the
+    // blackhole comes ~1 s before that send.
+    const t0 = Date.now();
+    const r = await runScenario(
+      edgeUrl,
+      `bench-${IDLE_SEND}`,
+      IDLE_SEND_S + 10,
+      async () => {
+        await sleep(Math.max(0, t0 + IDLE_SEND_S * 1000 + 500 - Date.now()));
+        fault.wifiBlackhole(true);
+      },
+      ["--probe", String(1 / IDLE_SEND_S), "--manage-routes"],
+    );
+    const f = r.figures;
+    rtts.push(f.received === 1 ? f.rttMs.p50 : null);
+    handovers.push(f.handovers);
+    log(
+      `handover ${IDLE_SEND} ${i + 1}/${n}: send to echo ${rtts.at(-1)} ms, handovers ${f.handovers}`,
+    );
+  }
+  const got = rtts.filter((x): x is number => x !== null);
+  return {
+    idleS: IDLE_SEND_S,
+    runs: n,
+    sendToEchoMs: rtts,
+    summary: summarize(got),
+    delivered: got.length,
+    handovers,
+  };
 }

@@ -143,6 +143,13 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         `Median gap, roverlink / ${stock}: ${h.rows.map((x) => `${x.scenario} ${times(x.ratioGapP50)}`).join(", ")}. A ${stock} gap that runs to the end of the window means it never recovered.`,
         "",
       );
+      if (h.idleSend) {
+        const i = h.idleSend;
+        md.push(
+          `Idle ${i.idleS} s (cellular profile), wifi blackholed ~1 s before one send (--manage-routes): send to echo p50 ${int(i.summary.median)} ms, max ${int(i.summary.max)} ms; ${i.delivered} of ${i.runs} delivered; per run ${i.sendToEchoMs.map((x) => (x === null ? "never" : `${Math.round(x)} ms`)).join(", ")}; handovers ${i.handovers.join(", ")}. Goal (issue 15): delivered ≤ 1.5 s after the send.`,
+          "",
+        );
+      }
       await chart("handover", {
         title: "Handover gap, p50 and p95 (ms)",
         width: 520,

@@ -586,6 +586,7 @@ export class Agent extends EventEmitter {
     void l.close(hangUp);
     this.#links.delete(peer);
     this.#departed.forget(peer);
+    this.#followLinks();
     this.emit("link-down", peer, reason);
   }
 
@@ -690,6 +691,7 @@ export class Agent extends EventEmitter {
     link.on("handover", (h: { kind: string; reason: string; gapMs: number }) => {
       this.#handovers++;
       this.log.info({ peer, ...h }, "handover done");
+      this.#followLinks();
       this.emit("handover", { peer, ...h });
     });
     this.#links.set(peer, link);
@@ -825,6 +827,25 @@ export class Agent extends EventEmitter {
     });
   }
 
+  /**
+   * Requests to the edge leave from the uplink a link escaped to, when the routing table still
+   * prefers another (a silent blackhole on a rover that cannot move its routes): else the edge,
+   * reached through the dead uplink, would expire our presence and miss our restarts. Back to the
+   * routing table's choice when no link rides such an uplink any more.
+   */
+  #followLinks(): void {
+    let address: string | null = null;
+    for (const l of this.#links.values()) address ??= l.escapeAddress();
+    if (!this.#http.bindTo(address)) return;
+    this.log.info(
+      { from: address ?? "the routing table's choice" },
+      address
+        ? "requests to the edge follow the link's uplink"
+        : "requests to the edge follow the routing table",
+    );
+    this.#pollAbort?.abort();
+  }
+
   /** New HTTP connections for everything from now on; the parked poll is re-sent on one at once. */
   #freshHttp(): void {
     this.#http.reset();
@@ -841,6 +862,7 @@ export class Agent extends EventEmitter {
     this.log.info({ what }, "local network changed");
     this.#freshHttp();
     for (const l of this.#links.values()) l.networkChanged();
+    this.#followLinks();
   }
 
   /** Leave the room and close every link; the goodbye to the edge takes at most `budgetMs`. */

@@ -180,6 +180,22 @@ export class BackupPaths {
     this.#o.tick();
   }
 
+  /**
+   * The local address of the uplink this link rides when that is not the uplink the routing
+   * table prefers (we switched to a backup on another uplink: the preferred one failed, and
+   * without CAP_NET_ADMIN nobody moved the routes); null otherwise. Other traffic to the outside
+   * (the agent's HTTP to the edge) can follow it.
+   */
+  escapeAddress(): string | null {
+    const ice = this.#ice();
+    const pair = ice?.nominated;
+    const address = pair?.protocol.uplink;
+    if (!pair || !address) return null;
+    const iface = this.#activeOf(pair);
+    if (iface === null || iface === this.#view.preferred) return null;
+    return address;
+  }
+
   /** Carry out a `switch` decision; false when the pair is gone (the policy falls back). */
   switchTo(id: string): boolean {
     const ice = this.#ice();

@@ -11,19 +11,41 @@ const RESET_GRACE_MS = 1_000;
 
 export class EdgeHttp {
   #dispatcher: Agent;
+  /** The local address connections are bound to (null: the routing table picks). */
+  #local: string | null = null;
 
   constructor() {
-    this.#dispatcher = EdgeHttp.#make();
+    this.#dispatcher = EdgeHttp.#make(null);
   }
 
-  static #make(): Agent {
+  static #make(localAddress: string | null): Agent {
     return new Agent({
       keepAliveTimeout: 30_000,
       connectTimeout: 5_000,
       // Long-polls hold up to 25 s; the client's own timeout covers the rest.
       headersTimeout: 40_000,
       bodyTimeout: 40_000,
+      // A client option (undici overrides a `connect.localAddress` with it, null included).
+      ...(localAddress ? { localAddress } : {}),
     });
+  }
+
+  /** Where connections to the edge come from now (null: the routing table decides). */
+  get localAddress(): string | null {
+    return this.#local;
+  }
+
+  /**
+   * Connect from this local address (an uplink's), or from wherever the routing table says (null).
+   * A rover without CAP_NET_ADMIN cannot move its default route off a silently dead uplink; where
+   * the system routes by source address, binding to another uplink's address is its way out to
+   * the edge. Changing it starts a fresh pool, as reset() does. True when it changed.
+   */
+  bindTo(address: string | null): boolean {
+    if (address === this.#local) return false;
+    this.#local = address;
+    this.reset();
+    return true;
   }
 
   readonly fetch: FetchFn = (url, init) =>
@@ -40,7 +62,7 @@ export class EdgeHttp {
    */
   reset(): void {
     const old = this.#dispatcher;
-    this.#dispatcher = EdgeHttp.#make();
+    this.#dispatcher = EdgeHttp.#make(this.#local);
     // Failures of a pool being retired change nothing: its replacement already serves.
     void old.close().catch(() => {});
     setTimeout(() => void old.destroy().catch(() => {}), RESET_GRACE_MS).unref();

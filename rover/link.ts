@@ -911,6 +911,11 @@ export class Link extends EventEmitter {
     this.emit("handover", { kind: "switch", reason: why, gapMs: now - started });
   }
 
+  /** The uplink address this link rides when the routing table prefers another (backup-paths.ts). */
+  escapeAddress(): string | null {
+    return this.#backup.escapeAddress();
+  }
+
   #handoverDone(now: number, kind: "restart" | "rebuild"): void {
     const started = this.#restartStartedAt ?? this.#downSince;
     if (started !== null && this.#everOpen) {

@@ -105,22 +105,33 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
     expect(f.handovers).toBeGreaterThanOrEqual(1);
   });
 
-  it("wifi silently blackholed on a rover with source routing and no CAP_NET_ADMIN: escaped over cell", async () => {
+  it("wifi silently blackholed on a rover with source routing and no CAP_NET_ADMIN: the link escapes over cell, and so do its requests to the edge", async () => {
     // No --manage-routes: the default route keeps pointing at the dead wifi. rl-a routes by
     // source address (docs/lab.md), so the link's socket bound to cell's address still works.
     // The premise: the path over cell was validated before the fault (without root and with the
     // edge behind the dead default route, that path is the only way out).
-    const f = await scenario(
+    // 48 s: the fault ~6 s in, then longer than the edge's presence TTL (30 s). Requests to the
+    // edge that kept riding the dead wifi would let A's presence expire, which B would log.
+    const r = await runScenario(
+      edgeUrl,
       "wifi-blackhole-noroot",
-      14,
+      48,
       async () => {
         fault.wifiBlackhole(true);
       },
       [],
       "backup path ready",
     );
+    const f = r.figures;
+    expect(r.exitCode, r.logs()).toBe(0);
+    console.info(
+      `lab wifi-blackhole-noroot: sent ${f.sent}, lost ${f.lost}, max gap ${f.maxGapMs} ms, handovers ${f.handovers}`,
+    );
+    if (f.received !== f.sent) console.error(r.logs());
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(1);
+    expect(r.aLogged("requests to the edge follow the link's uplink"), r.logs()).toBe(true);
+    expect(r.bLogged("peer's presence expired; live link kept for a grace"), r.logs()).toBe(false);
   });
 
   it("edge unreachable from just before the fault to the end: wifi down still hands over", async () => {

@@ -67,6 +67,9 @@ export interface ScenarioResult {
   figures: Figures;
   exitCode: number | null;
   logs: () => string;
+  /** Whether rover A / rover B logged this message (its "msg") during the run. */
+  aLogged: (msg: string) => boolean;
+  bLogged: (msg: string) => boolean;
 }
 
 /** Run A against B for `seconds`, applying `during` once the link is up. Heals the lab after. */
@@ -92,7 +95,8 @@ export async function runScenario(
     "--log-level",
     "info",
   ]);
-  const bLog = capture(b, "rover B").tail;
+  const bCap = capture(b, "rover B");
+  const bLog = bCap.tail;
   await sleep(1500);
   const stats = join(dir, `${name}-${roomN}.json`);
   const a = nodeIn("a", CLI, [
@@ -137,7 +141,13 @@ export async function runScenario(
     await during();
     const exitCode = await exited;
     const figures = JSON.parse(readFileSync(stats, "utf8")) as Figures;
-    return { figures, exitCode, logs: () => `${aLog()}\n${bLog()}` };
+    return {
+      figures,
+      exitCode,
+      logs: () => `${aLog()}\n${bLog()}`,
+      aLogged: aCap.logged,
+      bLogged: bCap.logged,
+    };
   } finally {
     fault.heal();
     await stopChild(a);
