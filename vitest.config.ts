@@ -32,6 +32,8 @@ export default defineConfig({
                 // Small enough for test/edge/events.test.ts to overflow cheaply.
                 MAX_EVENTS_PER_PEER: "150",
                 MAX_EVENTS_PER_SENDER: "60",
+                // test/edge/caps.test.ts waits for SSE acknowledgements (60 s by default).
+                SSE_ACK_DELAY_S: "2",
               },
               // A small real limiter for test/edge/limits.test.ts to stand in for RATE_LIMITER_ADDR.
               ratelimits: {

@@ -63,10 +63,10 @@ export interface AgentOptions {
   /**
    * How events arrive: long-polls (default; a request every `pollWaitS`, ~4-5 MB/day) or one
    * Server-Sent Events stream (the edge's keep-alive comment every 15 s is the only idle traffic,
-   * ~0.7 MB/day; the agent falls back to polling when the edge or a proxy does not stream). The stream loses events the edge writes to it while its connection is dead
-   * (protocol.md, "delivered means acknowledged"): in the lab, a blackhole with glare lost the
-   * peer's restart offer and the handover took 8.6-8.9 s instead of ~2 s. Use `sse` where the
-   * signaling budget matters more than handover time after a silent uplink loss.
+   * ~0.75 MB/day; resumed with Last-Event-ID after every handover, and the edge keeps what it
+   * wrote for 60 s, so a stream that died silently loses nothing; the agent long-polls when the
+   * edge answers polls but no stream opens). Not yet the default: its handover figures in the
+   * lab are not measured on a quiet machine (docs/cli.md).
    */
   events?: "sse" | "poll";
   /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
@@ -360,6 +360,8 @@ export class Agent extends EventEmitter {
     /** While long-polling instead of streaming: when to try the stream again. */
     let retrySseAt = 0;
     let streamOpen = false;
+    /** Why the stream last failed to open, while one long-poll tells the two causes apart. */
+    let streamFailed: string | null = null;
     while (this.#running) {
       this.#pollAbort = new AbortController();
       if (mode === "poll" && preferred === "sse" && Date.now() >= retrySseAt) mode = "sse";
@@ -390,21 +392,33 @@ export class Agent extends EventEmitter {
           signal: this.#pollAbort.signal,
         });
         backoff = 250;
+        if (streamFailed !== null) {
+          // The edge answers polls but no stream came (not an event stream, or a proxy that
+          // holds the answer until it ends): long-polls work everywhere; the stream later.
+          this.log.warn(
+            { err: streamFailed, retryStreamInS: SSE_RETRY_MS / 1000 },
+            "event stream not available; long-polling instead",
+          );
+          streamFailed = null;
+          retrySseAt = Date.now() + SSE_RETRY_MS;
+        }
         for (const ev of r.events) this.#onEvent(ev);
         this.#cursor = r.cursor;
       } catch (e) {
         if (!this.#running) break;
         if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
         if (mode === "sse" && !streamOpen && !(e instanceof ProblemError)) {
-          // No stream came (not an event stream, or a proxy that holds the answer until it
-          // ends): long-polls work everywhere. The stream is tried again later.
-          this.log.warn(
-            { err: (e as Error).message, retryStreamInS: SSE_RETRY_MS / 1000 },
-            "event stream not available; long-polling instead",
-          );
+          // The stream did not open: the edge is unreachable (then the stream is tried again, as
+          // long-polls would fail too), or it does not stream. One long-poll tells which.
           mode = "poll";
-          retrySseAt = Date.now() + SSE_RETRY_MS;
+          streamFailed = (e as Error).message;
+          retrySseAt = Number.POSITIVE_INFINITY;
           continue;
+        }
+        if (streamFailed !== null) {
+          // The poll failed too: the edge is unreachable, not the stream unsupported.
+          streamFailed = null;
+          retrySseAt = 0;
         }
         if (e instanceof ProblemError && e.status === 404) {
           // Links are kept: their paths do not go through the edge, and the peers keep theirs.

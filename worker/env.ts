@@ -31,6 +31,12 @@ export interface EdgeEnv extends Cloudflare.Env {
   MAX_STREAMS_PER_PEER?: string;
   /** An offer nobody answers is closed after this long, seconds (default 120). */
   SESSION_OFFER_TTL_S?: string;
+  /**
+   * Events written to a still-open SSE stream are acknowledged (leave the peer's log) this long
+   * after they were written, seconds (default 60: longer than a client takes to notice a dead
+   * stream, 2 keep-alives + 5 s, and come back with Last-Event-ID).
+   */
+  SSE_ACK_DELAY_S?: string;
 }
 
 /** A positive number from a string var, or the default. */

@@ -1,5 +1,5 @@
 // Bounded state: sessions per (offerer, answerer) pair, SSE streams per peer, SSE acknowledges
-// what it delivered. Defaults: MAX_SESSIONS_PER_PAIR=1, MAX_STREAMS_PER_PEER=2.
+// what it wrote once the client had time to resume. Defaults: MAX_SESSIONS_PER_PAIR=1, MAX_STREAMS_PER_PEER=2.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
@@ -125,7 +125,8 @@ describe("bounded state", () => {
     }
   });
 
-  it("SSE acknowledges what it delivered: the log drains while the stream is open", async () => {
+  it("SSE acknowledges what it wrote only after SSE_ACK_DELAY_S: a stream resumed sooner gets them again; then the log drains", async () => {
+    // SSE_ACK_DELAY_S is 2 here (vitest.config.ts); 60 by default.
     const p = await pair("sse-ack");
     const res = await sse(p.room, "a", p.ta, p.ca);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -133,11 +134,23 @@ describe("bounded state", () => {
     await join(p.room, await token("c", p.room));
     await join(p.room, await token("d", p.room));
     await readUntil(reader, (t) => (t.match(/event: peer-joined/g) ?? []).length >= 2);
-    // Delivered events leave a's log (the stream acknowledges before it waits again).
+    // Written, not yet acknowledged: a connection that died silently would have lost them.
+    expect(await count(p.room, "SELECT count(*) AS n FROM events WHERE peer = 'a'")).toBe(2);
+    // The client resumes from where it was before them (its connection died): both come again.
+    const again = await sse(p.room, "a", p.ta, p.ca);
+    const reader2 = (again.body as ReadableStream<Uint8Array>).getReader();
+    const replay = await readUntil(
+      reader2,
+      (t) => (t.match(/event: peer-joined/g) ?? []).length >= 2,
+    );
+    expect(replay).toContain('"id":"c"');
+    expect(replay).toContain('"id":"d"');
+    await reader2.cancel();
+    // Past the delay, the still-open first stream acknowledges them: a's log drains.
     let left = -1;
     for (let i = 0; i < 100 && left !== 0; i++) {
       left = await count(p.room, "SELECT count(*) AS n FROM events WHERE peer = 'a'");
-      if (left !== 0) await new Promise((r) => setTimeout(r, 20));
+      if (left !== 0) await new Promise((r) => setTimeout(r, 100));
     }
     expect(left).toBe(0);
     // A poll from the stored cursor starts after them.

@@ -22,7 +22,7 @@ afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-const from = async (http: EdgeHttp) => (await http.fetch(url)).text();
+const from = async (http: EdgeHttp) => (await http.fetch(url, {})).text();
 
 describe("EdgeHttp.bindTo", () => {
   it("binds new connections to the given local address, and lets the routing table choose after null", async () => {

@@ -18,6 +18,7 @@ import {
   selfId,
   unwrap,
 } from "../context.ts";
+import { numVar } from "../env.ts";
 import { iceServersForPeer } from "../ice-cache.ts";
 import { jsonBody } from "../json-body.ts";
 import { jsonLimit } from "../limits.ts";
@@ -135,11 +136,20 @@ peersRoutes.get("/:id/events", async (c) => {
   unwrap(await stub.openStream(id, streamId));
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no");
+  const ackDelayMs = numVar(c.env.SSE_ACK_DELAY_S, 60) * 1000;
   return streamSSE(c, async (stream) => {
     let open = true;
     stream.onAbort(() => {
       open = false;
     });
+    /**
+     * Batches written and not yet acknowledged, oldest first. A write into a connection that died
+     * silently (a blackholed uplink) still succeeds here; acknowledging at once would lose those
+     * events. They are acknowledged once the client had time to notice a dead stream and resume
+     * with Last-Event-ID (which sends them again): protocol-v1's "delivered again until the
+     * client has moved its cursor past it".
+     */
+    const written: { cursor: number; at: number }[] = [];
     try {
       await stream.write("retry: 2000\n\n");
       let batch = first;
@@ -154,19 +164,22 @@ peersRoutes.get("/:id/events", async (c) => {
         }
         if (batch.events.length === 0) await stream.write(": keep-alive\n\n");
         const cursor = Number(batch.cursor);
-        // Acknowledge on delivery: what went out on a stream that is still open leaves the log
-        // (otherwise an SSE peer would hold every event it was ever sent).
-        const delivered = open && !stream.aborted && batch.events.length > 0 ? cursor : null;
+        const now = Date.now();
+        if (batch.events.length > 0) written.push({ cursor, at: now });
+        // Acknowledge what went out long enough ago on this still-open stream (otherwise an SSE
+        // peer would hold every event it was ever sent).
+        let delivered: number | null = null;
+        while (open && !stream.aborted && written.length > 0) {
+          const w = written[0] as { cursor: number; at: number };
+          if (now - w.at < ackDelayMs) break;
+          delivered = w.cursor;
+          written.shift();
+        }
+        // Wake for the next acknowledgement due, at the latest for the keep-alive.
+        const nextDue = written[0] ? written[0].at + ackDelayMs - now : Number.POSITIVE_INFINITY;
+        const waitMs = Math.max(0, Math.min(LIMITS.sseKeepAliveS * 1000, nextDue));
         try {
-          batch = await pollEvents(
-            stub,
-            id,
-            cursor,
-            delivered,
-            LIMITS.sseKeepAliveS * 1000,
-            c.req.raw.signal,
-            streamId,
-          );
+          batch = await pollEvents(stub, id, cursor, delivered, waitMs, c.req.raw.signal, streamId);
         } catch (e) {
           const detail = e instanceof Error ? e.message : "stream ended";
           await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
