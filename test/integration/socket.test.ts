@@ -137,9 +137,15 @@ describe("the message socket", () => {
     const driver = python([DRIVER, a.path, "b", String(count), "150"]);
     // Mid-stream: once a sixth of the messages came back, a forced ICE restart.
     await until(() => driver.lines.some((l) => l === '{"received": 100}'), 60_000);
-    const handover = new Promise<{ kind: string }>((r) =>
-      a.agent.once("handover", (h: { kind: string }) => r(h)),
-    );
+    // The forced restart's handover (a loaded machine may also switch paths on silence first).
+    const handover = new Promise<{ kind: string }>((r) => {
+      const on = (h: { kind: string }) => {
+        if (h.kind !== "restart") return;
+        a.agent.off("handover", on);
+        r(h);
+      };
+      a.agent.on("handover", on);
+    });
     await a.agent.restart("b");
     expect((await handover).kind).toBe("restart");
     await driver.exited;
@@ -169,12 +175,12 @@ describe("the message socket", () => {
       errors: [],
     });
     // The premise: the restart came while messages were still flowing, and the client heard of it.
-    // (A loaded machine can add a second handover after it, a peer's switch or restart: what
-    // matters is that the clients heard of each and lost nothing.)
-    expect(r.handovers.length).toBeGreaterThanOrEqual(1);
-    expect(r.handovers[0]?.kind).toBe("restart");
-    expect(r.handovers[0]?.receivedBefore).toBeGreaterThan(0);
-    expect(r.handovers[0]?.receivedBefore).toBeLessThan(count);
+    // (A loaded machine can add another handover, a switch on silence: what matters is that the
+    // clients heard of the restart mid-stream and lost nothing.)
+    const restart = r.handovers.find((h) => h.kind === "restart");
+    expect(restart, JSON.stringify(r.handovers)).toBeDefined();
+    expect(restart?.receivedBefore).toBeGreaterThan(0);
+    expect(restart?.receivedBefore).toBeLessThan(count);
     expect(r.rttFrames).toBeGreaterThan(0);
   });
 
