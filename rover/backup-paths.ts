@@ -27,9 +27,16 @@ export interface Uplink {
 }
 
 export interface UplinkView {
+  /** Uplinks usable now (with a default route of their own, where the table has any). */
   present: Uplink[];
   /** The interface of the lowest-metric default route (null: none). */
   preferred: string | null;
+  /**
+   * Every local IPv4 address, routed or not (default: `present`). A route change passes through
+   * states where an uplink's default route is briefly missing: its socket and TURN allocation
+   * (and its validated backup) stay while its address does; only `present` tells the policy.
+   */
+  addresses?: Uplink[];
 }
 
 /**
@@ -51,14 +58,16 @@ export function readUplinks(
     .sort((a, b) => a.metric - b.metric);
   const routed = new Set(viaRoute.map((r) => r.iface));
   const present: Uplink[] = [];
+  const addresses: Uplink[] = [];
   for (const [iface, addrs] of Object.entries(ifaces)) {
     for (const a of addrs ?? []) {
       if (a.internal || a.family !== "IPv4") continue;
+      addresses.push({ iface, address: a.address });
       if (routed.size > 0 && !routed.has(iface)) continue;
       present.push({ iface, address: a.address });
     }
   }
-  return { present, preferred: viaRoute[0]?.iface ?? null };
+  return { present, preferred: viaRoute[0]?.iface ?? null, addresses };
 }
 
 export interface BackupPathsOptions {
@@ -143,12 +152,15 @@ export class BackupPaths {
     if (!ice) return;
     this.#view = (this.#o.uplinks ?? readUplinks)();
     const present = this.#view.present;
+    const known = this.#view.addresses ?? present;
     if (ice.nominated && !ice.nominated.protocol.uplink && ice.nominated !== this.#unboundPair) {
       this.#unboundPair = ice.nominated;
       this.#unboundVia = this.#view.preferred;
     }
-    const addresses = new Set(present.map((u) => u.address));
+    const addresses = new Set(known.map((u) => u.address));
     // Single-homed: nothing of ours to back up (the peer's other uplinks still show up as pairs).
+    // Gathered on while routed; kept while the address lives (a route briefly missing is not an
+    // uplink gone: see UplinkView.addresses).
     if (present.length >= 2) {
       for (const u of present) {
         if (this.#added.has(u.address)) continue;
@@ -172,11 +184,9 @@ export class BackupPaths {
     const unboundMoved =
       ice.nominated === this.#unboundPair && active !== null && this.#view.preferred !== active;
     if (unboundMoved) ifaces = ifaces.filter((i) => i !== active);
-    this.#o.health.onUplinks(Date.now(), {
-      active,
-      preferred: this.#view.preferred,
-      present: ifaces,
-    });
+    const uplinks = { active, preferred: this.#view.preferred, present: ifaces };
+    this.#o.log.debug({ peer: this.#o.peer, ...uplinks, kept: [...this.#kept.keys()] }, "uplinks");
+    this.#o.health.onUplinks(Date.now(), uplinks);
     this.#o.tick();
   }
 
@@ -283,7 +293,7 @@ export class BackupPaths {
     const a = p.protocol.uplink;
     if (this.#added.size === 0) return this.#view.present[0]?.iface ?? "default";
     if (!a) return null;
-    return this.#view.present.find((u) => u.address === a)?.iface ?? a;
+    return (this.#view.addresses ?? this.#view.present).find((u) => u.address === a)?.iface ?? a;
   }
 
   /**

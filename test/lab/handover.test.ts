@@ -37,7 +37,8 @@ async function scenario(
   console.info(
     `lab ${name}: sent ${f.sent}, lost ${f.lost}, dup ${f.duplicated}, reordered ${f.reordered}, max gap ${f.maxGapMs} ms, handovers ${f.handovers}, link up after ${f.linkUpMs} ms`,
   );
-  if (f.lost > 0 || f.received !== f.sent) console.error(r.logs());
+  // RL_LAB_LOGS=1: every scenario's log tails (to read a handover's timeline).
+  if (f.lost > 0 || f.received !== f.sent || process.env.RL_LAB_LOGS) console.error(r.logs());
   return f;
 }
 

@@ -23,6 +23,11 @@ const CLI = "rover/cli.ts";
 const dir = mkdtempSync(join(tmpdir(), "roverlink-lab-"));
 let roomN = 0;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Log lines shown per rover on a failure (RL_LAB_LOGS=N: that many, to read a whole timeline). */
+const LOG_LINES = Math.max(25, Number(process.env.RL_LAB_LOGS) || 0);
+const LOG_KEEP = Math.max(20_000, LOG_LINES * 600);
+/** The rovers' log level (RL_LAB_LOG_LEVEL, default info). */
+const LOG_LEVEL = process.env.RL_LAB_LOG_LEVEL ?? "info";
 
 function capture(child: ChildProcess, name: string) {
   let out = "";
@@ -30,7 +35,7 @@ function capture(child: ChildProcess, name: string) {
   const seen = new Set<string>();
   let partial = "";
   child.stderr?.on("data", (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
+    out = (out + d.toString()).slice(-LOG_KEEP);
     const lines = (partial + d.toString()).split("\n");
     partial = lines.pop() ?? "";
     for (const line of lines) {
@@ -41,7 +46,7 @@ function capture(child: ChildProcess, name: string) {
   });
   child.stdout?.on("data", () => {});
   return {
-    tail: () => `${name} log tail:\n${out.split("\n").slice(-25).join("\n")}`,
+    tail: () => `${name} log tail:\n${out.split("\n").slice(-LOG_LINES).join("\n")}`,
     linkUp: () => linkUp,
     /** Whether the rover logged this message (its "msg") so far. */
     logged: (msg: string) => seen.has(msg),
@@ -93,7 +98,7 @@ export async function runScenario(
     "b",
     "--echo",
     "--log-level",
-    "info",
+    LOG_LEVEL,
   ]);
   const bCap = capture(b, "rover B");
   const bLog = bCap.tail;
@@ -116,7 +121,7 @@ export async function runScenario(
     "--stats-json",
     stats,
     "--log-level",
-    "info",
+    LOG_LEVEL,
     ...extra,
   ]);
   const aCap = capture(a, "rover A");

@@ -48,7 +48,13 @@ function end(pc: Linked["a"], view: () => UplinkView, label: string) {
     health.onNetworkChange(Date.now());
     setTimeout(tick, 60);
   };
-  return { health, backup, decisions, switched, networkChanged };
+  /** The same, deciding at once (as Link.networkChanged does). */
+  const networkChangedNow = () => {
+    backup.sync();
+    health.onNetworkChange(Date.now());
+    tick();
+  };
+  return { health, backup, decisions, switched, networkChanged, networkChangedNow };
 }
 
 const two: UplinkView = {
@@ -70,6 +76,8 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     const v = readUplinks(ifaces, "cell/0114400A/200,wifi/010AA8C0/100");
     expect(v.preferred).toBe("wifi");
     expect(v.present.map((u) => u.iface).sort()).toEqual(["cell", "wifi"]);
+    // Every address, routed or not: an uplink whose route is briefly missing keeps its socket.
+    expect(v.addresses?.map((u) => u.iface).sort()).toEqual(["cell", "dead", "wifi"]);
   });
 
   it("validates a backup on the other uplink; the uplink gone switches to it without signaling, and the peer follows", async () => {
@@ -100,6 +108,32 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     const want = Array.from({ length: 30 }, (_, i) => `m${i}`);
     for (const m of want) linked.dc.send(m);
     expect(await until(() => want.every((m) => linked?.received.includes(m)), 5_000)).toBe(true);
+  });
+
+  it("a route briefly missing during a planned move keeps that uplink's backup: the move is a switch, not a restart", async () => {
+    linked = await linkedPair();
+    const addresses = two.present;
+    let view: UplinkView = { ...two, addresses };
+    const a = end(linked.a, () => view, "a");
+    end(
+      linked.b,
+      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
+      "b",
+    );
+    // Backups on both bound uplinks (the active pair is werift's unbound socket, via wifi).
+    expect(await until(() => a.health.snapshot(Date.now()).backups >= 2, 5_000)).toBe(true);
+    // The routes change in steps, as `ip route replace/del` make them (the lab's `prefer cell`):
+    // first cell's default route is missing for a moment...
+    view = { present: [{ iface: "wifi", address: "127.0.0.1" }], preferred: "wifi", addresses };
+    a.networkChangedNow();
+    // ...then cell is preferred: werift's unbound socket now leaves through cell with another
+    // source address, so for the active pair wifi is gone. The cell backup is still there.
+    view = { present: [{ iface: "cell", address: "127.0.0.2" }], preferred: "cell", addresses };
+    a.networkChangedNow();
+    expect(await until(() => a.switched.length > 0, 2_000)).toBe(true);
+    expect(a.decisions.filter((d) => d.type === "restart")).toEqual([]);
+    expect(a.decisions.find((d) => d.type === "switch")).toMatchObject({ reason: "uplink-gone" });
+    expect(iceConnection(linked.a)?.nominated?.protocol.uplink).toBe("127.0.0.2");
   });
 
   it("the controlled side moves first: the controlling side's policy follows (onPeerMoved)", async () => {
