@@ -263,7 +263,10 @@ describe("port forwarding between agents", () => {
     const total = 100 * 1024 * 1024;
     const chunk = 256 * 1024;
     const sent = createHash("sha256");
-    const handover = once<{ kind: string }>(a.agent, "handover");
+    // Every handover of a's, in order: a switch between the pairs of one ICE session (backup
+    // paths: werift follows the pair the peer sends on) may come before the restart, and is fine.
+    const handovers: { kind: string; reason: string }[] = [];
+    a.agent.on("handover", (h: { kind: string; reason: string }) => handovers.push(h));
     let restartedAt = -1;
     const started = Date.now();
     // A transfer that stops fails here at once, saying where, instead of at the test's timeout.
@@ -292,8 +295,11 @@ describe("port forwarding between agents", () => {
       stall.stop();
     }
     const ms = Date.now() - started;
-    expect((await handover).kind).toBe("restart");
-    // The premise: the restart came mid-stream.
+    // The premise: the forced restart was carried out (a's handover of kind restart), mid-stream.
+    const restarted = () => handovers.some((h) => h.kind === "restart");
+    await until(restarted, 10_000).catch(() => {});
+    const seen = handovers.map((h) => `${h.kind}:${h.reason}`).join(", ") || "none";
+    expect(restarted(), `a's handovers: ${seen}`).toBe(true);
     expect(restartedAt).toBeGreaterThan(0);
     expect(restartedAt).toBeLessThan(total);
     expect(r.ended).toBe(true);
@@ -302,7 +308,7 @@ describe("port forwarding between agents", () => {
     expect(closedEarly).toBe(false);
     expect(a.logs.filter((l) => l.msg === "forward ended")).toMatchObject([{ clean: true }]);
     console.info(
-      `TCP forward: 100 MiB one way in ${ms} ms (${((total * 8) / 1e6 / (ms / 1000)).toFixed(1)} Mbit/s) across an ICE restart at ${(restartedAt / 2 ** 20).toFixed(1)} MiB`,
+      `TCP forward: 100 MiB one way in ${ms} ms (${((total * 8) / 1e6 / (ms / 1000)).toFixed(1)} Mbit/s) across an ICE restart at ${(restartedAt / 2 ** 20).toFixed(1)} MiB (a's handovers: ${seen})`,
     );
   }, 600_000);
 
