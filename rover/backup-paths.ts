@@ -264,6 +264,12 @@ export class BackupPaths {
           }
         }),
       );
+      // The peer's checks from its other uplinks show up as pairs to other remote addresses.
+      const remote = (p: IcePair) => `${p.remoteAddr[0]}:${p.remoteAddr[1]}`;
+      const others = ice.checkList.some(
+        (p) => ice.isCurrentSession(p) && remote(p) !== remote(active),
+      );
+      this.#o.health.onPeerPaths(Date.now(), others);
       this.#o.tick();
     } finally {
       this.#checking = false;

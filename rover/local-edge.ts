@@ -118,6 +118,21 @@ export function edgeVars(
 }
 
 export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<LocalEdge> {
+  // A port we picked ourselves can be taken between freePort() and wrangler binding it (other
+  // edges starting at the same moment, as parallel test files do): pick another, twice at most.
+  // A port the caller chose is never changed behind its back.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startLocalEdgeOnce(opts);
+    } catch (e) {
+      const raced =
+        e instanceof LocalEdgeError && /Address already in use/i.test(e.message) && !opts.port;
+      if (!raced || attempt >= 3) throw e;
+    }
+  }
+}
+
+async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
   const ip = opts.ip ?? "127.0.0.1";
   // Everything that can be refused is refused before anything starts.
   const { vars, devSecret } = edgeVars(ip, opts.vars);

@@ -24,6 +24,7 @@
  *            onPath(path) · requestRestart(now) · onOfferSent(now) · onOfferFailed(now) ·
  *            onSessionClosed(now, reoffer) · onClosed(now)
  *   backups: onUplinks(now, {active, preferred, present}) · onBackup(now, id, uplink, ok) ·
+ *            onPeerPaths(now, others) ·
  *            onPeerMoved(now, id) · onSwitched(now, id, path?)
  *   outputs: poll(now): Decision[] · nextDeadline(): number | undefined ·
  *            snapshot(now): HealthSnapshot · state (the phase: never "degraded") ·
@@ -115,6 +116,12 @@ export interface HealthConfig {
    */
   backupSilenceMs: number;
   /**
+   * Without a validated backup of our own, a silence restart waits at least `backupSilenceMs`
+   * plus this: a peer that has one (a multi-homed rover) switches without signaling by then, and
+   * our restart would only tear down the path it moved to (ms).
+   */
+  peerSwitchGraceMs: number;
+  /**
    * The peer's move to another pair is not followed within this long of our last switch: two
    * ends that each follow the other would otherwise chase each other (ms).
    */
@@ -150,6 +157,7 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   netChangeSupersedeMs: 300,
   disconnectedGraceMs: 1_000,
   backupSilenceMs: 600,
+  peerSwitchGraceMs: 250,
   peerFollowHoldMs: 1_000,
   preferHoldMs: 2_000,
   restartTimeoutMs: 2_000,
@@ -306,6 +314,8 @@ export class LinkHealth {
   #presentUplinks: string[] | null = null;
   /** The active uplink disappeared: switch away at once. */
   #uplinkGone = false;
+  /** The peer has other paths to us (onPeerPaths). */
+  #peerPaths = false;
   /** The peer sends on this validated pair (the controlling side follows it). */
   #peerMoved: string | null = null;
   /** First send since the last receive (null: nothing sent since): backup silence. */
@@ -437,6 +447,18 @@ export class LinkHealth {
   #deadAfter(): number {
     const c = this.config;
     return Math.min(Math.max(c.deadPtos * this.pto(), c.deadMinMs), c.silenceMs);
+  }
+
+  /**
+   * How long silence lasts before a restart: when we have no backup but the peer has other paths
+   * (`onPeerPaths`), long enough for the peer to switch first (`peerSwitchGraceMs`).
+   */
+  #restartAfter(): number {
+    const dead = this.#deadAfter();
+    if (!this.#peerPaths) return dead;
+    for (const b of this.#backups.values()) if (!b.absent) return dead;
+    const c = this.config;
+    return Math.max(dead, c.backupSilenceMs + c.peerSwitchGraceMs);
   }
 
   /**
@@ -576,6 +598,17 @@ export class LinkHealth {
     const absent = this.#presentUplinks !== null && !this.#presentUplinks.includes(uplink);
     const known = this.#backups.get(id);
     this.#backups.set(id, { uplink, since: known && !known.absent ? known.since : now, absent });
+  }
+
+  /**
+   * Whether the peer has other paths to us than the active one (its checks from another uplink
+   * reached us): if it does, it may switch to one without signaling when the path dies, and a
+   * silence restart of ours waits for that (`peerSwitchGraceMs`).
+   */
+  onPeerPaths(now: number, others: boolean): void {
+    this.#fed("onPeerPaths");
+    this.#tick(now);
+    this.#peerPaths = others;
   }
 
   /** The peer sends on the validated pair `id`, not on ours: it moved (we follow). */
@@ -835,7 +868,7 @@ export class LinkHealth {
       if (now - this.#disconnectedSince >= this.config.disconnectedGraceMs) return "ice-failed";
     }
     const w = this.#waitingSince();
-    if (w !== null && now - Math.max(w, this.#rxFloor) >= this.#deadAfter()) return "silence";
+    if (w !== null && now - Math.max(w, this.#rxFloor) >= this.#restartAfter()) return "silence";
     return null;
   }
 
@@ -1031,7 +1064,7 @@ export class LinkHealth {
       if (w !== null) {
         // Suspicion begins (once: later probes follow the probe schedule), then the dead window.
         if (w + this.pto() > this.#lastPoll) ds.push(w + this.pto());
-        ds.push(Math.max(w, this.#rxFloor) + this.#deadAfter());
+        ds.push(Math.max(w, this.#rxFloor) + this.#restartAfter());
       }
       if (this.#keepaliveMissed) ds.push(this.#clock);
       if (this.#txSinceRx !== null && this.#backups.size > 0)

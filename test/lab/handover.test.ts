@@ -121,7 +121,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
         fault.wifiBlackhole(true);
       },
       [],
-      "backup path ready",
+      "backup path ready|uplink=cell",
     );
     const f = r.figures;
     expect(r.exitCode, r.logs()).toBe(0);
@@ -146,7 +146,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
         fault.wifiDown();
       },
       [],
-      "backup path ready",
+      "backup path ready|uplink=cell",
     );
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(1);
@@ -162,7 +162,7 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
         fault.wifiBlackhole(true);
       },
       [],
-      "backup path ready",
+      "backup path ready|uplink=cell",
     );
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(1);

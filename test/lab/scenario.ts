@@ -40,7 +40,11 @@ function capture(child: ChildProcess, name: string) {
     partial = lines.pop() ?? "";
     for (const line of lines) {
       const m = /"msg":"([^"]*)"/.exec(line);
-      if (m) seen.add(m[1] as string);
+      if (!m) continue;
+      seen.add(m[1] as string);
+      // "msg|uplink=<name>" too: a premise can name the uplink ("backup path ready|uplink=cell").
+      const u = /"uplink":"([^"]*)"/.exec(line);
+      if (u) seen.add(`${m[1]}|uplink=${u[1]}`);
     }
     if (seen.has("link up")) linkUp = true;
   });
@@ -84,7 +88,10 @@ export async function runScenario(
   seconds: number,
   during: () => Promise<void>,
   extra: string[] = [],
-  /** A message rover A must have logged before the fault (the scenario's premise), e.g. "backup path ready". */
+  /**
+   * A message rover A must have logged before the fault (the scenario's premise), e.g.
+   * "backup path ready|uplink=cell" (a message, optionally with the uplink it names).
+   */
   premise?: string,
 ): Promise<ScenarioResult> {
   const room = `lab-${process.pid}-${++roomN}`;

@@ -794,6 +794,21 @@ describe("LinkHealth: traffic-driven liveness (the cellular profile, the default
     expect((restart as At).at - dead).toBeGreaterThan(DEFAULT_HEALTH.ptoMinMs);
   });
 
+  it("a peer with other paths to us gets time to switch first: without a backup of our own, the silence restart waits backupSilenceMs + peerSwitchGraceMs", () => {
+    const h = quietLink();
+    h.onPeerPaths(0, true);
+    const dead = 5_000;
+    const ds = traffic(h, { from: 100, until: 8_000, everyMs: 20, rtt: 5, alive: (t) => t < dead });
+    const restart = of("restart", ds)[0] as At;
+    expect(restart.d).toMatchObject({ reason: "silence" });
+    const c = DEFAULT_HEALTH;
+    // Counted from the first message nobody acked (just after the last ack that got through).
+    expect(restart.at - dead).toBeGreaterThanOrEqual(c.backupSilenceMs + c.peerSwitchGraceMs - 50);
+    expect(restart.at - dead).toBeLessThanOrEqual(c.backupSilenceMs + c.peerSwitchGraceMs + 20);
+    // With a validated backup of our own we switch ourselves (backupSilenceMs): no grace then.
+    expect(2 * c.ptoMinMs).toBeLessThan(c.backupSilenceMs + c.peerSwitchGraceMs);
+  });
+
   it("the first send after 60 s idle on a dead path restarts 2 PTOs after the send", () => {
     const h = quietLink(20);
     expect(run(h, 10, 60_000)).toEqual([]);
