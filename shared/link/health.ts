@@ -627,6 +627,13 @@ export class LinkHealth {
   onSwitched(now: number, id: string, uplink: string | null, path?: string): void {
     this.#fed("onSwitched");
     this.#tick(now);
+    if (this.#switchedTo !== id) {
+      // Not our switch: werift followed the peer's renomination. The new pair gets the time our
+      // own switch gives it (silence counts from now), else a silence timer that ran on the old
+      // pair would move us off the path the peer just chose (seen in the lab: 2 ms after).
+      this.#rxFloor = now;
+      this.#lastSwitchAt = now;
+    }
     this.#backups.delete(id);
     this.#activeUplink = uplink;
     this.#uplinkGone = false;

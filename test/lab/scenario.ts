@@ -28,6 +28,8 @@ const LOG_LINES = Math.max(25, Number(process.env.RL_LAB_LOGS) || 0);
 const LOG_KEEP = Math.max(20_000, LOG_LINES * 600);
 /** The rovers' log level (RL_LAB_LOG_LEVEL, default info). */
 const LOG_LEVEL = process.env.RL_LAB_LOG_LEVEL ?? "info";
+/** RL_LAB_EVENTS=sse|poll: both rovers' --events (default: the CLI's). */
+const EVENTS = process.env.RL_LAB_EVENTS ? ["--events", process.env.RL_LAB_EVENTS] : [];
 
 function capture(child: ChildProcess, name: string) {
   let out = "";
@@ -106,6 +108,7 @@ export async function runScenario(
     "--echo",
     "--log-level",
     LOG_LEVEL,
+    ...EVENTS,
   ]);
   const bCap = capture(b, "rover B");
   const bLog = bCap.tail;
@@ -129,6 +132,7 @@ export async function runScenario(
     stats,
     "--log-level",
     LOG_LEVEL,
+    ...EVENTS,
     ...extra,
   ]);
   const aCap = capture(a, "rover A");

@@ -75,6 +75,22 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 1_030, 2_000))).toEqual(["switch:silence>cell-1@1610"]);
   });
 
+  it("following the peer's switch (werift renominated) restarts the silence clock: no switch of our own off the peer's new path", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onReceive(1_000);
+    h.onSend(1_010);
+    h.onSend(1_030);
+    // 590 ms unheard, then werift follows the peer onto another pair (not a switch of ours).
+    expect(moves(run(h, 1_030, 1_600))).toEqual([]);
+    h.onSwitched(1_600, "wifi-2", "wifi");
+    h.onSend(1_605);
+    // Without the reset our silence switch would fire at 1 610, 10 ms after following.
+    expect(moves(run(h, 1_605, 2_150))).toEqual([]);
+    h.onReceive(2_150); // the peer's path works
+    expect(moves(run(h, 2_150, 4_000, true))).toEqual([]);
+  });
+
   it("after leaving a silent uplink, its other backups are not switched back to (a blackhole takes them all)", () => {
     const h = upWithBackup(0, { backupSilenceMs: 600, preferHoldMs: 2_000 });
     h.onBackup(0, "wifi-2", "wifi", true);
