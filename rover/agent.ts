@@ -61,12 +61,11 @@ export interface AgentOptions {
   /** Interval between checks of each backup path (ms; default 2500, rover/backup-paths.ts). */
   backupCheckMs?: number;
   /**
-   * How events arrive: long-polls (default; a request every `pollWaitS`, ~4-5 MB/day) or one
-   * Server-Sent Events stream (the edge's keep-alive comment every 15 s is the only idle traffic,
-   * ~0.75 MB/day; resumed with Last-Event-ID after every handover, and the edge keeps what it
-   * wrote for 60 s, so a stream that died silently loses nothing; the agent long-polls when the
-   * edge answers polls but no stream opens). Not yet the default: its handover figures in the
-   * lab are not measured on a quiet machine (docs/cli.md).
+   * How events arrive: one Server-Sent Events stream (default: the edge's keep-alive comment
+   * every 15 s is the only idle traffic, ~0.75 MB/day; resumed with Last-Event-ID after every
+   * handover, and the edge keeps what it wrote for 60 s, so a stream that died silently loses
+   * nothing; the agent long-polls when the edge answers polls but no stream opens) or long-polls
+   * (a request every `pollWaitS`, ~4-5 MB/day; the default when `pollWaitS` is given).
    */
   events?: "sse" | "poll";
   /** Events long-poll wait in seconds (0..25, default 20): shorter behind proxies that cut idle requests. */
@@ -355,7 +354,8 @@ export class Agent extends EventEmitter {
   async #eventLoop(): Promise<void> {
     let backoff = 250;
     // A poll wait given and no mode: the caller wants long-polls.
-    const preferred = this.#o.events ?? "poll";
+    // A poll wait given and no mode: the caller wants long-polls.
+    const preferred = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
     let mode = preferred;
     /** While long-polling instead of streaming: when to try the stream again. */
     let retrySseAt = 0;

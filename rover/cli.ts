@@ -339,10 +339,10 @@ program
   .addOption(
     new Option(
       "--events <how>",
-      "edge events: poll (long-polls, ~5 MB/day) or sse (one stream, ~0.75 MB/day; see docs/cli.md)",
+      "edge events: sse (one stream, ~0.75 MB/day) or poll (long-polls, ~5 MB/day; see docs/cli.md)",
     )
-      .choices(["poll", "sse"])
-      .default("poll"),
+      .choices(["sse", "poll"])
+      .default("sse"),
   )
   .addOption(
     new Option("--log-level <level>", "log level")

@@ -132,7 +132,7 @@ async function run(
     manageRoutes: o.manageRoutes ?? false,
     ...(o.backupCheckMs !== undefined ? { backupCheckMs: o.backupCheckMs } : {}),
     health: profileHealth(o.linkProfile ?? "cellular"),
-    events: o.events ?? "poll",
+    events: o.events ?? "sse",
     logger: log,
     ...(o.position ? { position: o.position } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
