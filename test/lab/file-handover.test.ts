@@ -7,14 +7,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAB_SECRET, labGate } from "./gate.ts";
-import { fault, labDown, labUp, nodeIn, startEdge, startTurn, stopChild } from "./lab.ts";
-import { sleep, waitEdge } from "./scenario.ts";
+import { describe, expect, it } from "vitest";
+import { labGate, labWithEdge } from "./gate.ts";
+import { fault, nodeIn, stopChild } from "./lab.ts";
+import { sleep } from "./scenario.ts";
 
 const { unavailable, note } = labGate();
 
-const SECRET = LAB_SECRET;
 const CLI = "rover/cli.ts";
 const MiB = 1024 * 1024;
 const SIZE = 100 * MiB;
@@ -34,17 +33,9 @@ async function randomFile(path: string, bytes: number): Promise<string> {
 
 describe.skipIf(unavailable !== undefined)(`a file through a handover in the lab${note}`, () => {
   let edgeUrl = "";
-  beforeAll(async () => {
-    labUp();
-    startTurn();
-    process.env.ROVERLINK_SECRET = SECRET;
-    edgeUrl = startEdge();
-    await waitEdge(edgeUrl);
-  }, 120_000);
-
-  afterAll(async () => {
-    await labDown();
-  }, 60_000);
+  labWithEdge((url) => {
+    edgeUrl = url;
+  });
 
   it("100 MiB through TURN, wifi down in the middle: byte-identical, sha256 verified, never started over", async () => {
     const work = mkdtempSync(join(tmpdir(), "rl-lab-file-"));

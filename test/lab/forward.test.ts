@@ -2,15 +2,14 @@
 // port to an echo server behind rover B, through TURN; wifi goes down mid-stream. The program on A
 // must not notice: the same connection carries on, byte-identical both ways, no reset.
 import type { ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAB_SECRET, labGate } from "./gate.ts";
+import { describe, expect, it } from "vitest";
+import { labGate, labWithEdge } from "./gate.ts";
 import { jsonLines } from "./json-lines.ts";
-import { fault, labDown, labUp, nodeIn, startEdge, startTurn, stopChild } from "./lab.ts";
-import { sleep, waitEdge } from "./scenario.ts";
+import { fault, nodeIn, stopChild } from "./lab.ts";
+import { sleep } from "./scenario.ts";
 
 const { unavailable, note } = labGate();
 
-const SECRET = LAB_SECRET;
 const CLI = "rover/cli.ts";
 const STREAM = "test/lab/tcp-stream.ts";
 let edgeUrl = "";
@@ -36,17 +35,9 @@ function logLines(child: ChildProcess): { msg: string; [k: string]: unknown }[] 
 }
 
 describe.skipIf(unavailable !== undefined)(`port forwarding in the lab${note}`, () => {
-  beforeAll(async () => {
-    labUp();
-    startTurn();
-    process.env.ROVERLINK_SECRET = SECRET;
-    edgeUrl = startEdge();
-    await waitEdge(edgeUrl);
-  }, 120_000);
-
-  afterAll(async () => {
-    await labDown();
-  }, 60_000);
+  labWithEdge((url) => {
+    edgeUrl = url;
+  });
 
   it("a TCP forward through TURN survives wifi going down without the connection noticing", async () => {
     const room = `lab-fwd-${process.pid}`;

@@ -2,24 +2,13 @@
 // probing B (--echo) at 50 msg/s on `control` through TURN, while rover A's network fails in
 // the ways it does in the field. Each scenario: 0 lost, duplicated or reordered; the gap is printed.
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAB_SECRET, labGate } from "./gate.ts";
-import {
-  fault,
-  lab,
-  labAddresses,
-  labDown,
-  labUp,
-  REPO_ROOT,
-  startEdge,
-  startTurn,
-  stopTurn,
-} from "./lab.ts";
+import { describe, expect, it } from "vitest";
+import { labGate, labWithEdge } from "./gate.ts";
+import { fault, lab, labAddresses, REPO_ROOT, startEdge, startTurn, stopTurn } from "./lab.ts";
 import { type Figures, runScenario, sleep, waitEdge } from "./scenario.ts";
 
 const { unavailable, note } = labGate();
 
-const SECRET = LAB_SECRET;
 const CLI = "rover/cli.ts";
 let edgeUrl = "";
 
@@ -49,17 +38,9 @@ function expectNothingLost(f: Figures): void {
 }
 
 describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
-  beforeAll(async () => {
-    labUp();
-    startTurn();
-    process.env.ROVERLINK_SECRET = SECRET;
-    edgeUrl = startEdge();
-    await waitEdge(edgeUrl);
-  }, 120_000);
-
-  afterAll(async () => {
-    await labDown();
-  }, 60_000);
+  labWithEdge((url) => {
+    edgeUrl = url;
+  });
 
   it("the link opens through TURN and carries the probe stream", async () => {
     const f = await scenario("baseline", 8, async () => {});

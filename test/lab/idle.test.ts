@@ -7,25 +7,14 @@
 //   - Idle 35 s (past a keepalive), then a silent blackhole, then one send: delivered and echoed
 //     back within seconds, because the send itself makes the link notice (not the next keepalive).
 //     How fast (the issue's 1.5 s) is measured in bench/, not asserted here.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LAB_SECRET, labGate } from "./gate.ts";
+import { describe, expect, it } from "vitest";
+import { labGate, labWithEdge } from "./gate.ts";
 import { jsonLines } from "./json-lines.ts";
-import {
-  execIn,
-  fault,
-  labAddresses,
-  labDown,
-  labUp,
-  nodeIn,
-  startEdge,
-  startTurn,
-  stopChild,
-} from "./lab.ts";
-import { runScenario, sleep, waitEdge } from "./scenario.ts";
+import { execIn, fault, labAddresses, nodeIn, stopChild } from "./lab.ts";
+import { runScenario, sleep } from "./scenario.ts";
 
 const { unavailable, note } = labGate();
 
-const SECRET = LAB_SECRET;
 const NATS = ["natw", "natc", "natb"] as const;
 const IDLE_S = Number(process.env.RL_LAB_IDLE_S ?? "45");
 let edgeUrl = "";
@@ -43,17 +32,9 @@ function udpTimeouts(nat: (typeof NATS)[number]): number[] {
 }
 
 describe.skipIf(unavailable !== undefined)(`idle links in the lab${note}`, () => {
-  beforeAll(async () => {
-    labUp();
-    startTurn();
-    process.env.ROVERLINK_SECRET = SECRET;
-    edgeUrl = startEdge();
-    await waitEdge(edgeUrl);
-  }, 120_000);
-
-  afterAll(async () => {
-    await labDown();
-  }, 60_000);
+  labWithEdge((url) => {
+    edgeUrl = url;
+  });
 
   it(
     `behind NATs that forget a UDP mapping after 30 s of silence, a link idle ${IDLE_S} s stays up and its next message arrives at once`,
