@@ -133,6 +133,9 @@ const OWN_ROUTES_SETTLE_MS = 300;
 const SSE_RETRY_MS = 10 * 60_000;
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
+/** How often the agent sweeps while it has something to watch, and otherwise (ms). */
+const SWEEP_BUSY_MS = 2_000;
+const SWEEP_IDLE_MS = 30_000;
 /**
  * Stopping says goodbye to the edge (hang-ups, then leave) within this long: a supervisor
  * stopping us while the edge is unreachable must not have to kill us. Past it, presence and
@@ -170,6 +173,8 @@ export class Agent extends EventEmitter {
   /** Links kept to peers that left the edge (shared/link/departed.ts). */
   #departed = new DepartedLinks();
   #sweepTimer: NodeJS.Timeout | null = null;
+  /** When the armed sweep runs (ms since epoch). */
+  #sweepAt = 0;
   /** Peers whose link was dropped for misbehaving (shared/link/conduct.ts). */
   #quarantine = new Quarantine();
   /**
@@ -243,7 +248,7 @@ export class Agent extends EventEmitter {
     if (this.#outbox) this.log.info({ file: this.#outbox.file }, "durable control streams");
     this.#running = true;
     this.#loop = this.#eventLoop();
-    this.#sweepTimer = setInterval(() => this.#sweep(), 2_000).unref();
+    this.#sweepSoon(); // the first sweep finds what a durable outbox brought back
     if (this.#o.manageRoutes) {
       this.#uplinks = new UplinkManager({ log: (o, msg) => this.log.warn(o, msg) });
     }
@@ -467,6 +472,7 @@ export class Agent extends EventEmitter {
         this.#peers.delete(ev.peer);
         const l = this.#links.get(ev.peer);
         if (l && this.#departed.left(ev.peer, ev.reason, l.up, Date.now()) === "keep") {
+          this.#sweepSoon();
           // The edge lost sight of the peer (its uplink to the edge, or the edge, failed), the
           // path between us did not: kept for a bounded grace while it works (#sweep).
           const { maxKeepMs } = this.#departed.config;
@@ -585,6 +591,7 @@ export class Agent extends EventEmitter {
    */
   #dropMisbehaving(peer: string, violations: object): void {
     const ms = this.#quarantine.strike(peer, Date.now());
+    this.#sweepSoon();
     this.log.warn(
       { peer, violations, quarantineS: Math.round(ms / 1000) },
       "dropping a misbehaving peer's link",
@@ -609,6 +616,8 @@ export class Agent extends EventEmitter {
    * Stream state of peers with no link: forgotten after an hour.
    */
   #sweep(): void {
+    this.#sweepTimer = null;
+    if (!this.#running) return;
     const now = Date.now();
     for (const [peer, s] of this.#streams) {
       s.sender.expire(now); // stale messages are dropped (counted) while they wait
@@ -628,6 +637,39 @@ export class Agent extends EventEmitter {
       // Served: a peer we are told to connect to gets a new offer.
       if (this.#o.connect?.includes(peer) && this.#peers.has(peer)) this.connect(peer);
     }
+    this.#armSweep();
+  }
+
+  /**
+   * The next sweep: in 2 s while something it watches can change soon (messages waiting with a
+   * deadline, links kept to departed peers, refused peers), in 30 s otherwise. A fixed 2 s timer
+   * woke an idle rover for nothing; what makes the sweep busy again calls this at once.
+   */
+  #armSweep(): void {
+    if (!this.#running) return;
+    let busy = this.#departed.keeping || this.#quarantine.refusing;
+    if (!busy)
+      for (const s of this.#streams.values())
+        if (s.sender.backlog().messages > 0) {
+          busy = true;
+          break;
+        }
+    const at = Date.now() + (busy ? SWEEP_BUSY_MS : SWEEP_IDLE_MS);
+    if (this.#sweepTimer && this.#sweepAt <= at) return;
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), at - Date.now());
+    this.#sweepTimer.unref();
+  }
+
+  /** Something the sweep watches may have begun (a send, a kept link, a refusal). Cheap. */
+  #sweepSoon(): void {
+    if (this.#sweepTimer && this.#sweepAt <= Date.now() + SWEEP_BUSY_MS) return;
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+    if (!this.#running) return;
+    this.#sweepAt = Date.now() + SWEEP_BUSY_MS;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), SWEEP_BUSY_MS);
+    this.#sweepTimer.unref();
   }
 
   #newLink(peer: string, role: "offerer" | "answerer"): Link {
@@ -727,6 +769,7 @@ export class Agent extends EventEmitter {
    * peer's outbox is full and OutboxError when the disk cannot keep the message.
    */
   send(peer: string, channel: string, data: Payload, opts?: SendOptions): boolean {
+    this.#sweepSoon();
     const l = this.#links.get(peer);
     if (l) return l.send(channel, data, opts);
     if (channel === "control" && this.#outbox && peer !== this.id && this.#knows(peer)) {
@@ -888,7 +931,7 @@ export class Agent extends EventEmitter {
     }
     this.#running = false;
     this.#net?.close();
-    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
     await this.#uplinks?.close();
     if (this.#iceTimer) clearTimeout(this.#iceTimer);
     this.#pollAbort?.abort();

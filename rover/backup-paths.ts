@@ -89,6 +89,8 @@ export class BackupPaths {
   #pc: RTCPeerConnection | null = null;
   #subs: { unSubscribe(): void }[] = [];
   #timer: NodeJS.Timeout | null = null;
+  /** When the armed timer fires (ms). */
+  #dueAt = 0;
   /** When the last round of checks began (ms). */
   #lastRound = Number.NEGATIVE_INFINITY;
   /** Uplink addresses given to werift (addUplink). */
@@ -135,15 +137,34 @@ export class BackupPaths {
     this.#kept.clear();
     this.#added.clear();
     this.sync();
-    // Woken at the busy cadence; a round runs when the policy's interval has passed (an idle
-    // link's backups are checked at its keepalive cadence, not every few seconds).
-    this.#timer = setInterval(() => {
-      const now = Date.now();
-      if (now - this.#lastRound >= this.#o.health.backupCheckInterval(now, this.#every))
-        void this.#checkAll();
-    }, this.#every);
-    this.#timer.unref();
     void this.#checkAll();
+    this.schedule();
+  }
+
+  /**
+   * Arm the next round for when the policy's interval says (an idle link's backups are checked
+   * at its keepalive cadence, a busy one's every few seconds). Called after each round and on
+   * each tick of the link, so traffic that starts shortens a long wait; a timer set for the
+   * round, not one waking at the busy cadence to ask, keeps an idle rover asleep.
+   */
+  schedule(): void {
+    if (!this.#pc || this.#closed) return;
+    const now = Date.now();
+    const interval = this.#o.health.backupCheckInterval(now, this.#every);
+    // Never sooner than one busy interval from now: a round that could not run (no pair
+    // selected yet) is tried again then, not in a loop.
+    const at = Math.max(this.#lastRound + interval, now + Math.min(this.#every, interval));
+    if (this.#timer && this.#dueAt <= at) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#dueAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      const t = Date.now();
+      if (t - this.#lastRound >= this.#o.health.backupCheckInterval(t, this.#every))
+        void this.#checkAll();
+      this.schedule();
+    }, at - now);
+    this.#timer.unref();
   }
 
   /** The network changed (and at attach): gather on new uplinks, drop gone ones, tell the policy. */
@@ -276,7 +297,7 @@ export class BackupPaths {
       if (this.#again) {
         this.#again = false;
         void this.#checkAll();
-      }
+      } else this.schedule();
     }
   }
 
@@ -325,7 +346,7 @@ export class BackupPaths {
   #detach(): void {
     for (const s of this.#subs) s.unSubscribe();
     this.#subs = [];
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
 

@@ -22,9 +22,12 @@ export class EdgeHttp {
     return new Agent({
       keepAliveTimeout: 30_000,
       connectTimeout: 5_000,
-      // Long-polls hold up to 25 s; the client's own timeout covers the rest.
-      headersTimeout: 40_000,
-      bodyTimeout: 40_000,
+      // Off: every request through here is bounded by the edge client itself (its request
+      // timeout covers headers and body; an SSE stream has its idle timer). undici's own
+      // header/body timeouts run on its "fast timers", which tick every 500 ms while any is
+      // armed: with the event stream always open, that was 2 wake-ups a second on an idle rover.
+      headersTimeout: 0,
+      bodyTimeout: 0,
       // A client option (undici overrides a `connect.localAddress` with it, null included).
       ...(localAddress ? { localAddress } : {}),
     });

@@ -784,6 +784,7 @@ export class Link extends EventEmitter {
     const next = this.health.nextDeadline();
     if (next !== undefined)
       this.#timer = setTimeout(() => this.#tick(), Math.max(5, next - Date.now()));
+    this.#backup.schedule(); // traffic that began may want backups checked sooner
   }
 
   #do(d: Decision): void {

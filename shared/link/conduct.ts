@@ -170,6 +170,12 @@ export class Quarantine {
     return q !== undefined && q.declined++ === 0;
   }
 
+  /** Whether a refusal is still to end (the agent sweeps often only then). */
+  get refusing(): boolean {
+    for (const q of this.#peers.values()) if (!q.released) return true;
+    return false;
+  }
+
   /** Peers whose refusal ended since the last call; strikes are forgotten after `maxMs` more. */
   released(now: number): string[] {
     const out: string[] = [];

@@ -49,6 +49,11 @@ export class DepartedLinks {
     this.#kept.delete(peer);
   }
 
+  /** Whether any link is kept (the agent sweeps often only then). */
+  get keeping(): boolean {
+    return this.#kept.size > 0;
+  }
+
   isKept(peer: string): boolean {
     return this.#kept.has(peer);
   }

@@ -1,5 +1,5 @@
 // NetWatch on netlink events (rover/netwatch.ts): a change is seen at once, not at the next poll
-// (the safety poll is every 5 s). Runs in a throwaway network namespace of its own (`unshare -n`,
+// (the safety poll is every 30 s). Runs in a throwaway network namespace of its own (`unshare -n`,
 // root), so it is in the lab project.
 import { execFileSync } from "node:child_process";
 import { expect, it } from "vitest";

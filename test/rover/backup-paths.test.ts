@@ -110,6 +110,34 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     expect(await until(() => want.every((m) => linked?.received.includes(m)), 5_000)).toBe(true);
   });
 
+  it("checks backups at the keepalive cadence while idle, and at the busy cadence as soon as traffic begins", async () => {
+    linked = await linkedPair();
+    const a = end(linked.a, () => two, "a");
+    end(
+      linked.b,
+      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
+      "b",
+    );
+    expect(await until(() => a.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
+    // Every round of checks ends by telling the policy whether the peer has other paths.
+    let rounds = 0;
+    const onPeerPaths = a.health.onPeerPaths.bind(a.health);
+    a.health.onPeerPaths = (now, others) => {
+      rounds++;
+      onPeerPaths(now, others);
+    };
+    await new Promise((r) => setTimeout(r, 500)); // the start-up rounds (a new uplink's) end
+    rounds = 0;
+    // Idle (nothing sent): the next round is a keepalive interval (20 s) away, not 200 ms.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(rounds).toBe(0);
+    // Traffic begins; the link's next tick reschedules (Link.#tick calls schedule()).
+    a.health.onSend(Date.now());
+    a.backup.schedule();
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(rounds).toBeGreaterThanOrEqual(3); // every 200 ms (checkEveryMs) while busy
+  });
+
   it("a route briefly missing during a planned move keeps that uplink's backup: the move is a switch, not a restart", async () => {
     linked = await linkedPair();
     const addresses = two.present;
