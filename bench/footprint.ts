@@ -29,6 +29,9 @@ export interface Footprint {
   stun?: PerDay;
   /** Each linked rover's CPU over the idle window, % of one core. */
   cpuPct?: { a: number; b: number };
+  /** The same once past the start-up GCs (bench/idle-link.ts), null when the window was short. */
+  cpuSteadyPct?: { a: number; b: number } | null;
+  steadyAfterS?: number;
   /** Both rovers' signaling to the edge while idle (TCP, both directions); half is per rover. */
   signaling?: PerDay;
   /** Persistent keepalive every 25 s, one way: 32-byte WireGuard message + 28 bytes UDP/IPv4. */
@@ -113,6 +116,8 @@ export async function footprint(
       link,
       stun: perDay(f.stun, f.seconds),
       cpuPct: f.cpuPct,
+      cpuSteadyPct: f.cpuSteadyPct,
+      steadyAfterS: f.steadyAfterS,
       signaling: perDay(f.tcp, f.seconds),
       wireguard: WIREGUARD,
       ratioLinkBytes: Math.round((link.bytesPerDay / WIREGUARD.bytesPerDay) * 10) / 10,

@@ -6,7 +6,7 @@
  * edge). Prints one JSON line (IdleLinkFigures) on stdout.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT, startLocalEdge } from "../rover/local-edge.ts";
 import { BENCH_SECRET } from "./peers.ts";
@@ -27,8 +27,17 @@ export interface IdleLinkFigures {
   udp: Counted;
   /** The STUN part of `udp` (ICE consent checks and their answers: the keepalive). */
   stun: Counted;
-  /** CPU time of each linked rover over the idle window (% of one core). */
+  /** CPU time of each linked rover (all threads, its children too) over the idle window (% of one core). */
   cpuPct: { a: number; b: number };
+  /**
+   * The same from STEADY_AFTER_S after each rover started to the end of the window: V8's memory
+   * reducer runs one or two full GCs in a process's first ~4 minutes (at ~100 s and ~200 s, a few
+   * tens of ms each), which a rover running for days does not pay again. Null when that leaves
+   * less than a minute.
+   */
+  cpuSteadyPct: { a: number; b: number } | null;
+  /** How long after its start each rover's steady window began (s). */
+  steadyAfterS: number;
   /** The link profile both rovers ran with. */
   profile: string;
   /** Both rovers' HTTP to the edge's port (parked long-polls and their answers), both ways. */
@@ -82,13 +91,30 @@ function read(): { udp: Counted; stun: Counted; tcp: Counted } {
   };
 }
 
-/** CPU time (user + system) a process has used, in seconds (/proc/<pid>/stat, clock ticks). */
+/**
+ * CPU time a process and its children (the agent's `ip monitor`) have run, in seconds: the
+ * scheduler's own runtime of every thread (/proc/<pid>/task/<tid>/schedstat, ns). The tick
+ * counts of /proc/<pid>/stat charge a whole 10 ms tick to whichever thread runs at the tick, and
+ * a timer-driven idle process wakes on ticks: they read 2-3 times the real figure here.
+ */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 14 and 15 (utime, stime) of stat(5); f starts at field 3. USER_HZ is 100 on Linux.
-  return (Number(f[11]) + Number(f[12])) / 100;
+  let ns = 0;
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  for (const tid of tasks) {
+    const at = `/proc/${pid}/task/${tid}`;
+    try {
+      ns += Number(readFileSync(`${at}/schedstat`, "utf8").split(" ")[0]);
+      for (const child of readFileSync(`${at}/children`, "utf8").trim().split(/\s+/))
+        if (child) ns += cpuSeconds(Number(child)) * 1e9;
+    } catch {
+      // The thread (or child) ended between the listing and the read: its time is gone with it.
+    }
+  }
+  return ns / 1e9;
 }
+
+/** Past the memory reducer's start-up GCs (see cpuSteadyPct). */
+const STEADY_AFTER_S = 240;
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -157,10 +183,12 @@ async function main(): Promise<void> {
   const kids: ChildProcess[] = [];
   try {
     const room = "footprint";
+    const aStarted = performance.now();
     const a = rover(edge.url, room, "a", ["--connect", "b", "--link-profile", linkProfile]);
     kids.push(a.child);
     await sleep(settle * 1000); // joined, waiting for b
     const rssIdleMiB = rssMiB(a.child.pid as number);
+    const bStarted = performance.now();
     const b = rover(edge.url, room, "b", ["--echo", "--link-profile", linkProfile]);
     kids.push(b.child);
     const linked = await Promise.race([a.up.then(() => true), sleep(30_000).then(() => false)]);
@@ -169,15 +197,32 @@ async function main(): Promise<void> {
     const rssLinkedMiB = rssMiB(a.child.pid as number);
     countersUp(Number(new URL(edge.url).port));
     const pids = [a.child.pid as number, b.child.pid as number] as const;
+    const started = [aStarted, bStarted] as const;
     const cpu0 = pids.map(cpuSeconds);
     const c0 = read();
     const t0 = performance.now();
-    await sleep(idleS * 1000);
+    // Each rover's CPU when it passes STEADY_AFTER_S (sampled every second until then).
+    const steady: ({ at: number; cpu: number } | null)[] = [null, null];
+    const end = t0 + idleS * 1000;
+    while (performance.now() < end) {
+      await sleep(Math.min(1_000, end - performance.now()));
+      for (const i of [0, 1] as const)
+        if (steady[i] === null && performance.now() - started[i] >= STEADY_AFTER_S * 1000)
+          steady[i] = { at: performance.now(), cpu: cpuSeconds(pids[i]) };
+    }
     const c1 = read();
-    const secs = (performance.now() - t0) / 1000;
+    const t1 = performance.now();
+    const secs = (t1 - t0) / 1000;
     const cpu1 = pids.map(cpuSeconds);
     const pct = (i: number) =>
       Math.round((((cpu1[i] ?? 0) - (cpu0[i] ?? 0)) / secs) * 100 * 1000) / 1000;
+    const steadyPct = (i: 0 | 1): number | null => {
+      const s0 = steady[i];
+      if (!s0 || t1 - s0.at < 60_000) return null;
+      return Math.round((((cpu1[i] ?? 0) - s0.cpu) / ((t1 - s0.at) / 1000)) * 100 * 1000) / 1000;
+    };
+    const sa = steadyPct(0);
+    const sb = steadyPct(1);
     const diff = (x: Counted, y: Counted): Counted => ({
       packets: y.packets - x.packets,
       bytes: y.bytes - x.bytes,
@@ -191,6 +236,8 @@ async function main(): Promise<void> {
       stun: diff(c0.stun, c1.stun),
       tcp: diff(c0.tcp, c1.tcp),
       cpuPct: { a: pct(0), b: pct(1) },
+      cpuSteadyPct: sa !== null && sb !== null ? { a: sa, b: sb } : null,
+      steadyAfterS: STEADY_AFTER_S,
       profile: linkProfile,
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -367,7 +367,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       md.push(
         `Memory: RSS of a \`roverlink rover\` process joined and alone **${fmt(p.rssIdleMiB, 1)} MiB**, linked to one peer and idle **${fmt(p.rssLinkedMiB, 1)} MiB**; a bare \`node\` process doing nothing: ${fmt(p.rssBareNodeMiB, 1)} MiB (linked agent / bare Node: ${times(ratio(p.rssLinkedMiB, p.rssBareNodeMiB))}).`,
         "",
-        `Idle link on the wire: two rovers linked and idle for ${fmt(p.idleSeconds, 0)} s (\`--link-profile ${p.profile ?? "cellular"}\`) in a network namespace of the run's own, every packet counted by iptables (IP bytes, both directions), scaled to a day. CPU of each linked rover over that window: ${fmt(p.cpuPct?.a, 3)} % and ${fmt(p.cpuPct?.b, 3)} % of one core.`,
+        `Idle link on the wire: two rovers linked and idle for ${fmt(p.idleSeconds, 0)} s (\`--link-profile ${p.profile ?? "cellular"}\`) in a network namespace of the run's own, every packet counted by iptables (IP bytes, both directions), scaled to a day. CPU of each linked rover (every thread and child, scheduler runtime) over that window: ${fmt(p.cpuPct?.a, 3)} % and ${fmt(p.cpuPct?.b, 3)} % of one core${p.cpuSteadyPct ? `; from ${p.steadyAfterS} s after each started (past V8's start-up memory-reducer GCs) to the end: **${fmt(p.cpuSteadyPct.a, 3)} % and ${fmt(p.cpuSteadyPct.b, 3)} %**` : ""}.`,
         "",
         "| traffic | packets/day | bytes/day | MB/day |",
         "|---|---|---|---|",

@@ -249,8 +249,9 @@ try {
   if (ramDisk) rmSync(ramDisk, { recursive: true, force: true });
 }
 if (only.has("footprint")) {
-  // Long enough for 15 keepalive exchanges (one every 16-24 s) at the cellular cadence.
-  const idle = quick ? 5 : 300;
+  // Long enough for 20 keepalive exchanges (one every 16-24 s) at the cellular cadence, and for
+  // 3 minutes of CPU past the start-up GCs (bench/idle-link.ts, cpuSteadyPct).
+  const idle = quick ? 5 : 420;
   results.footprint = await timed(
     "footprint",
     `rovers idle and linked, ${idle} s idle link in a private namespace`,
