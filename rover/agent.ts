@@ -250,7 +250,10 @@ export class Agent extends EventEmitter {
     this.#loop = this.#eventLoop();
     this.#sweepSoon(); // the first sweep finds what a durable outbox brought back
     if (this.#o.manageRoutes) {
-      this.#uplinks = new UplinkManager({ log: (o, msg) => this.log.warn(o, msg) });
+      this.#uplinks = new UplinkManager({
+        log: (o, msg, level = "warn") => this.log[level](o, msg),
+      });
+      void this.#uplinks.sourceRoute();
     }
     if (this.#o.watchNetwork !== false) {
       void this.#checkBlackholeEscape();
@@ -917,6 +920,7 @@ export class Agent extends EventEmitter {
       return;
     }
     this.log.info({ what }, "local network changed");
+    void this.#uplinks?.sourceRoute(); // an uplink's address or gateway may be new
     this.#freshHttp();
     for (const l of this.#links.values()) l.networkChanged();
     this.#followLinks();

@@ -321,7 +321,7 @@ program
   )
   .option(
     "--manage-routes",
-    "on silent uplink loss, demote its default route (needs CAP_NET_ADMIN)",
+    "route each uplink by source (ip rule per uplink) so a dead one is escaped; without that, demote its default route on silent loss (needs CAP_NET_ADMIN)",
   )
   .option(
     "--backup-check-ms <ms>",

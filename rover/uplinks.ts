@@ -1,11 +1,17 @@
 /**
  * Uplink failover for multi-homed rovers (`--manage-routes`, needs CAP_NET_ADMIN and `ip`).
- * werift's sockets are bound to 0.0.0.0, so packets follow the routing table. When the preferred
- * uplink dies silently (link up, packets dropped), the table keeps preferring it and no ICE
- * restart can help. So on silent path loss the agent demotes the preferred default route (a
- * higher metric), the kernel moves traffic to the next uplink, and the link restarts there.
- * Demotions are undone after a probation period (doubling while the uplink keeps failing) and
- * when the agent stops.
+ * werift's own sockets are bound to 0.0.0.0, so their packets follow the main routing table,
+ * which keeps preferring a silently dead uplink (link up, packets dropped). Two remedies:
+ * - source rules (the first choice): one routing table per uplink and an `ip rule from <address>`
+ *   selecting it, so the sockets the agent binds to each uplink's address (backup paths, requests
+ *   to the edge) leave through that uplink whatever the main table says. The agent installs them
+ *   for uplinks that have none, keeps them in step with the addresses, and removes them when it
+ *   stops. With every uplink source-routed, the way out of a blackhole is a switch to a backup
+ *   path, and the main table is left alone;
+ * - demotion (when source rules could not be installed for every uplink): on silent path loss
+ *   the preferred default route gets a higher metric for a probation period (doubling while the
+ *   uplink keeps failing), so the kernel moves traffic to the next uplink. Undone when the agent
+ *   stops.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -46,6 +52,110 @@ function routeArgs(r: DefaultRoute, metric: number): string[] {
   ];
 }
 
+/** The rule preference marking the source rules this agent installed (and may remove). */
+export const SOURCE_RULE_PREF = 5207;
+/** Our per-uplink tables: this plus the interface index. */
+const SOURCE_TABLE_BASE = 52_070_000;
+
+export interface UplinkAddresses {
+  dev: string;
+  ifindex: number;
+  addresses: string[];
+}
+
+/** `ip -j -4 addr show` -> each interface's IPv4 addresses. */
+export function parseAddresses(json: string): UplinkAddresses[] {
+  const rows = JSON.parse(json || "[]") as {
+    ifname?: unknown;
+    ifindex?: unknown;
+    addr_info?: { family?: unknown; local?: unknown }[];
+  }[];
+  return rows.flatMap((r) =>
+    typeof r.ifname === "string" && typeof r.ifindex === "number"
+      ? [
+          {
+            dev: r.ifname,
+            ifindex: r.ifindex,
+            addresses: (r.addr_info ?? []).flatMap((a) =>
+              a.family === "inet" && typeof a.local === "string" ? [a.local] : [],
+            ),
+          },
+        ]
+      : [],
+  );
+}
+
+export interface PolicyRule {
+  src: string;
+  table: string;
+  pref: number;
+}
+
+/** `ip -j rule show` -> the rules that select by source address. */
+export function parseRules(json: string): PolicyRule[] {
+  const rows = JSON.parse(json || "[]") as { src?: unknown; table?: unknown; priority?: unknown }[];
+  return rows.flatMap((r) =>
+    typeof r.src === "string" && r.src !== "all"
+      ? [{ src: r.src, table: String(r.table ?? ""), pref: Number(r.priority ?? -1) }]
+      : [],
+  );
+}
+
+export interface SourceRule {
+  src: string;
+  table: number;
+  dev: string;
+  gateway?: string;
+}
+
+export interface SourceRulePlan {
+  /** Rules (and their tables' default routes) to install. */
+  add: SourceRule[];
+  /** Our rules whose address or uplink is gone. */
+  remove: PolicyRule[];
+  /** Our rules to keep: their tables' default routes are refreshed (the gateway may change). */
+  keep: SourceRule[];
+  /** Uplinks with a default route that will have a source rule for every address. */
+  routed: string[];
+}
+
+/**
+ * Source rules for every uplink with a default route, where the system has none (pure): rules of
+ * our own preference are ours to replace or remove; any other rule from an address means the
+ * system already routes it by source, and it is left alone.
+ */
+export function planSourceRules(
+  routes: DefaultRoute[],
+  uplinks: UplinkAddresses[],
+  rules: PolicyRule[],
+): SourceRulePlan {
+  const theirs = new Set(rules.filter((r) => r.pref !== SOURCE_RULE_PREF).map((r) => r.src));
+  const ours = rules.filter((r) => r.pref === SOURCE_RULE_PREF);
+  const want: SourceRule[] = [];
+  const routed: string[] = [];
+  for (const dev of new Set(routes.map((r) => r.dev))) {
+    const u = uplinks.find((x) => x.dev === dev);
+    if (!u || u.addresses.length === 0) continue;
+    const route = routes.find((r) => r.dev === dev) as DefaultRoute;
+    for (const src of u.addresses)
+      if (!theirs.has(src))
+        want.push({
+          src,
+          table: SOURCE_TABLE_BASE + u.ifindex,
+          dev,
+          ...(route.gateway ? { gateway: route.gateway } : {}),
+        });
+    routed.push(dev);
+  }
+  const same = (r: PolicyRule, w: SourceRule) => r.src === w.src && r.table === String(w.table);
+  return {
+    add: want.filter((w) => !ours.some((r) => same(r, w))),
+    remove: ours.filter((r) => !want.some((w) => same(r, w))),
+    keep: want.filter((w) => ours.some((r) => same(r, w))),
+    routed,
+  };
+}
+
 export interface Demotion {
   route: DefaultRoute;
   demotedMetric: number;
@@ -54,14 +164,22 @@ export interface Demotion {
 
 export class UplinkManager {
   readonly #ip: IpRunner;
-  readonly #log: (o: object, msg: string) => void;
+  readonly #log: (o: object, msg: string, level?: "info" | "warn") => void;
   #demoted = new Map<string, Demotion>();
   #probationMs = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
   #busy = false;
+  /** Uplinks with a source rule for every address, and every uplink with a default route. */
+  #routed = new Set<string>();
+  #uplinks: string[] = [];
+  #syncing: Promise<void> = Promise.resolve();
 
   constructor(
-    opts: { ip?: IpRunner; log?: (o: object, msg: string) => void; firstProbationMs?: number } = {},
+    opts: {
+      ip?: IpRunner;
+      log?: (o: object, msg: string, level?: "info" | "warn") => void;
+      firstProbationMs?: number;
+    } = {},
   ) {
     this.#ip = opts.ip ?? ipRunner;
     this.#log = opts.log ?? (() => {});
@@ -74,8 +192,87 @@ export class UplinkManager {
     return parseDefaultRoutes(await this.#ip(["-j", "route", "show", "default"]));
   }
 
-  /** Demote the preferred default route when another exists. Returns the demoted device. */
+  /**
+   * Install source rules where an uplink has none, and drop ours for addresses that are gone. At
+   * start and after every network change; serialized. Failures are logged (no CAP_NET_ADMIN):
+   * demotion is then the way out.
+   */
+  sourceRoute(): Promise<void> {
+    this.#syncing = this.#syncing.then(() => this.#sourceRoute());
+    return this.#syncing;
+  }
+
+  async #sourceRoute(): Promise<void> {
+    try {
+      const routes = await this.routes();
+      const plan = planSourceRules(
+        routes,
+        parseAddresses(await this.#ip(["-j", "-4", "addr", "show"])),
+        parseRules(await this.#ip(["-j", "rule", "show"])),
+      );
+      for (const r of plan.remove) {
+        await this.#ip([
+          "rule",
+          "del",
+          "from",
+          r.src,
+          "lookup",
+          r.table,
+          "pref",
+          String(SOURCE_RULE_PREF),
+        ]);
+        await this.#ip(["route", "flush", "table", r.table]).catch(() => "");
+      }
+      for (const r of [...plan.keep, ...plan.add]) {
+        const via = r.gateway ? ["via", r.gateway] : [];
+        await this.#ip([
+          "route",
+          "replace",
+          "default",
+          ...via,
+          "dev",
+          r.dev,
+          "table",
+          String(r.table),
+        ]);
+      }
+      for (const r of plan.add) {
+        await this.#ip([
+          "rule",
+          "add",
+          "from",
+          r.src,
+          "lookup",
+          String(r.table),
+          "pref",
+          String(SOURCE_RULE_PREF),
+        ]);
+        this.#log({ dev: r.dev, from: r.src, table: r.table }, "source rule installed", "info");
+      }
+      this.#routed = new Set(plan.routed);
+      this.#uplinks = [...new Set(routes.map((r) => r.dev))];
+    } catch (e) {
+      this.#routed.clear();
+      this.#log(
+        { err: (e as Error).message },
+        "source rules not installed (needs CAP_NET_ADMIN and ip); demoting routes instead",
+      );
+    }
+  }
+
+  /** Whether every uplink is routed by source: a blackhole is escaped by a backup path then. */
+  get sourceRouted(): boolean {
+    return this.#uplinks.length > 1 && this.#uplinks.every((d) => this.#routed.has(d));
+  }
+
+  /**
+   * Demote the preferred default route when another exists and the uplinks are not all routed by
+   * source (then the link's switch to a backup path escapes, and moving the main table's traffic
+   * under it only disturbed that switch). Returns the demoted device.
+   */
   async demotePrimary(now = Date.now()): Promise<string | null> {
+    await this.#syncing;
+    if (this.sourceRouted) return null;
     if (this.#busy) return null;
     this.#busy = true;
     try {
@@ -147,5 +344,25 @@ export class UplinkManager {
   async close(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     await this.restoreDue(Date.now(), true);
+    await this.#syncing;
+    // Our source rules go with us; the system's own stay.
+    try {
+      const rules = parseRules(await this.#ip(["-j", "rule", "show"]));
+      for (const r of rules.filter((x) => x.pref === SOURCE_RULE_PREF)) {
+        await this.#ip([
+          "rule",
+          "del",
+          "from",
+          r.src,
+          "lookup",
+          r.table,
+          "pref",
+          String(SOURCE_RULE_PREF),
+        ]);
+        await this.#ip(["route", "flush", "table", r.table]).catch(() => "");
+      }
+    } catch (e) {
+      this.#log({ err: (e as Error).message }, "source rules not removed");
+    }
   }
 }

@@ -74,7 +74,9 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
   });
 
   it("wifi silently blackholed (link up, every packet dropped)", async () => {
-    // The routing table still prefers wifi: the agent demotes its route (--manage-routes).
+    // The routing table still prefers wifi. rl-a routes by source (docs/lab.md), so with
+    // --manage-routes the agent leaves the main table alone and escapes over a backup on cell
+    // (it demotes wifi's default route only where source rules cannot be had).
     const f = await scenario(
       "wifi-blackhole",
       16,
