@@ -109,6 +109,8 @@ export class PeerLink {
   private probeSeq = 0;
   private sampler: ReturnType<typeof setInterval> | null = null;
   private closed = false;
+  /** The PeerConnection last found closed under the link (told to the policy once). */
+  private closedSeen: RTCPeerConnection | null = null;
 
   constructor(ctx: LinkContext, peer: string, role: "offerer" | "answerer", cb: LinkCallbacks) {
     this.ctx = ctx;
@@ -759,12 +761,29 @@ export class PeerLink {
   private async sample(): Promise<void> {
     if (this.closed) return;
     const pc = this.current;
+    if (pc.signalingState === "closed") {
+      this.closedUnderUs(pc);
+      return;
+    }
     const s = sampleStats(await pc.getStats(), Date.now());
     if (pc !== this.current || this.closed) return;
     const loss = lossBetween(this.lastSample, s);
     this.lastSample = s;
     if (s.path !== "unknown") this.loop.health.onPath(s.path);
     this.cb.sample(this, s, loss, this.health());
+  }
+
+  /**
+   * The PeerConnection in use was closed, not by us (we replace ours before closing them).
+   * close() fires no event, and its closed channels send no probes, so nothing else would ever
+   * tell the policy: the link would wait for the peer's keepalive to fail (~25 s). Its DTLS
+   * transport is closed for good, which only a rebuild mends, as DTLS `failed`.
+   */
+  private closedUnderUs(pc: RTCPeerConnection): void {
+    if (this.closedSeen === pc) return;
+    this.closedSeen = pc;
+    this.log("the PeerConnection was closed under the link");
+    this.loop.feed((h, now) => h.onDtlsState("failed", now));
   }
 
   // -------------------------------------------------------------------------------------------

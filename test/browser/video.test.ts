@@ -244,6 +244,13 @@ describe("rover camera in the console", () => {
     await page.evaluate(() =>
       (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs.at(-1)?.close(),
     );
+    // close() fires no event: the console must notice the closed PeerConnection itself and
+    // rebuild, not wait until the rover's keepalive misses (~25 s) and its restart offer fails.
+    await expect
+      .poll(() => roomLog.textContent(), { timeout: 10_000 })
+      .toMatch(
+        /cam-1: the PeerConnection was closed under the link.*cam-1: rebuilding the PeerConnection \(dtls-failed/,
+      );
     await expect
       .poll(
         async () => {
