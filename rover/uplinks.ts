@@ -210,19 +210,7 @@ export class UplinkManager {
         parseAddresses(await this.#ip(["-j", "-4", "addr", "show"])),
         parseRules(await this.#ip(["-j", "rule", "show"])),
       );
-      for (const r of plan.remove) {
-        await this.#ip([
-          "rule",
-          "del",
-          "from",
-          r.src,
-          "lookup",
-          r.table,
-          "pref",
-          String(SOURCE_RULE_PREF),
-        ]);
-        await this.#ip(["route", "flush", "table", r.table]).catch(() => "");
-      }
+      for (const r of plan.remove) await this.#removeRule(r);
       for (const r of [...plan.keep, ...plan.add]) {
         const via = r.gateway ? ["via", r.gateway] : [];
         await this.#ip([
@@ -258,6 +246,13 @@ export class UplinkManager {
         "source rules not installed (needs CAP_NET_ADMIN and ip); demoting routes instead",
       );
     }
+  }
+
+  /** One of our rules and its table. A table already gone is no failure. */
+  async #removeRule(r: PolicyRule): Promise<void> {
+    const pref = String(SOURCE_RULE_PREF);
+    await this.#ip(["rule", "del", "from", r.src, "lookup", r.table, "pref", pref]);
+    await this.#ip(["route", "flush", "table", r.table]).catch(() => "");
   }
 
   /** Whether every uplink is routed by source: a blackhole is escaped by a backup path then. */
@@ -348,19 +343,7 @@ export class UplinkManager {
     // Our source rules go with us; the system's own stay.
     try {
       const rules = parseRules(await this.#ip(["-j", "rule", "show"]));
-      for (const r of rules.filter((x) => x.pref === SOURCE_RULE_PREF)) {
-        await this.#ip([
-          "rule",
-          "del",
-          "from",
-          r.src,
-          "lookup",
-          r.table,
-          "pref",
-          String(SOURCE_RULE_PREF),
-        ]);
-        await this.#ip(["route", "flush", "table", r.table]).catch(() => "");
-      }
+      for (const r of rules.filter((x) => x.pref === SOURCE_RULE_PREF)) await this.#removeRule(r);
     } catch (e) {
       this.#log({ err: (e as Error).message }, "source rules not removed");
     }
