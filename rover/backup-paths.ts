@@ -228,11 +228,23 @@ export class BackupPaths {
   }
 
   /** Carry out a `switch` decision; false when the pair is gone (the policy falls back). */
-  switchTo(id: string): boolean {
+  switchTo(id: string, planned = false): boolean {
     const ice = this.#ice();
     const pair = ice?.checkList.find((p) => p.id === id);
     if (!ice || !pair || !ice.isCurrentSession(pair)) return false;
+    const prev = ice.nominated;
     const ok = ice.selectPair(pair, "local");
+    // A planned move (to the preferred uplink) leaves a path that carried data a moment ago: it
+    // is its uplink's backup at once; the next round checks it again. Until then the policy had
+    // none there: flapping wifi in the lab, down again 0.6 s after a move back to it, cost an
+    // ICE restart and a 4.5 s gap (two handovers) instead of a switch back.
+    if (ok && planned && prev && prev !== pair && ice.isCurrentSession(prev)) {
+      const key = this.#keyOf(prev, pair);
+      if (key !== null) {
+        this.#kept.set(key, prev);
+        this.#o.health.onBackup(Date.now(), prev.id, this.#labelOf(prev) ?? key, true);
+      }
+    }
     // The controlled side cannot nominate: a check on the new pair, and our data on it, show
     // the controlling side where we are (it follows: onPeerPath there).
     if (ok && !ice.iceControlling) void ice.checkPair(pair, { retransmissions: 2 });

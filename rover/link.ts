@@ -810,7 +810,8 @@ export class Link extends EventEmitter {
         this.#switchReason = d.reason;
         this.emit("switching", d.reason);
         // Gone meanwhile: the policy forgets it, and its verify window falls back to a restart.
-        if (!this.#backup.switchTo(d.to)) this.health.onBackup(Date.now(), d.to, "", false);
+        if (!this.#backup.switchTo(d.to, d.reason === "preferred"))
+          this.health.onBackup(Date.now(), d.to, "", false);
         return;
       case "offer":
         if (this.role !== "offerer") return;

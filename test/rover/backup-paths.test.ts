@@ -138,6 +138,38 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     expect(rounds).toBeGreaterThanOrEqual(3); // every 200 ms (checkEveryMs) while busy
   });
 
+  it("a planned move keeps the path it left as that uplink's backup at once; another move does not", async () => {
+    linked = await linkedPair();
+    const a = end(linked.a, () => two, "a");
+    end(
+      linked.b,
+      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
+      "b",
+    );
+    expect(await until(() => a.health.snapshot(Date.now()).backups >= 2, 5_000)).toBe(true);
+    const ice = iceConnection(linked.a);
+    const bound = (address: string) =>
+      ice?.checkList.find(
+        (p) =>
+          p.protocol.uplink === address && p.state === 3 /* succeeded */ && ice.isCurrentSession(p),
+      );
+    const cell = bound("127.0.0.2");
+    const wifi = bound("127.0.0.1");
+    if (!cell || !wifi) throw new Error("no validated pair on each uplink");
+    const backups = () => a.health.snapshot(Date.now()).backups;
+    // Idle: the next round of checks is 20 s away, so only the moves change the backups here.
+    // Onto cell, not planned (as after wifi went away): the pair left is not made a backup.
+    expect(a.backup.switchTo(cell.id)).toBe(true);
+    expect(a.backup.switchTo(wifi.id, true)).toBe(true);
+    expect(ice?.nominated?.id).toBe(wifi.id);
+    // Planned (back to the preferred uplink): cell's path, live a moment ago, is a backup now.
+    expect(backups()).toBe(1);
+    expect(a.backup.switchTo(cell.id)).toBe(true);
+    expect(backups()).toBe(0); // wifi's path was left by an unplanned move: not a backup yet
+    expect(a.backup.switchTo(wifi.id, true)).toBe(true);
+    expect(backups()).toBe(1);
+  });
+
   it("a route briefly missing during a planned move keeps that uplink's backup: the move is a switch, not a restart", async () => {
     linked = await linkedPair();
     const addresses = two.present;
