@@ -657,21 +657,22 @@ export class Agent extends EventEmitter {
           busy = true;
           break;
         }
-    const at = Date.now() + (busy ? SWEEP_BUSY_MS : SWEEP_IDLE_MS);
-    if (this.#sweepTimer && this.#sweepAt <= at) return;
-    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
-    this.#sweepAt = at;
-    this.#sweepTimer = setTimeout(() => this.#sweep(), at - Date.now());
-    this.#sweepTimer.unref();
+    this.#sweepIn(busy ? SWEEP_BUSY_MS : SWEEP_IDLE_MS);
   }
 
   /** Something the sweep watches may have begun (a send, a kept link, a refusal). Cheap. */
   #sweepSoon(): void {
-    if (this.#sweepTimer && this.#sweepAt <= Date.now() + SWEEP_BUSY_MS) return;
-    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+    this.#sweepIn(SWEEP_BUSY_MS);
+  }
+
+  /** Sweep within `ms`: an armed sweep that comes sooner stays. */
+  #sweepIn(ms: number): void {
     if (!this.#running) return;
-    this.#sweepAt = Date.now() + SWEEP_BUSY_MS;
-    this.#sweepTimer = setTimeout(() => this.#sweep(), SWEEP_BUSY_MS);
+    const at = Date.now() + ms;
+    if (this.#sweepTimer && this.#sweepAt <= at) return;
+    if (this.#sweepTimer) clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), ms);
     this.#sweepTimer.unref();
   }
 

@@ -65,6 +65,12 @@ const two: UplinkView = {
   preferred: "wifi",
 };
 
+/** The peer: single-homed. */
+const oneUplink: UplinkView = {
+  present: [{ iface: "eth0", address: "127.0.0.1" }],
+  preferred: "eth0",
+};
+
 describe("backup paths (rover/backup-paths.ts)", () => {
   it("reads uplinks: IPv4 interfaces with a default route, the lowest metric preferred", () => {
     const ifaces = {
@@ -84,11 +90,7 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     linked = await linkedPair();
     let view = two;
     const a = end(linked.a, () => view, "a");
-    end(
-      linked.b,
-      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
-      "b",
-    );
+    end(linked.b, () => oneUplink, "b");
     // The active pair runs on werift's unbound socket; backups on both bound uplinks.
     expect(await until(() => a.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
     expect(a.health.inputs()).toMatchObject({ onUplinks: 1 });
@@ -113,11 +115,7 @@ describe("backup paths (rover/backup-paths.ts)", () => {
   it("checks backups at the keepalive cadence while idle, and at the busy cadence as soon as traffic begins", async () => {
     linked = await linkedPair();
     const a = end(linked.a, () => two, "a");
-    end(
-      linked.b,
-      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
-      "b",
-    );
+    end(linked.b, () => oneUplink, "b");
     expect(await until(() => a.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
     // Every round of checks ends by telling the policy whether the peer has other paths.
     let rounds = 0;
@@ -141,11 +139,7 @@ describe("backup paths (rover/backup-paths.ts)", () => {
   it("a planned move keeps the path it left as that uplink's backup at once; another move does not", async () => {
     linked = await linkedPair();
     const a = end(linked.a, () => two, "a");
-    end(
-      linked.b,
-      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
-      "b",
-    );
+    end(linked.b, () => oneUplink, "b");
     expect(await until(() => a.health.snapshot(Date.now()).backups >= 2, 5_000)).toBe(true);
     const ice = iceConnection(linked.a);
     const bound = (address: string) =>
@@ -175,11 +169,7 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     const addresses = two.present;
     let view: UplinkView = { ...two, addresses };
     const a = end(linked.a, () => view, "a");
-    end(
-      linked.b,
-      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
-      "b",
-    );
+    end(linked.b, () => oneUplink, "b");
     // Backups on both bound uplinks (the active pair is werift's unbound socket, via wifi).
     expect(await until(() => a.health.snapshot(Date.now()).backups >= 2, 5_000)).toBe(true);
     // The routes change in steps, as `ip route replace/del` make them (the lab's `prefer cell`):
@@ -198,11 +188,7 @@ describe("backup paths (rover/backup-paths.ts)", () => {
 
   it("the controlled side moves first: the controlling side's policy follows (onPeerMoved)", async () => {
     linked = await linkedPair();
-    const a = end(
-      linked.a,
-      () => ({ present: [{ iface: "eth0", address: "127.0.0.1" }], preferred: "eth0" }),
-      "a",
-    );
+    const a = end(linked.a, () => oneUplink, "a");
     const b = end(linked.b, () => two, "b");
     expect(await until(() => b.health.snapshot(Date.now()).backups >= 1, 5_000)).toBe(true);
     const to = [...(iconnB(linked).checkList ?? [])].find(
