@@ -1,6 +1,7 @@
 /**
  * 4. Edge on local workerd: offer-to-answer latency through the room object (POST offer parked in
- * the Worker, the answerer's long-poll woken, its answer returned in the 201), sessions per second
+ * the Worker, the offer event on the answerer's SSE stream as the rover agent follows its room,
+ * its answer returned in the 201; the same with long-polling peers for context), sessions per second
  * in one room as concurrency grows, and the same concurrency spread over more rooms (one Durable
  * Object each). Baseline: a minimal `ws` WebSocket relay forwarding offer and answer frames.
  *
@@ -20,6 +21,7 @@ import type { LocalEdge } from "../rover/local-edge.ts";
 import type { FetchFn } from "../shared/client.ts";
 import { RoverlinkClient } from "../shared/client.ts";
 import { ProblemError } from "../shared/errors.ts";
+import type { RoomEvent } from "../shared/protocol.ts";
 import { mintToken } from "../shared/token.ts";
 import { BENCH_SECRET } from "./peers.ts";
 import { ratio, type Summary, sleep, summarize } from "./stats.ts";
@@ -43,6 +45,8 @@ const SDP = (u: string) =>
   ].join("\r\n");
 
 export interface Throughput {
+  /** How the pairs followed their events (absent before 2026-12-06: long-polls). */
+  events?: EventsMode;
   rooms: number;
   pairsPerRoom: number;
   sessionsPerSecond: number;
@@ -72,7 +76,12 @@ export interface EdgeBench {
   /** Context: one plain request through wrangler dev and workerd (no auth), and an authenticated one. */
   healthzMs: Summary;
   iceServersMs: Summary;
+  /** Both peers following their events over SSE, the rover agent's default (before 2026-12-06: long-polls). */
   offerToAnswerMs: Summary;
+  /** The same with both peers long-polling (the agent's fallback, curl's way). */
+  offerToAnswerPollMs?: Summary;
+  /** How the peers of `offerToAnswerMs`, trickle and the one-room goal followed their events. */
+  events?: EventsMode;
   /** One trickle PATCH (a candidate, If-Match) on an answered session, to its 204. */
   trickleMs?: Summary;
   /** Offer→answer and trickle over a bare request (GET /healthz), medians: the edge's own cost. */
@@ -82,6 +91,7 @@ export interface EdgeBench {
   samples?: {
     healthzMs: number[];
     offerToAnswerMs: number[];
+    offerToAnswerPollMs?: number[];
     trickleMs: number[];
     iceServersMs?: number[];
     wsRelayMs?: number[];
@@ -147,11 +157,47 @@ interface EdgePair {
 }
 
 /**
- * One offerer and one answerer in `room` (the answerer long-polls and answers every offer at
- * once), each from an address of its own. Fresh peer ids every time: the edge's rate limit is per
- * token subject.
+ * How a simulated robot follows its room's events: an SSE stream (the rover agent's default) or
+ * long-polls (its fallback, and what a curl user does). Calls `on` for each event in order until
+ * `running()` is false; a broken stream or failed poll is taken up again from the last cursor.
  */
-async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
+export type EventsMode = "sse" | "poll";
+
+async function follow(
+  c: RoverlinkClient,
+  room: string,
+  id: string,
+  cursor: string,
+  mode: EventsMode,
+  running: () => boolean,
+  signal: AbortSignal,
+  on: (ev: RoomEvent) => Promise<void>,
+): Promise<void> {
+  let after = cursor;
+  while (running()) {
+    try {
+      if (mode === "sse") {
+        for await (const ev of c.stream(room, id, { lastEventId: after, signal })) {
+          after = ev.id;
+          await on(ev);
+        }
+      } else {
+        const r = await c.poll(room, id, { after, wait: 10, signal });
+        after = r.cursor;
+        for (const ev of r.events) await on(ev);
+      }
+    } catch {
+      // Aborted at stop(), or a broken stream / failed poll: follow again from the cursor (or end).
+    }
+  }
+}
+
+/**
+ * One offerer and one answerer in `room` (the answerer answers every offer at once), each from an
+ * address of its own, both following their events by `mode`. Fresh peer ids every time: the
+ * edge's rate limit is per token subject.
+ */
+async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Promise<EdgePair> {
   const n = ++seq;
   const a = `o${n}`;
   const b = `t${n}`;
@@ -168,37 +214,18 @@ async function pairInRoom(edge: LocalEdge, room: string): Promise<EdgePair> {
   const ja = await ca.join(room, {});
   const jb = await cb.join(room, {});
   let running = true;
-  let cursor = jb.cursor;
+  const isRunning = () => running;
   const abort = new AbortController();
-  // The offerer polls its events too, as a robot does: that keeps it present in the room past
+  // The offerer follows its events too, as a robot does: that keeps it present in the room past
   // PRESENCE_TTL_S (and with it the session the trickles go to).
-  const presence = (async () => {
-    let after = ja.cursor;
-    while (running) {
-      const r = await ca
-        .poll(room, a, { after, wait: 10, signal: abort.signal })
-        // Aborted at stop(), or a failed poll: the loop polls again (or ends).
-        .catch(() => null);
-      if (r) after = r.cursor;
-    }
-  })();
-  const answerer = (async () => {
-    while (running) {
-      const r = await cb
-        .poll(room, b, { after: cursor, wait: 10, signal: abort.signal })
-        // Aborted at stop(), or a failed poll: the loop polls again (or ends).
-        .catch(() => null);
-      if (!r) continue;
-      cursor = r.cursor;
-      for (const ev of r.events) {
-        if (ev.type === "offer")
-          await cb
-            .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
-            // A failed answer shows up as the offer's own error (counted there).
-            .catch(() => undefined);
-      }
-    }
-  })();
+  const presence = follow(ca, room, a, ja.cursor, mode, isRunning, abort.signal, async () => {});
+  const answerer = follow(cb, room, b, jb.cursor, mode, isRunning, abort.signal, async (ev) => {
+    if (ev.type === "offer")
+      await cb
+        .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
+        // A failed answer shows up as the offer's own error (counted there).
+        .catch(() => undefined);
+  });
   let trickling: { session: string; etag: string } | null = null;
   let port = 50_000;
   const frag = () =>
@@ -276,11 +303,12 @@ async function sessionsPerSecond(
   rooms: number,
   pairsPerRoom: number,
   seconds: number,
+  mode: EventsMode,
 ): Promise<Throughput> {
   const pairs: EdgePair[] = [];
   for (let r = 0; r < rooms; r++) {
     const room = `bench-edge-${process.pid}-${++seq}`;
-    for (let p = 0; p < pairsPerRoom; p++) pairs.push(await pairInRoom(edge, room));
+    for (let p = 0; p < pairsPerRoom; p++) pairs.push(await pairInRoom(edge, room, mode));
   }
   let done = 0;
   const errors: Record<string, number> = {};
@@ -308,6 +336,7 @@ async function sessionsPerSecond(
   const edgeMs = edgeCpu0 === null || edgeCpu1 === null ? null : edgeCpu1 - edgeCpu0;
   const per = (ms: number) => (done > 0 ? Math.round((ms / done) * 100) / 100 : Number.NaN);
   return {
+    events: mode,
     rooms,
     pairsPerRoom,
     sessionsPerSecond: Math.round((done / secs) * 10) / 10,
@@ -429,17 +458,20 @@ export async function edgeBench(
   // from the offerer's own connection pool before each, so that each ratio's two sides see the
   // same load (the machine is shared: its load moves within seconds).
   const room = `bench-edge-${process.pid}-${++seq}`;
-  const p = await pairInRoom(edge, room);
-  const t = await pairInRoom(edge, room);
+  const p = await pairInRoom(edge, room, "sse");
+  const t = await pairInRoom(edge, room, "sse");
+  const q = await pairInRoom(edge, `bench-edge-${process.pid}-${++seq}`, "poll");
   await p.offer(); // warm-up: the room object's first wake, SQLite, the parked-wait path
+  await q.offer();
   await bare(edge, p.fetch);
   await t.openTrickle();
   const healthz: number[] = [];
   const lat: number[] = [];
+  const latPoll: number[] = [];
   const trickle: number[] = [];
-  // Each step also sets off work after its answer (the answerer's long-poll returns with the
-  // event and polls again); a pause lets it finish, or it would load the next measured step and
-  // the bare request that follows a trickle would pay for the trickle's aftermath.
+  // Each step also sets off work after its answer (events written to streams, a long-poll
+  // returning and polling again); a pause lets it finish, or it would load the next measured step
+  // and the bare request that follows a trickle would pay for the trickle's aftermath.
   const settle = () => sleep(SETTLE_MS);
   for (let i = 0; i < runs; i++) {
     healthz.push(await bare(edge, p.fetch));
@@ -449,15 +481,20 @@ export async function edgeBench(
     await settle();
     trickle.push(await t.trickle());
     await settle();
+    const rq = await q.offer();
+    if (!rq.error) latPoll.push(rq.ms);
+    await settle();
   }
-  await Promise.all([p.stop(), t.stop()]);
+  await Promise.all([p.stop(), t.stop(), q.stop()]);
   const CONCURRENCY = 8;
   const oneRoom: Throughput[] = [];
   for (const pairs of [1, 4, CONCURRENCY])
-    oneRoom.push(await sessionsPerSecond(edge, 1, pairs, seconds));
+    oneRoom.push(await sessionsPerSecond(edge, 1, pairs, seconds, "sse"));
+  // Context: the same point with long-polling peers (two more requests per session).
+  oneRoom.push(await sessionsPerSecond(edge, 1, CONCURRENCY, seconds, "poll"));
   const rooms: Throughput[] = [];
   for (const r of [2, 4, CONCURRENCY])
-    rooms.push(await sessionsPerSecond(edge, r, CONCURRENCY / r, seconds));
+    rooms.push(await sessionsPerSecond(edge, r, CONCURRENCY / r, seconds, "sse"));
   const relay = await wsRelay(runs, CONCURRENCY, seconds);
   const offerToAnswerMs = summarize(lat);
   const wsRelayMs = summarize(relay.latency);
@@ -465,7 +502,9 @@ export async function edgeBench(
   const trickleMs = summarize(trickle);
   const offerOverBare = ratio(offerToAnswerMs.median, healthzMs.median);
   const trickleOverBare = ratio(trickleMs.median, healthzMs.median);
-  const bestOneRoom = Math.max(...oneRoom.map((x) => x.sessionsPerSecond));
+  const bestOneRoom = Math.max(
+    ...oneRoom.filter((x) => x.events === "sse").map((x) => x.sessionsPerSecond),
+  );
   const r2 = (xs: number[]) => xs.map((x) => Math.round(x * 100) / 100);
   return {
     runs,
@@ -473,6 +512,8 @@ export async function edgeBench(
     healthzMs,
     iceServersMs: summarize(ice),
     offerToAnswerMs,
+    offerToAnswerPollMs: summarize(latPoll),
+    events: "sse",
     trickleMs,
     offerOverBare,
     trickleOverBare,
@@ -484,6 +525,7 @@ export async function edgeBench(
     samples: {
       healthzMs: r2(healthz),
       offerToAnswerMs: r2(lat),
+      offerToAnswerPollMs: r2(latPoll),
       trickleMs: r2(trickle),
       iceServersMs: r2(ice),
       wsRelayMs: r2(relay.latency),
@@ -493,7 +535,10 @@ export async function edgeBench(
     oneRoom,
     rooms,
     wsRelay: { pairs: CONCURRENCY, sessionsPerSecond: relay.sessionsPerSecond },
-    ratioThroughput: ratio(oneRoom.at(-1)?.sessionsPerSecond, relay.sessionsPerSecond),
+    ratioThroughput: ratio(
+      oneRoom.find((x) => x.events === "sse" && x.pairsPerRoom === CONCURRENCY)?.sessionsPerSecond,
+      relay.sessionsPerSecond,
+    ),
     secondsPerPoint: seconds,
   };
 }

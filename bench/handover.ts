@@ -39,8 +39,16 @@ export interface GapFigures {
   multiHandoverRuns?: number;
   /** roverlink: handovers per run. */
   handoversPerRun?: Summary;
+  /** roverlink: runs in which the one fault took more than one ICE restart or rebuild (switches to a backup path not counted; absent before 2026-12-06). */
+  multiRestartRuns?: number;
   /** Every run's figures, in the order run. */
-  samples?: { gapMs: number[]; lost: number[]; sent: number[]; handovers?: number[] };
+  samples?: {
+    gapMs: number[];
+    lost: number[];
+    sent: number[];
+    handovers?: number[];
+    restarts?: number[];
+  };
 }
 
 export interface HandoverRow {
@@ -164,6 +172,7 @@ interface Run {
   ok: boolean;
   recovered?: boolean;
   handovers?: number;
+  restarts?: number;
 }
 
 function figures(runs: Run[]): GapFigures {
@@ -185,12 +194,18 @@ function figures(runs: Run[]): GapFigures {
           handoversPerRun: summarize(runs.map((r) => r.handovers ?? 0)),
         }
       : {}),
+    ...(runs.some((r) => r.restarts !== undefined)
+      ? { multiRestartRuns: runs.filter((r) => (r.restarts ?? 0) > 1).length }
+      : {}),
     samples: {
       gapMs: runs.map((r) => Math.round(r.gapMs)),
       lost: runs.map((r) => r.lost),
       sent: runs.map((r) => r.sent),
       ...(runs.some((r) => r.handovers !== undefined)
         ? { handovers: runs.map((r) => r.handovers ?? 0) }
+        : {}),
+      ...(runs.some((r) => r.restarts !== undefined)
+        ? { restarts: runs.map((r) => r.restarts ?? 0) }
         : {}),
     },
   };
@@ -215,6 +230,7 @@ async function roverlinkRun(edgeUrl: string, s: Scenario): Promise<Run> {
     reordered: f.reordered,
     ok: r.exitCode === 0,
     handovers: f.handovers,
+    restarts: f.restarts,
   };
 }
 
@@ -337,7 +353,7 @@ export async function handover(
       for (let i = 0; i < runs; i++) {
         rl.push(await roverlinkRun(edgeUrl, s));
         log(
-          `handover ${s.name} roverlink ${i + 1}/${runs}: gap ${rl.at(-1)?.gapMs} ms, lost ${rl.at(-1)?.lost}, handovers ${rl.at(-1)?.handovers}`,
+          `handover ${s.name} roverlink ${i + 1}/${runs}: gap ${rl.at(-1)?.gapMs} ms, lost ${rl.at(-1)?.lost}, handovers ${rl.at(-1)?.handovers} (restarts ${rl.at(-1)?.restarts})`,
         );
       }
       const st: Run[] = [];

@@ -127,12 +127,12 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         "Two rovers in the lab (docs/lab.md), rover A with wifi + cell behind symmetric NATs, linked through TURN; A probes B at 50 msg/s on `control`, the fault hits A once the link is up.",
         `Gap: the longest time without an echo. Lost: probes never echoed. ${stock}: two plain werift peers (test/lab/peer.ts) under the same fault and probe rate, no handover logic.`,
         "",
-        "| scenario | stack | runs | gap p50 ms | gap p95 ms | gap max ms | runs with >1 handover | lost p50 | lost p95 | lost / sent | dup | reordered |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | stack | runs | gap p50 ms | gap p95 ms | gap max ms | runs with >1 handover | runs with >1 restart | lost p50 | lost p95 | lost / sent | dup | reordered |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
       );
       const row = (name: string, stack: string, g: GapFigures) =>
         md.push(
-          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""}${g.unrecoveredRuns ? ` (${g.unrecoveredRuns} never recovered)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.gapMs.max)} | ${g.multiHandoverRuns ?? "–"} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
+          `| ${name} | ${stack} | ${g.runs}${g.failedRuns ? ` (${g.failedRuns} unclean exits)` : ""}${g.unrecoveredRuns ? ` (${g.unrecoveredRuns} never recovered)` : ""} | ${int(g.gapMs.median)} | ${int(g.gapMs.p95)} | ${int(g.gapMs.max)} | ${g.multiHandoverRuns ?? "–"} | ${g.multiRestartRuns ?? "–"} | ${int(g.lostPerRun.median)} | ${int(g.lostPerRun.p95)} | ${g.lostTotal} / ${g.sentTotal} | ${g.duplicated} | ${g.reordered} |`,
         );
       for (const x of h.rows) {
         row(`${x.scenario}: ${x.what}`, "roverlink", x.roverlink);
@@ -203,15 +203,15 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     const rn = d.ratios.nodeDatachannel;
     md.push(
       "",
-      "| roverlink / … | RTT p50 | RTT p99 | throughput | CPU at 100 msg/s | CPU in the burst |",
-      "|---|---|---|---|---|---|",
-      `| werift 0.25.2 + our patches | ${times(rw.rttP50)} | ${times(rw.rttP99)} | ${times(rw.throughput)} | ${times(rw.cpuPaced)} | ${times(rw.cpuBurst)} |`,
+      "| roverlink / … | RTT p50 | RTT p99 | throughput | throughput, 300 × 256 KiB | CPU at 100 msg/s | CPU in the burst |",
+      "|---|---|---|---|---|---|---|",
+      `| werift 0.25.2 + our patches | ${times(rw.rttP50)} | ${times(rw.rttP99)} | ${times(rw.throughput)} | ${times(rw.throughputLarge)} | ${times(rw.cpuPaced)} | ${times(rw.cpuBurst)} |`,
       ...(ru
         ? [
-            `| werift 0.25.2, unpatched | ${times(ru.rttP50)} | ${times(ru.rttP99)} | ${times(ru.throughput)} | ${times(ru.cpuPaced)} | ${times(ru.cpuBurst)} |`,
+            `| werift 0.25.2, unpatched | ${times(ru.rttP50)} | ${times(ru.rttP99)} | ${times(ru.throughput)} | ${times(ru.throughputLarge)} | ${times(ru.cpuPaced)} | ${times(ru.cpuBurst)} |`,
           ]
         : []),
-      `| node-datachannel | ${times(rn.rttP50)} | ${times(rn.rttP99)} | ${times(rn.throughput)} | ${times(rn.cpuPaced)} | ${times(rn.cpuBurst)} |`,
+      `| node-datachannel | ${times(rn.rttP50)} | ${times(rn.rttP99)} | ${times(rn.throughput)} | ${times(rn.throughputLarge)} | ${times(rn.cpuPaced)} | ${times(rn.cpuBurst)} |`,
       "",
     );
     if (d.bursts) {
@@ -280,7 +280,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     md.push(
       "## 4. Edge (local workerd via wrangler dev)",
       "",
-      `Offer to answer: POST offer (parked in the Worker) → the answerer's long-poll wakes → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Trickle: one PATCH with a candidate on an answered session. Bare request, offer and trickle are taken in turn (GET /healthz: no token, no room; 100 ms apart, so that no step pays for the work the previous one set off), so that each ratio's two sides see the same load. Rooms' storage: ${r.edgeStorage ?? "disk"}.${e.loadAverage ? ` Load average ${fmt(e.loadAverage.start, 1)} → ${fmt(e.loadAverage.end, 1)} on ${r.machine.split(" ×")[0]} cores.` : ""}`,
+      `Offer to answer: POST offer (parked in the Worker) → the event reaches the answerer (${e.events === "sse" ? "its SSE stream, the rover agent's default" : "its long-poll wakes"}) → POST answer → the offerer's 201 carries it; ${e.runs} sequential offers, one pair. Trickle: one PATCH with a candidate on an answered session. Bare request, offer and trickle are taken in turn (GET /healthz: no token, no room; 100 ms apart, so that no step pays for the work the previous one set off), so that each ratio's two sides see the same load. Rooms' storage: ${r.edgeStorage ?? "disk"}.${e.loadAverage ? ` Load average ${fmt(e.loadAverage.start, 1)} → ${fmt(e.loadAverage.end, 1)} on ${r.machine.split(" ×")[0]} cores.` : ""}`,
       "",
       "| goal | median | p95 | ratio to a bare request | goal | |",
       "|---|---|---|---|---|---|",
@@ -300,14 +300,19 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       "| other requests | median ms | p95 ms | IQR ms |",
       "|---|---|---|---|",
       `| authenticated GET /v1/ice-servers | ${fmt(e.iceServersMs.median)} | ${fmt(e.iceServersMs.p95)} | ${fmt(e.iceServersMs.iqr)} |`,
+      ...(e.offerToAnswerPollMs
+        ? [
+            `| offer → answer, both peers long-polling (taken in turn with the above) | ${fmt(e.offerToAnswerPollMs.median)} | ${fmt(e.offerToAnswerPollMs.p95)} | ${fmt(e.offerToAnswerPollMs.iqr)} |`,
+          ]
+        : []),
       `| WebSocket relay, offer → answer (baseline) | ${fmt(e.wsRelayMs.median)} | ${fmt(e.wsRelayMs.p95)} | ${fmt(e.wsRelayMs.iqr)} |`,
       "",
       `Edge / relay latency (median): **${times(e.ratioLatency)}**. The edge authenticates each request, keeps peers, sessions and the event log in the room's SQLite, and answers over plain HTTP; the relay forwards a frame on a socket that is already open.`,
       "",
       `Throughput: concurrent offerer/answerer pairs (each robot with a client address of its own) completing offer → answer → DELETE session for ${e.secondsPerPoint} s. CPU: milliseconds of CPU per completed session, the edge's processes (wrangler, its proxy workerd and the Worker's workerd) and this benchmark's client; "cores": the edge's share of one core during the point.`,
       "",
-      "| rooms × pairs per room | sessions/s | errors | edge CPU ms/session | edge cores | client CPU ms/session |",
-      "|---|---|---|---|---|---|",
+      "| rooms × pairs per room | events | sessions/s | errors | edge CPU ms/session | edge cores | client CPU ms/session |",
+      "|---|---|---|---|---|---|---|",
     );
     const errs = (x: Record<string, number>) =>
       Object.entries(x)
@@ -315,10 +320,10 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         .join(", ") || "none";
     for (const x of [...e.oneRoom, ...e.rooms])
       md.push(
-        `| ${x.rooms} × ${x.pairsPerRoom} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)} | ${fmt(x.cpuMsPerSession?.edge ?? null, 1)} | ${fmt(x.edgeCores ?? null)} | ${fmt(x.cpuMsPerSession?.client ?? null, 1)} |`,
+        `| ${x.rooms} × ${x.pairsPerRoom} | ${x.events === "sse" ? "SSE" : "long-poll"} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)} | ${fmt(x.cpuMsPerSession?.edge ?? null, 1)} | ${fmt(x.edgeCores ?? null)} | ${fmt(x.cpuMsPerSession?.client ?? null, 1)} |`,
       );
     md.push(
-      `| WebSocket relay, ${e.wsRelay.pairs} pairs | ${fmt(e.wsRelay.sessionsPerSecond, 1)} | | | | |`,
+      `| WebSocket relay, ${e.wsRelay.pairs} pairs | | ${fmt(e.wsRelay.sessionsPerSecond, 1)} | | | | |`,
       "",
       `Edge / relay throughput at ${e.wsRelay.pairs} concurrent pairs in one room: **${times(e.ratioThroughput)}**.`,
       "",
@@ -330,7 +335,11 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         {
           title: "one room, more concurrent pairs",
           width: 240,
-          data: { values: e.oneRoom.map((x) => ({ pairs: x.pairsPerRoom, sps: sps(x) })) },
+          data: {
+            values: e.oneRoom
+              .filter((x) => x.events !== "poll")
+              .map((x) => ({ pairs: x.pairsPerRoom, sps: sps(x) })),
+          },
           mark: { type: "line", point: true },
           encoding: {
             x: { field: "pairs", type: "quantitative", title: "pairs in the room" },
@@ -342,7 +351,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
           width: 240,
           data: {
             values: [
-              ...e.oneRoom.filter((x) => x.pairsPerRoom === e.wsRelay.pairs),
+              ...e.oneRoom.filter((x) => x.pairsPerRoom === e.wsRelay.pairs && x.events !== "poll"),
               ...e.rooms,
             ].map((x) => ({
               rooms: x.rooms,

@@ -34,7 +34,10 @@ export interface ProbeFigures {
   reordered: number;
   maxGapMs: number;
   rttMs: { p50: number | null; p99: number | null };
+  /** Handovers completed: switches to a backup path, ICE restarts and rebuilds. */
   handovers: number;
+  /** Of those, the ones that went through the edge: ICE restarts and rebuilds. */
+  restarts: number;
   linkUpMs: number | null;
 }
 
@@ -53,6 +56,7 @@ export class ProbeStats {
   #reordered = 0;
   #rtts: number[] = [];
   #handovers = 0;
+  #restarts = 0;
   #linkUpAt: number | null = null;
   /** Last echo (or link-up) while the link should be up; null while no link is up. */
   #lastEcho: number | null = null;
@@ -77,8 +81,10 @@ export class ProbeStats {
     this.#lastEcho = null;
   }
 
-  handover(): void {
+  /** A handover completed: `kind` "switch" (a backup path, no signaling), "restart" or "rebuild". */
+  handover(kind: string): void {
     this.#handovers++;
+    if (kind !== "switch") this.#restarts++;
   }
 
   sent(): void {
@@ -117,6 +123,7 @@ export class ProbeStats {
       maxGapMs: Math.round(maxGap),
       rttMs: { p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)) },
       handovers: this.#handovers,
+      restarts: this.#restarts,
       linkUpMs: this.#linkUpAt === null ? null : this.#linkUpAt - this.#start,
     };
   }

@@ -153,7 +153,7 @@ async function run(
     linked.add(peer);
     stats.linkUp(Date.now());
   });
-  agent.on("handover", () => stats.handover());
+  agent.on("handover", (h: { kind: string }) => stats.handover(h.kind));
   agent.on("message", (m: AgentMessage) => {
     const text = typeof m.data === "string" ? m.data : null;
     if (text !== null) {

@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     say(`link:    alpha <-> bravo up in ${linkedAt - start} ms, path ${info.path}`);
   });
   alpha.on("handover", (h: { kind: string; gapMs: number }) => {
-    stats.handover();
+    stats.handover(h.kind);
     say(`handover: ${h.kind} done, link back after ${h.gapMs} ms`);
     // Give the probes in flight during the handover time to come back, then count.
     const t = setTimeout(() => {

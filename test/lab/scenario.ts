@@ -15,6 +15,8 @@ export interface Figures {
   reordered: number;
   maxGapMs: number;
   handovers: number;
+  /** Handovers through the edge (ICE restarts, rebuilds); the rest switched to a backup path. */
+  restarts: number;
   linkUpMs: number | null;
   rttMs: { p50: number | null; p99: number | null };
 }

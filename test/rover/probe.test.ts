@@ -17,7 +17,8 @@ describe("probe figures", () => {
     s.echoed(echo(2, 1_520), 1_530);
     s.echoed(echo(1, 1_510), 1_900); // late: reordered, a 370 ms gap
     s.echoed(echo(1, 1_510), 1_910); // duplicate
-    s.handover();
+    s.handover("switch");
+    s.handover("restart");
     const f = s.figures(2_000);
     expect(f).toMatchObject({
       sent: 5,
@@ -25,7 +26,8 @@ describe("probe figures", () => {
       lost: 2,
       duplicated: 1,
       reordered: 1,
-      handovers: 1,
+      handovers: 2,
+      restarts: 1,
       linkUpMs: 400,
     });
     expect(f.maxGapMs).toBe(370);
