@@ -149,9 +149,12 @@ const results: BenchResults = {
 };
 const stem = quick ? `${date}-quick` : date;
 const json = join(outDir, `${stem}.json`);
-if (values.only !== undefined && existsSync(json)) {
+const prev: BenchResults | null =
+  values.only !== undefined && existsSync(json)
+    ? (JSON.parse(readFileSync(json, "utf8")) as BenchResults)
+    : null;
+if (prev) {
   // Keep the sections this run does not redo (e.g. the lab run on its own, the rest later).
-  const prev = JSON.parse(readFileSync(json, "utf8")) as BenchResults;
   const keys = {
     "time-to-link": "timeToLink",
     handover: "handover",
@@ -283,6 +286,19 @@ if (only.has("handover")) {
       `${runs} runs per scenario, ${stockRuns} stock werift runs (lab, needs root)`,
       () => handover(runs, stockRuns, log, scenarios),
     );
+    // --scenarios redoes some rows: the day's other rows (and the idle-send figure) stay.
+    const before = prev?.handover;
+    if (scenarios && before?.available && results.handover.available) {
+      const redone = new Set(results.handover.rows.map((r) => r.scenario));
+      const order = (r: { scenario: string }) =>
+        (HANDOVER_SCENARIOS as readonly string[]).indexOf(r.scenario);
+      results.handover.rows = [
+        ...before.rows.filter((r) => !redone.has(r.scenario)),
+        ...results.handover.rows,
+      ].sort((x, y) => order(x) - order(y));
+      if (!results.handover.idleSend && before.idleSend)
+        results.handover.idleSend = before.idleSend;
+    }
   }
 }
 mkdirSync(outDir, { recursive: true });
