@@ -74,7 +74,8 @@ export function selectedPairCounters(
 
 /**
  * Retransmit what SCTP has outstanding now, on the current path, instead of after its
- * retransmission timer (at least 1 s): `pathChanged()` comes from our werift patch 3.
+ * retransmission timer (at least 1 s): `pathChanged()` comes from our werift patch 3; patch 23
+ * gives the new path a fresh RTO and window and makes a second report of the same change a no-op.
  */
 export function resendOutstanding(pc: RTCPeerConnection | null): boolean {
   const sctp = (pc as unknown as { sctpTransport?: { sctp?: { pathChanged?: () => void } } } | null)

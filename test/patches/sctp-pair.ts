@@ -91,3 +91,56 @@ export function messages(n: number, bytes: number): string[] {
   const pad = "x".repeat(Math.max(0, bytes - 8));
   return Array.from({ length: n }, (_, i) => `${String(i).padStart(8, "0")}${pad}`);
 }
+
+/** A DATA chunk in werift's sent queue (the fields the tests read). */
+export interface SentChunk {
+  type: number;
+  tsn: number;
+  bookSize: number;
+  acked: boolean;
+  retransmit: boolean;
+}
+
+/** werift's SCTP association as a sender, with the internals the path-change tests drive. */
+export type SctpSender = Sctp & {
+  cwnd: number;
+  ssthresh: number;
+  rto: number;
+  mtu: number;
+  maxPayloadSize: number;
+  localTsn: number;
+  remotePort: number;
+  associationState: number;
+  sentQueue: SentChunk[];
+  flightSize: number;
+  pathChanged(): void;
+  transmit(): Promise<void>;
+  timer3Cancel(): void;
+  updateRto(seconds: number): void;
+  receiveSackChunk(sack: {
+    cumulativeTsn: number;
+    advertisedRwnd: number;
+    gaps: [number, number][];
+    duplicates: number[];
+  }): Promise<void>;
+};
+
+/**
+ * A werift SCTP association detached from any network: its packets go nowhere and `sent` lists
+ * the TSN of every DATA chunk it sends; the peer's SACKs are written by hand. Built from a linked
+ * pair's class (closed with the pair).
+ */
+export async function detachedSender(
+  pairs: Linked[],
+): Promise<{ sctp: SctpSender; sent: number[] }> {
+  const p = await linkedPair();
+  pairs.push(p);
+  const Ctor = sctpOf(p.a).constructor as new (t: object) => SctpSender;
+  const sctp = new Ctor({ send: async () => {} });
+  const sent: number[] = [];
+  sctp.remotePort = 5000;
+  sctp.sendChunk = async (c) => {
+    for (const x of (Array.isArray(c) ? c : [c]) as SentChunk[]) if (x.type === 0) sent.push(x.tsn);
+  };
+  return { sctp, sent };
+}

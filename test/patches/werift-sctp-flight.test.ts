@@ -7,52 +7,15 @@
  * and transmit code, with the peer's SACKs written by hand.
  */
 import { afterEach, expect, it } from "vitest";
-import { type Linked, linkedPair, type Sctp, sctpOf } from "./sctp-pair.ts";
+import { detachedSender, type Linked, type SctpSender } from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
   await Promise.all(pairs.splice(0).map((p) => p.close()));
 });
 
-interface Chunk {
-  type: number;
-  tsn: number;
-  bookSize: number;
-  acked: boolean;
-  retransmit: boolean;
-}
-type Sender = Sctp & {
-  cwnd: number;
-  maxPayloadSize: number;
-  localTsn: number;
-  remotePort: number;
-  associationState: number;
-  sentQueue: Chunk[];
-  flightSize: number;
-  pathChanged(): void;
-  transmit(): Promise<void>;
-  timer3Cancel(): void;
-  receiveSackChunk(sack: {
-    cumulativeTsn: number;
-    advertisedRwnd: number;
-    gaps: [number, number][];
-    duplicates: number[];
-  }): Promise<void>;
-};
-
-/** A sender whose packets go nowhere; `sent` lists the TSN of every DATA chunk it sends. */
-async function detached(): Promise<{ sctp: Sender; sent: number[] }> {
-  const p = await linkedPair();
-  pairs.push(p);
-  const Ctor = sctpOf(p.a).constructor as new (t: object) => Sender;
-  const sctp = new Ctor({ send: async () => {} });
-  const sent: number[] = [];
-  sctp.remotePort = 5000;
-  sctp.sendChunk = async (c) => {
-    for (const x of (Array.isArray(c) ? c : [c]) as Chunk[]) if (x.type === 0) sent.push(x.tsn);
-  };
-  return { sctp, sent };
-}
+type Sender = SctpSender;
+const detached = () => detachedSender(pairs);
 
 const settle = () => new Promise((r) => setTimeout(r, 5));
 
