@@ -52,6 +52,8 @@ export interface Throughput {
   sessionsPerSecond: number;
   /** Offers that did not complete with a 201 (answer in the response); by status or error name. */
   errors: Record<string, number>;
+  /** Failed long-polls and broken event streams of the pairs, by status or error name. */
+  eventErrors?: Record<string, number>;
   /** CPU time per completed session: the edge's processes (wrangler, its proxy and workerd) and this client. */
   cpuMsPerSession?: { edge: number | null; client: number };
   /** Share of one core the edge's processes used during the point (1 = a full core). */
@@ -147,6 +149,8 @@ async function bare(edge: LocalEdge, f: FetchFn): Promise<number> {
 }
 
 interface EdgePair {
+  /** Failed long-polls / broken streams while following events, by status or error name. */
+  eventErrors: Record<string, number>;
   /** The offerer's fetch (its own client address). */
   fetch: FetchFn;
   offer(): Promise<{ ms: number; error?: string }>;
@@ -172,6 +176,7 @@ async function follow(
   running: () => boolean,
   signal: AbortSignal,
   on: (ev: RoomEvent) => Promise<void>,
+  errors: Record<string, number>,
 ): Promise<void> {
   let after = cursor;
   while (running()) {
@@ -186,8 +191,13 @@ async function follow(
         after = r.cursor;
         for (const ev of r.events) await on(ev);
       }
-    } catch {
-      // Aborted at stop(), or a broken stream / failed poll: follow again from the cursor (or end).
+    } catch (err) {
+      // Aborted at stop(), or a broken stream / failed poll: counted, then followed again from
+      // the cursor after a pause (as the agent does; a tight loop would measure itself).
+      if (!running()) return;
+      const key = err instanceof ProblemError ? String(err.status) : (err as Error).name;
+      errors[key] = (errors[key] ?? 0) + 1;
+      await sleep(250);
     }
   }
 }
@@ -218,14 +228,36 @@ async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Prom
   const abort = new AbortController();
   // The offerer follows its events too, as a robot does: that keeps it present in the room past
   // PRESENCE_TTL_S (and with it the session the trickles go to).
-  const presence = follow(ca, room, a, ja.cursor, mode, isRunning, abort.signal, async () => {});
-  const answerer = follow(cb, room, b, jb.cursor, mode, isRunning, abort.signal, async (ev) => {
+  const eventErrors: Record<string, number> = {};
+  const presence = follow(
+    ca,
+    room,
+    a,
+    ja.cursor,
+    mode,
+    isRunning,
+    abort.signal,
+    async () => {},
+    eventErrors,
+  );
+  const answer = async (ev: RoomEvent) => {
     if (ev.type === "offer")
       await cb
         .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
         // A failed answer shows up as the offer's own error (counted there).
         .catch(() => undefined);
-  });
+  };
+  const answerer = follow(
+    cb,
+    room,
+    b,
+    jb.cursor,
+    mode,
+    isRunning,
+    abort.signal,
+    answer,
+    eventErrors,
+  );
   let trickling: { session: string; etag: string } | null = null;
   let port = 50_000;
   const frag = () =>
@@ -237,6 +269,7 @@ async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Prom
       "",
     ].join("\r\n");
   return {
+    eventErrors,
     fetch: fa.fetch,
     offer: async () => {
       const t0 = performance.now();
@@ -322,7 +355,11 @@ async function sessionsPerSecond(
       while (performance.now() < end) {
         const r = await p.offer();
         if (r.error) errors[r.error] = (errors[r.error] ?? 0) + 1;
-        else {
+        // Rate-limited (one robot over its 600 requests a minute): it waits the Retry-After
+        // (10 s), as the agent does, which outlasts the point. Retrying at once would measure
+        // the edge rejecting a tight loop, not sessions.
+        if (r.error === "429") break;
+        if (!r.error) {
           done++;
           samples.push(Math.round(r.ms * 100) / 100);
         }
@@ -335,12 +372,16 @@ async function sessionsPerSecond(
   await Promise.all(pairs.map((p) => p.stop()));
   const edgeMs = edgeCpu0 === null || edgeCpu1 === null ? null : edgeCpu1 - edgeCpu0;
   const per = (ms: number) => (done > 0 ? Math.round((ms / done) * 100) / 100 : Number.NaN);
+  const eventErrors: Record<string, number> = {};
+  for (const p of pairs)
+    for (const [k, v] of Object.entries(p.eventErrors)) eventErrors[k] = (eventErrors[k] ?? 0) + v;
   return {
     events: mode,
     rooms,
     pairsPerRoom,
     sessionsPerSecond: Math.round((done / secs) * 10) / 10,
     errors,
+    eventErrors,
     cpuMsPerSession: {
       edge: edgeMs === null ? null : per(edgeMs),
       client: per((client.user + client.system) / 1000),

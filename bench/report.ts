@@ -320,7 +320,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
         .join(", ") || "none";
     for (const x of [...e.oneRoom, ...e.rooms])
       md.push(
-        `| ${x.rooms} × ${x.pairsPerRoom} | ${x.events === "sse" ? "SSE" : "long-poll"} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)} | ${fmt(x.cpuMsPerSession?.edge ?? null, 1)} | ${fmt(x.edgeCores ?? null)} | ${fmt(x.cpuMsPerSession?.client ?? null, 1)} |`,
+        `| ${x.rooms} × ${x.pairsPerRoom} | ${x.events === "sse" ? "SSE" : "long-poll"} | ${fmt(x.sessionsPerSecond, 1)} | ${errs(x.errors)}${x.eventErrors && Object.keys(x.eventErrors).length > 0 ? `; events: ${errs(x.eventErrors)}` : ""} | ${fmt(x.cpuMsPerSession?.edge ?? null, 1)} | ${fmt(x.edgeCores ?? null)} | ${fmt(x.cpuMsPerSession?.client ?? null, 1)} |`,
       );
     md.push(
       `| WebSocket relay, ${e.wsRelay.pairs} pairs | | ${fmt(e.wsRelay.sessionsPerSecond, 1)} | | | | |`,
