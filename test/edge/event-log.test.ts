@@ -196,6 +196,68 @@ describe("event log under hostile peers", () => {
     expect((await trickle(room, tc, s.sid, s.etag, "ufragC1")).status).toBe(204);
   }, 20_000);
 
+  it("per-sender quota counts what a reader has not read: events written to its SSE stream do not count, and a resumed stream still gets them", async () => {
+    const room = freshRoom("quota-sse");
+    const ta = await token("a", room);
+    const tc = await token("c", room);
+    const ja = await join(room, ta);
+    await join(room, tc);
+    const res = await call("GET", `/v1/rooms/${room}/peers/a/events?after=${ja.body.cursor}`, {
+      token: ta,
+      headers: { Accept: "text/event-stream" },
+    });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const dec = new TextDecoder();
+    let out = "";
+    const count = (type: string) => (out.match(new RegExp(`^event: ${type}$`, "gm")) ?? []).length;
+    // a reads all along, as a client on a live stream does (an unread stream stalls the edge's
+    // writes, and then its events do count: a is not reading).
+    const reading = (async () => {
+      for (;;) {
+        const r = await reader.read().catch(() => ({ done: true, value: undefined }));
+        if (r.done) return;
+        out += dec.decode(r.value, { stream: true });
+      }
+    })();
+    const readUntil = async (done: () => boolean) => {
+      const end = Date.now() + 5_000;
+      while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    };
+    const s = await offerUnanswered(room, tc, "a", "ufragC1");
+    await readUntil(() => count("offer") === 1);
+    const offerBlock = out.split("\n\n").find((b) => /^event: offer$/m.test(b)) ?? "";
+    const offerId = /^id: (\d+)$/m.exec(offerBlock)?.[1];
+    expect(offerId).toBeDefined();
+    // 80 candidates, 10 at a time, while a reads: more than c's quota (60) within the stream's
+    // acknowledgement delay (2 s here), so a quota that counted written events would refuse some.
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const batch = Array.from({ length: 10 }, () => trickle(room, tc, s.sid, s.etag, "ufragC1"));
+      statuses.push(...(await Promise.all(batch)).map((r) => r.status));
+    }
+    expect(statuses.filter((x) => x !== 204)).toEqual([]);
+    await readUntil(() => count("candidates") === 80);
+    expect(count("candidates")).toBe(80);
+    await reader.cancel();
+    await reading;
+    // Written is not acknowledged: a stream resumed after the offer gets all 80 again.
+    const resumed = await call("GET", `/v1/rooms/${room}/peers/a/events`, {
+      token: ta,
+      headers: { Accept: "text/event-stream", "Last-Event-ID": String(offerId) },
+    });
+    const r2 = (resumed.body as ReadableStream<Uint8Array>).getReader();
+    let again = "";
+    const end = Date.now() + 5_000;
+    while ((again.match(/^event: candidates$/gm) ?? []).length < 80 && Date.now() < end) {
+      const r = await r2.read();
+      if (r.done) break;
+      again += dec.decode(r.value, { stream: true });
+    }
+    await r2.cancel();
+    expect((again.match(/^event: candidates$/gm) ?? []).length).toBe(80);
+  }, 20_000);
+
   it("signaling alone fills the log: nothing is dropped, refusable requests get 429 event-log-full, a leave still gets through", async () => {
     const room = freshRoom("full");
     const ta = await token("a", room);

@@ -302,6 +302,8 @@ export class Room extends DurableObject<EdgeEnv> {
       };
     }
     if (ack !== null) this.#store.ack(id, ack);
+    // A stream reads from what it has written: the peer is reading (the senders' quotas).
+    if (stream !== null && after !== null) this.#store.markWritten(id, after);
     this.#store.touch(id, now);
     if (tokenExpS !== null) {
       // A renewed token extends the peer's authorization; the alarm may need to move.

@@ -72,14 +72,16 @@ interface SessionRecord extends Record<string, SqlStorageValue> {
 }
 
 /**
- * Columns added after the first deployments (event-log policy, token expiry): ALTER TABLE for
- * rooms created before them. Old events have no class and count as protected.
+ * Columns added after the first deployments (event-log policy, token expiry, what an SSE stream
+ * wrote): ALTER TABLE for rooms created before them. Old events have no class and count as
+ * protected.
  */
 const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
   ["events", "sender", "TEXT"],
   ["events", "cls", "TEXT"],
   ["events", "ckey", "TEXT"],
   ["peers", "token_exp", "INTEGER"],
+  ["peers", "written", "INTEGER"],
 ];
 
 const SCHEMA = `
@@ -222,6 +224,19 @@ export class RoomStore {
     return r ? Number(r.acked) : 0;
   }
 
+  /**
+   * Record that a live event stream of the peer has written its events up to `cursor`. They stay
+   * in the log until acknowledged (a resumed stream sends them again), but the peer is reading:
+   * they no longer count against their senders' quotas (logFacts).
+   */
+  markWritten(id: string, cursor: number): void {
+    this.#sql.exec(
+      "UPDATE peers SET written = max(coalesce(written, 0), ?) WHERE id = ?",
+      cursor,
+      id,
+    );
+  }
+
   /** Record that the peer moved its cursor to `cursor`: events up to it are delivered, drop them. */
   ack(id: string, cursor: number): void {
     this.#sql.exec("UPDATE peers SET acked = max(acked, ?) WHERE id = ?", cursor, id);
@@ -318,13 +333,19 @@ export class RoomStore {
     return seq;
   }
 
-  /** The size of a peer's log, its chatter and (when given) what `sender` put there. */
+  /**
+   * The size of a peer's log, its chatter and (when given) what `sender` put there: the events not
+   * yet written to a live stream of the peer (markWritten). Written ones wait only for their
+   * acknowledgement, which an SSE stream gives a while later.
+   */
   logFacts(peer: string, sender: string | null): LogFacts {
     const r = this.#sql
       .exec(
         `SELECT count(*) AS total, count(CASE WHEN cls = 'chatter' THEN 1 END) AS chatter,
-           count(CASE WHEN sender = ? THEN 1 END) AS mine FROM events WHERE peer = ?`,
+           count(CASE WHEN sender = ? THEN 1 END) AS mine FROM events
+         WHERE peer = ? AND seq > coalesce((SELECT written FROM peers WHERE id = ?), 0)`,
         sender,
+        peer,
         peer,
       )
       .one();
