@@ -177,6 +177,21 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
     expectOneRestartAtMost(f);
   });
 
+  it("both ends lose each other at once (everything to and from rover B dropped for 1.2 s): the restart race is settled, one restart", async () => {
+    // Neither end has a path that avoids the fault (A's backup on cell also goes through B's
+    // NAT), so both call the path dead within a few ms of each other and both would restart:
+    // glare, settled at the edge (409) and by the policy's tie-break.
+    const f = await scenario("restart-race", 14, async () => {
+      fault.loss("natb", 1);
+      await sleep(1200);
+      fault.loss("natb", 0);
+    });
+    expectNothingLost(f);
+    // The premise: the fault moved the link (a no-op fault would pass the lines above).
+    expect(f.handovers).toBeGreaterThanOrEqual(1);
+    expectOneRestartAtMost(f);
+  });
+
   it("wifi flapping at 2 Hz", async () => {
     const f = await scenario("wifi-flap-2hz", 18, async () => {
       const stop = fault.startFlap({ periodS: 0.25, mode: "down" });
