@@ -160,13 +160,14 @@ interface EdgePair {
   stop(): Promise<void>;
 }
 
-/**
- * How a simulated robot follows its room's events: an SSE stream (the rover agent's default) or
- * long-polls (its fallback, and what a curl user does). Calls `on` for each event in order until
- * `running()` is false; a broken stream or failed poll is taken up again from the last cursor.
- */
+/** How a simulated robot follows its room's events. */
 export type EventsMode = "sse" | "poll";
 
+/**
+ * Follow `id`'s events: an SSE stream (the rover agent's default) or long-polls (its fallback, and
+ * what a curl user does). Calls `on` for each event in order until `running()` is false; a broken
+ * stream or failed poll is counted in `errors` and taken up again from the last cursor.
+ */
 async function follow(
   c: RoverlinkClient,
   room: string,
