@@ -7,7 +7,7 @@
  *  - CPU of the agent process (utime + stime from /proc) linked without video, with one stream and
  *    with two: the cost per stream;
  *  - `control` RTT p50/p99 without video and with it (the same link, the same probes).
- * Not measured (yet): glass-to-glass latency in a browser.
+ * Then glass-to-glass latency in Chromium with a live, time-stamped source (video-latency.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -18,6 +18,7 @@ import { mintToken } from "../shared/token.ts";
 import { encodeTestClip, requireFfmpeg, streamClip } from "../test/browser/video-feed.ts";
 import { VideoWatcher } from "../test/integration/video-watcher.ts";
 import { BENCH_SECRET } from "./peers.ts";
+import { type GlassToGlass, glassToGlass } from "./video-latency.ts";
 
 export interface Rtt {
   p50: number | null;
@@ -38,6 +39,8 @@ export interface VideoBench {
   controlRtt?: { withoutVideo: Rtt; withVideo: Rtt };
   /** Phases that found no link or no frame in time (retried once). */
   failedPhases?: string[];
+  /** Capture → shown in the console (Chromium), live stamped source. */
+  glassToGlass?: GlassToGlass;
 }
 
 const TICK_HZ = 100; // /proc clock ticks per second on Linux
@@ -183,6 +186,13 @@ export async function videoBench(edge: LocalEdge, quick: boolean): Promise<Video
   const two = await run(2, true, seconds);
   const more: number[] = [];
   for (let i = 0; i < (quick ? 0 : 5); i++) more.push(...(await run(1, true, 2)).ttffMs);
+  // Not retried: a failure here is a finding (no Chromium, a reader that reads nothing...).
+  const glass = await glassToGlass(edge, quick).catch(
+    (e: unknown): GlassToGlass => ({
+      available: false,
+      note: `FAILED: ${(e as Error).message.slice(0, 400)}`,
+    }),
+  );
   return {
     available: true,
     source:
@@ -197,5 +207,6 @@ export async function videoBench(edge: LocalEdge, quick: boolean): Promise<Video
     },
     controlRtt: { withoutVideo: off.rtt, withVideo: one.rtt },
     failedPhases,
+    glassToGlass: glass,
   };
 }
