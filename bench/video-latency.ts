@@ -37,10 +37,17 @@ export interface GlassToGlass {
   /** Frames the page presented in the window, and how many carried a valid stamp. */
   framesSeen?: number;
   framesValid?: number;
-  /** Distinct stamps per second among the valid frames (the picture's real frame rate). */
+  /** Distinct stamps per second among the valid frames (the frame rate the page presented). */
   fps?: number;
+  /** Frames per second the agent received from the live encoder over the window. */
+  sourceFps?: number;
   shownMs?: Summary;
   receivedMs?: Summary;
+  /**
+   * Frames whose receive time read before their stamp (impossible: a measure of how far
+   * Chromium's receiveTime and the wall clock disagree).
+   */
+  receivedBeforeStamp?: number;
   /** Every valid frame: [shown − stamp, received − stamp (null: not reported)], ms. */
   samples?: [number, number | null][];
   /** CPU over the window, % of one core: the live encoder, the agent. */
@@ -53,8 +60,16 @@ const ROOM = "bench-glass";
 const TICK_HZ = 100;
 /** Frames sampled in the page (full / quick run). */
 const FRAMES = { full: 450, quick: 150 };
-/** Latencies beyond this are a misread stamp that passed the check, not a latency. */
+/** Latencies beyond ± this are a misread stamp that passed the check, not a latency. */
 const SANE_MS = 10_000;
+
+/** Frames the agent received from the encoder so far (its `roverlink_video_frames`). */
+async function framesFromEncoder(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const m = /^roverlink_video_frames (\S+)$/m.exec(text);
+  if (!m) throw new Error("the agent's metrics have no roverlink_video_frames");
+  return Number(m[1]);
+}
 
 function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -147,13 +162,15 @@ function sampleFrames(
         const w = window as unknown as {
           __rlSample: (s: CanvasImageSource, w: number, h: number, c: unknown) => number[];
         };
-        const origin = performance.timeOrigin;
         const timer = setTimeout(() => resolve(out), timeoutMs);
         const onFrame = (_now: number, meta: VideoFrameCallbackMetadata) => {
+          // The frame's times are on the page's monotonic clock; the stamp is wall-clock (ffmpeg's
+          // gettimeofday). Mapped through the wall clock now, not timeOrigin: the two clocks drift.
+          const wall = Date.now() - performance.now();
           out.push({
             now: Date.now(),
-            shown: origin + meta.expectedDisplayTime,
-            received: meta.receiveTime === undefined ? null : origin + meta.receiveTime,
+            shown: wall + meta.expectedDisplayTime,
+            received: meta.receiveTime === undefined ? null : wall + meta.receiveTime,
             width: meta.width,
             luma: w.__rlSample(video, width, stripHeight, centres),
           });
@@ -196,8 +213,10 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
   const children: ChildProcess[] = [];
   try {
     const port = await freePort();
+    const metricsPort = await freePort();
     const args = [join(REPO_ROOT, "rover/cli.ts"), "rover", "--edge", edge.url, "--room", ROOM];
     args.push("--id", "cam", "--echo", "--in-memory", "--video", `rtp://127.0.0.1:${port}`);
+    args.push("--metrics-port", String(metricsPort));
     const agent = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       env: {
@@ -252,6 +271,7 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
     const n = quick ? FRAMES.quick : FRAMES.full;
     const load0 = loadavg()[0] as number;
     const c0 = { ffmpeg: cpuTicks(ffmpeg.pid as number), agent: cpuTicks(agent.pid as number) };
+    const sent0 = await framesFromEncoder(metricsPort);
     const t0 = Date.now();
     const frames = await sampleFrames(
       page,
@@ -262,6 +282,8 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
       (n / fps) * 2_000 + 5_000,
     );
     const secs = (Date.now() - t0) / 1000;
+    const sourceFps =
+      Math.round((((await framesFromEncoder(metricsPort)) - sent0) / secs) * 10) / 10;
     const cpuPct = (pid: number, from: number) =>
       Math.round(((cpuTicks(pid) - from) / TICK_HZ / secs) * 1000) / 10;
     const cpu = {
@@ -277,7 +299,7 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
       const stamp = decodeStamp(f.luma);
       if (stamp === null) continue;
       const shown = latencyMs(stamp, f.shown);
-      if (shown > SANE_MS) continue;
+      if (shown < -SANE_MS || shown > SANE_MS) continue;
       const received = f.received === null ? null : latencyMs(stamp, f.received);
       samples.push([
         Math.round(shown * 10) / 10,
@@ -291,13 +313,15 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
     const span = ((validTimes.at(-1) as number) - (validTimes[0] as number)) / 1000;
     return {
       available: true,
-      source: `ffmpeg testsrc ${size}, ${fps} fps, live VP8 1 Mbit/s (realtime, keyframe every 30 frames), stamped with the capture time (geq), RTP to the agent on loopback; Debian Chromium (headless) in the console`,
+      source: `ffmpeg testsrc ${size}, ${fps} fps, live VP8 1 Mbit/s (realtime, keyframe every 30 frames), stamped with the capture time (geq) and timed by the capture clock, RTP to the agent on loopback; Debian Chromium (headless) in the console`,
       knownFrame,
       framesSeen: frames.length,
       framesValid: samples.length,
       fps: span > 0 ? Math.round(((stamps.size - 1) / span) * 10) / 10 : 0,
+      sourceFps,
       shownMs: summarize(samples.map((s) => s[0])),
       receivedMs: summarize(samples.flatMap((s) => (s[1] === null ? [] : [s[1]]))),
+      receivedBeforeStamp: samples.filter((s) => s[1] !== null && s[1] < 0).length,
       samples,
       cpu,
       load: [load0, load1],

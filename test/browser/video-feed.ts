@@ -122,9 +122,11 @@ export function startStampedSource(o: {
   const fps = o.fps ?? 30;
   const args = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"];
   args.push("-i", `testsrc=size=${size}:rate=${fps}`);
-  args.push("-filter_complex", stampFilter(stampLayoutFor(size), { fps }), "-map", "[v]");
-  // One frame out per frame in: no duplicates or drops from ffmpeg's frame-rate logic.
-  args.push("-fps_mode", "passthrough", ...vp8Args(o), ...rtpOut(o.port));
+  args.push("-filter_complex", stampFilter(stampLayoutFor(size), {}), "-map", "[v]");
+  // One frame out per frame in (no duplicates or drops from ffmpeg's frame-rate logic), timed in
+  // ms from the capture clock.
+  args.push("-fps_mode", "passthrough", "-enc_time_base", "1/1000");
+  args.push(...vp8Args(o), ...rtpOut(o.port));
   return spawn("ffmpeg", args, { stdio: ["ignore", "ignore", "pipe"] });
 }
 
@@ -146,8 +148,8 @@ export async function stampedFrame(o: {
   const quiet = ["-hide_banner", "-loglevel", "error", "-y"];
   await run([
     ...[...quiet, "-f", "lavfi", "-i", `testsrc=size=${size}:rate=30`],
-    ...["-filter_complex", stampFilter(stampLayoutFor(size), { fps: 30, at: o.at })],
-    ...["-map", "[v]", "-frames:v", "1", ...vp8Args(o), o.webm],
+    ...["-filter_complex", stampFilter(stampLayoutFor(size), { at: o.at })],
+    ...["-map", "[v]", "-frames:v", "1", "-enc_time_base", "1/1000", ...vp8Args(o), o.webm],
   ]);
   await run([...quiet, "-i", o.webm, "-frames:v", "1", o.png]);
   const luma = await run([

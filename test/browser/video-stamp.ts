@@ -63,15 +63,18 @@ export function stampGeq(l: StampLayout): string {
 /**
  * The filter graph (for -filter_complex, input [0:v], output [v]) that stamps each frame with the
  * wall-clock time ffmpeg took it (`at`: a fixed epoch ms instead, for a known frame). The frames
- * leave with plain 0, 1, 2… timestamps at `fps` for the encoder.
+ * leave in a 1/1000 time base (encode with -enc_time_base 1/1000), timed from the first: their
+ * RTP timestamps follow the capture clock, as a camera's do. (Regular 1/fps timestamps on frames
+ * that came late would tell the browser's jitter buffer the stream runs fast: its delay then
+ * grew by ~10 ms a frame to 1.7 s and reset, on a loaded machine.)
  */
-export function stampFilter(l: StampLayout, o: { fps: number; at?: number }): string {
+export function stampFilter(l: StampLayout, o: { at?: number }): string {
   // RTCTIME is µs; in a 1/1000 time base the pts is the epoch ms, so geq's T is epoch seconds.
   const pts = o.at === undefined ? "RTCTIME/1000" : String(o.at);
   return [
     `[0:v]format=yuv420p,settb=1/1000,setpts=${pts},split=2[bg][st]`,
     `[st]crop=${l.width}:${l.stripHeight}:0:0,geq=lum='${stampGeq(l)}':cb=128:cr=128[stamp]`,
-    `[bg][stamp]overlay=0:0,settb=1/${o.fps},setpts=N,format=yuv420p[v]`,
+    "[bg][stamp]overlay=0:0,setpts=PTS-STARTPTS,format=yuv420p[v]",
   ].join(";");
 }
 
@@ -110,7 +113,11 @@ export function encodeStamp(stamp: number): number[] {
   });
 }
 
-/** Milliseconds from the stamp to `epochMs` (one clock), across the 2^32 wrap. */
+/**
+ * Milliseconds from the stamp to `epochMs` (one clock), across the 2^32 wrap: signed, so that a
+ * time read a little before the stamp (clock granularity) shows as such, not as 49 days.
+ */
 export function latencyMs(stamp: number, epochMs: number): number {
-  return (((stampOf(epochMs) - stamp) % TWO32) + TWO32) % TWO32;
+  const d = (((stampOf(epochMs) - stamp) % TWO32) + TWO32) % TWO32;
+  return d >= TWO32 / 2 ? d - TWO32 : d;
 }

@@ -39,6 +39,8 @@ describe("video stamp", () => {
     const t = 2 ** 32 * 410 + 5; // 5 ms past a wrap
     expect(latencyMs(stampOf(t - 30), t)).toBe(30);
     expect(latencyMs(stampOf(1765432109876), 1765432109876 + 120)).toBe(120);
+    // A time read just before the stamp (clock granularity) is a small negative, not 49 days.
+    expect(latencyMs(stampOf(t + 1), t)).toBe(-1);
   });
 
   it("lays the blocks out in one row at 640 px and two at 320 px", () => {
