@@ -53,6 +53,19 @@ function cpuTicks(pid: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The agent's video metrics, one line (for a failure's message). */
+async function videoMetrics(port: number): Promise<string> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith("roverlink_video"))
+      .join("; ");
+  } catch (e) {
+    return `metrics unavailable (${(e as Error).message})`;
+  }
+}
+
 interface Phase {
   ttffMs: number[];
   cpuPct: number;
@@ -70,6 +83,7 @@ async function phase(
   const token = (id: string) =>
     mintToken({ secret: BENCH_SECRET, sub: id, room, ttlSeconds: 3600 });
   const port = await freePort();
+  const metricsPort = await freePort();
   const ffmpeg: ChildProcess | null = o.video ? streamClip({ file: clip, port }) : null;
   const answered = new Map<string, number>();
   const watchers: VideoWatcher[] = [];
@@ -93,7 +107,7 @@ async function phase(
   const stateHome = join(dir, "state"); // the agent's identity file: not in the user's home
   const args = [join(REPO_ROOT, "rover/cli.ts"), "rover", "--edge", edge.url, "--room", room];
   args.push("--id", "cam", "--in-memory", "--video", `rtp://127.0.0.1:${port}`);
-  args.push("--probe", "20", "--stats-json", stats);
+  args.push("--probe", "20", "--stats-json", stats, "--metrics-port", String(metricsPort));
   for (const w of watchers.keys()) args.push("--connect", `w${w}`);
   const rover = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
@@ -118,8 +132,11 @@ async function phase(
       answered.size === o.watchers && (!o.video || watchers.every((w) => w.frames.length > 0));
     while (!ready()) {
       if (Date.now() > end || rover.exitCode !== null)
+        // Where the packets stopped, for the "no frames" case seen under heavy load
+        // (docs/performance.md): what werift's sender put on the wire against what reached
+        // each watcher's transport and track.
         throw new Error(
-          `no link${o.video ? " or no frame" : ""} within 30 s (answered ${answered.size}, frames ${watchers.map((w) => w.frames.length)}): ${err}`,
+          `no link${o.video ? " or no frame" : ""} within 30 s (answered ${answered.size}; watchers ${JSON.stringify(watchers.map((w) => w.diagnostics()))}; agent ${await videoMetrics(metricsPort)}): ${err}`,
         );
       await sleep(50);
     }
@@ -176,7 +193,7 @@ export async function videoBench(edge: LocalEdge, quick: boolean): Promise<Video
       return await phase(edge, clip, { watchers, video, seconds: secs, n: n++ });
     } catch (e) {
       failedPhases.push(
-        `${watchers} watcher(s), video ${video}: ${(e as Error).message.slice(0, 160)}`,
+        `${watchers} watcher(s), video ${video}: ${(e as Error).message.slice(0, 1200)}`,
       );
       return await phase(edge, clip, { watchers, video, seconds: secs, n: n++ });
     }
