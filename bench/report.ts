@@ -495,6 +495,28 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       if (v.failedPhases?.length)
         md.push(`Phases retried (no link or no frame in time): ${v.failedPhases.join("; ")}.`, "");
     }
+    const g = v.glassToGlass;
+    if (g) {
+      md.push("### Glass to glass", "");
+      if (!g.available) md.push(`Not measured: ${g.note ?? "not run"}.`, "");
+      else {
+        const ms = (x: Summary | undefined) =>
+          `${fmt(x?.median ?? null, 0)} / ${fmt(x?.p95 ?? null, 0)} / ${fmt(x?.max ?? null, 0)} ms`;
+        md.push(
+          `Source: ${g.source}. The page reads the capture time back from every frame it presents; the reader was checked first on a frame stamped with a known time (read ${g.knownFrame?.read === g.knownFrame?.stamp ? "correctly" : "WRONG"}).`,
+          "",
+          "| figure | value |",
+          "|---|---|",
+          `| capture → shown in the console (expected display time), median / p95 / max | ${ms(g.shownMs)} |`,
+          `| capture → last packet received by Chromium (its receiveTime), median / p95 / max; frames read before their stamp | ${ms(g.receivedMs)}; ${g.receivedBeforeStamp ?? "–"} (min ${fmt(g.receivedMs?.min ?? null, 0)} ms) |`,
+          `| frames presented / with a valid stamp | ${g.framesSeen ?? "–"} / ${g.framesValid ?? "–"} |`,
+          `| frames/s: from the encoder (at the agent) / presented with a valid stamp | ${fmt(g.sourceFps ?? null, 1)} / ${fmt(g.fps ?? null, 1)} |`,
+          `| CPU during the window: live encoder (ffmpeg) / agent | ${fmt(g.cpu?.ffmpeg ?? null, 1)} / ${fmt(g.cpu?.agent ?? null, 1)} % of a core |`,
+          `| load average (1 min) at start / end | ${fmt(g.load?.[0] ?? null, 2)} / ${fmt(g.load?.[1] ?? null, 2)} |`,
+          "",
+        );
+      }
+    }
   }
 
   const mdFile = join(dir, `${stem}.md`);

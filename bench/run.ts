@@ -243,7 +243,7 @@ try {
   if (edge && only.has("video")) {
     results.video = await timed(
       "video",
-      "one agent process, 640×480 30 fps VP8 to werift watchers: no video, one stream, two",
+      "one agent process, 640×480 30 fps VP8 to werift watchers: no video, one stream, two; then glass to glass in Chromium",
       () => videoBench(edge, quick),
     );
   }

@@ -7,7 +7,7 @@
  *  - CPU of the agent process (utime + stime from /proc) linked without video, with one stream and
  *    with two: the cost per stream;
  *  - `control` RTT p50/p99 without video and with it (the same link, the same probes).
- * Not measured (yet): glass-to-glass latency in a browser.
+ * Then glass-to-glass latency in Chromium with a live, time-stamped source (video-latency.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -18,6 +18,7 @@ import { mintToken } from "../shared/token.ts";
 import { encodeTestClip, requireFfmpeg, streamClip } from "../test/browser/video-feed.ts";
 import { VideoWatcher } from "../test/integration/video-watcher.ts";
 import { BENCH_SECRET } from "./peers.ts";
+import { type GlassToGlass, glassToGlass } from "./video-latency.ts";
 
 export interface Rtt {
   p50: number | null;
@@ -38,6 +39,8 @@ export interface VideoBench {
   controlRtt?: { withoutVideo: Rtt; withVideo: Rtt };
   /** Phases that found no link or no frame in time (retried once). */
   failedPhases?: string[];
+  /** Capture → shown in the console (Chromium), live stamped source. */
+  glassToGlass?: GlassToGlass;
 }
 
 const TICK_HZ = 100; // /proc clock ticks per second on Linux
@@ -49,6 +52,19 @@ function cpuTicks(pid: number): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The agent's video metrics, one line (for a failure's message). */
+async function videoMetrics(port: number): Promise<string> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith("roverlink_video"))
+      .join("; ");
+  } catch (e) {
+    return `metrics unavailable (${(e as Error).message})`;
+  }
+}
 
 interface Phase {
   ttffMs: number[];
@@ -67,6 +83,7 @@ async function phase(
   const token = (id: string) =>
     mintToken({ secret: BENCH_SECRET, sub: id, room, ttlSeconds: 3600 });
   const port = await freePort();
+  const metricsPort = await freePort();
   const ffmpeg: ChildProcess | null = o.video ? streamClip({ file: clip, port }) : null;
   const answered = new Map<string, number>();
   const watchers: VideoWatcher[] = [];
@@ -90,7 +107,7 @@ async function phase(
   const stateHome = join(dir, "state"); // the agent's identity file: not in the user's home
   const args = [join(REPO_ROOT, "rover/cli.ts"), "rover", "--edge", edge.url, "--room", room];
   args.push("--id", "cam", "--in-memory", "--video", `rtp://127.0.0.1:${port}`);
-  args.push("--probe", "20", "--stats-json", stats);
+  args.push("--probe", "20", "--stats-json", stats, "--metrics-port", String(metricsPort));
   for (const w of watchers.keys()) args.push("--connect", `w${w}`);
   const rover = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
@@ -115,8 +132,11 @@ async function phase(
       answered.size === o.watchers && (!o.video || watchers.every((w) => w.frames.length > 0));
     while (!ready()) {
       if (Date.now() > end || rover.exitCode !== null)
+        // Where the packets stopped, for the "no frames" case seen under heavy load
+        // (docs/performance.md): what werift's sender put on the wire against what reached
+        // each watcher's transport and track.
         throw new Error(
-          `no link${o.video ? " or no frame" : ""} within 30 s (answered ${answered.size}, frames ${watchers.map((w) => w.frames.length)}): ${err}`,
+          `no link${o.video ? " or no frame" : ""} within 30 s (answered ${answered.size}; watchers ${JSON.stringify(watchers.map((w) => w.diagnostics()))}; agent ${await videoMetrics(metricsPort)}): ${err}`,
         );
       await sleep(50);
     }
@@ -173,7 +193,7 @@ export async function videoBench(edge: LocalEdge, quick: boolean): Promise<Video
       return await phase(edge, clip, { watchers, video, seconds: secs, n: n++ });
     } catch (e) {
       failedPhases.push(
-        `${watchers} watcher(s), video ${video}: ${(e as Error).message.slice(0, 160)}`,
+        `${watchers} watcher(s), video ${video}: ${(e as Error).message.slice(0, 1200)}`,
       );
       return await phase(edge, clip, { watchers, video, seconds: secs, n: n++ });
     }
@@ -183,6 +203,13 @@ export async function videoBench(edge: LocalEdge, quick: boolean): Promise<Video
   const two = await run(2, true, seconds);
   const more: number[] = [];
   for (let i = 0; i < (quick ? 0 : 5); i++) more.push(...(await run(1, true, 2)).ttffMs);
+  // Not retried: a failure here is a finding (no Chromium, a reader that reads nothing...).
+  const glass = await glassToGlass(edge, quick).catch(
+    (e: unknown): GlassToGlass => ({
+      available: false,
+      note: `FAILED: ${(e as Error).message.slice(0, 400)}`,
+    }),
+  );
   return {
     available: true,
     source:
@@ -197,5 +224,6 @@ export async function videoBench(edge: LocalEdge, quick: boolean): Promise<Video
     },
     controlRtt: { withoutVideo: off.rtt, withVideo: one.rtt },
     failedPhases,
+    glassToGlass: glass,
   };
 }

@@ -7,7 +7,8 @@
  *
  * As a program (`node test/integration/video-watcher.ts <edge> <room> <id> <token>`), it prints
  * JSON lines: {"type":"frame","t":<epoch ms>} per complete frame, {"type":"session"} per offer
- * answered; it echoes `control` (the agent's --probe measures the RTT).
+ * answered, and every 2 s {"type":"stats",...} (diagnostics(): where packets stop when frames
+ * do); it echoes `control` (the agent's --probe measures the RTT).
  */
 import { type RTCIceServer, RTCPeerConnection } from "werift";
 import { RoverlinkClient } from "../../shared/client.ts";
@@ -31,6 +32,10 @@ export class VideoWatcher {
   readonly frames: number[] = [];
   /** Frames with a gap in their packets (not counted as complete). */
   incomplete = 0;
+  /** RTP packets that reached the video track (after SRTP and werift's routing). */
+  trackPackets = 0;
+  /** Offers answered (new sessions and restarts). */
+  sessions = 0;
   #o: WatcherOptions;
   #client: RoverlinkClient;
   #pc: RTCPeerConnection | null = null;
@@ -100,7 +105,36 @@ export class VideoWatcher {
       contentType: "sdp",
       ifMatch: etag,
     });
+    this.sessions++;
     this.#o.onSession?.(session, restart);
+  }
+
+  /**
+   * Where the video stands: SRTP/SRTCP packets the PeerConnection's transport took in (before
+   * decryption) against RTP packets that reached the track, complete and incomplete frames, the
+   * connection's state and the video section's direction. Transport packets without track
+   * packets: lost in SRTP or routing; neither: the sender sent nothing here.
+   */
+  diagnostics(): {
+    frames: number;
+    incomplete: number;
+    trackPackets: number;
+    transportMediaPackets: number;
+    sessions: number;
+    pc: string | null;
+    video: string | null;
+  } {
+    const pc = this.#pc;
+    const t = pc?.getTransceivers().find((x) => x.kind === "video");
+    return {
+      frames: this.frames.length,
+      incomplete: this.incomplete,
+      trackPackets: this.trackPackets,
+      transportMediaPackets: (pc?.dtlsTransports ?? []).reduce((n, d) => n + d.packetsReceived, 0),
+      sessions: this.sessions,
+      pc: pc?.connectionState ?? null,
+      video: t ? `${t.currentDirection ?? t.direction}` : null,
+    };
   }
 
   #newPc(): RTCPeerConnection {
@@ -126,6 +160,7 @@ export class VideoWatcher {
         let expected: number | null = null;
         let gap = false;
         track.onReceiveRtp.subscribe((rtp) => {
+          this.trackPackets++;
           const seq = rtp.header.sequenceNumber;
           if (expected !== null && seq !== expected) gap = true;
           expected = (seq + 1) & 0xffff;
@@ -168,6 +203,7 @@ if (import.meta.main) {
   });
   await w.start();
   out({ type: "joined" });
+  setInterval(() => out({ type: "stats", ...w.diagnostics() }), 2000).unref();
   const stop = () => void w.stop().then(() => process.exit(0));
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
