@@ -1,10 +1,9 @@
 // A TCP port forward in the carrier-NAT lab (docs/lab.md): rover A (wifi + cell) forwards a local
 // port to an echo server behind rover B, through TURN; wifi goes down mid-stream. The program on A
 // must not notice: the same connection carries on, byte-identical both ways, no reset.
-import type { ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { labGate, labWithEdge } from "./gate.ts";
-import { jsonLines } from "./json-lines.ts";
+import { jsonLines, logLines } from "./json-lines.ts";
 import { fault, nodeIn, stopChild } from "./lab.ts";
 import { sleep } from "./scenario.ts";
 
@@ -13,26 +12,6 @@ const { unavailable, note } = labGate();
 const CLI = "rover/cli.ts";
 const STREAM = "test/lab/tcp-stream.ts";
 let edgeUrl = "";
-
-/** A rover's JSON log lines (stderr). */
-function logLines(child: ChildProcess): { msg: string; [k: string]: unknown }[] {
-  const lines: { msg: string }[] = [];
-  let buf = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split("\n");
-    buf = parts.pop() ?? "";
-    for (const p of parts) {
-      try {
-        lines.push(JSON.parse(p) as { msg: string });
-      } catch {
-        lines.push({ msg: p });
-      }
-    }
-  });
-  child.stdout?.on("data", () => {});
-  return lines;
-}
 
 describe.skipIf(unavailable !== undefined)(`port forwarding in the lab${note}`, () => {
   labWithEdge((url) => {

@@ -71,3 +71,33 @@ export function jsonLines(child: ChildProcess, name: string): JsonLines {
     },
   };
 }
+
+/** A rover's JSON log line (pino): its message and fields. */
+export type LogLine = { msg: string; [k: string]: unknown };
+
+/**
+ * A rover's JSON log lines (stderr), parsed as they come; a line that is not JSON is its `msg`.
+ * Its stdout is drained too (a full pipe would block the rover), without taking lines from
+ * another reader of it.
+ */
+export function logLines(child: {
+  stderr: NodeJS.ReadableStream | null;
+  stdout?: NodeJS.ReadableStream | null;
+}): LogLine[] {
+  const lines: LogLine[] = [];
+  let buf = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split("\n");
+    buf = parts.pop() ?? "";
+    for (const p of parts) {
+      try {
+        lines.push(JSON.parse(p) as LogLine);
+      } catch {
+        lines.push({ msg: p });
+      }
+    }
+  });
+  child.stdout?.on("data", () => {});
+  return lines;
+}

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { mintToken } from "../../shared/token.ts";
 import { encodeTestClip, streamClipArgs } from "../browser/video-feed.ts";
 import { LAB_SECRET, labGate, labWithEdge } from "./gate.ts";
-import { jsonLines } from "./json-lines.ts";
+import { jsonLines, logLines } from "./json-lines.ts";
 import { counters, execIn, fault, nodeIn, spawnIn, stopChild } from "./lab.ts";
 import { sleep } from "./scenario.ts";
 
@@ -23,27 +23,6 @@ const WATCHER = "test/integration/video-watcher.ts";
 /** On rover A's own loopback (its namespace's): the encoder's RTP port and the agent's metrics. */
 const VIDEO_PORT = 5004;
 const METRICS_PORT = 9464;
-
-type LogLine = { msg: string; [k: string]: unknown };
-
-/** A rover's JSON log lines (stderr), parsed as they come. */
-function logLines(child: { stderr: NodeJS.ReadableStream | null }): LogLine[] {
-  const lines: LogLine[] = [];
-  let buf = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split("\n");
-    buf = parts.pop() ?? "";
-    for (const p of parts) {
-      try {
-        lines.push(JSON.parse(p) as LogLine);
-      } catch {
-        lines.push({ msg: p });
-      }
-    }
-  });
-  return lines;
-}
 
 /** The interface's flags from `ip link` in rover A's namespace (["BROADCAST", "UP", ...]). */
 function linkFlags(iface: string): string[] {

@@ -144,3 +144,15 @@ export async function detachedSender(
   };
   return { sctp, sent };
 }
+
+/** `n` full-size DATA chunks sent and in flight (the window opened wide); the first one's TSN. */
+export async function fillFlight(sctp: SctpSender, sent: number[], n: number): Promise<number> {
+  sctp.cwnd = 1 << 20;
+  const first = sctp.localTsn;
+  const data = Buffer.alloc(sctp.maxPayloadSize);
+  const queued = Promise.all(Array.from({ length: n }, () => sctp.send(1, 53, data)));
+  // A transmit pass sends at most 4 chunks more than are in flight (werift's burst limit).
+  while (sent.length < n) await sctp.transmit();
+  await queued;
+  return first;
+}

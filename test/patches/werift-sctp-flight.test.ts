@@ -7,7 +7,7 @@
  * and transmit code, with the peer's SACKs written by hand.
  */
 import { afterEach, expect, it } from "vitest";
-import { detachedSender, type Linked, type SctpSender } from "./sctp-pair.ts";
+import { detachedSender, fillFlight, type Linked, type SctpSender } from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
@@ -30,13 +30,7 @@ const outstanding = (s: Sender) =>
  */
 async function pathChangeWithLateSack(n: number, lost: number) {
   const { sctp, sent } = await detached();
-  sctp.cwnd = 1 << 20;
-  const first = sctp.localTsn;
-  const data = Buffer.alloc(sctp.maxPayloadSize);
-  const queued = Promise.all(Array.from({ length: n }, () => sctp.send(1, 53, data)));
-  // A transmit pass sends at most 4 chunks more than are in flight (werift's burst limit).
-  while (sent.length < n) await sctp.transmit();
-  await queued;
+  const first = await fillFlight(sctp, sent, n);
   expect(sent).toHaveLength(n);
   expect(sctp.flightSize).toBe(n * sctp.maxPayloadSize);
   sent.length = 0;

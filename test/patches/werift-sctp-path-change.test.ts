@@ -8,7 +8,7 @@
  * real send, transmit and SACK code.
  */
 import { afterEach, expect, it } from "vitest";
-import { detachedSender, type Linked, type SctpSender } from "./sctp-pair.ts";
+import { detachedSender, fillFlight, type Linked, type SctpSender } from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
@@ -24,12 +24,7 @@ const initialWindow = (s: SctpSender) => Math.min(4 * s.mtu, Math.max(2 * s.mtu,
 async function inFlight(n: number): Promise<{ sctp: SctpSender; sent: number[]; first: number }> {
   const { sctp, sent } = await detachedSender(pairs);
   sctp.updateRto(0.01);
-  sctp.cwnd = 1 << 20;
-  const first = sctp.localTsn;
-  const data = Buffer.alloc(sctp.maxPayloadSize);
-  const queued = Promise.all(Array.from({ length: n }, () => sctp.send(1, 53, data)));
-  while (sent.length < n) await sctp.transmit();
-  await queued;
+  const first = await fillFlight(sctp, sent, n);
   sent.length = 0;
   return { sctp, sent, first };
 }
