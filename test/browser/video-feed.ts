@@ -79,14 +79,17 @@ export function streamClip(o: { file: string; port: number }): ChildProcess {
   return spawn("ffmpeg", streamClipArgs(o), { stdio: ["ignore", "ignore", "pipe"] });
 }
 
-/** ffmpeg's moving test pattern (default 640×480) at `fps`, encoded live, paced by -re. */
-export function startTestSource(o: {
+/** A live ffmpeg camera: RTP to `port`, the picture's size and rate, VP8's bitrate and GOP. */
+export interface LiveSource {
   port: number;
   fps?: number;
   size?: string;
   kbps?: number;
   gop?: number;
-}): ChildProcess {
+}
+
+/** ffmpeg's moving test pattern (default 640×480) at `fps`, encoded live, paced by -re. */
+export function startTestSource(o: LiveSource): ChildProcess {
   requireFfmpeg();
   const src = `testsrc=size=${o.size ?? "640x480"}:rate=${o.fps ?? 30}`;
   const args = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", src];
@@ -110,13 +113,7 @@ export function stampLayoutFor(size: string): StampLayout {
  * A live camera for glass-to-glass latency: the moving test pattern with the wall-clock time
  * ffmpeg took each frame drawn along its top (video-stamp.ts), VP8 encoded live, paced by -re.
  */
-export function startStampedSource(o: {
-  port: number;
-  fps?: number;
-  size?: string;
-  kbps?: number;
-  gop?: number;
-}): ChildProcess {
+export function startStampedSource(o: LiveSource): ChildProcess {
   requireFfmpeg();
   const size = o.size ?? "640x480";
   const fps = o.fps ?? 30;
