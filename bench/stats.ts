@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /** Summary statistics for benchmark samples. */
 export interface Summary {
   n: number;
@@ -51,4 +52,12 @@ export async function until(cond: () => boolean, ms: number): Promise<boolean> {
     await sleep(5);
   }
   return true;
+}
+
+/** CPU time a process has used so far (user + system, /proc on Linux; 10 ms ticks), seconds. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command's closing parenthesis: utime is [11], stime [12]; USER_HZ is 100.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
 }

@@ -26,7 +26,7 @@ import {
 } from "../test/browser/video-feed.ts";
 import { blockCentres, decodeStamp, latencyMs, stampOf } from "../test/browser/video-stamp.ts";
 import { BENCH_SECRET } from "./peers.ts";
-import { type Summary, sleep, summarize } from "./stats.ts";
+import { processCpuSeconds, type Summary, sleep, summarize } from "./stats.ts";
 
 export interface GlassToGlass {
   available: boolean;
@@ -57,7 +57,6 @@ export interface GlassToGlass {
 }
 
 const ROOM = "bench-glass";
-const TICK_HZ = 100;
 /** Frames sampled in the page (full / quick run). */
 const FRAMES = { full: 450, quick: 150 };
 /** Latencies beyond ± this are a misread stamp that passed the check, not a latency. */
@@ -69,12 +68,6 @@ async function framesFromEncoder(metricsPort: number): Promise<number> {
   const m = /^roverlink_video_frames (\S+)$/m.exec(text);
   if (!m) throw new Error("the agent's metrics have no roverlink_video_frames");
   return Number(m[1]);
-}
-
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]);
 }
 
 /**
@@ -270,7 +263,10 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
 
     const n = quick ? FRAMES.quick : FRAMES.full;
     const load0 = loadavg()[0] as number;
-    const c0 = { ffmpeg: cpuTicks(ffmpeg.pid as number), agent: cpuTicks(agent.pid as number) };
+    const c0 = {
+      ffmpeg: processCpuSeconds(ffmpeg.pid as number),
+      agent: processCpuSeconds(agent.pid as number),
+    };
     const sent0 = await framesFromEncoder(metricsPort);
     const t0 = Date.now();
     const frames = await sampleFrames(
@@ -285,7 +281,7 @@ export async function glassToGlass(edge: LocalEdge, quick: boolean): Promise<Gla
     const sourceFps =
       Math.round((((await framesFromEncoder(metricsPort)) - sent0) / secs) * 10) / 10;
     const cpuPct = (pid: number, from: number) =>
-      Math.round(((cpuTicks(pid) - from) / TICK_HZ / secs) * 1000) / 10;
+      Math.round(((processCpuSeconds(pid) - from) / secs) * 1000) / 10;
     const cpu = {
       ffmpeg: cpuPct(ffmpeg.pid as number, c0.ffmpeg),
       agent: cpuPct(agent.pid as number, c0.agent),

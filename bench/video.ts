@@ -18,6 +18,7 @@ import { mintToken } from "../shared/token.ts";
 import { encodeTestClip, requireFfmpeg, streamClip } from "../test/browser/video-feed.ts";
 import { VideoWatcher } from "../test/integration/video-watcher.ts";
 import { BENCH_SECRET } from "./peers.ts";
+import { processCpuSeconds, sleep } from "./stats.ts";
 import { type GlassToGlass, glassToGlass } from "./video-latency.ts";
 
 export interface Rtt {
@@ -42,16 +43,6 @@ export interface VideoBench {
   /** Capture → shown in the console (Chromium), live stamped source. */
   glassToGlass?: GlassToGlass;
 }
-
-const TICK_HZ = 100; // /proc clock ticks per second on Linux
-
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]); // utime, stime
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The agent's video metrics, one line (for a failure's message). */
 async function videoMetrics(port: number): Promise<string> {
@@ -141,11 +132,11 @@ async function phase(
       await sleep(50);
     }
     await sleep(1000);
-    const c0 = cpuTicks(rover.pid as number);
+    const c0 = processCpuSeconds(rover.pid as number);
     const t0 = Date.now();
     const f0 = watchers[0]?.frames.length ?? 0;
     await sleep(o.seconds * 1000);
-    const c1 = cpuTicks(rover.pid as number);
+    const c1 = processCpuSeconds(rover.pid as number);
     const t1 = Date.now();
     const f1 = watchers[0]?.frames.length ?? 0;
     rover.kill("SIGTERM"); // it writes the probe figures as it stops
@@ -163,7 +154,7 @@ async function phase(
     }
     return {
       ttffMs,
-      cpuPct: Math.round((((c1 - c0) / TICK_HZ) * 100_000) / (t1 - t0)) / 10,
+      cpuPct: Math.round(((c1 - c0) * 100_000) / (t1 - t0)) / 10,
       fps: Math.round(((f1 - f0) * 10_000) / (t1 - t0)) / 10,
       rtt: { ...probe.rttMs, samples: probe.received },
     };
