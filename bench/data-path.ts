@@ -2,11 +2,12 @@
  * 3. Data path on loopback: RTT at 100 msg/s, CPU per message, and reliable throughput in bursts of
  * several depths and message sizes; roverlink links (the `control` channel with its exactly-once
  * layer) vs werift with our patches, werift 0.25.2 unpatched, and node-datachannel channels
- * (reliable, ordered). Both peers run in this process, so CPU covers both ends, native threads
- * included (process.cpuUsage is the whole process).
+ * (reliable, ordered). Both peers run in this process, the echoing one in a worker thread of its
+ * own (bench/echo-peer.ts; `--one-thread`: on the same event loop), so CPU covers both ends,
+ * worker and native threads included (process.cpuUsage is the whole process).
  */
 import type { LocalEdge } from "../rover/local-edge.ts";
-import { type EchoPair, nodeDatachannel, pairOf, type Stack } from "./peers.ts";
+import { type EchoPair, nodeDatachannel, type PairOptions, pairOf, type Stack } from "./peers.ts";
 import { ratio, type Summary, sleep, summarize, until } from "./stats.ts";
 
 /** One burst: `messages` of `bytes` queued at once, until every echo is back (or the time cap). */
@@ -53,7 +54,14 @@ type Ratios = {
 };
 
 export interface DataPath {
+  /**
+   * "per-peer": b in a worker thread of its own, as two rovers are two machines; "one": both ends
+   * on one event loop (every run before 2026-12-06 evening). Absent in older files: "one".
+   */
+  threads?: "one" | "per-peer";
   rateHz: number;
+  /** Paced probes sent first and not counted (absent in older files: none). */
+  warmUpSeconds?: number;
   seconds: number;
   /** The headline burst. */
   burst: { messages: number; bytes: number };
@@ -75,6 +83,21 @@ const LARGE = { messages: 300, bytes: 256 * 1024 };
  */
 
 const cpuUs = (c: NodeJS.CpuUsage) => c.user + c.system;
+
+/** Paced probes sent before the measured window, uncounted (prefix "w"). */
+const WARMUP_SECONDS = 2;
+
+async function warmUp(pair: EchoPair, echoes: { n: number }) {
+  const n = WARMUP_SECONDS * RATE_HZ;
+  const before = echoes.n;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const wait = start + (i * 1000) / RATE_HZ - performance.now();
+    if (wait > 0) await sleep(wait);
+    pair.send(`w${String(i).padStart(15, "0")}`);
+  }
+  await until(() => echoes.n - before >= n, 10_000);
+}
 
 async function paced(
   pair: EchoPair,
@@ -142,6 +165,9 @@ async function measure(
       echoes.ids.delete(id);
     }
   });
+  // The same 2 s of paced probes for every stack first: the measured window is the steady state a
+  // rover lives in, not the JIT compiling the stack's code (the first stack measured paid for it).
+  await warmUp(pair, echoes);
   const p = await paced(pair, seconds, echoes);
   const out: BurstFigures[] = [];
   for (const b of bursts) {
@@ -200,6 +226,7 @@ export async function dataPath(
   seconds: number,
   bursts: { messages: number; bytes: number }[],
   capSeconds: number,
+  opts: PairOptions = {},
 ): Promise<DataPath> {
   const stacks: PathFigures[] = [];
   const ndc = nodeDatachannel();
@@ -208,7 +235,7 @@ export async function dataPath(
       stacks.push(none(stack, ndc));
       continue;
     }
-    const linked = await pairOf(stack, edge);
+    const linked = await pairOf(stack, edge, opts);
     await sleep(500); // let the link settle (first health probes, SCTP warm-up)
     try {
       stacks.push(await measure(stack, linked.pair, seconds, bursts, capSeconds));
@@ -233,7 +260,9 @@ export async function dataPath(
     };
   };
   return {
+    threads: opts.oneThread ? "one" : "per-peer",
     rateHz: RATE_HZ,
+    warmUpSeconds: WARMUP_SECONDS,
     seconds,
     burst: HEADLINE,
     bursts,

@@ -1,24 +1,37 @@
 /**
  * Linked pairs for the benchmarks, all on loopback: two roverlink agents through a local edge, two
- * werift PCs exchanging SDP in memory (with our patches, and the same release without them, from
- * the `werift-unpatched` npm alias that patch-package leaves alone), and two node-datachannel
- * (libdatachannel) PCs doing the same. Each pair echoes everything b receives back to a.
+ * werift PCs (with our patches, and the same release without them, from the `werift-unpatched` npm
+ * alias that patch-package leaves alone), and two node-datachannel (libdatachannel) PCs. Each pair
+ * echoes everything b receives back to a. For the JavaScript stacks b runs in a worker thread of
+ * its own (bench/echo-peer.ts) unless `oneThread` is set: two rovers are two machines, and with both
+ * ends on one event loop they got half the CPU that node-datachannel's native threads got.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import { MessageChannel, Worker } from "node:worker_threads";
+import { RTCPeerConnection } from "werift";
 import { RTCPeerConnection as UnpatchedPeerConnection } from "werift-unpatched";
 import { Agent, type AgentMessage } from "../rover/agent.ts";
 import { type LocalEdge, REPO_ROOT } from "../rover/local-edge.ts";
-import { BacklogFullError, type Payload } from "../shared/link/reliable.ts";
 import { mintToken } from "../shared/token.ts";
+import {
+  type FromEcho,
+  NDC_CONFIG,
+  type NdcChannel,
+  type NdcModule,
+  type Port,
+  runEchoPeer,
+  type Stack,
+  streamSender,
+  type ToEcho,
+  weriftConfig,
+} from "./echo-peer.ts";
 import { until } from "./stats.ts";
 
-export const BENCH_SECRET = "bench-secret-bench-secret-bench-secret";
+export type { Stack };
 
-/** The stacks compared throughout. "werift": with our patches (patches/); "werift-unpatched": 0.25.2 as published. */
-export type Stack = "roverlink" | "werift" | "werift-unpatched" | "node-datachannel";
+export const BENCH_SECRET = "bench-secret-bench-secret-bench-secret";
 
 /** A linked pair: `send` goes a -> b, b echoes it, `onEcho` sees it back at a. */
 export interface EchoPair {
@@ -29,57 +42,107 @@ export interface EchoPair {
 
 export interface Linked {
   pair: EchoPair;
-  /** From creating the first peer to an open channel at the offerer. */
+  /** From starting to link (b already running) to an open channel at the offerer. */
   linkMs: number;
+}
+
+export interface PairOptions {
+  /** Both ends on the caller's thread (the setup before 2026-12-06 evening). */
+  oneThread?: boolean;
 }
 
 let room = 0;
 
-/**
- * `agent.send`, waiting when the reliable backlog is full (BacklogFullError) instead of losing the
- * message: a FIFO retried every 5 ms. Agent has no drain event yet (docs/rover.md, flow control).
- */
-function patientSender(agent: Agent, peer: string): (data: Payload) => void {
-  const waiting: Payload[] = [];
-  let timer: NodeJS.Timeout | null = null;
-  const pump = () => {
-    timer = null;
-    while (waiting.length > 0) {
-      try {
-        agent.send(peer, "control", waiting[0] as Payload);
-      } catch (e) {
-        if (!(e instanceof BacklogFullError)) throw e;
-        timer = setTimeout(pump, 5);
-        return;
-      }
-      waiting.shift();
+/** The b end, started: in a worker of its own, or on this thread over a MessageChannel. */
+class EchoEnd {
+  #port: Port;
+  #worker: Worker | null = null;
+  #channel: MessageChannel | null = null;
+  #waits: ((m: FromEcho) => boolean)[] = [];
+  #listeners: ((m: FromEcho) => void)[] = [];
+
+  constructor(oneThread: boolean) {
+    if (oneThread) {
+      this.#channel = new MessageChannel();
+      runEchoPeer(this.#channel.port2);
+      this.#port = this.#channel.port1;
+    } else {
+      this.#worker = new Worker(new URL("./echo-peer.ts", import.meta.url), {
+        workerData: { echoPeer: true },
+      });
+      this.#port = this.#worker;
     }
-  };
-  return (data) => {
-    waiting.push(data);
-    if (!timer && waiting.length === 1) pump();
-  };
+    this.#port.on("message", (m: FromEcho) => {
+      if (m.t === "error") process.stderr.write(`bench: echo peer: ${m.message}\n`);
+      for (const l of this.#listeners) l(m);
+      this.#waits = this.#waits.filter((w) => !w(m));
+    });
+  }
+
+  post(m: ToEcho): void {
+    this.#port.postMessage(m);
+  }
+
+  onMessage(f: (m: FromEcho) => void): void {
+    this.#listeners.push(f);
+  }
+
+  /** The next message of type `t` (an `error` rejects). */
+  next<T extends FromEcho["t"]>(t: T): Promise<Extract<FromEcho, { t: T }>> {
+    return new Promise((resolve, reject) => {
+      this.#waits.push((m) => {
+        if (m.t === "error") reject(new Error(`echo peer: ${m.message}`));
+        else if (m.t === t) resolve(m as Extract<FromEcho, { t: T }>);
+        else return false;
+        return true;
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const closed = this.next("closed");
+    this.post({ t: "close" });
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))]).catch(() => {
+      // A b that fails to close is ended below all the same.
+    });
+    this.#channel?.port1.close();
+    this.#channel?.port2.close();
+    await this.#worker?.terminate();
+  }
 }
 
-export async function roverlinkPair(edge: LocalEdge): Promise<Linked> {
+async function startEcho(
+  stack: Stack,
+  opts: PairOptions,
+  roverlink?: { edge: string; room: string; token: string },
+): Promise<EchoEnd> {
+  const b = new EchoEnd(opts.oneThread ?? false);
+  const ready = b.next("ready");
+  b.post({ t: "start", stack, roverlink });
+  await ready;
+  return b;
+}
+
+export async function roverlinkPair(edge: LocalEdge, opts: PairOptions = {}): Promise<Linked> {
   const r = `bench-${process.pid}-${++room}`;
-  const mk = async (id: string, connect: string[]) =>
-    new Agent({
-      edge: edge.url,
-      room: r,
-      id,
-      token: await mintToken({ secret: BENCH_SECRET, sub: id, room: r, ttlSeconds: 3600 }),
-      connect,
-      // Loopback only: no servers, and 127.0.0.1 as a host candidate (the agent's local default).
-      iceServers: [],
-      iceAdditionalHostAddresses: ["127.0.0.1"],
-      watchNetwork: false,
-    });
-  const b = await mk("b", []);
-  await b.start();
-  const echo = patientSender(b, "a");
-  b.on("message", (m: AgentMessage) => echo(m.data));
-  const a = await mk("a", ["b"]);
+  const token = (id: string) =>
+    mintToken({ secret: BENCH_SECRET, sub: id, room: r, ttlSeconds: 3600 });
+  const b = await startEcho("roverlink", opts, {
+    edge: edge.url,
+    room: r,
+    token: await token("b"),
+  });
+  const a = new Agent({
+    edge: edge.url,
+    room: r,
+    id: "a",
+    token: await token("a"),
+    connect: ["b"],
+    // Loopback only: no servers, and 127.0.0.1 as a host candidate (the agent's local default).
+    iceServers: [],
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    watchNetwork: false,
+  });
   const t0 = performance.now();
   const up = new Promise<void>((resolve) => a.once("link-up", () => resolve()));
   await a.start();
@@ -90,46 +153,34 @@ export async function roverlinkPair(edge: LocalEdge): Promise<Linked> {
     for (const l of listeners)
       l(typeof m.data === "string" ? m.data : Buffer.from(m.data).toString());
   });
-  const send = patientSender(a, "b");
+  const send = streamSender(a, "b");
   return {
     linkMs,
     pair: {
       send: (d) => send(d),
       onEcho: (f) => listeners.push(f),
       close: async () => {
-        await Promise.all([a.stop(), b.stop()]);
+        await Promise.all([a.stop(), b.close()]);
       },
     },
   };
 }
 
-// No servers (werift's default names a public STUN server); pairs only between loopback candidates,
-// though werift also gathers the machine's interface addresses.
-const weriftConfig = {
-  iceServers: [],
-  // Both ends advertise 1 MiB (werift's default is 64 KiB), so that the raw rows cover 256 KiB
-  // messages; node-datachannel's default is 256 KiB.
-  maxMessageSize: 1024 * 1024,
-  iceUseIpv6: false,
-  iceAdditionalHostAddresses: ["127.0.0.1"],
-  iceFilterCandidatePair: (p: { remoteCandidate: { host: string } }) =>
-    p.remoteCandidate.host === "127.0.0.1",
-};
-
-export async function weriftPair(unpatched = false): Promise<Linked> {
+export async function weriftPair(unpatched = false, opts: PairOptions = {}): Promise<Linked> {
+  const b = await startEcho(unpatched ? "werift-unpatched" : "werift", opts);
   const t0 = performance.now();
   // The two builds have the same API (one release); only the patches differ.
   const PC = unpatched
     ? (UnpatchedPeerConnection as unknown as typeof RTCPeerConnection)
     : RTCPeerConnection;
   const a = new PC(weriftConfig);
-  const b = new PC(weriftConfig);
   const dc = a.createDataChannel("control");
-  b.onDataChannel.subscribe((ch: RTCDataChannel) => ch.onMessage.subscribe((m) => ch.send(m)));
   await a.setLocalDescription(await a.createOffer());
-  await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription(b.localDescription as NonNullable<typeof b.localDescription>);
+  const offer = a.localDescription as NonNullable<typeof a.localDescription>;
+  const answer = b.next("desc");
+  b.post({ t: "desc", sdp: offer.sdp, type: offer.type });
+  const got = await answer;
+  await a.setRemoteDescription({ type: got.type as "answer", sdp: got.sdp });
   if (!(await until(() => dc.readyState === "open", 20_000)))
     throw new Error("werift: channel did not open in 20 s");
   const linkMs = performance.now() - t0;
@@ -147,31 +198,6 @@ export async function weriftPair(unpatched = false): Promise<Linked> {
       },
     },
   };
-}
-
-/** The parts of node-datachannel's API used here (its own types come with the optional package). */
-interface NdcChannel {
-  sendMessage(m: string): boolean;
-  onMessage(cb: (m: string | Buffer | ArrayBuffer) => void): void;
-  onOpen(cb: () => void): void;
-  isOpen(): boolean;
-  close(): void;
-}
-interface NdcPeer {
-  onLocalDescription(cb: (sdp: string, type: string) => void): void;
-  onLocalCandidate(cb: (candidate: string, mid: string) => void): void;
-  onDataChannel(cb: (dc: NdcChannel) => void): void;
-  setRemoteDescription(sdp: string, type: string): void;
-  addRemoteCandidate(candidate: string, mid: string): void;
-  createDataChannel(label: string): NdcChannel;
-  close(): void;
-}
-interface NdcModule {
-  PeerConnection: new (
-    name: string,
-    config: { iceServers: string[]; bindAddress?: string },
-  ) => NdcPeer;
-  getLibraryVersion(): string;
 }
 
 let ndc: NdcModule | string | undefined;
@@ -197,24 +223,24 @@ export function nodeDatachannelVersion(): string | null {
   return `node-datachannel ${pkg.version}, libdatachannel ${m.getLibraryVersion()}`;
 }
 
-export async function nodeDatachannelPair(): Promise<Linked> {
+export async function nodeDatachannelPair(opts: PairOptions = {}): Promise<Linked> {
   const m = nodeDatachannel();
   if (typeof m === "string") throw new Error(m);
+  // Always on this thread: node-datachannel's addon aborts the process when used from a worker
+  // ("Entering the V8 API without proper locking"). Its DTLS, SCTP and ICE run on native threads
+  // of their own anyway; only the JavaScript callbacks share this event loop.
+  void opts;
+  const b = await startEcho("node-datachannel", { oneThread: true });
   const t0 = performance.now();
   // No ICE servers, sockets bound to loopback: the only candidate is 127.0.0.1.
-  const config = { iceServers: [], bindAddress: "127.0.0.1" };
-  const a = new m.PeerConnection("a", config);
-  const b = new m.PeerConnection("b", config);
-  a.onLocalDescription((sdp, type) => b.setRemoteDescription(sdp, type));
-  a.onLocalCandidate((c, mid) => b.addRemoteCandidate(c, mid));
-  b.onLocalDescription((sdp, type) => a.setRemoteDescription(sdp, type));
-  b.onLocalCandidate((c, mid) => a.addRemoteCandidate(c, mid));
-  const echoes: NdcChannel[] = [];
-  b.onDataChannel((ch) => {
-    echoes.push(ch);
-    ch.onMessage((msg) => ch.sendMessage(String(msg)));
+  const a = new m.PeerConnection("a", NDC_CONFIG);
+  a.onLocalDescription((sdp, type) => b.post({ t: "desc", sdp, type }));
+  a.onLocalCandidate((candidate, mid) => b.post({ t: "cand", candidate, mid }));
+  b.onMessage((msg) => {
+    if (msg.t === "desc") a.setRemoteDescription(msg.sdp, msg.type);
+    if (msg.t === "cand") a.addRemoteCandidate(msg.candidate, msg.mid);
   });
-  const dc = a.createDataChannel("control");
+  const dc: NdcChannel = a.createDataChannel("control");
   const listeners: ((d: string) => void)[] = [];
   dc.onMessage((msg) => {
     for (const l of listeners) l(String(msg));
@@ -237,18 +263,17 @@ export async function nodeDatachannelPair(): Promise<Linked> {
       onEcho: (f) => listeners.push(f),
       close: async () => {
         dc.close();
-        for (const e of echoes) e.close();
+        await b.close();
         a.close();
-        b.close();
       },
     },
   };
 }
 
 /** A pair of the given stack. */
-export function pairOf(stack: Stack, edge: LocalEdge): Promise<Linked> {
-  if (stack === "roverlink") return roverlinkPair(edge);
-  if (stack === "werift") return weriftPair();
-  if (stack === "werift-unpatched") return weriftPair(true);
-  return nodeDatachannelPair();
+export function pairOf(stack: Stack, edge: LocalEdge, opts: PairOptions = {}): Promise<Linked> {
+  if (stack === "roverlink") return roverlinkPair(edge, opts);
+  if (stack === "werift") return weriftPair(false, opts);
+  if (stack === "werift-unpatched") return weriftPair(true, opts);
+  return nodeDatachannelPair(opts);
 }

@@ -22,7 +22,10 @@ const edge =
   stack === "roverlink"
     ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
     : null;
-const { pair } = edge ? await roverlinkPair(edge) : await weriftPair(stack === "werift-unpatched");
+// Both ends on this thread, so that one CPU profile holds both.
+const { pair } = edge
+  ? await roverlinkPair(edge, { oneThread: true })
+  : await weriftPair(stack === "werift-unpatched", { oneThread: true });
 let n = 0;
 pair.onEcho(() => n++);
 await sleep(500);

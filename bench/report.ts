@@ -75,7 +75,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     md.push(
       "## 1. Time to link",
       "",
-      `From creating the first peer to an open data channel, ${t.runs} runs per stack, stacks interleaved.`,
+      `From creating the offering peer (the answering one already running) to an open data channel, ${t.runs} runs per stack, stacks interleaved.`,
       "roverlink's figure includes joining the room, the offer parked in the edge, the answerer's long-poll, the answer, trickled candidates, ICE, DTLS and SCTP.",
       "",
       "| stack | median ms | p95 ms | IQR ms | min–max ms | runs |",
@@ -186,7 +186,10 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     md.push(
       "## 3. Data path (loopback)",
       "",
-      `RTT: ${d.rateHz} msg/s for ${d.seconds} s, echoed by the other peer. Throughput: ${d.burst.messages} messages of ${d.burst.bytes} B queued at once on a reliable ordered channel (roverlink: \`control\`, with its exactly-once layer), one direction. CPU: user + system of the whole process (both peers, native threads included) per message.`,
+      `RTT: ${d.rateHz} msg/s for ${d.seconds} s${d.warmUpSeconds ? ` after ${d.warmUpSeconds} s of the same not counted` : ""}, echoed by the other peer. Throughput: ${d.burst.messages} messages of ${d.burst.bytes} B queued at once on a reliable ordered channel (roverlink: \`control\`, with its exactly-once layer), one direction. CPU: user + system of the whole process (both peers, worker and native threads included) per message.`,
+      d.threads === "per-peer"
+        ? "Threads: the echoing peer of each JavaScript stack runs in a worker thread of its own (two rovers are two machines); node-datachannel's both ends share the main thread for their callbacks (its addon cannot run in a worker) and run DTLS, SCTP and ICE on native threads."
+        : "Threads: both peers of each stack on one event loop (`--one-thread`; every run before 2026-12-06 evening).",
       "",
       "| stack | RTT p50 ms | RTT p99 ms | throughput MB/s | CPU µs/msg at 100 msg/s | CPU µs/msg in the burst |",
       "|---|---|---|---|---|---|",

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only a,b] [--runs N] [--out dir]`: measure roverlink against its
+ * `npm run bench [-- --quick] [--only a,b] [--runs N] [--one-thread] [--out dir]`: measure roverlink against its
  * anchors (stock werift, node-datachannel, a WebSocket relay, a WireGuard keepalive) in one run and
  * write <out>/<date>[-quick].json, .md and PNG charts (default out: bench/results). Figures only:
  * no thresholds. --quick: few runs, short windows, no lab (CI smoke test, well under 2 minutes).
@@ -72,6 +72,7 @@ let values: {
   scenarios?: string;
   out?: string;
   "report-from"?: string;
+  "one-thread"?: boolean;
   help?: boolean;
 };
 try {
@@ -83,6 +84,7 @@ try {
       scenarios: { type: "string" },
       out: { type: "string" },
       "report-from": { type: "string" },
+      "one-thread": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   }));
@@ -93,6 +95,8 @@ if (values.help) {
   process.stdout.write(
     `usage: npm run bench -- [--quick] [--only ${BENCHMARKS.join(",")}] [--runs N] [--scenarios a,b] [--out DIR]\n` +
       `       --scenarios: handover scenarios to run (default all: ${HANDOVER_SCENARIOS.join(",")})\n` +
+      "       --one-thread: time-to-link and data-path with both ends of a pair on one event loop\n" +
+      "                     (default: the echoing end in a worker thread of its own)\n" +
       "       npm run bench -- --report-from results.json [--out DIR]   (redo the report and charts only)\n",
   );
   process.exit(0);
@@ -113,6 +117,7 @@ if (reportFrom !== undefined) {
   process.exit(0);
 }
 const quick = values.quick === true;
+const oneThread = values["one-thread"] === true;
 const only = new Set((values.only ?? BENCHMARKS.join(",")).split(",").map((s) => s.trim()));
 for (const name of only)
   if (!(BENCHMARKS as readonly string[]).includes(name))
@@ -206,7 +211,7 @@ const edge = needsEdge
 try {
   if (edge && only.has("time-to-link")) {
     results.timeToLink = await timed("time-to-link", `${runs} runs per stack`, () =>
-      timeToLink(edge, runs),
+      timeToLink(edge, runs, { oneThread }),
     );
   }
   if (edge && only.has("data-path")) {
@@ -215,7 +220,7 @@ try {
     results.dataPath = await timed(
       "data-path",
       `${secs} s at 100 msg/s, ${bursts.map((b) => `${b.messages} × ${b.bytes / 1024} KiB`).join(", ")} bursts (≤ ${cap} s each), per stack`,
-      () => dataPath(edge, secs, bursts, cap),
+      () => dataPath(edge, secs, bursts, cap, { oneThread }),
     );
   }
   if (edge && only.has("file")) {

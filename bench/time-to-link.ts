@@ -4,7 +4,7 @@
  * node-datachannel PCs exchanging SDP in memory. The stacks take turns within each run so machine noise hits all of them alike.
  */
 import type { LocalEdge } from "../rover/local-edge.ts";
-import { nodeDatachannel, pairOf, type Stack } from "./peers.ts";
+import { nodeDatachannel, type PairOptions, pairOf, type Stack } from "./peers.ts";
 import { ratio, type Summary, summarize } from "./stats.ts";
 
 export interface StackTimes {
@@ -31,7 +31,11 @@ export interface TimeToLink {
 /** The werift anchor: 0.25.2 as published (the `werift-unpatched` alias), not our patched copy. */
 const ANCHOR = "werift-unpatched";
 
-export async function timeToLink(edge: LocalEdge, runs: number): Promise<TimeToLink> {
+export async function timeToLink(
+  edge: LocalEdge,
+  runs: number,
+  opts: PairOptions = {},
+): Promise<TimeToLink> {
   const ndc = nodeDatachannel();
   const stacks: StackTimes[] = (["roverlink", ANCHOR, "node-datachannel"] as const).map(
     (stack) => ({
@@ -44,7 +48,7 @@ export async function timeToLink(edge: LocalEdge, runs: number): Promise<TimeToL
   for (let i = 0; i < runs; i++) {
     for (const s of stacks) {
       if (s.unavailable) continue;
-      const linked = await pairOf(s.stack, edge);
+      const linked = await pairOf(s.stack, edge, opts);
       s.samples.push(Math.round(linked.linkMs * 100) / 100);
       await linked.pair.close();
     }
