@@ -2,7 +2,8 @@
  * `node --cpu-prof bench/profile-burst.ts [roverlink|werift|werift-unpatched] [messages] [bytes]`:
  * one linked pair on loopback, three bursts echoed back, for a CPU profile of the data path (not
  * part of `npm run bench`; figures come from bench/run.ts). `PACED=<seconds>`: 100 msg/s of
- * 16-byte probes instead of the bursts.
+ * 16-byte probes instead of the bursts. `PER_PEER=1`: the echoing end in a worker thread.
+ * `BURSTS=<n>`: n bursts instead of three.
  */
 
 import { startLocalEdge } from "../rover/local-edge.ts";
@@ -22,10 +23,12 @@ const edge =
   stack === "roverlink"
     ? await startLocalEdge({ vars: { ROVERLINK_SECRET: BENCH_SECRET, MAX_PEERS_PER_ROOM: "64" } })
     : null;
-// Both ends on this thread, so that one CPU profile holds both.
+// Both ends on this thread, so that one CPU profile holds both (PER_PEER=1: b in a worker, as
+// bench/run.ts runs it).
+const oneThread = process.env.PER_PEER !== "1";
 const { pair } = edge
-  ? await roverlinkPair(edge, { oneThread: true })
-  : await weriftPair(stack === "werift-unpatched", { oneThread: true });
+  ? await roverlinkPair(edge, { oneThread })
+  : await weriftPair(stack === "werift-unpatched", { oneThread });
 let n = 0;
 pair.onEcho(() => n++);
 await sleep(500);
@@ -49,7 +52,7 @@ if (process.env.PACED) {
   await edge?.stop();
   process.exit(0);
 }
-for (let round = 0; round < 3; round++) {
+for (let round = 0; round < Number(process.env.BURSTS ?? 3); round++) {
   const before = n;
   const cpu = process.cpuUsage();
   const t0 = performance.now();

@@ -63,23 +63,52 @@ export class RttEstimator {
 
 /**
  * The reliable messages sent and not yet acknowledged, by sequence number, with when each was
- * last sent. The stream numbers messages in order, so this is a queue.
+ * last sent. The stream numbers messages in order, so this is a queue: a deque sorted by sequence
+ * number (parallel arrays from `#head`). A cumulative acknowledgement pops from the front, O(1) per
+ * message; a Map cost a walk over every deleted entry at each acknowledgement (V8 keeps them
+ * until it rehashes), the largest cost of the health policy in a burst.
  */
 export class Outstanding {
-  /** seq → [sent at, times sent] */
-  #sent = new Map<number, [number, number]>();
+  #seqs: number[] = [];
+  /** When each was last sent. */
+  #at: number[] = [];
+  /** How many times each was sent. */
+  #times: number[] = [];
+  #head = 0;
   /** Lowest sequence number possibly held (the ack floor). */
   #floor = 0;
 
   get size(): number {
-    return this.#sent.size;
+    return this.#seqs.length - this.#head;
   }
 
   /** A reliable message (or a resend of one) went out at `now`. */
   sent(seq: number, now: number): void {
     if (seq < this.#floor) return;
-    const was = this.#sent.get(seq);
-    this.#sent.set(seq, [now, (was?.[1] ?? 0) + 1]);
+    const seqs = this.#seqs;
+    const n = seqs.length;
+    if (n === this.#head || seq > (seqs[n - 1] as number)) {
+      seqs.push(seq);
+      this.#at.push(now);
+      this.#times.push(1);
+      return;
+    }
+    // A resend (or a message reported out of order): find its place.
+    let lo = this.#head;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((seqs[mid] as number) < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    if (seqs[lo] === seq) {
+      this.#at[lo] = now;
+      this.#times[lo] = (this.#times[lo] as number) + 1;
+      return;
+    }
+    seqs.splice(lo, 0, seq);
+    this.#at.splice(lo, 0, now);
+    this.#times.splice(lo, 0, 1);
   }
 
   /**
@@ -88,19 +117,23 @@ export class Outstanding {
    */
   acked(next: number, now: number): number | null {
     if (next <= this.#floor) return null;
-    let newest: [number, number] | undefined;
-    let newestSeq = -1;
-    // Keys are in sending order, which is sequence order (a resend keeps its place).
-    for (const [seq, v] of this.#sent) {
-      if (seq >= next) break;
-      if (seq > newestSeq) {
-        newestSeq = seq;
-        newest = v;
-      }
-      this.#sent.delete(seq);
-    }
     this.#floor = next;
-    return newest && newest[1] === 1 ? now - newest[0] : null;
+    const seqs = this.#seqs;
+    let h = this.#head;
+    while (h < seqs.length && (seqs[h] as number) < next) h++;
+    if (h === this.#head) return null;
+    const newest = h - 1;
+    const sample = this.#times[newest] === 1 ? now - (this.#at[newest] as number) : null;
+    this.#head = h;
+    if (h === seqs.length) this.#clear();
+    else if (h >= 1024 && h * 2 >= seqs.length) {
+      // Drop the acknowledged prefix once it is half the arrays: amortized O(1), memory bounded.
+      this.#seqs = seqs.slice(h);
+      this.#at = this.#at.slice(h);
+      this.#times = this.#times.slice(h);
+      this.#head = 0;
+    }
+    return sample;
   }
 
   /**
@@ -108,8 +141,14 @@ export class Outstanding {
    * sequence order (resends go out in order, after every first sending of what they cover).
    */
   oldest(): number | null {
-    for (const [at] of this.#sent.values()) return at;
-    return null;
+    return this.#head < this.#seqs.length ? (this.#at[this.#head] as number) : null;
+  }
+
+  #clear(): void {
+    this.#seqs = [];
+    this.#at = [];
+    this.#times = [];
+    this.#head = 0;
   }
 
   /**
@@ -117,8 +156,12 @@ export class Outstanding {
    * have been renumbered from 0): nothing else is outstanding, and no resend is an RTT sample.
    */
   resent(seqs: readonly number[], now: number): void {
-    this.#sent.clear();
+    this.#clear();
     this.#floor = 0;
-    for (const s of seqs) this.#sent.set(s, [now, 2]);
+    for (const s of [...new Set(seqs)].sort((a, b) => a - b)) {
+      this.#seqs.push(s);
+      this.#at.push(now);
+      this.#times.push(2);
+    }
   }
 }
