@@ -15,8 +15,10 @@ import {
   BacklogFullError,
   type DataFrame,
   DEFAULT_MAX_FRAME_BYTES,
+  decodeBinaryFrame,
   decodeFrame,
   encodeFrame,
+  encodeWire,
   type Frame,
   type Payload,
   type ReliableReceiver,
@@ -94,6 +96,8 @@ export class LinkChannels {
   #appQueue = new Map<string, Payload[]>();
   /** `control` channels on which the peer said hello already. */
   #helloed = new WeakSet<RTCDataChannel>();
+  /** `control` channels whose peer said in its hello that it reads binary data frames (`bf`). */
+  #binaryPeer = new WeakSet<RTCDataChannel>();
   #ackTimer: NodeJS.Timeout | null = null;
   /** When #ackTimer was set (performance.now()). */
   #ackSince = 0;
@@ -110,7 +114,7 @@ export class LinkChannels {
       if (!this.#resumed(dc) || o.raw) return;
       const now = Date.now();
       for (const f of frames) {
-        this.#outbox.push(encodeFrame(f), dc.bufferedAmount);
+        this.#outbox.push(this.#encode(dc, f), dc.bufferedAmount);
         if (f.t === "d") o.hooks.reliableSent?.(f.s, now);
       }
       this.#pumpControl();
@@ -126,6 +130,13 @@ export class LinkChannels {
 
   #resumed(dc: RTCDataChannel | undefined): dc is RTCDataChannel {
     return dc?.readyState === "open" && this.#helloed.has(dc);
+  }
+
+  /** A frame as it goes on `dc`: bytes as a binary frame when the peer reads them, else JSON. */
+  #encode(dc: RTCDataChannel, f: Frame): string | Buffer {
+    const w = encodeWire(f, this.#binaryPeer.has(dc));
+    // A view, not a copy: werift copies what is not a Buffer.
+    return typeof w === "string" ? w : Buffer.from(w.buffer, w.byteOffset, w.byteLength);
   }
 
   /** Reliable frames waiting to be handed to `control`, and their size. */
@@ -202,7 +213,8 @@ export class LinkChannels {
   /** `control` opened on a new PeerConnection: say where our receiver is (peer resends from there). */
   hello(): void {
     const control = this.#channels.get("control");
-    if (control && !this.#o.raw) control.send(encodeFrame(this.#o.receiver.hello()));
+    // `bf`: we read binary data frames (a console, which reads text only, says nothing).
+    if (control && !this.#o.raw) control.send(encodeFrame({ ...this.#o.receiver.hello(), bf: 1 }));
   }
 
   /** Application channels with messages waiting and no channel yet (after a rebuild). */
@@ -248,7 +260,7 @@ export class LinkChannels {
       let ok = true;
       const now = Date.now();
       for (const f of frames) {
-        ok = this.#outbox.push(encodeFrame(f), dc.bufferedAmount) && ok;
+        ok = this.#outbox.push(this.#encode(dc, f), dc.bufferedAmount) && ok;
         if (f.t === "d") this.#o.hooks.reliableSent?.(f.s, now);
       }
       this.#pumpControl();
@@ -297,7 +309,7 @@ export class LinkChannels {
       // data's SCTP packet (patch 14) instead of sending a packet of its own when its timer fires.
       if (frames.length > 0 && this.#ackTimer && performance.now() - this.#ackSince >= ACK_RIDE_MS)
         this.#sendAck(dc);
-      for (const f of frames) dc.send(f);
+      for (const f of frames) dc.send(typeof f === "string" ? f : (f as Buffer));
     } catch (e) {
       // Closing under us: the backlog keeps everything for the next channel.
       this.#o.log.debug({ peer: this.#o.peer, err: errorMessage(e) }, "control send failed");
@@ -330,7 +342,7 @@ export class LinkChannels {
       // exactly-once delivery.
       let f: Frame | null;
       try {
-        f = text === null ? null : decodeFrame(text);
+        f = text === null ? decodeBinaryFrame(m as Buffer) : decodeFrame(text);
       } catch (e) {
         this.#violation("malformed-frame", errorMessage(e));
         return;
@@ -386,6 +398,7 @@ export class LinkChannels {
           return;
         }
         this.#helloed.add(dc);
+        if (f.bf === 1) this.#binaryPeer.add(dc);
         let n = f.st === sender.stream ? f.n : 0;
         if (n > sender.nextSeq) {
           this.#violation("bad-ack", `hello ${n}`);
@@ -393,7 +406,7 @@ export class LinkChannels {
         }
         // Through the outbox: a long backlog must not land in werift at once either.
         const resend = sender.resendFrom(n);
-        this.#outbox.replace(resend.map(encodeFrame));
+        this.#outbox.replace(resend.map((r) => this.#encode(dc, r)));
         this.#o.hooks.reliableResent?.(
           resend.map((r) => r.s),
           Date.now(),

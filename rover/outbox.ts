@@ -202,7 +202,9 @@ export class Outbox {
       const row = q.sender.get(peer) as { stream: string; acked: number } | undefined;
       if (!row) return null;
       const frames = q.frames.all(peer).map((r) => {
-        const f: StoredFrame = { s: Number(r.s), p: String(r.p), at: Number(r.at) };
+        // Bytes are kept as a BLOB; files written before binary frames hold base64 text.
+        const p = r.p instanceof Uint8Array ? r.p : String(r.p);
+        const f: StoredFrame = { s: Number(r.s), p, at: Number(r.at) };
         if (r.b) f.b = 1;
         if (r.e) f.e = 1;
         if (r.x !== null) f.x = Number(r.x);

@@ -18,9 +18,15 @@ export const DEFAULT_OUTBOX_LIMITS: Readonly<OutboxLimits> = Object.freeze({
   lowWater: 256 * 1024,
 });
 
+/** An encoded frame: JSON text, or a binary data frame. */
+export type WireFrame = string | Uint8Array;
+
+/** What the channel counts for it in bufferedAmount: UTF-16 code units of text, bytes of bytes. */
+const sizeOf = (f: WireFrame) => (typeof f === "string" ? f.length : f.byteLength);
+
 export class Outbox {
   readonly limits: OutboxLimits;
-  #queue: string[] = [];
+  #queue: WireFrame[] = [];
   /** Index of the next frame to release (the queue is compacted when it is used up). */
   #head = 0;
   #bytes = 0;
@@ -33,7 +39,7 @@ export class Outbox {
       throw new RangeError("outbox lowWater must be below highWater");
   }
 
-  /** Frames waiting, and their size (UTF-16 code units, as the channel counts a string's bytes). */
+  /** Frames waiting, and their size (as the channel counts them: see sizeOf). */
   get pending(): { frames: number; bytes: number } {
     return { frames: this.#queue.length - this.#head, bytes: this.#bytes };
   }
@@ -42,19 +48,19 @@ export class Outbox {
    * Queue a frame. False when the caller should wait for `drained` before it sends more (like
    * Node's `stream.write`); the frame is kept either way.
    */
-  push(frame: string, buffered: number): boolean {
+  push(frame: WireFrame, buffered: number): boolean {
     this.#queue.push(frame);
-    this.#bytes += frame.length;
+    this.#bytes += sizeOf(frame);
     const ok = buffered + this.#bytes < this.limits.highWater;
     if (!ok) this.#blocked = true;
     return ok;
   }
 
   /** Replace everything waiting (a resend from the peer's hello supersedes it). */
-  replace(frames: string[]): void {
+  replace(frames: WireFrame[]): void {
     this.#queue = [...frames];
     this.#head = 0;
-    this.#bytes = frames.reduce((n, f) => n + f.length, 0);
+    this.#bytes = frames.reduce((n, f) => n + sizeOf(f), 0);
   }
 
   /** Forget what waits (the channel closed; the sender's backlog still has it). */
@@ -63,14 +69,15 @@ export class Outbox {
   }
 
   /** Frames to hand to the channel now, given what it has buffered; in order. */
-  take(buffered: number): string[] {
-    const out: string[] = [];
+  take(buffered: number): WireFrame[] {
+    const out: WireFrame[] = [];
     let room = this.limits.highWater - buffered;
     while (this.#head < this.#queue.length && room > 0) {
-      const f = this.#queue[this.#head++] as string;
+      const f = this.#queue[this.#head++] as WireFrame;
       out.push(f);
-      room -= f.length;
-      this.#bytes -= f.length;
+      const n = sizeOf(f);
+      room -= n;
+      this.#bytes -= n;
     }
     if (this.#head === this.#queue.length) {
       this.#queue = [];

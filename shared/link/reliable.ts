@@ -7,12 +7,18 @@
  *
  * Wire format (JSON text frames; `rl` marks them so that raw text from a browser passes through):
  *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"<payload>"[,"b":1]}  data (b: payload is base64)
+ *   00 72 6c 01 <header length, u16 BE> {"rl":1,"t":"d",...,"b":1} <bytes>
+ *                                    binary data frame: the same fields but `p`, then the payload
  *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"","e":1}              expired: fills the place of
  *                                                                        a message whose TTL passed
  *   {"rl":1,"t":"d",...,"m":1[,"z":<bytes>][,"u":1]}                      a fragment of a large message
  *   {"rl":1,"t":"a","n":<next expected seq>}                             cumulative ack
- *   {"rl":1,"t":"h","st":"<stream>","n":<next expected seq>}             hello on (re)open
+ *   {"rl":1,"t":"h","st":"<stream>","n":<next expected seq>[,"bf":1]}    hello on (re)open
  * `st` names the sender's stream (one per agent process): a new stream resets the receiver.
+ * Binary data frames (docs/reliability.md, "Binary frames"): bytes go as they are instead of in
+ * base64 (a third more on the wire, and encoding at both ends), but only to a peer whose hello on
+ * this channel carried `bf` (it can read them); anyone else gets JSON. Senders keep bytes as bytes
+ * and choose the encoding per channel when a frame is written (`encodeWire`).
  *
  * Large messages (docs/reliability.md, "Large messages"): a message whose frame would not fit in
  * the peer's SCTP max-message-size is sent as consecutive fragments, each its own data frame
@@ -44,6 +50,9 @@
 
 export type Payload = string | Uint8Array;
 
+/** A frame's payload: text, or (`b`) bytes, kept as bytes or as the base64 that JSON carried. */
+export type FramePayload = string | Uint8Array;
+
 /** Fragment fields of a data frame: more follow, declared size (first), UTF-8 text (first). */
 export interface FragmentFields {
   m?: 1;
@@ -52,9 +61,9 @@ export interface FragmentFields {
 }
 
 export type Frame =
-  | ({ rl: 1; t: "d"; st: string; s: number; p: string; b?: 1; e?: 1 } & FragmentFields)
+  | ({ rl: 1; t: "d"; st: string; s: number; p: FramePayload; b?: 1; e?: 1 } & FragmentFields)
   | { rl: 1; t: "a"; n: number }
-  | { rl: 1; t: "h"; st: string; n: number };
+  | { rl: 1; t: "h"; st: string; n: number; bf?: 1 };
 
 export class FrameError extends Error {}
 export class BacklogFullError extends Error {}
@@ -110,8 +119,56 @@ function fromBase64(s: string): Uint8Array {
   return u;
 }
 
+/** The frame as JSON text (bytes in base64): what every peer reads. */
 export function encodeFrame(f: Frame): string {
+  if (f.t === "d" && typeof f.p !== "string") return JSON.stringify({ ...f, p: toBase64(f.p) });
   return JSON.stringify(f);
+}
+
+/** First bytes of a binary data frame: NUL (never the start of text we send), "rl", version 1. */
+const BINARY_MAGIC = [0x00, 0x72, 0x6c, 0x01] as const;
+const BINARY_HEAD = BINARY_MAGIC.length + 2;
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * The frame as it goes to a channel: a data frame holding bytes as a binary frame when the peer
+ * reads them (`binary`: its hello on this channel said `bf`), else JSON text.
+ */
+export function encodeWire(f: Frame, binary: boolean): string | Uint8Array {
+  if (!binary || f.t !== "d" || !f.b) return encodeFrame(f);
+  const { p, ...fields } = f;
+  const bytes = typeof p === "string" ? fromBase64(p) : p;
+  const head = utf8.encode(JSON.stringify(fields));
+  const out = new Uint8Array(BINARY_HEAD + head.byteLength + bytes.byteLength);
+  out.set(BINARY_MAGIC);
+  out[4] = head.byteLength >>> 8;
+  out[5] = head.byteLength & 0xff;
+  out.set(head, BINARY_HEAD);
+  out.set(bytes, BINARY_HEAD + head.byteLength);
+  return out;
+}
+
+/**
+ * A binary data frame, or null when the bytes are not one (raw application bytes). Throws on a
+ * broken one. The payload is a view into `u`.
+ */
+export function decodeBinaryFrame(u: Uint8Array): Frame | null {
+  if (u.byteLength < BINARY_HEAD || BINARY_MAGIC.some((b, i) => u[i] !== b)) return null;
+  const n = ((u[4] as number) << 8) | (u[5] as number);
+  if (BINARY_HEAD + n > u.byteLength) throw new FrameError("binary frame header runs past its end");
+  let v: unknown;
+  try {
+    v = JSON.parse(fromUtf8.decode(u.subarray(BINARY_HEAD, BINARY_HEAD + n)));
+  } catch {
+    throw new FrameError("binary frame header is not valid JSON");
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new FrameError("binary frame header is not an object");
+  const h = v as Record<string, unknown>;
+  if (h.t !== "d" || h.b !== 1 || "p" in h)
+    throw new FrameError("a binary frame carries data bytes only");
+  return checkFrame({ ...h, p: u.subarray(BINARY_HEAD + n) });
 }
 
 /** A frame, or null when the text is not one of ours (raw application text). Throws on a broken frame. */
@@ -123,12 +180,20 @@ export function decodeFrame(text: string): Frame | null {
   } catch {
     throw new FrameError("reliable frame is not valid JSON");
   }
-  const f = v as Record<string, unknown>;
+  return checkFrame(v as Record<string, unknown>);
+}
+
+/** A parsed frame's fields checked (its payload: a string, or bytes from a binary frame). */
+function checkFrame(f: Record<string, unknown>): Frame {
   if (f.rl !== 1) throw new FrameError(`unknown reliable frame version ${String(f.rl)}`);
   const int = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   switch (f.t) {
     case "d":
-      if (typeof f.st !== "string" || !int(f.s) || typeof f.p !== "string")
+      if (
+        typeof f.st !== "string" ||
+        !int(f.s) ||
+        (typeof f.p !== "string" && !(f.p instanceof Uint8Array))
+      )
         throw new FrameError("bad data frame");
       if (
         (f.m !== undefined && f.m !== 1) ||
@@ -141,7 +206,8 @@ export function decodeFrame(text: string): Frame | null {
       if (!int(f.n)) throw new FrameError("bad ack frame");
       return f as Frame;
     case "h":
-      if (typeof f.st !== "string" || !int(f.n)) throw new FrameError("bad hello frame");
+      if (typeof f.st !== "string" || !int(f.n) || (f.bf !== undefined && f.bf !== 1))
+        throw new FrameError("bad hello frame");
       return f as Frame;
     default:
       throw new FrameError(`unknown reliable frame type ${String(f.t)}`);
@@ -153,7 +219,7 @@ export type DataFrame = Frame & { t: "d" };
 /** A message kept until acknowledged: `at` accepted (ms), `x` expires (ms; none: no TTL). */
 export interface StoredFrame extends FragmentFields {
   s: number;
-  p: string;
+  p: FramePayload;
   b?: 1;
   e?: 1;
   at: number;
@@ -167,6 +233,16 @@ function copyFragment(from: FragmentFields, to: FragmentFields): void {
   if (from.u) to.u = 1;
 }
 
+/** A payload's size: UTF-16 code units of text (as a channel counts them), bytes of bytes. */
+export function payloadSize(p: FramePayload): number {
+  return typeof p === "string" ? p.length : p.byteLength;
+}
+
+/** A `b` frame's bytes, whether kept as bytes or carried as base64. */
+function bytesOf(p: FramePayload): Uint8Array {
+  return typeof p === "string" ? fromBase64(p) : p;
+}
+
 /** The default largest frame: RFC 8841's max-message-size when the SDP has none (werift's too). */
 export const DEFAULT_MAX_FRAME_BYTES = 65_536;
 /** Largest message accepted by default, both ways (the receiver's reassembly bound per peer). */
@@ -174,19 +250,23 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Room a data frame's JSON takes besides its payload (fields, a 16-digit seq, the stream id). */
 const FRAME_OVERHEAD = 256;
 
-/** Raw bytes per fragment so that its base64 frame fits in `maxFrameBytes`. */
+/**
+ * Raw bytes per fragment so that its base64 frame fits in `maxFrameBytes` (sized for JSON, so that
+ * a frame kept for a resend fits whichever way the channel it goes on takes it).
+ */
 export function fragmentBytes(maxFrameBytes: number): number {
   return Math.max(3, Math.floor((maxFrameBytes - FRAME_OVERHEAD) / 4) * 3);
 }
 
 /**
  * The message as frame parts: one when it fits in `maxFrameBytes` (payload as is), else its
- * bytes in fragments. Pure; sequence numbers and stream are the sender's.
+ * bytes in fragments. Bytes are copied (the caller may reuse its buffer) and kept as bytes.
+ * Pure; sequence numbers and stream are the sender's.
  */
 export function splitMessage(
   payload: Payload,
   maxFrameBytes: number,
-): ({ p: string; b?: 1 } & FragmentFields)[] {
+): ({ p: FramePayload; b?: 1 } & FragmentFields)[] {
   if (typeof payload === "string") {
     // UTF-8 with JSON escapes is at most 6 bytes per code unit: measure only when it may not fit.
     if (
@@ -194,23 +274,23 @@ export function splitMessage(
       utf8Length(JSON.stringify(payload)) + FRAME_OVERHEAD <= maxFrameBytes
     )
       return [{ p: payload }];
-    return fragments(new TextEncoder().encode(payload), maxFrameBytes, true);
+    return fragments(utf8.encode(payload), maxFrameBytes, true);
   }
   if (Math.ceil(payload.byteLength / 3) * 4 + FRAME_OVERHEAD <= maxFrameBytes)
-    return [{ p: toBase64(payload), b: 1 }];
-  return fragments(payload, maxFrameBytes, false);
+    return [{ p: payload.slice(), b: 1 }];
+  return fragments(payload.slice(), maxFrameBytes, false);
 }
 
 function fragments(
   bytes: Uint8Array,
   maxFrameBytes: number,
   text: boolean,
-): ({ p: string; b: 1 } & FragmentFields)[] {
+): ({ p: Uint8Array; b: 1 } & FragmentFields)[] {
   const size = fragmentBytes(maxFrameBytes);
-  const out: ({ p: string; b: 1 } & FragmentFields)[] = [];
+  const out: ({ p: Uint8Array; b: 1 } & FragmentFields)[] = [];
   for (let at = 0; at < bytes.byteLength; at += size) {
-    const part: { p: string; b: 1 } & FragmentFields = {
-      p: toBase64(bytes.subarray(at, at + size)),
+    const part: { p: Uint8Array; b: 1 } & FragmentFields = {
+      p: bytes.subarray(at, at + size),
       b: 1,
     };
     if (at + size < bytes.byteLength) part.m = 1;
@@ -454,7 +534,7 @@ export class ReliableSender {
     const e: Entry = { f, at };
     if (x !== undefined) e.x = x;
     this.#unacked.set(f.s, e);
-    this.#bytes += f.p.length;
+    this.#bytes += payloadSize(f.p);
   }
 
   #madeDurable(): void {
@@ -473,7 +553,7 @@ export class ReliableSender {
     for (const [s, e] of this.#unacked) {
       if (s < this.#durableBelow) continue;
       this.#unacked.delete(s);
-      this.#bytes -= e.f.p.length;
+      this.#bytes -= payloadSize(e.f.p);
       lost++;
     }
     this.#next = Math.max(this.#durableBelow, this.#acked);
@@ -489,7 +569,7 @@ export class ReliableSender {
     for (const [s, e] of this.#unacked) {
       if (s >= n) break;
       this.#unacked.delete(s);
-      this.#bytes -= e.f.p.length;
+      this.#bytes -= payloadSize(e.f.p);
       this.#stats.acked++;
     }
     this.#acked = n;
@@ -545,7 +625,7 @@ export class ReliableSender {
     let n = 0;
     for (const e of this.#unacked.values()) {
       if (e.x === undefined || e.x > now || e.f.e) continue;
-      this.#bytes -= e.f.p.length;
+      this.#bytes -= payloadSize(e.f.p);
       const placeholder: DataFrame = { rl: 1, t: "d", st: e.f.st, s: e.f.s, p: "", e: 1 };
       // A fragment's place keeps its fragment fields: the receiver drops the whole message.
       copyFragment(e.f, placeholder);
@@ -738,18 +818,18 @@ export class ReliableReceiver {
           "out-of-window",
           `data frame ${f.s} is more than ${this.limits.maxAhead} past ${this.#expected}`,
         );
-      if (this.#aheadBytes + f.p.length > this.limits.maxAheadBytes)
+      if (this.#aheadBytes + payloadSize(f.p) > this.limits.maxAheadBytes)
         throw new WindowError(
           "reorder-overflow",
           `more than ${this.limits.maxAheadBytes} bytes held ahead of a gap`,
         );
-      this.#aheadBytes += f.p.length;
+      this.#aheadBytes += payloadSize(f.p);
     }
     this.#ahead.set(f.s, f);
     const ready: DataFrame[] = [];
     for (let g = this.#ahead.get(this.#expected); g; g = this.#ahead.get(this.#expected)) {
       this.#ahead.delete(this.#expected);
-      if (g !== f) this.#aheadBytes -= g.p.length;
+      if (g !== f) this.#aheadBytes -= payloadSize(g.p);
       this.#expected++;
       ready.push(g);
     }
@@ -780,7 +860,7 @@ export class ReliableReceiver {
     if (!p && !fragment) {
       this.#boundary = g.s + 1;
       if (g.e) this.expired++;
-      else out.push(g.b ? fromBase64(g.p) : g.p);
+      else out.push(g.b ? bytesOf(g.p) : (g.p as string));
       return;
     }
     if (p && g.z !== undefined) {
@@ -826,7 +906,7 @@ export class ReliableReceiver {
         p.skip = true;
         this.#bad("bad-fragment", `fragment ${g.s} is not base64 bytes`);
       } else {
-        const bytes = fromBase64(g.p);
+        const bytes = bytesOf(g.p);
         if (p.bytes + bytes.byteLength > p.declared) {
           p.skip = true;
           this.#bad("bad-fragment", `fragments exceed the declared ${p.declared} bytes`);

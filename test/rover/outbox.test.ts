@@ -76,6 +76,31 @@ describe("durable outbox (SQLite)", () => {
     out.close();
   });
 
+  it("keeps bytes as bytes across a restart; base64 rows written before binary frames still resend", async () => {
+    const dir = tmp();
+    const file = join(dir, "a.sqlite");
+    let out = new Outbox(file);
+    let s = new ReliableSender({ store: out.senderStore("b") });
+    const sent = Uint8Array.from({ length: 3000 }, (_, i) => i & 0xff);
+    s.send(sent);
+    await out.committed();
+    out.close();
+    // A row as an earlier version wrote it: the bytes in base64 text.
+    const db = new DatabaseSync(file);
+    db.prepare("INSERT INTO outbox (peer, s, p, b, e, at) VALUES ('b', 1, ?, 1, 0, 1)").run(
+      Buffer.from([1, 2, 3]).toString("base64"),
+    );
+    db.close();
+    out = new Outbox(file);
+    s = new ReliableSender({ store: out.senderStore("b") });
+    const again = s.resendFrom(0);
+    expect(again[0]?.p).toBeInstanceOf(Uint8Array);
+    const r = new ReliableReceiver();
+    const got = again.flatMap((f) => r.onData(f)).map((p) => Buffer.from(p as Uint8Array));
+    expect(got).toEqual([Buffer.from(sent), Buffer.from([1, 2, 3])]);
+    out.close();
+  });
+
   it("a frame is transmitted only once durable; a reopened sender and receiver resume the same stream", async () => {
     const dir = tmp();
     let out = new Outbox(join(dir, "a.sqlite"));

@@ -225,7 +225,7 @@ describe("reliable control layer on a batching store", () => {
   it("frames go out only once durable; a failed batch is not accepted and its numbers are reused", () => {
     const b = batchingStore();
     const s = new ReliableSender({ stream: "s", store: b.store });
-    const out: string[] = [];
+    const out: unknown[] = [];
     s.onDurable((fs) => out.push(...fs.map((f) => f.p)));
     const f = s.send("a");
     expect(s.isDurable(f)).toBe(false);
