@@ -2,7 +2,7 @@
  * Bench "file": large payloads on a roverlink link, loopback, both agents in this process (CPU is
  * user + system of the whole process, so it covers both ends). Rows: a file through `sendFile`
  * (its own channel, 64 KiB binary chunks, sha256 on both sides included) and one large message on
- * `control` (fragmented to 64 KiB frames, base64 in JSON, exactly-once). Figures only.
+ * `control` (fragmented to ~48 KiB binary frames, exactly-once). Figures only.
  * Standalone: `node bench/file-transfer.ts [MiB]`; in `npm run bench` as `--only file`.
  */
 import { randomBytes } from "node:crypto";

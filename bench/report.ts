@@ -420,7 +420,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     md.push(
       "## 6. Files and large messages (loopback)",
       "",
-      "Both agents in the benchmark process (CPU covers both ends). A file goes through `sendFile` (its own channel, 64 KiB binary chunks, sha256 at both ends, fsync and rename); a large message on `control` is fragmented to 64 KiB frames (base64 in JSON) and acknowledged whole.",
+      "Both agents in the benchmark process (CPU covers both ends). A file goes through `sendFile` (its own channel, 64 KiB binary chunks, sha256 at both ends, fsync and rename); a large message on `control` is fragmented to ~48 KiB binary data frames (base64 in JSON before 2026-12-06) and acknowledged whole.",
       "",
       "| what | MB/s | time | CPU, both ends | CPU per MiB |",
       "|---|---|---|---|---|",
