@@ -5,7 +5,7 @@
  * in a private env file, never on a command line; the development secret serves loopback only.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -30,7 +30,7 @@ export interface LocalEdgeOptions {
    * development secret; a configured one must be at least MIN_SECRET_BYTES long.
    */
   vars?: Record<string, string>;
-  /** Directory for Durable Object state; default a fresh temporary directory. */
+  /** Directory for Durable Object state; default a fresh temporary directory, removed on stop. */
   persistTo?: string;
   /** Receives wrangler's output lines. */
   log?: (line: string) => void;
@@ -54,6 +54,28 @@ export interface LocalEdge {
 }
 
 export class LocalEdgeError extends Error {}
+
+/**
+ * A shell that takes the edge's process group down and removes its files when this process ends
+ * without running its exit handlers (SIGKILL, a V8 abort, the OOM killer): it waits on a pipe
+ * only we write to, which the kernel closes when we die. Without it, a crashed `npm start` or
+ * benchmark left wrangler and workerd running, holding the port, with the secrets file and the
+ * rooms' state in /tmp. Null where there is no /bin/sh (the exit handler still covers the rest).
+ */
+function startReaper(pgid: number, paths: string[]): ChildProcess | null {
+  if (!existsSync("/bin/sh")) return null;
+  const script =
+    // Signal numbers: dash's kill takes neither `--` nor `-s NAME` before a negative group id.
+    'read _; kill -15 "-$1" 2>/dev/null; sleep 5; kill -9 "-$1" 2>/dev/null; shift; rm -rf -- "$@"';
+  const r = spawn("/bin/sh", ["-c", script, "roverlink-edge-reaper", String(pgid), ...paths], {
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  r.on("error", () => {}); // could not start: the exit handler is what is left
+  // Neither the shell nor its pipe may keep this process alive.
+  r.unref();
+  (r.stdin as unknown as { unref?(): void } | null)?.unref?.();
+  return r;
+}
 
 /** wrangler's most telling line ("Address already in use ..."), for a one-line error. */
 function reason(tail: readonly string[]): string {
@@ -152,6 +174,8 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
     throw e;
   }
   const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "roverlink-edge-"));
+  // A directory we made is ours to remove; one the caller named keeps its state.
+  const ownDir = opts.persistTo === undefined ? persistTo : null;
   // With --env-file, wrangler reads exactly that file (no .dev.vars, no .env from the checkout).
   const args = ["dev", "--ip", ip, "--port", String(port), "--persist-to", persistTo];
   args.push("--env-file", varsFile.path);
@@ -198,6 +222,11 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
     child.once("exit", (code) => resolve(code)),
   );
   const pgid = child.pid as number;
+  const reaper = startReaper(pgid, [dirname(varsFile.path), ...(ownDir ? [ownDir] : [])]);
+  const removeFiles = () => {
+    varsFile.remove();
+    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+  };
   /** Signal wrangler's whole process group (wrangler and its workerd); false when it is empty. */
   const signalGroup = (sig: NodeJS.Signals | 0): boolean => {
     try {
@@ -210,7 +239,7 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
   // The edge runs in its own process group: take it down with us even if stop() is never called.
   const reap = () => {
     signalGroup("SIGTERM");
-    varsFile.remove();
+    removeFiles();
   };
   process.once("exit", reap);
   let stopping: Promise<void> | null = null;
@@ -226,7 +255,9 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
       const deadline = Date.now() + Math.min(2_000, graceMs);
       while (signalGroup(0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (signalGroup(0)) signalGroup("SIGKILL");
-      varsFile.remove();
+      // Done here: the reaper must not signal a group id the system may hand out again.
+      reaper?.kill("SIGKILL");
+      removeFiles();
       process.off("exit", reap);
     })();
     return stopping;

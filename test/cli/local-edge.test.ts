@@ -1,9 +1,12 @@
 /**
  * startLocalEdge: the real wrangler dev + workerd on a free loopback port. It serves /healthz,
  * passes its vars to the worker, reports wrangler's own reason when it cannot start, and stop()
- * leaves no process behind.
+ * leaves no process behind and removes the temporary state it made; so does its owner's death by
+ * SIGKILL (the reaper).
  */
-import { existsSync, mkdtempSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +18,41 @@ import { groupMembers, processesMentioning } from "./proc.ts";
 const SECRET = "local-edge-test-secret-local-edge";
 
 describe("startLocalEdge", () => {
+  it("a process killed with SIGKILL leaves no edge, no secrets file and no state behind", async () => {
+    const secret = `killed-owner-${randomUUID()}`;
+    const owner = spawn(process.execPath, [join(import.meta.dirname, "edge-owner.ts"), secret], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      owner.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("\n")) resolve(out.split("\n")[0] as string);
+      });
+      owner.once("exit", () => reject(new Error(`the owner exited first: ${out}`)));
+    });
+    const started = JSON.parse(line) as { pid: number; port: number; persistTo: string };
+    // The premise: the owner died without running its exit handlers, its edge still up.
+    expect(await new Promise((r) => owner.once("exit", (_c, sig) => r(sig)))).toBe("SIGKILL");
+    const gone = async () => {
+      const deadline = Date.now() + 15_000;
+      while (groupMembers(started.pid).length > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      return groupMembers(started.pid).length === 0;
+    };
+    expect(await gone()).toBe(true);
+    await expect(fetch(`http://127.0.0.1:${started.port}/healthz`)).rejects.toThrow();
+    const deadline = Date.now() + 5_000;
+    while (existsSync(started.persistTo) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(started.persistTo)).toBe(false);
+    const varsFiles = readdirSync(tmpdir())
+      .filter((d) => d.startsWith("roverlink-vars-"))
+      .map((d) => join(tmpdir(), d, "worker.env"))
+      .filter((f) => existsSync(f) && readFileSync(f, "utf8").includes(secret));
+    expect(varsFiles).toEqual([]);
+  }, 60_000);
+
   it("serves /healthz and the worker with the given vars; stop() leaves no process behind", async () => {
     const edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
     expect(edge.url).toBe(`http://127.0.0.1:${edge.port}`);
@@ -54,6 +92,8 @@ describe("startLocalEdge", () => {
     }
     expect(groupMembers(edge.pid)).toEqual([]);
     await expect(fetch(`${edge.url}/healthz`)).rejects.toThrow();
+    // The temporary state directory it made went with it.
+    expect(existsSync(edge.persistTo)).toBe(false);
     // A second stop is harmless.
     await edge.stop();
   });
