@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, expect, it } from "vitest";
 import type { RTCDataChannel } from "werift";
+import type { LinkChannels } from "../../rover/link-channels.ts";
 import { encodeFrame, type Payload, ReliableReceiver } from "../../shared/link/reliable.ts";
 import { channels, cleanup, linked, until } from "./link-channels-pair.ts";
 
@@ -28,6 +29,17 @@ function tap(dc: RTCDataChannel) {
   return seen;
 }
 
+/** Sends `messages()` from a, waits for all of them at b (`got`): byte-identical, in order. */
+async function sendAll(ca: LinkChannels, got: Payload[]) {
+  const seen = tap(ca.get("control") as RTCDataChannel);
+  const sent = messages();
+  for (const m of sent) ca.send("control", m);
+  expect(await until(() => got.length === sent.length, 10_000)).toBe(true);
+  const comparable = (d: Payload) => (typeof d === "string" ? d : Buffer.from(d));
+  expect(got.map(comparable)).toEqual(sent.map(comparable));
+  return seen;
+}
+
 const messages = (): Payload[] => [
   randomBytes(100 * 1024), // past the 64 KiB frame: three fragments
   randomBytes(1000),
@@ -44,13 +56,7 @@ it("sends bytes as binary frames to a peer that reads them, and they arrive byte
   ca.hello();
   cb.hello();
   expect(await until(() => ca.controlResumed() && cb.controlResumed(), 10_000)).toBe(true);
-  const seen = tap(ca.get("control") as RTCDataChannel);
-  const sent = messages();
-  for (const m of sent) ca.send("control", m);
-  expect(await until(() => got.length === sent.length, 10_000)).toBe(true);
-  expect(got.map((d) => (typeof d === "string" ? d : Buffer.from(d)))).toEqual(
-    sent.map((d) => (typeof d === "string" ? d : Buffer.from(d))),
-  );
+  const seen = await sendAll(ca, got);
   expect(seen.binary).toBe(5); // 3 fragments, the 1000 bytes, the empty message
   expect(seen.text).toBe(1);
   // Payload plus headers: base64 would be a third more (137 KB for these 101 KiB).
@@ -69,13 +75,7 @@ it("sends base64 JSON to a peer whose hello did not say it reads binary frames",
   // b speaks as a console does: a hello without `bf`.
   (cb.get("control") as RTCDataChannel).send(encodeFrame(receiver.hello()));
   expect(await until(() => ca.controlResumed(), 10_000)).toBe(true);
-  const seen = tap(ca.get("control") as RTCDataChannel);
-  const sent = messages();
-  for (const m of sent) ca.send("control", m);
-  expect(await until(() => got.length === sent.length, 10_000)).toBe(true);
-  expect(got.map((d) => (typeof d === "string" ? d : Buffer.from(d)))).toEqual(
-    sent.map((d) => (typeof d === "string" ? d : Buffer.from(d))),
-  );
+  const seen = await sendAll(ca, got);
   expect(seen.binary).toBe(0);
   expect(seen.text).toBe(6);
 });
