@@ -3,7 +3,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { call, drain, join, pair, poll, problemOf, sdp, token } from "./helpers.ts";
+import { call, drain, join, pair, poll, problemOf, sdp, sse, token } from "./helpers.ts";
 
 const stubOf = (room: string) => env.ROOMS.get(env.ROOMS.idFromName(room));
 
@@ -27,14 +27,6 @@ async function readUntil(
     out += dec.decode(r.value, { stream: true });
   }
   return out;
-}
-
-function sse(room: string, id: string, tok: string, after?: string) {
-  const q = after === undefined ? "" : `?after=${after}`;
-  return call("GET", `/v1/rooms/${room}/peers/${id}/events${q}`, {
-    token: tok,
-    headers: { Accept: "text/event-stream" },
-  });
 }
 
 describe("bounded state", () => {
@@ -98,7 +90,7 @@ describe("bounded state", () => {
     const readers: ReadableStreamDefaultReader<Uint8Array>[] = [];
     const texts: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await sse(p.room, "a", p.ta, p.ca);
+      const res = await sse(p.room, "a", p.ta, { after: p.ca });
       expect(res.status).toBe(200);
       const reader = (res.body as ReadableStream<Uint8Array>).getReader();
       readers.push(reader);
@@ -128,7 +120,7 @@ describe("bounded state", () => {
   it("SSE acknowledges what it wrote only after SSE_ACK_DELAY_S: a stream resumed sooner gets them again; then the log drains", async () => {
     // SSE_ACK_DELAY_S is 2 here (vitest.config.ts); 60 by default.
     const p = await pair("sse-ack");
-    const res = await sse(p.room, "a", p.ta, p.ca);
+    const res = await sse(p.room, "a", p.ta, { after: p.ca });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     await readUntil(reader, (t) => t.includes(": keep-alive"));
     await join(p.room, await token("c", p.room));
@@ -137,7 +129,7 @@ describe("bounded state", () => {
     // Written, not yet acknowledged: a connection that died silently would have lost them.
     expect(await count(p.room, "SELECT count(*) AS n FROM events WHERE peer = 'a'")).toBe(2);
     // The client resumes from where it was before them (its connection died): both come again.
-    const again = await sse(p.room, "a", p.ta, p.ca);
+    const again = await sse(p.room, "a", p.ta, { after: p.ca });
     const reader2 = (again.body as ReadableStream<Uint8Array>).getReader();
     const replay = await readUntil(
       reader2,

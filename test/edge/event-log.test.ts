@@ -20,6 +20,7 @@ import {
   poll,
   problemOf,
   sdp,
+  sse,
   token,
   trickle,
 } from "./helpers.ts";
@@ -202,10 +203,7 @@ describe("event log under hostile peers", () => {
     const tc = await token("c", room);
     const ja = await join(room, ta);
     await join(room, tc);
-    const res = await call("GET", `/v1/rooms/${room}/peers/a/events?after=${ja.body.cursor}`, {
-      token: ta,
-      headers: { Accept: "text/event-stream" },
-    });
+    const res = await sse(room, "a", ta, { after: ja.body.cursor });
     expect(res.status).toBe(200);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const dec = new TextDecoder();
@@ -242,10 +240,7 @@ describe("event log under hostile peers", () => {
     await reader.cancel();
     await reading;
     // Written is not acknowledged: a stream resumed after the offer gets all 80 again.
-    const resumed = await call("GET", `/v1/rooms/${room}/peers/a/events`, {
-      token: ta,
-      headers: { Accept: "text/event-stream", "Last-Event-ID": String(offerId) },
-    });
+    const resumed = await sse(room, "a", ta, { lastEventId: String(offerId) });
     const r2 = (resumed.body as ReadableStream<Uint8Array>).getReader();
     let again = "";
     const end = Date.now() + 5_000;

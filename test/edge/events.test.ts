@@ -8,6 +8,7 @@ import {
   offerUnanswered,
   poll,
   problemOf,
+  sse,
   token,
   trickle,
 } from "./helpers.ts";
@@ -219,10 +220,7 @@ describe("events", () => {
     const room = freshRoom("sse-idle");
     const ta = await token("a", room);
     const ja = await join(room, ta);
-    const res = await call("GET", `/v1/rooms/${room}/peers/a/events?after=${ja.body.cursor}`, {
-      token: ta,
-      headers: { Accept: "text/event-stream" },
-    });
+    const res = await sse(room, "a", ta, { after: ja.body.cursor });
     expect(res.status).toBe(200);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const dec = new TextDecoder();
@@ -248,10 +246,7 @@ describe("events", () => {
     const ta = await token("a", room);
     const ja = await join(room, ta);
     await join(room, await token("b", room));
-    const res = await call("GET", `/v1/rooms/${room}/peers/a/events?after=${ja.body.cursor}`, {
-      token: ta,
-      headers: { Accept: "text/event-stream" },
-    });
+    const res = await sse(room, "a", ta, { after: ja.body.cursor });
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toContain("text/event-stream");
     const body = await readSse(res, (t) => t.includes("event: peer-joined"));
@@ -264,10 +259,7 @@ describe("events", () => {
     // Two more events while disconnected; resume from the last seen id.
     await join(room, await token("c", room));
     await join(room, await token("d", room));
-    const resumed = await call("GET", `/v1/rooms/${room}/peers/a/events`, {
-      token: ta,
-      headers: { Accept: "text/event-stream", "Last-Event-ID": String(id) },
-    });
+    const resumed = await sse(room, "a", ta, { lastEventId: String(id) });
     const body2 = await readSse(resumed, (t) => (t.match(/event: peer-joined/g) ?? []).length >= 2);
     const peers = [...body2.matchAll(/^data: (.*)$/gm)].map(
       (m) => (JSON.parse(m[1] as string) as { peer: { id: string } }).peer.id,

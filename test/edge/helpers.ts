@@ -114,6 +114,19 @@ export async function poll(room: string, id: string, tok: string, after?: string
   };
 }
 
+/** `id`'s events as Server-Sent Events, from `after` (a cursor) or resumed after `lastEventId`. */
+export function sse(
+  room: string,
+  id: string,
+  tok: string,
+  from: { after?: string; lastEventId?: string } = {},
+): Promise<Response> {
+  const q = from.after === undefined ? "" : `?after=${from.after}`;
+  const headers: Record<string, string> = { Accept: "text/event-stream" };
+  if (from.lastEventId !== undefined) headers["Last-Event-ID"] = from.lastEventId;
+  return call("GET", `/v1/rooms/${room}/peers/${id}/events${q}`, { token: tok, headers });
+}
+
 /** Two joined peers a and b in a fresh room, with tokens and cursors. */
 export async function pair(prefix = "pair") {
   const room = freshRoom(prefix);
