@@ -87,14 +87,22 @@ const cpuUs = (c: NodeJS.CpuUsage) => c.user + c.system;
 /** Paced probes sent before the measured window, uncounted (prefix "w"). */
 const WARMUP_SECONDS = 2;
 
-async function warmUp(pair: EchoPair, echoes: { n: number }) {
-  const n = WARMUP_SECONDS * RATE_HZ;
+/**
+ * `n` probes at RATE_HZ, named by `id(i)` (called just before each goes), then up to 10 s for
+ * their own echoes (`echoes.n` also counts what came back before).
+ */
+async function sendPaced(
+  pair: EchoPair,
+  n: number,
+  echoes: { n: number },
+  id: (i: number) => string,
+): Promise<void> {
   const before = echoes.n;
   const start = performance.now();
   for (let i = 0; i < n; i++) {
     const wait = start + (i * 1000) / RATE_HZ - performance.now();
     if (wait > 0) await sleep(wait);
-    pair.send(`w${String(i).padStart(15, "0")}`);
+    pair.send(id(i));
   }
   await until(() => echoes.n - before >= n, 10_000);
 }
@@ -106,16 +114,11 @@ async function paced(
 ) {
   const n = seconds * RATE_HZ;
   const cpu0 = process.cpuUsage();
-  const start = performance.now();
-  for (let i = 0; i < n; i++) {
-    const due = start + (i * 1000) / RATE_HZ;
-    const wait = due - performance.now();
-    if (wait > 0) await sleep(wait);
+  await sendPaced(pair, n, echoes, (i) => {
     const id = `r${String(i).padStart(15, "0")}`;
     echoes.ids.set(id, performance.now());
-    pair.send(id);
-  }
-  await until(() => echoes.n >= n, 10_000);
+    return id;
+  });
   return { n, cpu: cpuUs(process.cpuUsage(cpu0)), lost: echoes.ids.size };
 }
 
@@ -167,7 +170,7 @@ async function measure(
   });
   // The same 2 s of paced probes for every stack first: the measured window is the steady state a
   // rover lives in, not the JIT compiling the stack's code (the first stack measured paid for it).
-  await warmUp(pair, echoes);
+  await sendPaced(pair, WARMUP_SECONDS * RATE_HZ, echoes, (i) => `w${String(i).padStart(15, "0")}`);
   const p = await paced(pair, seconds, echoes);
   const out: BurstFigures[] = [];
   for (const b of bursts) {

@@ -223,13 +223,12 @@ export function nodeDatachannelVersion(): string | null {
   return `node-datachannel ${pkg.version}, libdatachannel ${m.getLibraryVersion()}`;
 }
 
-export async function nodeDatachannelPair(opts: PairOptions = {}): Promise<Linked> {
+export async function nodeDatachannelPair(): Promise<Linked> {
   const m = nodeDatachannel();
   if (typeof m === "string") throw new Error(m);
   // Always on this thread: node-datachannel's addon aborts the process when used from a worker
   // ("Entering the V8 API without proper locking"). Its DTLS, SCTP and ICE run on native threads
   // of their own anyway; only the JavaScript callbacks share this event loop.
-  void opts;
   const b = await startEcho("node-datachannel", { oneThread: true });
   const t0 = performance.now();
   // No ICE servers, sockets bound to loopback: the only candidate is 127.0.0.1.
@@ -275,5 +274,5 @@ export function pairOf(stack: Stack, edge: LocalEdge, opts: PairOptions = {}): P
   if (stack === "roverlink") return roverlinkPair(edge, opts);
   if (stack === "werift") return weriftPair(false, opts);
   if (stack === "werift-unpatched") return weriftPair(true, opts);
-  return nodeDatachannelPair(opts);
+  return nodeDatachannelPair(); // both ends on this thread whatever `opts` says (see there)
 }
