@@ -852,7 +852,13 @@ export class LinkHealth {
     this.#backups.delete(to);
     this.#switches++;
     this.#lastSwitchAt = now;
+    // A network change still in its debounce is not answered by a switch made for another
+    // reason (the peer moved, silence): it is weighed once the switch is taken, against the
+    // new pair's uplink: dropped, an uplink gone while the peer moved would stay in use.
+    const keep = reason !== "network-change";
+    const [netFirst, netLast] = [this.#netFirst, this.#netLast];
     this.#clearCauses();
+    if (keep) [this.#netFirst, this.#netLast] = [netFirst, netLast];
     this.#peerMoved = null;
     this.#switchedTo = to;
     this.#rxFloor = now;

@@ -222,18 +222,25 @@ describe("rover agents through the local edge", () => {
     await a.start();
     await waitFor(a, "link-up");
     echo(b);
-    const handover = waitFor<{ kind: string; reason: string }>(a, "handover");
+    // The network change's handover: a loaded machine may see another first (b switching on
+    // silence, and a following it: peer-moved), and the change must still be acted on after it.
+    let changed = false;
+    const handover = waitFor<{ kind: string; reason: string }>(
+      a,
+      "handover",
+      (h) => changed && (h as { reason: string }).reason === "network-change",
+    );
     let pollsBefore = 0;
     const got = await stream(a, "b", 100, 50, (i) => {
       if (i !== 30) return;
       pollsBefore = polls;
       addrs = "wwan0=10.64.0.7";
+      changed = true;
     });
     expect(got).toEqual(expected(100));
     // The peer's other host address gives a validated backup pair here (rover/backup-paths.ts),
     // so the link switches without the edge; a machine without one restarts ICE.
     const h = await handover;
-    expect(h.reason).toBe("network-change");
     expect(["switch", "restart"]).toContain(h.kind);
     // The parked poll (or event stream) was dropped with its pooled connection and sent again on
     // a new one: after the old pool's 1 s grace (rover/http.ts), so it may come after the stream.

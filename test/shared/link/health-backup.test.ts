@@ -201,6 +201,22 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 400, 500))).toEqual(["switch:network-change>cell-1@420"]);
   });
 
+  it("a network change still in its debounce is weighed after following the peer, not dropped by the switch", () => {
+    const h = new LinkHealth({}, 0);
+    h.onOpen(0);
+    h.onUplinks(0, { active: null, preferred: "wifi", present: ["wifi", "cell"] });
+    h.onBackup(0, "cell-1", "cell", true);
+    // wifi goes; 5 ms later, before the change is due, the peer is heard on another pair.
+    h.onUplinks(400, { active: null, preferred: "cell", present: ["cell"] });
+    h.onNetworkChange(400);
+    h.onPeerMoved(405, "peer-pair");
+    expect(moves(run(h, 405, 405))).toEqual(["switch:peer-moved>peer-pair@405"]);
+    // werift's unbound socket again: the new pair's uplink is unknown, so the change counts.
+    h.onSwitched(405, "peer-pair", null);
+    h.onReceive(410);
+    expect(moves(run(h, 410, 600, true))).toEqual(["switch:network-change>cell-1@420"]);
+  });
+
   it("counts the backup inputs it is fed (production wiring is checked against this)", () => {
     const h = upWithBackup();
     h.onPeerMoved(1, "x");
