@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import type { BurstFigures } from "./data-path.ts";
 import type { Throughput } from "./edge.ts";
 import type { GapFigures } from "./handover.ts";
 import type { BenchResults } from "./run.ts";
@@ -218,20 +219,32 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       "",
     );
     if (d.bursts) {
+      const warmed = d.bulkWarmUpSeconds
+        ? ` The first row is the headline burst on a cold stack, right after the paced phase; then ${d.bulkWarmUpSeconds} s of bulk traffic per stack, not counted (2000 × 1 KiB bursts, 300 × 1 KiB for a stack whose cold burst took over 5 s; then 16 KiB and 256 KiB messages; V8 compiles a stack's data path over its first ~20 000 messages), and each burst ${d.repeats ?? 1} time(s), the run of median throughput shown (a run over 10 s is not repeated; every run in the JSON).`
+        : "";
       md.push(
-        `Bursts (each queued at once, capped at ${d.capSeconds} s; "n of m" when the cap cut it short, the rate is then over what arrived; a stack stops at its first incomplete burst). MB/s one direction, CPU µs per message echoed:`,
+        `Bursts (each queued at once, capped at ${d.capSeconds} s; "n of m" when the cap cut it short, the rate is then over what arrived; a stack stops at its first incomplete burst). MB/s one direction, CPU µs per message echoed.${warmed}`,
         "",
         `| burst | ${d.stacks.map((s) => label(s.stack)).join(" | ")} |`,
         `|---|${d.stacks.map(() => "---").join("|")}|`,
       );
+      const cell = (s: (typeof d.stacks)[number], f: BurstFigures | undefined) => {
+        if (!f) return s.unavailable ? "—" : "not run";
+        if (f.unavailable) return `n/a: ${f.unavailable}`;
+        const cut = f.complete ? "" : ` (${f.delivered} of ${f.messages})`;
+        return `${fmt(f.throughputMBps)} MB/s, ${int(f.cpuUsPerMessage)} µs${cut}`;
+      };
+      if (d.stacks.some((s) => s.coldBurst))
+        md.push(
+          `| ${d.burst.messages} × ${d.burst.bytes / 1024} KiB, cold | ${d.stacks.map((s) => cell(s, s.coldBurst)).join(" | ")} |`,
+        );
       for (const b of d.bursts) {
-        const cells = d.stacks.map((s) => {
-          const f = s.bursts?.find((x) => x.messages === b.messages && x.bytes === b.bytes);
-          if (!f) return s.unavailable ? "—" : "not run";
-          if (f.unavailable) return `n/a: ${f.unavailable}`;
-          const cut = f.complete ? "" : ` (${f.delivered} of ${f.messages})`;
-          return `${fmt(f.throughputMBps)} MB/s, ${int(f.cpuUsPerMessage)} µs${cut}`;
-        });
+        const cells = d.stacks.map((s) =>
+          cell(
+            s,
+            s.bursts?.find((x) => x.messages === b.messages && x.bytes === b.bytes),
+          ),
+        );
         md.push(`| ${b.messages} × ${b.bytes / 1024} KiB | ${cells.join(" | ")} |`);
       }
       md.push("");
