@@ -175,7 +175,7 @@ async function burst(
 /**
  * Bulk traffic, not counted, until `seconds` have passed: bursts of `messages` × 1 KiB, then
  * 16 KiB and 256 KiB messages (the fragmenting paths). V8 keeps optimizing a stack's data path
- * for ~20 000 messages (`--trace-opt`): the first bursts measured the JIT, and the raw werift pair
+ * for ~10 000 messages (`--trace-opt`): the first bursts measured the JIT, and the raw werift pair
  * reused what roverlink's run had compiled on the same thread. False when a warm-up burst did not
  * complete (the pair is clogged).
  */

@@ -220,7 +220,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     );
     if (d.bursts) {
       const warmed = d.bulkWarmUpSeconds
-        ? ` The first row is the headline burst on a cold stack, right after the paced phase; then ${d.bulkWarmUpSeconds} s of bulk traffic per stack, not counted (2000 × 1 KiB bursts, 300 × 1 KiB for a stack whose cold burst took over 5 s; then 16 KiB and 256 KiB messages; V8 compiles a stack's data path over its first ~20 000 messages), and each burst ${d.repeats ?? 1} time(s), the run of median throughput shown (a run over 10 s is not repeated; every run in the JSON).`
+        ? ` The first row is the headline burst on a cold stack, right after the paced phase; then ${d.bulkWarmUpSeconds} s of bulk traffic per stack, not counted (2000 × 1 KiB bursts, 300 × 1 KiB for a stack whose cold burst took over 5 s; then 16 KiB and 256 KiB messages; V8 compiles a stack's data path over its first ~10 000 messages), and each burst ${d.repeats ?? 1} time(s), the run of median throughput shown (a run over 10 s is not repeated; every run in the JSON).`
         : "";
       md.push(
         `Bursts (each queued at once, capped at ${d.capSeconds} s; "n of m" when the cap cut it short, the rate is then over what arrived; a stack stops at its first incomplete burst). MB/s one direction, CPU µs per message echoed.${warmed}`,

@@ -217,7 +217,7 @@ try {
   if (edge && only.has("data-path")) {
     // 30 s paced: 3 000 RTT samples (a p99 of 30) and a CPU figure that one GC or JIT pass does
     // not sway; at 10 s the same stack's CPU per message moved by ±30 % between runs.
-    // Bursts after a bulk warm-up (V8 compiles a stack's data path over its first ~20 000
+    // Bursts after a bulk warm-up (V8 compiles a stack's data path over its first ~10 000
     // messages), each run three times: single runs of one stack moved by ±30 % within a run.
     const [secs, cap, warm, repeats] = quick ? [3, 15, 1, 1] : [30, 60, 6, 3];
     const bursts = burstsFor(quick);
