@@ -107,6 +107,8 @@ export class BackupPaths {
   #unboundVia: string | null = null;
   #unboundPair: IcePair | null = null;
   #closed = false;
+  /** When discovery last checked a pair (never: first in line). */
+  #triedAt = new WeakMap<IcePair, number>();
 
   constructor(o: BackupPathsOptions) {
     this.#o = o;
@@ -279,7 +281,8 @@ export class BackupPaths {
           const tryFirst =
             kept && pairs.includes(kept)
               ? [kept]
-              : pairs.sort((a, b) => succeededFirst(a, b)).slice(0, DISCOVER_MAX);
+              : pairs.sort((a, b) => this.#discoveryOrder(a, b)).slice(0, DISCOVER_MAX);
+          for (const p of tryFirst) this.#triedAt.set(p, Date.now());
           const results = await Promise.all(tryFirst.map((p) => ice.checkPair(p)));
           const good = tryFirst.find((_, i) => results[i] !== null);
           const uplink = this.#labelOf(tryFirst[0] as IcePair) ?? key;
@@ -322,6 +325,16 @@ export class BackupPaths {
     const remote = `${p.remoteAddr[0]}:${p.remoteAddr[1]}`;
     if (remote === `${active.remoteAddr[0]}:${active.remoteAddr[1]}`) return null;
     return p.state === SUCCEEDED ? `remote ${remote}` : null;
+  }
+
+  /**
+   * Discovery's order: pairs that worked first, then the least recently checked (untried ones in
+   * werift's priority order). Without the second rule a round after a failed one checked the
+   * same highest-priority pairs again, and an uplink whose working pair ranked past DISCOVER_MAX
+   * never got a backup.
+   */
+  #discoveryOrder(a: IcePair, b: IcePair): number {
+    return succeededFirst(a, b) || (this.#triedAt.get(a) ?? 0) - (this.#triedAt.get(b) ?? 0);
   }
 
   /**

@@ -5,12 +5,17 @@
  * uplinks (injected view of the interfaces: the test machine has one).
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { Candidate } from "werift";
 import { BackupPaths, readUplinks, type UplinkView } from "../../rover/backup-paths.ts";
 import { iceConnection } from "../../rover/werift-internals.ts";
 import { type Decision, LinkHealth } from "../../shared/link/health.ts";
 import { type Linked, linkedPair, until } from "../patches/sctp-pair.ts";
 
 const quiet = { debug: () => {}, info: () => {} };
+
+type IceWithRemote = NonNullable<ReturnType<typeof iceConnection>> & {
+  addRemoteCandidate(c: Candidate): Promise<void>;
+};
 let linked: Linked | null = null;
 const paths: BackupPaths[] = [];
 afterEach(async () => {
@@ -110,6 +115,27 @@ describe("backup paths (rover/backup-paths.ts)", () => {
     const want = Array.from({ length: 30 }, (_, i) => `m${i}`);
     for (const m of want) linked.dc.send(m);
     expect(await until(() => want.every((m) => linked?.received.includes(m)), 5_000)).toBe(true);
+  });
+
+  it("discovery moves on past pairs that failed: a working pair ranked below DISCOVER_MAX still becomes a backup", async () => {
+    linked = await linkedPair();
+    // Six dead remote addresses that outrank every real pair (werift checks by priority): the
+    // first round of each uplink checks four of them and fails.
+    // (Straight to werift's ICE: the PeerConnection drops candidates after end-of-candidates.)
+    const ia = iceConnection(linked.a) as unknown as IceWithRemote;
+    for (let i = 0; i < 6; i++) {
+      await ia.addRemoteCandidate(
+        Candidate.fromSdp(`candidate:dead${i} 1 udp 2130706431 127.0.0.${200 + i} 9 typ host`),
+      );
+    }
+    const dead = (p: { remoteAddr: [string, number] }) => p.remoteAddr[1] === 9;
+    const a = end(linked.a, () => two, "a");
+    end(linked.b, () => oneUplink, "b");
+    // The premise: the dead pairs come first in werift's list and discovery tried them.
+    expect(
+      await until(() => (ia?.checkList ?? []).filter(dead).some((p) => p.state === 4), 10_000),
+    ).toBe(true);
+    expect(await until(() => a.health.snapshot(Date.now()).backups >= 1, 15_000)).toBe(true);
   });
 
   it("checks backups at the keepalive cadence while idle, and at the busy cadence as soon as traffic begins", async () => {
