@@ -49,6 +49,9 @@ export class VideoSource extends EventEmitter {
   };
   #lastKeyframeAt = Number.NEGATIVE_INFINITY;
   #keyframeCmdRunning = false;
+  #bitrateRunning = false;
+  /** The newest bitrate to announce once the running hook exits. */
+  #bitratePending: number | null = null;
   #targets = new Map<object, number>();
   #announced: { bps: number; at: number } | null = null;
   readonly #ourSsrc = (Math.random() * 0xffffffff) >>> 0;
@@ -141,8 +144,27 @@ export class VideoSource extends EventEmitter {
     this.#announced = { bps: lowest, at: now };
     this.#stats.targetBps = lowest;
     this.emit("target", lowest);
-    if (this.config.bitrateCmd)
-      this.#run(this.config.bitrateCmd, { ROVERLINK_VIDEO_BITRATE: String(lowest) }, () => {});
+    this.#announceBitrate(lowest);
+  }
+
+  /**
+   * One bitrate hook at a time, the newest value next: two hooks run side by side could finish
+   * out of order and leave the encoder on the older bitrate (seen in CI: 600 kb/s, then 900).
+   */
+  #announceBitrate(bps: number): void {
+    const cmd = this.config.bitrateCmd;
+    if (!cmd) return;
+    if (this.#bitrateRunning) {
+      this.#bitratePending = bps;
+      return;
+    }
+    this.#bitrateRunning = true;
+    this.#run(cmd, { ROVERLINK_VIDEO_BITRATE: String(bps) }, () => {
+      this.#bitrateRunning = false;
+      const next = this.#bitratePending;
+      this.#bitratePending = null;
+      if (next !== null) this.#announceBitrate(next);
+    });
   }
 
   #run(cmd: string, env: Record<string, string>, done: () => void): void {
