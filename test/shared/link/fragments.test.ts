@@ -69,6 +69,33 @@ describe("large messages", () => {
     expect(new ReliableSender().sendFrames(bytes(1000))).toHaveLength(1);
   });
 
+  it("a string goes as itself exactly when its JSON frame fits: longer than the room, under a sixth of it, and in between", () => {
+    const max = 4096;
+    const room = max - 256; // FRAME_OVERHEAD
+    const frameOf = (p: string) =>
+      Buffer.byteLength(encodeFrame({ rl: 1, t: "d", st: "x".repeat(16), s: 1e15, p }));
+    // As itself: one frame, the string unchanged; else its UTF-8 bytes in fragments.
+    const asItself = (text: string) => {
+      const parts = splitMessage(text, max);
+      return parts.length === 1 && parts[0]?.p === text;
+    };
+    // Longer than the room in code units: never as itself, whatever its bytes.
+    expect(asItself("a".repeat(room + 1))).toBe(false);
+    // In between, decided by its escaped UTF-8 length (quotes included): ASCII fits, escapes and
+    // multi-byte characters do not.
+    const ascii = "a".repeat(room - 2);
+    expect(asItself(ascii)).toBe(true);
+    expect(frameOf(ascii)).toBeLessThanOrEqual(max);
+    expect(asItself(`${ascii}a`)).toBe(false);
+    expect(asItself("\u0001".repeat(room / 2))).toBe(false);
+    expect(asItself("€".repeat(room / 2))).toBe(false);
+    expect(asItself("€".repeat(Math.floor(room / 3) - 1))).toBe(true);
+    // Under a sixth: as itself even if every code unit needs an escape.
+    const worst = "\u0001".repeat(Math.floor(room / 6));
+    expect(asItself(worst)).toBe(true);
+    expect(frameOf(worst)).toBeLessThanOrEqual(max);
+  });
+
   it("the receiver acknowledges only whole messages; a resend after a lost association delivers each once", () => {
     const s = new ReliableSender();
     s.maxFrameBytes = 1024;
