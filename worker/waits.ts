@@ -20,6 +20,20 @@ async function rewatchIfDropped(
   return watch(stub, topic, seen);
 }
 
+/**
+ * An SSE stream's watch, kept across its batches: one WebSocket to the room object for the
+ * stream's life instead of one per batch (each opening and closing is a request to the object),
+ * and no read before waiting when nothing woke it since the last read.
+ */
+export interface HeldWatch {
+  watch: Watch | null;
+  /** When the stream last read (ms). Reads renew its lease: after a quiet wait it reads again. */
+  readAt: number;
+}
+
+/** A held watch's last read is recent enough to wait on without reading first (lease: 60 s). */
+const HELD_READ_FRESH_MS = 5_000;
+
 export interface EventBatch {
   events: RoomEvent[];
   cursor: string;
@@ -42,19 +56,33 @@ export async function pollEvents(
   signal?: AbortSignal,
   stream: string | null = null,
   tokenExpS: number | null = null,
+  held?: HeldWatch,
 ): Promise<EventBatch> {
   const deadline = Date.now() + waitMs;
   const read = async (): Promise<EventBatch> => {
+    // A wake that came before this read is answered by it.
+    held?.watch?.clearWake();
     const r = unwrap(await stub.poll(peer, after, ack, stream, tokenExpS));
+    if (held) held.readAt = Date.now();
     return r.superseded
       ? { events: r.events, cursor: r.cursor, superseded: true }
       : { events: r.events, cursor: r.cursor };
   };
-  let r = await read();
+  const kept = held?.watch && !held.watch.dropped ? held.watch : null;
+  // A held watch open since the last read and not woken: nothing was appended since, so wait
+  // first (unless an acknowledgement is due, or the lease wants renewing).
+  const quiet =
+    kept !== null &&
+    !kept.pending &&
+    after !== null &&
+    ack === null &&
+    Date.now() - (held?.readAt ?? 0) < HELD_READ_FRESH_MS;
+  let r: EventBatch = quiet ? { events: [], cursor: String(after) } : await read();
   if (r.events.length > 0 || r.superseded || waitMs <= 0) return r;
   const topic = peerTopic(peer);
   // Subscribed saying what was read: an event appended before the subscription wakes it at once.
-  let w = await watch(stub, topic, r.cursor);
+  let w = kept ?? (await watch(stub, topic, r.cursor));
+  if (held) held.watch = w;
   const gone = () => w.wakeNow();
   signal?.addEventListener("abort", gone);
   try {
@@ -65,10 +93,11 @@ export async function pollEvents(
       r = await read();
       if (r.events.length > 0 || r.superseded) return r;
       w = await rewatchIfDropped(stub, topic, w, r.cursor);
+      if (held) held.watch = w;
     }
   } finally {
     signal?.removeEventListener("abort", gone);
-    w.close();
+    if (!held) w.close();
   }
 }
 

@@ -10,8 +10,12 @@ export interface Watch {
   next(ms: number): Promise<boolean>;
   /** The socket dropped (room object restarted or evicted with its sockets closed): re-watch. */
   readonly dropped: boolean;
+  /** A wake (or the socket's end) came that no `next()` has taken yet. */
+  readonly pending: boolean;
   /** The last wake's message, when it said more than "wake" (taken: read once). */
   takeMessage(): string | null;
+  /** Forget a wake not taken yet: the caller is about to read, which covers what it announced. */
+  clearWake(): void;
   /** End the current (or next) `next()` at once, as a wake would. */
   wakeNow(): void;
   close(): void;
@@ -58,7 +62,13 @@ export async function watch(stub: RoomRpc, topic: string, seen?: string): Promis
     get dropped() {
       return dropped;
     },
+    get pending() {
+      return woken || closed;
+    },
     wakeNow: poke,
+    clearWake() {
+      woken = false;
+    },
     takeMessage() {
       const m = message;
       message = null;

@@ -241,6 +241,50 @@ describe("events", () => {
     expect(out).toMatch(/^event: error\ndata: \{"detail":"peer \\"a\\" is not in this room.*\}$/m);
   });
 
+  it("SSE: one watch on the room object for the stream's life, not one per batch", async () => {
+    const room = freshRoom("sse-held");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    const res = await sse(room, "a", ta, { after: ja.body.cursor });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const dec = new TextDecoder();
+    let out = "";
+    const readUntil = async (until: (t: string) => boolean) => {
+      while (!until(out)) {
+        const r = await reader.read();
+        if (r.done) throw new Error(`stream ended: ${out}`);
+        out += dec.decode(r.value, { stream: true });
+      }
+    };
+    // The room's sockets on a's topic: the stream's watch, marked the first time it is seen.
+    const watches = () =>
+      runInDurableObject(stubOf(room), (_o, state: DurableObjectState) =>
+        state.getWebSockets("peer:a").map((ws) => {
+          const w = ws as WebSocket & { heldMark?: true };
+          const marked = w.heldMark === true;
+          w.heldMark = true;
+          return marked;
+        }),
+      );
+    await readUntil((t) => t.includes(": keep-alive"));
+    // The watch opens after the first read found nothing: it is there once the stream waits.
+    let first: boolean[] = [];
+    for (let i = 0; i < 50 && first.length === 0; i++) {
+      first = await watches();
+      if (first.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(first).toEqual([false]);
+    for (const [n, peer] of ["b", "c", "d"].entries()) {
+      await join(room, await token(peer, room));
+      // Each join is a batch of its own: written, then the stream waits again.
+      await readUntil((t) => (t.match(/event: peer-joined/g) ?? []).length > n);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await watches()).toEqual([true]);
+    }
+    expect([...out.matchAll(/"id":"([bcd])"/g)].map((m) => m[1])).toEqual(["b", "c", "d"]);
+    await reader.cancel();
+  });
+
   it("SSE: id/event/data lines; Last-Event-ID resumes with exactly the missed events", async () => {
     const room = freshRoom("sse");
     const ta = await token("a", room);

@@ -23,7 +23,7 @@ import { iceServersForPeer } from "../ice-cache.ts";
 import { jsonBody } from "../json-body.ts";
 import { jsonLimit } from "../limits.ts";
 import { problem } from "../problem.ts";
-import { pollEvents } from "../waits.ts";
+import { type HeldWatch, pollEvents } from "../waits.ts";
 
 export const peersRoutes = new Hono<AppEnv>();
 
@@ -150,6 +150,7 @@ peersRoutes.get("/:id/events", async (c) => {
      * client has moved its cursor past it".
      */
     const written: { cursor: number; at: number }[] = [];
+    const held: HeldWatch = { watch: null, readAt: Date.now() };
     try {
       await stream.write("retry: 2000\n\n");
       let batch = first;
@@ -179,7 +180,17 @@ peersRoutes.get("/:id/events", async (c) => {
         const nextDue = written[0] ? written[0].at + ackDelayMs - now : Number.POSITIVE_INFINITY;
         const waitMs = Math.max(0, Math.min(LIMITS.sseKeepAliveS * 1000, nextDue));
         try {
-          batch = await pollEvents(stub, id, cursor, delivered, waitMs, c.req.raw.signal, streamId);
+          batch = await pollEvents(
+            stub,
+            id,
+            cursor,
+            delivered,
+            waitMs,
+            c.req.raw.signal,
+            streamId,
+            null,
+            held,
+          );
         } catch (e) {
           const detail = e instanceof Error ? e.message : "stream ended";
           await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
@@ -187,6 +198,7 @@ peersRoutes.get("/:id/events", async (c) => {
         }
       }
     } finally {
+      held.watch?.close();
       // The stream's lease lapses by itself (60 s) if the room cannot be told now.
       await stub.closeStream(streamId).catch((e: unknown) => {
         console.warn("closeStream:", e instanceof Error ? e.message : String(e));
