@@ -5,11 +5,14 @@
  * - per client address (RATE_LIMITER_ADDR, CF-Connecting-IP, 3000/min): a looser second guard
  *   against one client spraying many rooms or subjects.
  * Presence (the events long-poll/SSE and join/resume) has buckets of its own in both layers, so
- * a peer's other traffic cannot make it miss its polls and expire.
+ * a peer's other traffic cannot make it miss its polls and expire. No request waits for its own
+ * check unless its key has several unanswered (rate-verdicts.ts).
  */
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "./context.ts";
 import { problem } from "./problem.ts";
+import { RateVerdicts } from "./rate-verdicts.ts";
 
 export type TrafficClass = "presence" | "other";
 
@@ -45,6 +48,14 @@ export function limitKeys(init: {
 
 const tooMany = (detail: string) => problem(429, "Too many requests", detail, { retryAfter: 10 });
 
+/**
+ * This isolate's memory of the limiters' verdicts (rate-verdicts.ts): requests are counted on
+ * arrival, asked about once answered, and refused from the one after a refusal on for the 429's
+ * Retry-After, so that no request waits on a limiter round trip; four unanswered checks of one key
+ * make the next one wait.
+ */
+const verdicts = new RateVerdicts({ refuseMs: 10_000, maxUnverified: 4 });
+
 export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
   if (c.req.method === "OPTIONS") return next();
   const claims = c.get("claims");
@@ -57,16 +68,41 @@ export const rateLimit = createMiddleware<AppEnv>(async (c, next) => {
     address: c.req.header("CF-Connecting-IP") ?? null,
   });
   const what = cls === "presence" ? "presence requests" : "requests";
-  // Both buckets at once (one wait, not two); each request counts in both.
-  const [subject, address] = await Promise.all([
-    c.env.RATE_LIMITER.limit({ key: keys.subject }),
-    keys.address ? c.env.RATE_LIMITER_ADDR.limit({ key: keys.address }) : null,
-  ]);
-  if (!subject.success) {
-    throw tooMany(`rate limit for ${what} of this peer in this room exceeded`);
+  const subjectRefused = () => tooMany(`rate limit for ${what} of this peer in this room exceeded`);
+  const addressRefused = () => tooMany(`rate limit for ${what} from this client address exceeded`);
+  if (verdicts.refusedUntil(keys.subject) !== null) throw subjectRefused();
+  if (keys.address && verdicts.refusedUntil(keys.address) !== null) throw addressRefused();
+  // Each request counts in both buckets.
+  const subject = verdicts.begin(keys.subject);
+  const address = keys.address ? verdicts.begin(keys.address) : null;
+  const ask = () =>
+    Promise.all([
+      subject.settle(() => c.env.RATE_LIMITER.limit({ key: keys.subject }).then((r) => r.success)),
+      address?.settle(() =>
+        c.env.RATE_LIMITER_ADDR.limit({ key: keys.address as string }).then((r) => r.success),
+      ) ?? true,
+    ]);
+  if (subject.mustWait || address?.mustWait) {
+    const [subjectOk, addressOk] = await ask();
+    if (!subjectOk) throw subjectRefused();
+    if (!addressOk) throw addressRefused();
+    return next();
   }
-  if (address && !address.success) {
-    throw tooMany(`rate limit for ${what} from this client address exceeded`);
+  try {
+    await next();
+  } finally {
+    // Asked once the response is made: the limiter's round trip (locally a Durable Object call
+    // in the same thread) neither delays this request nor competes with it. A refusal applies
+    // from this key's next request.
+    waitUntil(c, ask());
   }
-  await next();
 });
+
+/** Keep `p` running past the response (no execution context: it runs on by itself). */
+function waitUntil(c: Context<AppEnv>, p: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(p);
+  } catch {
+    // Hono throws when the app was called without a context (a direct app.fetch).
+  }
+}
