@@ -1,11 +1,10 @@
 /**
  * The rate limiter's verdicts as this isolate saw them, so that a request need not wait for its
- * own check: it is counted on arrival, asked about once answered, and a refusal applies to the
- * key's next requests (for
- * `refuseMs`, the Retry-After the 429 gives) without asking the limiter again. The limiter is a
- * round trip per key (locally a Durable Object call, ~4 ms each on the offer and the answer of a
- * session); a client that sends one request at a time has its verdict long before its next one.
- * A key with `maxUnverified` checks still unanswered waits for its own: a burst of parallel
+ * own check. It is counted on arrival and asked about once answered; a refusal applies to the
+ * key's next requests for `refuseMs` (the 429's Retry-After) without asking the limiter again.
+ * The limiter is a round trip per key (locally a Durable Object call, ~4 ms each on the offer and
+ * the answer of a session); a client that sends one request at a time has its verdict long before
+ * its next one. A key with `maxUnverified` checks unanswered waits for its own: a burst of parallel
  * requests gets at most that many past a limit it already crossed. No Workers types: a clock in.
  */
 export interface VerdictOptions {
