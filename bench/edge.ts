@@ -86,6 +86,8 @@ export interface EdgeBench {
   events?: EventsMode;
   /** One trickle PATCH (a candidate, If-Match) on an answered session, to its 204. */
   trickleMs?: Summary;
+  /** The same PATCH, from its start to the candidates event on the other party's SSE stream. */
+  trickleDeliveredMs?: Summary;
   /** Offer→answer and trickle over a bare request (GET /healthz), medians: the edge's own cost. */
   offerOverBare?: number | null;
   trickleOverBare?: number | null;
@@ -95,6 +97,7 @@ export interface EdgeBench {
     offerToAnswerMs: number[];
     offerToAnswerPollMs?: number[];
     trickleMs: number[];
+    trickleDeliveredMs?: number[];
     iceServersMs?: number[];
     wsRelayMs?: number[];
   };
@@ -154,9 +157,13 @@ interface EdgePair {
   /** The offerer's fetch (its own client address). */
   fetch: FetchFn;
   offer(): Promise<{ ms: number; error?: string }>;
-  /** Offer and keep the session open for trickles; `trickle()` then times one PATCH. */
+  /**
+   * Offer and keep the session open for trickles; `trickle()` then times one PATCH to its 204
+   * (`ms`) and to the candidates event on the other party's stream (`deliveredMs`, null when it
+   * did not come within 5 s).
+   */
   openTrickle(): Promise<void>;
-  trickle(): Promise<number>;
+  trickle(): Promise<{ ms: number; deliveredMs: number | null }>;
   stop(): Promise<void>;
 }
 
@@ -241,7 +248,10 @@ async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Prom
     async () => {},
     eventErrors,
   );
+  // The trickle run's candidates, as they reach the answerer's stream.
+  let onCandidates: (() => void) | null = null;
   const answer = async (ev: RoomEvent) => {
+    if (ev.type === "candidates") onCandidates?.();
     if (ev.type === "offer")
       await cb
         .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
@@ -296,9 +306,19 @@ async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Prom
     trickle: async () => {
       if (!trickling) throw new Error("openTrickle() first");
       const body = frag();
+      let delivered: number | null = null;
+      const arrived = new Promise<void>((resolve) => {
+        onCandidates = () => {
+          delivered = performance.now();
+          resolve();
+        };
+      });
       const t0 = performance.now();
       await ca.trickle(room, trickling.session, body, { ifMatch: trickling.etag });
-      return performance.now() - t0;
+      const ms = performance.now() - t0;
+      await Promise.race([arrived, sleep(5000)]);
+      onCandidates = null;
+      return { ms, deliveredMs: delivered === null ? null : delivered - t0 };
     },
     stop: async () => {
       running = false;
@@ -511,6 +531,7 @@ export async function edgeBench(
   const lat: number[] = [];
   const latPoll: number[] = [];
   const trickle: number[] = [];
+  const trickleDelivered: number[] = [];
   // Each step also sets off work after its answer (events written to streams, a long-poll
   // returning and polling again); a pause lets it finish, or it would load the next measured step
   // and the bare request that follows a trickle would pay for the trickle's aftermath.
@@ -521,7 +542,9 @@ export async function edgeBench(
     const r = await p.offer();
     if (!r.error) lat.push(r.ms);
     await settle();
-    trickle.push(await t.trickle());
+    const tr = await t.trickle();
+    trickle.push(tr.ms);
+    if (tr.deliveredMs !== null) trickleDelivered.push(tr.deliveredMs);
     await settle();
     const rq = await q.offer();
     if (!rq.error) latPoll.push(rq.ms);
@@ -557,6 +580,7 @@ export async function edgeBench(
     offerToAnswerPollMs: summarize(latPoll),
     events: "sse",
     trickleMs,
+    trickleDeliveredMs: summarize(trickleDelivered),
     offerOverBare,
     trickleOverBare,
     goals: {
@@ -569,6 +593,7 @@ export async function edgeBench(
       offerToAnswerMs: r2(lat),
       offerToAnswerPollMs: r2(latPoll),
       trickleMs: r2(trickle),
+      trickleDeliveredMs: r2(trickleDelivered),
       iceServersMs: r2(ice),
       wsRelayMs: r2(relay.latency),
     },

@@ -316,6 +316,11 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
       "| other requests | median ms | p95 ms | IQR ms |",
       "|---|---|---|---|",
       `| authenticated GET /v1/ice-servers | ${fmt(e.iceServersMs.median)} | ${fmt(e.iceServersMs.p95)} | ${fmt(e.iceServersMs.iqr)} |`,
+      ...(e.trickleDeliveredMs
+        ? [
+            `| trickle PATCH → the candidates event on the other party's SSE stream${e.trickleDeliveredMs.n < (e.trickleMs?.n ?? 0) ? ` (${e.trickleDeliveredMs.n} of ${e.trickleMs?.n} arrived within 5 s)` : ""} | ${fmt(e.trickleDeliveredMs.median)} | ${fmt(e.trickleDeliveredMs.p95)} | ${fmt(e.trickleDeliveredMs.iqr)} |`,
+          ]
+        : []),
       ...(e.offerToAnswerPollMs
         ? [
             `| offer → answer, both peers long-polling (taken in turn with the above) | ${fmt(e.offerToAnswerPollMs.median)} | ${fmt(e.offerToAnswerPollMs.p95)} | ${fmt(e.offerToAnswerPollMs.iqr)} |`,
