@@ -185,7 +185,14 @@ export class Link extends EventEmitter {
       log: o.log,
       hooks: {
         opened: () => this.#maybeUp(),
-        controlClosed: () => this.#linkDown("channel-closed"),
+        controlClosed: () => {
+          this.#linkDown("channel-closed");
+          // Our own closes drop the PeerConnection first: this one was closed by the peer (an
+          // SCTP ABORT from its pc.close()), and what it carried is gone for good.
+          if (this.#pc === null || this.#closed) return;
+          this.health.onPeerClosed(Date.now());
+          this.#tick();
+        },
         received: (now) => this.#received(now),
         probeAnswered: (id, now) => {
           this.health.onProbeAnswered(id, now);

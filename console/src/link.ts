@@ -584,14 +584,29 @@ export class PeerLink {
       else this.onTelemetry(dc, text);
       void this.checkRestartDone();
     });
+    let opened = false;
     const onOpen = () => {
-      if (pc !== this.current || this.closed) return;
+      if (opened || pc !== this.current || this.closed) return;
+      // Once per channel: an announced channel can be open when `datachannel` fires with its
+      // `open` event still queued, and a second hello on one channel is a protocol violation.
+      opened = true;
       if (name === "control") this.control.opened(dc);
       this.maybeUp(pc);
     };
     dc.addEventListener("open", onOpen);
     // An announced channel may already be open when `datachannel` fires.
     if (dc.readyState === "open") queueMicrotask(onOpen);
+    // We replace our PeerConnection before closing it: `control` closing on the one in use was
+    // the peer's doing (an SCTP ABORT from its close()). Nothing else would tell the policy on an
+    // idle link before the keepalive misses (~25 s).
+    dc.addEventListener("close", () => {
+      if (name !== "control" || pc !== this.current || this.closed) return;
+      if (this.channels.get("control") !== dc) return;
+      // Closed here, not by the peer: told as such at once, not at the next sample.
+      if (pc.signalingState === "closed") return this.closedUnderUs(pc);
+      this.log("the peer closed the PeerConnection");
+      this.loop.feed((h, now) => h.onPeerClosed(now));
+    });
   }
 
   /** The link carries data once `control` is open on this PeerConnection: tell the policy. */

@@ -9,7 +9,7 @@
  *                         │ net change / silence / ICE failed / manual
  *                         ▼
  *                     restarting ──done──▶ up      timeout/failed: retry with backoff
- *                         │ maxRestarts failed (or DTLS failed)
+ *                         │ maxRestarts failed (or DTLS failed, or the peer closed)
  *                         ▼
  *                     rebuilding ──open──▶ up      not open in time: rebuild again
  *
@@ -22,7 +22,7 @@
  *            onConnectionState(state, now) · onNetworkChange(now) · onRemoteRestart(now) ·
  *            onRestartBegun(now) · onRestartDone(now, path?) · onRestartFailed(now) ·
  *            onPath(path) · requestRestart(now) · onOfferSent(now) · onOfferFailed(now) ·
- *            onSessionClosed(now, reoffer) · onClosed(now)
+ *            onSessionClosed(now, reoffer) · onPeerClosed(now) · onClosed(now)
  *   backups: onUplinks(now, {active, preferred, present}) · onBackup(now, id, uplink, ok) ·
  *            onPeerPaths(now, others) ·
  *            onPeerMoved(now, id) · onSwitched(now, id, path?)
@@ -185,7 +185,7 @@ export type RestartReason =
   | "restart-failed"
   | "manual";
 
-export type RebuildReason = "restarts-failed" | "rebuild-timeout" | "dtls-failed";
+export type RebuildReason = "restarts-failed" | "rebuild-timeout" | "dtls-failed" | "peer-closed";
 
 export type SwitchReason =
   | "uplink-gone"
@@ -271,7 +271,11 @@ export class LinkHealth {
 
   #iceFailed = false;
   #disconnectedSince: number | null = null;
-  #dtlsFailed = false;
+  /**
+   * The PeerConnection cannot carry the link any more and no ICE restart mends that: DTLS failed,
+   * or the peer closed the association. The next poll rebuilds.
+   */
+  #broken: "dtls-failed" | "peer-closed" | null = null;
   #netFirst: number | null = null;
   #netLast: number | null = null;
   #manual = false;
@@ -501,7 +505,28 @@ export class LinkHealth {
   onDtlsState(state: string, now: number): void {
     this.#fed("onDtlsState");
     this.#tick(now);
-    if (state === "failed") this.#dtlsFailed = true;
+    if (state === "failed") this.#broken = "dtls-failed";
+    // Only the PeerConnection in use is followed, and adapters replace theirs before closing it:
+    // a DTLS transport that closes under the link got the peer's close_notify.
+    else if (state === "closed") this.#peerClosedNow();
+  }
+
+  /**
+   * The peer closed the association of the PeerConnection in use (an SCTP ABORT or SHUTDOWN, the
+   * link's reliable channel closed by it, a DTLS close_notify): the peer dropped this
+   * PeerConnection, so it rebuilds at once. Hanging up closes the session too; this needs no edge
+   * to be reachable.
+   */
+  onPeerClosed(now: number): void {
+    this.#fed("onPeerClosed");
+    this.#tick(now);
+    this.#peerClosedNow();
+  }
+
+  #peerClosedNow(): void {
+    const p = this.#phase;
+    // Connecting or down: no PeerConnection that carried the link to rebuild.
+    if (p === "up" || p === "restarting" || p === "rebuilding") this.#broken ??= "peer-closed";
   }
 
   /** RTCPeerConnectionState: `failed` is handled like ICE failure. */
@@ -742,9 +767,9 @@ export class LinkHealth {
         break;
       }
       case "rebuilding":
-        if (this.#dtlsFailed || now - this.#phaseSince >= this.config.rebuildTimeoutMs) {
+        if (this.#broken || now - this.#phaseSince >= this.config.rebuildTimeoutMs) {
           this.#failures++;
-          out.push(this.#rebuild(now, this.#dtlsFailed ? "dtls-failed" : "rebuild-timeout"));
+          out.push(this.#rebuild(now, this.#broken ?? "rebuild-timeout"));
         }
         break;
       case "connecting":
@@ -769,7 +794,7 @@ export class LinkHealth {
   }
 
   #upStep(now: number): Decision | null {
-    if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
+    if (this.#broken) return this.#rebuild(now, this.#broken);
     if (this.#peerMoved !== null) {
       const to = this.#peerMoved;
       this.#peerMoved = null;
@@ -887,7 +912,7 @@ export class LinkHealth {
 
   #restartingStep(now: number): Decision | null {
     const c = this.config;
-    if (this.#dtlsFailed) return this.#rebuild(now, "dtls-failed");
+    if (this.#broken) return this.#rebuild(now, this.#broken);
     // A network change during a restart: the attempt may run on the path that just went away.
     if (this.#manual) return this.#restart(now, "manual");
     if (this.#netDue() <= now) return this.#restart(now, "network-change");
@@ -972,7 +997,7 @@ export class LinkHealth {
     this.#attempt = 0;
     this.#seriesFailures = 0;
     this.#clearCauses();
-    this.#dtlsFailed = false;
+    this.#broken = null;
     this.#probes.clear();
     this.#rebuildAttempt++;
     return { type: "rebuild", reason, attempt: this.#rebuildAttempt };
@@ -990,7 +1015,7 @@ export class LinkHealth {
     this.#seriesFailures = 0;
     this.#failures = 0;
     this.#clearCauses();
-    this.#dtlsFailed = false;
+    this.#broken = null;
     this.#probes.clear();
     this.#keepaliveMissed = false;
     this.#upAt = now;
@@ -1065,10 +1090,10 @@ export class LinkHealth {
     const phase = this.#phase;
     if (phase === "connecting" || phase === "down") return this.#offerAt ?? undefined;
     if (phase === "rebuilding") {
-      return this.#dtlsFailed ? this.#clock : this.#phaseSince + c.rebuildTimeoutMs;
+      return this.#broken ? this.#clock : this.#phaseSince + c.rebuildTimeoutMs;
     }
     // Reported since the last poll and acted on at once.
-    if (this.#manual || this.#dtlsFailed || this.#attemptFailed) return this.#clock;
+    if (this.#manual || this.#broken || this.#attemptFailed) return this.#clock;
     if (phase === "up" && this.#iceFailed) return this.#clock;
     const ds: number[] = [this.#netDue()];
     if (phase === "up") {

@@ -378,4 +378,61 @@ describe("console served by the edge", () => {
       .toContain("alice: alice hung up");
     await expect.poll(() => link(b, "alice").getAttribute("data-voice")).toBe("off");
   });
+
+  it("rebuilds at once when the peer closes its PeerConnection without a word to the edge", async () => {
+    const a = await (await browser.newContext()).newPage();
+    const bCtx = await browser.newContext();
+    // Test instrumentation: remember b's RTCPeerConnections, so that the test can close one.
+    await bCtx.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      const made: RTCPeerConnection[] = [];
+      (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs = made;
+      window.RTCPeerConnection = class extends Native {
+        constructor(config?: RTCConfiguration) {
+          super(config);
+          made.push(this);
+        }
+      } as typeof RTCPeerConnection;
+    });
+    const b = await bCtx.newPage();
+    await signIn(a, "carol");
+    await signIn(b, "dave");
+    await a.locator('tr[data-peer="dave"]').waitFor();
+    await a.getByRole("button", { name: "Connect to dave" }).click();
+    await expect
+      .poll(() => link(a, "dave").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("connected");
+    // An idle link: b's PeerConnection closes (its SCTP ABORT and DTLS close_notify reach a),
+    // nothing goes to the edge. a must not wait for its keepalive to miss (~25 s).
+    await b.evaluate(() =>
+      (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs.at(-1)?.close(),
+    );
+    const roomLog = a.getByRole("log", { name: "Room log" });
+    await expect
+      .poll(() => roomLog.textContent(), { timeout: 10_000 })
+      .toMatch(
+        /dave: the peer closed the PeerConnection.*dave: rebuilding the PeerConnection \(peer-closed/,
+      );
+    await expect
+      .poll(() => link(a, "dave").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("connected");
+    await link(a, "dave").getByLabel("Chat").fill("still there?");
+    await link(a, "dave").getByRole("button", { name: "Send" }).click();
+    await expect
+      .poll(() =>
+        link(b, "carol")
+          .getByRole("log", { name: "Messages with carol" })
+          .locator("li.in")
+          .allTextContents(),
+      )
+      .toContain("carol: still there?");
+    // b saw its own PeerConnection closed under it (not a peer close); nobody broke the protocol.
+    await expect
+      .poll(() => b.getByRole("log", { name: "Room log" }).textContent())
+      .toMatch(/carol: the PeerConnection was closed under the link/);
+    expect(await roomLog.textContent()).not.toContain("protocol violation");
+    expect(await b.getByRole("log", { name: "Room log" }).textContent()).not.toContain(
+      "protocol violation",
+    );
+  });
 });

@@ -278,6 +278,49 @@ describe("LinkHealth: restart triggers", () => {
     expect(acts(h.poll(80))).toEqual([{ type: "rebuild", reason: "dtls-failed", attempt: 1 }]);
     expect(h.state).toBe("rebuilding");
   });
+
+  it("the peer closing the PeerConnection (SCTP ABORT, DTLS close_notify) rebuilds at once, from up or a restart", () => {
+    const { h } = upLink();
+    h.onPeerClosed(80);
+    expect(h.nextDeadline()).toBe(80);
+    expect(acts(h.poll(80))).toEqual([{ type: "rebuild", reason: "peer-closed", attempt: 1 }]);
+    expect(h.state).toBe("rebuilding");
+    // A DTLS transport that closes under the link is the peer's close_notify.
+    const d = upLink();
+    d.h.onDtlsState("closed", 80);
+    expect(acts(d.h.poll(80))).toEqual([{ type: "rebuild", reason: "peer-closed", attempt: 1 }]);
+    // During a restart too: the restart cannot bring back a PeerConnection the peer dropped.
+    const r = upLink();
+    r.h.requestRestart(100);
+    expect(acts(r.h.poll(100))).toEqual([{ type: "restart", reason: "manual", attempt: 1 }]);
+    r.h.onPeerClosed(150);
+    expect(acts(r.h.poll(150))).toEqual([{ type: "rebuild", reason: "peer-closed", attempt: 1 }]);
+  });
+
+  it("a peer close is a rebuild once, then the link waits for it to open; DTLS failed wins the reason", () => {
+    const { h, answer } = upLink();
+    h.onPeerClosed(80);
+    h.onDtlsState("failed", 80);
+    expect(acts(h.poll(80))).toEqual([{ type: "rebuild", reason: "dtls-failed", attempt: 1 }]);
+    // The rebuild under way waits its timeout, not another immediate rebuild.
+    expect(acts(h.poll(90))).toEqual([]);
+    expect(h.nextDeadline()).toBe(80 + DEFAULT_HEALTH.rebuildTimeoutMs);
+    h.onOpen(500);
+    expect(h.state).toBe("up");
+    expect(actions(run(h, 500, 5_000, answer))).toEqual([]);
+  });
+
+  it("a peer close while connecting or after the link was closed decides nothing", () => {
+    const c = new LinkHealth({}, 0);
+    c.onPeerClosed(10);
+    expect(acts(c.poll(10))).toEqual([]);
+    expect(c.state).toBe("connecting");
+    const { h } = upLink();
+    h.onClosed(50);
+    h.onPeerClosed(60);
+    expect(acts(h.poll(60))).toEqual([]);
+    expect(h.state).toBe("down");
+  });
 });
 
 describe("LinkHealth: retries, rebuilds, counters", () => {
