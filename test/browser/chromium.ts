@@ -4,7 +4,7 @@
  * candidates (their resolution would multicast), loopback candidates allowed, fake audio device.
  */
 import { existsSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type BrowserContext, chromium } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -32,4 +32,23 @@ export const CHROMIUM_FLAGS = [
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+}
+
+/**
+ * Test instrumentation, not the app's: the context's pages keep every RTCPeerConnection they make
+ * in `window.madePcs`, newest last, so that a test can close one under the app (as a crashed
+ * network stack would) or count them.
+ */
+export async function recordPeerConnections(ctx: BrowserContext): Promise<void> {
+  await ctx.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    const made: RTCPeerConnection[] = [];
+    (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs = made;
+    window.RTCPeerConnection = class extends Native {
+      constructor(config?: RTCConfiguration) {
+        super(config);
+        made.push(this);
+      }
+    } as typeof RTCPeerConnection;
+  });
 }

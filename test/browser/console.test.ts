@@ -12,7 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
-import { launchChromium } from "./chromium.ts";
+import { launchChromium, recordPeerConnections } from "./chromium.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SECRET = "browser-test-secret-browser-test-secret";
@@ -263,19 +263,8 @@ describe("console served by the edge", () => {
   it("keeps control exactly-once and in order to a rover and back across an ICE restart and a rebuild", async () => {
     startRover("rover-2");
     const ctx = await browser.newContext();
-    // Test instrumentation, not the console's: remember every RTCPeerConnection the page makes,
-    // so that the test can kill one under the console (as a crashed network stack would).
-    await ctx.addInitScript(() => {
-      const Native = window.RTCPeerConnection;
-      const made: RTCPeerConnection[] = [];
-      (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs = made;
-      window.RTCPeerConnection = class extends Native {
-        constructor(config?: RTCConfiguration) {
-          super(config);
-          made.push(this);
-        }
-      } as typeof RTCPeerConnection;
-    });
+    // So that the test can kill one under the console (as a crashed network stack would).
+    await recordPeerConnections(ctx);
     const page = await ctx.newPage();
     await signIn(page, "op-2");
     await page.locator('tr[data-peer="rover-2"]').waitFor({ timeout: 30_000 });
@@ -382,18 +371,7 @@ describe("console served by the edge", () => {
   it("rebuilds at once when the peer closes its PeerConnection without a word to the edge", async () => {
     const a = await (await browser.newContext()).newPage();
     const bCtx = await browser.newContext();
-    // Test instrumentation: remember b's RTCPeerConnections, so that the test can close one.
-    await bCtx.addInitScript(() => {
-      const Native = window.RTCPeerConnection;
-      const made: RTCPeerConnection[] = [];
-      (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs = made;
-      window.RTCPeerConnection = class extends Native {
-        constructor(config?: RTCConfiguration) {
-          super(config);
-          made.push(this);
-        }
-      } as typeof RTCPeerConnection;
-    });
+    await recordPeerConnections(bCtx);
     const b = await bCtx.newPage();
     await signIn(a, "carol");
     await signIn(b, "dave");

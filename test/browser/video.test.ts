@@ -12,7 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
-import { launchChromium } from "./chromium.ts";
+import { launchChromium, recordPeerConnections } from "./chromium.ts";
 import { encodeTestClip, requireFfmpeg, streamClip } from "./video-feed.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -65,16 +65,9 @@ async function signIn(page: Page, peer: string): Promise<void> {
 /** Test instrumentation: every RTCPeerConnection the page makes, newest last. */
 async function instrumentedPage(): Promise<Page> {
   const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  await recordPeerConnections(ctx);
   await ctx.addInitScript(() => {
-    const Native = window.RTCPeerConnection;
-    const made: RTCPeerConnection[] = [];
-    (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs = made;
-    window.RTCPeerConnection = class extends Native {
-      constructor(config?: RTCConfiguration) {
-        super(config);
-        made.push(this);
-      }
-    } as typeof RTCPeerConnection;
+    const made = (window as unknown as { madePcs: RTCPeerConnection[] }).madePcs;
     // Frames decoded on the newest PeerConnection, sampled every 20 ms with the time: the test
     // reads gaps and rates from this trace.
     const trace: { t: number; frames: number; pcs: number; ufrag: string | null }[] = [];
