@@ -41,23 +41,29 @@ export interface EventBatch {
   superseded?: true;
 }
 
-/**
- * Events after `after` for `peer`, waiting up to `waitMs` for the first one. `ack` is what the
- * client acknowledged (the long-poll's own `after`; for SSE, what the stream delivered). `stream`
- * is a registered SSE stream's id (its lease is renewed on every read); `tokenExpS` the end of
- * the peer's own token (recorded: its presence ends then).
- */
-export async function pollEvents(
-  stub: Stub,
-  peer: string,
-  after: number | null,
-  ack: number | null,
-  waitMs: number,
-  signal?: AbortSignal,
-  stream: string | null = null,
-  tokenExpS: number | null = null,
-  held?: HeldWatch,
-): Promise<EventBatch> {
+/** What a read of a peer's events is (pollEvents). */
+export interface EventRead {
+  /** Events after this cursor (null: after what the peer acknowledged). */
+  after: number | null;
+  /** What the client acknowledged: the long-poll's own `after`; for SSE, what the stream delivered. */
+  ack: number | null;
+  /** How long to wait for the first event (0: read once). */
+  waitMs: number;
+  /** The client went away: stop waiting. */
+  signal?: AbortSignal;
+  /** A registered SSE stream's id: its lease is renewed on every read. */
+  stream?: string | null;
+  /** The end of the peer's own token (recorded: its presence ends then). */
+  tokenExpS?: number | null;
+  /** An SSE stream's watch, kept for the stream's life (HeldWatch). */
+  held?: HeldWatch;
+}
+
+/** Events for `peer` as `how` says, waiting up to `how.waitMs` for the first one. */
+export async function pollEvents(stub: Stub, peer: string, how: EventRead): Promise<EventBatch> {
+  const { after, ack, waitMs, signal, held } = how;
+  const stream = how.stream ?? null;
+  const tokenExpS = how.tokenExpS ?? null;
   const deadline = Date.now() + waitMs;
   const read = async (): Promise<EventBatch> => {
     // A wake that came before this read is answered by it.

@@ -114,23 +114,25 @@ peersRoutes.get("/:id/events", async (c) => {
   const accept = c.req.header("Accept") ?? "";
   if (!accept.includes(CONTENT_TYPE.sse)) {
     const after = cursorValue(c.req.query("after"), "after");
-    const got = await pollEvents(
-      stub,
-      id,
+    const got = await pollEvents(stub, id, {
       after,
-      after,
-      waitS * 1000,
-      c.req.raw.signal,
-      null,
-      tokenExp,
-    );
+      ack: after,
+      waitMs: waitS * 1000,
+      signal: c.req.raw.signal,
+      tokenExpS: tokenExp,
+    });
     return c.json({ events: got.events, cursor: got.cursor }, 200, { "Cache-Control": "no-store" });
   }
   const resumeFrom =
     cursorValue(c.req.header("Last-Event-ID"), "Last-Event-ID") ??
     cursorValue(c.req.query("after"), "after");
   // Fail before the stream starts if the peer is unknown: a clean 404, not a broken stream.
-  const first = await pollEvents(stub, id, resumeFrom, resumeFrom, 0, undefined, null, tokenExp);
+  const first = await pollEvents(stub, id, {
+    after: resumeFrom,
+    ack: resumeFrom,
+    waitMs: 0,
+    tokenExpS: tokenExp,
+  });
   // Past MAX_STREAMS_PER_PEER, registering this stream closes the peer's oldest one.
   const streamId = crypto.randomUUID();
   unwrap(await stub.openStream(id, streamId));
@@ -180,17 +182,14 @@ peersRoutes.get("/:id/events", async (c) => {
         const nextDue = written[0] ? written[0].at + ackDelayMs - now : Number.POSITIVE_INFINITY;
         const waitMs = Math.max(0, Math.min(LIMITS.sseKeepAliveS * 1000, nextDue));
         try {
-          batch = await pollEvents(
-            stub,
-            id,
-            cursor,
-            delivered,
+          batch = await pollEvents(stub, id, {
+            after: cursor,
+            ack: delivered,
             waitMs,
-            c.req.raw.signal,
-            streamId,
-            null,
+            signal: c.req.raw.signal,
+            stream: streamId,
             held,
-          );
+          });
         } catch (e) {
           const detail = e instanceof Error ? e.message : "stream ended";
           await stream.writeSSE({ event: "error", data: JSON.stringify({ detail }) });
