@@ -316,7 +316,9 @@ async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Prom
       const t0 = performance.now();
       await ca.trickle(room, trickling.session, body, { ifMatch: trickling.etag });
       const ms = performance.now() - t0;
-      await Promise.race([arrived, sleep(5000)]);
+      let cap: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([arrived, new Promise<void>((r) => (cap = setTimeout(r, 5000)))]);
+      clearTimeout(cap);
       onCandidates = null;
       return { ms, deliveredMs: delivered === null ? null : delivered - t0 };
     },
