@@ -1,6 +1,7 @@
 /**
  * Parked requests, held by the Worker (not the room object): a long-poll waiting for events and
- * an offer waiting for its answer. Each re-reads the room over RPC whenever its watch wakes.
+ * an offer waiting for its answer. Each re-reads the room over RPC whenever its watch wakes; an
+ * SSE stream takes the events its wakes carry instead, while they continue what it wrote.
  */
 import type { RoomEvent } from "../shared/protocol.ts";
 import { type RoomRpc, unwrap } from "./context.ts";
@@ -14,10 +15,11 @@ async function rewatchIfDropped(
   topic: string,
   w: Watch,
   seen?: string,
+  push = false,
 ): Promise<Watch> {
   if (!w.dropped) return w;
   await new Promise((r) => setTimeout(r, 50));
-  return watch(stub, topic, seen);
+  return watch(stub, topic, seen, push);
 }
 
 /**
@@ -74,20 +76,46 @@ export async function pollEvents(stub: Stub, peer: string, how: EventRead): Prom
       ? { events: r.events, cursor: r.cursor, superseded: true }
       : { events: r.events, cursor: r.cursor };
   };
+  /**
+   * The events a held watch's wakes carried, when this stream may write them without reading:
+   * no acknowledgement is due, its lease is fresh, and they continue what it wrote (`after`).
+   * Null: read.
+   */
+  const pushed = (w: Watch): EventBatch | null => {
+    if (!held || after === null || ack !== null) return null;
+    if (Date.now() - held.readAt >= HELD_READ_FRESH_MS) return null;
+    const pushes = w.takePushes();
+    if (pushes === null) return null;
+    let cursor = after;
+    const events: RoomEvent[] = [];
+    for (const p of pushes) {
+      if (p.prev > cursor) return null; // a push went missing in between
+      for (const e of p.events) {
+        if (Number(e.id) <= cursor) continue;
+        events.push(e);
+        cursor = Number(e.id);
+      }
+    }
+    return { events, cursor: String(cursor) };
+  };
   const kept = held?.watch && !held.watch.dropped ? held.watch : null;
   // A held watch open since the last read and not woken: nothing was appended since, so wait
-  // first (unless an acknowledgement is due, or the lease wants renewing).
+  // first (unless an acknowledgement is due, or the lease wants renewing). Woken with events
+  // that continue what was written: those, without a read.
   const quiet =
     kept !== null &&
     !kept.pending &&
     after !== null &&
     ack === null &&
     Date.now() - (held?.readAt ?? 0) < HELD_READ_FRESH_MS;
-  let r: EventBatch = quiet ? { events: [], cursor: String(after) } : await read();
+  let r: EventBatch = quiet
+    ? { events: [], cursor: String(after) }
+    : ((kept && pushed(kept)) ?? (await read()));
   if (r.events.length > 0 || r.superseded || waitMs <= 0) return r;
   const topic = peerTopic(peer);
+  const push = held !== undefined;
   // Subscribed saying what was read: an event appended before the subscription wakes it at once.
-  let w = kept ?? (await watch(stub, topic, r.cursor));
+  let w = kept ?? (await watch(stub, topic, r.cursor, push));
   if (held) held.watch = w;
   const gone = () => w.wakeNow();
   signal?.addEventListener("abort", gone);
@@ -96,9 +124,9 @@ export async function pollEvents(stub: Stub, peer: string, how: EventRead): Prom
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) return r;
       if (!(await w.next(left))) continue;
-      r = await read();
+      r = pushed(w) ?? (await read());
       if (r.events.length > 0 || r.superseded) return r;
-      w = await rewatchIfDropped(stub, topic, w, r.cursor);
+      w = await rewatchIfDropped(stub, topic, w, r.cursor, push);
       if (held) held.watch = w;
     }
   } finally {

@@ -285,6 +285,51 @@ describe("events", () => {
     await reader.cancel();
   });
 
+  it("SSE: a waiting stream writes the events its wake carries, without reading them back", async () => {
+    const room = freshRoom("sse-push");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    const res = await sse(room, "a", ta, { after: ja.body.cursor });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const dec = new TextDecoder();
+    let out = "";
+    const readUntil = async (until: (t: string) => boolean) => {
+      while (!until(out)) {
+        const r = await reader.read();
+        if (r.done) throw new Error(`stream ended: ${out}`);
+        out += dec.decode(r.value, { stream: true });
+      }
+    };
+    // Every read of a stream renews its lease; its mark of what it wrote moves with it.
+    const state = () =>
+      runInDurableObject(stubOf(room), (_o, st: DurableObjectState) => ({
+        pushWatches: st.getWebSockets("push:peer:a").length,
+        lease: st.storage.sql.exec<{ lease: number }>("SELECT lease FROM streams").one().lease,
+        written: st.storage.sql
+          .exec<{ written: number | null }>("SELECT written FROM peers WHERE id = 'a'")
+          .one().written,
+      }));
+    await readUntil((t) => t.includes(": keep-alive"));
+    let before = await state();
+    for (let i = 0; i < 50 && before.pushWatches === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      before = await state();
+    }
+    expect(before.pushWatches).toBe(1);
+    for (const [n, peer] of ["b", "c", "d"].entries()) {
+      await new Promise((r) => setTimeout(r, 20)); // a read now would move the lease
+      await join(room, await token(peer, room));
+      await readUntil((t) => (t.match(/event: peer-joined/g) ?? []).length > n);
+    }
+    const ids = [...out.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect([...out.matchAll(/"id":"([bcd])"/g)].map((m) => m[1])).toEqual(["b", "c", "d"]);
+    const after = await state();
+    expect(after.lease).toBe(before.lease);
+    // Pushed events count as written for their senders' quotas, as after a read.
+    expect(after.written).toBe(ids.at(-1));
+    await reader.cancel();
+  });
+
   it("SSE: id/event/data lines; Last-Event-ID resumes with exactly the missed events", async () => {
     const room = freshRoom("sse");
     const ta = await token("a", room);

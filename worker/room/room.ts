@@ -7,7 +7,8 @@
  * Parked requests (long-polls, SSE, offers waiting for an answer) stay in the Worker. The Worker
  * subscribes to a topic over a WebSocket accepted with the hibernation API, so the room object
  * can be evicted while requests are parked; when an event is appended, the object wakes and
- * sends "wake" to the topic's sockets, and the Worker re-reads over RPC.
+ * sends "wake" to the topic's sockets, and the Worker re-reads over RPC. An SSE stream's watch
+ * gets the new events in the wake itself (EventPush), so that it need not read them back.
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
@@ -99,6 +100,20 @@ export type WaitState =
 
 export const peerTopic = (id: string) => `peer:${id}`;
 export const sessionTopic = (sid: string) => `session:${sid}`;
+/** The tag of a peer topic's watches that take their events in the wake (SSE streams). */
+export const pushTag = (topic: string) => `push:${topic}`;
+
+/**
+ * A wake that carries the peer's new events: every event of the peer after `prev` (its event
+ * before the first new one) at the time of the wake. A stream that has written up to `prev` or
+ * past it writes these without reading; one behind `prev` missed a push and reads.
+ */
+export interface EventPush {
+  prev: number;
+  events: RoomEvent[];
+}
+/** Longer pushes (UTF-16 code units) go as a plain wake and the stream reads: messages stay small. */
+const PUSH_MAX_BYTES = 32 * 1024;
 
 function randomId(bytes: number): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
@@ -114,6 +129,8 @@ export class Room extends DurableObject<EdgeEnv> {
   readonly #toWake = new Set<string>();
   /** What a topic's wake says when it is more than "wake" (an answer, for its parked offer). */
   readonly #wakeMessages = new Map<string, string>();
+  /** Peers given events in the current RPC call, with the first event's sequence number. */
+  readonly #appended = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: EdgeEnv) {
     super(ctx, env);
@@ -737,7 +754,8 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   #emit(peer: string, event: StoredEvent): void {
-    this.#store.append(peer, event, this.#keepEvents);
+    const seq = this.#store.append(peer, event, this.#keepEvents);
+    if (!this.#appended.has(peer)) this.#appended.set(peer, seq);
     this.#toWake.add(peerTopic(peer));
   }
 
@@ -759,9 +777,11 @@ export class Room extends DurableObject<EdgeEnv> {
   #wake(): void {
     for (const topic of this.#toWake) {
       const message = this.#wakeMessages.get(topic) ?? "wake";
-      for (const ws of this.ctx.getWebSockets(topic)) {
+      const sockets = this.ctx.getWebSockets(topic);
+      const pushed = this.#pushFor(topic, sockets);
+      for (const ws of sockets) {
         try {
-          ws.send(message);
+          ws.send(pushed?.to.has(ws) ? pushed.message : message);
         } catch {
           // Closing socket: its Worker re-reads on close anyway.
         }
@@ -769,6 +789,31 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     this.#toWake.clear();
     this.#wakeMessages.clear();
+    this.#appended.clear();
+  }
+
+  /**
+   * The push for a peer topic given events in this call, and the SSE streams' watches to send it
+   * to; null when there is none to send (no such watch, or the events are too many or too large:
+   * those watches get "wake" and read). The events count as written for the senders' quotas, as
+   * after a stream's read: the stream writes them at once.
+   */
+  #pushFor(topic: string, sockets: WebSocket[]): { message: string; to: Set<WebSocket> } | null {
+    if (!topic.startsWith("peer:") || sockets.length === 0) return null;
+    const peer = topic.slice("peer:".length);
+    const first = this.#appended.get(peer);
+    if (first === undefined) return null;
+    const to = new Set(this.ctx.getWebSockets(pushTag(topic)));
+    if (to.size === 0) return null;
+    const prev = this.#store.eventBefore(peer, first);
+    const events = this.#store.events(peer, prev, POLL_BATCH);
+    const last = events.at(-1);
+    if (last === undefined || events.length >= POLL_BATCH) return null;
+    const push: EventPush = { prev, events };
+    const message = JSON.stringify(push);
+    if (message.length > PUSH_MAX_BYTES) return null;
+    this.#store.markWritten(peer, Number(last.id));
+    return { message, to };
   }
 
   // --- Worker subscriptions (hibernatable WebSockets) ----------------------------------------
@@ -780,7 +825,8 @@ export class Room extends DurableObject<EdgeEnv> {
       return new Response("room object: expected a /watch WebSocket upgrade", { status: 400 });
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server, [topic]);
+    const push = topic.startsWith("peer:") && url.searchParams.get("push") === "1";
+    this.ctx.acceptWebSocket(server, push ? [topic, pushTag(topic)] : [topic]);
     // A watch opened alongside its offer may come after the answer, and a poll's watch after
     // new events: wake it at once, so that the Worker holding it waits instead of reading first.
     if (topic.startsWith("session:")) {

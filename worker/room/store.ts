@@ -352,6 +352,14 @@ export class RoomStore {
     return { total: Number(r.total), chatter: Number(r.chatter), fromSender: Number(r.mine) };
   }
 
+  /** The cursor of the peer's last event before `seq` (0: none left in its log). */
+  eventBefore(peer: string, seq: number): number {
+    const r = this.#sql
+      .exec("SELECT max(seq) AS s FROM events WHERE peer = ? AND seq < ?", peer, seq)
+      .one();
+    return r.s === null ? 0 : Number(r.s);
+  }
+
   events(peer: string, after: number, limit: number): RoomEvent[] {
     return this.#sql
       .exec(
