@@ -145,13 +145,13 @@ function robotFetch(): { fetch: FetchFn; close(): Promise<void> } {
 }
 
 /** One bare request (no auth, no body, no room): the context every goal is a ratio to. */
-async function bare(edge: LocalEdge, f: FetchFn): Promise<number> {
+export async function bare(edge: LocalEdge, f: FetchFn): Promise<number> {
   const t0 = performance.now();
   await (await f(`${edge.url}/healthz`, {})).text();
   return performance.now() - t0;
 }
 
-interface EdgePair {
+export interface EdgePair {
   /** Failed long-polls / broken streams while following events, by status or error name. */
   eventErrors: Record<string, number>;
   /** The offerer's fetch (its own client address). */
@@ -215,7 +215,11 @@ async function follow(
  * address of its own, both following their events by `mode`. Fresh peer ids every time: the
  * edge's rate limit is per token subject.
  */
-async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Promise<EdgePair> {
+export async function pairInRoom(
+  edge: LocalEdge,
+  room: string,
+  mode: EventsMode,
+): Promise<EdgePair> {
   const n = ++seq;
   const a = `o${n}`;
   const b = `t${n}`;
@@ -338,7 +342,7 @@ async function pairInRoom(edge: LocalEdge, room: string, mode: EventsMode): Prom
 }
 
 /** CPU time (ms) used so far by every process in the group `pgid` (Linux /proc), else null. */
-function groupCpuMs(pgid: number): number | null {
+export function groupCpuMs(pgid: number): number | null {
   if (process.platform !== "linux") return null;
   let ticks = 0;
   for (const name of readdirSync("/proc")) {
