@@ -75,7 +75,11 @@ if (!values.base) usage("name the revision to compare with (--base)");
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) usage(`--rounds must be a positive integer`);
 const git = (...args: string[]) =>
-  execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8" }).trim();
+  execFileSync("git", args, {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  }).trim();
 let baseRev: string;
 try {
   baseRev = git("rev-parse", "--verify", `${values.base}^{commit}`);
@@ -104,24 +108,15 @@ try {
     persistTo: mkdtempSync(join(ramDisk, "ab-base-")),
   });
   edges.head = await startLocalEdge({ vars, persistTo: mkdtempSync(join(ramDisk, "ab-head-")) });
-  const sides: Record<"base" | "head", Side> = {
-    base: {
-      bare: [],
-      trickle: [],
-      delivered: [],
-      trickleCpuMs: [],
-      sessionsPerSecond: [],
-      sessionCpuMs: [],
-    },
-    head: {
-      bare: [],
-      trickle: [],
-      delivered: [],
-      trickleCpuMs: [],
-      sessionsPerSecond: [],
-      sessionCpuMs: [],
-    },
-  };
+  const emptySide = (): Side => ({
+    bare: [],
+    trickle: [],
+    delivered: [],
+    trickleCpuMs: [],
+    sessionsPerSecond: [],
+    sessionCpuMs: [],
+  });
+  const sides: Record<"base" | "head", Side> = { base: emptySide(), head: emptySide() };
   const byRound: Record<"base" | "head", Round[]> = { base: [], head: [] };
   let seq = 0;
   const tricklers: Partial<Record<"base" | "head", EdgePair>> = {};

@@ -38,6 +38,24 @@ async function readSse(
   return out;
 }
 
+/** An SSE response read as it comes: `readUntil` reads until `until(all text so far)` holds. */
+function openStream(res: Response) {
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const dec = new TextDecoder();
+  const stream = {
+    text: "",
+    async readUntil(until: (t: string) => boolean): Promise<void> {
+      while (!until(stream.text)) {
+        const r = await reader.read();
+        if (r.done) throw new Error(`stream ended: ${stream.text}`);
+        stream.text += dec.decode(r.value, { stream: true });
+      }
+    },
+    cancel: () => reader.cancel(),
+  };
+  return stream;
+}
+
 describe("events", () => {
   it("long-poll: a retried poll gets the same events; moving the cursor acknowledges them", async () => {
     const room = freshRoom();
@@ -245,17 +263,7 @@ describe("events", () => {
     const room = freshRoom("sse-held");
     const ta = await token("a", room);
     const ja = await join(room, ta);
-    const res = await sse(room, "a", ta, { after: ja.body.cursor });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    const dec = new TextDecoder();
-    let out = "";
-    const readUntil = async (until: (t: string) => boolean) => {
-      while (!until(out)) {
-        const r = await reader.read();
-        if (r.done) throw new Error(`stream ended: ${out}`);
-        out += dec.decode(r.value, { stream: true });
-      }
-    };
+    const stream = openStream(await sse(room, "a", ta, { after: ja.body.cursor }));
     // The room's sockets on a's topic: the stream's watch, marked the first time it is seen.
     const watches = () =>
       runInDurableObject(stubOf(room), (_o, state: DurableObjectState) =>
@@ -266,7 +274,7 @@ describe("events", () => {
           return marked;
         }),
       );
-    await readUntil((t) => t.includes(": keep-alive"));
+    await stream.readUntil((t) => t.includes(": keep-alive"));
     // The watch opens after the first read found nothing: it is there once the stream waits.
     let first: boolean[] = [];
     for (let i = 0; i < 50 && first.length === 0; i++) {
@@ -277,29 +285,19 @@ describe("events", () => {
     for (const [n, peer] of ["b", "c", "d"].entries()) {
       await join(room, await token(peer, room));
       // Each join is a batch of its own: written, then the stream waits again.
-      await readUntil((t) => (t.match(/event: peer-joined/g) ?? []).length > n);
+      await stream.readUntil((t) => (t.match(/event: peer-joined/g) ?? []).length > n);
       await new Promise((r) => setTimeout(r, 50));
       expect(await watches()).toEqual([true]);
     }
-    expect([...out.matchAll(/"id":"([bcd])"/g)].map((m) => m[1])).toEqual(["b", "c", "d"]);
-    await reader.cancel();
+    expect([...stream.text.matchAll(/"id":"([bcd])"/g)].map((m) => m[1])).toEqual(["b", "c", "d"]);
+    await stream.cancel();
   });
 
   it("SSE: a waiting stream writes the events its wake carries, without reading them back", async () => {
     const room = freshRoom("sse-push");
     const ta = await token("a", room);
     const ja = await join(room, ta);
-    const res = await sse(room, "a", ta, { after: ja.body.cursor });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    const dec = new TextDecoder();
-    let out = "";
-    const readUntil = async (until: (t: string) => boolean) => {
-      while (!until(out)) {
-        const r = await reader.read();
-        if (r.done) throw new Error(`stream ended: ${out}`);
-        out += dec.decode(r.value, { stream: true });
-      }
-    };
+    const stream = openStream(await sse(room, "a", ta, { after: ja.body.cursor }));
     // Every read of a stream renews its lease; its mark of what it wrote moves with it.
     const state = () =>
       runInDurableObject(stubOf(room), (_o, st: DurableObjectState) => ({
@@ -309,7 +307,7 @@ describe("events", () => {
           .exec<{ written: number | null }>("SELECT written FROM peers WHERE id = 'a'")
           .one().written,
       }));
-    await readUntil((t) => t.includes(": keep-alive"));
+    await stream.readUntil((t) => t.includes(": keep-alive"));
     let before = await state();
     for (let i = 0; i < 50 && before.pushWatches === 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
@@ -319,15 +317,15 @@ describe("events", () => {
     for (const [n, peer] of ["b", "c", "d"].entries()) {
       await new Promise((r) => setTimeout(r, 20)); // a read now would move the lease
       await join(room, await token(peer, room));
-      await readUntil((t) => (t.match(/event: peer-joined/g) ?? []).length > n);
+      await stream.readUntil((t) => (t.match(/event: peer-joined/g) ?? []).length > n);
     }
-    const ids = [...out.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
-    expect([...out.matchAll(/"id":"([bcd])"/g)].map((m) => m[1])).toEqual(["b", "c", "d"]);
+    const ids = [...stream.text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect([...stream.text.matchAll(/"id":"([bcd])"/g)].map((m) => m[1])).toEqual(["b", "c", "d"]);
     const after = await state();
     expect(after.lease).toBe(before.lease);
     // Pushed events count as written for their senders' quotas, as after a read.
     expect(after.written).toBe(ids.at(-1));
-    await reader.cancel();
+    await stream.cancel();
   });
 
   it("SSE: id/event/data lines; Last-Event-ID resumes with exactly the missed events", async () => {
