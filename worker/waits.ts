@@ -5,6 +5,7 @@
  */
 import type { RoomEvent } from "../shared/protocol.ts";
 import { type RoomRpc, unwrap } from "./context.ts";
+import { eventsFromPushes } from "./event-push.ts";
 import { peerTopic, sessionTopic, type WaitState } from "./room/room.ts";
 import { type Watch, watch } from "./watch.ts";
 
@@ -85,18 +86,8 @@ export async function pollEvents(stub: Stub, peer: string, how: EventRead): Prom
     if (!held || after === null || ack !== null) return null;
     if (Date.now() - held.readAt >= HELD_READ_FRESH_MS) return null;
     const pushes = w.takePushes();
-    if (pushes === null) return null;
-    let cursor = after;
-    const events: RoomEvent[] = [];
-    for (const p of pushes) {
-      if (p.prev > cursor) return null; // a push went missing in between
-      for (const e of p.events) {
-        if (Number(e.id) <= cursor) continue;
-        events.push(e);
-        cursor = Number(e.id);
-      }
-    }
-    return { events, cursor: String(cursor) };
+    const got = pushes === null ? null : eventsFromPushes(after, pushes);
+    return got === null ? null : { events: got.events, cursor: String(got.cursor) };
   };
   const kept = held?.watch && !held.watch.dropped ? held.watch : null;
   // A held watch open since the last read and not woken: nothing was appended since, so wait
