@@ -1,8 +1,10 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Room } from "../../worker/room/room.ts";
 import {
   call,
+  frag,
   freshRoom,
   join,
   offerUnanswered,
@@ -327,6 +329,64 @@ describe("events", () => {
     expect(after.written).toBe(ids.at(-1));
     await stream.cancel();
   });
+
+  it("SSE: a stream far behind after a burst gets the rest right after a full read", async () => {
+    const room = freshRoom("sse-behind");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    const sessions: { from: string; sid: string; etag: string }[] = [];
+    for (const from of ["b", "c", "d"]) {
+      const t = await token(from, room);
+      await join(room, t);
+      sessions.push({ from, ...(await offerUnanswered(room, t, "a", `ufrag${from}`)) });
+    }
+    const stream = openStream(await sse(room, "a", ta, { after: ja.body.cursor }));
+    await stream.readUntil((t) => (t.match(/event: offer/g) ?? []).length === 3);
+    let watches = 0;
+    for (let i = 0; i < 50 && watches === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      watches = await runInDurableObject(
+        stubOf(room),
+        (_o, st: DurableObjectState) => st.getWebSockets("push:peer:a").length,
+      );
+    }
+    expect(watches).toBe(1);
+    // 150 large candidates events in one turn of the room object, while a reads nothing: the
+    // stream's writes stall, its watch overflows with pushes and it must read, 100 at a time.
+    const lines = Array.from(
+      { length: 60 },
+      (_, i) => `candidate:${i} 1 udp 2130706431 127.0.0.1 ${50000 + i} typ host`,
+    );
+    await runInDurableObject(stubOf(room), async (o: Room) => {
+      for (const s of sessions) {
+        for (let i = 0; i < 50; i++) {
+          const body = frag(`ufrag${s.from}`, { candidates: lines });
+          const r = await o.patchSession(
+            s.sid,
+            s.from,
+            { body, ufrag: `ufrag${s.from}`, hasPwd: false },
+            s.etag.replaceAll('"', ""),
+            0,
+          );
+          expect(r.ok).toBe(true);
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    // Then a reads again. Without a second read at once the last 50 would wait for the stream's
+    // next acknowledgement (SSE_ACK_DELAY_S, 2 s here) or keep-alive.
+    const t0 = Date.now();
+    const count = () => (stream.text.match(/event: candidates/g) ?? []).length;
+    await Promise.race([
+      stream.readUntil(() => count() >= 150),
+      new Promise((r) => setTimeout(r, 1_000)),
+    ]);
+    expect({ candidates: count(), ms: Date.now() - t0 < 1_000 }).toEqual({
+      candidates: 150,
+      ms: true,
+    });
+    await stream.cancel();
+  }, 20_000);
 
   it("SSE: id/event/data lines; Last-Event-ID resumes with exactly the missed events", async () => {
     const room = freshRoom("sse");

@@ -330,6 +330,12 @@ export class Room extends DurableObject<EdgeEnv> {
     }
     const from = after ?? this.#store.acked(id);
     const events = this.#store.events(id, from, POLL_BATCH);
+    if (events.length === POLL_BATCH) {
+      // Maybe more: an SSE stream waits on its watch after a read unless woken, and no push
+      // will come for events already in the log.
+      this.#toWake.add(peerTopic(id));
+      this.#wake();
+    }
     return { ok: true, events, cursor: events.at(-1)?.id ?? String(from) };
   }
 
