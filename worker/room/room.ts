@@ -112,8 +112,8 @@ export interface EventPush {
   prev: number;
   events: RoomEvent[];
 }
-/** Longer pushes (UTF-16 code units) go as a plain wake and the stream reads: messages stay small. */
-const PUSH_MAX_BYTES = 32 * 1024;
+/** Longer pushes (in UTF-16 code units) go as a plain wake and the stream reads. */
+const PUSH_MAX_CHARS = 32 * 1024;
 
 function randomId(bytes: number): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
@@ -817,7 +817,7 @@ export class Room extends DurableObject<EdgeEnv> {
     if (last === undefined || events.length >= POLL_BATCH) return null;
     const push: EventPush = { prev, events };
     const message = JSON.stringify(push);
-    if (message.length > PUSH_MAX_BYTES) return null;
+    if (message.length > PUSH_MAX_CHARS) return null;
     this.#store.markWritten(peer, Number(last.id));
     return { message, to };
   }
