@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
 import { launchChromium, recordPeerConnections } from "./chromium.ts";
+import { link, received, sendChat } from "./console-page.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SECRET = "browser-test-secret-browser-test-secret";
@@ -70,10 +71,6 @@ function startRover(id: string, extra: string[] = []): ChildProcess {
   });
   children.push(child);
   return child;
-}
-
-function link(page: Page, peer: string) {
-  return page.locator(`section[data-link="${peer}"]`);
 }
 
 async function figure(page: Page, peer: string, name: string): Promise<string> {
@@ -216,17 +213,11 @@ describe("console served by the edge", () => {
       .toBe("connected");
 
     // Browser -> rover on `control`, and back (the rover echoes).
-    await link(page, "rover-1").getByLabel("Chat").fill("hello rover");
-    await link(page, "rover-1").getByRole("button", { name: "Send" }).click();
-    const messages = link(page, "rover-1").getByRole("log", { name: "Messages with rover-1" });
-    await expect
-      .poll(() => messages.locator("li.in").allTextContents())
-      .toContain("op-1: hello rover");
+    await sendChat(page, "rover-1", "hello rover");
+    await expect.poll(() => received(page, "rover-1")).toContain("op-1: hello rover");
     await link(page, "rover-1").getByLabel("Command").fill('drive {"v":0.5}');
     await link(page, "rover-1").getByRole("button", { name: "Run" }).click();
-    await expect
-      .poll(() => messages.locator("li.in").allTextContents())
-      .toContain('op-1 ▸ drive {"v":0.5}');
+    await expect.poll(() => received(page, "rover-1")).toContain('op-1 ▸ drive {"v":0.5}');
 
     // Pings on `telemetry` come back from the rover: a measured round trip, loss, and a path.
     await expect.poll(() => figure(page, "rover-1", "ping"), { timeout: 15_000 }).toMatch(/ms$/);
@@ -244,10 +235,9 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => link(page, "rover-1").getAttribute("data-state"), { timeout: 30_000 })
       .toBe("connected");
-    await link(page, "rover-1").getByLabel("Chat").fill("after restart");
-    await link(page, "rover-1").getByRole("button", { name: "Send" }).click();
+    await sendChat(page, "rover-1", "after restart");
     await expect
-      .poll(() => messages.locator("li.in").allTextContents(), { timeout: 15_000 })
+      .poll(() => received(page, "rover-1"), { timeout: 15_000 })
       .toContain("op-1: after restart");
 
     // The room view as an artifact (desktop and phone widths); the map shows both positions.
@@ -294,9 +284,8 @@ describe("console served by the edge", () => {
       },
       { peer: "rover-2", texts: sent },
     );
-    const messages = link(page, "rover-2").getByRole("log", { name: "Messages with rover-2" });
     const echoed = async () =>
-      (await messages.locator("li.in").allTextContents())
+      (await received(page, "rover-2"))
         .filter((t) => /^op-2: m\d+$/.test(t))
         .map((t) => t.slice("op-2: ".length));
     await expect.poll(echoed, { timeout: 60_000 }).toHaveLength(N);
@@ -335,16 +324,8 @@ describe("console served by the edge", () => {
       .toBe("connected");
 
     // Chat works on the same link.
-    await link(a, "bob").getByLabel("Chat").fill("can you hear me?");
-    await link(a, "bob").getByRole("button", { name: "Send" }).click();
-    await expect
-      .poll(() =>
-        link(b, "alice")
-          .getByRole("log", { name: "Messages with alice" })
-          .locator("li.in")
-          .allTextContents(),
-      )
-      .toContain("alice: can you hear me?");
+    await sendChat(a, "bob", "can you hear me?");
+    await expect.poll(() => received(b, "alice")).toContain("alice: can you hear me?");
 
     await link(b, "alice").getByRole("button", { name: "Accept call" }).click();
     await expect.poll(() => link(b, "alice").getAttribute("data-voice")).toBe("on");
@@ -394,16 +375,8 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => link(a, "dave").getAttribute("data-state"), { timeout: 20_000 })
       .toBe("connected");
-    await link(a, "dave").getByLabel("Chat").fill("still there?");
-    await link(a, "dave").getByRole("button", { name: "Send" }).click();
-    await expect
-      .poll(() =>
-        link(b, "carol")
-          .getByRole("log", { name: "Messages with carol" })
-          .locator("li.in")
-          .allTextContents(),
-      )
-      .toContain("carol: still there?");
+    await sendChat(a, "dave", "still there?");
+    await expect.poll(() => received(b, "carol")).toContain("carol: still there?");
     // b saw its own PeerConnection closed under it (not a peer close); nobody broke the protocol.
     await expect
       .poll(() => b.getByRole("log", { name: "Room log" }).textContent())

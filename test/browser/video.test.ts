@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
 import { launchChromium, recordPeerConnections } from "./chromium.ts";
+import { link, received, sendChat } from "./console-page.ts";
 import { encodeTestClip, requireFfmpeg, streamClip } from "./video-feed.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -134,8 +135,6 @@ async function metric(port: number, name: string): Promise<number> {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-const link = (page: Page, peer: string) => page.locator(`section[data-link="${peer}"]`);
-
 beforeAll(async () => {
   requireFfmpeg(); // fails (not skips) without it
   const dir = mkdtempSync(join(tmpdir(), "roverlink-video-"));
@@ -221,16 +220,8 @@ describe("rover camera in the console", () => {
     expect(trace.at(-1)?.pcs).toBe(before?.pcs); // same PeerConnection: the track was kept
 
     // Control still flows while video runs (RTT with and without video: npm run bench).
-    await link(page, "cam-1").getByLabel("Chat").fill("still in control");
-    await link(page, "cam-1").getByRole("button", { name: "Send" }).click();
-    await expect
-      .poll(() =>
-        link(page, "cam-1")
-          .getByRole("log", { name: "Messages with cam-1" })
-          .locator("li.in")
-          .allTextContents(),
-      )
-      .toContain("op-v: still in control");
+    await sendChat(page, "cam-1", "still in control");
+    await expect.poll(() => received(page, "cam-1")).toContain("op-v: still in control");
 
     // A rebuild (the PeerConnection dies under the console): a new one renegotiates the camera.
     const killedAt = await now(page);
