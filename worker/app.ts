@@ -96,6 +96,6 @@ app.onError((err, c) => {
   const origin = c.res.headers.get("Access-Control-Allow-Origin");
   if (origin) res.headers.set("Access-Control-Allow-Origin", origin);
   res.headers.set("Access-Control-Expose-Headers", EXPOSED_HEADERS.join(", "));
-  res.headers.set("Vary", "Origin");
+  // Vary: Origin comes from the CORS middleware, which still runs after this (an allow-list only).
   return res;
 });

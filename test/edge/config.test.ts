@@ -52,6 +52,22 @@ describe("deployment configuration", () => {
     });
     await problemOf(err, 404);
     expect(err.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    // An error to an allowed origin: its CORS headers, and Vary once (a cache keys on it).
+    const allowedErr = await callWith(vars, "GET", "/v1/nothing", {
+      token: t,
+      headers: { Origin: "https://console.example" },
+    });
+    await problemOf(allowedErr, 404);
+    expect(allowedErr.headers.get("Access-Control-Allow-Origin")).toBe("https://console.example");
+    expect(allowedErr.headers.get("Vary")).toBe("Origin");
+    expect(err.headers.get("Vary")).toBe("Origin");
+    // An error raised by a handler (onError), not only the catch-all 404.
+    const thrown = await callWith(vars, "GET", "/v1/rooms/r-cors/peers", {
+      headers: { Origin: "https://console.example" },
+    });
+    await problemOf(thrown, 401);
+    expect(thrown.headers.get("Access-Control-Allow-Origin")).toBe("https://console.example");
+    expect(thrown.headers.get("Vary")).toBe("Origin");
   });
 
   it("a ROVERLINK_SECRET shorter than 32 bytes is refused: 503 with a clear detail", async () => {
@@ -103,7 +119,7 @@ describe("deployment configuration", () => {
     const offer = await callWith(NO_TURN, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
       token: ta,
       headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     expect(offer.status).toBe(202);
     expect(offer.headers.get("Link")).toBeNull();
@@ -118,7 +134,7 @@ describe("deployment configuration", () => {
     const offer = await callWith(vars, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
       token: ta,
       headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     expect(offer.headers.get("Link")).toBe('<stun:127.0.0.1:3478>; rel="ice-server"');
   });
@@ -132,7 +148,7 @@ describe("deployment configuration", () => {
     const offer = await callWith(vars, "POST", `/v1/rooms/${room}/peers/b/sessions`, {
       token: ta,
       headers: { "Content-Type": "application/sdp" },
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     expect(offer.status).toBe(202);
     expect(offer.headers.get("Preference-Applied")).toBeNull();

@@ -41,6 +41,8 @@ describe("HTTP surface", () => {
     });
     expect(err.status).toBe(401);
     expect(err.headers.get("Access-Control-Allow-Origin")).toBe("*");
+    // Any origin may read it, so nothing varies by origin (and no header twice).
+    expect(err.headers.get("Vary") ?? "").not.toContain("Origin, Origin");
     for (const h of ["Location", "ETag", "Link", "Retry-After", "Accept-Post", "Accept-Patch"])
       expect(err.headers.get("Access-Control-Expose-Headers")).toContain(h);
     // Every kind of error response: 404, 405, 400 and 409 from the room object, too.
@@ -61,7 +63,7 @@ describe("HTTP surface", () => {
     const absent = await call("POST", `/v1/rooms/${p.room}/peers/zed/sessions`, {
       token: p.ta,
       headers: { ...origin, "Content-Type": "application/sdp" },
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     await problemOf(absent, 409);
     expect(absent.headers.get("Access-Control-Allow-Origin")).toBe("*");
