@@ -91,13 +91,15 @@ const VCHARS = /^[\x21-\x7e]+$/;
 const CONNECTION_ADDRESS = /^[A-Za-z0-9.:-]+$/;
 const DIGITS = /^[0-9]+$/;
 
-function checkUfrag(v: string): string | undefined {
+/** Why `v` is not an ice-ufrag of RFC 8839 (4..256 ice-chars), or undefined. Also for whole SDPs. */
+export function checkUfrag(v: string): string | undefined {
   if (!ICE_CHARS.test(v)) return `ice-ufrag "${clip(v)}" may only contain A-Z a-z 0-9 + /`;
   if (v.length < 4 || v.length > 256) return `ice-ufrag must be 4..256 characters, got ${v.length}`;
   return undefined;
 }
 
-function checkPwd(v: string): string | undefined {
+/** Why `v` is not an ice-pwd of RFC 8839 (22..256 ice-chars), or undefined. Also for whole SDPs. */
+export function checkPwd(v: string): string | undefined {
   if (!ICE_CHARS.test(v)) return "ice-pwd may only contain A-Z a-z 0-9 + /";
   if (v.length < 22 || v.length > 256) return `ice-pwd must be 22..256 characters, got ${v.length}`;
   return undefined;

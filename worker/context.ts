@@ -4,6 +4,7 @@ import { ID_PATTERN, type TokenClaims } from "../shared/protocol.ts";
 import { TOKEN_LEEWAY_S } from "../shared/token.ts";
 import type { AuthVars } from "./auth.ts";
 import type { EdgeEnv } from "./env.ts";
+import { type IfMatch, parseIfMatch } from "./if-match.ts";
 import { EdgeProblem, problem, type RoomProblem } from "./problem.ts";
 import type { Room } from "./room/room.ts";
 
@@ -54,17 +55,12 @@ export function requireMediaType(c: Ctx, ...types: string[]): string {
   return t;
 }
 
-/** If-Match, unquoted; `*` stays `*`; null when absent. */
-export function ifMatch(c: Ctx): string | null {
-  const v = c.req.header("If-Match");
-  if (v === undefined || v.trim() === "") return null;
-  const t = v.trim();
-  if (t === "*" || t === '"*"') return "*";
-  const first = t.split(",")[0]?.trim() ?? "";
-  return first.replace(/^W\//, "").replace(/^"(.*)"$/, "$1");
+/** If-Match, parsed (worker/if-match.ts); null when absent. */
+export function ifMatch(c: Ctx): IfMatch | null {
+  return parseIfMatch(c.req.header("If-Match"));
 }
 
-export function requireIfMatch(c: Ctx): string {
+export function requireIfMatch(c: Ctx): IfMatch {
   const v = ifMatch(c);
   if (v === null)
     throw problem(428, "Precondition required", "send If-Match with the session's ETag");

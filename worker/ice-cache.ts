@@ -1,7 +1,8 @@
 /**
- * ICE servers for a joined peer: TURN credentials live no longer than the peer's token and are
- * cached per peer in the room object, so Cloudflare's TURN API is not called on every join,
- * offer and restart (worker/ice-servers.ts mints them).
+ * ICE servers for a peer: TURN credentials live no longer than the peer's token and are cached
+ * per joined peer in the room object, so Cloudflare's TURN API is not called on every join,
+ * offer and restart (worker/ice-servers.ts mints them). A peer that has not joined yet (a WHIP
+ * client asking before it offers) gets fresh ones, not kept; the rate limits bound how often.
  */
 import type { IceServer, IceServersResponse } from "../shared/protocol.ts";
 import { type Ctx, type RoomRpc, unwrap } from "./context.ts";
@@ -22,25 +23,25 @@ export function reusable(cached: CachedIce, nowMs: number, tokenExpMs: number, t
   return cached.expiresAt <= tokenExpMs && cached.expiresAt - nowMs >= useful / 2;
 }
 
-/** ICE servers for `sub`, a member of the room behind `stub` (409 otherwise). */
+/** ICE servers for `sub` in the room behind `stub`, cached if it is a member. */
 export async function iceServersForPeer(
   c: Ctx,
   stub: RoomRpc,
   sub: string,
   tokenExpS: number,
 ): Promise<IceServersResponse> {
-  const { cached } = unwrap(await stub.cachedIce(sub));
-  return iceServersFromCache(c, stub, sub, tokenExpS, cached);
+  const { cached, member } = unwrap(await stub.cachedIce(sub));
+  return iceServersFromCache(c, member ? stub : null, sub, tokenExpS, cached);
 }
 
 /**
  * ICE servers from what the room had cached for `sub` (an offer's or restart's own room call
  * returns it): no room call when it is reusable or nothing needs caching; otherwise fresh
- * credentials, stored for next time.
+ * credentials, stored for next time (`stub` null: `sub` is not a member, nothing is stored).
  */
 export async function iceServersFromCache(
   c: Ctx,
-  stub: RoomRpc,
+  stub: RoomRpc | null,
   sub: string,
   tokenExpS: number,
   cached: CachedIce | null,
@@ -53,7 +54,7 @@ export async function iceServersFromCache(
   }
   const ttl = Math.max(1, Math.min(ttlS, Math.floor((tokenExpMs - now) / 1000)));
   const fresh = await iceServersFor(c.env, sub, ttl);
-  if (fresh.iceServers.some((s) => s.credential !== undefined)) {
+  if (stub && fresh.iceServers.some((s) => s.credential !== undefined)) {
     await stub.storeIce(sub, { iceServers: fresh.iceServers, expiresAt: now + ttl * 1000 });
   }
   return fresh;

@@ -1,5 +1,6 @@
 /** Checks an SDP offer/answer is usable before it is relayed: parse, do not trust. */
 import { parse } from "sdp-transform";
+import { checkPwd, checkUfrag } from "../shared/sdpfrag.ts";
 
 /** A usable SDP's ICE ufrag (session level, else the first m= section's), or why it is not. */
 export type SdpCheck = { ok: true; ufrag: string } | { ok: false; problem: string };
@@ -20,5 +21,15 @@ export function checkSdp(text: string): SdpCheck {
   if (!s.iceUfrag && !every((m) => m.iceUfrag)) return no("SDP has no a=ice-ufrag");
   if (!s.icePwd && !every((m) => m.icePwd)) return no("SDP has no a=ice-pwd");
   if (!s.fingerprint && !every((m) => m.fingerprint)) return no("SDP has no a=fingerprint");
+  // The grammar a later PATCH's sdpfrag is held to (RFC 8839 §5.4): a session the edge accepts
+  // must be able to trickle and restart with the same kind of credentials.
+  for (const v of [s.iceUfrag, ...s.media.map((m) => m.iceUfrag)]) {
+    const bad = v === undefined ? undefined : checkUfrag(String(v));
+    if (bad) return no(bad);
+  }
+  for (const v of [s.icePwd, ...s.media.map((m) => m.icePwd)]) {
+    const bad = v === undefined ? undefined : checkPwd(String(v));
+    if (bad) return no(bad);
+  }
   return { ok: true, ufrag: String(ufrag) };
 }

@@ -101,7 +101,7 @@ describe("auth", () => {
       await call("POST", `${url}/answer`, {
         token: tc,
         headers: { "Content-Type": "application/sdp", "If-Match": s.etag },
-        body: sdp("cc"),
+        body: sdp("ufcc"),
       }),
       403,
     );
@@ -109,7 +109,7 @@ describe("auth", () => {
       await call("POST", url, {
         token: tc,
         headers: { "Content-Type": "application/sdp", "If-Match": "*" },
-        body: sdp("cc"),
+        body: sdp("ufcc"),
       }),
       403,
     );

@@ -365,7 +365,7 @@ describe("events", () => {
             s.sid,
             s.from,
             { body, ufrag: `ufrag${s.from}`, hasPwd: false },
-            s.etag.replaceAll('"', ""),
+            [s.etag.replaceAll('"', "")],
             0,
           );
           expect(r.ok).toBe(true);

@@ -104,7 +104,7 @@ describe("expiry (one alarm, earliest deadline first)", () => {
     const r = await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
       token: p.ta,
       headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     expect(r.status).toBe(202);
     const sid = (r.headers.get("Location") as string).split("/").pop() as string;

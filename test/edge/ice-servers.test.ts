@@ -45,7 +45,7 @@ describe("ICE servers", () => {
     const offer = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
       token: p.ta,
       headers: { "Content-Type": "application/sdp", Prefer: "wait=1" },
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     const links = (await offer).headers.get("Link") ?? "";
     expect(links).toContain('rel="ice-server"');
@@ -79,17 +79,29 @@ describe("ICE servers", () => {
     });
   });
 
-  it("membership required: 409 before joining, 400 for a token for every room without ?room=", async () => {
+  it("a peer that has not joined gets them too (nothing kept for it); a token for every room must name one", async () => {
     const room = freshRoom("ice-member");
-    const t = await token("m", room);
-    expect((await problemOf(await call("GET", "/v1/ice-servers", { token: t }), 409)).title).toBe(
-      "Not joined",
+    const t = await token("m", room, { ttlS: 30 });
+    // As a WHIP client does: ICE servers first, then the offer. The contract's route has no
+    // precondition; credentials are minted fresh and live no longer than the token.
+    const before = await call("GET", "/v1/ice-servers", { token: t });
+    expect(before.status).toBe(200);
+    const body = (await before.json()) as IceBody;
+    expect(body.ttl).toBeLessThanOrEqual(30);
+    expect(body.iceServers.some((s) => s.credential !== undefined)).toBe(true);
+    const kept = await runInDurableObject(stubOf(room), (_o, state: DurableObjectState) =>
+      state.storage.sql.exec("SELECT count(*) AS n FROM ice WHERE peer = 'm'").one(),
     );
+    expect(kept.n).toBe(0);
     const roamer = await token("m", "*");
     await problemOf(await call("GET", "/v1/ice-servers", { token: roamer }), 400);
     await problemOf(await call("GET", "/v1/ice-servers?room=other", { token: t }), 403);
     await join(room, t);
     expect((await call("GET", `/v1/ice-servers?room=${room}`, { token: roamer })).status).toBe(200);
+    const cached = await runInDurableObject(stubOf(room), (_o, state: DurableObjectState) =>
+      state.storage.sql.exec("SELECT count(*) AS n FROM ice WHERE peer = 'm'").one(),
+    );
+    expect(cached.n).toBe(1);
   });
 
   it("credentials live no longer than the token, and are cached per peer", async () => {

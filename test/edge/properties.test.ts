@@ -69,8 +69,8 @@ describe("hostile input", () => {
     const body = fc.oneof(
       fc.string({ maxLength: 300 }),
       fc.json(),
-      fc.constant(sdp("fz").replace("v=0", "v=1")),
-      fc.constant(sdp("fz")),
+      fc.constant(sdp("uffz").replace("v=0", "v=1")),
+      fc.constant(sdp("uffz")),
       fc.constant(frag("fz", { candidates: ["candidate:x"] })),
       fc.constant(frag("ufragA1", { candidates: [CAND] })),
       fc.constant(`{"meta":${JSON.stringify({ k: "x".repeat(20_000) })}}`),

@@ -196,7 +196,7 @@ describe("sessions", () => {
       await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
         token: ghost,
         headers: SDP,
-        body: sdp("u1"),
+        body: sdp("ufr1"),
       }),
       409,
     );
@@ -207,7 +207,7 @@ describe("sessions", () => {
     const absent = await call("POST", `/v1/rooms/${p.room}/peers/zed/sessions`, {
       token: p.ta,
       headers: SDP,
-      body: sdp("u1"),
+      body: sdp("ufr1"),
     });
     await problemOf(absent, 409);
     expect(absent.headers.get("Retry-After")).toBeTruthy();
@@ -215,7 +215,7 @@ describe("sessions", () => {
       await call("POST", `/v1/rooms/${p.room}/peers/a/sessions`, {
         token: p.ta,
         headers: SDP,
-        body: sdp("u1"),
+        body: sdp("ufr1"),
       }),
       400,
     );
@@ -223,15 +223,15 @@ describe("sessions", () => {
       await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
         token: p.ta,
         headers: { "Content-Type": "text/plain" },
-        body: sdp("u1"),
+        body: sdp("ufr1"),
       }),
       415,
     );
     for (const bad of [
       "hello",
       "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
-      sdp("u1").replace(/a=ice-ufrag:.*\r\n/, ""),
-      sdp("u1").replace(/a=fingerprint:.*\r\n/, ""),
+      sdp("ufr1").replace(/a=ice-ufrag:.*\r\n/, ""),
+      sdp("ufr1").replace(/a=fingerprint:.*\r\n/, ""),
     ]) {
       await problemOf(
         await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
@@ -246,7 +246,7 @@ describe("sessions", () => {
       await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
         token: p.ta,
         headers: SDP,
-        body: `${sdp("u1")}a=x-pad:${"x".repeat(65 * 1024)}\r\n`,
+        body: `${sdp("ufr1")}a=x-pad:${"x".repeat(65 * 1024)}\r\n`,
       }),
       413,
     );

@@ -23,6 +23,7 @@ import {
 import { kindSchema, positionSchema } from "../../shared/schemas.ts";
 import { type EdgeEnv, numVar } from "../env.ts";
 import type { CachedIce } from "../ice-cache.ts";
+import { type IfMatch, ifMatchHits } from "../if-match.ts";
 import { mergePatch } from "../merge-patch.ts";
 import type { RoomProblem } from "../problem.ts";
 import { admit, defaultPerSender, type LogLimits, type Refusal } from "./event-policy.ts";
@@ -368,16 +369,13 @@ export class Room extends DurableObject<EdgeEnv> {
 
   // --- TURN credentials (worker/ice-cache.ts) ---------------------------------------------
 
-  /** The peer's cached ICE servers; 409 when it has not joined (credentials need membership). */
-  async cachedIce(id: string): Promise<Result<{ cached: CachedIce | null }>> {
-    if (!this.#store.peer(id)) {
-      return fail(
-        409,
-        "Not joined",
-        "join the room before asking for ICE servers (POST /v1/rooms/{room}/peers)",
-      );
-    }
-    return { ok: true, cached: this.#store.ice(id) };
+  /**
+   * The peer's cached ICE servers. Credentials are cached for members only: `member` false means
+   * the peer has not joined, and what it is given is not kept.
+   */
+  async cachedIce(id: string): Promise<Result<{ cached: CachedIce | null; member: boolean }>> {
+    if (!this.#store.peer(id)) return { ok: true, cached: null, member: false };
+    return { ok: true, cached: this.#store.ice(id), member: true };
   }
 
   async storeIce(id: string, value: CachedIce): Promise<void> {
@@ -444,7 +442,7 @@ export class Room extends DurableObject<EdgeEnv> {
     by: string,
     kind: "offer" | "restart",
     described: Described,
-    ifMatch: string,
+    ifMatch: IfMatch,
     waitMs: number,
   ): Promise<Result<{ etag: string; ice: CachedIce | null }>> {
     const body = described.body;
@@ -452,7 +450,7 @@ export class Room extends DurableObject<EdgeEnv> {
     const denied = this.#party(s, sid, by);
     if (denied) return denied;
     if (!s) return fail(404, "Not found", `no session "${sid}"`);
-    if (ifMatch !== "*" && ifMatch !== s.etag && ifMatch !== s.pending?.etag) {
+    if (!ifMatchHits(ifMatch, s.etag, s.pending?.etag)) {
       return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
     }
     if (s.pending && s.pending.by !== by) {
@@ -490,7 +488,7 @@ export class Room extends DurableObject<EdgeEnv> {
     by: string,
     kind: "offer" | "restart",
     described: Described,
-    ifMatch: string | null,
+    ifMatch: IfMatch | null,
     split: RestartAnswerSplit | null = null,
   ): Promise<Result<object>> {
     const body = described.body;
@@ -500,7 +498,7 @@ export class Room extends DurableObject<EdgeEnv> {
     if (!s) return fail(404, "Not found", `no session "${sid}"`);
     const p = s.pending;
     if (!p) {
-      if (ifMatch !== null && ifMatch !== "*" && ifMatch !== s.etag) {
+      if (ifMatch !== null && ifMatch !== "*" && !ifMatchHits(ifMatch, s.etag)) {
         return fail(412, "Precondition failed", "that offer was superseded or has expired");
       }
       return fail(409, "Nothing to answer", "no offer is pending on this session");
@@ -513,8 +511,21 @@ export class Room extends DurableObject<EdgeEnv> {
         "send If-Match with the etag of the offer you answer",
       );
     }
-    if (ifMatch !== p.etag && ifMatch !== "*") {
-      return fail(412, "Precondition failed", "that offer was superseded: answer the latest one");
+    // `*` cannot say which offer this answers: an answer made for an older offer would be taken
+    // for the one pending now, the race If-Match is here to stop.
+    if (ifMatch === "*") {
+      return fail(
+        412,
+        "Precondition failed",
+        "If-Match: * cannot say which offer you answer: send the etag of its offer or restart event",
+      );
+    }
+    if (!ifMatchHits(ifMatch, p.etag)) {
+      return fail(
+        412,
+        "Precondition failed",
+        "If-Match is not the etag of the pending offer: it was superseded (answer the latest one) or the tag is wrong",
+      );
     }
     if (p.kind !== kind) {
       const want = p.kind === "offer" ? "application/sdp" : "application/trickle-ice-sdpfrag";
@@ -574,7 +585,7 @@ export class Room extends DurableObject<EdgeEnv> {
     sid: string,
     by: string,
     frag: Described & { hasPwd: boolean },
-    ifMatch: string,
+    ifMatch: IfMatch,
     waitMs: number,
   ): Promise<Result<{ restart: false } | { restart: true; etag: string; ice: CachedIce | null }>> {
     const s = this.#store.session(sid);
@@ -606,10 +617,12 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   /** Trickled candidates from `by` (its current ufrag, or none). */
-  #trickle(s: SessionRow, by: string, frag: string, ifMatch: string): Result<object> {
-    if (ifMatch !== s.etag && ifMatch !== s.pending?.etag) {
+  #trickle(s: SessionRow, by: string, frag: string, ifMatch: readonly string[]): Result<object> {
+    if (!ifMatchHits(ifMatch, s.etag, s.pending?.etag)) {
       return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
     }
+    // An empty sdpfrag carries nothing to relay: accepted, and no event for the other party.
+    if (frag.trim() === "") return { ok: true };
     const other = s.offerer === by ? s.answerer : s.offerer;
     const refused = this.#admit(by, [other]);
     if (refused) return refused;

@@ -1,7 +1,7 @@
 /**
  * GET /v1/ice-servers: the STUN/TURN servers this peer may use, with credentials that live no
- * longer than its token. Membership required: the room is `?room=`, else the token's room (a
- * token for every room must name one).
+ * longer than its token. The room is `?room=`, else the token's room (a token for every room must
+ * name one); the peer need not have joined it yet (a WHIP client asks before it offers).
  */
 import { Hono } from "hono";
 import { ID_PATTERN } from "../../shared/protocol.ts";

@@ -65,9 +65,28 @@ async function badBody(c: Ctx, r: string, sid: string | null, by: string, err: E
   return err;
 }
 
+/**
+ * A check of the request itself (media type, If-Match) on a session: when it fails, a caller that
+ * is not a party gets 403 (or 404 for no session) instead, as for a bad body.
+ */
+async function sessionCheck<T>(
+  c: Ctx,
+  r: string,
+  sid: string | null,
+  by: string,
+  check: () => T,
+): Promise<T> {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof EdgeProblem) throw await badBody(c, r, sid, by, e);
+    throw e;
+  }
+}
+
 /** The SDP of an offer or answer, with its ufrag (parsed once, here). */
 async function readSdp(c: Ctx, r: string, sid: string | null, by: string): Promise<Described> {
-  requireMediaType(c, CONTENT_TYPE.sdp);
+  await sessionCheck(c, r, sid, by, () => requireMediaType(c, CONTENT_TYPE.sdp));
   const sdp = await bodyText(c);
   const checked = checkSdp(sdp);
   if (!checked.ok) throw await badBody(c, r, sid, by, problem(400, "Bad SDP", checked.problem));
@@ -82,7 +101,7 @@ interface ReadFrag extends Described {
 }
 
 async function readFrag(c: Ctx, r: string, sid: string, by: string): Promise<ReadFrag> {
-  requireMediaType(c, CONTENT_TYPE.sdpfrag);
+  await sessionCheck(c, r, sid, by, () => requireMediaType(c, CONTENT_TYPE.sdpfrag));
   const text = await bodyText(c);
   try {
     const frag = parseSdpFrag(text);
@@ -219,7 +238,7 @@ sessionRoutes.post("/:sid", sdpLimit, async (c) => {
   const stub = roomStub(c, r);
   const by = await actor(c, r, sid);
   const offer = await readSdp(c, r, sid, by);
-  const match = requireIfMatch(c);
+  const match = await sessionCheck(c, r, sid, by, () => requireIfMatch(c));
   const wait = offerWaitS(c);
   const { etag, ice } = unwrap(
     await stub.restart(sid, by, "offer", offer, match, wait.waitS * 1000),
@@ -237,7 +256,7 @@ sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
   const stub = roomStub(c, r);
   const by = await actor(c, r, sid);
   const frag = await readFrag(c, r, sid, by);
-  const match = requireIfMatch(c);
+  const match = await sessionCheck(c, r, sid, by, () => requireIfMatch(c));
   const wait = offerWaitS(c);
   const { body, ufrag, hasPwd } = frag;
   const done = unwrap(
@@ -253,7 +272,9 @@ sessionRoutes.post("/:sid/answer", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
   const by = await actor(c, r, sid);
-  const type = requireMediaType(c, CONTENT_TYPE.sdp, CONTENT_TYPE.sdpfrag);
+  const type = await sessionCheck(c, r, sid, by, () =>
+    requireMediaType(c, CONTENT_TYPE.sdp, CONTENT_TYPE.sdpfrag),
+  );
   if (type === CONTENT_TYPE.sdp) {
     const answer = await readSdp(c, r, sid, by);
     unwrap(await roomStub(c, r).answer(sid, by, "offer", answer, ifMatch(c)));
