@@ -24,6 +24,7 @@ import {
   type SendOptions,
 } from "../shared/link/reliable.ts";
 import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
+import { decodeTokenUnverified } from "../shared/token.ts";
 import { blackholeWarning, parseDefaultRouteDevs, parseSourceRules } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
@@ -32,6 +33,9 @@ import { NetWatch } from "./netwatch.ts";
 import { Outbox, type OutboxOptions } from "./outbox.ts";
 import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
+
+/** The agent's id is not the peer its token acts as: the edge would seat that peer instead. */
+export class AgentTokenMismatchError extends Error {}
 
 export interface AgentOptions {
   edge: string;
@@ -238,6 +242,7 @@ export class Agent extends EventEmitter {
       });
     }
     try {
+      await this.#checkTokenSubject();
       await this.#join(signal);
     } catch (e) {
       this.#outbox?.close();
@@ -282,6 +287,25 @@ export class Agent extends EventEmitter {
       // No `ip` (iproute2) here: nothing to say about routes.
       this.log.debug({ err: (e as Error).message }, "uplink check skipped");
     }
+  }
+
+  /**
+   * Before joining: a join seats the token's subject, whatever this agent's id. With another
+   * peer's token it would announce a new incarnation of that peer (its links dropped), then every
+   * call as `id` would be refused. A token that does not decode is left to the edge to refuse.
+   */
+  async #checkTokenSubject(): Promise<void> {
+    const t = this.#o.token;
+    let sub: unknown;
+    try {
+      sub = decodeTokenUnverified(typeof t === "function" ? await t() : t).claims.sub;
+    } catch {
+      return;
+    }
+    if (typeof sub === "string" && sub !== this.id)
+      throw new AgentTokenMismatchError(
+        `the token acts as "${sub}", not "${this.id}": use a token for "${this.id}", or run as "${sub}"`,
+      );
   }
 
   async #join(signal?: AbortSignal): Promise<void> {
@@ -362,7 +386,6 @@ export class Agent extends EventEmitter {
   async #eventLoop(): Promise<void> {
     let backoff = 250;
     // A poll wait given and no mode: the caller wants long-polls.
-    // A poll wait given and no mode: the caller wants long-polls.
     const preferred = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
     let mode = preferred;
     /** While long-polling instead of streaming: when to try the stream again. */
@@ -437,6 +460,17 @@ export class Agent extends EventEmitter {
           } catch (err) {
             this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "re-join failed");
           }
+        } else if (
+          e instanceof ProblemError &&
+          (e.status === 401 || e.status === 403) &&
+          typeof this.#o.token === "string"
+        ) {
+          // A fixed token the edge refuses (it expired, or its key was rotated) never works
+          // again: say so and stop, rather than poll deaf forever. A token function may
+          // recover (a rotated file), so it is retried below.
+          this.log.error({ err: e.message }, "the edge refuses our token: no more events");
+          this.emit("token-refused", e);
+          break;
         } else {
           this.log.warn({ err: (e as Error).message, retryInMs: backoff }, "events poll failed");
         }

@@ -290,10 +290,19 @@ async function run(
       }, 1000)
     : null;
 
-  // Until SIGINT/SIGTERM/stopSignal, or --duration after the join.
+  // Until SIGINT/SIGTERM/stopSignal, --duration after the join, or the edge refusing our token
+  // for good (then the exit is non-zero, for a supervisor to see).
+  let refused: Error | null = null;
+  const refusal = new Promise<void>((resolve) =>
+    agent.once("token-refused", (e: Error) => {
+      refused = e;
+      resolve();
+    }),
+  );
   const duration = new AbortController();
   await Promise.race([
     stopped,
+    refusal,
     o.durationS !== undefined
       ? // Rejects only when aborted below, once the race is already decided.
         sleep(o.durationS * 1000, undefined, { signal: duration.signal }).catch(() => undefined)
@@ -321,6 +330,7 @@ async function run(
   await agent.stop();
   video?.close();
   await closeServer(metricsServer);
+  if (refused) throw refused;
   return 0;
 }
 
