@@ -148,9 +148,17 @@ program
   .option("--ip <ip>", "address to listen on", "127.0.0.1")
   .option("--port <port>", "port to listen on", port, 8787)
   .option("--var <NAME:VALUE>", "a variable for the worker (repeatable)", varPair)
-  .option("--persist-to <dir>", "where Durable Object state is kept", ".wrangler/state")
+  .option(
+    "--persist-to <dir>",
+    "where Durable Object state is kept (default: .wrangler/state in the checkout)",
+  )
   .action(
-    async (opts: { ip: string; port: number; var?: Record<string, string>; persistTo: string }) => {
+    async (opts: {
+      ip: string;
+      port: number;
+      var?: Record<string, string>;
+      persistTo?: string;
+    }) => {
       const given = opts.var ?? {};
       // The worker's secrets come from the environment (passed on in a private file).
       const fromEnv: Record<string, string> = {};
@@ -182,7 +190,8 @@ program
         ip: opts.ip,
         port: opts.port,
         vars,
-        persistTo: opts.persistTo,
+        // A path given here is from where roverlink runs; the default, the checkout's.
+        persistTo: opts.persistTo ?? join(REPO_ROOT, ".wrangler", "state"),
         signal: stop.signal,
       });
       const mint = devSecret
@@ -190,7 +199,7 @@ program
         : "npx roverlink token --room demo --peer me";
       process.stdout.write(
         [
-          `roverlink edge listening on ${edge.url} (state in ${opts.persistTo}; Ctrl-C stops it)`,
+          `roverlink edge listening on ${edge.url} (state in ${edge.persistTo}; Ctrl-C stops it)`,
           `  try: curl ${edge.url}/healthz`,
           `       curl -H "Authorization: Bearer $(${mint})" ${edge.url}/v1/rooms/demo/peers`,
           "",

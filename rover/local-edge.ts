@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 import { EdgeVarsError, MIN_SECRET_BYTES, SECRET_VARS, writeVarsFile } from "./edge-vars.ts";
@@ -96,6 +96,26 @@ export async function freePort(ip = "127.0.0.1"): Promise<number> {
   });
 }
 
+/**
+ * Fails when something already listens on ip:port. wrangler would report it only after a while,
+ * and until then that other server's /healthz could pass for this edge's.
+ */
+async function checkPortFree(ip: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === "EADDRINUSE"
+          ? new LocalEdgeError(
+              `${ip}:${port} is already in use (another edge, or another program): pick another --port`,
+            )
+          : new LocalEdgeError(`cannot listen on ${ip}:${port}: ${e.code ?? e.message}`),
+      ),
+    );
+    srv.listen(port, ip, () => srv.close(() => resolve()));
+  });
+}
+
 function packageRoot(from: string): string {
   for (let d = dirname(from); ; d = dirname(d)) {
     if (existsSync(join(d, "package.json"))) return d;
@@ -168,12 +188,19 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
   }
   let port: number;
   try {
-    port = opts.port && opts.port > 0 ? opts.port : await freePort(ip);
+    if (opts.port && opts.port > 0) {
+      await checkPortFree(ip, opts.port);
+      port = opts.port;
+    } else port = await freePort(ip);
   } catch (e) {
     varsFile.remove();
     throw e;
   }
-  const persistTo = opts.persistTo ?? mkdtempSync(join(tmpdir(), "roverlink-edge-"));
+  // wrangler runs in the checkout: a relative path is the caller's, resolved from where it runs.
+  const persistTo =
+    opts.persistTo !== undefined
+      ? resolvePath(opts.persistTo)
+      : mkdtempSync(join(tmpdir(), "roverlink-edge-"));
   // A directory we made is ours to remove; one the caller named keeps its state.
   const ownDir = opts.persistTo === undefined ? persistTo : null;
   // With --env-file, wrangler reads exactly that file (no .dev.vars, no .env from the checkout).

@@ -7,8 +7,10 @@
  * Env: PORT (8787), ROVERLINK_SECRET (32+ bytes; a development secret otherwise). The edge listens
  * on loopback and gets the secret in a private file (rover/local-edge.ts), never on a command line.
  */
+
+import { join } from "node:path";
 import { Agent, type AgentMessage } from "../rover/agent.ts";
-import { DEV_SECRET, type LocalEdge, startLocalEdge } from "../rover/local-edge.ts";
+import { DEV_SECRET, type LocalEdge, REPO_ROOT, startLocalEdge } from "../rover/local-edge.ts";
 import { ProbeStats, parseEcho, probeMessage } from "../rover/probe.ts";
 import { formatStatus } from "../rover/status-line.ts";
 import { mintToken } from "../shared/token.ts";
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
   say("roverlink: starting the local edge (workerd) ...");
   edgeStarting = startLocalEdge({
     port,
-    persistTo: ".wrangler/state",
+    persistTo: join(REPO_ROOT, ".wrangler", "state"),
     vars: { ROVERLINK_SECRET: secret },
     signal: interrupted.signal,
   });

@@ -55,9 +55,9 @@ function roverlink(args: string[], env: Record<string, string> = {}, timeoutMs =
 }
 
 /** `roverlink edge ARGS` until it says where it listens (60 s at most); stop it with SIGINT. */
-async function runEdge(args: string[], env: Record<string, string>) {
+async function runEdge(args: string[], env: Record<string, string>, cwd = REPO_ROOT) {
   const child = spawn(process.execPath, [CLI, "edge", ...args], {
-    cwd: REPO_ROOT,
+    cwd,
     env: { ...process.env, ...env },
   });
   const out = { stdout: "", stderr: "" };
@@ -225,7 +225,39 @@ describe("roverlink CLI", () => {
     expect(processesMentioning(persist)).toEqual([]);
   });
 
-  it("edge on a taken port is one line with wrangler's reason", async () => {
+  it("edge --persist-to with a relative path keeps the state where it was run from", async () => {
+    const port = await freePort();
+    const here = mkdtempSync(join(tmpdir(), "roverlink-cli-cwd-"));
+    const name = `rel-state-${port}`;
+    const { child, exited, out } = await runEdge(
+      ["--port", String(port), "--persist-to", name],
+      { ROVERLINK_SECRET: "" },
+      here,
+    );
+    try {
+      expect(out.stdout).toContain(`(state in ${join(here, name)};`);
+      const token = await mintToken({
+        secret: DEV_SECRET,
+        sub: "me",
+        room: "demo",
+        ttlSeconds: 60,
+      });
+      const joined = await fetch(`http://127.0.0.1:${port}/v1/rooms/demo/peers`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: "{}",
+      });
+      expect(joined.status).toBe(201);
+    } finally {
+      child.kill("SIGINT");
+    }
+    expect(await exited).toBe(0);
+    // The room's state is under the directory it was run from, not in the checkout.
+    expect(existsSync(join(here, name))).toBe(true);
+    expect(existsSync(join(REPO_ROOT, name))).toBe(false);
+  });
+
+  it("edge on a taken port is one line, before wrangler starts", async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
     const port = (blocker.address() as { port: number }).port;
@@ -236,7 +268,12 @@ describe("roverlink CLI", () => {
         { ROVERLINK_SECRET: SECRET },
         60_000,
       );
-      expectOneLineError(r, /wrangler dev exited before the edge was up: .*already in use/i);
+      expectOneLineError(
+        r,
+        new RegExp(
+          `127\\.0\\.0\\.1:${port} is already in use \\(another edge, or another program\\)`,
+        ),
+      );
       expect(processesMentioning(persist)).toEqual([]);
     } finally {
       blocker.close();
