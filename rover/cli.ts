@@ -528,7 +528,8 @@ program
       if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
       edgeUrl(edge);
       const given = opts.token || process.env.ROVERLINK_TOKEN;
-      const self = opts.id ?? (given ? tokenSubject(given) : null) ?? `send-${randomHex()}`;
+      const named = opts.id ?? (given ? tokenSubject(given) : null);
+      const self = named ?? `send-${randomHex()}`;
       let token: TokenSource;
       if (given) token = given;
       else {
@@ -545,6 +546,7 @@ program
         edge,
         room: opts.room,
         id: self,
+        ephemeralId: named === null,
         token,
         to: opts.to,
         file,

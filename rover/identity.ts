@@ -81,14 +81,30 @@ export async function loadOrCreateIdentity(file: string): Promise<LoadedIdentity
       if (e instanceof IdentityError) throw e;
       throw new IdentityError(`cannot read identity file ${file}: ${(e as Error).message}`);
     }
-    const { certPem, keyPem } = await createSelfSignedCertificate(
-      SIGNATURE_HASH,
-      NamedCurveAlgorithm.secp256r1_23,
-    );
-    text = `${keyPem.trim()}\n${certPem.trim()}\n`;
+    text = await newIdentityPem();
     created = writeNew(file, text);
     if (!created) text = readFileSync(file, "utf8");
   }
+  return checkedIdentity(file, text, created);
+}
+
+/**
+ * A new certificate kept in memory only: for a peer id made up for one run (`roverlink send`
+ * without an id), whose fingerprint nobody can have trusted, so a file would only pile up.
+ */
+export async function ephemeralIdentity(): Promise<LoadedIdentity> {
+  return checkedIdentity("(in memory)", await newIdentityPem(), true);
+}
+
+async function newIdentityPem(): Promise<string> {
+  const { certPem, keyPem } = await createSelfSignedCertificate(
+    SIGNATURE_HASH,
+    NamedCurveAlgorithm.secp256r1_23,
+  );
+  return `${keyPem.trim()}\n${certPem.trim()}\n`;
+}
+
+function checkedIdentity(file: string, text: string, created: boolean): LoadedIdentity {
   const { keyPem, certPem } = splitPem(file, text);
   let x509: X509Certificate;
   try {
@@ -247,10 +263,12 @@ export async function openPeerIdentity(o: {
   id: string;
   identityFile?: string;
   trustFile?: string;
+  /** No file: a certificate for this run only (see ephemeralIdentity). */
+  ephemeral?: boolean;
 }): Promise<{ identity: PeerIdentity; file: string; fingerprint: Fingerprint; created: boolean }> {
-  const file = o.identityFile ?? defaultIdentityPath(o.id);
+  const file = o.ephemeral ? "(in memory)" : (o.identityFile ?? defaultIdentityPath(o.id));
   const verify = o.trustFile ? trustFileVerifier(o.trustFile) : () => null;
-  const loaded = await loadOrCreateIdentity(file);
+  const loaded = o.ephemeral ? await ephemeralIdentity() : await loadOrCreateIdentity(file);
   return {
     identity: { certificate: loaded.certificate, verifyRemote: verify },
     file,

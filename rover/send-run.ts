@@ -15,6 +15,8 @@ export interface SendRunOptions {
   edge: string;
   room: string;
   id: string;
+  /** `id` was made up for this run: its certificate is kept in memory, not in a file. */
+  ephemeralId?: boolean;
   token: TokenSource;
   to: string;
   file: string;
@@ -43,6 +45,7 @@ export async function runSend(o: SendRunOptions): Promise<number> {
   const log = createLogger(o.logLevel);
   const id = await openPeerIdentity({
     id: o.id,
+    ephemeral: o.ephemeralId === true && !o.identityFile,
     ...(o.identityFile ? { identityFile: o.identityFile } : {}),
     ...(o.trustFile ? { trustFile: o.trustFile } : {}),
   });

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,6 +133,11 @@ describe("through a local edge", () => {
     expect(r.stderr).toMatch(/bag\.bin: 100% \(5\.0 MiB of 5\.0 MiB/);
     expect(r.stderr).not.toContain("\r");
     expect(readFileSync(join(dir, "bag.bin")).equals(data)).toBe(true);
+    // No --id and a self-minted token: an id made up for this run, whose certificate nobody can
+    // have trusted, is not written (one file per run used to pile up).
+    const ids = join(STATE_HOME, "roverlink", "identity");
+    const made = existsSync(ids) ? readdirSync(ids).filter((f) => f.startsWith("send-")) : [];
+    expect(made).toEqual([]);
     expect(rover?.out().stderr).toMatch(/file received/);
   }, 180_000);
 
