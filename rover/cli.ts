@@ -20,7 +20,7 @@ import {
 import { LINK_PROFILES, type LinkProfile } from "../shared/link/profile.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
-import { looksSecret, SECRET_VARS } from "./edge-vars.ts";
+import { looksSecret, MIN_SECRET_BYTES, SECRET_VARS } from "./edge-vars.ts";
 import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -80,6 +80,19 @@ function fileSize(v: string): number {
   if (n === null)
     throw new InvalidArgumentError("must be a size such as 500M, 4G or a number of bytes");
   return n;
+}
+
+/**
+ * A secret to sign tokens with. Every edge refuses to run with one under MIN_SECRET_BYTES, so a
+ * token signed with it could never be accepted: refused here, at once.
+ */
+function signingSecret(secret: string, from: string): string {
+  const n = Buffer.byteLength(secret, "utf8");
+  if (n < MIN_SECRET_BYTES)
+    throw new UsageError(
+      `${from} is ${n} bytes: no edge runs with a secret under ${MIN_SECRET_BYTES} bytes, so none would take this token (use the edge's ROVERLINK_SECRET)`,
+    );
+  return secret;
 }
 
 /** The peer id a token acts as (its `sub`), read without checking it (the edge does). */
@@ -241,8 +254,9 @@ program
       secret?: string;
       cnf?: string;
     }) => {
-      const secret = opts.secret ?? process.env.ROVERLINK_SECRET;
-      if (!secret) throw new UsageError("no secret: set ROVERLINK_SECRET or pass --secret");
+      const raw = opts.secret ?? process.env.ROVERLINK_SECRET;
+      if (!raw) throw new UsageError("no secret: set ROVERLINK_SECRET or pass --secret");
+      const secret = signingSecret(raw, opts.secret ? "--secret" : "ROVERLINK_SECRET");
       const token = await mintToken({
         secret,
         sub: opts.peer,
@@ -413,7 +427,7 @@ program
           throw new UsageError(
             "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
           );
-        token = selfMintedToken(secret, opts.id, opts.room);
+        token = selfMintedToken(signingSecret(secret, "ROVERLINK_SECRET"), opts.id, opts.room);
         await token(); // a bad id or room fails here, before anything starts
         const warning = masterSecretWarning(edge);
         if (warning) warnings.push(warning);
@@ -538,7 +552,7 @@ program
           throw new UsageError(
             "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
           );
-        token = selfMintedToken(secret, self, opts.room);
+        token = selfMintedToken(signingSecret(secret, "ROVERLINK_SECRET"), self, opts.room);
         await token();
       }
       const { runSend } = await import("./send-run.ts");

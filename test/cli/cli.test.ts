@@ -154,8 +154,19 @@ describe("roverlink CLI", () => {
       /--stats-json: cannot write \/nonexistent\/dir\/stats.json/,
     );
     expectOneLineError(
-      await roverlink(["token", "--room", "r", "--peer", "a", "--secret", "s", "--ttl", "soon"]),
+      await roverlink(["token", "--room", "r", "--peer", "a", "--secret", SECRET, "--ttl", "soon"]),
       /ttl/i,
+    );
+    // A secret no edge runs with signs nothing: its tokens could never be accepted.
+    expectOneLineError(
+      await roverlink(["token", "--room", "r", "--peer", "a", "--secret", "short"]),
+      /--secret is 5 bytes: no edge runs with a secret under 32 bytes/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", "--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a"], {
+        ROVERLINK_SECRET: "short-secret",
+      }),
+      /ROVERLINK_SECRET is 12 bytes: no edge runs with a secret under 32 bytes/,
     );
   }, 120_000); // about 20 CLI processes, each a Node start: slow on a loaded machine
 
@@ -374,7 +385,7 @@ describe("roverlink CLI", () => {
       const r = await roverlink(
         ["rover", "--edge", edge.url, "--room", "r", "--id", "a", "--duration", "1"],
         {
-          ROVERLINK_SECRET: "not-the-edge-secret",
+          ROVERLINK_SECRET: "not-the-edge-secret-not-the-edge-secret",
         },
       );
       expectOneLineError(r, /token refused by the edge: token signature does not match/);
