@@ -6,16 +6,7 @@
  * of the description (and, with our patch, that the peer holds its private key).
  */
 import { createPrivateKey, createPublicKey, sign, verify, X509Certificate } from "node:crypto";
-import {
-  closeSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, linkSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -31,6 +22,7 @@ import {
   type FingerprintError,
   parseFingerprint,
 } from "../shared/fingerprint.ts";
+import { makeDirs } from "./make-dirs.ts";
 
 export class IdentityError extends Error {
   constructor(message: string) {
@@ -130,7 +122,7 @@ function checkedIdentity(file: string, text: string, created: boolean): LoadedId
 function writeNew(file: string, text: string): boolean {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    makeDirs(dirname(file), 0o700);
     const fd = openSync(tmp, "w", 0o600);
     try {
       writeSync(fd, text);

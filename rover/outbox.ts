@@ -5,7 +5,6 @@
  * what the receiver handed to the application commits with its high-water mark, and with
  * whatever the application wrote through `db` meanwhile. docs/reliability.md.
  */
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type {
@@ -16,6 +15,7 @@ import type {
   StoredFrame,
   StoreHooks,
 } from "../shared/link/reliable.ts";
+import { makeDirs } from "./make-dirs.ts";
 
 /** The outbox could not keep a message (disk full, read-only, ...): it was not accepted. */
 export class OutboxError extends Error {}
@@ -77,7 +77,7 @@ export class Outbox {
     this.file = file;
     this.#o = o;
     try {
-      if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      if (file !== ":memory:") makeDirs(dirname(file), 0o700);
       this.db = new DatabaseSync(file);
       // One process per outbox: a second agent with the same state would corrupt the streams.
       this.db.exec("PRAGMA locking_mode = EXCLUSIVE");

@@ -8,12 +8,13 @@
  * directory is 0700. Every attached client gets every message and event. `control` messages that
  * arrive while no client is attached are held (bounded) for the next one.
  */
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, lstatSync, statSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { BacklogFullError } from "../shared/link/reliable.ts";
 import type { Agent, AgentMessage } from "./agent.ts";
+import { makeDirs } from "./make-dirs.ts";
 import { OutboxError } from "./outbox.ts";
 import {
   type AgentFrame,
@@ -155,7 +156,7 @@ export class MessageSocket {
 
   #prepareDir(dir: string): void {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirs(dir, 0o700);
       // Our own default directory is private even if something made it otherwise.
       if (this.#o.defaultPath && (statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
     } catch (e) {
