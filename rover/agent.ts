@@ -265,7 +265,11 @@ export class Agent extends EventEmitter {
       this.#net = this.#o.netWatch ?? new NetWatch();
       this.#net.on("change", (c: { what: string }) => this.#networkChanged(c.what));
     }
-    for (const p of this.#o.connect ?? []) if (this.#peers.has(p)) this.connect(p);
+    for (const p of this.#o.connect ?? []) {
+      if (this.#peers.has(p)) this.connect(p);
+      // Not an error (it may come later), but the one thing an operator needs to know.
+      else this.log.info({ peer: p }, "waiting for the peer to join the room");
+    }
   }
 
   /** Say once, at start-up, when a silently dead uplink could not be escaped (blackhole-check.ts). */

@@ -572,6 +572,24 @@ describe("roverlink CLI", () => {
       }
     });
 
+    it("--connect to a peer not in the room says it waits for it", async () => {
+      const r = await roverlink(
+        [
+          ...["rover", "--edge", edge.url, "--room", "cli-wait", "--log-level", "info"],
+          ...["--id", "alpha", "--connect", "ghost", "--duration", "1"],
+        ],
+        { ROVERLINK_SECRET: SECRET },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const logs = r.stderr
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { msg: string; peer?: string });
+      expect(logs).toContainEqual(
+        expect.objectContaining({ msg: "waiting for the peer to join the room", peer: "ghost" }),
+      );
+    });
+
     it("two rovers probe and echo through the edge: nothing lost; a full room is one line", async () => {
       const dir = mkdtempSync(join(tmpdir(), "roverlink-cli-"));
       const stats = join(dir, "stats.json");
