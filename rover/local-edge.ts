@@ -11,7 +11,13 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
-import { EdgeVarsError, MIN_SECRET_BYTES, SECRET_VARS, writeVarsFile } from "./edge-vars.ts";
+import {
+  EdgeVarsError,
+  envFileLine,
+  MIN_SECRET_BYTES,
+  SECRET_VARS,
+  writeVarsFile,
+} from "./edge-vars.ts";
 import { isLoopbackHost } from "./loopback.ts";
 
 /**
@@ -155,6 +161,14 @@ export function edgeVars(
     throw new LocalEdgeError(
       `ROVERLINK_SECRET is ${bytes} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -base64 32)`,
     );
+  }
+  // Every variable as the env file will hold it: a bad name or value is refused here, before
+  // anything is printed or started, not when the file is written.
+  try {
+    for (const [name, value] of Object.entries(vars)) envFileLine(name, value);
+  } catch (e) {
+    if (e instanceof EdgeVarsError) throw new LocalEdgeError(e.message);
+    throw e;
   }
   return { vars, devSecret };
 }

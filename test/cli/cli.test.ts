@@ -316,6 +316,13 @@ describe("roverlink CLI", () => {
       await roverlink([...edge, "--var", "ROVERLINK_SECRET:also-too-short"]),
       /ROVERLINK_SECRET is 14 bytes/,
     );
+    // A variable the env file cannot hold: that one line only (no development-secret notice
+    // first, as when it was found only while writing the file).
+    const badVar = await roverlink([...edge, "--var", "FOO BAR:1"]);
+    expect(badVar.code).toBe(1);
+    expect(badVar.stderr.trim().split("\n")).toEqual([
+      'roverlink: worker variable name "FOO BAR" must match [A-Za-z_][A-Za-z0-9_]*',
+    ]);
     // Nothing was started: no wrangler, nothing listening.
     expect(processesMentioning(persist)).toEqual([]);
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
