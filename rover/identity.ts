@@ -41,10 +41,16 @@ export interface PeerIdentity {
 /** werift's own choice (ECDSA P-256, SHA-256): what its certificates and handshakes support. */
 const SIGNATURE_HASH = { signature: SignatureAlgorithm.ecdsa_3, hash: HashAlgorithm.sha256_4 };
 
-/** `$XDG_STATE_HOME/roverlink/identity/<id>.pem` (default `~/.local/state/...`). */
+/**
+ * `<state>/identity/<id>.pem`, where `<state>` is systemd's `$STATE_DIRECTORY` (StateDirectory=)
+ * when set, else `$XDG_STATE_HOME/roverlink` (default `~/.local/state/roverlink`): where the
+ * durable outbox lives too, so a unit with `DynamicUser=yes` and `StateDirectory=` keeps both.
+ */
 export function defaultIdentityPath(id: string, env = process.env): string {
-  const state = env.XDG_STATE_HOME || join(homedir(), ".local", "state");
-  return join(state, "roverlink", "identity", `${id}.pem`);
+  const systemd = env.STATE_DIRECTORY?.split(":")[0];
+  const state =
+    systemd || join(env.XDG_STATE_HOME || join(homedir(), ".local", "state"), "roverlink");
+  return join(state, "identity", `${id}.pem`);
 }
 
 export interface LoadedIdentity {

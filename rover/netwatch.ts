@@ -6,7 +6,7 @@
  * On Linux the kernel says when to look: `ip -o monitor link address route` prints a line per
  * netlink event, and each one makes us compare at once (faster than any poll, and no work at all
  * while nothing changes; polling every 100/250 ms cost ~0.75 % of a core on an idle rover). A
- * slow poll (every 5 s) stays as a safety net. Without `ip`, or when it exits, we poll every
+ * slow poll (every 30 s) stays as a safety net. Without `ip`, or when it exits, we poll every
  * 100 ms (addresses) and 250 ms (routes) as before.
  */
 import { type ChildProcess, spawn } from "node:child_process";

@@ -1,6 +1,6 @@
 /**
  * roverlink edge protocol v1: the types and schemas shared by the edge, the rover agent and the
- * browser console. The normative text is docs/protocol.md (which follows ../shared/protocol-v1.md);
+ * browser console. The normative text is docs/protocol.md (which follows the v1 design contract);
  * this module is its machine-readable half. Runtime-agnostic: no Node or Workers APIs, and no
  * runtime dependencies (the browser console bundles it); the zod schemas live in schemas.ts.
  */

@@ -104,6 +104,17 @@ describe("deployment configuration", () => {
     expect((await callWith(vars, "GET", "/healthz")).status).toBe(200);
   });
 
+  it("no NEARBY_RADIUS: the join answer names no radius", async () => {
+    const room = freshRoom("no-near");
+    const j = await callWith({ NEARBY_RADIUS: undefined }, "POST", `/v1/rooms/${room}/peers`, {
+      token: await token("a", room),
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
+    expect(j.status).toBe(201);
+    expect(await j.json()).not.toHaveProperty("room");
+  });
+
   it("no ICE configuration: nothing handed out, in /ice-servers, the join and the Link headers", async () => {
     const room = freshRoom("no-ice");
     const ta = await token("a", room);

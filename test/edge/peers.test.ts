@@ -174,6 +174,8 @@ describe("peers and presence", () => {
     const ta = await token("a", room);
     const tb = await token("b", room);
     const ja = await join(room, ta, { position: { x: 0, y: 0 } });
+    // The join answer says the radius (the console draws it around each rover).
+    expect((ja.body as { room?: unknown }).room).toEqual({ nearbyRadius: 5 });
     await join(room, tb, { position: { x: 3, y: 4 } });
     const ea = await poll(room, "a", ta, ja.body.cursor);
     expect(ea.events.filter((e) => e.type === "nearby")).toEqual([

@@ -72,6 +72,14 @@ describe("loadOrCreateIdentity", () => {
       "/s/roverlink/identity/r1.pem",
     );
     expect(defaultIdentityPath("r1", {})).toMatch(/\.local\/state\/roverlink\/identity\/r1\.pem$/);
+    // Under systemd (StateDirectory=, DynamicUser=yes) beside the outbox, whatever HOME is; the
+    // same file as XDG_STATE_HOME=/var/lib gave.
+    expect(
+      defaultIdentityPath("r1", { STATE_DIRECTORY: "/var/lib/roverlink", XDG_STATE_HOME: "/x" }),
+    ).toBe("/var/lib/roverlink/identity/r1.pem");
+    expect(defaultIdentityPath("r1", { XDG_STATE_HOME: "/var/lib" })).toBe(
+      "/var/lib/roverlink/identity/r1.pem",
+    );
   });
 });
 

@@ -56,8 +56,16 @@ peersRoutes.post("/", jsonLimit, async (c) => {
     iceServers: [],
     ttl: 0,
   }));
+  // With NEARBY_RADIUS set, the radius the `nearby` events use (the console draws it).
+  const radius = numVar(c.env.NEARBY_RADIUS, Number.NaN);
   return c.json(
-    { peer: joined.peer, peers: joined.peers, iceServers: ice.iceServers, cursor: joined.cursor },
+    {
+      peer: joined.peer,
+      peers: joined.peers,
+      iceServers: ice.iceServers,
+      cursor: joined.cursor,
+      ...(Number.isNaN(radius) ? {} : { room: { nearbyRadius: radius } }),
+    },
     joined.status,
     { Location: paths.peer(r, id) },
   );
