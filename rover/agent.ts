@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
-import { type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
-import { ProblemError } from "../shared/errors.ts";
+import { checkId, type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
+import { ClientInputError, ProblemError } from "../shared/errors.ts";
 import { encodeFileMessage } from "../shared/file-wire.ts";
 import { Quarantine, type Violation } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
@@ -23,7 +23,13 @@ import {
   ReliableSender,
   type SendOptions,
 } from "../shared/link/reliable.ts";
-import type { IceServer, Peer, Position, RoomEvent } from "../shared/protocol.ts";
+import {
+  type IceServer,
+  LIMITS,
+  type Peer,
+  type Position,
+  type RoomEvent,
+} from "../shared/protocol.ts";
 import { decodeTokenUnverified } from "../shared/token.ts";
 import { blackholeWarning, parseDefaultRouteDevs, parseSourceRules } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";
@@ -33,6 +39,9 @@ import { NetWatch } from "./netwatch.ts";
 import { Outbox, type OutboxOptions } from "./outbox.ts";
 import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
+
+/** Internal: stop() ends every sendAsync() wait. */
+const STOPPED = Symbol("stopped");
 
 /** The agent's id is not the peer its token acts as: the edge would seat that peer instead. */
 export class AgentTokenMismatchError extends Error {}
@@ -191,9 +200,19 @@ export class Agent extends EventEmitter {
   >();
   /** Durable stream state (stateDir); null: in memory. */
   #outbox: Outbox | null = null;
+  /** start() once, stop() once: a second event loop or a destroyed client helps nobody. */
+  #phase: "new" | "starting" | "stopped" = "new";
 
   constructor(o: AgentOptions) {
     super();
+    // Bad input fails here, in one line, not as a deaf agent later.
+    checkId("room", o.room);
+    checkId("peer", o.id);
+    const w = o.pollWaitS;
+    if (w !== undefined && !(Number.isInteger(w) && w >= 0 && w <= LIMITS.pollWaitMaxS))
+      throw new ClientInputError(
+        `pollWaitS must be an integer 0..${LIMITS.pollWaitMaxS}, got ${w}`,
+      );
     this.#o = o;
     this.id = o.id;
     this.room = o.room;
@@ -230,6 +249,13 @@ export class Agent extends EventEmitter {
    * answer).
    */
   async start(signal?: AbortSignal): Promise<void> {
+    if (this.#phase !== "new")
+      throw new Error(
+        this.#phase === "stopped"
+          ? "this agent was stopped: make a new Agent to join again"
+          : "this agent was started already",
+      );
+    this.#phase = "starting";
     if (this.#o.stateDir && !this.#outbox) {
       const file = join(this.#o.stateDir, "outbox", this.room, `${this.id}.sqlite`);
       this.#outbox = new Outbox(file, {
@@ -245,6 +271,8 @@ export class Agent extends EventEmitter {
       await this.#checkTokenSubject();
       await this.#join(signal);
     } catch (e) {
+      // A start that failed may be tried again (the edge was down), unless stop() came meanwhile.
+      if (this.#phase === "starting") this.#phase = "new";
       this.#outbox?.close();
       this.#outbox = null;
       throw e;
@@ -825,15 +853,18 @@ export class Agent extends EventEmitter {
   async sendAsync(peer: string, channel: string, data: Payload, opts?: SendOptions): Promise<void> {
     if (this.send(peer, channel, data, opts)) return;
     await new Promise<void>((resolve) => {
-      const on = (p: string) => {
-        if (p !== peer) return;
+      const on = (p?: string) => {
+        if (p !== undefined && p !== peer) return;
         this.off("drain", on);
         this.off("link-down", on);
+        this.off(STOPPED, on);
         resolve();
       };
       this.on("drain", on);
-      // A link that goes down keeps the message; waiting on would never end.
+      // A link that goes down keeps the message; waiting on would never end. Nor after stop()
+      // (the message was taken: with stateDir it is on disk for the next start).
       this.on("link-down", on);
+      this.on(STOPPED, on);
     });
   }
 
@@ -967,6 +998,8 @@ export class Agent extends EventEmitter {
 
   /** Leave the room and close every link; the goodbye to the edge takes at most `budgetMs`. */
   async stop(budgetMs = LEAVE_BUDGET_MS): Promise<void> {
+    this.#phase = "stopped";
+    this.emit(STOPPED);
     if (!this.#running) {
       // Never joined (or stopped before): a join still in flight is cut off.
       await this.#http.destroy();

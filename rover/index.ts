@@ -5,15 +5,26 @@
  */
 
 export type { TokenSource } from "../shared/client.ts";
-export { EdgeProtocolError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
+export {
+  ClientInputError,
+  EdgeProtocolError,
+  EdgeUnreachableError,
+  ProblemError,
+} from "../shared/errors.ts";
 export type { HealthConfig } from "../shared/link/health.ts";
-export { BacklogFullError, type Payload, type SendOptions } from "../shared/link/reliable.ts";
+export {
+  BacklogFullError,
+  MessageTooLargeError,
+  type Payload,
+  type SendOptions,
+} from "../shared/link/reliable.ts";
 export type { IceServer, Peer, Position } from "../shared/protocol.ts";
 export { mintToken, TokenError } from "../shared/token.ts";
 export {
   Agent,
   type AgentMessage,
   type AgentOptions,
+  AgentTokenMismatchError,
   type LinkStats,
   type OutboxStats,
 } from "./agent.ts";

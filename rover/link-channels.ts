@@ -21,6 +21,7 @@ import {
   encodeWire,
   type Frame,
   type Payload,
+  payloadSize,
   type ReliableReceiver,
   type ReliableSender,
   type SendOptions,
@@ -103,6 +104,8 @@ export class LinkChannels {
   #ackSince = 0;
   /** Reliable frames waiting for room in `control`'s send buffer. */
   #outbox: Outbox;
+  /** Payload bytes sent but not yet on disk (a durable outbox): they count towards `highWater`. */
+  #awaitingDisk = 0;
 
   constructor(o: ChannelOptions) {
     this.#o = o;
@@ -110,6 +113,10 @@ export class LinkChannels {
     this.#outbox = new Outbox(o.outbox);
     // A durable outbox commits in batches: frames go out once they are on disk.
     o.sender.onDurable((frames) => {
+      this.#awaitingDisk = Math.max(
+        0,
+        this.#awaitingDisk - frames.reduce((n, f) => n + payloadSize(f.p), 0),
+      );
       const dc = this.#channels.get("control");
       if (!this.#resumed(dc) || o.raw) return;
       const now = Date.now();
@@ -256,7 +263,13 @@ export class LinkChannels {
       // window past where its receiver is after a long outage or a restart).
       // Not yet on disk (a durable outbox commits in batches): sent by onDurable once it is.
       const last = frames[frames.length - 1] as DataFrame;
-      if (!this.#resumed(dc) || !this.#o.sender.isDurable(last)) return true;
+      if (!this.#resumed(dc)) return true;
+      if (!this.#o.sender.isDurable(last)) {
+        // Still counted against the high-water mark: a caller that honours `false` must be
+        // held back by a durable outbox as by a memory one.
+        this.#awaitingDisk += frames.reduce((n, f) => n + payloadSize(f.p), 0);
+        return this.#outbox.admit(this.#awaitingDisk, dc.bufferedAmount);
+      }
       let ok = true;
       const now = Date.now();
       for (const f of frames) {

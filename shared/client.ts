@@ -671,7 +671,7 @@ export class RoverlinkClient {
 
 const ACCEPT_JSON = { Accept: CONTENT_TYPE.json } as const;
 
-function checkId(what: "room" | "peer", id: string): void {
+export function checkId(what: "room" | "peer", id: string): void {
   // "." and ".." match ID_PATTERN but URL parsers collapse them as path segments.
   if (typeof id !== "string" || !ID_PATTERN.test(id) || id === "." || id === "..") {
     throw new ClientInputError(

@@ -97,6 +97,17 @@ export class Outbox {
     return true;
   }
 
+  /**
+   * For frames on their way here that are not pushed yet (a durable outbox commits in batches):
+   * whether `extra` bytes more stay under the high-water mark. False, like push: the caller is to
+   * wait for `drained`.
+   */
+  admit(extra: number, buffered: number): boolean {
+    const ok = buffered + this.#bytes + extra < this.limits.highWater;
+    if (!ok) this.#blocked = true;
+    return ok;
+  }
+
   /** Whether a push now would be accepted without asking the caller to wait. */
   writable(buffered: number): boolean {
     return !this.#blocked && buffered + this.#bytes < this.limits.highWater;

@@ -18,10 +18,13 @@ const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as
 /** The library's public surface: a change here is a change of the package's API. */
 const EXPORTS = [
   "Agent",
+  "AgentTokenMismatchError",
   "BacklogFullError",
+  "ClientInputError",
   "EdgeProtocolError",
   "EdgeUnreachableError",
   "IdentityError",
+  "MessageTooLargeError",
   "OutboxError",
   "ProblemError",
   "TokenError",

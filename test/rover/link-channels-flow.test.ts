@@ -4,9 +4,13 @@
  * arrives once, in order; a due acknowledgement rides with a reply. Two real werift
  * PeerConnections on loopback UDP, negotiated in memory.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import type { RTCDataChannel } from "werift";
 import type { LinkChannels } from "../../rover/link-channels.ts";
+import { Outbox } from "../../rover/outbox.ts";
 import type { Payload } from "../../shared/link/reliable.ts";
 import { ReliableSender } from "../../shared/link/reliable.ts";
 import { channels, cleanup, linked, until } from "./link-channels-pair.ts";
@@ -101,6 +105,45 @@ it("keeps werift's buffer under the high-water mark, signals drain, and delivers
   expect(ca.controlWritable()).toBe(true);
   // A frame is ~1.1 KB: werift never held more than the high-water mark plus one frame.
   expect(maxBuffered).toBeLessThanOrEqual(highWater + 2048);
+});
+
+it("a durable outbox holds the caller back too: send says wait, drained says go on, all arrive in order", async () => {
+  // Frames not yet on disk (committed at the end of the turn) are not in the outbox yet; before,
+  // send() said true for every one of them, so a caller honouring it was never held back.
+  const dir = mkdtempSync(join(tmpdir(), "flow-durable-"));
+  const disk = new Outbox(join(dir, "a.sqlite"));
+  const highWater = 64 * 1024;
+  let drains = 0;
+  const got: Payload[] = [];
+  try {
+    const sender = new ReliableSender({ store: disk.senderStore("b") });
+    const [ca, cb] = await linked(
+      (a) => channels(a, { drained: () => drains++ }, { highWater, lowWater: 16 * 1024 }, sender),
+      (b) => channels(b, { message: (ch, d) => ch === "control" && got.push(d) }),
+    );
+    ca.hello();
+    cb.hello();
+    expect(await until(() => ca.controlResumed() && cb.controlResumed(), 10_000)).toBe(true);
+    const sent = Array.from(
+      { length: 600 },
+      (_, i) => `${String(i).padStart(6, "0")}${"x".repeat(1018)}`,
+    );
+    // As a well-behaved caller: send until told to wait, then wait for drained.
+    let waits = 0;
+    for (const m of sent) {
+      if (!ca.send("control", m)) {
+        waits++;
+        const before = drains;
+        expect(await until(() => drains > before, 20_000)).toBe(true);
+      }
+    }
+    expect(await until(() => got.length === sent.length, 60_000)).toBe(true);
+    expect(got).toEqual(sent);
+    // 600 KB through a 64 KiB high-water mark: told to wait several times.
+    expect(waits).toBeGreaterThanOrEqual(4);
+  } finally {
+    disk.close();
+  }
 });
 
 it("a new message waits for the peer's hello: after a long outage nothing goes out past the peer's window", async () => {
