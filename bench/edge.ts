@@ -258,7 +258,7 @@ export async function pairInRoom(
     if (ev.type === "candidates") onCandidates?.();
     if (ev.type === "offer")
       await cb
-        .answer(room, ev.session, SDP("ans"), { contentType: "sdp", ifMatch: ev.etag })
+        .answer(room, ev.session, SDP("answ"), { contentType: "sdp", ifMatch: ev.etag })
         // A failed answer shows up as the offer's own error (counted there).
         .catch(() => undefined);
   };
@@ -289,7 +289,7 @@ export async function pairInRoom(
     offer: async () => {
       const t0 = performance.now();
       try {
-        const r = await ca.offer(room, b, SDP("off"), { waitS: 10 });
+        const r = await ca.offer(room, b, SDP("offr"), { waitS: 10 });
         const ms = performance.now() - t0;
         // Not part of the measure; a leftover session is closed by the next offer (superseded).
         await ca.closeSession(room, r.session).catch(() => undefined);
@@ -448,13 +448,13 @@ async function wsRelay(
     b.on("message", (d) => {
       const m = JSON.parse(String(d)) as { type: string };
       if (m.type === "offer")
-        b.send(JSON.stringify({ to: `a${n}`, type: "answer", sdp: SDP("ans") }));
+        b.send(JSON.stringify({ to: `a${n}`, type: "answer", sdp: SDP("answ") }));
     });
     const offer = () =>
       new Promise<number>((resolve) => {
         const t0 = performance.now();
         a.once("message", () => resolve(performance.now() - t0));
-        a.send(JSON.stringify({ to: `b${n}`, type: "offer", sdp: SDP("off") }));
+        a.send(JSON.stringify({ to: `b${n}`, type: "offer", sdp: SDP("offr") }));
       });
     return { offer, close: () => [a.close(), b.close()] };
   };
