@@ -13,5 +13,5 @@ export const jsonLimit = bodyLimit({
 });
 export const sdpLimit = bodyLimit({
   maxSize: LIMITS.sdpBytes,
-  onError: over("SDP", LIMITS.sdpBytes),
+  onError: over("SDP and sdpfrag", LIMITS.sdpBytes),
 });

@@ -242,7 +242,7 @@ describe("sessions", () => {
         400,
       );
     }
-    await problemOf(
+    const big = await problemOf(
       await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
         token: p.ta,
         headers: SDP,
@@ -250,6 +250,7 @@ describe("sessions", () => {
       }),
       413,
     );
+    expect(big.detail).toBe("SDP and sdpfrag bodies are limited to 64 KiB");
   });
 
   it("re-POST is an ICE restart: 200 with the answer and a new ETag; the old ETag is stale (412)", async () => {
