@@ -119,12 +119,19 @@ async function signIn(input: Saved): Promise<void> {
   try {
     claims = readTokenClaims(input.token);
     if (isExpired(claims, Date.now())) throw new Error("this token has expired");
+    if (input.room === "") throw new Error("this token is for every room: choose one");
     if (!ID_PATTERN.test(input.room)) throw new Error("room ids match [A-Za-z0-9._-]{1,64}");
     if (claims.room !== "*" && claims.room !== input.room) {
       throw new Error(`this token is for room “${claims.room}”`);
     }
-    new URL(input.edge);
+    try {
+      new URL(input.edge);
+    } catch {
+      throw new Error(`the edge address “${input.edge}” is not a URL (https://…)`);
+    }
   } catch (e) {
+    // What was given stays in the form (a sign-in link's token is nowhere else).
+    sessionStorage.setItem(STORE, JSON.stringify(input));
     showSignIn((e as Error).message);
     return;
   }
@@ -185,6 +192,15 @@ class RoomView {
         nearby: () => this.renderPeers(),
         link: (_r, link) => this.addLinkUi(link),
         roomLog: (_r, text) => this.log(text),
+        refused: (_r, why) => void this.signedOut(why),
+        edgeReachable: (_r, ok, why) => {
+          setStatus(
+            ok
+              ? `Signed in as ${this.self} in ${this.roomId}`
+              : `Signed in as ${this.self} in ${this.roomId}: the edge cannot be reached, retrying`,
+          );
+          this.log(ok ? "the edge answers again" : `the edge cannot be reached: ${why ?? ""}`);
+        },
         session: () => undefined,
         state: (link) => this.renderLink(link),
         message: (link, channel, msg) => {
@@ -238,7 +254,13 @@ class RoomView {
     await this.room.join();
     this.render();
     setStatus(`Signed in as ${this.self} in ${this.roomId}`);
-    this.refresh = setInterval(() => this.renderPeers(), 5000);
+    // "Last seen" from the edge: events say who comes and goes, not who is still polling, so the
+    // list is read again every 15 s (else a live rover's age only ever grows).
+    let tick = 0;
+    this.refresh = setInterval(() => {
+      if (++tick % 3 === 0) void this.room.refreshPeers();
+      else this.renderPeers();
+    }, 5000);
     // A new network (Wi-Fi -> cellular, back online): restart ICE on every link.
     window.addEventListener("online", this.onNetworkChange);
     const conn = (navigator as { connection?: EventTarget }).connection;
@@ -523,6 +545,19 @@ class RoomView {
     await this.room.leave();
     sessionStorage.removeItem(STORE);
     showSignIn();
+  }
+
+  /**
+   * The edge refused our token for good (it expired): no more events, no new links, so this view
+   * would only look alive. Back to the sign-in form, saying why; the rest of the form is kept.
+   */
+  private async signedOut(why: string): Promise<void> {
+    if (this.refresh) clearInterval(this.refresh);
+    window.removeEventListener("online", this.onNetworkChange);
+    await this.room.leave().catch(() => undefined);
+    const saved = loadSaved();
+    sessionStorage.setItem(STORE, JSON.stringify({ ...saved, token: "" }));
+    showSignIn(`Signed out: the edge refused the token (${why}). Sign in with a new one.`);
   }
 }
 

@@ -26,6 +26,10 @@ export interface RoomCallbacks extends LinkCallbacks {
   nearby(room: RoomSession, ids: string[]): void;
   link(room: RoomSession, link: PeerLink): void;
   roomLog(room: RoomSession, text: string): void;
+  /** The edge refused our token for good (expired, revoked): nothing more comes from it. */
+  refused?(room: RoomSession, why: string): void;
+  /** The edge answers again (true) or cannot be reached (false, with why). */
+  edgeReachable?(room: RoomSession, ok: boolean, why?: string): void;
 }
 
 export interface RoomOptions {
@@ -53,6 +57,8 @@ export class RoomSession {
   private readonly opts: RoomOptions;
   private readonly cb: RoomCallbacks;
   private cursor: string | undefined;
+  /** Whether the last call for events reached the edge (see setReachable). */
+  private reachable = true;
   private abort = new AbortController();
   private iceServers: RTCIceServer[] = [];
   /** Session events that arrived before their link knew its session id. */
@@ -179,12 +185,17 @@ export class RoomSession {
     while (!signal.aborted) {
       try {
         if (useStream) {
-          const opts: { lastEventId?: string; signal: AbortSignal } = { signal };
+          // An open stream is an edge that answers, whether or not an event comes.
+          const opts: { lastEventId?: string; signal: AbortSignal; onOpen: () => void } = {
+            signal,
+            onOpen: () => this.setReachable(true),
+          };
           if (this.cursor !== undefined) opts.lastEventId = this.cursor;
           for await (const ev of this.opts.client.stream(this.room, this.self, opts)) {
             this.cursor = ev.id;
             this.onEvent(ev);
             backoffMs = 500;
+            this.setReachable(true);
           }
         } else {
           const opts: { after?: string; wait: number; signal: AbortSignal } = { wait: 20, signal };
@@ -193,6 +204,7 @@ export class RoomSession {
           for (const ev of res.events) this.onEvent(ev);
           this.cursor = res.cursor;
           backoffMs = 500;
+          this.setReachable(true);
         }
       } catch (err) {
         if (signal.aborted) return;
@@ -201,8 +213,10 @@ export class RoomSession {
           this.cb.roomLog(this, `events refused: ${errorText(err)}`);
           this.connected = false;
           this.cb.peers(this);
+          this.cb.refused?.(this, errorText(err));
           return;
         }
+        if (isUnreachable(err)) this.setReachable(false, errorText(err));
         if (status === 404) {
           // We expired (tab asleep): join again, then resume.
           this.cb.roomLog(this, "presence expired; joining again");
@@ -219,12 +233,21 @@ export class RoomSession {
     }
   }
 
+  /** Said once per change, not on every retry. */
+  private setReachable(ok: boolean, why?: string): void {
+    if (ok === this.reachable) return;
+    this.reachable = ok;
+    this.cb.edgeReachable?.(this, ok, why);
+  }
+
   private onEvent(ev: RoomEvent): void {
     switch (ev.type) {
       case "peer-joined":
       case "peer-updated":
         if (ev.peer.id === this.self) this.me = ev.peer;
         else {
+          if (ev.type === "peer-joined" && !this.peers.has(ev.peer.id))
+            this.cb.roomLog(this, `${ev.peer.id} joined (${ev.peer.kind})`);
           const before = this.peers.get(ev.peer.id)?.meta.incarnation;
           this.peers.set(ev.peer.id, ev.peer);
           // Another process behind the id: its stream state started over, ours must too.
@@ -234,6 +257,7 @@ export class RoomSession {
         this.cb.peers(this);
         return;
       case "peer-left": {
+        if (this.peers.has(ev.peer)) this.cb.roomLog(this, `${ev.peer} left (${ev.reason})`);
         this.peers.delete(ev.peer);
         this.cb.peers(this);
         this.links.get(ev.peer)?.shutdown();
@@ -289,6 +313,19 @@ export class RoomSession {
   }
 
   /** Close every link and leave the room. */
+  /** Peers' `lastSeen` as the edge has it now (a failure waits for the next round). */
+  async refreshPeers(): Promise<void> {
+    if (!this.connected) return;
+    try {
+      const { peers } = await this.opts.client.peers(this.room);
+      for (const p of peers)
+        if (p.id !== this.self && this.peers.has(p.id)) this.peers.set(p.id, p);
+    } catch {
+      return; // the event loop reports the edge's state
+    }
+    this.cb.peers(this);
+  }
+
   async leave(): Promise<void> {
     this.abort.abort();
     await Promise.all([...this.links.values()].map((l) => l.close()));

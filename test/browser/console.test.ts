@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { createConnection, createServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
@@ -71,6 +72,44 @@ function startRover(id: string, extra: string[] = []): ChildProcess {
   });
   children.push(child);
   return child;
+}
+
+/** A TCP proxy to the edge that can refuse connections for a while (the edge "unreachable"). */
+async function cuttableProxy(port: string) {
+  let cut = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const up = createConnection({ host: "127.0.0.1", port: Number(port) });
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {
+        client.destroy();
+        up.destroy();
+      });
+    }
+    client.pipe(up);
+    up.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    cut() {
+      cut = true;
+      for (const s of sockets) s.destroy();
+    },
+    mend() {
+      cut = false;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
 
 async function figure(page: Page, peer: string, name: string): Promise<string> {
@@ -386,4 +425,59 @@ describe("console served by the edge", () => {
       "protocol violation",
     );
   });
+  it("a sign-in link that fails its checks keeps its token in the form, and says why", async () => {
+    const page = await (await browser.newContext()).newPage();
+    const expired = await mintToken({
+      secret: SECRET,
+      sub: "late",
+      room: ROOM,
+      ttlSeconds: 60,
+      nowS: Math.floor(Date.now() / 1000) - 3600,
+    });
+    await page.goto(`${edge.url}/#token=${expired}`);
+    await expect
+      .poll(() => page.locator("#signin-error").textContent())
+      .toBe("this token has expired");
+    // Before, the form came back empty: the link's token was nowhere else.
+    expect(await page.getByLabel("Token").inputValue()).toBe(expired);
+    // A token for every room, no room given: asked to choose one.
+    const roamer = await mintToken({ secret: SECRET, sub: "ops", room: "*", ttlSeconds: 60 });
+    await page.goto(`${edge.url}/?r=1#token=${roamer}`);
+    await expect
+      .poll(() => page.locator("#signin-error").textContent())
+      .toBe("this token is for every room: choose one");
+  });
+
+  it("logs who joins and leaves; says so when the edge cannot be reached; signs out when the token is refused", async () => {
+    const page = await (await browser.newContext()).newPage();
+    // The console talks to the edge through a proxy this test can cut; the token lives 2 s (the
+    // edge allows 30 s of clock skew, so it is refused ~32 s after it was minted).
+    const proxy = await cuttableProxy(new URL(edge.url).port);
+    const short = await mintToken({ secret: SECRET, sub: "brief", room: ROOM, ttlSeconds: 2 });
+    const minted = Date.now();
+    await page.goto(`${edge.url}/#token=${short}&edge=${encodeURIComponent(proxy.url)}`);
+    await expect.poll(() => page.locator("#status").textContent()).toContain("Signed in as brief");
+    const roomLog = page.getByRole("log", { name: "Room log" });
+    const rover = startRover("comer");
+    await expect
+      .poll(() => roomLog.textContent(), { timeout: 20_000 })
+      .toContain("comer joined (rover)");
+    rover.kill("SIGINT");
+    await expect.poll(() => roomLog.textContent(), { timeout: 20_000 }).toMatch(/comer left \(/);
+    // The edge unreachable: the status line says so, once, and recovers.
+    proxy.cut();
+    await expect
+      .poll(() => page.locator("#status").textContent(), { timeout: 20_000 })
+      .toContain("the edge cannot be reached, retrying");
+    proxy.mend();
+    await expect
+      .poll(() => page.locator("#status").textContent(), { timeout: 20_000 })
+      .toBe("Signed in as brief in console-e2e");
+    // The token refused for good: back to the sign-in form, saying why.
+    expect(Date.now() - minted).toBeLessThan(30_000); // the premise: it was still good until now
+    await expect
+      .poll(() => page.locator("#signin-error").textContent(), { timeout: 45_000 })
+      .toMatch(/^Signed out: the edge refused the token \(401 /);
+    await proxy.close();
+  }, 120_000);
 });
