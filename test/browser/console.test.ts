@@ -6,13 +6,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { createConnection, createServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
+import { tcpProxy } from "../cli/tcp-proxy.ts";
 import { launchChromium, recordPeerConnections } from "./chromium.ts";
 import { link, received, sendChat } from "./console-page.ts";
 
@@ -72,44 +72,6 @@ function startRover(id: string, extra: string[] = []): ChildProcess {
   });
   children.push(child);
   return child;
-}
-
-/** A TCP proxy to the edge that can refuse connections for a while (the edge "unreachable"). */
-async function cuttableProxy(port: string) {
-  let cut = false;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    if (cut) {
-      client.destroy();
-      return;
-    }
-    const up = createConnection({ host: "127.0.0.1", port: Number(port) });
-    for (const s of [client, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        client.destroy();
-        up.destroy();
-      });
-    }
-    client.pipe(up);
-    up.pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    cut() {
-      cut = true;
-      for (const s of sockets) s.destroy();
-    },
-    mend() {
-      cut = false;
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
 }
 
 async function figure(page: Page, peer: string, name: string): Promise<string> {
@@ -452,7 +414,7 @@ describe("console served by the edge", () => {
     const page = await (await browser.newContext()).newPage();
     // The console talks to the edge through a proxy this test can cut; the token lives 2 s (the
     // edge allows 30 s of clock skew, so it is refused ~32 s after it was minted).
-    const proxy = await cuttableProxy(new URL(edge.url).port);
+    const proxy = await tcpProxy(Number(new URL(edge.url).port));
     const short = await mintToken({ secret: SECRET, sub: "brief", room: ROOM, ttlSeconds: 2 });
     const minted = Date.now();
     await page.goto(`${edge.url}/#token=${short}&edge=${encodeURIComponent(proxy.url)}`);

@@ -6,57 +6,16 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { tcpProxy } from "./tcp-proxy.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "stop-test-secret-stop-test-secret-xx";
 /** What a supervisor gives a stopped service before it kills it (the contract under test). */
 const SUPERVISOR_GRACE_MS = 3_000;
-
-/** A proxy to `upstream` (or to nothing) that can turn into a black hole: it keeps accepting
- * and keeps every connection open, but no byte goes through any more, either way. */
-async function blackHoleProxy(upstream: number | null) {
-  let dark = upstream === null;
-  let accepted = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    accepted += 1;
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.on("error", () => client.destroy());
-    if (dark || upstream === null) return; // accepted; never read, never answered
-    const up = createConnection({ host: "127.0.0.1", port: upstream });
-    sockets.add(up);
-    up.on("error", () => client.destroy());
-    client.pipe(up);
-    up.pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    get accepted() {
-      return accepted;
-    },
-    /** Every byte from now on is swallowed, on new and existing connections alike. */
-    goDark() {
-      dark = true;
-      for (const s of sockets) {
-        s.unpipe();
-        s.removeAllListeners("data");
-        s.pause();
-      }
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 function rover(args: string[]) {
   const child: ChildProcess = spawn(process.execPath, [CLI, "rover", ...args], {
@@ -91,7 +50,7 @@ function rover(args: string[]) {
 
 describe("SIGINT while the edge is unreachable", () => {
   it("never answered from the start: the rover stops (exit 0), stats written", async () => {
-    const hole = await blackHoleProxy(null);
+    const hole = await tcpProxy(null);
     const dir = mkdtempSync(join(tmpdir(), "roverlink-stop-"));
     const stats = join(dir, "stats.json");
     try {
@@ -124,7 +83,7 @@ describe("SIGINT while the edge is unreachable", () => {
     });
 
     it("the rover stops (exit 0) with its figures written; its leave is bounded", async () => {
-      const proxy = await blackHoleProxy(edge.port);
+      const proxy = await tcpProxy(edge.port);
       const dir = mkdtempSync(join(tmpdir(), "roverlink-stop-"));
       const stats = join(dir, "stats.json");
       const common = ["--room", "dark", "--log-level", "info"];

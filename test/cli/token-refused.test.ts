@@ -6,48 +6,16 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
+import { tcpProxy } from "./tcp-proxy.ts";
 
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "refused-test-secret-refused-test-xx";
 const ROTATED = "rotated-test-secret-rotated-test-xx";
-
-/** A TCP proxy whose upstream can be switched; switching drops the connections it carries. */
-async function switchProxy(upstream: number) {
-  let target = upstream;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const up = createConnection({ host: "127.0.0.1", port: target });
-    for (const s of [client, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        client.destroy();
-        up.destroy();
-      });
-    }
-    client.pipe(up);
-    up.pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    switchTo(next: number) {
-      target = next;
-      for (const s of sockets) s.destroy();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 function rover(args: string[], token: string) {
   const child: ChildProcess = spawn(process.execPath, [CLI, "rover", ...args], {
@@ -111,7 +79,7 @@ describe("a token the edge will not take", () => {
   }, 60_000);
 
   it("refused while running (the edge's key rotated): exit 1 with one line, figures written", async () => {
-    const proxy = await switchProxy(edge.port);
+    const proxy = await tcpProxy(edge.port);
     const dir = mkdtempSync(join(tmpdir(), "roverlink-refused-"));
     const stats = join(dir, "stats.json");
     try {

@@ -138,9 +138,12 @@ export async function pair(prefix = "pair") {
   return { room, ta, tb, ca: ea.cursor, cb: jb.body.cursor };
 }
 
-/** a offers to b and b answers in time: the session, its ETag and b's cursor after the offer. */
-export async function session(p: Awaited<ReturnType<typeof pair>>) {
-  const offer = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+/**
+ * a offers to b (parked up to 10 s) and b sees the offer event: a's request still in flight, the
+ * event (session, etag) and b's cursor after it.
+ */
+export async function heldOffer(p: Awaited<ReturnType<typeof pair>>) {
+  const offered = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
     token: p.ta,
     headers: { "Content-Type": "application/sdp", Prefer: "wait=10" },
     body: sdp("ufragA1"),
@@ -150,6 +153,12 @@ export async function session(p: Awaited<ReturnType<typeof pair>>) {
     session: string;
     etag: string;
   };
+  return { offered, ev, cb: eb.cursor };
+}
+
+/** a offers to b and b answers in time: the session, its ETag and b's cursor after the offer. */
+export async function session(p: Awaited<ReturnType<typeof pair>>) {
+  const { offered: offer, ev, cb } = await heldOffer(p);
   const ans = await call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
     token: p.tb,
     headers: { "Content-Type": "application/sdp", "If-Match": ev.etag },
@@ -159,7 +168,7 @@ export async function session(p: Awaited<ReturnType<typeof pair>>) {
   const res = await offer;
   expect(res.status).toBe(201);
   await res.arrayBuffer();
-  return { sid: ev.session, etag: res.headers.get("ETag") as string, cb: eb.cursor };
+  return { sid: ev.session, etag: res.headers.get("ETag") as string, cb };
 }
 
 /** `tok`'s peer offers to `to`, which does not answer within 1 s: 202, the session and ETag. */

@@ -10,9 +10,9 @@ import {
   call,
   drain,
   frag,
+  heldOffer,
   offerUnanswered,
   pair,
-  poll,
   problemOf,
   sdp,
   session,
@@ -44,16 +44,7 @@ describe("If-Match (worker/if-match.ts)", () => {
 describe("preconditions on a session", () => {
   it("an answer must name its offer: `*` and a weak tag get 412, a list holding the tag is taken", async () => {
     const p = await pair("pre-answer");
-    const offered = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
-      token: p.ta,
-      headers: { ...SDP, Prefer: "wait=10" },
-      body: sdp("ufragA1"),
-    });
-    const eb = await poll(p.room, "b", p.tb, p.cb, 10);
-    const ev = eb.events.find((e) => e.type === "offer") as unknown as {
-      session: string;
-      etag: string;
-    };
+    const { offered, ev } = await heldOffer(p);
     const answer = (ifMatch: string) =>
       call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
         token: p.tb,

@@ -6,6 +6,7 @@ import {
   CAND,
   call,
   frag,
+  heldOffer,
   join,
   pair,
   poll,
@@ -139,16 +140,7 @@ describe("sessions", () => {
 
   it("an offer parked while the room object is evicted still gets its answer (201)", async () => {
     const p = await pair("evict-offer");
-    const offer = call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
-      token: p.ta,
-      headers: { ...SDP, Prefer: "wait=10" },
-      body: sdp("ufragA1"),
-    });
-    const eb = await poll(p.room, "b", p.tb, p.cb, 10);
-    const ev = eb.events.find((e) => e.type === "offer") as unknown as {
-      session: string;
-      etag: string;
-    };
+    const { offered: offer, ev } = await heldOffer(p);
     await evictDurableObject(env.ROOMS.get(env.ROOMS.idFromName(p.room)));
     const ans = await call("POST", `/v1/rooms/${p.room}/sessions/${ev.session}/answer`, {
       token: p.tb,
