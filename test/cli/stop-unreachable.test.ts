@@ -4,46 +4,29 @@
  * a SIGKILL), with its --stats-json written. The edge is "unreachable" the way a dead uplink is:
  * a TCP proxy that accepts and then never answers (nothing refuses, everything just hangs).
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
+import { spawnRover } from "./rover-process.ts";
 import { tcpProxy } from "./tcp-proxy.ts";
 
-const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "stop-test-secret-stop-test-secret-xx";
 /** What a supervisor gives a stopped service before it kills it (the contract under test). */
 const SUPERVISOR_GRACE_MS = 3_000;
 
 function rover(args: string[]) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, "rover", ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ROVERLINK_SECRET: SECRET, ROVERLINK_TOKEN: "", ROVERLINK_EDGE: "" },
-  });
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdout?.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.on("exit", (code, signal) => r({ code, signal })),
-  );
+  const r = spawnRover(args, { ROVERLINK_SECRET: SECRET });
   return {
-    child,
-    exited,
-    stderr: () => stderr,
-    async waitFor(pattern: RegExp, ms = 30_000) {
-      const end = Date.now() + ms;
-      while (!pattern.test(stderr) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      expect(stderr).toMatch(pattern);
-    },
+    ...r,
     /** SIGINT, then SIGKILL if it is still running after the supervisor's grace period. */
     async stopLikeASupervisor() {
-      child.kill("SIGINT");
-      const killer = setTimeout(() => child.kill("SIGKILL"), SUPERVISOR_GRACE_MS);
-      const r = await exited;
+      r.child.kill("SIGINT");
+      const killer = setTimeout(() => r.child.kill("SIGKILL"), SUPERVISOR_GRACE_MS);
+      const out = await r.exited;
       clearTimeout(killer);
-      return r;
+      return out;
     },
   };
 }

@@ -4,47 +4,27 @@
  * while running (the edge's key rotated: here a switch to an edge with another secret), it stops
  * with its figures written. Before, both ran on with "events poll failed" warnings and exit 0.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
+import { type RoverProcess, spawnRover } from "./rover-process.ts";
 import { tcpProxy } from "./tcp-proxy.ts";
 
-const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "refused-test-secret-refused-test-xx";
 const ROTATED = "rotated-test-secret-rotated-test-xx";
 
-function rover(args: string[], token: string) {
-  const child: ChildProcess = spawn(process.execPath, [CLI, "rover", ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ROVERLINK_TOKEN: token, ROVERLINK_SECRET: "", ROVERLINK_EDGE: "" },
-  });
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  child.stdout?.resume();
-  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-  return {
-    child,
-    exited,
-    stderr: () => stderr,
-    async waitFor(pattern: RegExp, ms = 30_000) {
-      const end = Date.now() + ms;
-      while (!pattern.test(stderr) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      expect(stderr).toMatch(pattern);
-    },
-  };
-}
-
 /** Exit within `ms`, or the test fails (and the process is killed). */
-async function exitWithin(r: ReturnType<typeof rover>, ms: number): Promise<number | null> {
+async function exitWithin(r: RoverProcess, ms: number): Promise<number | null> {
   const timer = setTimeout(() => r.child.kill("SIGKILL"), ms);
-  const code = await r.exited;
+  const { code } = await r.exited;
   clearTimeout(timer);
   return code;
 }
+
+const rover = (args: string[], token: string) => spawnRover(args, { ROVERLINK_TOKEN: token });
 
 describe("a token the edge will not take", () => {
   let edge: LocalEdge;
