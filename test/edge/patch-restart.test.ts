@@ -63,6 +63,14 @@ describe("ICE restart by PATCH", () => {
     expect(frag).toContain("a=end-of-candidates");
     // No answer event: the parked request had it.
     expect(got.events.filter((e) => e.type === "answer")).toEqual([]);
+    // GET shows the answer whole, to either party: the cut was for the parked request only.
+    for (const tok of [p.ta, p.tb]) {
+      const got = await call("GET", `/v1/rooms/${p.room}/sessions/${s.sid}`, { token: tok });
+      expect(got.status).toBe(200);
+      const info = (await got.json()) as { answer?: string; state?: string };
+      expect(info.state).toBe("answered");
+      expect(info.answer).toBe(ANSWER);
+    }
     // After the restart a trickle with a's new ufrag is a trickle (204), not another restart.
     const trickle = await call("PATCH", `/v1/rooms/${p.room}/sessions/${s.sid}`, {
       token: p.ta,

@@ -418,6 +418,7 @@ export class Room extends DurableObject<EdgeEnv> {
       etag,
       offer: sdp,
       answer: null,
+      reply: null,
       offererUfrag: offer.ufrag,
       answererUfrag: null,
       pending: this.#pending("offer", from, etag, offer, now, waitMs),
@@ -541,7 +542,9 @@ export class Room extends DurableObject<EdgeEnv> {
     const parked = p.waiter && now <= p.waitUntil;
     // A parked PATCH restart gets at most one candidate; the rest follow as an event.
     const cut = parked && p.kind === "restart" && split !== null && split.rest !== null;
-    s.answer = cut ? split.response : body;
+    // GET shows the answer whole; only the parked request gets the cut one.
+    s.answer = body;
+    s.reply = cut ? split.response : null;
     if (p.by === s.offerer) {
       s.offererUfrag = p.ufrag ?? s.offererUfrag;
       s.answererUfrag = described.ufrag ?? s.answererUfrag;
@@ -571,7 +574,7 @@ export class Room extends DurableObject<EdgeEnv> {
     // The parked request's wake carries the answer itself: it need not read it back.
     this.#wakeMessages.set(
       sessionTopic(sid),
-      JSON.stringify({ state: "answered", answer: s.answer, etag: p.etag }),
+      JSON.stringify({ state: "answered", answer: s.reply ?? s.answer, etag: p.etag }),
     );
     this.#wake();
     return { ok: true };
@@ -655,7 +658,9 @@ export class Room extends DurableObject<EdgeEnv> {
   #waitState(s: SessionRow | null, etag: string): WaitState {
     if (!s) return { state: "closed" };
     if (s.pending?.etag === etag) return { state: "pending" };
-    if (s.etag === etag && s.answer !== null) return { state: "answered", answer: s.answer, etag };
+    if (s.etag === etag && s.answer !== null) {
+      return { state: "answered", answer: s.reply ?? s.answer, etag };
+    }
     return { state: "superseded" };
   }
 

@@ -37,7 +37,13 @@ export interface SessionRow {
   state: "offered" | "answered";
   etag: string;
   offer: string;
+  /** The answer in full, as GET shows it. */
   answer: string | null;
+  /**
+   * What the offerer's parked request was given instead of `answer`, when that differs: a PATCH
+   * restart's answer cut to one candidate (worker/restart-answer.ts). Null otherwise.
+   */
+  reply: string | null;
   offererUfrag: string | null;
   answererUfrag: string | null;
   pending: Pending | null;
@@ -64,6 +70,7 @@ interface SessionRecord extends Record<string, SqlStorageValue> {
   etag: string;
   offer: string;
   answer: string | null;
+  reply: string | null;
   offerer_ufrag: string | null;
   answerer_ufrag: string | null;
   pending: string | null;
@@ -82,6 +89,7 @@ const ADDED_COLUMNS: [table: string, column: string, type: string][] = [
   ["events", "ckey", "TEXT"],
   ["peers", "token_exp", "INTEGER"],
   ["peers", "written", "INTEGER"],
+  ["sessions", "reply", "TEXT"],
 ];
 
 const SCHEMA = `
@@ -150,6 +158,7 @@ function toSession(r: SessionRecord): SessionRow {
     etag: r.etag,
     offer: r.offer,
     answer: r.answer,
+    reply: r.reply ?? null,
     offererUfrag: r.offerer_ufrag,
     answererUfrag: r.answerer_ufrag,
     pending: r.pending ? (JSON.parse(r.pending) as Pending) : null,
@@ -409,11 +418,12 @@ export class RoomStore {
 
   saveSession(s: SessionRow): void {
     this.#sql.exec(
-      `INSERT INTO sessions (id, offerer, answerer, state, etag, offer, answer, offerer_ufrag,
-         answerer_ufrag, pending, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO sessions (id, offerer, answerer, state, etag, offer, answer, reply,
+         offerer_ufrag, answerer_ufrag, pending, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET state = excluded.state, etag = excluded.etag,
-         offer = excluded.offer, answer = excluded.answer, offerer_ufrag = excluded.offerer_ufrag,
+         offer = excluded.offer, answer = excluded.answer, reply = excluded.reply,
+         offerer_ufrag = excluded.offerer_ufrag,
          answerer_ufrag = excluded.answerer_ufrag, pending = excluded.pending,
          updated_at = excluded.updated_at`,
       s.id,
@@ -423,6 +433,7 @@ export class RoomStore {
       s.etag,
       s.offer,
       s.answer,
+      s.reply,
       s.offererUfrag,
       s.answererUfrag,
       s.pending ? JSON.stringify(s.pending) : null,
