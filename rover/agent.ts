@@ -15,7 +15,7 @@ import { ClientInputError, ProblemError } from "../shared/errors.ts";
 import { encodeFileMessage } from "../shared/file-wire.ts";
 import { Quarantine, type Violation } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
-import type { HealthConfig } from "../shared/link/health.ts";
+import type { HealthConfig, HealthState } from "../shared/link/health.ts";
 import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
 import {
   type Payload,
@@ -27,6 +27,7 @@ import {
   type IceServer,
   LIMITS,
   type Peer,
+  type PeerLeftReason,
   type Position,
   type RoomEvent,
 } from "../shared/protocol.ts";
@@ -36,12 +37,9 @@ import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
-import { Outbox, type OutboxOptions } from "./outbox.ts";
+import { Outbox, type OutboxError, type OutboxOptions } from "./outbox.ts";
 import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
-
-/** Internal: stop() ends every sendAsync() wait. */
-const STOPPED = Symbol("stopped");
 
 /** The agent's id is not the peer its token acts as: the edge would seat that peer instead. */
 export class AgentTokenMismatchError extends Error {}
@@ -137,6 +135,45 @@ export interface AgentMessage {
   data: Payload;
 }
 
+/** A handover, as the `handover` event gives it. */
+export interface HandoverInfo {
+  peer: string;
+  /** `switch`: the selected pair moved (no signaling); `restart`: ICE restart; `rebuild`: new PeerConnection. */
+  kind: "switch" | "restart" | "rebuild";
+  /** What started it (`silence`, `uplink-gone`, `peer-switch`, …: docs/link-health.md). */
+  reason: string;
+  /** From the fault's detection (or the decision) to the link carrying data again. */
+  gapMs: number;
+}
+
+/**
+ * The agent's events and what their listeners get (docs/rover.md, "Library use"), so that
+ * `agent.on("link-up", (peer, info) => …)` is checked by the compiler.
+ */
+export interface AgentEvents {
+  "link-up": [peer: string, info: { path: Path; firstTime: boolean }];
+  "link-down": [peer: string, reason: string];
+  "link-state": [peer: string, state: HealthState, prev: HealthState];
+  "link-refused": [peer: string, reason: string];
+  handover: [info: HandoverInfo];
+  message: [message: AgentMessage];
+  drain: [peer: string];
+  "peer-joined": [peer: Peer];
+  "peer-left": [peer: string, reason: PeerLeftReason];
+  /** The peer's end of `control` started over (docs/reliability.md). */
+  "peer-state-lost": [peer: string, side: "sender" | "receiver"];
+  /** A forwarding channel the peer opened (docs/rover.md, "Port forwarding"). */
+  channel: [peer: string, channel: RTCDataChannel];
+  /** A file transfer's channel; without a listener, transfers are refused. */
+  "file-channel": [peer: string, channel: RTCDataChannel];
+  violation: [peer: string, kind: Violation];
+  misbehaving: [peer: string, violations: Partial<Record<Violation, number>>];
+  /** The outbox cannot write (`error`), or writes again (`null`). */
+  "outbox-fault": [error: OutboxError | null];
+  /** The edge refused a fixed token for good: no more events come. */
+  "token-refused": [error: ProblemError];
+}
+
 const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 /** A route demotion of ours takes at most this long (ms)... */
 const OWN_ROUTES_MS = 2_000;
@@ -156,7 +193,7 @@ const SWEEP_IDLE_MS = 30_000;
  */
 export const LEAVE_BUDGET_MS = 2_000;
 
-export class Agent extends EventEmitter {
+export class Agent extends EventEmitter<AgentEvents> {
   readonly id: string;
   readonly room: string;
   readonly log: Logger;
@@ -186,6 +223,8 @@ export class Agent extends EventEmitter {
   /** Links kept to peers that left the edge (shared/link/departed.ts). */
   #departed = new DepartedLinks();
   #sweepTimer: NodeJS.Timeout | null = null;
+  /** What stop() ends: every sendAsync() waiting for room. */
+  #onStop = new Set<() => void>();
   /** When the armed sweep runs (ms since epoch). */
   #sweepAt = 0;
   /** Peers whose link was dropped for misbehaving (shared/link/conduct.ts). */
@@ -658,7 +697,7 @@ export class Agent extends EventEmitter {
    * stream state (what it sent cannot be trusted, and it must not hold our memory), and refuse
    * it for a while, longer each time.
    */
-  #dropMisbehaving(peer: string, violations: object): void {
+  #dropMisbehaving(peer: string, violations: Partial<Record<Violation, number>>): void {
     const ms = this.#quarantine.strike(peer, Date.now());
     this.#sweepSoon();
     this.log.warn(
@@ -775,8 +814,8 @@ export class Agent extends EventEmitter {
     });
     link.on("down", (reason: string) => this.emit("link-down", peer, reason));
     link.on("drain", () => this.emit("drain", peer));
-    link.on("violation", (kind: string) => this.emit("violation", peer, kind));
-    link.on("misbehaving", (counts: object) => {
+    link.on("violation", (kind) => this.emit("violation", peer, kind));
+    link.on("misbehaving", (counts) => {
       if (this.#links.get(peer) === link) this.#dropMisbehaving(peer, counts);
     });
     link.on("message", (m: { channel: string; data: Payload }) =>
@@ -787,7 +826,7 @@ export class Agent extends EventEmitter {
       if (this.listenerCount("file-channel") > 0) this.emit("file-channel", peer, dc);
       else refuseFiles(dc);
     });
-    link.on("state", (state: string, prev: string) => this.emit("link-state", peer, state, prev));
+    link.on("state", (state, prev) => this.emit("link-state", peer, state, prev));
     link.on("restart-failed", (err: string) => {
       // The restart could not reach the edge: its kept-alive connection may ride a dead uplink.
       this.log.info({ peer, err }, "restart attempt failed; fresh connections to the edge");
@@ -814,7 +853,7 @@ export class Agent extends EventEmitter {
       if (reason === "silence" || reason === "uplink-gone") this.#freshHttp();
       if (reason === "silence") void this.#uplinks?.demotePrimary();
     });
-    link.on("handover", (h: { kind: string; reason: string; gapMs: number }) => {
+    link.on("handover", (h) => {
       this.#handovers++;
       this.log.info({ peer, ...h }, "handover done");
       this.#followLinks();
@@ -857,14 +896,14 @@ export class Agent extends EventEmitter {
         if (p !== undefined && p !== peer) return;
         this.off("drain", on);
         this.off("link-down", on);
-        this.off(STOPPED, on);
+        this.#onStop.delete(on);
         resolve();
       };
       this.on("drain", on);
       // A link that goes down keeps the message; waiting on would never end. Nor after stop()
       // (the message was taken: with stateDir it is on disk for the next start).
       this.on("link-down", on);
-      this.on(STOPPED, on);
+      this.#onStop.add(on);
     });
   }
 
@@ -999,7 +1038,7 @@ export class Agent extends EventEmitter {
   /** Leave the room and close every link; the goodbye to the edge takes at most `budgetMs`. */
   async stop(budgetMs = LEAVE_BUDGET_MS): Promise<void> {
     this.#phase = "stopped";
-    this.emit(STOPPED);
+    for (const f of [...this.#onStop]) f();
     if (!this.#running) {
       // Never joined (or stopped before): a join still in flight is cut off.
       await this.#http.destroy();

@@ -22,9 +22,11 @@ export type { IceServer, Peer, Position } from "../shared/protocol.ts";
 export { mintToken, TokenError } from "../shared/token.ts";
 export {
   Agent,
+  type AgentEvents,
   type AgentMessage,
   type AgentOptions,
   AgentTokenMismatchError,
+  type HandoverInfo,
   type LinkStats,
   type OutboxStats,
 } from "./agent.ts";

@@ -20,6 +20,7 @@ import {
   DEFAULT_HEALTH,
   type Decision,
   type HealthConfig,
+  type HealthState,
   LinkHealth,
 } from "../shared/link/health.ts";
 import {
@@ -113,7 +114,27 @@ const TELEMETRY_GRACE_MS = 200;
 /** Background probe interval on a link to a browser (raw `control`: no acks to go by) (ms). */
 const RAW_PROBE_MS = 1_000;
 
-export class Link extends EventEmitter {
+/** What a Link tells its agent (rover/agent.ts turns these into the agent's events). */
+export interface LinkEvents {
+  up: [info: { path: Path; firstTime: boolean }];
+  down: [reason: string];
+  state: [state: HealthState, prev: HealthState];
+  handover: [info: { kind: "switch" | "restart" | "rebuild"; reason: string; gapMs: number }];
+  restarting: [reason: string];
+  "restart-failed": [error: string];
+  switching: [reason: string];
+  refused: [reason: string];
+  /** The session this link signals on (new after an offer or a rebuild). */
+  session: [session: string];
+  message: [message: { channel: string; data: Payload }];
+  drain: [];
+  violation: [kind: Violation];
+  misbehaving: [counts: Partial<Record<Violation, number>>];
+  channel: [channel: RTCDataChannel];
+  "file-channel": [channel: RTCDataChannel];
+}
+
+export class Link extends EventEmitter<LinkEvents> {
   readonly peer: string;
   readonly role: Role;
   readonly health: LinkHealth;

@@ -13,7 +13,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { BacklogFullError } from "../shared/link/reliable.ts";
-import type { Agent, AgentMessage } from "./agent.ts";
+import type { Agent, AgentEvents, AgentMessage } from "./agent.ts";
 import { makeDirs } from "./make-dirs.ts";
 import { OutboxError } from "./outbox.ts";
 import {
@@ -73,8 +73,8 @@ export class MessageSocket {
   #heldDropped = 0;
   #rttTimer: NodeJS.Timeout | null = null;
   #drainWaits = 0;
-  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments
-  #listeners: [string, (...a: any[]) => void][] = [];
+  /** Undo each listener added to the agent (stop()). */
+  #unlisten: (() => void)[] = [];
 
   constructor(o: MessageSocketOptions) {
     this.#o = o;
@@ -113,14 +113,14 @@ export class MessageSocket {
     });
     chmodSync(path, 0o600);
     this.#server = server;
-    this.#on("message", (m: AgentMessage) => this.#message(m));
-    this.#on("link-up", (peer: string, info: { path: string }) =>
+    this.#on("message", (m) => this.#message(m));
+    this.#on("link-up", (peer, info) =>
       this.#broadcast({ t: "link", peer, state: "up", path: info.path }),
     );
-    this.#on("link-down", (peer: string, reason: string) =>
+    this.#on("link-down", (peer, reason) =>
       this.#broadcast({ t: "link", peer, state: "down", reason }),
     );
-    this.#on("handover", (h: { peer: string; kind: string; reason: string; gapMs: number }) =>
+    this.#on("handover", (h) =>
       this.#broadcast({
         t: "handover",
         peer: h.peer,
@@ -134,7 +134,7 @@ export class MessageSocket {
   }
 
   async stop(): Promise<void> {
-    for (const [event, f] of this.#listeners.splice(0)) this.#o.agent.off(event, f);
+    for (const off of this.#unlisten.splice(0)) off();
     if (this.#rttTimer) clearInterval(this.#rttTimer);
     for (const c of this.#clients) c.sock.destroy();
     this.#clients.clear();
@@ -148,10 +148,11 @@ export class MessageSocket {
     }
   }
 
-  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments
-  #on(event: string, f: (...a: any[]) => void): void {
-    this.#listeners.push([event, f]);
-    this.#o.agent.on(event, f);
+  #on<K extends keyof AgentEvents>(event: K, f: (...a: AgentEvents[K]) => void): void {
+    // `as never`: the emitter's listener type is a conditional on K that TypeScript cannot
+    // resolve here; callers are checked against AgentEvents.
+    this.#o.agent.on(event, f as never);
+    this.#unlisten.push(() => this.#o.agent.off(event, f as never));
   }
 
   #prepareDir(dir: string): void {

@@ -134,13 +134,34 @@ it("import('roverlink') gives the library's exports, and only through the export
 it("the type declarations describe the API to a TypeScript user", () => {
   writeFileSync(
     join(app, "check.ts"),
-    `import { Agent, type AgentMessage, type AgentOptions, mintToken } from "roverlink";
+    `import {
+  Agent,
+  type AgentMessage,
+  type AgentOptions,
+  type HandoverInfo,
+  mintToken,
+} from "roverlink";
 type IsAny<T> = 0 extends 1 & T ? true : false;
 const o: AgentOptions = { edge: "http://127.0.0.1:8787", room: "r", id: "a", token: "t" };
 const agent = new Agent(o);
 const notAny: IsAny<Agent> = false;
 const sent: boolean = agent.send("b", "control", "x");
 agent.on("message", (m: AgentMessage) => m.peer);
+// Events are typed: listeners get their arguments' types without annotations.
+agent.on("link-up", (peer, info) => {
+  const p: string = peer;
+  const path: "direct" | "relay" | "unknown" = info.path;
+  void [p, path];
+});
+agent.on("handover", (h: HandoverInfo) => h.gapMs);
+agent.on("peer-left", (peer, reason) => {
+  const r: "left" | "expired" | "token-expired" = reason;
+  void [peer, r];
+});
+// @ts-expect-error: no such event
+agent.on("linkup", () => {});
+// @ts-expect-error: link-up's second argument is an object
+agent.on("link-up", (_peer, info: string) => info);
 const token: Promise<string> = mintToken({ secret: "s", sub: "a", room: "r", ttlSeconds: 60 });
 // @ts-expect-error: not an option
 new Agent({ ...o, nonsense: true });

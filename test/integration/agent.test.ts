@@ -23,6 +23,7 @@ import {
   parseSdpFrag,
 } from "../../shared/sdpfrag.ts";
 import { mintToken } from "../../shared/token.ts";
+import { waitFor } from "./agent-events.ts";
 
 const SECRET = "integration-secret-integration-secret";
 /** Spawned rovers keep durable state under $XDG_STATE_HOME: a fresh one per run. */
@@ -63,24 +64,6 @@ async function agent(
   agents.push(a);
   await a.start();
   return a;
-}
-
-function waitFor<T>(
-  emitter: Agent,
-  event: string,
-  pred: (...a: unknown[]) => boolean = () => true,
-  ms = 20_000,
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
-    const on = (...args: unknown[]) => {
-      if (!pred(...args)) return;
-      clearTimeout(t);
-      emitter.off(event, on);
-      resolve(args[0] as T);
-    };
-    emitter.on(event, on);
-  });
 }
 
 async function until(cond: () => boolean, ms = 20_000): Promise<void> {
@@ -198,12 +181,8 @@ describe("rover agents through the local edge", () => {
     echo(b);
     // The restarts' handovers (a loaded machine may also switch paths on silence first).
     const isRestart = (h: unknown) => (h as { kind: string }).kind === "restart";
-    const handover = waitFor<{ kind: string; reason: string; gapMs: number }>(
-      a,
-      "handover",
-      isRestart,
-    );
-    const answered = waitFor<{ kind: string; reason: string }>(b, "handover", isRestart);
+    const handover = waitFor(a, "handover", isRestart);
+    const answered = waitFor(b, "handover", isRestart);
     const got = await stream(a, "b", 150, 50, (i) => {
       if (i === 50) void a.restart("b");
     });
@@ -243,7 +222,7 @@ describe("rover agents through the local edge", () => {
     // The network change's handover: a loaded machine may see another first (b switching on
     // silence, and a following it: peer-moved), and the change must still be acted on after it.
     let changed = false;
-    const handover = waitFor<{ kind: string; reason: string }>(
+    const handover = waitFor(
       a,
       "handover",
       (h) => changed && (h as { reason: string }).reason === "network-change",
@@ -272,11 +251,7 @@ describe("rover agents through the local edge", () => {
     await waitFor(a, "link-up");
     echo(b);
     const first = a.links().get("b")?.session;
-    const rebuilt = waitFor<{ kind: string; reason: string; gapMs: number }>(
-      a,
-      "handover",
-      (h) => (h as { kind: string }).kind === "rebuild",
-    );
+    const rebuilt = waitFor(a, "handover", (h) => (h as { kind: string }).kind === "rebuild");
     const got = await stream(a, "b", 100, 50, (i) => {
       // Close the session under the link: the offerer rebuilds with a new PeerConnection and
       // session, and the reliable layer resends what the old association had not delivered.
@@ -304,7 +279,7 @@ describe("rover agents through the local edge", () => {
     echo(b);
     const handovers = Promise.all(
       [a, b].map((x) =>
-        waitFor<{ kind: string; gapMs: number }>(x, "handover", (h) => {
+        waitFor(x, "handover", (h) => {
           return (h as { kind: string }).kind === "restart";
         }),
       ),
@@ -350,11 +325,7 @@ describe("rover agents through the local edge", () => {
     const a = await agent(room, "a", ["b"], countRestartOffers);
     await waitFor(a, "link-up");
     echo(b);
-    const rebuilt = waitFor<{ kind: string; reason: string }>(
-      a,
-      "handover",
-      (h) => (h as { kind: string }).kind !== "switch",
-    );
+    const rebuilt = waitFor(a, "handover", (h) => (h as { kind: string }).kind !== "switch");
     const got = await stream(a, "b", 100, 50, (i) => {
       if (i !== 30) return;
       // b forgets its link (as after its sweep) and a does not notice: the SCTP ABORT of b's
@@ -378,11 +349,7 @@ describe("rover agents through the local edge", () => {
     await waitFor(a, "link-up");
     echo(b);
     expect(await stream(a, "b", 10, 50)).toEqual(expected(10));
-    const rebuilt = waitFor<{ kind: string; reason: string }>(
-      a,
-      "handover",
-      (h) => (h as { kind: string }).kind !== "switch",
-    );
+    const rebuilt = waitFor(a, "handover", (h) => (h as { kind: string }).kind !== "switch");
     // b drops its link and tells nobody (no hang-up): its pc.close() sends an SCTP ABORT. On an
     // idle link nothing else would show it before the keepalive misses (~25 s).
     void b.links().get("a")?.close(false);
@@ -448,7 +415,7 @@ describe("rover agents through the local edge", () => {
     const a = await agent(room, "a", ["b"], dropFirstRestart);
     await waitFor(a, "link-up");
     echo(b);
-    const handover = waitFor<{ kind: string }>(a, "handover");
+    const handover = waitFor(a, "handover");
     const got = await stream(a, "b", 200, 50, (i) => {
       if (i === 30) void a.restart("b");
     });
@@ -488,11 +455,7 @@ describe("rover agents through the local edge", () => {
       app.send("before");
       await until(() => got.includes("before"));
 
-      const handover = waitFor<{ kind: string; gapMs: number }>(
-        b,
-        "handover",
-        (h) => (h as { kind: string }).kind !== "switch",
-      );
+      const handover = waitFor(b, "handover", (h) => (h as { kind: string }).kind !== "switch");
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
       const local = pc.localDescription?.sdp ?? "";
       const creds = iceCredentials(local);
@@ -571,11 +534,7 @@ describe("rover agents through the local edge", () => {
       const expired = waitFor(b, "peer-left", (p, reason) => p === "a" && reason === "expired");
       const back = waitFor(b, "peer-joined", (p) => (p as { id: string }).id === "a");
       // Not a switch on silence (a loaded machine): the restart or rebuild the test is about.
-      const handover = waitFor<{ kind: string }>(
-        a,
-        "handover",
-        (h) => (h as { kind: string }).kind !== "switch",
-      );
+      const handover = waitFor(a, "handover", (h) => (h as { kind: string }).kind !== "switch");
       let downsAcrossExpiry: string[] | null = null;
       let phase: Promise<void> = Promise.resolve();
       const got = await stream(a, "b", 250, 50, (i) => {

@@ -19,6 +19,7 @@ import {
   parseForwardSpec,
 } from "../../shared/forward-wire.ts";
 import { mintToken } from "../../shared/token.ts";
+import { waitFor } from "./agent-events.ts";
 
 const SECRET = "forward-secret-forward-secret-forward";
 let edge: LocalEdge;
@@ -78,21 +79,8 @@ async function pair(forwards: string[], allow: AllowedTarget[]) {
   const room = `fwd-${++roomN}`;
   const b = await rover(room, "b", { allow });
   const a = await rover(room, "a", { connect: ["b"], forwards: forwards.map(parseForwardSpec) });
-  await Promise.all([once(a.agent, "link-up"), once(b.agent, "link-up")]);
+  await Promise.all([waitFor(a.agent, "link-up"), waitFor(b.agent, "link-up")]);
   return { a, b, room };
-}
-
-function once<T>(e: Agent, event: string, pred: (...a: unknown[]) => boolean = () => true) {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), 30_000);
-    const on = (...args: unknown[]) => {
-      if (!pred(...args)) return;
-      clearTimeout(t);
-      e.off(event, on);
-      resolve(args[0] as T);
-    };
-    e.on(event, on);
-  });
 }
 
 async function until(cond: () => boolean, ms = 30_000): Promise<void> {

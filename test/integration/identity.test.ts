@@ -19,6 +19,7 @@ import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
 import { AgentMetrics } from "../../rover/metrics.ts";
 import { ProblemError } from "../../shared/errors.ts";
 import { mintToken } from "../../shared/token.ts";
+import { nextEvent, waitFor } from "./agent-events.ts";
 
 const SECRET = "identity-secret-identity-secret-identity";
 let edge: LocalEdge;
@@ -128,16 +129,6 @@ async function rover(
   return { agent, logs, metrics };
 }
 
-function once<T>(a: Agent, event: string, ms = 20_000): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
-    a.once(event, (...args: T[]) => {
-      clearTimeout(t);
-      resolve(args);
-    });
-  });
-}
-
 async function refusedCount(r: Rover, peer: string): Promise<number> {
   const m = await r.metrics.linksRefused.get();
   return m.values.find((v) => v.labels.peer === peer)?.value ?? 0;
@@ -165,7 +156,7 @@ describe("end-to-end identity through a local edge", () => {
     const honest = await rogueEdge(null);
     const b = await rover(room, "ok-b", { trust, edge: honest.url });
     const a = await rover(room, "ok-a", { trust, connect: ["ok-b"] });
-    await Promise.all([once(a.agent, "link-up"), once(b.agent, "link-up")]);
+    await Promise.all([waitFor(a.agent, "link-up"), waitFor(b.agent, "link-up")]);
     const got = new Promise((r) => b.agent.once("message", r));
     a.agent.send("ok-b", "control", "hello");
     expect(await got).toMatchObject({ peer: "ok-a", channel: "control", data: "hello" });
@@ -179,7 +170,7 @@ describe("end-to-end identity through a local edge", () => {
     const attacker = await loadOrCreateIdentity(join(dir, "attacker.pem"));
     const rogue = await rogueEdge(attacker.fingerprint);
     const b = await rover(room, "sw1-b", { trust, edge: rogue.url });
-    const refused = once<string>(b.agent, "link-refused");
+    const refused = nextEvent(b.agent, "link-refused");
     let upAtB = false;
     b.agent.on("link-up", () => {
       upAtB = true;
@@ -209,7 +200,7 @@ describe("end-to-end identity through a local edge", () => {
     const rogue = await rogueEdge(attacker.fingerprint);
     const a = await rover(room, "sw2-a", { trust });
     const b = await rover(room, "sw2-b", { trust, edge: rogue.url, connect: ["sw2-a"] });
-    const [peer, reason] = await once<string>(b.agent, "link-refused");
+    const [peer, reason] = await nextEvent(b.agent, "link-refused");
     expect(peer).toBe("sw2-a");
     expect(reason).toMatch(/is not the pinned one/);
     expect(b.logs.some((l) => l.msg === "link refused: untrusted DTLS fingerprint")).toBe(true);
@@ -222,7 +213,7 @@ describe("end-to-end identity through a local edge", () => {
     const room = `id-${++roomN}`;
     const trust = await trustFile("trust-impostor", ["imp-a", "imp-victim"]);
     const a = await rover(room, "imp-a", { trust });
-    const refused = once<string>(a.agent, "link-refused");
+    const refused = nextEvent(a.agent, "link-refused");
     // Whoever holds ROVERLINK_SECRET or an admin token can act as "imp-victim" at the edge.
     await rover(room, "imp-victim", {
       identityFile: join(dir, "impostor.pem"),
@@ -248,12 +239,12 @@ describe("end-to-end identity through a local edge", () => {
     );
     const a = await rover(room, "persist-a", { trust });
     const b1 = await rover(room, "persist-b", { identityFile: file, connect: ["persist-a"] });
-    await once(a.agent, "link-up");
+    await waitFor(a.agent, "link-up");
     await b1.agent.stop();
     const again = await openPeerIdentity({ id: "persist-b", identityFile: file });
     expect(again.created).toBe(false);
     expect(again.fingerprint).toBe(first.fingerprint);
-    const up = once(a.agent, "link-up", 30_000);
+    const up = waitFor(a.agent, "link-up", undefined, 30_000);
     await rover(room, "persist-b", { identityFile: file, connect: ["persist-a"] });
     await up;
     expect(await refusedCount(a, "persist-b")).toBe(0);
@@ -271,7 +262,7 @@ describe("end-to-end identity through a local edge", () => {
     });
     const b = await rover(room, "cnf-b");
     const a = await rover(room, "cnf-a", { token, connect: ["cnf-b"] });
-    await Promise.all([once(a.agent, "link-up"), once(b.agent, "link-up")]);
+    await Promise.all([waitFor(a.agent, "link-up"), waitFor(b.agent, "link-up")]);
     await a.agent.stop();
     // The same token on another machine (another certificate): the edge refuses its offers.
     const thief = await rover(room, "cnf-a", {
