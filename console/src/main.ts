@@ -29,6 +29,8 @@ interface Saved {
   edge: string;
   token: string;
   room: string;
+  /** The last sign-in in this tab joined: a reload signs in again (until Leave or a refusal). */
+  signedIn?: boolean;
 }
 
 function loadSaved(): Partial<Saved> {
@@ -114,7 +116,8 @@ function showSignIn(error?: string): void {
   setStatus("Signed out");
 }
 
-async function signIn(input: Saved): Promise<void> {
+async function signIn(given: Saved): Promise<void> {
+  const input: Saved = { edge: given.edge, token: given.token, room: given.room };
   let claims: ReturnType<typeof readTokenClaims>;
   try {
     claims = readTokenClaims(input.token);
@@ -141,6 +144,7 @@ async function signIn(input: Saved): Promise<void> {
   const view = new RoomView(client, input.room, claims.sub);
   try {
     await view.start();
+    sessionStorage.setItem(STORE, JSON.stringify({ ...input, signedIn: true }));
   } catch (e) {
     showSignIn(`Could not join: ${errorText(e)}`);
   }
@@ -567,11 +571,19 @@ function appendLog(list: HTMLUListElement, text: string, mine: boolean): void {
   list.scrollTop = list.scrollHeight;
 }
 
-/** A sign-in link (`npm start` prints one): sign in straight away, token out of the address bar. */
+/**
+ * A sign-in link (`npm start` prints one): sign in straight away, token out of the address bar.
+ * A reload of a signed-in tab signs in again with what this tab kept.
+ */
 function start(): void {
   const link = readSignInLink(location.hash);
   if (!link) {
-    showSignIn();
+    const saved = loadSaved();
+    if (saved.signedIn && saved.edge && saved.token && saved.room) {
+      void signIn({ edge: saved.edge, token: saved.token, room: saved.room });
+    } else {
+      showSignIn();
+    }
     return;
   }
   history.replaceState(null, "", `${location.pathname}${location.search}`);

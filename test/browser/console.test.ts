@@ -154,6 +154,12 @@ describe("npm start", () => {
       .toContain("Signed in as operator");
     // The token left the address bar at once.
     expect(page.url()).toBe(`http://127.0.0.1:${port}/`);
+    // A reload signs the tab in again (the tab kept the token), without the form.
+    await page.reload();
+    await page.getByRole("heading", { name: "Room demo" }).waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() => page.locator("#status").textContent())
+      .toContain("Signed in as operator");
     // The demo rovers are there; link to alpha: its health pings fill RTT and loss, and none of
     // them shows as telemetry.
     await page.locator('tr[data-peer="alpha"]').waitFor({ timeout: 30_000 });
@@ -165,6 +171,12 @@ describe("npm start", () => {
     await expect.poll(() => figure(page, "alpha", "loss"), { timeout: 15_000 }).toMatch(/%$/);
     const telemetry = link(page, "alpha").getByRole("log", { name: "Telemetry from alpha" });
     expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
+    // Signing out is for good: a reload shows the form, not the room.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor({ timeout: 10_000 });
+    await page.reload();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor({ timeout: 10_000 });
+    expect(await page.getByRole("heading", { name: "Room demo" }).count()).toBe(0);
     await ctx.close();
 
     // The edge stops answering (frozen: connections open, nothing comes back); Ctrl-C still
