@@ -41,10 +41,15 @@ export interface Linked {
 
 /** Two linked PeerConnections; `a` offers (ICE-controlling). Extra configuration per end. */
 export async function linkedPair(
-  extra: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {},
+  extra: {
+    a?: Record<string, unknown>;
+    b?: Record<string, unknown>;
+    /** b's PeerConnection class: werift-unpatched's for a stock peer. */
+    bClass?: typeof RTCPeerConnection;
+  } = {},
 ): Promise<Linked> {
   const a = new RTCPeerConnection({ ...config, ...extra.a });
-  const b = new RTCPeerConnection({ ...config, ...extra.b });
+  const b = new (extra.bClass ?? RTCPeerConnection)({ ...config, ...extra.b });
   // A candidate that reaches an already closed peer at clean-up has nowhere to go.
   a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => {})));
   b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => {})));
