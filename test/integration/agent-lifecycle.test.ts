@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../rover/agent.ts";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
 import { ClientInputError } from "../../shared/errors.ts";
-import { mintToken } from "../../shared/token.ts";
+import { testAgent } from "./agents.ts";
 
 const SECRET = "lifecycle-secret-lifecycle-secret-xx";
 let edge: LocalEdge;
@@ -22,14 +22,7 @@ afterAll(async () => {
 });
 
 async function make(room: string, id: string, connect: string[] = []) {
-  const a = new Agent({
-    edge: edge.url,
-    room,
-    id,
-    token: await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 }),
-    connect,
-    watchNetwork: false,
-  });
+  const a = await testAgent(SECRET, { edge: edge.url, room, id, connect });
   agents.push(a);
   return a;
 }

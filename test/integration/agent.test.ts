@@ -23,7 +23,7 @@ import {
   parseSdpFrag,
 } from "../../shared/sdpfrag.ts";
 import { mintToken } from "../../shared/token.ts";
-import { waitFor } from "./agent-events.ts";
+import { testAgent, waitFor } from "./agents.ts";
 
 const SECRET = "integration-secret-integration-secret";
 /** Spawned rovers keep durable state under $XDG_STATE_HOME: a fresh one per run. */
@@ -50,16 +50,14 @@ async function agent(
   pollWaitS?: number,
   health?: Partial<HealthConfig>,
 ): Promise<Agent> {
-  const a = new Agent({
+  const a = await testAgent(SECRET, {
     ...(wrapFetch ? { wrapFetch } : {}),
     ...(health ? { health } : {}),
     ...(pollWaitS ? { pollWaitS } : {}),
     edge: edgeUrl,
     room,
     id,
-    token: await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 }),
     connect,
-    watchNetwork: false,
   });
   agents.push(a);
   await a.start();

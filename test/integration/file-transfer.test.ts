@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RTCDataChannel } from "werift";
-import { Agent, type AgentMessage } from "../../rover/agent.ts";
+import type { Agent, AgentMessage } from "../../rover/agent.ts";
 import { FileReceiver, type ReceivedFile, sendFile } from "../../rover/file-transfer.ts";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
-import { mintToken } from "../../shared/token.ts";
+import { testAgent } from "./agents.ts";
 
 const SECRET = "integration-secret-integration-secret";
 const MiB = 1024 * 1024;
@@ -34,14 +34,7 @@ afterAll(async () => {
 
 let roomN = 0;
 async function agent(room: string, id: string, connect: string[] = []): Promise<Agent> {
-  const a = new Agent({
-    edge: edge.url,
-    room,
-    id,
-    token: await mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 }),
-    connect,
-    watchNetwork: false,
-  });
+  const a = await testAgent(SECRET, { edge: edge.url, room, id, connect });
   agents.push(a);
   await a.start();
   return a;

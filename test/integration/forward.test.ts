@@ -19,7 +19,7 @@ import {
   parseForwardSpec,
 } from "../../shared/forward-wire.ts";
 import { mintToken } from "../../shared/token.ts";
-import { waitFor } from "./agent-events.ts";
+import { waitFor } from "./agents.ts";
 
 const SECRET = "forward-secret-forward-secret-forward";
 let edge: LocalEdge;

@@ -19,7 +19,7 @@ import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
 import { AgentMetrics } from "../../rover/metrics.ts";
 import { ProblemError } from "../../shared/errors.ts";
 import { mintToken } from "../../shared/token.ts";
-import { nextEvent, waitFor } from "./agent-events.ts";
+import { nextEvent, waitFor } from "./agents.ts";
 
 const SECRET = "identity-secret-identity-secret-identity";
 let edge: LocalEdge;

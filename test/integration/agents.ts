@@ -1,5 +1,12 @@
-/** Waiting for an Agent's events in tests, typed by AgentEvents (rover/agent.ts). */
-import type { Agent, AgentEvents } from "../../rover/agent.ts";
+/** Agents in tests: one made for a test edge, and waiting for its events (typed by AgentEvents). */
+import { Agent, type AgentEvents, type AgentOptions } from "../../rover/agent.ts";
+import { mintToken } from "../../shared/token.ts";
+
+/** An agent (not started) with a token for `id` in `room` minted with `secret`; no network watch. */
+export async function testAgent(secret: string, o: Omit<AgentOptions, "token">): Promise<Agent> {
+  const token = await mintToken({ secret, sub: o.id, room: o.room, ttlSeconds: 600 });
+  return new Agent({ watchNetwork: false, ...o, token });
+}
 
 /** The arguments of `agent`'s next `event` for which `pred` holds; rejects after `ms`. */
 export function nextEvent<K extends keyof AgentEvents>(
