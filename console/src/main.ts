@@ -29,7 +29,7 @@ interface Saved {
   edge: string;
   token: string;
   room: string;
-  /** The last sign-in in this tab joined: a reload signs in again (until Leave or a refusal). */
+  /** The last sign-in in this tab joined: a reload signs in again (until Sign out or a refusal). */
   signedIn?: boolean;
 }
 
