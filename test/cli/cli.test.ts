@@ -17,8 +17,8 @@ import {
 } from "../../rover/local-edge.ts";
 import { mintToken, verifyToken } from "../../shared/token.ts";
 import { commandLines, processesMentioning } from "./proc.ts";
+import { CLI, cliEnv } from "./rover-process.ts";
 
-const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "cli-test-secret-cli-test-secret-cli";
 /** Rovers keep durable state under $XDG_STATE_HOME: a fresh one per run, not the user's. */
 const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-state-"));
@@ -27,14 +27,7 @@ const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-state-"));
 function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000) {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      ROVERLINK_SECRET: "",
-      ROVERLINK_TOKEN: "",
-      ROVERLINK_EDGE: "",
-      XDG_STATE_HOME: STATE_HOME,
-      ...env,
-    },
+    env: cliEnv({ XDG_STATE_HOME: STATE_HOME, ...env }),
   });
   let stdout = "";
   let stderr = "";

@@ -8,18 +8,17 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { REPO_ROOT } from "../../rover/local-edge.ts";
 
-const CLI = join(REPO_ROOT, "rover", "cli.ts");
+export const CLI = join(REPO_ROOT, "rover", "cli.ts");
+
+/** The environment for a CLI process: roverlink's own variables cleared, then `env` over it. */
+export function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, ROVERLINK_SECRET: "", ROVERLINK_TOKEN: "", ROVERLINK_EDGE: "", ...env };
+}
 
 export function spawnRover(args: string[], env: Record<string, string>) {
   const child: ChildProcess = spawn(process.execPath, [CLI, "rover", ...args], {
     cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      ROVERLINK_SECRET: "",
-      ROVERLINK_TOKEN: "",
-      ROVERLINK_EDGE: "",
-      ...env,
-    },
+    env: cliEnv(env),
   });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));

@@ -10,22 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { CLI, cliEnv } from "./rover-process.ts";
 
-const CLI = join(REPO_ROOT, "rover", "cli.ts");
 const SECRET = "cli-send-secret-cli-send-secret-cli";
 const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-send-state-"));
 
 function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      ROVERLINK_SECRET: "",
-      ROVERLINK_TOKEN: "",
-      ROVERLINK_EDGE: "",
-      XDG_STATE_HOME: STATE_HOME,
-      ...env,
-    },
+    env: cliEnv({ XDG_STATE_HOME: STATE_HOME, ...env }),
   });
   let stdout = "";
   let stderr = "";
