@@ -241,6 +241,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   #outbox: Outbox | null = null;
   /** start() once, stop() once: a second event loop or a destroyed client helps nobody. */
   #phase: "new" | "starting" | "stopped" = "new";
+  /**
+   * A join went out and no answer said it was refused: the edge may list us even though start()
+   * never finished (stopped while the join's answer, or the ICE server lookup after it, was on its
+   * way). stop() then still says goodbye, or the room would show a ghost until presence expires.
+   */
+  #mayBeSeated = false;
 
   constructor(o: AgentOptions) {
     super();
@@ -389,7 +395,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Consoles add a receive-only video section to their offers to a peer that announces this.
     if (this.#o.video) body.meta.video = { codec: this.#o.video.config.codec };
     if (this.#o.position) body.position = this.#o.position;
-    const j = await this.#client.join(this.room, body, signal);
+    this.#mayBeSeated = true;
+    const j = await this.#client.join(this.room, body, signal).catch((e: unknown) => {
+      // The edge answered no: nothing to leave.
+      if (e instanceof ProblemError) this.#mayBeSeated = false;
+      throw e;
+    });
     this.#peers.clear();
     for (const p of j.peers) {
       this.#peers.set(p.id, p);
@@ -1040,7 +1051,23 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#phase = "stopped";
     for (const f of [...this.#onStop]) f();
     if (!this.#running) {
-      // Never joined (or stopped before): a join still in flight is cut off.
+      // Not joined (or stopped before): a join still in flight is cut off. If it may have seated
+      // us, leave anyway (a 404 then just means it never arrived); with half the budget, as an
+      // edge that kept the join unanswered is unlikely to answer this at once.
+      if (this.#mayBeSeated) {
+        this.#mayBeSeated = false;
+        this.#http.cutInFlight();
+        await this.#client.leave(this.room, this.id, AbortSignal.timeout(budgetMs / 2)).then(
+          () => this.log.info({}, "left (stopped while joining)"),
+          (e: unknown) => {
+            if (!(e instanceof ProblemError && e.status === 404))
+              this.log.warn(
+                { err: (e as Error).message },
+                "leave not confirmed; presence expires by itself",
+              );
+          },
+        );
+      }
       await this.#http.destroy();
       return;
     }

@@ -71,6 +71,13 @@ export class EdgeHttp {
     setTimeout(() => void old.destroy().catch(() => {}), RESET_GRACE_MS).unref();
   }
 
+  /** Cut every request in flight now, and go on with a fresh pool (stopping while joining). */
+  cutInFlight(): void {
+    const old = this.#dispatcher;
+    this.#dispatcher = EdgeHttp.#make(this.#local);
+    void old.destroy().catch(() => {});
+  }
+
   async close(): Promise<void> {
     await this.#dispatcher.close();
   }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../rover/agent.ts";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
 import { ClientInputError } from "../../shared/errors.ts";
-import { testAgent } from "./agents.ts";
+import { nextEvent, testAgent } from "./agents.ts";
 
 const SECRET = "lifecycle-secret-lifecycle-secret-xx";
 let edge: LocalEdge;
@@ -70,5 +70,41 @@ describe("Agent lifecycle", () => {
       new Promise((r) => setTimeout(() => r("pending"), 3_000)),
     ]);
     expect(outcome).toBe("settled");
+  }, 60_000);
+
+  it("stopped while the join's answer is on its way, it still leaves: no ghost in the room", async () => {
+    const room = "life-ghost";
+    const watcher = await make(room, "watcher");
+    await watcher.start();
+    // The join reaches the edge; its answer is held back until the start is called off (as a
+    // Ctrl-C between the edge seating a rover and the rover hearing so).
+    let joinLanded!: () => void;
+    const landed = new Promise<void>((r) => {
+      joinLanded = r;
+    });
+    const ghost = await testAgent(SECRET, {
+      edge: edge.url,
+      room,
+      id: "ghost",
+      wrapFetch: (f) => async (url, init) => {
+        const res = await f(url, init);
+        if (init?.method !== "POST" || !String(url).endsWith(`/rooms/${room}/peers`)) return res;
+        joinLanded();
+        return new Promise<Response>((_, reject) =>
+          init.signal?.addEventListener("abort", () => reject(init.signal?.reason)),
+        );
+      },
+    });
+    const joined = nextEvent(watcher, "peer-joined", (p) => p.id === "ghost");
+    const calledOff = new AbortController();
+    const starting = ghost.start(calledOff.signal);
+    await landed;
+    await joined; // the premise: the edge seated it
+    const left = nextEvent(watcher, "peer-left", (id) => id === "ghost", 10_000);
+    calledOff.abort(new Error("stopped while joining"));
+    await expect(starting).rejects.toThrow("stopped while joining");
+    await ghost.stop();
+    // Before, nothing was said to the edge: the room listed "ghost" until its presence expired.
+    expect((await left)[1]).toBe("left");
   }, 60_000);
 });
