@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
 import { checkId, type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
-import { ClientInputError, ProblemError } from "../shared/errors.ts";
+import { ClientInputError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
 import { encodeFileMessage } from "../shared/file-wire.ts";
 import { Quarantine, type Violation } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
@@ -397,8 +397,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#o.position) body.position = this.#o.position;
     this.#mayBeSeated = true;
     const j = await this.#client.join(this.room, body, signal).catch((e: unknown) => {
-      // The edge answered no: nothing to leave.
-      if (e instanceof ProblemError) this.#mayBeSeated = false;
+      // The edge answered no, or was never reached: nothing to leave. (A timeout or an abort
+      // may have come after the edge seated us.)
+      if (e instanceof ProblemError || (e instanceof EdgeUnreachableError && !e.timedOut))
+        this.#mayBeSeated = false;
       throw e;
     });
     this.#peers.clear();
