@@ -47,8 +47,11 @@ export interface ChannelHooks {
   reliableSent?(seq: number, now: number): void;
   /** The peer said hello: what is unacknowledged goes again (numbered afresh after a rebase). */
   reliableResent?(seqs: number[], now: number): void;
-  /** The peer acknowledged every `control` message below `next`. */
-  reliableAcked?(next: number, now: number): void;
+  /**
+   * The peer acknowledged every `control` message below `next`, `ackDelayMs` after the newest of
+   * them reached it (undefined: a peer that does not say).
+   */
+  reliableAcked?(next: number, now: number, ackDelayMs: number | undefined): void;
   /** An application message, or a `control` message in order and exactly once. */
   message(channel: string, data: Payload): void;
   /** The peer broke the protocol; `drop` once it is past its budget (reported once). */
@@ -102,6 +105,8 @@ export class LinkChannels {
   #ackTimer: NodeJS.Timeout | null = null;
   /** When #ackTimer was set (performance.now()). */
   #ackSince = 0;
+  /** When the newest data frame arrived (performance.now()): an ack says how long it held it. */
+  #dataAt = 0;
   /** Reliable frames waiting for room in `control`'s send buffer. */
   #outbox: Outbox;
   /** Payload bytes sent but not yet on disk (a durable outbox): they count towards `highWater`. */
@@ -395,6 +400,7 @@ export class LinkChannels {
           this.#violation(e.kind, e.message);
           return;
         }
+        this.#dataAt = performance.now();
         // Before delivery: a reply the application sends from its handler carries the ack.
         this.#scheduleAck(dc);
         for (const p of out) this.#deliver("control", p);
@@ -402,7 +408,7 @@ export class LinkChannels {
       }
       case "a":
         if (!sender.onAck(f.n)) this.#violation("bad-ack", `ack ${f.n}`);
-        else this.#o.hooks.reliableAcked?.(f.n, Date.now());
+        else this.#o.hooks.reliableAcked?.(f.n, Date.now(), f.d);
         return;
       case "h": {
         // One hello per opening of the peer's `control`: each asks us to resend the backlog.
@@ -440,7 +446,8 @@ export class LinkChannels {
   #sendAck(dc: RTCDataChannel): void {
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#ackTimer = null;
-    if (dc.readyState === "open") dc.send(encodeFrame(this.#o.receiver.ack()));
+    if (dc.readyState === "open")
+      dc.send(encodeFrame(this.#o.receiver.ack(performance.now() - this.#dataAt)));
   }
 
   /** Hand a message to the application; its handler's errors are its own, not the link's. */

@@ -228,8 +228,8 @@ export class Link extends EventEmitter<LinkEvents> {
           this.health.onReliableResent(seqs, now);
           this.#tick();
         },
-        reliableAcked: (next, now) => {
-          this.health.onReliableAcked(next, now);
+        reliableAcked: (next, now, ackDelayMs) => {
+          this.health.onReliableAcked(next, now, ackDelayMs);
           this.#tickSoon();
         },
         message: (channel, data) => this.emit("message", { channel, data }),

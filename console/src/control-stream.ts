@@ -51,6 +51,8 @@ export class ControlStream {
   /** Channels on which the peer said hello already (each hello asks for a full resend). */
   #helloed = new WeakSet<ChannelLike>();
   #ackTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the newest data frame arrived (performance.now()): each ack says how long it held it. */
+  #dataAt = 0;
 
   constructor(o: ControlStreamOptions) {
     this.#o = o;
@@ -91,6 +93,7 @@ export class ControlStream {
           this.#o.violation(e.kind, e.message);
           return;
         }
+        this.#dataAt = performance.now();
         for (const p of out) this.#o.deliver(typeof p === "string" ? p : decoder.decode(p));
         this.#scheduleAck(dc);
         return;
@@ -143,7 +146,7 @@ export class ControlStream {
       this.#ackTimer = null;
       // The newest channel: an ack is cumulative, any open one will do.
       const target = this.#dc?.readyState === "open" ? this.#dc : dc;
-      this.#write(target, this.#o.receiver.ack());
+      this.#write(target, this.#o.receiver.ack(performance.now() - this.#dataAt));
     }, this.#o.ackDelayMs ?? 50);
   }
 

@@ -212,9 +212,12 @@ export type Decision =
 
 export interface HealthSnapshot {
   state: HealthState;
-  /** Smoothed probe RTT (RFC 6298 SRTT) on the current path; null before the first answer. */
+  /**
+   * Smoothed RTT (RFC 6298 SRTT) of the current path, from probe answers, keepalives and acks with
+   * the peer's ack delay taken off (RFC 9002 §5.3); null before the first sample.
+   */
   rttMs: number | null;
-  /** RTT variation (RFC 6298 RTTVAR). */
+  /** Its variation (RFC 6298 RTTVAR). */
   rttVarMs: number | null;
   /** The probe timeout now (RFC 9002 §6.2.1, floored): waiting longer starts suspicion. */
   ptoMs: number;
@@ -258,8 +261,15 @@ export class LinkHealth {
   #probes = new Map<number, number>();
   /** Outcomes of the last resolved probes: true = answered. */
   #outcomes: boolean[] = [];
-  /** Smoothed RTT and variation on the current path (probes, acks, keepalives). */
+  /**
+   * Smoothed RTT and variation on the current path (probes, acks, keepalives) as the timers wait
+   * for answers: an ack's batching delay included, since that is how long one takes to come.
+   */
   #rtt = new RttEstimator();
+  /** The path's own round trip: acks' samples less the delay the peer says it held them. */
+  #pathRtt = new RttEstimator();
+  /** Lowest RTT sample on this path: an ack delay is never taken off below it (RFC 9002 §5.3). */
+  #minRtt: number | null = null;
   /** `control` messages not acknowledged yet. */
   #outstanding = new Outstanding();
   /** A keepalive went unanswered: probe at once. */
@@ -415,14 +425,17 @@ export class LinkHealth {
     if (seqs.length > 0) this.#lastTx = now;
   }
 
-  /** The peer acknowledged every `control` message below `next` (an RTT sample when it can). */
-  onReliableAcked(next: number, now: number): void {
+  /**
+   * The peer acknowledged every `control` message below `next` (an RTT sample when it can),
+   * `ackDelayMs` after the newest of them reached it, when it says.
+   */
+  onReliableAcked(next: number, now: number, ackDelayMs?: number): void {
     this.#fed("onReliableAcked");
     this.#tick(now);
     this.#lastRx = now;
     this.#txSinceRx = null;
     const r = this.#outstanding.acked(next, now);
-    if (r !== null) this.#sample(r);
+    if (r !== null) this.#sample(r, ackDelayMs);
   }
 
   /**
@@ -1033,7 +1046,8 @@ export class LinkHealth {
       // A new path: its own RTT and loss figures (RFC 6298 §5 restarts the estimate too).
       this.#outcomes = [];
       this.#rtt.reset();
-      this.#jitter = this.#lastRtt = null;
+      this.#pathRtt.reset();
+      this.#jitter = this.#lastRtt = this.#minRtt = null;
     }
   }
 
@@ -1052,14 +1066,19 @@ export class LinkHealth {
     if (this.#outcomes.length > this.config.lossWindow) this.#outcomes.shift();
   }
 
-  #sample(r: number): void {
+  #sample(r: number, ackDelayMs = 0): void {
+    if (!(r >= 0) || !Number.isFinite(r)) return;
     this.#rtt.sample(r);
+    this.#minRtt = Math.min(this.#minRtt ?? r, r);
+    // RFC 9002 §5.3: the delay comes off only while what is left is no less than the minimum.
+    const path = r - ackDelayMs >= this.#minRtt ? r - ackDelayMs : r;
+    this.#pathRtt.sample(path);
     if (this.#lastRtt !== null) {
       // RFC 3550 §6.4.1: J += (|D| - J) / 16
-      const d = Math.abs(r - this.#lastRtt);
+      const d = Math.abs(path - this.#lastRtt);
       this.#jitter = (this.#jitter ?? 0) + (d - (this.#jitter ?? 0)) / 16;
     }
-    this.#lastRtt = r;
+    this.#lastRtt = path;
   }
 
   #lossPct(): number | null {
@@ -1134,8 +1153,8 @@ export class LinkHealth {
     const failures = this.#failures;
     return {
       state: this.#status(now),
-      rttMs: this.#rtt.srtt,
-      rttVarMs: this.#rtt.rttvar,
+      rttMs: this.#pathRtt.srtt,
+      rttVarMs: this.#pathRtt.rttvar,
       ptoMs: this.pto(),
       jitterMs: this.#jitter,
       lossPct: this.#lossPct(),

@@ -12,7 +12,9 @@
  *   {"rl":1,"t":"d","st":"<stream>","s":<seq>,"p":"","e":1}              expired: fills the place of
  *                                                                        a message whose TTL passed
  *   {"rl":1,"t":"d",...,"m":1[,"z":<bytes>][,"u":1]}                      a fragment of a large message
- *   {"rl":1,"t":"a","n":<next expected seq>}                             cumulative ack
+ *   {"rl":1,"t":"a","n":<next expected seq>[,"d":<ms>]}                  cumulative ack; d: how long
+ *                                                                        it was held after the newest
+ *                                                                        data it covers arrived
  *   {"rl":1,"t":"h","st":"<stream>","n":<next expected seq>[,"bf":1]}    hello on (re)open
  * `st` names the sender's stream (one per agent process): a new stream resets the receiver.
  * Binary data frames (docs/reliability.md, "Binary frames"): bytes go as they are instead of in
@@ -62,8 +64,14 @@ export interface FragmentFields {
 
 export type Frame =
   | ({ rl: 1; t: "d"; st: string; s: number; p: FramePayload; b?: 1; e?: 1 } & FragmentFields)
-  | { rl: 1; t: "a"; n: number }
+  | { rl: 1; t: "a"; n: number; d?: number }
   | { rl: 1; t: "h"; st: string; n: number; bf?: 1 };
+
+/**
+ * The most an ack may say it was held (ms): ours are held 50 ms at most. A larger claim is a
+ * broken peer (RTT figures take the delay off only down to the path's minimum anyway).
+ */
+export const MAX_ACK_DELAY_MS = 10_000;
 
 export class FrameError extends Error {}
 export class BacklogFullError extends Error {}
@@ -205,7 +213,8 @@ function checkFrame(f: Record<string, unknown>): Frame {
         throw new FrameError("bad fragment fields");
       return f as Frame;
     case "a":
-      if (!int(f.n)) throw new FrameError("bad ack frame");
+      if (!int(f.n) || (f.d !== undefined && !(int(f.d) && (f.d as number) <= MAX_ACK_DELAY_MS)))
+        throw new FrameError("bad ack frame");
       return f as Frame;
     case "h":
       if (typeof f.st !== "string" || !int(f.n) || (f.bf !== undefined && f.bf !== 1))
@@ -794,9 +803,15 @@ export class ReliableReceiver {
     return { rl: 1, t: "h", st: this.#durable?.stream ?? "", n: this.#durable?.next ?? 0 };
   }
 
-  ack(): Frame & { t: "a" } {
+  /**
+   * The cumulative ack; `heldMs`, how long it waited since the newest data frame arrived, lets the
+   * other side take that off its RTT sample (QUIC's ack delay, RFC 9000 §13.2.5).
+   */
+  ack(heldMs?: number): Frame & { t: "a" } {
     const d = this.#durable;
-    return { rl: 1, t: "a", n: d && d.stream === this.#stream ? d.next : 0 };
+    const n = d && d.stream === this.#stream ? d.next : 0;
+    if (heldMs === undefined) return { rl: 1, t: "a", n };
+    return { rl: 1, t: "a", n, d: Math.min(Math.max(0, Math.round(heldMs)), MAX_ACK_DELAY_MS) };
   }
 
   /** A data frame arrived: the payloads now deliverable, in order (possibly none). */

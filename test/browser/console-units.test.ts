@@ -20,7 +20,13 @@ import {
 } from "../../console/src/video-figures.ts";
 import { PeerConduct, type Violation } from "../../shared/link/conduct.ts";
 import type { Decision } from "../../shared/link/health.ts";
-import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  type Frame,
+  ReliableReceiver,
+  ReliableSender,
+} from "../../shared/link/reliable.ts";
 import {
   hasAudio,
   iceCredentials,
@@ -292,6 +298,25 @@ describe("control stream (shared/link/reliable.ts)", () => {
     b.stream.opened(three.ba);
     await settle(three.ab, three.ba);
     expect(b.got).toEqual(sent);
+  });
+
+  it("says in each ack how long it held it, so a rover's RTT leaves out the console's batching", async () => {
+    const b = new ControlStream({
+      sender: new ReliableSender(),
+      receiver: new ReliableReceiver(),
+      framed: true,
+      ackDelayMs: 30,
+      deliver: () => {},
+      violation: () => {},
+    });
+    const dc = new Wire();
+    b.opened(dc);
+    dc.queue = [];
+    b.receive(dc, encodeFrame(new ReliableSender().send("m0")));
+    await new Promise((r) => setTimeout(r, 80));
+    const ack = decodeFrame(dc.queue.at(-1) ?? "") as Frame & { t: "a" };
+    expect(ack).toMatchObject({ t: "a", n: 1 });
+    expect(ack.d).toBeGreaterThanOrEqual(25);
   });
 
   it("reports raw text, broken frames and a second hello on framed control as violations", () => {

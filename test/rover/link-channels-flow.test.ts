@@ -64,6 +64,42 @@ it("sends a due acknowledgement with the reply, not alone when its timer fires",
   expect(alone).toBeLessThanOrEqual(1);
 });
 
+it("an acknowledgement says how long it was held: a lone one its timer's wait, a riding one less", async () => {
+  const delays: (number | undefined)[] = [];
+  let cbRef: LinkChannels | undefined;
+  let reply = false;
+  let heldMs = -1;
+  const [ca, cb] = await linked(
+    (a) => channels(a, { reliableAcked: (_n, _now, d) => delays.push(d) }),
+    (b) =>
+      channels(b, {
+        // Once told to, b answers 12 ms after each message: its pending ack rides (10 ms due).
+        message: (ch, d) => {
+          if (ch !== "control" || !reply) return;
+          const got = performance.now();
+          setTimeout(() => {
+            heldMs = performance.now() - got;
+            cbRef?.send("control", `re ${String(d)}`);
+          }, 12);
+        },
+      }),
+  );
+  cbRef = cb;
+  ca.hello();
+  cb.hello();
+  expect(await until(() => ca.controlResumed() && cb.controlResumed(), 10_000)).toBe(true);
+  // No reply: the ack waits for its 50 ms timer, and says so.
+  ca.send("control", "lone");
+  expect(await until(() => delays.length === 1, 5000)).toBe(true);
+  expect(delays[0]).toBeGreaterThanOrEqual(45);
+  // A reply 12 ms later carries it: held about that long, well under the timer's wait.
+  reply = true;
+  ca.send("control", "asked");
+  expect(await until(() => delays.length === 2, 5000)).toBe(true);
+  expect(heldMs).toBeGreaterThanOrEqual(10);
+  expect(Math.abs((delays[1] as number) - heldMs)).toBeLessThanOrEqual(2);
+});
+
 it("keeps werift's buffer under the high-water mark, signals drain, and delivers all in order", async () => {
   const highWater = 64 * 1024;
   let drains = 0;

@@ -874,6 +874,29 @@ describe("LinkHealth: traffic-driven liveness (the cellular profile, the default
     expect(h.snapshot(70_000).rttMs).toBeCloseTo(20 * 0.875 + 70 * 0.125, 5);
   });
 
+  it("an ack's delay comes off the reported RTT (RFC 9002 §5.3), not off the timers", () => {
+    // Probes say the path takes 20 ms; acks come 70 ms after a send, 50 of them held by the peer.
+    const told = quietLink(20);
+    const untold = quietLink(20);
+    for (let i = 0; i < 10; i++) {
+      const t = 60_000 + i * 100;
+      told.onReliableSent(i, t);
+      told.onReliableAcked(i + 1, t + 70, 50);
+      untold.onReliableSent(i, t);
+      untold.onReliableAcked(i + 1, t + 70);
+    }
+    expect(told.snapshot(62_000).rttMs).toBeCloseTo(20, 5);
+    // Before (and from a peer that does not say): the batching delay read as path RTT.
+    expect(untold.snapshot(62_000).rttMs).toBeGreaterThan(50);
+    // The timers still wait as long as an ack takes to come.
+    expect(told.pto()).toBe(untold.pto());
+    // Never below the path's minimum: a claimed delay larger than the sample leaves it whole.
+    const h = quietLink(20);
+    h.onReliableSent(0, 60_000);
+    h.onReliableAcked(1, 60_030, 25);
+    expect(h.snapshot(61_000).rttMs).toBeCloseTo(20 * 0.875 + 30 * 0.125, 5);
+  });
+
   it("PTO follows RFC 9002 from the RTT (srtt + 4·rttvar), above its floor", () => {
     const h = quietLink(400);
     // srtt 400, rttvar 200: PTO = 400 + 800

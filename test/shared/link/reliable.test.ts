@@ -6,6 +6,7 @@ import {
   encodeFrame,
   type Frame,
   FrameError,
+  MAX_ACK_DELAY_MS,
   ReliableReceiver,
   ReliableSender,
   type SenderStore,
@@ -24,6 +25,20 @@ describe("reliable control layer", () => {
     expect(() => decodeFrame('{"rl":1,"t":"d"')).toThrow(FrameError);
     expect(() => decodeFrame('{"rl":1,"t":"d","st":"x","s":-1,"p":""}')).toThrow(FrameError);
     expect(() => decodeFrame('{"rl":2,"t":"a","n":0}')).toThrow(FrameError);
+  });
+
+  it("an ack says how long it was held (whole ms, bounded); a bad delay is a broken frame", () => {
+    const s = new ReliableSender({ stream: "s1" });
+    const r = new ReliableReceiver();
+    r.onData(s.send("x") as Frame & { t: "d" });
+    expect(r.ack()).toEqual({ rl: 1, t: "a", n: 1 });
+    const held = r.ack(49.6);
+    expect(held).toEqual({ rl: 1, t: "a", n: 1, d: 50 });
+    expect(decodeFrame(encodeFrame(held))).toEqual(held);
+    expect(r.ack(-3).d).toBe(0);
+    expect(r.ack(1e9).d).toBe(MAX_ACK_DELAY_MS);
+    for (const d of ["-1", "1.5", '"7"', String(MAX_ACK_DELAY_MS + 1)])
+      expect(() => decodeFrame(`{"rl":1,"t":"a","n":1,"d":${d}}`)).toThrow(FrameError);
   });
 
   it("carries binary payloads", () => {
