@@ -125,6 +125,7 @@ async function main(): Promise<void> {
   const start = Date.now();
   let linkedAt: number | null = null;
   let restarted = false;
+  let checkTimer: NodeJS.Timeout | null = null;
   let seq = 0;
   alpha.on("link-up", (_peer: string, info: { path: string; firstTime: boolean }) => {
     if (!info.firstTime) return;
@@ -135,7 +136,9 @@ async function main(): Promise<void> {
   alpha.on("handover", (h: { kind: string; gapMs: number }) => {
     stats.handover(h.kind);
     say(`handover: ${h.kind} done, link back after ${h.gapMs} ms`);
-    // Give the probes in flight during the handover time to come back, then count.
+    // Give the probes in flight during the handover time to come back, then count: once, after
+    // the last of a series (the pair may still move once right after an ICE restart).
+    if (checkTimer) clearTimeout(checkTimer);
     const t = setTimeout(() => {
       const f = stats.figures(Date.now());
       say(
@@ -143,6 +146,7 @@ async function main(): Promise<void> {
       );
       say("running: Ctrl-C to stop");
     }, 1500);
+    checkTimer = t;
     timers.push(t);
   });
   alpha.on("message", (m: AgentMessage) => {
