@@ -15,6 +15,9 @@ import type { LinkHealth } from "../shared/link/health.ts";
 import { defaultRoutes } from "./netwatch.ts";
 import { type IceConnection, type IcePair, iceConnection } from "./werift-internals.ts";
 
+/** Where a pair leads (the peer's address and port): backups on one uplink differ by it. */
+const remoteOf = (p: IcePair) => `${p.remoteAddr[0]}:${p.remoteAddr[1]}`;
+
 /** Default interval between checks of each backup pair (ms); see docs/link-health.md. */
 export const DEFAULT_BACKUP_CHECK_MS = 2_500;
 const SUCCEEDED = 3;
@@ -290,20 +293,25 @@ export class BackupPaths {
             if (kept && kept !== good) this.#o.health.onBackup(Date.now(), kept.id, uplink, false);
             // Once per path, not per check: what an operator (and the lab) looks for before a fault.
             if (kept !== good)
-              this.#o.log.info({ peer: this.#o.peer, uplink }, "backup path ready");
+              this.#o.log.info(
+                { peer: this.#o.peer, uplink, to: remoteOf(good) },
+                "backup path ready",
+              );
             this.#kept.set(key, good);
             this.#o.health.onBackup(Date.now(), good.id, uplink, true);
           } else if (kept) {
             this.#kept.delete(key);
             this.#o.health.onBackup(Date.now(), kept.id, uplink, false);
-            this.#o.log.debug({ peer: this.#o.peer, uplink }, "backup path lost");
+            this.#o.log.debug(
+              { peer: this.#o.peer, uplink, to: remoteOf(kept) },
+              "backup path lost",
+            );
           }
         }),
       );
       // The peer's checks from its other uplinks show up as pairs to other remote addresses.
-      const remote = (p: IcePair) => `${p.remoteAddr[0]}:${p.remoteAddr[1]}`;
       const others = ice.checkList.some(
-        (p) => ice.isCurrentSession(p) && remote(p) !== remote(active),
+        (p) => ice.isCurrentSession(p) && remoteOf(p) !== remoteOf(active),
       );
       this.#o.health.onPeerPaths(Date.now(), others);
       this.#o.tick();
@@ -322,8 +330,8 @@ export class BackupPaths {
    */
   #keyOf(p: IcePair, active: IcePair): string | null {
     if (this.#added.size > 0) return p.protocol.uplink ?? null;
-    const remote = `${p.remoteAddr[0]}:${p.remoteAddr[1]}`;
-    if (remote === `${active.remoteAddr[0]}:${active.remoteAddr[1]}`) return null;
+    const remote = remoteOf(p);
+    if (remote === remoteOf(active)) return null;
     return p.state === SUCCEEDED ? `remote ${remote}` : null;
   }
 
