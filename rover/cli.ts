@@ -21,6 +21,7 @@ import { LINK_PROFILES, type LinkProfile } from "../shared/link/profile.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, MIN_SECRET_BYTES, SECRET_VARS } from "./edge-vars.ts";
+import { errnoText } from "./errno.ts";
 import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
@@ -440,7 +441,7 @@ program
         throw new UsageError(
           e instanceof VideoConfigError
             ? e.message
-            : `--video-sdp: cannot read ${opts.videoSdp}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+            : `--video-sdp: cannot read ${opts.videoSdp}: ${errnoText(e)}`,
         );
       }
       const { runRover } = await import("./run.ts");

@@ -38,6 +38,7 @@ import {
   refuseOffer,
 } from "../shared/file-wire.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../shared/link/reliable.ts";
+import { errnoText } from "./errno.ts";
 import { holdStreamIdUntilReset, remoteMaxMessageSize } from "./werift-internals.ts";
 
 /** What the file code needs of the agent (rover/agent.ts). */
@@ -149,7 +150,7 @@ export class OutgoingFile extends EventEmitter {
       const bad = badFileName(this.name);
       if (bad) throw new FileTransferError(`cannot send "${this.name}": ${bad}`);
       const st = await stat(this.path).catch((e: NodeJS.ErrnoException) => {
-        throw new FileTransferError(`cannot read ${this.path}: ${e.code ?? e.message}`);
+        throw new FileTransferError(`cannot read ${this.path}: ${errnoText(e)}`);
       });
       if (!st.isFile()) throw new FileTransferError(`${this.path} is not a regular file`);
       this.#size = st.size;
@@ -554,7 +555,7 @@ export class FileReceiver extends EventEmitter {
     try {
       fd = openSync(part, "wx", 0o600);
     } catch (e) {
-      this.#refuse(peer, id, dc, m.name, `cannot write: ${(e as NodeJS.ErrnoException).code}`);
+      this.#refuse(peer, id, dc, m.name, `cannot write: ${errnoText(e)}`);
       return null;
     }
     const t: Incoming = {
@@ -588,10 +589,7 @@ export class FileReceiver extends EventEmitter {
     try {
       writeSync(t.fd, chunk, 0, chunk.length, t.written);
     } catch (e) {
-      this.#failTransfer(
-        t,
-        `write failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      );
+      this.#failTransfer(t, `write failed: ${errnoText(e)}`);
       return;
     }
     t.hash.update(chunk);
@@ -629,7 +627,7 @@ export class FileReceiver extends EventEmitter {
       renameSync(t.part, final);
       syncDir(this.dir);
     } catch (e) {
-      this.#failTransfer(t, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
+      this.#failTransfer(t, errnoText(e));
       return;
     }
     this.#transfers.delete(key(t));

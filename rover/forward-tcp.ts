@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import type { RTCDataChannel } from "werift";
 import { decodeForwardMessage, encodeForwardMessage } from "../shared/forward-wire.ts";
+import { errnoText } from "./errno.ts";
 
 /** Largest data message: well under werift's 64 KiB max-message-size, small enough to interleave. */
 const CHUNK = 16 * 1024;
@@ -78,7 +79,7 @@ export class TcpPipe {
       this.#ctl({ t: "fin" });
     });
     sock.on("error", (e: NodeJS.ErrnoException) => {
-      this.#why ??= `local socket: ${e.code ?? e.message}`;
+      this.#why ??= `local socket: ${errnoText(e)}`;
     });
     sock.on("close", () => this.#socketClosed());
     if (role === "receiver") {

@@ -13,6 +13,7 @@ import {
   encodeForwardMessage,
   type ForwardSpec,
 } from "../shared/forward-wire.ts";
+import { errnoText } from "./errno.ts";
 import { closeQuietly, whenOpen } from "./forward-tcp.ts";
 
 /** Datagrams are dropped, not queued, with more than this waiting on the channel (bytes). */
@@ -246,7 +247,7 @@ export function udpTarget(
   sock.on("error", (e: NodeJS.ErrnoException) => {
     if (!open) {
       close();
-      hooks.failed(`127.0.0.1:${port}: ${e.code ?? e.message}`);
+      hooks.failed(`127.0.0.1:${port}: ${errnoText(e)}`);
     }
   });
   sock.bind(0, "127.0.0.1", () => {

@@ -23,6 +23,7 @@ import {
   forwardLabel,
   parseForwardLabel,
 } from "../shared/forward-wire.ts";
+import { errnoText } from "./errno.ts";
 import { closeQuietly, cutOff, TcpPipe, whenOpen } from "./forward-tcp.ts";
 import { UdpListener, udpTarget } from "./forward-udp.ts";
 import { holdStreamIdUntilReset } from "./werift-internals.ts";
@@ -115,7 +116,7 @@ export class Forwarder {
       server.once("error", (e: NodeJS.ErrnoException) =>
         reject(
           new ForwardListenError(
-            `--forward ${formatForward(f)}: cannot listen on 127.0.0.1:${f.localPort}: ${e.code ?? e.message}`,
+            `--forward ${formatForward(f)}: cannot listen on 127.0.0.1:${f.localPort}: ${errnoText(e)}`,
           ),
         ),
       );
@@ -223,7 +224,7 @@ export class Forwarder {
     });
     const failed = (e: NodeJS.ErrnoException) => {
       gone.unSubscribe();
-      const why = `127.0.0.1:${req.port}: ${e.code ?? e.message}`;
+      const why = `127.0.0.1:${req.port}: ${errnoText(e)}`;
       log.warn({ ...ctx, reason: why }, "forward refused");
       refuse(dc, why);
     };

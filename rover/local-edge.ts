@@ -18,6 +18,7 @@ import {
   SECRET_VARS,
   writeVarsFile,
 } from "./edge-vars.ts";
+import { errnoText } from "./errno.ts";
 import { isLoopbackHost } from "./loopback.ts";
 
 /**
@@ -115,7 +116,7 @@ async function checkPortFree(ip: string, port: number): Promise<void> {
           ? new LocalEdgeError(
               `${ip}:${port} is already in use (another edge, or another program): pick another --port`,
             )
-          : new LocalEdgeError(`cannot listen on ${ip}:${port}: ${e.code ?? e.message}`),
+          : new LocalEdgeError(`cannot listen on ${ip}:${port}: ${errnoText(e)}`),
       ),
     );
     srv.listen(port, ip, () => srv.close(() => resolve()));

@@ -12,6 +12,7 @@ import type { AllowedTarget, ForwardSpec } from "../shared/forward-wire.ts";
 import { type LinkProfile, profileHealth } from "../shared/link/profile.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
+import { errnoText } from "./errno.ts";
 import { FileReceiver } from "./file-transfer.ts";
 import { Forwarder } from "./forward.ts";
 import { openPeerIdentity } from "./identity.ts";
@@ -348,9 +349,7 @@ function checkWritable(file: string): void {
   try {
     accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
   } catch (e) {
-    throw new Error(
-      `--stats-json: cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`,
-    );
+    throw new Error(`--stats-json: cannot write ${file}: ${errnoText(e)}`);
   }
 }
 

@@ -6,6 +6,7 @@ import { statSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { TokenSource } from "../shared/client.ts";
 import { Agent } from "./agent.ts";
+import { errnoText } from "./errno.ts";
 import { FileTransferError, sendFile } from "./file-transfer.ts";
 import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
@@ -40,7 +41,7 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     if (!st.isFile()) throw new SendError(`${o.file} is not a regular file`);
   } catch (e) {
     if (e instanceof SendError) throw e;
-    throw new SendError(`cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code}`);
+    throw new SendError(`cannot read ${o.file}: ${errnoText(e)}`);
   }
   const log = createLogger(o.logLevel);
   const id = await openPeerIdentity({

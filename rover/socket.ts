@@ -14,6 +14,7 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { BacklogFullError } from "../shared/link/reliable.ts";
 import type { Agent, AgentEvents, AgentMessage } from "./agent.ts";
+import { errnoText } from "./errno.ts";
 import { makeDirs } from "./make-dirs.ts";
 import { OutboxError } from "./outbox.ts";
 import {
@@ -101,7 +102,7 @@ export class MessageSocket {
     const server = createServer((sock) => this.#accept(sock));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e: NodeJS.ErrnoException) =>
-        reject(new MessageSocketError(`--socket ${path}: ${e.code ?? e.message}`)),
+        reject(new MessageSocketError(`--socket ${path}: ${errnoText(e)}`)),
       );
       // Created 0600 from the start: no moment where another user could connect.
       const umask = process.umask(0o177);
@@ -161,9 +162,7 @@ export class MessageSocket {
       // Our own default directory is private even if something made it otherwise.
       if (this.#o.defaultPath && (statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
     } catch (e) {
-      throw new MessageSocketError(
-        `--socket: cannot make ${dir}: ${(e as NodeJS.ErrnoException).code ?? e}`,
-      );
+      throw new MessageSocketError(`--socket: cannot make ${dir}: ${errnoText(e)}`);
     }
   }
 

@@ -491,7 +491,9 @@ describe("roverlink CLI", () => {
         );
         expectOneLineError(
           r,
-          new RegExp(`--forward tcp:${port}:b:22: cannot listen on 127.0.0.1:${port}: EADDRINUSE`),
+          new RegExp(
+            `--forward tcp:${port}:b:22: cannot listen on 127.0.0.1:${port}: address already in use \\(EADDRINUSE\\)`,
+          ),
         );
       } finally {
         blocker.close();

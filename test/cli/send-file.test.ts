@@ -59,7 +59,7 @@ describe("send and --receive-dir without an edge", () => {
           ROVERLINK_SECRET: SECRET,
         },
       ),
-      /cannot read .*ENOENT/,
+      /cannot read .*: no such file or directory \(ENOENT\)$/,
     );
     expectOneLineError(
       await roverlink(["send", CLI, "--to", "../b", "--room", "r"]),
