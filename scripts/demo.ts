@@ -3,7 +3,7 @@
  * Durable Object state on local disk under .wrangler/state), two demo rovers in room `demo`
  * (alpha links to bravo and probes it 20 times a second; bravo echoes), shows the link with
  * live RTT and loss, forces an ICE-restart handover a few seconds after the link is up, and
- * shows that nothing was lost. Runs until Ctrl-C, which stops everything (no workerd left).
+ * shows that nothing was lost. Both send telemetry once a second to browsers linked to them. Runs until Ctrl-C, which stops everything (no workerd left).
  * Env: PORT (8787), ROVERLINK_SECRET (32+ bytes; a development secret otherwise). The edge listens
  * on loopback and gets the secret in a private file (rover/local-edge.ts), never on a command line.
  */
@@ -173,6 +173,35 @@ async function main(): Promise<void> {
         void alpha.restart("bravo", "demo");
       }
     }, 1000 / PROBE_HZ),
+    // Telemetry for whoever watches from a browser (the console's Telemetry pane): each rover's
+    // position and battery once a second on the unordered `telemetry` channel, as a rover's own
+    // program would send them. Rovers get none (bravo would echo it).
+    setInterval(() => {
+      const t = (Date.now() - start) / 1000;
+      for (const [a, x0, y0] of [[alpha, 0, 0] as const, [bravo, 3, 4] as const]) {
+        const reading = JSON.stringify({
+          type: "telemetry",
+          rover: a.id,
+          x: Math.round((x0 + Math.cos(t / 20)) * 100) / 100,
+          y: Math.round((y0 + Math.sin(t / 20)) * 100) / 100,
+          battery: Math.round((100 - t / 60) * 10) / 10,
+        });
+        const browsers = new Set(
+          a
+            .peers()
+            .filter((p) => p.kind === "browser")
+            .map((p) => p.id),
+        );
+        for (const l of a.stats()) {
+          if (l.state !== "up" || !browsers.has(l.peer)) continue;
+          try {
+            a.send(l.peer, "telemetry", reading);
+          } catch {
+            // the link went meanwhile: the next second's reading goes on the next one
+          }
+        }
+      }
+    }, 1000),
     setInterval(() => {
       const f = stats.figures(Date.now());
       const line = formatStatus("alpha", alpha.stats(), `probes echoed ${f.received}/${f.sent}`);

@@ -170,6 +170,10 @@ describe("npm start", () => {
     await expect.poll(() => figure(page, "alpha", "ping"), { timeout: 15_000 }).toMatch(/ms$/);
     await expect.poll(() => figure(page, "alpha", "loss"), { timeout: 15_000 }).toMatch(/%$/);
     const telemetry = link(page, "alpha").getByRole("log", { name: "Telemetry from alpha" });
+    // The demo rover's own telemetry shows (before, the pane stayed empty), its pings do not.
+    await expect
+      .poll(() => telemetry.textContent(), { timeout: 10_000 })
+      .toMatch(/"type":"telemetry","rover":"alpha","x":[-\d.]+,"y":[-\d.]+,"battery":/);
     expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
     // Signing out is for good: a reload shows the form, not the room.
     await page.getByRole("button", { name: "Sign out" }).click();
