@@ -255,6 +255,8 @@ program
       secret?: string;
       cnf?: string;
     }) => {
+      // The flags first: a bad --ttl is the thing to fix even before a secret is set.
+      const ttlSeconds = parseTtl(opts.ttl);
       const raw = opts.secret ?? process.env.ROVERLINK_SECRET;
       if (!raw) throw new UsageError("no secret: set ROVERLINK_SECRET or pass --secret");
       const secret = signingSecret(raw, opts.secret ? "--secret" : "ROVERLINK_SECRET");
@@ -263,7 +265,7 @@ program
         sub: opts.peer,
         room: opts.room,
         role: opts.role,
-        ttlSeconds: parseTtl(opts.ttl),
+        ttlSeconds,
         ...(opts.cnf ? { cnf: (await import("./identity.ts")).cnfFingerprint(opts.cnf) } : {}),
       });
       process.stdout.write(`${token}\n`);

@@ -150,6 +150,11 @@ describe("roverlink CLI", () => {
       await roverlink(["token", "--room", "r", "--peer", "a", "--secret", SECRET, "--ttl", "soon"]),
       /ttl/i,
     );
+    // The bad flag is named even with no secret set (before: "no secret").
+    expectOneLineError(
+      await roverlink(["token", "--room", "r", "--peer", "a", "--ttl", "10x"]),
+      /invalid TTL "10x"/,
+    );
     // A secret no edge runs with signs nothing: its tokens could never be accepted.
     expectOneLineError(
       await roverlink(["token", "--room", "r", "--peer", "a", "--secret", "short"]),
