@@ -307,7 +307,7 @@ program
   )
   .option(
     "--socket [path]",
-    "local message socket for programs (default path: $RUNTIME_DIRECTORY or $XDG_RUNTIME_DIR/roverlink/<room>/<id>.sock; docs/socket.md)",
+    "local message socket for programs (default: <dir>/<room>/<id>.sock in $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/roverlink, else <state dir>/run; docs/socket.md)",
   )
   .option(
     "--state-dir <dir>",
