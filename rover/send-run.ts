@@ -67,6 +67,11 @@ export async function runSend(o: SendRunOptions): Promise<number> {
   process.once("SIGTERM", onSignal);
   try {
     await agent.start(stop.signal);
+    // At a terminal, say why nothing happens yet (a script gets the one error line at the end).
+    if (process.stderr.isTTY && !agent.peers().some((p) => p.id === o.to))
+      process.stderr.write(
+        `roverlink: "${o.to}" is not in room "${o.room}"; waiting up to ${o.linkTimeoutS} s for it\n`,
+      );
     await linkUp(agent, o.to, o.linkTimeoutS, stop.signal, o.room);
     const name = o.name ?? basename(o.file);
     const view = new ProgressView(name);
@@ -118,11 +123,16 @@ function linkUp(
     };
     const on = (p: string) => p === peer && done();
     const aborted = () => done(new SendError("interrupted"));
-    const t = setTimeout(
-      () =>
-        done(new SendError(`no link to "${peer}" within ${timeoutS} s (is it in room "${room}"?)`)),
-      timeoutS * 1000,
-    );
+    const t = setTimeout(() => {
+      const present = agent.peers().some((p) => p.id === peer);
+      done(
+        new SendError(
+          present
+            ? `no link to "${peer}" within ${timeoutS} s, though it is in room "${room}" (no path between you: does the edge give TURN servers?)`
+            : `"${peer}" did not join room "${room}" within ${timeoutS} s`,
+        ),
+      );
+    }, timeoutS * 1000);
     agent.on("link-up", on);
     signal.addEventListener("abort", aborted, { once: true });
   });

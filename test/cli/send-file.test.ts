@@ -174,7 +174,7 @@ describe("through a local edge", () => {
         ],
         { ROVERLINK_SECRET: SECRET },
       ),
-      /no link to "nobody" within 2 s \(is it in room "files"\?\)/,
+      /^roverlink: "nobody" did not join room "files" within 2 s$/m,
     );
   }, 60_000);
 
