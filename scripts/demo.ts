@@ -127,13 +127,15 @@ async function main(): Promise<void> {
   let restarted = false;
   let checkTimer: NodeJS.Timeout | null = null;
   let seq = 0;
-  alpha.on("link-up", (_peer: string, info: { path: string; firstTime: boolean }) => {
-    if (!info.firstTime) return;
+  alpha.on("link-up", (peer: string, info: { path: string; firstTime: boolean }) => {
+    // Only the link the demo is about: a browser linking to alpha is not bravo coming up.
+    if (peer !== "bravo" || !info.firstTime) return;
     linkedAt = Date.now();
     stats.linkUp(linkedAt);
     say(`link:    alpha <-> bravo up in ${linkedAt - start} ms, path ${info.path}`);
   });
-  alpha.on("handover", (h: { kind: string; gapMs: number }) => {
+  alpha.on("handover", (h) => {
+    if (h.peer !== "bravo") return;
     stats.handover(h.kind);
     say(`handover: ${h.kind} done, link back after ${h.gapMs} ms`);
     // Give the probes in flight during the handover time to come back, then count: once, after

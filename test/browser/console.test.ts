@@ -175,6 +175,9 @@ describe("npm start", () => {
       .poll(() => telemetry.textContent(), { timeout: 10_000 })
       .toMatch(/"type":"telemetry","rover":"alpha","x":[-\d.]+,"y":[-\d.]+,"battery":/);
     expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
+    // The demo's terminal is about alpha and bravo: a browser linking to alpha is no second
+    // "link: alpha <-> bravo up" (before, one with the time since the demo started).
+    expect(demo.out().match(/^link: /gm)?.length, demo.out()).toBe(1);
     // Signing out is for good: a reload shows the form, not the room.
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor({ timeout: 10_000 });
