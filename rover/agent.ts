@@ -408,7 +408,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#peers.set(p.id, p);
       if (this.#noteIncarnation(p)) this.#dropLink(p.id, "peer restarted");
     }
-    if (this.#cursor === undefined || j.status === 201) this.#cursor = j.cursor;
+    // A resumed seat's events from before this process were for the one before it (its offers,
+    // answers and room changes; `peers` is the room now): a new process starts at `head`.
+    if (this.#cursor === undefined)
+      this.#cursor = j.status === 200 ? (j.head ?? j.cursor) : j.cursor;
+    else if (j.status === 201) this.#cursor = j.cursor;
     this.#iceServers = this.#o.iceServers ?? j.iceServers;
     this.log.info(
       { room: this.room, id: this.id, peers: j.peers.length, resumed: j.status === 200 },

@@ -228,8 +228,10 @@ export class RoverlinkClient {
       throw protocolError(a, "join answer lacks peer, peers or cursor");
     }
     const location = a.res.headers.get("location");
+    const { head, ...rest } = json;
     return {
-      ...json,
+      ...rest,
+      ...(typeof head === "string" ? { head } : {}),
       iceServers: Array.isArray(json.iceServers) ? json.iceServers : [],
       status,
       location: location

@@ -130,6 +130,11 @@ export interface JoinResponse {
   iceServers: IceServer[];
   /** Opaque. Pass as `after` to the first events poll. */
   cursor: string;
+  /**
+   * Opaque: the room's newest event at this join (an extension; absent from older edges). A new
+   * process resuming a seat its previous one held starts here, past events meant for that one.
+   */
+  head?: string;
 }
 
 export interface PeersResponse {

@@ -83,7 +83,12 @@ export class RoomSession {
     if (position) body.position = position;
     const res = await this.opts.client.join(this.room, body);
     this.me = res.peer;
-    this.cursor = res.cursor;
+    // This page load is a new process: on a resumed seat, what came before this join was for the
+    // page before (its offers, the room's changes; `peers` is the room now). A re-join in this
+    // page keeps its place, unless the seat was new.
+    if (this.cursor === undefined)
+      this.cursor = res.status === 200 ? (res.head ?? res.cursor) : res.cursor;
+    else if (res.status === 201) this.cursor = res.cursor;
     this.iceServers = this.opts.iceServers ?? (res.iceServers as RTCIceServer[]);
     const radius = (res as { room?: { nearbyRadius?: unknown } }).room?.nearbyRadius;
     if (typeof radius === "number") this.nearbyRadius = radius;

@@ -47,6 +47,38 @@ describe("peers and presence", () => {
     await problemOf(await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta }), 404);
   });
 
+  it("a resumed seat's join says where the room is now (head): a new process skips what was for the old one", async () => {
+    const room = freshRoom("head");
+    const ta = await token("a", room);
+    const tb = await token("b", room);
+    const first = await join(room, ta, { meta: { incarnation: "one" } });
+    // While a's first process is gone (not polling), the room changes: b comes and goes.
+    await join(room, tb);
+    expect((await call("DELETE", `/v1/rooms/${room}/peers/b`, { token: tb })).status).toBe(204);
+    // a's new process takes the seat again (presence not expired yet).
+    const again = await join(room, ta, { meta: { incarnation: "two" } });
+    expect(again.res.status).toBe(200);
+    const body = again.body as typeof again.body & { head?: string };
+    // `cursor` is where a's old process stopped: b's coming and going wait there (as the
+    // protocol fixes); `head` is past them.
+    expect(body.cursor).toBe(first.body.cursor);
+    expect((await poll(room, "a", ta, body.cursor)).events.map((e) => e.type)).toEqual([
+      "peer-joined",
+      "peer-left",
+    ]);
+    expect(typeof body.head).toBe("string");
+    expect((await poll(room, "a", ta, body.head)).events).toEqual([]);
+    // What comes after the join is delivered from `head`.
+    await join(room, tb);
+    const next = await poll(room, "a", ta, body.head);
+    expect(next.events.map((e) => e.type)).toEqual(["peer-joined"]);
+    // A first join's cursor already starts after everything in the room; head is no earlier.
+    const tc = await token("c", room);
+    const c = (await join(room, tc)).body as typeof first.body & { head?: string };
+    expect(Number(c.head)).toBeGreaterThanOrEqual(Number(c.cursor));
+    expect((await poll(room, "c", tc, c.cursor)).events).toEqual([]);
+  });
+
   it("PATCH is a JSON merge patch (RFC 7396): objects merge, null removes, the result is checked", async () => {
     const room = freshRoom("merge");
     const ta = await token("a", room);

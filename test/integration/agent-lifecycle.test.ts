@@ -6,7 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../rover/agent.ts";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
+import { RoverlinkClient } from "../../shared/client.ts";
 import { ClientInputError } from "../../shared/errors.ts";
+import { mintToken } from "../../shared/token.ts";
 import { nextEvent, testAgent } from "./agents.ts";
 
 const SECRET = "lifecycle-secret-lifecycle-secret-xx";
@@ -106,5 +108,33 @@ describe("Agent lifecycle", () => {
     await ghost.stop();
     // Before, nothing was said to the edge: the room listed "ghost" until its presence expired.
     expect((await left)[1]).toBe("left");
+  }, 60_000);
+
+  it("a new process in a seat its previous one held hears nothing meant for that one", async () => {
+    const room = "life-seat";
+    const token = async (id: string) =>
+      mintToken({ secret: SECRET, sub: id, room, ttlSeconds: 600 });
+    // The previous process: joined, then gone without leaving (killed), its seat still held.
+    const old = new RoverlinkClient({ baseUrl: edge.url, token: await token("seat") });
+    expect((await old.join(room, { kind: "rover", meta: { incarnation: "old" } })).status).toBe(
+      201,
+    );
+    // Meanwhile the room changes: b comes and goes.
+    const b = new RoverlinkClient({ baseUrl: edge.url, token: await token("b") });
+    await b.join(room, { kind: "rover" });
+    await b.leave(room, "b");
+    // The new process takes the seat (the edge answers 200: a resume).
+    const seat = await make(room, "seat");
+    const heard: string[] = [];
+    seat.on("peer-joined", (p) => heard.push(`joined ${p.id}`));
+    seat.on("peer-left", (id) => heard.push(`left ${id}`));
+    await seat.start();
+    // What comes after the join is heard...
+    const later = nextEvent(seat, "peer-joined", (p) => p.id === "b2");
+    const b2 = new RoverlinkClient({ baseUrl: edge.url, token: await token("b2") });
+    await b2.join(room, { kind: "rover" });
+    await later;
+    // ...and nothing before it: before, "joined b" and "left b" came first, from the old seat's log.
+    expect(heard).toEqual(["joined b2"]);
   }, 60_000);
 });

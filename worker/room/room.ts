@@ -172,7 +172,9 @@ export class Room extends DurableObject<EdgeEnv> {
     id: string,
     body: JoinBody,
     tokenExpS: number | null = null,
-  ): Promise<Result<{ status: 200 | 201; peer: Peer; peers: Peer[]; cursor: string }>> {
+  ): Promise<
+    Result<{ status: 200 | 201; peer: Peer; peers: Peer[]; cursor: string; head: string }>
+  > {
     const now = Date.now();
     const existing = this.#store.peer(id);
     let peer: Peer;
@@ -218,7 +220,16 @@ export class Room extends DurableObject<EdgeEnv> {
     await this.#scheduleAlarm();
     this.#wake();
     const peers = this.#store.peers().filter((p) => p.id !== id);
-    return { ok: true, status, peer, peers, cursor: String(this.#store.acked(id)) };
+    return {
+      ok: true,
+      status,
+      peer,
+      peers,
+      cursor: String(this.#store.acked(id)),
+      // The room's newest event now: a new process of this peer starts here (what lies between
+      // `cursor` and this was for the one before it; `peers` says what the room is now).
+      head: String(this.#store.lastSeq()),
+    };
   }
 
   async listPeers(): Promise<Peer[]> {

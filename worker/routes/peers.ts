@@ -64,6 +64,7 @@ peersRoutes.post("/", jsonLimit, async (c) => {
       peers: joined.peers,
       iceServers: ice.iceServers,
       cursor: joined.cursor,
+      head: joined.head,
       ...(Number.isNaN(radius) ? {} : { room: { nearbyRadius: radius } }),
     },
     joined.status,
