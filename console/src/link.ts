@@ -651,10 +651,13 @@ export class PeerLink {
 
   private onAppText(channel: ChannelName, text: string): void {
     const msg = parseMessage(text);
-    if (msg.type === "voice" && msg.from !== this.ctx.self) {
-      this.log(`${this.peer} ${msg.state === "on" ? "is talking" : "hung up"}`);
+    if (msg.type === "voice") {
+      // Call signaling, not a message: logged, never listed (a rover echoes ours back: ignored).
+      if (msg.from === this.ctx.self) return;
+      this.log(msg.state === "on" ? "talking" : "hung up");
       // A call is over for both sides when either hangs up.
       if (msg.state === "off" && this.voice !== "off") void this.endVoice(false);
+      return;
     }
     this.cb.message(this, channel, msg);
   }
@@ -720,7 +723,7 @@ export class PeerLink {
     }
     if (this.voice === "off") {
       this.voice = "ringing";
-      this.log(`${this.peer} is calling`);
+      this.log("calling");
       this.cb.state(this);
     }
   }

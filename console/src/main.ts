@@ -453,7 +453,7 @@ class RoomView {
     const camera = cameraUi(link.peer);
     const voice = h("div", { class: "voice row", role: "group", "aria-label": "Voice" });
     const restart = h("button", { type: "button", class: "secondary" }, "Restart ICE");
-    restart.addEventListener("click", () => link.restart("requested"));
+    restart.addEventListener("click", () => link.restart("by the operator"));
     const close = h("button", { type: "button", class: "secondary" }, "Disconnect");
     close.addEventListener("click", () => void link.close());
     const state = h("span", { class: `state-${link.state}`, "data-state": "" }, link.state);

@@ -365,8 +365,14 @@ describe("console served by the edge", () => {
     await expect.poll(() => link(a, "bob").getAttribute("data-voice")).toBe("off");
     await expect
       .poll(() => b.getByRole("log", { name: "Room log" }).textContent())
-      .toContain("alice: alice hung up");
+      .toContain("alice: hung up");
     await expect.poll(() => link(b, "alice").getAttribute("data-voice")).toBe("off");
+    // The call's signaling is logged, not listed with the messages (before: raw JSON there).
+    expect(await b.getByRole("log", { name: "Room log" }).textContent()).toContain(
+      "alice: calling",
+    );
+    expect((await received(b, "alice")).join("\n")).not.toContain('"type":"voice"');
+    expect((await received(a, "bob")).join("\n")).not.toContain('"type":"voice"');
   });
 
   it("rebuilds at once when the peer closes its PeerConnection without a word to the edge", async () => {
