@@ -260,8 +260,7 @@ export class PeerLink {
           await this.answerRestartFrag(ev.frag, ev.etag);
           break;
         case "session-closed":
-          this.log(`session closed by ${ev.by} (${ev.reason})`);
-          this.shutdown();
+          this.shutdown(`session closed by ${ev.by} (${ev.reason})`);
           break;
         default:
           break;
@@ -809,14 +808,15 @@ export class PeerLink {
   /** Hang up the session (DELETE) and close the connection. */
   async close(): Promise<void> {
     const sid = this.session;
-    this.shutdown();
+    this.shutdown("disconnected");
     if (sid) await this.ctx.client.closeSession(this.ctx.room, sid).catch(() => undefined);
   }
 
-  /** Close locally (the session is already gone). */
-  shutdown(): void {
+  /** Close locally (the session is already gone); the room log says why. */
+  shutdown(why: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.log(`link closed: ${why}`);
     if (this.sampler) clearInterval(this.sampler);
     this.sampler = null;
     this.loop.stop();

@@ -161,7 +161,7 @@ export class RoomSession {
     try {
       await link.connect(opts);
     } catch (err) {
-      link.shutdown();
+      link.shutdown("could not connect");
       throw err;
     }
     return link;
@@ -257,7 +257,7 @@ export class RoomSession {
           this.peers.set(ev.peer.id, ev.peer);
           // Another process behind the id: its stream state started over, ours must too.
           if (before !== undefined && before !== ev.peer.meta.incarnation)
-            this.links.get(ev.peer.id)?.shutdown();
+            this.links.get(ev.peer.id)?.shutdown("the peer restarted");
         }
         this.cb.peers(this);
         return;
@@ -265,7 +265,7 @@ export class RoomSession {
         if (this.peers.has(ev.peer)) this.cb.roomLog(this, `${ev.peer} left (${ev.reason})`);
         this.peers.delete(ev.peer);
         this.cb.peers(this);
-        this.links.get(ev.peer)?.shutdown();
+        this.links.get(ev.peer)?.shutdown("the peer left");
         return;
       }
       case "nearby":
@@ -297,7 +297,7 @@ export class RoomSession {
         this.cb.link(this, link);
         link.accept(ev).catch((err: unknown) => {
           this.cb.roomLog(this, `answering ${ev.from}: ${errorText(err)}`);
-          link.shutdown();
+          link.shutdown("could not answer");
         });
         return;
       }

@@ -178,6 +178,12 @@ describe("npm start", () => {
     // The demo's terminal is about alpha and bravo: a browser linking to alpha is no second
     // "link: alpha <-> bravo up" (before, one with the time since the demo started).
     expect(demo.out().match(/^link: /gm)?.length, demo.out()).toBe(1);
+    // Disconnect: the panel goes, and the room log says the link ended and why.
+    await link(page, "alpha").getByRole("button", { name: "Disconnect" }).click();
+    await expect
+      .poll(() => page.getByRole("log", { name: "Room log" }).textContent())
+      .toContain("alpha: link closed: disconnected");
+    expect(await link(page, "alpha").count()).toBe(0);
     // Signing out is for good: a reload shows the form, not the room.
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor({ timeout: 10_000 });
