@@ -214,6 +214,12 @@ export class PeerLink {
       await pc.setLocalDescription(await pc.createOffer());
       const sdp = await this.localSdpAfterGathering(pc);
       const res = await this.ctx.client.offer(this.ctx.room, this.peer, sdp, { waitS: 10 });
+      if (this.closed) {
+        // Closed while the offer was held (the peer restarted meanwhile): hang the session up,
+        // or the peer's new process would keep answering a link nobody holds.
+        await this.ctx.client.closeSession(this.ctx.room, res.session).catch(() => undefined);
+        return;
+      }
       if (pc !== this.current) return;
       this.session = res.session;
       this.etag = res.etag;
@@ -362,6 +368,8 @@ export class PeerLink {
       if (old) await this.ctx.client.closeSession(this.ctx.room, old).catch(() => undefined);
       if (this.role === "offerer") await this.offerNewSession();
     } catch (err) {
+      // Closed meanwhile (the peer left or restarted): nothing failed that anyone waits for.
+      if (this.closed) return;
       // The policy tries again once the rebuild has not opened in time.
       this.log(`rebuild: ${errorText(err)}`);
     }
@@ -805,10 +813,10 @@ export class PeerLink {
 
   // -------------------------------------------------------------------------------------------
 
-  /** Hang up the session (DELETE) and close the connection. */
-  async close(): Promise<void> {
+  /** Hang up the session (DELETE) and close the connection; the room log says `why`. */
+  async close(why = "disconnected"): Promise<void> {
     const sid = this.session;
-    this.shutdown("disconnected");
+    this.shutdown(why);
     if (sid) await this.ctx.client.closeSession(this.ctx.room, sid).catch(() => undefined);
   }
 

@@ -257,7 +257,7 @@ export class RoomSession {
           this.peers.set(ev.peer.id, ev.peer);
           // Another process behind the id: its stream state started over, ours must too.
           if (before !== undefined && before !== ev.peer.meta.incarnation)
-            this.links.get(ev.peer.id)?.shutdown("the peer restarted");
+            void this.links.get(ev.peer.id)?.close("the peer restarted");
         }
         this.cb.peers(this);
         return;

@@ -381,6 +381,38 @@ describe("console served by the edge", () => {
     expect((await received(a, "bob")).join("\n")).not.toContain('"type":"voice"');
   });
 
+  it("a tab reloaded while called: no stale call or stuck link after it, and the caller says why its link ended", async () => {
+    const a = await (await browser.newContext()).newPage();
+    const b = await (await browser.newContext()).newPage();
+    await signIn(a, "carla");
+    await signIn(b, "dan");
+    await b.locator('tr[data-peer="carla"]').waitFor();
+    await b.getByRole("button", { name: "Call carla" }).click();
+    await expect
+      .poll(() => link(a, "dan").getAttribute("data-voice"), { timeout: 20_000 })
+      .toBe("ringing");
+    await a.reload();
+    await a.getByRole("heading", { name: `Room ${ROOM}` }).waitFor({ timeout: 20_000 });
+    await expect.poll(() => a.locator("#status").textContent()).toContain("Signed in as carla");
+    const bLog = b.getByRole("log", { name: "Room log" });
+    await expect
+      .poll(() => bLog.textContent(), { timeout: 20_000 })
+      .toContain("carla: link closed: the peer restarted");
+    // The new page got none of the old page's events (before, dan's call was offered to it
+    // again and its link sat at "connecting", or "409 Nothing to answer"); an offer dan's side
+    // still had in flight when it learned of the reload is hung up, not left answered.
+    await a.locator('tr[data-peer="dan"]').waitFor();
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await link(a, "dan").count()).toBe(0);
+    expect(await a.getByRole("log", { name: "Room log" }).textContent()).not.toContain("409");
+    expect(await bLog.textContent()).not.toContain("rebuild:");
+    // And the two link again.
+    await a.getByRole("button", { name: "Connect to dan" }).click();
+    await expect
+      .poll(() => link(a, "dan").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("connected");
+  });
+
   it("rebuilds at once when the peer closes its PeerConnection without a word to the edge", async () => {
     const a = await (await browser.newContext()).newPage();
     const bCtx = await browser.newContext();
