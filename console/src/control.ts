@@ -24,9 +24,13 @@ export function parseMessage(text: string): AppMessage | { type: "raw"; text: st
   return { type: "raw", text };
 }
 
+/** A command line that cannot be sent as typed (its message says why). */
+export class CommandError extends Error {}
+
 /**
  * A command line typed by the operator: `name arg1 arg2` or `name {"json": 1}`. Returns null for
- * an empty line.
+ * an empty line; throws CommandError for arguments that start as JSON and are not (a missing
+ * brace would otherwise go out as words the rover does not expect).
  */
 export function parseCommand(line: string): { name: string; args?: unknown } | null {
   const trimmed = line.trim();
@@ -38,8 +42,10 @@ export function parseCommand(line: string): { name: string; args?: unknown } | n
   if (rest.startsWith("{") || rest.startsWith("[")) {
     try {
       return { name, args: JSON.parse(rest) };
-    } catch {
-      // fall through: treat as words
+    } catch (e) {
+      throw new CommandError(
+        `not sent: the arguments are not valid JSON (${(e as Error).message})`,
+      );
     }
   }
   return { name, args: rest.split(/\s+/) };

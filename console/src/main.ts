@@ -9,7 +9,7 @@ import { ID_PATTERN } from "../../shared/protocol.ts";
 import { type CameraUi, cameraUi, closeCamera, renderCameraFigures, showCamera } from "./camera.ts";
 import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
 import { isExpired, readTokenClaims } from "./claims.ts";
-import { parseCommand } from "./control.ts";
+import { CommandError, parseCommand } from "./control.ts";
 import { ago, h } from "./dom.ts";
 import type { PeerLink } from "./link.ts";
 import { renderMap } from "./map.ts";
@@ -441,9 +441,19 @@ class RoomView {
       h("div", { class: "grow" }, h("label", { for: `cmd-${link.peer}` }, "Command"), cmdIn),
       h("button", { type: "submit" }, "Run"),
     );
+    // A line that cannot go as typed stays in the box, with the reason on it.
+    cmdIn.addEventListener("input", () => cmdIn.setCustomValidity(""));
     cmdForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      const cmd = parseCommand(cmdIn.value);
+      let cmd: ReturnType<typeof parseCommand>;
+      try {
+        cmd = parseCommand(cmdIn.value);
+      } catch (e) {
+        if (!(e instanceof CommandError)) throw e;
+        cmdIn.setCustomValidity(e.message);
+        cmdIn.reportValidity();
+        return;
+      }
       if (!cmd) return;
       link.command(cmd.name, cmd.args);
       appendLog(messages, `${this.self} ▸ ${cmdIn.value}`, true);

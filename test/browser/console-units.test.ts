@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { isExpired, readTokenClaims } from "../../console/src/claims.ts";
-import { parseCommand, parseMessage } from "../../console/src/control.ts";
+import { CommandError, parseCommand, parseMessage } from "../../console/src/control.ts";
 import { type ChannelLike, ControlStream } from "../../console/src/control-stream.ts";
 import { HealthLoop, linkStateOf } from "../../console/src/health-loop.ts";
 import { onTelemetryText, ping } from "../../console/src/probes.ts";
@@ -195,6 +195,11 @@ describe("commands and messages", () => {
     expect(parseCommand("stop")).toEqual({ name: "stop" });
     expect(parseCommand('drive {"v":0.5}')).toEqual({ name: "drive", args: { v: 0.5 } });
     expect(parseCommand("goto 3 4")).toEqual({ name: "goto", args: ["3", "4"] });
+    // Arguments that start as JSON and are not: refused with the reason, not sent as words.
+    expect(() => parseCommand('drive {"v":0.5')).toThrow(CommandError);
+    expect(() => parseCommand('drive {"v":0.5')).toThrow(
+      /^not sent: the arguments are not valid JSON/,
+    );
   });
   it("keeps unknown payloads as raw text", () => {
     expect(parseMessage('{"type":"chat","from":"a","text":"hi","at":1}')).toMatchObject({

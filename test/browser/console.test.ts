@@ -244,6 +244,16 @@ describe("console served by the edge", () => {
     await link(page, "rover-1").getByLabel("Command").fill('drive {"v":0.5}');
     await link(page, "rover-1").getByRole("button", { name: "Run" }).click();
     await expect.poll(() => received(page, "rover-1")).toContain('op-1 ▸ drive {"v":0.5}');
+    // A missing brace: not sent as words, kept in the box with the reason on it.
+    const cmd = link(page, "rover-1").getByLabel("Command");
+    await cmd.fill('drive {"v":0.7');
+    await link(page, "rover-1").getByRole("button", { name: "Run" }).click();
+    expect(await cmd.evaluate((el) => (el as HTMLInputElement).validationMessage)).toMatch(
+      /^not sent: the arguments are not valid JSON/,
+    );
+    expect(await cmd.inputValue()).toBe('drive {"v":0.7');
+    const sent = link(page, "rover-1").getByRole("log", { name: "Messages with rover-1" });
+    expect(await sent.textContent()).not.toContain('{"v":0.7');
 
     // Pings on `telemetry` come back from the rover: a measured round trip, loss, and a path.
     await expect.poll(() => figure(page, "rover-1", "ping"), { timeout: 15_000 }).toMatch(/ms$/);
