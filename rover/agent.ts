@@ -10,7 +10,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import pino, { type Logger } from "pino";
 import type { RTCDataChannel } from "werift";
-import { checkId, type FetchFn, RoverlinkClient, type TokenSource } from "../shared/client.ts";
+import {
+  checkId,
+  cursorAfterJoin,
+  type FetchFn,
+  RoverlinkClient,
+  type TokenSource,
+} from "../shared/client.ts";
 import { ClientInputError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
 import { encodeFileMessage } from "../shared/file-wire.ts";
 import { Quarantine, type Violation } from "../shared/link/conduct.ts";
@@ -408,11 +414,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#peers.set(p.id, p);
       if (this.#noteIncarnation(p)) this.#dropLink(p.id, "peer restarted");
     }
-    // A resumed seat's events from before this process were for the one before it (its offers,
-    // answers and room changes; `peers` is the room now): a new process starts at `head`.
-    if (this.#cursor === undefined)
-      this.#cursor = j.status === 200 ? (j.head ?? j.cursor) : j.cursor;
-    else if (j.status === 201) this.#cursor = j.cursor;
+    this.#cursor = cursorAfterJoin(this.#cursor, j);
     this.#iceServers = this.#o.iceServers ?? j.iceServers;
     this.log.info(
       { room: this.room, id: this.id, peers: j.peers.length, resumed: j.status === 200 },
@@ -1062,7 +1064,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       // edge that kept the join unanswered is unlikely to answer this at once.
       if (this.#mayBeSeated) {
         this.#mayBeSeated = false;
-        this.#http.cutInFlight();
+        this.#http.reset(0);
         await this.#client.leave(this.room, this.id, AbortSignal.timeout(budgetMs / 2)).then(
           () => this.log.info({}, "left (stopped while joining)"),
           (e: unknown) => {

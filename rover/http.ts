@@ -61,21 +61,18 @@ export class EdgeHttp {
    * The network changed: later requests connect afresh. Requests under way on the old pool get a
    * short grace to finish (one sent a moment ago, such as a restart offer, most likely went out
    * on the new path: killing it would mean a second ICE restart); whatever still hangs then rode
-   * a dead uplink and is destroyed.
+   * a dead uplink and is destroyed. `graceMs` 0: cut them now (stopping while joining).
    */
-  reset(): void {
+  reset(graceMs = RESET_GRACE_MS): void {
     const old = this.#dispatcher;
     this.#dispatcher = EdgeHttp.#make(this.#local);
     // Failures of a pool being retired change nothing: its replacement already serves.
+    if (graceMs <= 0) {
+      void old.destroy().catch(() => {});
+      return;
+    }
     void old.close().catch(() => {});
-    setTimeout(() => void old.destroy().catch(() => {}), RESET_GRACE_MS).unref();
-  }
-
-  /** Cut every request in flight now, and go on with a fresh pool (stopping while joining). */
-  cutInFlight(): void {
-    const old = this.#dispatcher;
-    this.#dispatcher = EdgeHttp.#make(this.#local);
-    void old.destroy().catch(() => {});
+    setTimeout(() => void old.destroy().catch(() => {}), graceMs).unref();
   }
 
   async close(): Promise<void> {

@@ -673,6 +673,20 @@ export class RoverlinkClient {
 
 const ACCEPT_JSON = { Accept: CONTENT_TYPE.json } as const;
 
+/**
+ * Where a client's events continue after a join, given its own cursor (undefined: a new process,
+ * a reloaded page). On a resumed seat (200) a new process starts at `head`: what came before was
+ * for the process before it (its offers and answers, the room's changes, which `peers` shows);
+ * within one process its own cursor stays, unless the seat is new (201).
+ */
+export function cursorAfterJoin(
+  own: string | undefined,
+  j: { status: 200 | 201; cursor: string; head?: string },
+): string {
+  if (own === undefined) return j.status === 200 ? (j.head ?? j.cursor) : j.cursor;
+  return j.status === 201 ? j.cursor : own;
+}
+
 export function checkId(what: "room" | "peer", id: string): void {
   // "." and ".." match ID_PATTERN but URL parsers collapse them as path segments.
   if (typeof id !== "string" || !ID_PATTERN.test(id) || id === "." || id === "..") {

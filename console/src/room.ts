@@ -3,6 +3,8 @@
  * the peer list, and routing of session events to links. Keeps the page "present" simply by
  * keeping the event stream open.
  */
+
+import { cursorAfterJoin } from "../../shared/client.ts";
 import type { HealthConfig } from "../../shared/link/health.ts";
 import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
 import type { JoinBody, Peer, RoomEvent } from "../../shared/protocol.ts";
@@ -83,12 +85,8 @@ export class RoomSession {
     if (position) body.position = position;
     const res = await this.opts.client.join(this.room, body);
     this.me = res.peer;
-    // This page load is a new process: on a resumed seat, what came before this join was for the
-    // page before (its offers, the room's changes; `peers` is the room now). A re-join in this
-    // page keeps its place, unless the seat was new.
-    if (this.cursor === undefined)
-      this.cursor = res.status === 200 ? (res.head ?? res.cursor) : res.cursor;
-    else if (res.status === 201) this.cursor = res.cursor;
+    // This page load is a new process: it does not take the page before's events.
+    this.cursor = cursorAfterJoin(this.cursor, res);
     this.iceServers = this.opts.iceServers ?? (res.iceServers as RTCIceServer[]);
     const radius = (res as { room?: { nearbyRadius?: unknown } }).room?.nearbyRadius;
     if (typeof radius === "number") this.nearbyRadius = radius;
