@@ -42,6 +42,20 @@ async function signIn(page: Page, peer: string): Promise<void> {
   await expect.poll(() => page.locator("#status").textContent()).toContain(`Signed in as ${peer}`);
 }
 
+/** Two operators signed in, each in a browser of its own; `caller` calls `callee`, who rings. */
+async function ringing(caller: string, callee: string): Promise<[Page, Page]> {
+  const from = await (await browser.newContext()).newPage();
+  const to = await (await browser.newContext()).newPage();
+  await signIn(from, caller);
+  await signIn(to, callee);
+  await from.locator(`tr[data-peer="${callee}"]`).waitFor();
+  await from.getByRole("button", { name: `Call ${callee}` }).click();
+  await expect
+    .poll(() => link(to, caller).getAttribute("data-voice"), { timeout: 20_000 })
+    .toBe("ringing");
+  return [from, to];
+}
+
 function startRover(id: string, extra: string[] = []): ChildProcess {
   const child = spawn(
     process.execPath,
@@ -345,16 +359,7 @@ describe("console served by the edge", () => {
   });
 
   it("holds a voice call between two browsers (fake microphone), with mute and hang up", async () => {
-    const a = await (await browser.newContext()).newPage();
-    const b = await (await browser.newContext()).newPage();
-    await signIn(a, "alice");
-    await signIn(b, "bob");
-    await a.locator('tr[data-peer="bob"]').waitFor();
-
-    await a.getByRole("button", { name: "Call bob" }).click();
-    await expect
-      .poll(() => link(b, "alice").getAttribute("data-voice"), { timeout: 20_000 })
-      .toBe("ringing");
+    const [a, b] = await ringing("alice", "bob");
     await expect
       .poll(() => link(a, "bob").getAttribute("data-state"), { timeout: 20_000 })
       .toBe("connected");
@@ -392,15 +397,7 @@ describe("console served by the edge", () => {
   });
 
   it("a tab reloaded while called: no stale call or stuck link after it, and the caller says why its link ended", async () => {
-    const a = await (await browser.newContext()).newPage();
-    const b = await (await browser.newContext()).newPage();
-    await signIn(a, "carla");
-    await signIn(b, "dan");
-    await b.locator('tr[data-peer="carla"]').waitFor();
-    await b.getByRole("button", { name: "Call carla" }).click();
-    await expect
-      .poll(() => link(a, "dan").getAttribute("data-voice"), { timeout: 20_000 })
-      .toBe("ringing");
+    const [b, a] = await ringing("dan", "carla");
     await a.reload();
     await a.getByRole("heading", { name: `Room ${ROOM}` }).waitFor({ timeout: 20_000 });
     await expect.poll(() => a.locator("#status").textContent()).toContain("Signed in as carla");
