@@ -457,6 +457,27 @@ describe("console served by the edge", () => {
       "protocol violation",
     );
   });
+  it("fits a phone's width: the room's table and its buttons stay inside the page", async () => {
+    const other = await (await browser.newContext()).newPage();
+    await signIn(other, "operator-with-a-rather-long-name");
+    const page = await (
+      await browser.newContext({ viewport: { width: 390, height: 800 } })
+    ).newPage();
+    await signIn(page, "narrow");
+    await page.getByRole("button", { name: "Call operator-with-a-rather-long-name" }).waitFor();
+    const overflow = await page.evaluate(() => {
+      const section = document.getElementById("peers") as HTMLElement;
+      const table = section.querySelector("table") as HTMLElement;
+      return {
+        page: document.documentElement.scrollWidth - window.innerWidth,
+        table: table.getBoundingClientRect().right - section.getBoundingClientRect().right,
+      };
+    });
+    // Before: the Call buttons stuck out past the card and the page scrolled sideways.
+    expect(overflow.page).toBeLessThanOrEqual(0);
+    expect(overflow.table).toBeLessThanOrEqual(0);
+  });
+
   it("a sign-in link that fails its checks keeps its token in the form, and says why", async () => {
     const page = await (await browser.newContext()).newPage();
     const expired = await mintToken({
