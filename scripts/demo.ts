@@ -3,7 +3,8 @@
  * Durable Object state on local disk under .wrangler/state), two demo rovers in room `demo`
  * (alpha links to bravo and probes it 20 times a second; bravo echoes), shows the link with
  * live RTT and loss, forces an ICE-restart handover a few seconds after the link is up, and
- * shows that nothing was lost. Both send telemetry once a second to browsers linked to them. Runs until Ctrl-C, which stops everything (no workerd left).
+ * shows that nothing was lost. Both send telemetry once a second to browsers linked to them.
+ * Runs until Ctrl-C, which stops everything (no workerd left).
  * Env: PORT (8787), ROVERLINK_SECRET (32+ bytes; a development secret otherwise). The edge listens
  * on loopback and gets the secret in a private file (rover/local-edge.ts), never on a command line.
  */
