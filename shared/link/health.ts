@@ -671,6 +671,9 @@ export class LinkHealth {
       // pair would move us off the path the peer just chose (seen in the lab: 2 ms after).
       this.#rxFloor = now;
       this.#lastSwitchAt = now;
+      // The peer left our uplink: suspect the rest of it, as when it moves by onPeerMoved.
+      if (uplink !== null && uplink !== this.#activeUplink)
+        this.#forgetBackupsOn(this.#activeUplink);
     }
     this.#backups.delete(id);
     this.#activeUplink = uplink;
@@ -879,13 +882,16 @@ export class LinkHealth {
     // Left because it went quiet: the other pairs of that uplink are as suspect (a blackhole
     // takes them all), until a check after this proves one again; else `preferred` would move
     // straight back onto the dead uplink.
-    if (reason === "silence" || reason === "no-delivery" || reason === "ice-failed") {
-      const left = this.#activeUplink;
-      if (left !== null)
-        for (const [id, x] of this.#backups) if (x.uplink === left) this.#backups.delete(id);
-    }
-    // Taken as done (onSwitched confirms): the pair is the active one now, not a backup.
+    // The peer moving off our uplink is the same evidence from its side (its silence): in the lab
+    // a rover followed its peer off a blackholed wifi, then moved straight back as `preferred`.
     const b = this.#backups.get(to);
+    const suspect =
+      reason === "silence" ||
+      reason === "no-delivery" ||
+      reason === "ice-failed" ||
+      (reason === "peer-moved" && b !== undefined && b.uplink !== this.#activeUplink);
+    if (suspect) this.#forgetBackupsOn(this.#activeUplink);
+    // Taken as done (onSwitched confirms): the pair is the active one now, not a backup.
     if (b) this.#activeUplink = b.uplink;
     this.#backups.delete(to);
     this.#switches++;
@@ -908,6 +914,12 @@ export class LinkHealth {
     this.#lastProbe = null;
     this.#probes.clear();
     return { type: "switch", to, reason };
+  }
+
+  /** Drops the backups on `uplink`: a later check must prove one again before it is used. */
+  #forgetBackupsOn(uplink: string | null): void {
+    if (uplink === null) return;
+    for (const [id, x] of this.#backups) if (x.uplink === uplink) this.#backups.delete(id);
   }
 
   /** Reasons to restart a link that is up (or to supersede a restart: manual, network change). */

@@ -143,6 +143,45 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 300, 300))).toEqual(["switch:peer-moved>peer-pair@300"]);
   });
 
+  it("followed off our uplink by the peer (its silence): that uplink's other backups wait for a new check before `preferred` moves back", () => {
+    // Seen in the lab (wifi blackholed): the peer went quiet first and moved to our cell; we
+    // followed, then moved back to wifi as `preferred` 6 ms later, onto the dead uplink.
+    const h = upWithBackup(0, { preferHoldMs: 2_000 });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onReceive(5_000);
+    h.onPeerMoved(5_000, "cell-1");
+    expect(moves(run(h, 5_000, 5_000))).toEqual(["switch:peer-moved>cell-1@5000"]);
+    h.onSwitched(5_000, "cell-1", "cell");
+    h.onReceive(5_050);
+    expect(moves(run(h, 5_050, 9_000, true))).toEqual([]);
+    // A check over wifi passes again: the planned move waits its hold from then.
+    h.onBackup(9_000, "wifi-2", "wifi", true);
+    expect(moves(run(h, 9_000, 11_000, true))).toEqual(["switch:preferred>wifi-2@11000"]);
+  });
+
+  it("the same when werift followed the peer's renomination on its own (onSwitched, not ours)", () => {
+    const h = upWithBackup(0, { preferHoldMs: 2_000 });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onReceive(5_000);
+    h.onSwitched(5_000, "cell-1", "cell");
+    h.onReceive(5_050);
+    expect(moves(run(h, 5_050, 9_000, true))).toEqual([]);
+  });
+
+  it("a peer that moves within our uplink (its own network changed) leaves our other backups usable", () => {
+    const h = upWithBackup(0, { preferHoldMs: 2_000 });
+    h.onBackup(0, "wifi-2", "wifi", true);
+    h.onBackup(0, "wifi-3", "wifi", true);
+    h.onReceive(5_000);
+    h.onPeerMoved(5_000, "wifi-3");
+    expect(moves(run(h, 5_000, 5_000))).toEqual(["switch:peer-moved>wifi-3@5000"]);
+    h.onSwitched(5_000, "wifi-3", "wifi");
+    h.onReceive(5_050);
+    // wifi-2 is still there: the active uplink gone, it is not usable (same uplink), but cell is.
+    h.onUplinks(6_000, { active: "wifi", preferred: "cell", present: ["cell"] });
+    expect(moves(run(h, 6_000, 6_000))).toEqual(["switch:uplink-gone>cell-1@6000"]);
+  });
+
   it("does not chase the peer: a move of the peer within peerFollowHoldMs of our own switch is not followed", () => {
     const h = upWithBackup(0, { peerFollowHoldMs: 1_000 });
     h.onPeerMoved(300, "p1");
