@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { mergePatch } from "../../worker/merge-patch.ts";
-import { call, freshRoom, join, poll, problemOf, token } from "./helpers.ts";
+import { call, freshRoom, join, poll, problemOf, sse, token } from "./helpers.ts";
 
 describe("peers and presence", () => {
   it("join 201, resume 200, list, merge-patch update, leave 204", async () => {
@@ -77,6 +77,37 @@ describe("peers and presence", () => {
     const c = (await join(room, tc)).body as typeof first.body & { head?: string };
     expect(Number(c.head)).toBeGreaterThanOrEqual(Number(c.cursor));
     expect((await poll(room, "c", tc, c.cursor)).events).toEqual([]);
+  });
+
+  it("a peer with its event stream open is seen now in the list, not when it last made a request", async () => {
+    const room = freshRoom();
+    const ta = await token("a", room);
+    const tb = await token("b", room);
+    const ja = await join(room, ta);
+    await join(room, tb);
+    await join(room, await token("c", room));
+    const stream = await sse(room, "a", ta, { after: ja.body.cursor });
+    expect(stream.status).toBe(200);
+    // Read it as a client does (a stream nobody reads stalls on its first events).
+    const reader = stream.body?.getReader();
+    const reading = (async () => {
+      try {
+        while (reader && !(await reader.read()).done);
+      } catch {
+        // cancelled at the end of the test
+      }
+    })();
+    const opened = Date.now();
+    await new Promise((r) => setTimeout(r, 1_500));
+    const list = await call("GET", `/v1/rooms/${room}/peers`, { token: tb });
+    const peers = ((await list.json()) as { peers: { id: string; lastSeen: number }[] }).peers;
+    const seen = (id: string) => peers.find((p) => p.id === id)?.lastSeen ?? 0;
+    // a made no request for 1.5 s, but its stream is open; b's list request touched b.
+    expect(seen("a")).toBeGreaterThanOrEqual(opened + 1_000);
+    // c joined before and has made no request since, nor holds a stream: as old as its join.
+    expect(seen("c")).toBeLessThan(opened);
+    await reader?.cancel();
+    await reading;
   });
 
   it("PATCH is a JSON merge patch (RFC 7396): objects merge, null removes, the result is checked", async () => {

@@ -219,7 +219,10 @@ export class Room extends DurableObject<EdgeEnv> {
     if (tokenExpS !== null) this.#store.noteTokenExp(id, tokenExpS * 1000);
     await this.#scheduleAlarm();
     this.#wake();
-    const peers = this.#store.peers().filter((p) => p.id !== id);
+    const peers = this.#seenNow(
+      this.#store.peers().filter((p) => p.id !== id),
+      now,
+    );
     return {
       ok: true,
       status,
@@ -233,7 +236,18 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   async listPeers(): Promise<Peer[]> {
-    return this.#store.peers();
+    return this.#seenNow(this.#store.peers(), Date.now());
+  }
+
+  /**
+   * A peer whose event stream or long-poll is open is seen now: last_seen moves when it makes a
+   * request, or when the alarm finds it stale, so a live rover on one stream looked up to a
+   * presence TTL old in every list.
+   */
+  #seenNow(peers: Peer[], now: number): Peer[] {
+    return peers.map((p) =>
+      this.ctx.getWebSockets(peerTopic(p.id)).length > 0 ? { ...p, lastSeen: now } : p,
+    );
   }
 
   /** Apply a merge patch (RFC 7396) to the peer's kind/meta/position; the result must be valid. */
