@@ -165,6 +165,8 @@ export interface AgentEvents {
   message: [message: AgentMessage];
   drain: [peer: string];
   "peer-joined": [peer: Peer];
+  /** A peer in the room changed its kind, meta or position (setPosition on a rover). */
+  "peer-updated": [peer: Peer];
   "peer-left": [peer: string, reason: PeerLeftReason];
   /** The peer's end of `control` started over (docs/reliability.md). */
   "peer-state-lost": [peer: string, side: "sender" | "receiver"];
@@ -253,6 +255,11 @@ export class Agent extends EventEmitter<AgentEvents> {
    * way). stop() then still says goodbye, or the room would show a ghost until presence expires.
    */
   #mayBeSeated = false;
+  /** Where we are, as joins carry it (the option, then setPosition()). */
+  #position: Position | undefined;
+  /** setPosition(): the value still to send (undefined: none), and the update on its way. */
+  #positionNext: Position | null | undefined;
+  #positionFlight: Promise<void> | null = null;
 
   constructor(o: AgentOptions) {
     super();
@@ -265,6 +272,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         `pollWaitS must be an integer 0..${LIMITS.pollWaitMaxS}, got ${w}`,
       );
     this.#o = o;
+    this.#position = o.position;
     this.id = o.id;
     this.room = o.room;
     this.log = o.logger ?? pino({ level: "silent" });
@@ -400,7 +408,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     body.meta = { ...this.#o.meta, incarnation: this.#incarnation };
     // Consoles add a receive-only video section to their offers to a peer that announces this.
     if (this.#o.video) body.meta.video = { codec: this.#o.video.config.codec };
-    if (this.#o.position) body.position = this.#o.position;
+    if (this.#position) body.position = this.#position;
     this.#mayBeSeated = true;
     const j = await this.#client.join(this.room, body, signal).catch((e: unknown) => {
       // The edge answered no, or was never reached: nothing to leave. (A timeout or an abort
@@ -579,7 +587,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         const prev = this.#peers.get(id);
         this.#peers.set(id, ev.peer);
         const reborn = this.#noteIncarnation(ev.peer);
-        if (ev.type === "peer-updated" && prev && !reborn) return;
+        if (ev.type === "peer-updated" && prev && !reborn) {
+          this.emit("peer-updated", ev.peer);
+          return;
+        }
         this.emit("peer-joined", ev.peer);
         const l = this.#links.get(id);
         if (l && !reborn) {
@@ -979,6 +990,41 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   broadcast(channel: string, data: Payload): void {
     for (const l of this.#links.values()) l.send(channel, data);
+  }
+
+  /**
+   * Publish where this rover is (null: no position). Peers get `peer-updated`, and the room's
+   * `nearby` lists follow. Before start() or while rejoining, the next join carries it. One
+   * update is on its way at a time: values set meanwhile coalesce into the next one (the latest
+   * wins), so a program may call this at its sensor's rate. Resolves when an update carrying
+   * this value (or a later one) is accepted; rejects with the edge's one-line error.
+   */
+  setPosition(position: Position | null): Promise<void> {
+    if (
+      position !== null &&
+      !(
+        typeof position === "object" &&
+        Number.isFinite(position.x) &&
+        Number.isFinite(position.y) &&
+        (position.map === undefined || typeof position.map === "string")
+      )
+    )
+      throw new ClientInputError("position must be {x, y} with finite numbers (and a map name)");
+    this.#position = position ? { ...position } : undefined;
+    if (!this.#running) return Promise.resolve();
+    this.#positionNext = position;
+    this.#positionFlight ??= this.#sendPositions().finally(() => {
+      this.#positionFlight = null;
+    });
+    return this.#positionFlight;
+  }
+
+  async #sendPositions(): Promise<void> {
+    while (this.#positionNext !== undefined && this.#running) {
+      const position = this.#positionNext;
+      this.#positionNext = undefined;
+      await this.#client.updatePeer(this.room, this.id, { position });
+    }
   }
 
   /** Force an ICE-restart handover on the link to `peer` now. */

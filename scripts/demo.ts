@@ -3,7 +3,8 @@
  * Durable Object state on local disk under .wrangler/state), two demo rovers in room `demo`
  * (alpha links to bravo and probes it 20 times a second; bravo echoes), shows the link with
  * live RTT and loss, forces an ICE-restart handover a few seconds after the link is up, and
- * shows that nothing was lost. Both send telemetry once a second to browsers linked to them.
+ * shows that nothing was lost. Both send telemetry once a second to browsers linked to them, and
+ * publish their position (the console's map) every 5 s.
  * Runs until Ctrl-C, which stops everything (no workerd left).
  * Env: PORT (8787), ROVERLINK_SECRET (32+ bytes; a development secret otherwise). The edge listens
  * on loopback and gets the secret in a private file (rover/local-edge.ts), never on a command line.
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
       token: await mintToken({ secret, sub: id, room: ROOM, ttlSeconds: 86_400 }),
       connect,
       watchNetwork: false,
-      position: id === "alpha" ? { x: 0, y: 0 } : { x: 3, y: 4 },
+      position: id === "alpha" ? { x: 1, y: 0 } : { x: 4, y: 4 }, // where the telemetry starts
     });
     agents.push(a);
     return a;
@@ -160,6 +161,7 @@ async function main(): Promise<void> {
   await bravo.start();
   await alpha.start();
 
+  let readings = 0;
   timers.push(
     setInterval(() => {
       if (linkedAt === null) return;
@@ -181,14 +183,22 @@ async function main(): Promise<void> {
     // program would send them. Rovers get none (bravo would echo it).
     setInterval(() => {
       const t = (Date.now() - start) / 1000;
+      const publish = ++readings % 5 === 0;
       for (const [a, x0, y0] of [[alpha, 0, 0] as const, [bravo, 3, 4] as const]) {
+        const x = Math.round((x0 + Math.cos(t / 20)) * 100) / 100;
+        const y = Math.round((y0 + Math.sin(t / 20)) * 100) / 100;
         const reading = JSON.stringify({
           type: "telemetry",
           rover: a.id,
-          x: Math.round((x0 + Math.cos(t / 20)) * 100) / 100,
-          y: Math.round((y0 + Math.sin(t / 20)) * 100) / 100,
+          x,
+          y,
           battery: Math.round((100 - t / 60) * 10) / 10,
         });
+        // The room's map follows the rovers: the position goes to the edge every 5 s.
+        if (publish)
+          a.setPosition({ x, y }).catch((e: unknown) =>
+            fail(`${a.id}: position not published: ${(e as Error).message}`),
+          );
         const browsers = new Set(
           a
             .peers()

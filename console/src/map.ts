@@ -72,6 +72,8 @@ export function renderMap(input: MapInput): SVGElement {
       s(
         "g",
         { class: cls, "data-peer": p.id },
+        // Where exactly, on hover (and for screen readers).
+        s("title", {}, `${p.id} at (${p.position.x}, ${p.position.y})`),
         s("circle", { cx: x, cy: y, r: isMe ? 7 : 6 }),
         s("text", { x: x + 9, y: y + 4 }, `${p.id}${isMe ? " (you)" : ""}`),
       ),

@@ -189,6 +189,11 @@ describe("npm start", () => {
       .poll(() => telemetry.textContent(), { timeout: 10_000 })
       .toMatch(/"type":"telemetry","rover":"alpha","x":[-\d.]+,"y":[-\d.]+,"battery":/);
     expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
+    // The map follows the rovers: the demo publishes their positions every 5 s.
+    const where = page.locator('svg.map g[data-peer="alpha"] title');
+    const first = await where.textContent();
+    expect(first).toMatch(/^alpha at \(/);
+    await expect.poll(() => where.textContent(), { timeout: 15_000 }).not.toBe(first);
     // The demo's terminal is about alpha and bravo: a browser linking to alpha is no second
     // "link: alpha <-> bravo up" (before, one with the time since the demo started).
     expect(demo.out().match(/^link: /gm)?.length, demo.out()).toBe(1);

@@ -23,6 +23,9 @@ afterAll(async () => {
   await edge?.stop();
 });
 
+const tokenFor = (sub: string, room: string) =>
+  mintToken({ secret: SECRET, sub, room, ttlSeconds: 600 });
+
 async function make(room: string, id: string, connect: string[] = []) {
   const a = await testAgent(SECRET, { edge: edge.url, room, id, connect });
   agents.push(a);
@@ -72,6 +75,52 @@ describe("Agent lifecycle", () => {
       new Promise((r) => setTimeout(() => r("pending"), 3_000)),
     ]);
     expect(outcome).toBe("settled");
+  }, 60_000);
+
+  it("setPosition(): peers see it, rapid values coalesce to the latest, and a rejoin keeps it", async () => {
+    const room = "life-position";
+    const watcher = await make(room, "watcher");
+    await watcher.start();
+    let patches = 0;
+    const rover = await testAgent(SECRET, {
+      edge: edge.url,
+      room,
+      id: "mover",
+      position: { x: 1, y: 2 },
+      wrapFetch: (f) => (url, init) => {
+        if (init?.method === "PATCH" && String(url).endsWith("/peers/mover")) patches++;
+        return f(url, init);
+      },
+    });
+    agents.push(rover);
+    expect(() => rover.setPosition({ x: Number.NaN, y: 0 })).toThrow(ClientInputError);
+    const joined = nextEvent(watcher, "peer-joined", (p) => p.id === "mover");
+    await rover.start();
+    expect((await joined)[0].position).toEqual({ x: 1, y: 2 });
+    const seen = nextEvent(
+      watcher,
+      "peer-updated",
+      (p) => p.id === "mover" && p.position?.x === 19,
+    );
+    // Twenty readings at once: one update on its way, the others coalesce into the next.
+    const done = Array.from({ length: 20 }, (_, i) => rover.setPosition({ x: i, y: -i }));
+    await Promise.all(done);
+    expect(patches).toBe(2);
+    expect((await seen)[0].position).toEqual({ x: 19, y: -19 });
+    const listed = await new RoverlinkClient({
+      baseUrl: edge.url,
+      token: await tokenFor("watcher", room),
+    }).peers(room);
+    expect(listed.peers.find((p) => p.id === "mover")?.position).toEqual({ x: 19, y: -19 });
+    // The edge forgets the rover (its presence gone); the rejoin carries the latest position.
+    await rover.setPosition(null);
+    await rover.setPosition({ x: 7, y: 8, map: "yard" });
+    const back = nextEvent(watcher, "peer-joined", (p) => p.id === "mover", 30_000);
+    await new RoverlinkClient({ baseUrl: edge.url, token: await tokenFor("mover", room) }).leave(
+      room,
+      "mover",
+    );
+    expect((await back)[0].position).toEqual({ x: 7, y: 8, map: "yard" });
   }, 60_000);
 
   it("stopped while the join's answer is on its way, it still leaves: no ghost in the room", async () => {
