@@ -550,7 +550,7 @@ class RoomView {
   }
 
   private log(text: string): void {
-    appendLog(this.roomLog, `${new Date().toLocaleTimeString()} ${text}`, false);
+    appendLog(this.roomLog, text, false);
   }
 
   async stop(): Promise<void> {
@@ -575,8 +575,18 @@ class RoomView {
   }
 }
 
+/** A line of a log, with the time it came (1 Hz telemetry is read by its time). */
 function appendLog(list: HTMLUListElement, text: string, mine: boolean): void {
-  list.append(h("li", { class: mine ? "out" : "in" }, text));
+  const now = new Date();
+  list.append(
+    h(
+      "li",
+      { class: mine ? "out" : "in" },
+      h("time", { datetime: now.toISOString() }, now.toLocaleTimeString()),
+      " ",
+      h("span", { class: "text" }, text),
+    ),
+  );
   while (list.children.length > 200) list.firstElementChild?.remove();
   list.scrollTop = list.scrollHeight;
 }

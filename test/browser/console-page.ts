@@ -18,6 +18,6 @@ export async function sendChat(page: Page, peer: string, text: string): Promise<
 export function received(page: Page, peer: string): Promise<string[]> {
   return link(page, peer)
     .getByRole("log", { name: `Messages with ${peer}` })
-    .locator("li.in")
+    .locator("li.in .text")
     .allTextContents();
 }

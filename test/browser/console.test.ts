@@ -189,6 +189,10 @@ describe("npm start", () => {
       .poll(() => telemetry.textContent(), { timeout: 10_000 })
       .toMatch(/"type":"telemetry","rover":"alpha","x":[-\d.]+,"y":[-\d.]+,"battery":/);
     expect((await telemetry.allTextContents()).join("\n")).not.toContain("rlp");
+    // Each reading says when it came.
+    expect(
+      Date.parse((await telemetry.locator("li time").last().getAttribute("datetime")) ?? ""),
+    ).toBeGreaterThan(Date.now() - 10_000);
     // The map follows the rovers: the demo publishes their positions every 5 s.
     const where = page.locator('svg.map g[data-peer="alpha"] title');
     const first = await where.textContent();
