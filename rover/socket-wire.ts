@@ -8,7 +8,7 @@
  * link, handover, rtt. Errors are frames; a frame the agent cannot read is answered, not dropped.
  */
 import type { Payload } from "../shared/link/reliable.ts";
-import { ID_PATTERN } from "../shared/protocol.ts";
+import { ID_PATTERN, type Position } from "../shared/protocol.ts";
 
 export const SOCKET_PROTOCOL_VERSION = 1;
 /** Longest line either side accepts (bytes, without the newline): 1 MiB of payload in base64. */
@@ -42,7 +42,8 @@ export type ClientFrame =
       payload: Payload;
       id?: FrameId;
       ttlMs?: number;
-    };
+    }
+  | { t: "position"; position: Position; id?: FrameId };
 
 export type ErrorCode =
   /** not one JSON object per line, or a field wrong: the connection stays */
@@ -64,7 +65,9 @@ export type ErrorCode =
   /** control messages that came while no client was attached were dropped (hold limit) */
   | "dropped"
   /** a message larger than one data-channel message can carry (MAX_MESSAGE_BYTES) */
-  | "too-big";
+  | "too-big"
+  /** the edge refused a position, or could not be reached (the next join still carries it) */
+  | "edge";
 
 export type AgentFrame =
   | {
@@ -166,8 +169,22 @@ export function decodeClientFrame(line: string): ClientFrame {
       if (typeof m.ttlMs === "number") f.ttlMs = m.ttlMs;
       return f;
     }
+    case "position": {
+      const finite = (n: unknown) => typeof n === "number" && Number.isFinite(n);
+      if (!finite(m.x) || !finite(m.y))
+        throw new SocketFrameError("bad-frame", "position needs x and y, finite numbers", id);
+      if ("map" in m && (typeof m.map !== "string" || m.map.length > 64))
+        throw new SocketFrameError("bad-frame", "map: a string of at most 64 characters", id);
+      const position: Position = { x: m.x as number, y: m.y as number };
+      if (typeof m.map === "string") position.map = m.map;
+      return id === undefined ? { t: "position", position } : { t: "position", position, id };
+    }
     default:
-      throw new SocketFrameError("bad-frame", 'unknown frame type (t: "hello" or "send")', id);
+      throw new SocketFrameError(
+        "bad-frame",
+        'unknown frame type (t: "hello", "send" or "position")',
+        id,
+      );
   }
 }
 

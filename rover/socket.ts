@@ -245,7 +245,25 @@ export class MessageSocket {
       });
       return;
     }
-    this.#send(c, f);
+    if (f.t === "position") this.#position(c, f);
+    else this.#send(c, f);
+  }
+
+  /** A local program (navigation) publishes where the rover is: agent.setPosition(). */
+  #position(c: Client, f: Extract<ClientFrame, { t: "position" }>): void {
+    const id = f.id;
+    this.#o.agent.setPosition(f.position).then(
+      () => {
+        if (id !== undefined) this.#write(c, { t: "ok", id });
+      },
+      (e: unknown) =>
+        this.#write(c, {
+          t: "error",
+          code: "edge",
+          message: `position not published: ${(e as Error).message}`,
+          ...(id !== undefined ? { id } : {}),
+        }),
+    );
   }
 
   #hello(c: Client, f: Extract<ClientFrame, { t: "hello" }>): void {

@@ -3,7 +3,7 @@
 
 Framing (docs/socket.md): one JSON object per line, UTF-8, each way. Say hello first; then send
 {"t":"send","peer":...,"channel":"control"|"telemetry","text":... | "data":<base64>,"id":...}
-and read "hello", "ok", "error", "message", "link", "handover" and "rtt" frames.
+or {"t":"position","x":...,"y":...} and read "hello", "ok", "error", "message", "link", "handover" and "rtt" frames.
 
     python3 roverlink_client.py --socket /run/user/1000/roverlink/yard/rover-7.sock listen
     python3 roverlink_client.py --socket ... send base-1 control '{"cmd":"status"}'
@@ -14,6 +14,7 @@ As a library:
     from roverlink_client import Client
     with Client("/run/user/1000/roverlink/yard/rover-7.sock", name="nav") as c:
         c.send("base-1", "control", b"\\x00\\x01", id=1)   # bytes or str
+        c.position(12.5, 40.0, map="yard")               # where the rover is now
         for frame in c.frames():                         # frame["data"] is bytes, or "text" a str
             print(frame)
 """
@@ -64,6 +65,15 @@ class Client:
             frame["id"] = id
         if ttl_ms is not None:
             frame["ttlMs"] = ttl_ms
+        self._write(frame)
+
+    def position(self, x, y, map=None, id=None):
+        """Publish where the rover is (the room's peers see it); with an id, an "ok" or "error" answers."""
+        frame = {"t": "position", "x": x, "y": y}
+        if map is not None:
+            frame["map"] = map
+        if id is not None:
+            frame["id"] = id
         self._write(frame)
 
     def recv(self):

@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../rover/agent.ts";
@@ -248,6 +248,34 @@ describe("the message socket", () => {
     v2.s.write('{"t":"hello","v":2}\n');
     await closed;
     expect(v2.frames).toMatchObject([{ t: "error", code: "version" }]);
+  });
+
+  it("a local program publishes the rover's position (the docs' Python client): the peers see it, the id is answered", async () => {
+    const { a, b } = await linkedPair();
+    const seen = new Promise<unknown>((r) =>
+      b.agent.on("peer-updated", (p) => {
+        if (p.id === "a" && p.position?.x === 12.5) r(p.position);
+      }),
+    );
+    const py = python([
+      "-c",
+      [
+        "import json, sys",
+        `sys.path.insert(0, ${JSON.stringify(dirname(CLIENT))})`,
+        "from roverlink_client import Client",
+        `c = Client(${JSON.stringify(a.path)}, name="nav")`,
+        'c.position(12.5, 40, map="yard", id="p1")',
+        "print(json.dumps(c.recv()))",
+      ].join("\n"),
+    ]);
+    await py.exited;
+    expect(JSON.parse(py.lines[0] ?? "null")).toEqual({ t: "ok", id: "p1" });
+    expect(await seen).toEqual({ x: 12.5, y: 40, map: "yard" });
+    // Half a position is refused as a frame, with its id.
+    const c = await raw(a.path);
+    c.s.write('{"t":"hello","v":1}\n{"t":"position","x":12.5,"id":"p2"}\n');
+    await until(() => c.frames.length >= 2);
+    expect(c.frames[1]).toMatchObject({ t: "error", code: "bad-frame", id: "p2" });
   });
 
   it("control messages that come while no client is attached go to the next one; a line too long closes", async () => {

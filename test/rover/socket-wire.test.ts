@@ -51,6 +51,22 @@ describe("client frames", () => {
     expect(f.t === "send" && f.payload).toEqual(new Uint8Array([0, 255, 10, 123]));
   });
 
+  it("position: x and y finite, a map name optional; the id passes through", () => {
+    expect(decodeClientFrame('{"t":"position","x":12.5,"y":-40,"map":"yard","id":"p1"}')).toEqual({
+      t: "position",
+      position: { x: 12.5, y: -40, map: "yard" },
+      id: "p1",
+    });
+    expect(decodeClientFrame('{"t":"position","x":0,"y":0}')).toEqual({
+      t: "position",
+      position: { x: 0, y: 0 },
+    });
+    expect(codeOf('{"t":"position","x":1}')).toBe("bad-frame");
+    expect(codeOf('{"t":"position","x":"1","y":2}')).toBe("bad-frame");
+    expect(codeOf('{"t":"position","x":1e999,"y":2}')).toBe("bad-frame");
+    expect(codeOf(`{"t":"position","x":1,"y":2,"map":"${"m".repeat(65)}"}`)).toBe("bad-frame");
+  });
+
   it("refuses what it cannot send, with the caller's id when there is one", () => {
     const bad = [
       "not json",
