@@ -125,6 +125,8 @@ export interface LinkStats {
   state: "connecting" | "up" | "degraded" | "restarting" | "rebuilding" | "down";
   path: Path;
   rttMs: number | null;
+  /** How old `rttMs` is: an idle link's answering end measures nothing (the offerer keeps alive). */
+  rttAgeMs: number | null;
   lossPct: number | null;
   restarts: number;
   rebuilds: number;
@@ -1051,6 +1053,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         state: h.state,
         path: l.path(),
         rttMs: h.rttMs,
+        rttAgeMs: h.rttAt === null ? null : Math.max(0, now - h.rttAt),
         lossPct: h.lossPct,
         restarts: h.restarts,
         rebuilds: h.rebuilds,

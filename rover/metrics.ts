@@ -95,6 +95,11 @@ export class AgentMetrics {
     perLink("roverlink_link_rtt_seconds", "Smoothed probe RTT", (s) =>
       s.rttMs === null ? null : s.rttMs / 1000,
     );
+    perLink(
+      "roverlink_link_rtt_age_seconds",
+      "Age of the RTT figure (an idle link's answering end measures none)",
+      (s) => (s.rttAgeMs === null ? null : s.rttAgeMs / 1000),
+    );
     perLink("roverlink_link_loss_ratio", "Probe loss over the recent window", (s) =>
       s.lossPct === null ? null : s.lossPct / 100,
     );

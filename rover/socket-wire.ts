@@ -83,7 +83,14 @@ export type AgentFrame =
   | { t: "message"; peer: string; channel: string; payload: Payload }
   | { t: "link"; peer: string; state: "up" | "down"; path?: string; reason?: string }
   | { t: "handover"; peer: string; kind: string; reason: string; gapMs: number }
-  | { t: "rtt"; peer: string; rttMs: number | null; lossPct: number | null };
+  | {
+      t: "rtt";
+      peer: string;
+      rttMs: number | null;
+      /** how old rttMs is (an idle link's answering end measures none) */
+      rttAgeMs: number | null;
+      lossPct: number | null;
+    };
 
 /** A frame the agent cannot take; `id` when the frame carried one (so the caller can match it). */
 export class SocketFrameError extends Error {

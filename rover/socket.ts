@@ -444,7 +444,10 @@ export class MessageSocket {
     if (this.#clients.size === 0) return;
     for (const s of this.#o.agent.stats()) {
       if (s.state === "down" || s.state === "connecting") continue;
-      this.#broadcast({ t: "rtt", peer: s.peer, rttMs: s.rttMs, lossPct: s.lossPct }, false);
+      this.#broadcast(
+        { t: "rtt", peer: s.peer, rttMs: s.rttMs, rttAgeMs: s.rttAgeMs, lossPct: s.lossPct },
+        false,
+      );
     }
   }
 

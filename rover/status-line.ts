@@ -4,11 +4,20 @@ import type { LinkStats, OutboxStats } from "./agent.ts";
 export function formatStatus(id: string, links: readonly LinkStats[], extra = ""): string {
   if (links.length === 0) return `${id}: no links yet${extra ? ` · ${extra}` : ""}`;
   const parts = links.map((l) => {
-    const rtt = l.rttMs === null ? "–" : `${l.rttMs.toFixed(1)} ms`;
+    const rtt = l.rttMs === null ? "–" : `${l.rttMs.toFixed(1)} ms${rttAge(l.rttAgeMs)}`;
     const loss = l.lossPct === null ? "–" : `${l.lossPct.toFixed(0)}%`;
     return `${l.peer} ${l.state} ${l.path} rtt ${rtt} loss ${loss}${l.restarts + l.rebuilds > 0 ? ` handovers ${l.restarts + l.rebuilds}` : ""}`;
   });
   return `${id}: ${parts.join(" | ")}${extra ? ` · ${extra}` : ""}`;
+}
+
+/** An RTT measured a while ago says so (an idle link's answering end measures none). */
+export const RTT_FRESH_MS = 10_000;
+
+function rttAge(ms: number | null): string {
+  if (ms === null || ms < RTT_FRESH_MS) return "";
+  const s = Math.round(ms / 1000);
+  return s < 120 ? ` (${s} s ago)` : ` (${Math.round(s / 60)} min ago)`;
 }
 
 /** Unacknowledged `control` messages in all, and the age of the oldest; "" when none wait. */

@@ -217,6 +217,12 @@ export interface HealthSnapshot {
    * the peer's ack delay taken off (RFC 9002 §5.3); null before the first sample.
    */
   rttMs: number | null;
+  /**
+   * When the last sample came (null: none on this path). Samples come from probes, acks and the
+   * ICE keepalive, which only the offering end sends: an idle link's answering end keeps the RTT
+   * of its last traffic.
+   */
+  rttAt: number | null;
   /** Its variation (RFC 6298 RTTVAR). */
   rttVarMs: number | null;
   /** The probe timeout now (RFC 9002 §6.2.1, floored): waiting longer starts suspicion. */
@@ -270,6 +276,8 @@ export class LinkHealth {
   #pathRtt = new RttEstimator();
   /** Lowest RTT sample on this path: an ack delay is never taken off below it (RFC 9002 §5.3). */
   #minRtt: number | null = null;
+  /** When the last RTT sample came: an idle answering end gets none (the offerer's keepalive). */
+  #rttAt: number | null = null;
   /** `control` messages not acknowledged yet. */
   #outstanding = new Outstanding();
   /** A keepalive went unanswered: probe at once. */
@@ -1059,7 +1067,7 @@ export class LinkHealth {
       this.#outcomes = [];
       this.#rtt.reset();
       this.#pathRtt.reset();
-      this.#jitter = this.#lastRtt = this.#minRtt = null;
+      this.#jitter = this.#lastRtt = this.#minRtt = this.#rttAt = null;
     }
   }
 
@@ -1091,6 +1099,7 @@ export class LinkHealth {
       this.#jitter = (this.#jitter ?? 0) + (d - (this.#jitter ?? 0)) / 16;
     }
     this.#lastRtt = path;
+    this.#rttAt = this.#clock;
   }
 
   #lossPct(): number | null {
@@ -1166,6 +1175,7 @@ export class LinkHealth {
     return {
       state: this.#status(now),
       rttMs: this.#pathRtt.srtt,
+      rttAt: this.#rttAt,
       rttVarMs: this.#pathRtt.rttvar,
       ptoMs: this.pto(),
       jitterMs: this.#jitter,

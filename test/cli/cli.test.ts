@@ -644,6 +644,12 @@ describe("roverlink CLI", () => {
         counter("roverlink_messages_received_total"),
       );
       expect(text).toMatch(/^roverlink_link_rtt_seconds\{peer="alpha"\} [0-9.e-]+$/m);
+      // bravo echoes (acks carry samples): a fresh figure, its age under the probes' period.
+      const age = Number(
+        text.match(/^roverlink_link_rtt_age_seconds\{peer="alpha"\} (\S+)$/m)?.[1],
+      );
+      expect(age).toBeGreaterThanOrEqual(0);
+      expect(age).toBeLessThan(5);
       const a = await alpha;
       expect(a.code).toBe(0);
       const f = JSON.parse(readFileSync(stats, "utf8")) as Record<string, number>;

@@ -7,6 +7,7 @@ const link = (o: Partial<LinkStats>): LinkStats => ({
   state: "up",
   path: "direct",
   rttMs: 2.46,
+  rttAgeMs: 400,
   lossPct: 0,
   restarts: 0,
   rebuilds: 0,
@@ -33,6 +34,18 @@ describe("status line", () => {
       "alpha: bravo up direct rtt 2.5 ms loss 0% | charlie up relay rtt – loss 12% handovers 2",
     );
     expect(line).not.toContain("\n");
+  });
+
+  it("says how old an RTT is once it is no longer fresh (an idle answering end measures none)", () => {
+    expect(formatStatus("bravo", [link({ peer: "alpha", rttAgeMs: 9_000 })])).toBe(
+      "bravo: alpha up direct rtt 2.5 ms loss 0%",
+    );
+    expect(formatStatus("bravo", [link({ peer: "alpha", rttAgeMs: 45_200 })])).toBe(
+      "bravo: alpha up direct rtt 2.5 ms (45 s ago) loss 0%",
+    );
+    expect(formatStatus("bravo", [link({ peer: "alpha", rttAgeMs: 600_000 })])).toContain(
+      "rtt 2.5 ms (10 min ago)",
+    );
   });
 
   it("says when there is no link yet, with the extra figures", () => {

@@ -103,6 +103,8 @@ describe("LinkHealth: probes and figures", () => {
     s = h.snapshot(2_200);
     // RTTVAR = 3/4·62.5 + 1/4·87.5; SRTT = 7/8·112.5 + 1/8·200; J = 6.25 + (0 - 6.25)/16
     expect([s.rttMs, s.rttVarMs, s.jitterMs]).toEqual([123.4375, 68.75, 5.859375]);
+    // The figure says when it was measured: nothing since, it stays, as old as it is.
+    expect(h.snapshot(60_000)).toMatchObject({ rttMs: 123.4375, rttAt: 2_200 });
   });
 
   it("loss: a probe unanswered for probeTimeoutMs is lost; the window keeps the last lossWindow", () => {
@@ -403,6 +405,7 @@ describe("LinkHealth: retries, rebuilds, counters", () => {
       consecutiveFailures: 0,
       path: "relay",
       rttMs: null,
+      rttAt: null,
       lossPct: null,
     });
     h.requestRestart(3_000);
