@@ -534,6 +534,7 @@ export class Link extends EventEmitter<LinkEvents> {
       await this.#candidates.apply(this.#target());
       const answering = pc;
       await this.#describing(async () => {
+        declineAudio(answering);
         await answering.setLocalDescription(await answering.createAnswer());
         await this.#o.client.answer(this.#o.room, ev.session, this.#sentSdp(answering), {
           contentType: "sdp",
@@ -600,6 +601,7 @@ export class Link extends EventEmitter<LinkEvents> {
       const reply = await this.#describing(async () => {
         if (remote.type === "offer") {
           await pc.setRemoteDescription({ type: "offer", sdp });
+          declineAudio(pc);
           await pc.setLocalDescription(await pc.createAnswer());
         } else {
           await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
@@ -1032,4 +1034,13 @@ export class Link extends EventEmitter<LinkEvents> {
     this.#video?.detach();
     this.#replacePc();
   }
+}
+
+/**
+ * An agent has no audio to send or play: a console's call is answered `inactive`, so the console
+ * says so instead of sending a microphone nowhere (werift would answer `recvonly`).
+ */
+function declineAudio(pc: RTCPeerConnection): void {
+  for (const t of pc.getTransceivers())
+    if (t.kind === "audio" && t.direction !== "inactive") t.setDirection("inactive");
 }

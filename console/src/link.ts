@@ -11,6 +11,7 @@ import { PeerConduct, type Violation } from "../../shared/link/conduct.ts";
 import type { Decision, HealthConfig, HealthSnapshot } from "../../shared/link/health.ts";
 import { BacklogFullError } from "../../shared/link/reliable.ts";
 import {
+  answerAudio,
   hasAudio,
   iceCredentials,
   sdpCandidates,
@@ -398,6 +399,13 @@ export class PeerLink {
   private async applyAnswer(sdp: string): Promise<void> {
     await this.current.setRemoteDescription({ type: "answer", sdp });
     await this.drainRemote();
+    // A peer with no use for audio (a rover agent) declines it: no call, rather than "Voice: on"
+    // with the microphone going nowhere.
+    const audio = answerAudio(sdp);
+    if (this.voice !== "off" && audio && !audio.sends && !audio.takes) {
+      this.log("takes no voice (no call)");
+      await this.endVoice(false);
+    }
   }
 
   private async answerOffer(sdp: string, etag: string): Promise<void> {

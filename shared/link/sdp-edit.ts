@@ -84,6 +84,35 @@ export function sdpCandidates(sdp: string): SdpCandidate[] {
   );
 }
 
+/**
+ * Whether the writer of an answer will send audio (`sends`) and take it (`takes`), from its first
+ * audio section; null when it has none. A rejected section (port 0) or `inactive` does neither.
+ */
+export function answerAudio(sdp: string): { sends: boolean; takes: boolean } | null {
+  let inAudio = false;
+  let rejected = false;
+  let dir = "sendrecv";
+  let found = false;
+  for (const l of lines(sdp)) {
+    if (l.startsWith("m=")) {
+      if (found) break;
+      inAudio = l.startsWith("m=audio ");
+      if (inAudio) {
+        found = true;
+        rejected = /^m=audio 0 /.test(l);
+      }
+      continue;
+    }
+    if (inAudio && /^a=(sendrecv|sendonly|recvonly|inactive)$/.test(l)) dir = l.slice(2);
+  }
+  if (!found) return null;
+  if (rejected) return { sends: false, takes: false };
+  return {
+    sends: dir === "sendrecv" || dir === "sendonly",
+    takes: dir === "sendrecv" || dir === "recvonly",
+  };
+}
+
 /** True when the SDP has an audio m= line that is not rejected (port 0): a call is offered. */
 export function hasAudio(sdp: string): boolean {
   return lines(sdp).some((l) => /^m=audio [1-9]/.test(l));

@@ -299,6 +299,18 @@ describe("console served by the edge", () => {
       .poll(() => received(page, "rover-1"), { timeout: 15_000 })
       .toContain("op-1: after restart");
 
+    // Voice to a rover: the agent declines audio, and the console says so (before: "Voice: on",
+    // the microphone going nowhere).
+    await link(page, "rover-1").getByRole("button", { name: "Start voice" }).click();
+    await expect
+      .poll(() => page.getByRole("log", { name: "Room log" }).textContent(), { timeout: 15_000 })
+      .toContain("rover-1: takes no voice (no call)");
+    expect(await link(page, "rover-1").getAttribute("data-voice")).toBe("off");
+    await sendChat(page, "rover-1", "after voice");
+    await expect
+      .poll(() => received(page, "rover-1"), { timeout: 15_000 })
+      .toContain("op-1: after voice");
+
     // The room view as an artifact (desktop and phone widths); the map shows both positions.
     await expect.poll(() => page.locator('svg.map g[data-peer="rover-1"]').count()).toBe(1);
     await expect.poll(() => page.locator('svg.map g[data-peer="op-1"]').count()).toBe(1);
