@@ -219,8 +219,10 @@ class RoomView {
                 : msg.type === "raw"
                   ? msg.text
                   : JSON.stringify(msg);
-          // Everything here was received; an echoing rover sends our own messages back.
-          appendLog(list, text, false);
+          // Everything here was received; an echoing rover sends our own messages back, said so
+          // (else each line looks sent twice).
+          const echoed = "from" in msg && msg.from === this.self;
+          appendLog(list, text, false, echoed ? `echoed by ${link.peer}` : undefined);
         },
         audio: (link, stream) => {
           const ui = this.linkUis.get(link);
@@ -576,7 +578,7 @@ class RoomView {
 }
 
 /** A line of a log, with the time it came (1 Hz telemetry is read by its time). */
-function appendLog(list: HTMLUListElement, text: string, mine: boolean): void {
+function appendLog(list: HTMLUListElement, text: string, mine: boolean, tag?: string): void {
   const now = new Date();
   list.append(
     h(
@@ -584,6 +586,7 @@ function appendLog(list: HTMLUListElement, text: string, mine: boolean): void {
       { class: mine ? "out" : "in" },
       h("time", { datetime: now.toISOString() }, now.toLocaleTimeString()),
       " ",
+      ...(tag ? [h("span", { class: "tag" }, tag), " "] : []),
       h("span", { class: "text" }, text),
     ),
   );

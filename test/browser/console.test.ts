@@ -310,6 +310,9 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => received(page, "rover-1"), { timeout: 15_000 })
       .toContain("op-1: after voice");
+    // Our own line coming back from the echoing rover says so (it looked sent twice).
+    const echoLine = link(page, "rover-1").locator("li.in", { hasText: "op-1: after voice" });
+    expect(await echoLine.locator(".tag").textContent()).toBe("echoed by rover-1");
 
     // The room view as an artifact (desktop and phone widths); the map shows both positions.
     await expect.poll(() => page.locator('svg.map g[data-peer="rover-1"]').count()).toBe(1);
