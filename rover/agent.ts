@@ -194,6 +194,8 @@ const SSE_RETRY_MS = 10 * 60_000;
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
 /** How often the agent sweeps while it has something to watch, and otherwise (ms). */
+/** setPosition(): at most one update to the edge this often (later values coalesce). */
+const POSITION_EVERY_MS = 1_000;
 const SWEEP_BUSY_MS = 2_000;
 const SWEEP_IDLE_MS = 30_000;
 /**
@@ -262,6 +264,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** setPosition(): the value still to send (undefined: none), and the update on its way. */
   #positionNext: Position | null | undefined;
   #positionFlight: Promise<void> | null = null;
+  #positionSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(o: AgentOptions) {
     super();
@@ -997,9 +1000,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   /**
    * Publish where this rover is (null: no position). Peers get `peer-updated`, and the room's
    * `nearby` lists follow. Before start() or while rejoining, the next join carries it. One
-   * update is on its way at a time: values set meanwhile coalesce into the next one (the latest
-   * wins), so a program may call this at its sensor's rate. Resolves when an update carrying
-   * this value (or a later one) is accepted; rejects with the edge's one-line error.
+   * update is on its way at a time, at most one a second: values set meanwhile coalesce into
+   * the next one (the latest wins), so a program may call this at its sensor's rate. Resolves
+   * when an update carrying this value (or a later one) is accepted, or once the agent stopped;
+   * rejects with the edge's one-line error.
    */
   setPosition(position: Position | null): Promise<void> {
     if (
@@ -1023,8 +1027,15 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   async #sendPositions(): Promise<void> {
     while (this.#positionNext !== undefined && this.#running) {
+      // At most one a second: the edge allows a peer 600 requests a minute for everything, and
+      // restarts and trickles must not wait behind a sensor's rate (each update also goes to
+      // every peer in the room).
+      const wait = this.#positionSentAt + POSITION_EVERY_MS - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+      if (this.#positionNext === undefined || !this.#running) return;
       const position = this.#positionNext;
       this.#positionNext = undefined;
+      this.#positionSentAt = Date.now();
       await this.#client.updatePeer(this.room, this.id, { position });
     }
   }
