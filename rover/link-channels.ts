@@ -247,6 +247,11 @@ export class LinkChannels {
     }
   }
 
+  /** Whether the peer acknowledges what goes on `channel` (framed `control` only). */
+  acknowledged(channel: string): boolean {
+    return channel === "control" && !this.#o.raw;
+  }
+
   /**
    * Send on a channel. `control`: reliable across restarts/rebuilds, flow-controlled: false when
    * the caller should wait for the `drained` hook before sending more (the message is kept either

@@ -969,7 +969,7 @@ export class Link extends EventEmitter<LinkEvents> {
 
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
   send(channel: string, data: Payload, opts?: SendOptions): boolean {
-    this.health.onSend(Date.now());
+    this.health.onSend(Date.now(), this.#channels.acknowledged(channel));
     return this.#channels.send(channel, data, opts);
   }
 

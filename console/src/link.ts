@@ -693,7 +693,8 @@ export class PeerLink {
   }
 
   private sendControl(msg: AppMessage): void {
-    this.loop.note((h, now) => h.onSend(now));
+    // Only framed control is acknowledged (a browser that does not frame sends no acks).
+    this.loop.note((h, now) => h.onSend(now, this.ctx.framed));
     try {
       this.control.send(JSON.stringify(msg));
     } catch (err) {

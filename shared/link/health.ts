@@ -15,7 +15,7 @@
  *
  * API (one instance per link; `now` is always the caller's clock in ms):
  *   new LinkHealth(config?: Partial<HealthConfig>, now?)
- *   events:  onOpen(now, path?) · onReceive(now) · onSend(now) · onProbeSent(id, now) ·
+ *   events:  onOpen(now, path?) · onReceive(now) · onSend(now, answered?) · onProbeSent(id, now) ·
  *            onProbeAnswered(id, now) · onReliableSent(seq, now) · onReliableResent(seqs, now) ·
  *            onReliableAcked(next, now) ·
  *            onKeepalive(outcome, now, rttMs?) · onIceState(state, now) · onDtlsState(state, now) ·
@@ -386,11 +386,16 @@ export class LinkHealth {
     this.#txSinceRx = null;
   }
 
-  onSend(now: number): void {
+  /**
+   * Something went to the peer. `answered`: the peer acknowledges it (framed `control`), so a
+   * path that stays silent after it is suspect; telemetry and raw channels get no answer, and
+   * sending only those must not look like silence (it switched a healthy link every 2.5 s).
+   */
+  onSend(now: number, answered = true): void {
     this.#fed("onSend");
     this.#tick(now);
     this.#lastTx = now;
-    this.#txSinceRx ??= now;
+    if (answered) this.#txSinceRx ??= now;
   }
 
   onProbeSent(id: number, now: number): void {

@@ -149,6 +149,36 @@ describe("rover agents through the local edge", () => {
     expect(a.stats()[0]).toMatchObject({ peer: "b", state: "up", path: "direct" });
   });
 
+  it("telemetry one way on a link with a backup path is not silence: no switch, no restart", async () => {
+    // Seen by a library user: telemetry at 2 msg/s and nothing back switched a healthy loopback
+    // link to its backup every ~2.5 s ("silence"), each a handover event.
+    const room = `int-${++roomN}`;
+    const mk = async (id: string, connect: string[] = []) => {
+      const x = await testAgent(SECRET, { edge: edge.url, room, id, connect, watchNetwork: true });
+      agents.push(x);
+      await x.start();
+      return x;
+    };
+    const b = await mk("b");
+    const a = await mk("a", ["b"]);
+    await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
+    const handovers: string[] = [];
+    a.on("handover", (h) => handovers.push(`a→${h.peer} ${h.kind} ${h.reason}`));
+    b.on("handover", (h) => handovers.push(`b→${h.peer} ${h.kind} ${h.reason}`));
+    const backups = () => a.links().get("b")?.health.snapshot(Date.now()).backups ?? 0;
+    // The premise: a validated backup to switch to (else no switch could happen either way).
+    await until(() => backups() > 0);
+    const got: string[] = [];
+    b.on("message", (m: AgentMessage) => got.push(String(m.data)));
+    for (let i = 0; i < 24; i++) {
+      a.send("b", "telemetry", `t${i}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(got.length).toBeGreaterThan(20);
+    expect(handovers).toEqual([]);
+    expect(backups()).toBeGreaterThan(0);
+  }, 30_000);
+
   it("applications open more channels on demand; nothing sent before they open is lost", async () => {
     const room = `int-${++roomN}`;
     const b = await agent(room, "b");

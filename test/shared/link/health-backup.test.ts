@@ -75,6 +75,16 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 1_030, 2_000))).toEqual(["switch:silence>cell-1@1610"]);
   });
 
+  it("sending only what the peer does not acknowledge (telemetry) is not silence: no switch", () => {
+    // Seen with two agents on loopback, telemetry one way at 2 msg/s: a switch every ~2.5 s.
+    const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
+    h.onReceive(1_000);
+    for (let t = 1_010; t < 6_000; t += 500) h.onSend(t, false);
+    expect(moves(run(h, 1_010, 6_000))).toEqual([]);
+    // Still busy for the backup checks' cadence.
+    expect(h.backupCheckInterval(6_000, 2_500)).toBe(2_500);
+  });
+
   it("following the peer's switch (werift renominated) restarts the silence clock: no switch of our own off the peer's new path", () => {
     const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
     h.onBackup(0, "wifi-2", "wifi", true);
