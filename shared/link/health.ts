@@ -134,6 +134,12 @@ export interface HealthConfig {
   offerBackoffMs: number[];
   /** The offerer offers again this long after the session was closed under a link (ms). */
   sessionReofferMs: number;
+  /**
+   * Sending only what gets no answer (telemetry one way) and hearing nothing this long: one probe
+   * checks the path (ms; 0: never). Unanswered, it starts suspicion as any probe does: a
+   * blackhole under a telemetry stream is found without waiting for the keepalive.
+   */
+  oneWayProbeMs: number;
   /** Reported as degraded while up with at least this probe loss (%)... */
   degradedLossPct: number;
   /** ...or while a probe has been unanswered for this long (ms). */
@@ -157,6 +163,7 @@ export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   netChangeSupersedeMs: 300,
   disconnectedGraceMs: 1_000,
   backupSilenceMs: 600,
+  oneWayProbeMs: 2_500,
   peerSwitchGraceMs: 250,
   peerFollowHoldMs: 1_000,
   preferHoldMs: 2_000,
@@ -342,6 +349,8 @@ export class LinkHealth {
   #peerMoved: string | null = null;
   /** First send since the last receive (null: nothing sent since): backup silence. */
   #txSinceRx: number | null = null;
+  /** First send since the peer was last heard of what gets no answer (onSend answered false). */
+  #oneWaySince: number | null = null;
   /** Silence is counted from here at least (a switch starts the clock again). */
   #rxFloor = Number.NEGATIVE_INFINITY;
   /** The switch under verification (its pair is dropped as a backup if it delivers nothing). */
@@ -383,7 +392,7 @@ export class LinkHealth {
     this.#fed("onReceive");
     this.#tick(now);
     this.#lastRx = now;
-    this.#txSinceRx = null;
+    this.#txSinceRx = this.#oneWaySince = null;
   }
 
   /**
@@ -396,6 +405,7 @@ export class LinkHealth {
     this.#tick(now);
     this.#lastTx = now;
     if (answered) this.#txSinceRx ??= now;
+    else this.#oneWaySince ??= now;
   }
 
   onProbeSent(id: number, now: number): void {
@@ -413,7 +423,7 @@ export class LinkHealth {
     this.#fed("onProbeAnswered");
     this.#tick(now);
     this.#lastRx = now;
-    this.#txSinceRx = null;
+    this.#txSinceRx = this.#oneWaySince = null;
     const sent = this.#probes.get(id);
     if (sent === undefined) return; // late (already counted lost) or from before a handover
     this.#probes.delete(id);
@@ -446,7 +456,7 @@ export class LinkHealth {
     this.#fed("onReliableAcked");
     this.#tick(now);
     this.#lastRx = now;
-    this.#txSinceRx = null;
+    this.#txSinceRx = this.#oneWaySince = null;
     const r = this.#outstanding.acked(next, now);
     if (r !== null) this.#sample(r, ackDelayMs);
   }
@@ -463,7 +473,7 @@ export class LinkHealth {
       return;
     }
     this.#lastRx = now;
-    this.#txSinceRx = null;
+    this.#txSinceRx = this.#oneWaySince = null;
     if (outcome === "answered" && rttMs !== undefined) this.#sample(rttMs);
   }
 
@@ -975,9 +985,20 @@ export class LinkHealth {
   }
 
   #probeDue(now: number): boolean {
+    if (this.#oneWayDue() <= now) return true;
     const every = this.#probeInterval(now);
     if (every === null) return false;
     return this.#lastProbe === null || now - this.#lastProbe >= every;
+  }
+
+  /** When sending one way, unheard, calls for a probe (Infinity: not now). */
+  #oneWayDue(): number {
+    const c = this.config;
+    if (c.oneWayProbeMs <= 0 || this.#phase !== "up" || this.#oneWaySince === null)
+      return Number.POSITIVE_INFINITY;
+    if (this.#probes.size > 0) return Number.POSITIVE_INFINITY; // one is out: it decides
+    const from = Math.max(this.#oneWaySince, this.#rxFloor, this.#lastProbe ?? -Infinity);
+    return from + c.oneWayProbeMs;
   }
 
   /**
@@ -1152,6 +1173,7 @@ export class LinkHealth {
       if (this.#keepaliveMissed) ds.push(this.#clock);
       if (this.#txSinceRx !== null && this.#backups.size > 0)
         ds.push(Math.max(this.#txSinceRx, this.#rxFloor) + c.backupSilenceMs);
+      ds.push(this.#oneWayDue());
       const pref = this.#preferredUplink;
       if (pref !== null && this.#activeUplink !== null && this.#activeUplink !== pref)
         for (const b of this.#backups.values())

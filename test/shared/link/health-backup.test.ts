@@ -78,11 +78,38 @@ describe("LinkHealth: backup paths", () => {
   it("sending only what the peer does not acknowledge (telemetry) is not silence: no switch", () => {
     // Seen with two agents on loopback, telemetry one way at 2 msg/s: a switch every ~2.5 s.
     const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
+    run(h, 0, 1_000, true); // the link's first probe
     h.onReceive(1_000);
-    for (let t = 1_010; t < 6_000; t += 500) h.onSend(t, false);
-    expect(moves(run(h, 1_010, 6_000))).toEqual([]);
+    const ds: At[] = [];
+    for (let t = 1_010; t < 6_000; t += 500) {
+      h.onSend(t, false);
+      ds.push(...run(h, t, t + 499, true));
+    }
+    expect(moves(ds)).toEqual([]);
+    // Now and then one probe checks the path (answered here): 2.5 s after the first unheard send.
+    expect(ds.filter((x) => x.d.type === "probe").map((x) => x.at)).toEqual([3_510]);
     // Still busy for the backup checks' cadence.
     expect(h.backupCheckInterval(6_000, 2_500)).toBe(2_500);
+  });
+
+  it("telemetry one way into a blackhole: the check's probe goes unanswered and the link switches", () => {
+    const h = upWithBackup(0, { backupSilenceMs: 600, silenceMs: 1_500 });
+    run(h, 0, 1_000, true); // the link's first probe
+    h.onReceive(1_000);
+    const ds: At[] = [];
+    let id = 0;
+    for (let t = 1_010; t < 6_000; t += 500) {
+      h.onSend(t, false);
+      for (const x of run(h, t, t + 499)) {
+        ds.push(x);
+        if (x.d.type === "probe") h.onProbeSent(++id, x.at); // it goes out, and is never answered
+      }
+    }
+    const probe = ds.find((x) => x.d.type === "probe")?.at;
+    expect(probe).toBe(3_510);
+    // backupSilenceMs after the unanswered probe, not at the keepalive (20 s). (The test's
+    // backup path is as deaf, so what follows it is no-delivery.)
+    expect(moves(ds)[0]).toBe("switch:silence>cell-1@4110");
   });
 
   it("following the peer's switch (werift renominated) restarts the silence clock: no switch of our own off the peer's new path", () => {
