@@ -35,6 +35,7 @@ import {
   type Peer,
   type PeerLeftReason,
   type Position,
+  positionProblem,
   type RoomEvent,
 } from "../shared/protocol.ts";
 import { decodeTokenUnverified } from "../shared/token.ts";
@@ -276,6 +277,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw new ClientInputError(
         `pollWaitS must be an integer 0..${LIMITS.pollWaitMaxS}, got ${w}`,
       );
+    const bad = o.position === undefined ? null : positionProblem(o.position);
+    if (bad) throw new ClientInputError(bad);
     this.#o = o;
     this.#position = o.position;
     this.id = o.id;
@@ -1006,16 +1009,9 @@ export class Agent extends EventEmitter<AgentEvents> {
    * rejects with the edge's one-line error.
    */
   setPosition(position: Position | null): Promise<void> {
-    if (
-      position !== null &&
-      !(
-        typeof position === "object" &&
-        Number.isFinite(position.x) &&
-        Number.isFinite(position.y) &&
-        (position.map === undefined || typeof position.map === "string")
-      )
-    )
-      throw new ClientInputError("position must be {x, y} with finite numbers (and a map name)");
+    // A bad reading rejects like an edge refusal (a sensor's NaN must not throw in a loop).
+    const problem = position === null ? null : positionProblem(position);
+    if (problem) return Promise.reject(new ClientInputError(problem));
     this.#position = position ? { ...position } : undefined;
     if (!this.#running) return Promise.resolve();
     this.#positionNext = position;
@@ -1036,7 +1032,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       const position = this.#positionNext;
       this.#positionNext = undefined;
       this.#positionSentAt = Date.now();
-      await this.#client.updatePeer(this.room, this.id, { position });
+      // The position replaces the last (a merge patch would keep a map this one does not name).
+      const patch = position === null ? null : { map: null, ...position };
+      await this.#client.updatePeer(this.room, this.id, { position: patch });
     }
   }
 

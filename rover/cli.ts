@@ -18,7 +18,7 @@ import {
   parseForwardSpec,
 } from "../shared/forward-wire.ts";
 import { LINK_PROFILES, type LinkProfile } from "../shared/link/profile.ts";
-import { ID_PATTERN, type Position } from "../shared/protocol.ts";
+import { ID_PATTERN, type Position, positionProblem } from "../shared/protocol.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, MIN_SECRET_BYTES, SECRET_VARS } from "./edge-vars.ts";
 import { errnoText } from "./errno.ts";
@@ -73,7 +73,11 @@ function position(v: string): Position {
   ) {
     throw new InvalidArgumentError('must be "x,y" or "x,y,map"');
   }
-  return parts[2] ? { x, y, map: parts[2] } : { x, y };
+  const p: Position = parts[2] ? { x, y, map: parts[2] } : { x, y };
+  // Said here, naming the flag, rather than by the edge as a 400 at join.
+  const problem = positionProblem(p);
+  if (problem) throw new InvalidArgumentError(problem.replace(/^position\./, ""));
+  return p;
 }
 
 function fileSize(v: string): number {

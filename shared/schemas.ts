@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { JoinBody, PeerPatch, Position, Role, TokenClaims } from "./protocol.ts";
-import { ID_PATTERN } from "./protocol.ts";
+import { ID_PATTERN, LIMITS } from "./protocol.ts";
 
 export const idSchema = z.string().regex(ID_PATTERN, "must match [A-Za-z0-9._-]{1,64}");
 
@@ -24,7 +24,7 @@ const finite = z.number().finite();
 export const positionSchema = z.object({
   x: finite,
   y: finite,
-  map: z.string().max(64).optional(),
+  map: z.string().max(LIMITS.mapNameChars).optional(),
 }) satisfies z.ZodType<Position>;
 
 const metaSchema = z.record(z.string(), z.unknown());

@@ -50,7 +50,8 @@ class Client:
             raise RoverlinkError(self.hello)
 
     def _write(self, frame):
-        line = (json.dumps(frame, separators=(",", ":")) + "\n").encode()
+        # allow_nan=False: NaN is not JSON; the agent could only answer "not JSON" without the id.
+        line = (json.dumps(frame, separators=(",", ":"), allow_nan=False) + "\n").encode()
         with self.lock:  # one frame at a time from any thread
             self.sock.sendall(line)
 
@@ -68,7 +69,8 @@ class Client:
         self._write(frame)
 
     def position(self, x, y, map=None, id=None):
-        """Publish where the rover is (the room's peers see it); with an id, an "ok" or "error" answers."""
+        """Publish where the rover is (the room's peers see it); with an id, an "ok" or "error" answers.
+        NaN or an infinity raises ValueError here (not JSON), rather than an error without the id."""
         frame = {"t": "position", "x": x, "y": y}
         if map is not None:
             frame["map"] = map

@@ -96,6 +96,11 @@ describe("roverlink CLI", () => {
       await roverlink(["rover", "--room", "r", "--id", "a", "--position", "1"]),
       /x,y/,
     );
+    // A map name the edge would refuse is said here, naming the flag (it was a 400 at join).
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--position", `1,2,${"m".repeat(65)}`]),
+      /'--position <x,y\[,map\]>' argument .* is invalid\. map must be a string of at most 64/,
+    );
     expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--link-profile", "satellite"]),
       /'--link-profile <profile>' argument 'satellite' is invalid\. Allowed choices are cellular, lan/,

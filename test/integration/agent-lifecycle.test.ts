@@ -94,7 +94,22 @@ describe("Agent lifecycle", () => {
       },
     });
     agents.push(rover);
-    expect(() => rover.setPosition({ x: Number.NaN, y: 0 })).toThrow(ClientInputError);
+    // A bad reading rejects (a sensor loop's .catch sees it), before or after start; so does a
+    // map name the edge would refuse. In the options, it fails the constructor.
+    await expect(rover.setPosition({ x: Number.NaN, y: 0 })).rejects.toThrow(
+      "position.x must be a finite number, not NaN",
+    );
+    await expect(rover.setPosition({ x: 0, y: 0, map: "m".repeat(65) })).rejects.toThrow(
+      ClientInputError,
+    );
+    await expect(
+      testAgent(SECRET, {
+        edge: edge.url,
+        room,
+        id: "x",
+        position: { x: 1, y: Number.POSITIVE_INFINITY },
+      }),
+    ).rejects.toThrow("position.y must be a finite number, not Infinity");
     const joined = nextEvent(watcher, "peer-joined", (p) => p.id === "mover");
     await rover.start();
     expect((await joined)[0].position).toEqual({ x: 1, y: 2 });
@@ -115,6 +130,14 @@ describe("Agent lifecycle", () => {
       token: await tokenFor("watcher", room),
     }).peers(room);
     expect(listed.peers.find((p) => p.id === "mover")?.position).toEqual({ x: 19, y: -19 });
+    // A position replaces the last: a map it does not name is gone (a merge patch kept it).
+    await rover.setPosition({ x: 3, y: 4, map: "yard" });
+    await rover.setPosition({ x: 5, y: 6 });
+    const now = await new RoverlinkClient({
+      baseUrl: edge.url,
+      token: await tokenFor("watcher", room),
+    }).peers(room);
+    expect(now.peers.find((p) => p.id === "mover")?.position).toEqual({ x: 5, y: 6 });
     // The edge forgets the rover (its presence gone); the rejoin carries the latest position.
     await rover.setPosition(null);
     await rover.setPosition({ x: 7, y: 8, map: "yard" });
