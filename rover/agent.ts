@@ -1006,7 +1006,8 @@ export class Agent extends EventEmitter<AgentEvents> {
    * update is on its way at a time, at most one a second: values set meanwhile coalesce into
    * the next one (the latest wins), so a program may call this at its sensor's rate. Resolves
    * when an update carrying this value (or a later one) is accepted, or once the agent stopped;
-   * rejects with the edge's one-line error.
+   * rejects with ClientInputError for a value the edge would refuse, else with the edge's
+   * one-line error.
    */
   setPosition(position: Position | null): Promise<void> {
     // A bad reading rejects like an edge refusal (a sensor's NaN must not throw in a loop).
@@ -1033,7 +1034,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#positionNext = undefined;
       this.#positionSentAt = Date.now();
       // The position replaces the last (a merge patch would keep a map this one does not name).
-      const patch = position === null ? null : { map: null, ...position };
+      const patch = position === null ? null : { ...position, map: position.map ?? null };
       await this.#client.updatePeer(this.room, this.id, { position: patch });
     }
   }
