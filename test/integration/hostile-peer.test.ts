@@ -269,6 +269,15 @@ describe("a rover under attack by room members", () => {
     const text = await metrics();
     expect(text).toContain('roverlink_link_state{peer="good",state="up"} 1');
     expect(text).not.toMatch(/roverlink_peer_violations_total\{peer="good"/);
+    // Enough traffic to judge by: the attacks above may take less than the 5 s it takes at
+    // 20/s (a CI run stopped at exactly 100).
+    const echoed = async () =>
+      metric(
+        await metrics(),
+        "roverlink_messages_received_total",
+        '{peer="good",channel="control"}',
+      );
+    await until(async () => (await echoed()) > 100, 15_000, "100 probes from good");
     good.child.kill("SIGINT");
     expect(await good.exited).toBe(0);
     const f = JSON.parse(readFileSync(good.stats, "utf8")) as Record<string, number>;
