@@ -85,6 +85,8 @@ export class PeerLink {
   voice: VoiceState = "off";
   /** Handovers started: ICE restarts (ours and the peer's) and rebuilds. */
   restarts = 0;
+  /** The next restart renegotiates (voice added): not a handover, not counted in `restarts`. */
+  private renegotiating = false;
   lastSample: LinkSample | undefined;
 
   private readonly ctx: LinkContext;
@@ -296,7 +298,8 @@ export class PeerLink {
         this.probe();
         return;
       case "restart":
-        this.restarts++;
+        if (this.renegotiating) this.renegotiating = false;
+        else this.restarts++;
         this.ufragAtRestart ??= this.localUfrag();
         void this.restartIce(`${d.reason}, attempt ${d.attempt}`);
         return;
@@ -760,6 +763,7 @@ export class PeerLink {
         this.current.addTransceiver(this.mic, { direction: "sendrecv" });
       }
       this.voice = "on";
+      this.renegotiating = true;
       this.restart("voice");
     }
     this.voice = "on";

@@ -300,12 +300,15 @@ describe("console served by the edge", () => {
       .toContain("op-1: after restart");
 
     // Voice to a rover: the agent declines audio, and the console says so (before: "Voice: on",
-    // the microphone going nowhere).
+    // the microphone going nowhere). Adding voice renegotiates: no handover to count.
+    const restartsBefore = await figure(page, "rover-1", "restarts");
     await link(page, "rover-1").getByRole("button", { name: "Start voice" }).click();
     await expect
       .poll(() => page.getByRole("log", { name: "Room log" }).textContent(), { timeout: 15_000 })
       .toContain("rover-1: takes no voice (no call)");
     expect(await link(page, "rover-1").getAttribute("data-voice")).toBe("off");
+    await page.waitForTimeout(1_200); // a figures sample after it
+    expect(await figure(page, "rover-1", "restarts")).toBe(restartsBefore);
     await sendChat(page, "rover-1", "after voice");
     await expect
       .poll(() => received(page, "rover-1"), { timeout: 15_000 })
