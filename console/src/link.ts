@@ -11,9 +11,8 @@ import { PeerConduct, type Violation } from "../../shared/link/conduct.ts";
 import type { Decision, HealthConfig, HealthSnapshot } from "../../shared/link/health.ts";
 import { BacklogFullError } from "../../shared/link/reliable.ts";
 import {
-  answerAudio,
-  hasAudio,
   iceCredentials,
+  sdpAudio,
   sdpCandidates,
   withIceCredentials,
 } from "../../shared/link/sdp-edit.ts";
@@ -404,7 +403,7 @@ export class PeerLink {
     await this.drainRemote();
     // A peer with no use for audio (a rover agent) declines it: no call, rather than "Voice: on"
     // with the microphone going nowhere.
-    const audio = answerAudio(sdp);
+    const audio = sdpAudio(sdp);
     if (this.voice !== "off" && audio && !audio.sends && !audio.takes) {
       this.log("takes no voice (no call)");
       await this.endVoice(false);
@@ -420,7 +419,9 @@ export class PeerLink {
         await pc.setLocalDescription({ type: "rollback" });
       }
       await pc.setRemoteDescription({ type: "offer", sdp });
-      if (hasAudio(sdp)) this.prepareAudioAnswer();
+      // A call only when the offer sends audio: a rover that declined voice keeps its audio
+      // section `inactive` in its own later offers (it rang as "calling" before).
+      if (sdpAudio(sdp)?.sends) this.prepareAudioAnswer();
       await pc.setLocalDescription(await pc.createAnswer());
       const answer = await this.localSdpAfterGathering(pc);
       await this.ctx.client.answer(this.ctx.room, this.sessionId(), answer, {

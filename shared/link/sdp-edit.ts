@@ -85,10 +85,11 @@ export function sdpCandidates(sdp: string): SdpCandidate[] {
 }
 
 /**
- * Whether the writer of an answer will send audio (`sends`) and take it (`takes`), from its first
- * audio section; null when it has none. A rejected section (port 0) or `inactive` does neither.
+ * Whether the writer of a description (offer or answer) will send audio (`sends`) and take it
+ * (`takes`), from its first audio section; null when it has none. A rejected section (port 0) or
+ * `inactive` does neither.
  */
-export function answerAudio(sdp: string): { sends: boolean; takes: boolean } | null {
+export function sdpAudio(sdp: string): { sends: boolean; takes: boolean } | null {
   let inAudio = false;
   let rejected = false;
   let dir = "sendrecv";

@@ -28,9 +28,9 @@ import {
   ReliableSender,
 } from "../../shared/link/reliable.ts";
 import {
-  answerAudio,
   hasAudio,
   iceCredentials,
+  sdpAudio,
   sdpCandidates,
   withIceCredentials,
 } from "../../shared/link/sdp-edit.ts";
@@ -191,12 +191,12 @@ describe("SDP edits (shared/link/sdp-edit.ts)", () => {
   it("reads what an answer does with audio: declined (rejected, inactive), one way, both", () => {
     const audio = (port: number, dir: string) =>
       `v=0\r\nm=audio ${port} UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n${dir}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=sendrecv\r\n`;
-    expect(answerAudio(audio(0, "a=sendrecv\r\n"))).toEqual({ sends: false, takes: false });
-    expect(answerAudio(audio(9, "a=inactive\r\n"))).toEqual({ sends: false, takes: false });
-    expect(answerAudio(audio(9, "a=recvonly\r\n"))).toEqual({ sends: false, takes: true });
-    expect(answerAudio(audio(9, "a=sendonly\r\n"))).toEqual({ sends: true, takes: false });
-    expect(answerAudio(audio(9, ""))).toEqual({ sends: true, takes: true });
-    expect(answerAudio("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n")).toBeNull();
+    expect(sdpAudio(audio(0, "a=sendrecv\r\n"))).toEqual({ sends: false, takes: false });
+    expect(sdpAudio(audio(9, "a=inactive\r\n"))).toEqual({ sends: false, takes: false });
+    expect(sdpAudio(audio(9, "a=recvonly\r\n"))).toEqual({ sends: false, takes: true });
+    expect(sdpAudio(audio(9, "a=sendonly\r\n"))).toEqual({ sends: true, takes: false });
+    expect(sdpAudio(audio(9, ""))).toEqual({ sends: true, takes: true });
+    expect(sdpAudio("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n")).toBeNull();
   });
 });
 
