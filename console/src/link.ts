@@ -296,12 +296,15 @@ export class PeerLink {
       case "probe":
         this.probe();
         return;
-      case "restart":
+      case "restart": {
+        // Adding voice renegotiates (by an ICE restart): said as such, and not a handover.
+        const why = this.renegotiating ? "adding voice" : `${d.reason}, attempt ${d.attempt}`;
         if (this.renegotiating) this.renegotiating = false;
         else this.restarts++;
         this.ufragAtRestart ??= this.localUfrag();
-        void this.restartIce(`${d.reason}, attempt ${d.attempt}`);
+        void this.restartIce(why);
         return;
+      }
       case "rebuild":
         this.restarts++;
         void this.rebuild(`${d.reason}, attempt ${d.attempt}`);
@@ -765,7 +768,7 @@ export class PeerLink {
       }
       this.voice = "on";
       this.renegotiating = true;
-      this.restart("voice");
+      this.loop.feed((h, now) => h.requestRestart(now));
     }
     this.voice = "on";
     this.sendControl({ type: "voice", from: this.ctx.self, state: "on" });

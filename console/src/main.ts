@@ -294,12 +294,21 @@ class RoomView {
       h("div", { class: "grow" }, h("label", { for: "pos-y" }, "y"), y),
       h("button", { type: "submit", class: "secondary" }, "Set position"),
     );
+    // A bad value is said at its field (it was a line in the Room log, far from the form).
+    for (const f of [x, y]) f.addEventListener("input", () => f.setCustomValidity(""));
     posForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const px = Number(x.value);
       const py = Number(y.value);
-      if (!Number.isFinite(px) || !Number.isFinite(py) || x.value === "" || y.value === "") {
-        this.log("position: x and y must be numbers");
+      const bad =
+        x.value === "" || !Number.isFinite(px)
+          ? x
+          : y.value === "" || !Number.isFinite(py)
+            ? y
+            : null;
+      if (bad) {
+        bad.setCustomValidity("a number, please");
+        bad.reportValidity();
         return;
       }
       this.room.setPosition(px, py).catch((e: unknown) => this.log(`position: ${errorText(e)}`));
@@ -330,9 +339,10 @@ class RoomView {
           ),
           this.peersBody,
         ),
-        this.linksBox,
+        // Above the links: with two link panels open it sat ~2500 px down, its errors unseen.
         h("h3", {}, "Room log"),
         this.roomLog,
+        this.linksBox,
         h("div", { class: "row" }, leave),
       ),
       h(

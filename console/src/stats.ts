@@ -38,7 +38,9 @@ function num(v: unknown): number {
 
 function describe(c: Stat | undefined): string {
   if (!c) return "?";
-  const addr = (c.address ?? c.ip ?? "?") as string;
+  // Browsers leave a peer-reflexive remote candidate's address out of getStats (privacy).
+  const a = c.address ?? c.ip;
+  const addr = typeof a === "string" && a !== "" ? a : "(address hidden)";
   return `${String(c.candidateType ?? "?")} ${String(c.protocol ?? "")} ${addr}:${String(c.port ?? "")}`;
 }
 

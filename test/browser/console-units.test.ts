@@ -138,6 +138,13 @@ describe("sampleStats", () => {
     expect(sampleStats(report({ relay: true }), 1).path).toBe("relay");
     // The selected pair's ICE generation (an ICE restart is done once the new one carries).
     expect(s.localUfrag).toBe("ufA");
+    // A peer-reflexive remote candidate's address is left out by the browser: said so.
+    const prflx = report({});
+    const r1 = prflx.get("R1") as Record<string, unknown>;
+    prflx.set("R1", { ...r1, candidateType: "prflx", address: "", ip: undefined });
+    expect(sampleStats(prflx, 1).pair).toBe(
+      "host udp 127.0.0.1:5000 ⇄ prflx udp (address hidden):6000",
+    );
   });
   it("computes loss from unanswered checks, or from audio when audio flows", () => {
     const a = sampleStats(report({ sent: 10, resp: 10 }), 1);

@@ -247,6 +247,13 @@ describe("console served by the edge", () => {
     const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await ctx.newPage();
     await signIn(page, "op-1");
+    // A missing coordinate is said at its field, and nothing is sent.
+    await page.getByRole("button", { name: "Set position" }).click();
+    expect(
+      await page
+        .getByLabel("x", { exact: true })
+        .evaluate((el) => (el as HTMLInputElement).validationMessage),
+    ).toBe("a number, please");
     await page.getByLabel("x", { exact: true }).fill("1");
     await page.getByLabel("y", { exact: true }).fill("2");
     await page.getByRole("button", { name: "Set position" }).click();
@@ -309,6 +316,9 @@ describe("console served by the edge", () => {
     expect(await link(page, "rover-1").getAttribute("data-voice")).toBe("off");
     await page.waitForTimeout(1_200); // a figures sample after it
     expect(await figure(page, "rover-1", "restarts")).toBe(restartsBefore);
+    const log = (await page.getByRole("log", { name: "Room log" }).textContent()) ?? "";
+    expect(log).toContain("rover-1: ICE restart (adding voice)");
+    expect(log).not.toContain("rover-1: ICE restart (manual");
     await sendChat(page, "rover-1", "after voice");
     await expect
       .poll(() => received(page, "rover-1"), { timeout: 15_000 })
@@ -487,11 +497,22 @@ describe("console served by the edge", () => {
   it("fits a phone's width: the room's table and its buttons stay inside the page", async () => {
     const other = await (await browser.newContext()).newPage();
     await signIn(other, "operator-with-a-rather-long-name");
+    const short = await (await browser.newContext()).newPage();
+    await signIn(short, "alpha");
     const page = await (
       await browser.newContext({ viewport: { width: 390, height: 800 } })
     ).newPage();
     await signIn(page, "narrow");
     await page.getByRole("button", { name: "Call operator-with-a-rather-long-name" }).waitFor();
+    await page.getByRole("button", { name: "Call alpha" }).waitFor();
+    // A short id stays on one line (before: "alph|a").
+    const lines = (sel: string) =>
+      page.evaluate((s) => {
+        const r = document.createRange();
+        r.selectNodeContents(document.querySelector(s) as Node);
+        return r.getClientRects().length;
+      }, sel);
+    expect(await lines('tr[data-peer="alpha"] > th')).toBe(1);
     const overflow = await page.evaluate(() => {
       const section = document.getElementById("peers") as HTMLElement;
       const table = section.querySelector("table") as HTMLElement;
