@@ -39,6 +39,8 @@ export interface ControlStreamOptions extends ControlStreams {
   violation(kind: Violation, detail: string): void;
   /** Acks are batched: at most one per this long (ms). */
   ackDelayMs?: number;
+  /** The peer has every message below sequence number `below` (its ack, or its hello). */
+  acked?(below: number): void;
 }
 
 const decoder = new TextDecoder();
@@ -100,6 +102,7 @@ export class ControlStream {
       }
       case "a":
         if (!this.#o.sender.onAck(f.n)) this.#o.violation("bad-ack", `ack ${f.n}`);
+        else this.#o.acked?.(f.n);
         return;
       case "h": {
         if (this.#helloed.has(dc)) {
@@ -115,6 +118,7 @@ export class ControlStream {
           n = 0;
         }
         for (const r of sender.resendFrom(n)) this.#write(dc, r);
+        if (n > 0) this.#o.acked?.(n);
         return;
       }
     }
@@ -123,16 +127,18 @@ export class ControlStream {
   /**
    * Send a message. Framed: kept until acknowledged, sent now if `control` is open, else resent
    * after the next hello; throws BacklogFullError when too much is unacknowledged. Raw: sent if
-   * open, else lost (as SCTP would lose it on a rebuild anyway).
+   * open, else lost (as SCTP would lose it on a rebuild anyway). Returns the message's sequence
+   * number (`acked` reports it delivered), or null when raw (nothing will say).
    */
-  send(text: string): void {
+  send(text: string): number | null {
     const dc = this.#dc;
     if (!this.framed) {
       if (dc?.readyState === "open") dc.send(text);
-      return;
+      return null;
     }
     const f = this.#o.sender.send(text);
     if (dc?.readyState === "open") this.#write(dc, f);
+    return f.s;
   }
 
   close(): void {

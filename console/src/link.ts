@@ -68,6 +68,8 @@ export interface LinkCallbacks {
   /** Once a second: getStats figures, loss between samples, and the health policy's view. */
   sample(link: PeerLink, s: LinkSample, loss: number | null, health: HealthSnapshot): void;
   log(link: PeerLink, text: string): void;
+  /** The peer has every `control` message below sequence number `below` (chat, commands). */
+  delivered(link: PeerLink, below: number): void;
 }
 
 const SAMPLE_EVERY_MS = 1000;
@@ -126,6 +128,7 @@ export class PeerLink {
       framed: ctx.framed,
       deliver: (text) => this.onAppText("control", text),
       violation: (kind, detail) => this.violation(kind, detail),
+      acked: (below) => this.cb.delivered(this, below),
     });
     this.current = this.newPc();
     this.sampler = setInterval(() => void this.sample(), SAMPLE_EVERY_MS);
@@ -699,14 +702,16 @@ export class PeerLink {
     }
   }
 
-  private sendControl(msg: AppMessage): void {
+  /** Send on `control`: its sequence number (see `delivered`), or null (raw, or not taken). */
+  private sendControl(msg: AppMessage): number | null {
     // Only framed control is acknowledged (a browser that does not frame sends no acks).
     this.loop.note((h, now) => h.onSend(now, this.ctx.framed));
     try {
-      this.control.send(JSON.stringify(msg));
+      return this.control.send(JSON.stringify(msg));
     } catch (err) {
       if (!(err instanceof BacklogFullError)) throw err;
       this.log(`not sent: ${err.message}`);
+      return null;
     }
   }
 
@@ -715,14 +720,15 @@ export class PeerLink {
     return this.channels.get(channel)?.readyState === "open";
   }
 
-  chat(text: string): void {
-    this.sendControl({ type: "chat", from: this.ctx.self, text, at: Date.now() });
+  /** Send a chat line: its sequence number for `delivered`, or null when nothing will say. */
+  chat(text: string): number | null {
+    return this.sendControl({ type: "chat", from: this.ctx.self, text, at: Date.now() });
   }
 
-  command(name: string, args?: unknown): void {
+  command(name: string, args?: unknown): number | null {
     const msg: AppMessage = { type: "cmd", from: this.ctx.self, name, at: Date.now() };
     if (args !== undefined) msg.args = args;
-    this.sendControl(msg);
+    return this.sendControl(msg);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -171,6 +171,8 @@ interface LinkUi {
   voice: HTMLElement;
   audio: HTMLAudioElement;
   camera: CameraUi;
+  /** Our chat and command lines not yet acknowledged by the peer, by sequence number. */
+  undelivered: Map<number, HTMLLIElement>;
 }
 
 class RoomView {
@@ -252,6 +254,18 @@ class RoomView {
           ui.chart.replaceChildren(renderChart(ui.points, `RTT and loss to ${link.peer}`));
         },
         log: (link, text) => this.log(`${link.peer}: ${text}`),
+        delivered: (link, below) => {
+          const ui = this.linkUis.get(link);
+          if (!ui) return;
+          for (const [seq, li] of ui.undelivered) {
+            if (seq >= below) continue;
+            ui.undelivered.delete(seq);
+            li.classList.add("delivered");
+            li.append(
+              h("span", { class: "tick", title: "delivered", "aria-label": "delivered" }, " ✓"),
+            );
+          }
+        },
       },
     );
   }
@@ -428,6 +442,8 @@ class RoomView {
       role: "log",
       "aria-label": `Telemetry from ${link.peer}`,
     });
+    // A line of ours gets a ✓ once the peer acknowledged it (framed control: exactly once).
+    const undelivered = new Map<number, HTMLLIElement>();
     const chatIn = h("input", { id: `chat-${link.peer}`, autocomplete: "off" });
     const chatForm = h(
       "form",
@@ -438,8 +454,9 @@ class RoomView {
     chatForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
       if (!chatIn.value.trim()) return;
-      link.chat(chatIn.value);
-      appendLog(messages, `${this.self}: ${chatIn.value}`, true);
+      const seq = link.chat(chatIn.value);
+      const li = appendLog(messages, `${this.self}: ${chatIn.value}`, true);
+      if (seq !== null) undelivered.set(seq, li);
       chatIn.value = "";
     });
     const cmdIn = h("input", {
@@ -467,8 +484,9 @@ class RoomView {
         return;
       }
       if (!cmd) return;
-      link.command(cmd.name, cmd.args);
-      appendLog(messages, `${this.self} ▸ ${cmdIn.value}`, true);
+      const seq = link.command(cmd.name, cmd.args);
+      const li = appendLog(messages, `${this.self} ▸ ${cmdIn.value}`, true);
+      if (seq !== null) undelivered.set(seq, li);
       cmdIn.value = "";
     });
     const audio = h("audio", { autoplay: true });
@@ -521,6 +539,7 @@ class RoomView {
       voice,
       audio,
       camera,
+      undelivered,
     };
     this.linkUis.set(link, ui);
     this.linksBox.prepend(root);
@@ -588,20 +607,25 @@ class RoomView {
 }
 
 /** A line of a log, with the time it came (1 Hz telemetry is read by its time). */
-function appendLog(list: HTMLUListElement, text: string, mine: boolean, tag?: string): void {
+function appendLog(
+  list: HTMLUListElement,
+  text: string,
+  mine: boolean,
+  tag?: string,
+): HTMLLIElement {
   const now = new Date();
-  list.append(
-    h(
-      "li",
-      { class: mine ? "out" : "in" },
-      h("time", { datetime: now.toISOString() }, now.toLocaleTimeString()),
-      " ",
-      ...(tag ? [h("span", { class: "tag" }, tag), " "] : []),
-      h("span", { class: "text" }, text),
-    ),
+  const li = h(
+    "li",
+    { class: mine ? "out" : "in" },
+    h("time", { datetime: now.toISOString() }, now.toLocaleTimeString()),
+    " ",
+    ...(tag ? [h("span", { class: "tag" }, tag), " "] : []),
+    h("span", { class: "text" }, text),
   );
+  list.append(li);
   while (list.children.length > 200) list.firstElementChild?.remove();
   list.scrollTop = list.scrollHeight;
+  return li;
 }
 
 /**

@@ -342,6 +342,29 @@ describe("control stream (shared/link/reliable.ts)", () => {
     expect(ack.d).toBeGreaterThanOrEqual(25);
   });
 
+  it("says which of our messages the peer has: its acks and its hello, cumulative", () => {
+    const seen: number[] = [];
+    const sender = new ReliableSender();
+    const opts = {
+      sender,
+      receiver: new ReliableReceiver(),
+      framed: true,
+      deliver: () => {},
+      violation: () => {},
+      acked: (below: number) => seen.push(below),
+    };
+    const a = new ControlStream(opts);
+    const dc = new Wire();
+    a.opened(dc);
+    expect([a.send("m0"), a.send("m1"), a.send("m2")]).toEqual([0, 1, 2]);
+    a.receive(dc, encodeFrame({ rl: 1, t: "a", n: 2 }));
+    a.receive(dc, encodeFrame({ rl: 1, t: "h", st: sender.stream, n: 3 }));
+    a.receive(dc, encodeFrame({ rl: 1, t: "a", n: 9 })); // past what was sent: no tick
+    expect(seen).toEqual([2, 3]);
+    // Raw control: nothing will ever say.
+    expect(new ControlStream({ ...opts, framed: false }).send("x")).toBeNull();
+  });
+
   it("reports raw text, broken frames and a second hello on framed control as violations", () => {
     const a = endpoint();
     const dc = new Wire();

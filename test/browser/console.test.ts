@@ -323,6 +323,12 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => received(page, "rover-1"), { timeout: 15_000 })
       .toContain("op-1: after voice");
+    // Our line says the rover has it (its acknowledgement), not only that it went out.
+    await expect
+      .poll(() =>
+        link(page, "rover-1").locator("li.out.delivered", { hasText: "op-1: after voice" }).count(),
+      )
+      .toBe(1);
     // Our own line coming back from the echoing rover says so (it looked sent twice).
     const echoLine = link(page, "rover-1").locator("li.in", { hasText: "op-1: after voice" });
     expect(await echoLine.locator(".tag").textContent()).toBe("echoed by rover-1");
