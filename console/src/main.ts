@@ -33,6 +33,18 @@ interface Saved {
   signedIn?: boolean;
 }
 
+/** The peers this tab linked to (Connect, Call): a reload links to them again. */
+const LINKS_STORE = "roverlink.console.links";
+
+function loadLinked(): string[] {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(LINKS_STORE) ?? "[]") as unknown;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
 function loadSaved(): Partial<Saved> {
   try {
     return JSON.parse(sessionStorage.getItem(STORE) ?? "{}") as Partial<Saved>;
@@ -274,6 +286,10 @@ class RoomView {
     await this.room.join();
     this.render();
     setStatus(`Signed in as ${this.self} in ${this.roomId}`);
+    // A reload: link again to the peers this tab had linked to (voice is not resumed).
+    const again = loadLinked().filter((id) => this.room.peers.has(id));
+    if (again.length > 0) this.log(`linking again to ${again.join(", ")} (as before the reload)`);
+    for (const id of again) void this.connect(id, false);
     // "Last seen" from the edge: events say who comes and goes, not who is still polling, so the
     // list is read again every 15 s (else a live rover's age only ever grows).
     let tick = 0;
@@ -572,12 +588,21 @@ class RoomView {
       if (link.voice !== "off") controls.push(b("Hang up", () => link.hangUp().catch(err), true));
     }
     ui.voice.replaceChildren(...controls);
+    this.saveLinked();
     if (link.state === "closed") {
       closeCamera(ui.camera);
       this.linkUis.delete(link);
       ui.root.remove();
     }
     this.renderPeers();
+  }
+
+  /** The links this tab made (a peer that called us calls again if it wants to). */
+  private saveLinked(): void {
+    const open = [...this.room.links.values()].filter(
+      (l) => l.role === "offerer" && l.state !== "closed",
+    );
+    sessionStorage.setItem(LINKS_STORE, JSON.stringify(open.map((l) => l.peer)));
   }
 
   private log(text: string): void {
@@ -589,6 +614,7 @@ class RoomView {
     window.removeEventListener("online", this.onNetworkChange);
     await this.room.leave();
     sessionStorage.removeItem(STORE);
+    sessionStorage.removeItem(LINKS_STORE);
     showSignIn();
   }
 
@@ -602,6 +628,7 @@ class RoomView {
     await this.room.leave().catch(() => undefined);
     const saved = loadSaved();
     sessionStorage.setItem(STORE, JSON.stringify({ ...saved, token: "" }));
+    sessionStorage.removeItem(LINKS_STORE);
     showSignIn(`Signed out: the edge refused the token (${why}). Sign in with a new one.`);
   }
 }

@@ -333,6 +333,19 @@ describe("console served by the edge", () => {
     const echoLine = link(page, "rover-1").locator("li.in", { hasText: "op-1: after voice" });
     expect(await echoLine.locator(".tag").textContent()).toBe("echoed by rover-1");
 
+    // A reload links again to the peers the tab was linked to, and control works on it.
+    await page.reload();
+    await expect
+      .poll(() => page.getByRole("log", { name: "Room log" }).textContent(), { timeout: 20_000 })
+      .toContain("linking again to rover-1 (as before the reload)");
+    await expect
+      .poll(() => link(page, "rover-1").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    await sendChat(page, "rover-1", "after reload");
+    await expect
+      .poll(() => received(page, "rover-1"), { timeout: 15_000 })
+      .toContain("op-1: after reload");
+
     // The room view as an artifact (desktop and phone widths); the map shows both positions.
     await expect.poll(() => page.locator('svg.map g[data-peer="rover-1"]').count()).toBe(1);
     await expect.poll(() => page.locator('svg.map g[data-peer="op-1"]').count()).toBe(1);
