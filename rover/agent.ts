@@ -35,9 +35,9 @@ import {
   type Peer,
   type PeerLeftReason,
   type Position,
-  positionProblem,
   type RoomEvent,
 } from "../shared/protocol.ts";
+import { positionProblem } from "../shared/schemas.ts";
 import { decodeTokenUnverified } from "../shared/token.ts";
 import { blackholeWarning, parseDefaultRouteDevs, parseSourceRules } from "./blackhole-check.ts";
 import { EdgeHttp } from "./http.ts";

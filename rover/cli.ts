@@ -18,7 +18,8 @@ import {
   parseForwardSpec,
 } from "../shared/forward-wire.ts";
 import { LINK_PROFILES, type LinkProfile } from "../shared/link/profile.ts";
-import { ID_PATTERN, type Position, positionProblem } from "../shared/protocol.ts";
+import { ID_PATTERN, type Position } from "../shared/protocol.ts";
+import { positionProblem } from "../shared/schemas.ts";
 import { mintToken, parseTtl, TokenError } from "../shared/token.ts";
 import { looksSecret, MIN_SECRET_BYTES, SECRET_VARS } from "./edge-vars.ts";
 import { errnoText } from "./errno.ts";

@@ -84,22 +84,6 @@ export interface Position {
   map?: string;
 }
 
-/** Why the edge would refuse this position (one line), or null when it takes it. */
-export function positionProblem(p: unknown): string | null {
-  if (typeof p !== "object" || p === null || Array.isArray(p))
-    return "position must be {x, y[, map]}";
-  const { x, y, map } = p as Record<string, unknown>;
-  for (const [k, v] of [
-    ["x", x],
-    ["y", y],
-  ] as const)
-    if (typeof v !== "number" || !Number.isFinite(v))
-      return `position.${k} must be a finite number, not ${typeof v === "number" ? v : (JSON.stringify(v) ?? "undefined")}`;
-  if (map !== undefined && (typeof map !== "string" || map.length > LIMITS.mapNameChars))
-    return `position.map must be a string of at most ${LIMITS.mapNameChars} characters`;
-  return null;
-}
-
 export type PeerMeta = Record<string, unknown>;
 
 /** `POST /v1/rooms/{room}/peers` body; every field optional. */

@@ -27,6 +27,15 @@ export const positionSchema = z.object({
   map: z.string().max(LIMITS.mapNameChars).optional(),
 }) satisfies z.ZodType<Position>;
 
+/** Why the edge would refuse this position (one line, as its 400 would say), or null. */
+export function positionProblem(p: unknown): string | null {
+  const r = positionSchema.safeParse(p);
+  if (r.success) return null;
+  const issue = r.error.issues[0];
+  const where = issue?.path.length ? `position.${issue.path.join(".")}` : "position";
+  return `${where}: ${issue?.message ?? "invalid"}`;
+}
+
 const metaSchema = z.record(z.string(), z.unknown());
 
 /** Free-form, but short and printable: "rover" | "browser" | "base" | anything else. */

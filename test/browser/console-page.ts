@@ -2,6 +2,7 @@
  * The console's page as the browser tests drive it: a link's panel, its chat, what came in.
  */
 import type { Page } from "playwright-core";
+import { expect } from "vitest";
 
 /** The panel of the link to `peer`. */
 export function link(page: Page, peer: string) {
@@ -20,4 +21,10 @@ export function received(page: Page, peer: string): Promise<string[]> {
     .getByRole("log", { name: `Messages with ${peer}` })
     .locator("li.in .text")
     .allTextContents();
+}
+
+/** Send `text` to an echoing `peer` as `self`, and wait for it to come back. */
+export async function echoedBack(page: Page, peer: string, self: string, text: string) {
+  await sendChat(page, peer, text);
+  await expect.poll(() => received(page, peer), { timeout: 15_000 }).toContain(`${self}: ${text}`);
 }

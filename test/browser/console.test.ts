@@ -14,7 +14,7 @@ import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
 import { tcpProxy } from "../cli/tcp-proxy.ts";
 import { launchChromium, recordPeerConnections } from "./chromium.ts";
-import { link, received, sendChat } from "./console-page.ts";
+import { echoedBack, link, received, sendChat } from "./console-page.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SECRET = "browser-test-secret-browser-test-secret";
@@ -301,10 +301,7 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => link(page, "rover-1").getAttribute("data-state"), { timeout: 30_000 })
       .toBe("connected");
-    await sendChat(page, "rover-1", "after restart");
-    await expect
-      .poll(() => received(page, "rover-1"), { timeout: 15_000 })
-      .toContain("op-1: after restart");
+    await echoedBack(page, "rover-1", "op-1", "after restart");
 
     // Voice to a rover: the agent declines audio, and the console says so (before: "Voice: on",
     // the microphone going nowhere). Adding voice renegotiates: no handover to count.
@@ -319,10 +316,7 @@ describe("console served by the edge", () => {
     const log = (await page.getByRole("log", { name: "Room log" }).textContent()) ?? "";
     expect(log).toContain("rover-1: ICE restart (adding voice)");
     expect(log).not.toContain("rover-1: ICE restart (manual");
-    await sendChat(page, "rover-1", "after voice");
-    await expect
-      .poll(() => received(page, "rover-1"), { timeout: 15_000 })
-      .toContain("op-1: after voice");
+    await echoedBack(page, "rover-1", "op-1", "after voice");
     // Our line says the rover has it (its acknowledgement), not only that it went out.
     await expect
       .poll(() =>
@@ -341,10 +335,7 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => link(page, "rover-1").getAttribute("data-state"), { timeout: 30_000 })
       .toBe("connected");
-    await sendChat(page, "rover-1", "after reload");
-    await expect
-      .poll(() => received(page, "rover-1"), { timeout: 15_000 })
-      .toContain("op-1: after reload");
+    await echoedBack(page, "rover-1", "op-1", "after reload");
 
     // The room view as an artifact (desktop and phone widths); the map shows both positions.
     await expect.poll(() => page.locator('svg.map g[data-peer="rover-1"]').count()).toBe(1);

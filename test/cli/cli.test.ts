@@ -99,7 +99,7 @@ describe("roverlink CLI", () => {
     // A map name the edge would refuse is said here, naming the flag (it was a 400 at join).
     expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--position", `1,2,${"m".repeat(65)}`]),
-      /'--position <x,y\[,map\]>' argument .* is invalid\. map must be a string of at most 64/,
+      /'--position <x,y\[,map\]>' argument .* is invalid\. map: Too big: expected string to have <=64 characters/,
     );
     expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--link-profile", "satellite"]),

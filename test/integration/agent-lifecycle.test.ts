@@ -97,7 +97,7 @@ describe("Agent lifecycle", () => {
     // A bad reading rejects (a sensor loop's .catch sees it), before or after start; so does a
     // map name the edge would refuse. In the options, it fails the constructor.
     await expect(rover.setPosition({ x: Number.NaN, y: 0 })).rejects.toThrow(
-      "position.x must be a finite number, not NaN",
+      "position.x: Invalid input: expected number, received NaN",
     );
     await expect(rover.setPosition({ x: 0, y: 0, map: "m".repeat(65) })).rejects.toThrow(
       ClientInputError,
@@ -109,7 +109,7 @@ describe("Agent lifecycle", () => {
         id: "x",
         position: { x: 1, y: Number.POSITIVE_INFINITY },
       }),
-    ).rejects.toThrow("position.y must be a finite number, not Infinity");
+    ).rejects.toThrow("position.y: Invalid input: expected number, received Infinity");
     const joined = nextEvent(watcher, "peer-joined", (p) => p.id === "mover");
     await rover.start();
     expect((await joined)[0].position).toEqual({ x: 1, y: 2 });
