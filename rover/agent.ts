@@ -194,9 +194,9 @@ const OWN_ROUTES_SETTLE_MS = 300;
 const SSE_RETRY_MS = 10 * 60_000;
 /** How long `control` stream state is kept for a peer without a link. */
 const STREAM_KEEP_MS = 3_600_000;
-/** How often the agent sweeps while it has something to watch, and otherwise (ms). */
 /** setPosition(): at most one update to the edge this often (later values coalesce). */
 const POSITION_EVERY_MS = 1_000;
+/** How often the agent sweeps while it has something to watch, and otherwise (ms). */
 const SWEEP_BUSY_MS = 2_000;
 const SWEEP_IDLE_MS = 30_000;
 /**

@@ -9,6 +9,7 @@
  */
 import type { Payload } from "../shared/link/reliable.ts";
 import { ID_PATTERN, type Position } from "../shared/protocol.ts";
+import { positionProblem } from "../shared/schemas.ts";
 
 export const SOCKET_PROTOCOL_VERSION = 1;
 /** Longest line either side accepts (bytes, without the newline): 1 MiB of payload in base64. */
@@ -177,13 +178,11 @@ export function decodeClientFrame(line: string): ClientFrame {
       return f;
     }
     case "position": {
-      const finite = (n: unknown) => typeof n === "number" && Number.isFinite(n);
-      if (!finite(m.x) || !finite(m.y))
-        throw new SocketFrameError("bad-frame", "position needs x and y, finite numbers", id);
-      if ("map" in m && (typeof m.map !== "string" || m.map.length > 64))
-        throw new SocketFrameError("bad-frame", "map: a string of at most 64 characters", id);
-      const position: Position = { x: m.x as number, y: m.y as number };
-      if (typeof m.map === "string") position.map = m.map;
+      // Checked as the edge checks it (its schema), so a refusal is a frame error here.
+      const { x, y, map } = m;
+      const problem = positionProblem("map" in m ? { x, y, map } : { x, y });
+      if (problem) throw new SocketFrameError("bad-frame", problem, id);
+      const position = { x, y, ...("map" in m ? { map } : {}) } as Position;
       return id === undefined ? { t: "position", position } : { t: "position", position, id };
     }
     default:

@@ -12,7 +12,7 @@ export function formatStatus(id: string, links: readonly LinkStats[], extra = ""
 }
 
 /** An RTT measured a while ago says so (an idle link's answering end measures none). */
-export const RTT_FRESH_MS = 10_000;
+const RTT_FRESH_MS = 10_000;
 
 function rttAge(ms: number | null): string {
   if (ms === null || ms < RTT_FRESH_MS) return "";

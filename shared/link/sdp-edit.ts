@@ -113,8 +113,3 @@ export function sdpAudio(sdp: string): { sends: boolean; takes: boolean } | null
     takes: dir === "sendrecv" || dir === "recvonly",
   };
 }
-
-/** True when the SDP has an audio m= line that is not rejected (port 0): a call is offered. */
-export function hasAudio(sdp: string): boolean {
-  return lines(sdp).some((l) => /^m=audio [1-9]/.test(l));
-}

@@ -28,7 +28,6 @@ import {
   ReliableSender,
 } from "../../shared/link/reliable.ts";
 import {
-  hasAudio,
   iceCredentials,
   sdpAudio,
   sdpCandidates,
@@ -192,8 +191,8 @@ describe("SDP edits (shared/link/sdp-edit.ts)", () => {
         sdpMLineIndex: 0,
       },
     ]);
-    expect(hasAudio(SDP)).toBe(false);
-    expect(hasAudio(SDP.replace("m=audio 0", "m=audio 9"))).toBe(true);
+    expect(Boolean(sdpAudio(SDP)?.sends)).toBe(false);
+    expect(Boolean(sdpAudio(SDP.replace("m=audio 0", "m=audio 9"))?.sends)).toBe(true);
   });
   it("reads what an answer does with audio: declined (rejected, inactive), one way, both", () => {
     const audio = (port: number, dir: string) =>

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
 import {
-  hasAudio,
   iceCredentials,
   pcIdOf,
+  sdpAudio,
   sdpCandidates,
   withIceCredentials,
   withPcId,
@@ -61,10 +61,10 @@ describe("ice-sdp", () => {
   });
 
   it("tells an offered audio section from a rejected one (port 0) or none", () => {
-    expect(hasAudio(SDP)).toBe(false);
+    expect(Boolean(sdpAudio(SDP)?.sends)).toBe(false);
     const audio = `${SDP}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\n`;
-    expect(hasAudio(audio)).toBe(true);
-    expect(hasAudio(audio.replace("m=audio 9", "m=audio 0"))).toBe(false);
+    expect(Boolean(sdpAudio(audio)?.sends)).toBe(true);
+    expect(Boolean(sdpAudio(audio.replace("m=audio 9", "m=audio 0"))?.sends)).toBe(false);
   });
   it("reads what werift writes", async () => {
     const pc = new RTCPeerConnection({ iceServers: [], iceUseIpv6: false });
