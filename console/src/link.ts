@@ -144,6 +144,12 @@ export class PeerLink {
     return this.loop.health.snapshot(this.loop.now());
   }
 
+  /** When the peer was last heard on this link (wall clock, ms), or null if never. */
+  heardAt(): number | null {
+    const rx = this.health().lastRxAt;
+    return rx === null ? null : Date.now() - (this.loop.now() - rx);
+  }
+
   private newPc(): RTCPeerConnection {
     const pc = new RTCPeerConnection(this.ctx.rtc);
     const mine = () => pc === this.current && !this.closed;

@@ -414,17 +414,15 @@ class RoomView {
     const call = h("button", { type: "button", class: "secondary" }, "Call");
     call.setAttribute("aria-label", `Call ${p.id}`);
     call.addEventListener("click", () => void this.connect(p.id, true));
+    // A linked peer is heard on the link far more often than the edge's list is read again.
+    const seen = Math.max(p.lastSeen, link?.heardAt() ?? 0);
     return h(
       "tr",
       { "data-peer": p.id },
       h("th", { scope: "row" }, p.id),
       h("td", {}, p.kind),
       h("td", { class: `state-${status}` }, status),
-      h(
-        "td",
-        {},
-        h("time", { datetime: new Date(p.lastSeen).toISOString() }, ago(p.lastSeen, now)),
-      ),
+      h("td", {}, h("time", { datetime: new Date(seen).toISOString() }, ago(seen, now))),
       h("td", { class: "actions" }, connect, call),
     );
   }

@@ -315,7 +315,6 @@ export class RoomSession {
     }
   }
 
-  /** Close every link and leave the room. */
   /** Peers' `lastSeen` as the edge has it now (a failure waits for the next round). */
   async refreshPeers(): Promise<void> {
     if (!this.connected) return;
@@ -329,6 +328,7 @@ export class RoomSession {
     this.cb.peers(this);
   }
 
+  /** Close every link and leave the room. */
   async leave(): Promise<void> {
     this.abort.abort();
     await Promise.all([...this.links.values()].map((l) => l.close()));

@@ -246,6 +246,17 @@ describe("console served by the edge", () => {
     startRover("rover-1", ["--position", "3,4"]);
     const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await ctx.newPage();
+    // The edge's list of peers, read again every 15 s, says rover-1 was last seen an hour ago:
+    // once linked, the row must show what the link hears instead.
+    let staleLists = 0;
+    await page.route(/\/v1\/rooms\/[^/]+\/peers(\?.*)?$/, async (route) => {
+      if (route.request().method() !== "GET") return route.continue();
+      const res = await route.fetch();
+      const body = (await res.json()) as { peers: { id: string; lastSeen: number }[] };
+      for (const p of body.peers) if (p.id === "rover-1") p.lastSeen = Date.now() - 3_600_000;
+      staleLists++;
+      await route.fulfill({ response: res, json: body });
+    });
     await signIn(page, "op-1");
     // A missing coordinate is said at its field, and nothing is sent.
     await page.getByRole("button", { name: "Set position" }).click();
@@ -326,6 +337,11 @@ describe("console served by the edge", () => {
     // Our own line coming back from the echoing rover says so (it looked sent twice).
     const echoLine = link(page, "rover-1").locator("li.in", { hasText: "op-1: after voice" });
     expect(await echoLine.locator(".tag").textContent()).toBe("echoed by rover-1");
+
+    // "Last seen" of the linked rover is its last message on the link, not the edge's stale list.
+    await expect.poll(() => staleLists, { timeout: 20_000 }).toBeGreaterThan(0);
+    await page.waitForTimeout(1_000); // the table rendered after that read
+    expect(await page.locator('tr[data-peer="rover-1"] time').textContent()).toMatch(/^\d s ago$/);
 
     // A reload links again to the peers the tab was linked to, and control works on it.
     await page.reload();
