@@ -15,9 +15,13 @@ export function checkSdp(text: string): SdpCheck {
     return no("SDP does not parse");
   }
   if (!Array.isArray(s.media) || s.media.length === 0) return no("SDP has no m= section");
+  // A rejected section (port 0, JSEP §5.3.1) and a bundle-only one (RFC 8843 §6) may carry no
+  // transport of their own: ICE and DTLS ride on the bundle's other section.
+  const transport = s.media.filter((m) => m.port !== 0 && !m.bundleOnly);
+  if (transport.length === 0) return no("SDP has no m= section with a port (all rejected)");
   const every = (f: (m: (typeof s.media)[number]) => unknown) =>
-    s.media.every((m) => Boolean(f(m)));
-  const ufrag = s.iceUfrag ?? s.media[0]?.iceUfrag;
+    transport.every((m) => Boolean(f(m)));
+  const ufrag = s.iceUfrag ?? transport[0]?.iceUfrag;
   if (!s.iceUfrag && !every((m) => m.iceUfrag)) return no("SDP has no a=ice-ufrag");
   if (!s.icePwd && !every((m) => m.icePwd)) return no("SDP has no a=ice-pwd");
   if (!s.fingerprint && !every((m) => m.fingerprint)) return no("SDP has no a=fingerprint");
