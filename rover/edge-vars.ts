@@ -6,12 +6,18 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MIN_SECRET_BYTES } from "../shared/token.ts";
 
 /** The edge refuses shorter HS256 secrets; so do we, before starting anything. */
-export const MIN_SECRET_BYTES = 32;
+export { MIN_SECRET_BYTES };
 
 /** Worker secrets the local edge takes from its environment (never needed on a command line). */
-export const SECRET_VARS = ["ROVERLINK_SECRET", "TURN_SECRET", "CF_TURN_API_TOKEN"] as const;
+export const SECRET_VARS = [
+  "ROVERLINK_SECRET",
+  "ROVERLINK_SECRET_PREVIOUS",
+  "TURN_SECRET",
+  "CF_TURN_API_TOKEN",
+] as const;
 
 /** A variable name that probably holds a credential. */
 export function looksSecret(name: string): boolean {

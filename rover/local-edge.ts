@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
+import { DEV_SECRET } from "../shared/token.ts";
 import {
   EdgeVarsError,
   envFileLine,
@@ -26,7 +27,7 @@ import { isLoopbackHost } from "./loopback.ts";
  * its directory (compiled code in dist/rover/).
  */
 export const REPO_ROOT = packageRoot(dirname(fileURLToPath(import.meta.url)));
-export const DEV_SECRET = "roverlink-development-secret-not-for-production";
+export { DEV_SECRET };
 
 export interface LocalEdgeOptions {
   ip?: string;

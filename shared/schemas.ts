@@ -3,7 +3,7 @@
  * protocol.ts so that the browser console bundles the protocol types without zod.
  */
 import { z } from "zod";
-import type { JoinBody, PeerPatch, Position, Role, TokenClaims } from "./protocol.ts";
+import type { JoinBody, Position, Role, TokenClaims } from "./protocol.ts";
 import { ID_PATTERN, LIMITS } from "./protocol.ts";
 
 export const idSchema = z.string().regex(ID_PATTERN, "must match [A-Za-z0-9._-]{1,64}");
@@ -13,19 +13,23 @@ export const roleSchema: z.ZodType<Role> = z.enum(["peer", "admin"]);
 export const tokenClaimsSchema = z.object({
   sub: idSchema,
   room: z.union([idSchema, z.literal("*")]),
-  exp: z.number().int(),
-  iat: z.number().int().optional(),
+  // NumericDate (RFC 7519 §2) may have a fraction; other JWT libraries mint such.
+  exp: z.number().finite(),
+  iat: z.number().finite().optional(),
   role: z.enum(["peer", "admin"]).default("peer"),
   // A cnf the edge cannot check (no x5t#S256, or a malformed one) makes the token invalid.
   cnf: z.object({ "x5t#S256": z.string().regex(/^[A-Za-z0-9_-]{43}$/) }).optional(),
 }) satisfies z.ZodType<TokenClaims, unknown>;
 
 const finite = z.number().finite();
-export const positionSchema = z.object({
-  x: finite,
-  y: finite,
-  map: z.string().max(LIMITS.mapNameChars).optional(),
-}) satisfies z.ZodType<Position>;
+// Strict, as the join body is: a `heading` or `z` would otherwise vanish without a word.
+export const positionSchema = z
+  .object({
+    x: finite,
+    y: finite,
+    map: z.string().max(LIMITS.mapNameChars).optional(),
+  })
+  .strict() satisfies z.ZodType<Position>;
 
 /** Why the edge would refuse this position (one line, as its 400 would say), or null. */
 export function positionProblem(p: unknown): string | null {
@@ -52,19 +56,3 @@ export const joinBodySchema = z
     position: positionSchema.optional(),
   })
   .strict() satisfies z.ZodType<JoinBody, unknown>;
-
-export const peerPatchSchema = z
-  .object({
-    kind: kindSchema.optional(),
-    meta: metaSchema.nullable().optional(),
-    position: z
-      .object({
-        x: finite.optional(),
-        y: finite.optional(),
-        map: z.string().max(64).nullable().optional(),
-      })
-      .strict()
-      .nullable()
-      .optional(),
-  })
-  .strict() satisfies z.ZodType<PeerPatch, unknown>;

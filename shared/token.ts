@@ -75,6 +75,18 @@ export const TOKEN_LEEWAY_S = 30;
 /** Longest token lifetime a verifier accepts (`exp` from now, or from `iat`), seconds. */
 export const MAX_TOKEN_LIFETIME_S = 400 * 86400;
 
+/**
+ * The secret `roverlink edge` and `npm start` use when none is configured. It is published (the
+ * docs print it), so an edge serves it on loopback only, and a deployed Worker refuses it.
+ */
+export const DEV_SECRET = "roverlink-development-secret-not-for-production";
+
+/** HS256 wants a key at least as long as its output (RFC 7518 §3.2): edges refuse shorter. */
+export const MIN_SECRET_BYTES = 32;
+
+/** TokenError's reason for a token signed with another secret. */
+export const SIGNATURE_MISMATCH = "token signature does not match";
+
 export interface VerifyOptions {
   /** Now, seconds since the epoch (default: the clock). */
   nowS?: number;

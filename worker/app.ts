@@ -7,9 +7,10 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { ALLOWED_REQUEST_HEADERS, CONTENT_TYPE, EXPOSED_HEADERS } from "../shared/protocol.ts";
 import { requireToken } from "./auth.ts";
+import { configProblems } from "./config-check.ts";
 import type { AppEnv } from "./context.ts";
 import { listVar } from "./env.ts";
-import { EdgeProblem, problemResponse } from "./problem.ts";
+import { EdgeProblem, problem, problemResponse } from "./problem.ts";
 import { rateLimit } from "./rate-limit.ts";
 import { iceServersRoutes } from "./routes/ice-servers.ts";
 import { peersRoutes } from "./routes/peers.ts";
@@ -44,6 +45,14 @@ app.use(
 
 app.get("/healthz", (c) => c.text("ok", 200, { "Cache-Control": "no-store" }));
 
+// Readiness, an extension (docs/protocol.md): /healthz says the Worker runs (the contract fixes
+// its 200); this says whether it can serve /v1 as configured, for a deploy's check and monitors.
+app.get("/readyz", (c) => {
+  const { fatal, ignored } = configProblems(c.env, new URL(c.req.url).hostname);
+  if (fatal.length > 0) throw problem(503, "Not configured", fatal.join("; "), { retryAfter: 60 });
+  return c.json({ ready: true, ignored }, 200, { "Cache-Control": "no-store" });
+});
+
 app.use("/v1/*", requireToken);
 // Per room and subject, and per client address; presence apart (rate-limit.ts).
 app.use("/v1/*", rateLimit);
@@ -55,6 +64,8 @@ app.route("/v1/rooms/:room/sessions", sessionRoutes);
 
 // Known paths, wrong method: 405 with Allow (Hono alone would say 404).
 const ALLOW: [string, string][] = [
+  ["/healthz", "GET"],
+  ["/readyz", "GET"],
   ["/v1/ice-servers", "GET"],
   ["/v1/rooms/:room/peers", "GET, POST"],
   ["/v1/rooms/:room/peers/:id", "PATCH, DELETE"],

@@ -6,41 +6,42 @@
  */
 import { createMiddleware } from "hono/factory";
 import type { TokenClaims } from "../shared/protocol.ts";
-import { TokenError } from "../shared/token.ts";
+import { SIGNATURE_MISMATCH, TokenError } from "../shared/token.ts";
+import { secretProblem } from "./config-check.ts";
 import type { EdgeEnv } from "./env.ts";
 import { EdgeProblem, problem } from "./problem.ts";
 import { verifyCached } from "./verified-tokens.ts";
 
 export type AuthVars = { claims: TokenClaims };
 
-/** HS256 wants a key at least as long as its output (RFC 7518 §3.2). */
-export const MIN_SECRET_BYTES = 32;
-
 const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="roverlink", error="invalid_token"' };
+
+/**
+ * Claims of a token signed with ROVERLINK_SECRET or, while a rotation is under way, with
+ * ROVERLINK_SECRET_PREVIOUS: rovers keep working until each has its new token.
+ */
+async function verifyEither(token: string, env: EdgeEnv, secret: string): Promise<TokenClaims> {
+  try {
+    return await verifyCached(token, secret);
+  } catch (e) {
+    const previous = env.ROVERLINK_SECRET_PREVIOUS;
+    if (!previous || !(e instanceof TokenError) || e.message !== SIGNATURE_MISMATCH) throw e;
+    return await verifyCached(token, previous);
+  }
+}
 
 export const requireToken = createMiddleware<{ Bindings: EdgeEnv; Variables: AuthVars }>(
   async (c, next) => {
     // OPTIONS needs no token (contract): CORS preflights and WHIP-style capability queries.
     if (c.req.method === "OPTIONS") return next();
-    const secret = c.env.ROVERLINK_SECRET;
-    if (!secret) {
-      throw problem(503, "Not configured", "the edge has no ROVERLINK_SECRET configured", {
-        retryAfter: 60,
-      });
-    }
-    if (new TextEncoder().encode(secret).length < MIN_SECRET_BYTES) {
-      throw problem(
-        503,
-        "Not configured",
-        `ROVERLINK_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: configure a random secret of at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32)`,
-        { retryAfter: 60 },
-      );
-    }
+    const why = secretProblem(c.env, new URL(c.req.url).hostname);
+    if (why) throw problem(503, "Not configured", why, { retryAfter: 60 });
+    const secret = c.env.ROVERLINK_SECRET as string;
     const header = c.req.header("Authorization");
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m?.[1]) throw problem(401, "Unauthorized", "send Authorization: Bearer <token>");
     try {
-      c.set("claims", await verifyCached(m[1], secret));
+      c.set("claims", await verifyEither(m[1], c.env, secret));
     } catch (e) {
       const detail = e instanceof TokenError ? e.message : "token rejected";
       throw new EdgeProblem({ status: 401, title: "Unauthorized", detail }, INVALID_TOKEN);

@@ -5,6 +5,8 @@
 export interface EdgeEnv extends Cloudflare.Env {
   /** HS256 secret for peer tokens (wrangler secret; `.dev.vars` locally). */
   ROVERLINK_SECRET?: string;
+  /** The secret before a rotation: tokens signed with it are still taken (docs/operating.md). */
+  ROVERLINK_SECRET_PREVIOUS?: string;
   /** coturn TURN REST shared secret (`static-auth-secret`) and the TURN URLs, comma-separated. */
   TURN_SECRET?: string;
   TURN_URLS?: string;

@@ -3,20 +3,25 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { DEV_SECRET } from "../../shared/token.ts";
 import { app } from "../../worker/app.ts";
-import { freshRoom, problemOf, sdp, token } from "./helpers.ts";
+import { freshRoom, problemOf, SECRET, sdp, token } from "./helpers.ts";
 
 async function callWith(
   vars: Record<string, string | undefined>,
   method: string,
   path: string,
-  init: { token?: string; headers?: Record<string, string>; body?: string } = {},
+  init: { token?: string; headers?: Record<string, string>; body?: string; origin?: string } = {},
 ): Promise<Response> {
   const headers = new Headers(init.headers);
   if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
   const ctx = createExecutionContext();
   const res = await app.fetch(
-    new Request(`http://edge.test${path}`, { method, headers, body: init.body }),
+    new Request(`${init.origin ?? "http://edge.test"}${path}`, {
+      method,
+      headers,
+      body: init.body,
+    }),
     { ...env, ...vars },
     ctx,
   );
@@ -102,6 +107,62 @@ describe("deployment configuration", () => {
     expect(p.detail).toContain("ROVERLINK_SECRET");
     expect(Number(r.headers.get("Retry-After"))).toBeGreaterThan(0);
     expect((await callWith(vars, "GET", "/healthz")).status).toBe(200);
+  });
+
+  it("the public development secret serves loopback only; /readyz says why the edge cannot serve", async () => {
+    const vars = { ROVERLINK_SECRET: DEV_SECRET };
+    const t = await token("a", "r-dev", { secret: DEV_SECRET });
+    const remote = await callWith(vars, "GET", "/v1/ice-servers", { token: t });
+    expect((await problemOf(remote, 503)).detail).toMatch(/public development secret/);
+    const ready = await callWith(vars, "GET", "/readyz");
+    expect((await problemOf(ready, 503)).detail).toMatch(/public development secret/);
+    expect((await callWith(vars, "GET", "/healthz")).status).toBe(200);
+    for (const origin of ["http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787"]) {
+      const local = await callWith(vars, "GET", "/v1/ice-servers", { token: t, origin });
+      expect(local.status).toBe(200);
+      expect((await callWith(vars, "GET", "/readyz", { origin })).status).toBe(200);
+    }
+    // Nor as the previous secret of a rotation.
+    const prev = { ROVERLINK_SECRET_PREVIOUS: DEV_SECRET };
+    await problemOf(await callWith(prev, "GET", "/v1/ice-servers", { token: t }), 503);
+  });
+
+  it("rotation: tokens signed with ROVERLINK_SECRET_PREVIOUS are still taken, others are not", async () => {
+    const next = "next-secret-next-secret-next-secret-01";
+    const old = await token("a", "r-rot"); // signed with SECRET, the edge's before the rotation
+    const fresh = await token("a", "r-rot", { secret: next });
+    const other = await token("a", "r-rot", { secret: "other-secret-other-secret-other-secret" });
+    const rotating = { ROVERLINK_SECRET: next, ROVERLINK_SECRET_PREVIOUS: SECRET };
+    expect((await callWith(rotating, "GET", "/v1/ice-servers", { token: old })).status).toBe(200);
+    expect((await callWith(rotating, "GET", "/v1/ice-servers", { token: fresh })).status).toBe(200);
+    const refused = await callWith(rotating, "GET", "/v1/ice-servers", { token: other });
+    expect((await problemOf(refused, 401)).detail).toBe("token signature does not match");
+    // Once the rotation is over, the old token is refused.
+    const done = await callWith({ ROVERLINK_SECRET: next }, "GET", "/v1/ice-servers", {
+      token: old,
+    });
+    expect((await problemOf(done, 401)).detail).toBe("token signature does not match");
+  });
+
+  it("/readyz: ready, with the settings the edge does not use as given", async () => {
+    const ok = await callWith(NO_TURN, "GET", "/readyz");
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("Cache-Control")).toBe("no-store");
+    expect(await ok.json()).toEqual({ ready: true, ignored: [] });
+    const odd = await callWith(
+      { PRESENCE_TTL_S: "30s", MAX_PEERS_PER_ROOM: "0", TURN_SECRET: "s", TURN_URLS: undefined },
+      "GET",
+      "/readyz",
+    );
+    expect(odd.status).toBe(200);
+    expect(((await odd.json()) as { ignored: string[] }).ignored).toEqual([
+      'PRESENCE_TTL_S="30s" is not a positive number: its default applies',
+      'MAX_PEERS_PER_ROOM="0" is not a positive number: its default applies',
+      "TURN_SECRET is set without TURN_URLS: no TURN is handed out from it",
+    ]);
+    const none = await callWith({ ROVERLINK_SECRET: undefined }, "GET", "/readyz");
+    expect((await problemOf(none, 503)).detail).toMatch(/no ROVERLINK_SECRET/);
+    expect(Number(none.headers.get("Retry-After"))).toBeGreaterThan(0);
   });
 
   it("no NEARBY_RADIUS: the join answer names no radius", async () => {

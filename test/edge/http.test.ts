@@ -14,6 +14,12 @@ describe("HTTP surface", () => {
     const wrong2 = await call("GET", "/v1/rooms/r1/sessions/abc/answer", { token: t });
     await problemOf(wrong2, 405);
     expect(wrong2.headers.get("Allow")).toBe("POST");
+    // The health routes too (they were 404 "no such route").
+    for (const path of ["/healthz", "/readyz"]) {
+      const r = await call("POST", path);
+      await problemOf(r, 405);
+      expect(r.headers.get("Allow")).toBe("GET");
+    }
   });
 
   it("OPTIONS needs no token and says what the routes accept", async () => {

@@ -156,6 +156,9 @@ describe("peers and presence", () => {
     await problemOf(await patch({ position: { x: 1 } }), 400);
     await problemOf(await patch({ kind: null }), 400);
     await problemOf(await patch({ position: { x: "far", y: 1 } }), 400);
+    // A field the position does not have is refused, not dropped (it vanished before).
+    const extra = await problemOf(await patch({ position: { x: 1, y: 1, heading: 90 } }), 400);
+    expect(extra.detail).toMatch(/heading/);
     // meta grows patch by patch, but not past the JSON limit.
     expect((await patch({ meta: { a: "x".repeat(10_000) } })).status).toBe(200);
     await problemOf(await patch({ meta: { b: "y".repeat(10_000) } }), 413);
@@ -189,6 +192,14 @@ describe("peers and presence", () => {
       }),
       400,
     );
+    const z = await problemOf(
+      await call("POST", `/v1/rooms/${room}/peers`, {
+        token: ta,
+        json: { position: { x: 1, y: 2, z: 3 } },
+      }),
+      400,
+    );
+    expect(z.detail).toMatch(/"z"/);
     await problemOf(
       await call("POST", `/v1/rooms/${room}/peers`, {
         token: ta,

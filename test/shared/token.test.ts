@@ -73,6 +73,13 @@ describe("mintToken / verifyToken", () => {
     await expect(at(now, MAX_TOKEN_LIFETIME_S + 1)).rejects.toThrow(/longer than 400 days/);
   });
 
+  it("verifyToken takes NumericDate times with a fraction (RFC 7519 §2), as other libraries mint", async () => {
+    const secret = "s".repeat(32);
+    const now = Math.floor(Date.now() / 1000);
+    const t = await sign({ sub: "a", room: "lab", exp: now + 600.5, iat: now - 0.25 }, secret);
+    expect((await verifyToken(t, secret)).exp).toBe(now + 600.5);
+  });
+
   it("refuses bad inputs with TokenError", async () => {
     await expect(mintToken({ secret, sub: "..", room: "lab", ttlSeconds: 60 })).rejects.toThrow(
       /reserved/,
