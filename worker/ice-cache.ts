@@ -6,21 +6,33 @@
  */
 import type { IceServer, IceServersResponse } from "../shared/protocol.ts";
 import { type Ctx, type RoomRpc, unwrap } from "./context.ts";
-import { iceServersFor, turnTtlS } from "./ice-servers.ts";
+import { iceConfigTag, iceServersFor, turnTtlS } from "./ice-servers.ts";
 
 export interface CachedIce {
   iceServers: IceServer[];
   /** ms since the epoch */
   expiresAt: number;
+  /** `iceConfigTag` of the settings it was minted under ("" for entries from before the tag). */
+  config: string;
 }
 
 /**
  * A cached credential is reused while it expires no later than the token and has at least half
  * of its useful lifetime left (a client refreshing at half-life then gets a fresh one).
  */
-export function reusable(cached: CachedIce, nowMs: number, tokenExpMs: number, ttlS: number) {
+export function reusable(
+  cached: CachedIce,
+  nowMs: number,
+  tokenExpMs: number,
+  ttlS: number,
+  config: string,
+) {
   const useful = Math.min(ttlS * 1000, tokenExpMs - nowMs);
-  return cached.expiresAt <= tokenExpMs && cached.expiresAt - nowMs >= useful / 2;
+  return (
+    cached.config === config &&
+    cached.expiresAt <= tokenExpMs &&
+    cached.expiresAt - nowMs >= useful / 2
+  );
 }
 
 /** ICE servers for `sub` in the room behind `stub`, cached if it is a member. */
@@ -49,13 +61,14 @@ export async function iceServersFromCache(
   const now = Date.now();
   const tokenExpMs = tokenExpS * 1000;
   const ttlS = turnTtlS(c.env);
-  if (cached && reusable(cached, now, tokenExpMs, ttlS)) {
+  const config = await iceConfigTag(c.env);
+  if (cached && reusable(cached, now, tokenExpMs, ttlS, config)) {
     return { iceServers: cached.iceServers, ttl: Math.floor((cached.expiresAt - now) / 1000) };
   }
   const ttl = Math.max(1, Math.min(ttlS, Math.floor((tokenExpMs - now) / 1000)));
   const fresh = await iceServersFor(c.env, sub, ttl);
   if (stub && fresh.iceServers.some((s) => s.credential !== undefined)) {
-    await stub.storeIce(sub, { iceServers: fresh.iceServers, expiresAt: now + ttl * 1000 });
+    await stub.storeIce(sub, { iceServers: fresh.iceServers, expiresAt: now + ttl * 1000, config });
   }
   return fresh;
 }

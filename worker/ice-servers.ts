@@ -29,6 +29,29 @@ export async function turnRestCredential(
 
 export class IceServersUnavailable extends Error {}
 
+let lastTag: { of: string; tag: string } | null = null;
+
+/**
+ * A digest of everything handed-out ICE servers depend on: a cached credential minted under other
+ * settings (a rotated TURN_SECRET, new TURN_URLS) is not reused. Hashed, so that no secret is
+ * stored beside the credentials; computed once per isolate and configuration.
+ */
+export async function iceConfigTag(env: EdgeEnv): Promise<string> {
+  const of = JSON.stringify([
+    env.STUN_URLS ?? "",
+    env.TURN_URLS ?? "",
+    env.TURN_SECRET ?? "",
+    env.TURN_TTL_S ?? "",
+    env.CF_TURN_KEY_ID ?? "",
+    env.CF_TURN_API_TOKEN ?? "",
+  ]);
+  if (lastTag?.of === of) return lastTag.tag;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(of));
+  const tag = btoa(String.fromCharCode(...new Uint8Array(digest).slice(0, 12)));
+  lastTag = { of, tag };
+  return tag;
+}
+
 /** The configured credential lifetime, seconds. */
 export function turnTtlS(env: EdgeEnv): number {
   return numVar(env.TURN_TTL_S, DEFAULT_TTL_S);

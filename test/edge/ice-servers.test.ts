@@ -1,8 +1,25 @@
-import { runInDurableObject } from "cloudflare:test";
+import {
+  createExecutionContext,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { app } from "../../worker/app.ts";
 import { iceServersFor, turnRestCredential } from "../../worker/ice-servers.ts";
 import { call, freshRoom, join, pair, problemOf, sdp, token } from "./helpers.ts";
+
+/** A GET through the app with some vars changed (the room object keeps the test config's). */
+async function callWith(vars: Record<string, string>, method: string, path: string, tok: string) {
+  const ctx = createExecutionContext();
+  const res = await app.fetch(
+    new Request(`http://edge.test${path}`, { method, headers: { Authorization: `Bearer ${tok}` } }),
+    { ...env, ...vars },
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
 
 const stubOf = (room: string) => env.ROOMS.get(env.ROOMS.idFromName(room));
 type IceBody = { iceServers: { username?: string; credential?: string }[]; ttl: number };
@@ -115,7 +132,7 @@ describe("ICE servers", () => {
     // Cached: mark the stored credential; the next answer is the marked one, not a new mint.
     await runInDurableObject(stubOf(room), (_o, state: DurableObjectState) => {
       state.storage.sql.exec(
-        "UPDATE ice SET body = json_set(body, '$[0].credential', 'from-cache') WHERE peer = 's'",
+        "UPDATE ice SET body = json_set(body, '$.iceServers[0].credential', 'from-cache') WHERE peer = 's'",
       );
     });
     const again = (await (
@@ -129,5 +146,38 @@ describe("ICE servers", () => {
     ).json()) as IceBody;
     expect(fresh.iceServers[0]?.credential).not.toBe("from-cache");
     expect(fresh.ttl).toBeLessThanOrEqual(5);
+  });
+
+  it("a credential cached under other TURN settings is not reused (a rotated TURN_SECRET)", async () => {
+    const room = freshRoom("ice-rot");
+    const t = await token("r", room, { ttlS: 3600 });
+    await join(room, t);
+    const first = (await (await call("GET", "/v1/ice-servers", { token: t })).json()) as IceBody;
+    const again = (await (await call("GET", "/v1/ice-servers", { token: t })).json()) as IceBody;
+    expect(again.iceServers[0]?.credential).toBe(first.iceServers[0]?.credential); // cached
+    const rotated = (await (
+      await callWith({ TURN_SECRET: "turn-secret-rotated" }, "GET", "/v1/ice-servers", t)
+    ).json()) as IceBody;
+    const turn = rotated.iceServers[0];
+    expect(turn?.credential).not.toBe(first.iceServers[0]?.credential);
+    expect(turn?.username?.endsWith(":r")).toBe(true);
+    // Minted under the new secret (coturn checks HMAC(secret, username)).
+    const key = await crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode("turn-secret-rotated"),
+      { name: "HMAC", hash: "SHA-1" },
+      false,
+      ["sign"],
+    );
+    const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(turn?.username));
+    expect(turn?.credential).toBe(btoa(String.fromCharCode(...new Uint8Array(mac))));
+    // An entry stored before the tag existed (a bare array) is minted afresh too.
+    await runInDurableObject(stubOf(room), (_o, state: DurableObjectState) => {
+      state.storage.sql.exec(
+        `UPDATE ice SET body = '[{"urls":["turn:x"],"username":"u","credential":"legacy"}]' WHERE peer = 'r'`,
+      );
+    });
+    const legacy = (await (await call("GET", "/v1/ice-servers", { token: t })).json()) as IceBody;
+    expect(legacy.iceServers[0]?.credential).not.toBe("legacy");
   });
 });

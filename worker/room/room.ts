@@ -404,7 +404,7 @@ export class Room extends DurableObject<EdgeEnv> {
   }
 
   async storeIce(id: string, value: CachedIce): Promise<void> {
-    if (this.#store.peer(id)) this.#store.setIce(id, value.iceServers, value.expiresAt);
+    if (this.#store.peer(id)) this.#store.setIce(id, value);
   }
 
   // --- sessions ----------------------------------------------------------------------------

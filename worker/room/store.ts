@@ -4,6 +4,7 @@
  * the room object keeps nothing important in memory.
  */
 import type { IceServer, Peer, PeerMeta, Position, RoomEvent } from "../../shared/protocol.ts";
+import type { CachedIce } from "../ice-cache.ts";
 import { chatterToDrop, classOf, coalesceKey, type LogFacts, senderOf } from "./event-policy.ts";
 
 /** Event body as stored: the cursor (`id`) is the row's sequence number, added on read. */
@@ -448,19 +449,23 @@ export class RoomStore {
 
   // --- cached TURN credentials ----------------------------------------------------------
 
-  ice(peer: string): { iceServers: IceServer[]; expiresAt: number } | null {
+  /** The body is `{config, iceServers}`; a bare array is an entry from before `config`. */
+  ice(peer: string): CachedIce | null {
     const r = this.#sql.exec("SELECT body, expires_at FROM ice WHERE peer = ?", peer).toArray()[0];
-    return r
-      ? { iceServers: JSON.parse(String(r.body)) as IceServer[], expiresAt: Number(r.expires_at) }
-      : null;
+    if (!r) return null;
+    const body = JSON.parse(String(r.body)) as
+      | IceServer[]
+      | { config: string; iceServers: IceServer[] };
+    const { config, iceServers } = Array.isArray(body) ? { config: "", iceServers: body } : body;
+    return { iceServers, expiresAt: Number(r.expires_at), config };
   }
 
-  setIce(peer: string, iceServers: IceServer[], expiresAt: number): void {
+  setIce(peer: string, value: CachedIce): void {
     this.#sql.exec(
       "INSERT OR REPLACE INTO ice (peer, body, expires_at) VALUES (?, ?, ?)",
       peer,
-      JSON.stringify(iceServers),
-      expiresAt,
+      JSON.stringify({ config: value.config, iceServers: value.iceServers }),
+      value.expiresAt,
     );
   }
 
