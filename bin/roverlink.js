@@ -3,6 +3,13 @@
 // of the repository, which has no build step, runs its TypeScript sources (Node >= 22.18 strips
 // the types), so `npx roverlink` there is never a stale build.
 import { existsSync } from "node:fs";
+import { nodeTooOld } from "./node-version.js";
 
 const sources = new URL("../rover/cli.ts", import.meta.url);
-await import(existsSync(sources) ? sources.href : "../dist/rover/cli.js");
+const fromSources = existsSync(sources);
+const tooOld = nodeTooOld(process.versions.node, fromSources);
+if (tooOld) {
+  process.stderr.write(`roverlink: ${tooOld} (${process.execPath})\n`);
+  process.exit(1);
+}
+await import(fromSources ? sources.href : "../dist/rover/cli.js");
