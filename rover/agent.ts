@@ -45,6 +45,7 @@ import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
 import { NetWatch } from "./netwatch.ts";
 import { Outbox, type OutboxError, type OutboxOptions } from "./outbox.ts";
+import { nextStep, RETRY_FIRST_MS, retryDelay } from "./retry-delay.ts";
 import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
 
@@ -490,7 +491,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   async #eventLoop(): Promise<void> {
-    let backoff = 250;
+    let backoff = RETRY_FIRST_MS;
     // A poll wait given and no mode: the caller wants long-polls.
     const preferred = this.#o.events ?? (this.#o.pollWaitS !== undefined ? "poll" : "sse");
     let mode = preferred;
@@ -512,14 +513,14 @@ export class Agent extends EventEmitter<AgentEvents> {
               streamOpen = true;
             },
             () => {
-              backoff = 250;
+              backoff = RETRY_FIRST_MS;
             },
           );
           // The edge ended the stream (a deploy, its lease): open the next at once, unless it
           // keeps ending them at once.
           if (Date.now() - opened < 1_000) {
-            await new Promise((r) => setTimeout(r, backoff));
-            backoff = Math.min(backoff * 2, 5_000);
+            await new Promise((r) => setTimeout(r, retryDelay(backoff, null)));
+            backoff = nextStep(backoff);
           }
           continue;
         }
@@ -528,7 +529,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           wait: this.#o.pollWaitS ?? 20,
           signal: this.#pollAbort.signal,
         });
-        backoff = 250;
+        backoff = RETRY_FIRST_MS;
         if (streamFailed !== null) {
           // The edge answers polls but no stream came (not an event stream, or a proxy that
           // holds the answer until it ends): long-polls work everywhere; the stream later.
@@ -557,6 +558,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           streamFailed = null;
           retrySseAt = 0;
         }
+        const delay = retryDelay(backoff, e);
         if (e instanceof ProblemError && e.status === 404) {
           // Links are kept: their paths do not go through the edge, and the peers keep theirs.
           this.log.warn({}, "the edge forgot us (presence expired): joining again");
@@ -564,7 +566,7 @@ export class Agent extends EventEmitter<AgentEvents> {
             await this.#join();
             continue;
           } catch (err) {
-            this.log.warn({ err: (err as Error).message, retryInMs: backoff }, "re-join failed");
+            this.log.warn({ err: (err as Error).message, retryInMs: delay }, "re-join failed");
           }
         } else if (
           e instanceof ProblemError &&
@@ -578,10 +580,10 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.emit("token-refused", e);
           break;
         } else {
-          this.log.warn({ err: (e as Error).message, retryInMs: backoff }, "events poll failed");
+          this.log.warn({ err: (e as Error).message, retryInMs: delay }, "events poll failed");
         }
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, 5_000);
+        await new Promise((r) => setTimeout(r, delay));
+        backoff = nextStep(backoff);
       }
     }
   }
