@@ -43,6 +43,7 @@ import { blackholeWarning, parseDefaultRouteDevs, parseSourceRules } from "./bla
 import { EdgeHttp } from "./http.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { Link, type Path } from "./link.ts";
+import { isLoopbackHost } from "./loopback.ts";
 import { NetWatch } from "./netwatch.ts";
 import { Outbox, type OutboxError, type OutboxOptions } from "./outbox.ts";
 import { nextStep, RETRY_FIRST_MS, retryDelay } from "./retry-delay.ts";
@@ -219,6 +220,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   #cursor: string | undefined;
   #iceServers: IceServer[] = [];
   #running = false;
+  #edgeReachable: boolean | null = null;
+  #warnedNoIce = false;
+  #edgeSince = Date.now();
   #pollAbort: AbortController | null = null;
   #loop: Promise<void> | null = null;
   #net: NetWatch | null = null;
@@ -309,6 +313,33 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The durable outbox (null in memory): its `db` takes the application's writes (docs/rover.md). */
   get outbox(): Outbox | null {
     return this.#outbox;
+  }
+
+  /**
+   * Whether the edge answered the agent's last request for events (any answer, a refusal too:
+   * only a request that got none counts as unreachable); null before the first. `since`: when
+   * that last changed (ms since the epoch).
+   */
+  edgeStatus(): { reachable: boolean | null; since: number } {
+    return { reachable: this.#edgeReachable, since: this.#edgeSince };
+  }
+
+  #edgeAnswered(reachable: boolean): void {
+    if (this.#edgeReachable === reachable) return;
+    this.#edgeReachable = reachable;
+    this.#edgeSince = Date.now();
+  }
+
+  /** When the agent's token expires (s since the epoch), if it is a fixed token; else null. */
+  tokenExpiry(): number | null {
+    const t = this.#o.token;
+    if (typeof t !== "string") return null;
+    try {
+      const exp = decodeTokenUnverified(t).claims.exp;
+      return typeof exp === "number" && Number.isFinite(exp) ? exp : null;
+    } catch {
+      return null; // start() refuses it with one line
+    }
   }
 
   /**
@@ -432,7 +463,20 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (this.#noteIncarnation(p)) this.#dropLink(p.id, "peer restarted");
     }
     this.#cursor = cursorAfterJoin(this.#cursor, j);
+    this.#edgeAnswered(true);
     this.#iceServers = this.#o.iceServers ?? j.iceServers;
+    if (
+      this.#iceServers.length === 0 &&
+      !this.#warnedNoIce &&
+      !isLoopbackHost(new URL(this.#o.edge).hostname)
+    ) {
+      // Host candidates only: peers behind different NATs never link, and offer again forever.
+      this.#warnedNoIce = true;
+      this.log.warn(
+        {},
+        "the edge hands out no STUN or TURN servers: only peers on the same network can link (set STUN_URLS and TURN on the edge, docs/protocol.md)",
+      );
+    }
     this.log.info(
       { room: this.room, id: this.id, peers: j.peers.length, resumed: j.status === 200 },
       "joined",
@@ -511,6 +555,7 @@ export class Agent extends EventEmitter<AgentEvents> {
             this.#pollAbort.signal,
             () => {
               streamOpen = true;
+              this.#edgeAnswered(true);
             },
             () => {
               backoff = RETRY_FIRST_MS;
@@ -530,6 +575,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           signal: this.#pollAbort.signal,
         });
         backoff = RETRY_FIRST_MS;
+        this.#edgeAnswered(true);
         if (streamFailed !== null) {
           // The edge answers polls but no stream came (not an event stream, or a proxy that
           // holds the answer until it ends): long-polls work everywhere; the stream later.
@@ -545,6 +591,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       } catch (e) {
         if (!this.#running) break;
         if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
+        this.#edgeAnswered(e instanceof ProblemError);
         if (mode === "sse" && !streamOpen && !(e instanceof ProblemError)) {
           // The stream did not open: the edge is unreachable (then the stream is tried again, as
           // long-polls would fail too), or it does not stream. One long-poll tells which.

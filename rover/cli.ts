@@ -27,6 +27,7 @@ import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
+import { VERSION } from "./version.ts";
 import {
   type VideoConfig,
   VideoConfigError,
@@ -152,10 +153,7 @@ function edgeUrl(v: string): string {
 
 const program = new Command("roverlink")
   .description("Peer-to-peer links for mobile robots: edge, tokens and the rover agent.")
-  .version(
-    (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string })
-      .version,
-  )
+  .version(VERSION)
   .exitOverride()
   .configureOutput({
     writeErr: (s) => process.stderr.write(s.startsWith("error:") ? `roverlink: ${s}` : s),

@@ -9,7 +9,6 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
-import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 import { DEV_SECRET } from "../shared/token.ts";
 import {
@@ -21,13 +20,9 @@ import {
 } from "./edge-vars.ts";
 import { errnoText } from "./errno.ts";
 import { isLoopbackHost } from "./loopback.ts";
+import { REPO_ROOT } from "./version.ts";
 
-/**
- * Where package.json is: the repository's root (sources in rover/) or, for the installed package,
- * its directory (compiled code in dist/rover/).
- */
-export const REPO_ROOT = packageRoot(dirname(fileURLToPath(import.meta.url)));
-export { DEV_SECRET };
+export { DEV_SECRET, REPO_ROOT };
 
 export interface LocalEdgeOptions {
   ip?: string;
@@ -122,13 +117,6 @@ async function checkPortFree(ip: string, port: number): Promise<void> {
     );
     srv.listen(port, ip, () => srv.close(() => resolve()));
   });
-}
-
-function packageRoot(from: string): string {
-  for (let d = dirname(from); ; d = dirname(d)) {
-    if (existsSync(join(d, "package.json"))) return d;
-    if (dirname(d) === d) return dirname(from);
-  }
 }
 
 function wranglerBin(): string {

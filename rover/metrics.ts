@@ -2,6 +2,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Agent, OutboxStats } from "./agent.ts";
+import { VERSION } from "./version.ts";
 import type { VideoSourceStats } from "./video-source.ts";
 
 const STATES = ["connecting", "up", "degraded", "restarting", "rebuilding", "down"] as const;
@@ -156,6 +157,41 @@ export class AgentMetrics {
         this.set(agent.outbox?.fault ? 1 : 0);
       },
     });
+    // The edge and the token: what a fleet alerts on before links are lost.
+    new Gauge({
+      name: "roverlink_edge_reachable",
+      help: "1 while the edge answers the agent's requests for events, 0 while it does not (absent before the first)",
+      registers: reg,
+      collect() {
+        this.reset();
+        const { reachable } = agent.edgeStatus();
+        if (reachable !== null) this.set(reachable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "roverlink_edge_reachable_changed_timestamp_seconds",
+      help: "When roverlink_edge_reachable last changed (seconds since the epoch)",
+      registers: reg,
+      collect() {
+        this.set(agent.edgeStatus().since / 1000);
+      },
+    });
+    new Gauge({
+      name: "roverlink_token_expiry_timestamp_seconds",
+      help: "When the agent's token expires (seconds since the epoch; absent for a token it renews itself)",
+      registers: reg,
+      collect() {
+        this.reset();
+        const exp = agent.tokenExpiry();
+        if (exp !== null) this.set(exp);
+      },
+    });
+    new Gauge({
+      name: "roverlink_build_info",
+      help: "1, labelled with the roverlink and Node.js versions running",
+      labelNames: ["version", "node"],
+      registers: reg,
+    }).set({ version: VERSION, node: process.versions.node }, 1);
     // The camera (--video): what came from the encoder, what the browsers' reports allow.
     const video = () => agent.video?.stats() ?? null;
     const videoGauge = (name: string, help: string, pick: (v: VideoSourceStats) => number | null) =>

@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
+import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { decodeTokenUnverified, mintToken } from "../../shared/token.ts";
 import { spawnRover } from "./rover-process.ts";
 import { tcpProxy } from "./tcp-proxy.ts";
 
@@ -90,6 +91,54 @@ describe("SIGINT while the edge is unreachable", () => {
       } finally {
         bravo.child.kill("SIGINT");
         await bravo.exited;
+        await proxy.close();
+      }
+    }, 120_000);
+
+    it("its metrics say when the edge stops answering and when it answers again, and when the token expires", async () => {
+      const proxy = await tcpProxy(edge.port);
+      const port = await freePort();
+      const token = await mintToken({
+        secret: SECRET,
+        sub: "watched",
+        room: "dark",
+        ttlSeconds: 3600,
+      });
+      const exp = (decodeTokenUnverified(token).claims.exp as number).toString();
+      const r = spawnRover(
+        ["--edge", proxy.url, "--room", "dark", "--id", "watched", "--metrics-port", String(port)],
+        { ROVERLINK_TOKEN: token },
+      );
+      const metric = async (name: string) => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return text.match(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, "m"))?.slice(1) ?? null;
+      };
+      try {
+        await r.waitFor(/"msg":"joined"/);
+        expect(await metric("roverlink_edge_reachable")).toEqual([undefined, "1"]);
+        expect(await metric("roverlink_token_expiry_timestamp_seconds")).toEqual([undefined, exp]);
+        const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
+        expect((await metric("roverlink_build_info"))?.[0]).toBe(
+          `{version="${version}",node="${process.versions.node}"}`,
+        );
+        const since = Number(
+          (await metric("roverlink_edge_reachable_changed_timestamp_seconds"))?.[1],
+        );
+        proxy.cut(); // the stream dropped, connections refused: as an edge outage
+        await expect
+          .poll(() => metric("roverlink_edge_reachable"), { timeout: 20_000 })
+          .toEqual([undefined, "0"]);
+        const changed = Number(
+          (await metric("roverlink_edge_reachable_changed_timestamp_seconds"))?.[1],
+        );
+        expect(changed).toBeGreaterThan(since);
+        proxy.mend();
+        await expect
+          .poll(() => metric("roverlink_edge_reachable"), { timeout: 20_000 })
+          .toEqual([undefined, "1"]);
+      } finally {
+        r.child.kill("SIGINT");
+        await r.exited;
         await proxy.close();
       }
     }, 120_000);
