@@ -26,6 +26,7 @@ import { errnoText } from "./errno.ts";
 import { IdentityError } from "./identity.ts";
 import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from "./local-edge.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { plainHttpWarning } from "./plain-http.ts";
 import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
 import { VERSION } from "./version.ts";
 import {
@@ -425,6 +426,8 @@ program
       const given = opts.token || process.env.ROVERLINK_TOKEN;
       let token: TokenSource;
       const warnings: string[] = [];
+      const clear = plainHttpWarning(edge);
+      if (clear) warnings.push(clear);
       if (given) {
         token = given;
       } else {
@@ -547,6 +550,8 @@ program
       const edge = opts.edge || process.env.ROVERLINK_EDGE;
       if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
       edgeUrl(edge);
+      const clear = plainHttpWarning(edge);
+      if (clear) process.stderr.write(`roverlink: ${clear}\n`);
       const given = opts.token || process.env.ROVERLINK_TOKEN;
       const named = opts.id ?? (given ? tokenSubject(given) : null);
       const self = named ?? `send-${randomHex()}`;

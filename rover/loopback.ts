@@ -22,3 +22,27 @@ export function isLoopbackHost(host: string): boolean {
   if (isIPv6(h)) return LOOPBACK.check(h, "ipv6");
   return false;
 }
+
+const PRIVATE = new BlockList();
+PRIVATE.addSubnet("10.0.0.0", 8, "ipv4");
+PRIVATE.addSubnet("172.16.0.0", 12, "ipv4");
+PRIVATE.addSubnet("192.168.0.0", 16, "ipv4");
+PRIVATE.addSubnet("169.254.0.0", 16, "ipv4");
+PRIVATE.addSubnet("fc00::", 7, "ipv6");
+PRIVATE.addSubnet("fe80::", 10, "ipv6");
+
+/**
+ * Loopback, or an address literal of a private or link-local network (RFC 1918, RFC 4193): a LAN
+ * the operator runs. Names other than `localhost` are not: where they lead is not ours to know.
+ * Carrier-grade NAT space (100.64/10) is shared with other subscribers, so it is not private here.
+ */
+export function isPrivateHost(host: string): boolean {
+  if (isLoopbackHost(host)) return true;
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
+  if (isIPv4(h)) return PRIVATE.check(h, "ipv4");
+  if (isIPv6(h)) return PRIVATE.check(h, "ipv6");
+  return false;
+}
