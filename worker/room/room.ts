@@ -322,7 +322,7 @@ export class Room extends DurableObject<EdgeEnv> {
       return fail(
         404,
         "Not found",
-        `peer "${id}" is not in this room (expired or left): join again`,
+        `peer "${id}" is not in this room (it left, or its presence or token expired): join again`,
       );
     }
     // A cursor this room never handed out would acknowledge (drop) events not yet written.
@@ -375,7 +375,7 @@ export class Room extends DurableObject<EdgeEnv> {
       return fail(
         404,
         "Not found",
-        `peer "${id}" is not in this room (expired or left): join again`,
+        `peer "${id}" is not in this room (it left, or its presence or token expired): join again`,
       );
     }
     const live = this.#store.openStream(id, stream, Date.now(), STREAM_LEASE_MS);

@@ -177,7 +177,7 @@ async function answerOrLater(
       throw problem(
         409,
         "Session closed",
-        "the other party closed the session or left before answering",
+        "the session was closed before it was answered (a party closed it or left the room)",
       );
     case "superseded":
       throw problem(
