@@ -37,6 +37,7 @@ function sourcesMtime() {
   return Math.max(
     newest(join(here, "src")),
     newest(join(here, "index.html")),
+    newest(join(here, "public")),
     newest(join(here, "vite.config.ts")),
     newest(join(repo, "shared")),
   );

@@ -10,7 +10,8 @@ const repo = fileURLToPath(new URL("..", import.meta.url));
 export default defineConfig({
   root,
   base: "./",
-  publicDir: false,
+  // public/_headers: the console's security headers (CSP), copied as-is into dist.
+  publicDir: "public",
   build: {
     outDir: process.env.CONSOLE_OUT_DIR ?? "dist",
     emptyOutDir: true,

@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
 import { tcpProxy } from "../cli/tcp-proxy.ts";
@@ -24,6 +24,7 @@ const ARTIFACTS = join(repo, "test-results");
 let edge: { url: string; stop(): Promise<void> };
 let browser: Browser;
 const children: ChildProcess[] = [];
+const cspViolations: string[] = [];
 
 async function token(sub: string): Promise<string> {
   return mintToken({ secret: SECRET, sub, room: ROOM, ttlSeconds: 900 });
@@ -31,7 +32,13 @@ async function token(sub: string): Promise<string> {
 
 /** Open the console served by the edge and sign in through the form. */
 async function signIn(page: Page, peer: string): Promise<void> {
-  await page.goto(`${edge.url}/`);
+  // The page runs under its Content-Security-Policy (console/public/_headers): anything the
+  // console does that the policy forbids is reported, and fails the test at its end.
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  const res = await page.goto(`${edge.url}/`);
+  expect(res?.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
   // The edge URL defaults to the page's origin.
   await expect.poll(() => page.getByLabel("Edge URL").inputValue()).toBe(new URL(edge.url).origin);
   await page.getByLabel("Token").fill(await token(peer));
@@ -100,6 +107,11 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET, NEARBY_RADIUS: "5" } });
   browser = await launchChromium();
+});
+
+afterEach(() => {
+  const seen = cspViolations.splice(0);
+  expect(seen, "the console broke its own Content-Security-Policy").toEqual([]);
 });
 
 afterAll(async () => {
