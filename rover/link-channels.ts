@@ -105,8 +105,6 @@ export class LinkChannels {
   #ackTimer: NodeJS.Timeout | null = null;
   /** When #ackTimer was set (performance.now()). */
   #ackSince = 0;
-  /** When the newest data frame arrived (performance.now()): an ack says how long it held it. */
-  #dataAt = 0;
   /** Reliable frames waiting for room in `control`'s send buffer. */
   #outbox: Outbox;
   /** Payload bytes sent but not yet on disk (a durable outbox): they count towards `highWater`. */
@@ -399,13 +397,12 @@ export class LinkChannels {
       case "d": {
         let out: Payload[];
         try {
-          out = receiver.onData(f);
+          out = receiver.onData(f, performance.now());
         } catch (e) {
           if (!(e instanceof WindowError)) throw e;
           this.#violation(e.kind, e.message);
           return;
         }
-        this.#dataAt = performance.now();
         // Before delivery: a reply the application sends from its handler carries the ack.
         this.#scheduleAck(dc);
         for (const p of out) this.#deliver("control", p);
@@ -451,8 +448,7 @@ export class LinkChannels {
   #sendAck(dc: RTCDataChannel): void {
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#ackTimer = null;
-    if (dc.readyState === "open")
-      dc.send(encodeFrame(this.#o.receiver.ack(performance.now() - this.#dataAt)));
+    if (dc.readyState === "open") dc.send(encodeFrame(this.#o.receiver.ack(performance.now())));
   }
 
   /** Hand a message to the application; its handler's errors are its own, not the link's. */

@@ -53,8 +53,6 @@ export class ControlStream {
   /** Channels on which the peer said hello already (each hello asks for a full resend). */
   #helloed = new WeakSet<ChannelLike>();
   #ackTimer: ReturnType<typeof setTimeout> | null = null;
-  /** When the newest data frame arrived (performance.now()): each ack says how long it held it. */
-  #dataAt = 0;
 
   constructor(o: ControlStreamOptions) {
     this.#o = o;
@@ -89,13 +87,12 @@ export class ControlStream {
       case "d": {
         let out: ReturnType<ReliableReceiver["onData"]>;
         try {
-          out = this.#o.receiver.onData(f);
+          out = this.#o.receiver.onData(f, performance.now());
         } catch (e) {
           if (!(e instanceof WindowError)) throw e;
           this.#o.violation(e.kind, e.message);
           return;
         }
-        this.#dataAt = performance.now();
         for (const p of out) this.#o.deliver(typeof p === "string" ? p : decoder.decode(p));
         this.#scheduleAck(dc);
         return;
@@ -152,7 +149,7 @@ export class ControlStream {
       this.#ackTimer = null;
       // The newest channel: an ack is cumulative, any open one will do.
       const target = this.#dc?.readyState === "open" ? this.#dc : dc;
-      this.#write(target, this.#o.receiver.ack(performance.now() - this.#dataAt));
+      this.#write(target, this.#o.receiver.ack(performance.now()));
     }, this.#o.ackDelayMs ?? 50);
   }
 

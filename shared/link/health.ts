@@ -147,6 +147,12 @@ export interface HealthConfig {
 }
 
 /** The `cellular` profile: quiet when idle, traffic-driven liveness (docs/link-health.md). */
+/**
+ * The most of an ack's delay taken off an RTT sample (ms): agents and the console hold an ack
+ * 50 ms at most (timers may fire late); a larger claim is not believed beyond this.
+ */
+export const ACK_HELD_BOUND_MS = 100;
+
 export const DEFAULT_HEALTH: Readonly<HealthConfig> = Object.freeze({
   probeIdleMs: 0,
   probeSuspectMs: 250,
@@ -281,8 +287,10 @@ export class LinkHealth {
   #rtt = new RttEstimator();
   /** The path's own round trip: acks' samples less the delay the peer says it held them. */
   #pathRtt = new RttEstimator();
-  /** Lowest RTT sample on this path: an ack delay is never taken off below it (RFC 9002 §5.3). */
+  /** Lowest RTT sample on this path, ack delays and all. */
   #minRtt: number | null = null;
+  /** The smallest RTT sample with no ack delay in it (probes, keepalives), or null. */
+  #minPromptRtt: number | null = null;
   /** When the last RTT sample came: an idle answering end gets none (the offerer's keepalive). */
   #rttAt: number | null = null;
   /** `control` messages not acknowledged yet. */
@@ -1093,7 +1101,7 @@ export class LinkHealth {
       this.#outcomes = [];
       this.#rtt.reset();
       this.#pathRtt.reset();
-      this.#jitter = this.#lastRtt = this.#minRtt = this.#rttAt = null;
+      this.#jitter = this.#lastRtt = this.#minRtt = this.#minPromptRtt = this.#rttAt = null;
     }
   }
 
@@ -1116,8 +1124,16 @@ export class LinkHealth {
     if (!(r >= 0) || !Number.isFinite(r)) return;
     this.#rtt.sample(r);
     this.#minRtt = Math.min(this.#minRtt ?? r, r);
-    // RFC 9002 §5.3: the delay comes off only while what is left is no less than the minimum.
-    const path = r - ackDelayMs >= this.#minRtt ? r - ackDelayMs : r;
+    const held = Math.min(Math.max(0, ackDelayMs), ACK_HELD_BOUND_MS);
+    if (held === 0) this.#minPromptRtt = Math.min(this.#minPromptRtt ?? r, r);
+    // RFC 9002 §5.3 takes the delay off only down to min_rtt, which QUIC learns from acks sent
+    // at once. Ours are always batched (held up to 50 ms), so the raw minimum holds the delay
+    // too, and on a busy link (no probes) the delay never came off: 50 ms read on a 3 ms path.
+    // The floor is what is known of the path instead: a prompt answer's RTT (a probe, an ICE
+    // keepalive), and the raw minimum less the most an ack is held. A peer that claims too much
+    // delay can only lower this figure (shown, not used by any timer) down to that floor.
+    const floor = Math.max(this.#minPromptRtt ?? 0, this.#minRtt - ACK_HELD_BOUND_MS, 0);
+    const path = Math.min(r, Math.max(r - held, floor));
     this.#pathRtt.sample(path);
     if (this.#lastRtt !== null) {
       // RFC 3550 §6.4.1: J += (|D| - J) / 16

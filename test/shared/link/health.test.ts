@@ -893,11 +893,35 @@ describe("LinkHealth: traffic-driven liveness (the cellular profile, the default
     expect(untold.snapshot(62_000).rttMs).toBeGreaterThan(50);
     // The timers still wait as long as an ack takes to come.
     expect(told.pto()).toBe(untold.pto());
-    // Never below the path's minimum: a claimed delay larger than the sample leaves it whole.
+    // Never below what the probes found: a claimed delay larger than that allows stops there.
     const h = quietLink(20);
     h.onReliableSent(0, 60_000);
     h.onReliableAcked(1, 60_030, 25);
-    expect(h.snapshot(61_000).rttMs).toBeCloseTo(20 * 0.875 + 30 * 0.125, 5);
+    expect(h.snapshot(61_000).rttMs).toBeCloseTo(20, 5);
+  });
+
+  it("on a busy link with no probe, the ack delay still comes off (every ack is batched)", () => {
+    // A 3 ms path, every ack held ~50 ms: no sample is prompt, the raw minimum is 52 ms. Before,
+    // RFC 9002's rule (never below the raw minimum) left 52 ms: the figure was 15x the path's.
+    const h = new LinkHealth({ probeIdleMs: 0 }, 0);
+    h.onOpen(0); // its probe at open goes unanswered: no prompt sample
+    for (let i = 0; i < 40; i++) {
+      const t = 1_000 + i * 50;
+      h.onReliableSent(i, t);
+      h.onReliableAcked(i + 1, t + 52 + (i % 3), 49 + (i % 3));
+    }
+    expect(h.snapshot(3_100).rttMs).toBeCloseTo(3, 0);
+    // The timers wait as long as an ack takes to come.
+    expect(h.pto()).toBeGreaterThan(52);
+    // A peer claiming more delay than any ack is held: not believed past the bound.
+    const liar = new LinkHealth({ probeIdleMs: 0 }, 0);
+    liar.onOpen(0);
+    for (let i = 0; i < 40; i++) {
+      const t = 1_000 + i * 300;
+      liar.onReliableSent(i, t);
+      liar.onReliableAcked(i + 1, t + 200, 5_000);
+    }
+    expect(liar.snapshot(13_000).rttMs).toBeCloseTo(100, 0);
   });
 
   it("PTO follows RFC 9002 from the RTT (srtt + 4·rttvar), above its floor", () => {

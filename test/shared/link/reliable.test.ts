@@ -28,17 +28,41 @@ describe("reliable control layer", () => {
   });
 
   it("an ack says how long it was held (whole ms, bounded); a bad delay is a broken frame", () => {
-    const s = new ReliableSender({ stream: "s1" });
-    const r = new ReliableReceiver();
-    r.onData(s.send("x") as Frame & { t: "d" });
-    expect(r.ack()).toEqual({ rl: 1, t: "a", n: 1 });
-    const held = r.ack(49.6);
-    expect(held).toEqual({ rl: 1, t: "a", n: 1, d: 50 });
-    expect(decodeFrame(encodeFrame(held))).toEqual(held);
-    expect(r.ack(-3).d).toBe(0);
-    expect(r.ack(1e9).d).toBe(MAX_ACK_DELAY_MS);
+    const held = (at: number, now: number | undefined) => {
+      const s = new ReliableSender({ stream: "s1" });
+      const r = new ReliableReceiver();
+      r.onData(s.send("x") as Frame & { t: "d" }, at);
+      return r.ack(now);
+    };
+    expect(held(1_000, undefined)).toEqual({ rl: 1, t: "a", n: 1 });
+    const a = held(1_000, 1_049.6);
+    expect(a).toEqual({ rl: 1, t: "a", n: 1, d: 50 });
+    expect(decodeFrame(encodeFrame(a))).toEqual(a);
+    expect(held(1_000, 997).d).toBe(0);
+    expect(held(0, 1e9).d).toBe(MAX_ACK_DELAY_MS);
     for (const d of ["-1", "1.5", '"7"', String(MAX_ACK_DELAY_MS + 1)])
       expect(() => decodeFrame(`{"rl":1,"t":"a","n":1,"d":${d}}`)).toThrow(FrameError);
+  });
+
+  it("an ack's delay is from the newest message it acknowledges, not the newest to arrive", () => {
+    // A store that commits later (the durable inbox): an ack sent as message 1 arrives covers
+    // message 0 only, which came 50 ms earlier. Timed from message 1 it said ~0: the other end
+    // then read the whole 50 ms wait as path RTT.
+    const attached: StoreHooks[] = [];
+    const r = new ReliableReceiver(
+      {},
+      { load: () => null, delivered: () => false, attach: (h) => attached.push(h) },
+    );
+    const commit = () => attached[0]?.durable();
+    const s = new ReliableSender({ stream: "s1" });
+    r.onData(s.send("m0") as Frame & { t: "d" }, 1_000);
+    commit();
+    r.onData(s.send("m1") as Frame & { t: "d" }, 1_050);
+    expect(r.ack(1_051)).toEqual({ rl: 1, t: "a", n: 1, d: 51 });
+    commit();
+    expect(r.ack(1_060)).toEqual({ rl: 1, t: "a", n: 2, d: 10 });
+    // Acknowledged already: a repeat says no delay (it gives the sender no sample anyway).
+    expect(r.ack(1_070)).toEqual({ rl: 1, t: "a", n: 2 });
   });
 
   it("carries binary payloads", () => {
