@@ -564,7 +564,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           // The edge ended the stream (a deploy, its lease): open the next at once, unless it
           // keeps ending them at once.
           if (Date.now() - opened < 1_000) {
-            await new Promise((r) => setTimeout(r, retryDelay(backoff, null)));
+            await this.#pause(retryDelay(backoff, null));
             backoff = nextStep(backoff);
           }
           continue;
@@ -629,10 +629,28 @@ export class Agent extends EventEmitter<AgentEvents> {
         } else {
           this.log.warn({ err: (e as Error).message, retryInMs: delay }, "events poll failed");
         }
-        await new Promise((r) => setTimeout(r, delay));
+        await this.#pause(delay);
         backoff = nextStep(backoff);
       }
     }
+  }
+
+  /**
+   * Wait between tries at the edge, cut short by what aborts the current request: stop() (a
+   * supervisor's SIGTERM waited up to 5 s on it) or a network change (try the new path at once).
+   */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#pollAbort?.signal;
+    if (signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener("abort", done, { once: true });
+    });
   }
 
   #onEvent(ev: RoomEvent): void {

@@ -95,6 +95,35 @@ describe("SIGINT while the edge is unreachable", () => {
       }
     }, 120_000);
 
+    it("refused while it waits to try the edge again: SIGINT still ends it at once", async () => {
+      // The edge refuses connections for a while: the agent's waits between tries grow to 5 s.
+      // A stop during one used to wait it out (the auditor saw 3.8-5 s after `stopped`).
+      const proxy = await tcpProxy(edge.port);
+      const r = rover([
+        "--edge",
+        proxy.url,
+        "--room",
+        "dark",
+        "--id",
+        "waiter",
+        "--log-level",
+        "info",
+      ]);
+      try {
+        await r.waitFor(/"msg":"joined"/);
+        proxy.cut();
+        // A wait of at least 4 s has just begun: longer than what is left of the grace period.
+        await r.waitFor(
+          /"retryInMs":(4\d{3}|5000)\b[^\n]*"msg":"events poll failed"|"msg":"events poll failed"[^\n]*"retryInMs":(4\d{3}|5000)\b/,
+          60_000,
+        );
+        const out = await r.stopLikeASupervisor();
+        expect(out, r.stderr()).toEqual({ code: 0, signal: null });
+      } finally {
+        await proxy.close();
+      }
+    }, 120_000);
+
     it("its metrics say when the edge stops answering and when it answers again, and when the token expires", async () => {
       const proxy = await tcpProxy(edge.port);
       const port = await freePort();
