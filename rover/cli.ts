@@ -116,8 +116,10 @@ function tokenSubject(token: string): string | null {
   }
 }
 
-function collect(v: string, prev: string[] | undefined): string[] {
-  return [...(prev ?? []), v];
+/** A repeatable peer id option. */
+function collectIds(what: string) {
+  const check = id(what);
+  return (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), check(v)];
 }
 
 function forwardSpec(v: string, prev: ForwardSpec[] | undefined): ForwardSpec[] {
@@ -193,12 +195,6 @@ program
           `roverlink: --var ${name} puts a secret in the process list; set ${name} in the environment instead\n`,
         );
       }
-      if (devSecret) {
-        const why = configured.ROVERLINK_SECRET
-          ? "ROVERLINK_SECRET is the public development secret"
-          : "ROVERLINK_SECRET is not set: using a development secret";
-        process.stderr.write(`roverlink: ${why} (loopback only, never in production)\n`);
-      }
       // Ctrl-C at any time, even while wrangler is still starting, stops the edge cleanly.
       const stop = new AbortController();
       const onSignal = () => stop.abort();
@@ -212,6 +208,13 @@ program
         persistTo: opts.persistTo ?? join(REPO_ROOT, ".wrangler", "state"),
         signal: stop.signal,
       });
+      // Said once the edge is up: an edge that fails to start says only why, in one line.
+      if (devSecret) {
+        const why = configured.ROVERLINK_SECRET
+          ? "ROVERLINK_SECRET is the public development secret"
+          : "ROVERLINK_SECRET is not set: using a development secret";
+        process.stderr.write(`roverlink: ${why} (loopback only, never in production)\n`);
+      }
       const mint = devSecret
         ? `npx roverlink token --room demo --peer me --secret ${DEV_SECRET}`
         : "npx roverlink token --room demo --peer me";
@@ -289,7 +292,7 @@ program
     "token (default: $ROVERLINK_TOKEN, or a 1 h peer token minted with $ROVERLINK_SECRET)",
   )
   .option("--kind <kind>", "peer kind shown to others", "rover")
-  .option("--connect <peer>", "link to this peer (repeatable; we offer)", collect)
+  .option("--connect <peer>", "link to this peer (repeatable; we offer)", collectIds("--connect"))
   .option("--connect-nearby", "link to every peer the edge reports as nearby")
   .option("--position <x,y[,map]>", "publish a position", position)
   .option("--echo", "send every received message back on the same channel")
@@ -423,6 +426,10 @@ program
       const edge = opts.edge || process.env.ROVERLINK_EDGE;
       if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
       edgeUrl(edge);
+      if (opts.connect?.includes(opts.id))
+        throw new UsageError(
+          `--connect ${opts.id} is this rover's own id: a rover cannot link to itself`,
+        );
       const given = opts.token || process.env.ROVERLINK_TOKEN;
       let token: TokenSource;
       const warnings: string[] = [];

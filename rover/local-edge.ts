@@ -5,7 +5,7 @@
  * in a private env file, never on a command line; the development secret serves loopback only.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
@@ -20,6 +20,7 @@ import {
 } from "./edge-vars.ts";
 import { errnoText } from "./errno.ts";
 import { isLoopbackHost } from "./loopback.ts";
+import { makeDirs } from "./make-dirs.ts";
 import { REPO_ROOT } from "./version.ts";
 
 export { DEV_SECRET, REPO_ROOT };
@@ -205,6 +206,17 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
     opts.persistTo !== undefined
       ? resolvePath(opts.persistTo)
       : mkdtempSync(join(tmpdir(), "roverlink-edge-"));
+  if (opts.persistTo !== undefined) {
+    // wrangler would only hang on a directory it cannot make or write (90 s, then "did not come
+    // up"): say so now.
+    try {
+      makeDirs(persistTo);
+      accessSync(persistTo, constants.W_OK);
+    } catch (e) {
+      varsFile.remove();
+      throw new LocalEdgeError(`--persist-to ${opts.persistTo}: cannot use it: ${errnoText(e)}`);
+    }
+  }
   // A directory we made is ours to remove; one the caller named keeps its state.
   const ownDir = opts.persistTo === undefined ? persistTo : null;
   // With --env-file, wrangler reads exactly that file (no .dev.vars, no .env from the checkout).

@@ -24,6 +24,8 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 const PRIVATE = new BlockList();
+PRIVATE.addSubnet("0.0.0.0", 8, "ipv4"); // "this host": a connection to it stays on the machine
+PRIVATE.addAddress("::", "ipv6");
 PRIVATE.addSubnet("10.0.0.0", 8, "ipv4");
 PRIVATE.addSubnet("172.16.0.0", 12, "ipv4");
 PRIVATE.addSubnet("192.168.0.0", 16, "ipv4");

@@ -2,9 +2,7 @@
  * `roverlink rover`: one agent with the CLI's behaviours around it — echo, probe stream,
  * stats JSON, metrics endpoint, logs and the live status line. Resolves with the exit code.
  */
-import { accessSync, constants, existsSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
-import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { TokenSource } from "../shared/client.ts";
@@ -12,7 +10,6 @@ import type { AllowedTarget, ForwardSpec } from "../shared/forward-wire.ts";
 import { type LinkProfile, profileHealth } from "../shared/link/profile.ts";
 import type { Position } from "../shared/protocol.ts";
 import { Agent, type AgentMessage } from "./agent.ts";
-import { errnoText } from "./errno.ts";
 import { FileReceiver } from "./file-transfer.ts";
 import { Forwarder } from "./forward.ts";
 import { openPeerIdentity } from "./identity.ts";
@@ -20,6 +17,7 @@ import { createLogger, type LogLevel } from "./log.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
 import { MessageSocket } from "./socket.ts";
+import { statsFileProblem, writeStatsFile } from "./stats-file.ts";
 import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
 import type { VideoConfig } from "./video-config.ts";
 import { VideoSource } from "./video-source.ts";
@@ -177,7 +175,8 @@ async function run(
     }
   });
 
-  if (o.statsJson) checkWritable(o.statsJson);
+  const statsProblem = o.statsJson ? statsFileProblem(o.statsJson) : null;
+  if (statsProblem) throw new Error(statsProblem);
   // The metrics port first: a port in use fails before we join anyone.
   if (metrics && o.metricsPort !== undefined) {
     try {
@@ -239,7 +238,7 @@ async function run(
     video?.close();
     await closeServer(metricsServer);
     if (stopRequested()) {
-      if (o.statsJson) writeStats(o.statsJson, stats.figures(Date.now()));
+      if (o.statsJson) writeStatsFile(o.statsJson, stats.figures(Date.now()));
       return 0;
     }
     throw e;
@@ -324,7 +323,7 @@ async function run(
   const figures = stats.figures(Date.now());
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
   // The figures first: leaving may find the edge unreachable (bounded by LEAVE_BUDGET_MS).
-  if (o.statsJson) writeStats(o.statsJson, figures);
+  if (o.statsJson) writeStatsFile(o.statsJson, figures);
   files?.stop();
   await socket?.stop();
   await forwarder.stop();
@@ -338,20 +337,6 @@ async function run(
 /** Wait for probes in flight at the end of --duration, and when stopped by a signal. */
 const PROBE_SETTLE_MS = 2_000;
 const PROBE_SETTLE_ON_STOP_MS = 300;
-
-function writeStats(file: string, figures: object): void {
-  writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
-}
-
-/** Fail before joining, not at exit, when the figures could not be written. */
-function checkWritable(file: string): void {
-  const path = resolve(file);
-  try {
-    accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
-  } catch (e) {
-    throw new Error(`--stats-json: cannot write ${file}: ${errnoText(e)}`);
-  }
-}
 
 async function closeServer(server: Server | null): Promise<void> {
   if (!server) return;

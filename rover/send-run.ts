@@ -2,15 +2,17 @@
  * `roverlink send FILE --to PEER`: join the room, link to the peer, send the file, wait for the
  * receiver's sha256 verdict, leave. Exit 0 only on verified delivery; every failure is one line.
  */
-import { statSync, writeFileSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename } from "node:path";
 import type { TokenSource } from "../shared/client.ts";
+import { badFileName } from "../shared/file-wire.ts";
 import { Agent } from "./agent.ts";
 import { errnoText } from "./errno.ts";
 import { FileTransferError, sendFile } from "./file-transfer.ts";
 import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { formatBytes, formatRate, ProgressView } from "./progress.ts";
+import { statsFileProblem, writeStatsFile } from "./stats-file.ts";
 
 export interface SendRunOptions {
   edge: string;
@@ -43,6 +45,14 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     if (e instanceof SendError) throw e;
     throw new SendError(`cannot read ${o.file}: ${errnoText(e)}`);
   }
+  // What needs nothing from the room is refused before joining it: a join as the receiver's
+  // own id would take its seat (it was pushed out, then the send blamed it for not joining).
+  if (o.id === o.to) throw new SendError(`--to ${o.to} is this sender's own id: pass another --id`);
+  const name = o.name ?? basename(o.file);
+  const badName = badFileName(name);
+  if (badName) throw new SendError(`cannot send "${name}": ${badName}`);
+  const statsProblem = o.statsJson ? statsFileProblem(o.statsJson) : null;
+  if (statsProblem) throw new SendError(statsProblem);
   const log = createLogger(o.logLevel);
   const id = await openPeerIdentity({
     id: o.id,
@@ -73,7 +83,6 @@ export async function runSend(o: SendRunOptions): Promise<number> {
         `roverlink: "${o.to}" is not in room "${o.room}"; waiting up to ${o.linkTimeoutS} s for it\n`,
       );
     await linkUp(agent, o.to, o.linkTimeoutS, stop.signal, o.room);
-    const name = o.name ?? basename(o.file);
     const view = new ProgressView(name);
     const t = sendFile(agent, o.to, o.file, { name, idleTimeoutMs: o.idleTimeoutS * 1000 });
     t.on("progress", (p: { acked: number; size: number }) => view.update(p.acked, p.size));
@@ -86,7 +95,7 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     if (o.statsJson) {
       const cpu = process.cpuUsage(cpu0);
       const figures = { ...r, cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
-      writeFileSync(o.statsJson, `${JSON.stringify(figures)}\n`);
+      writeStatsFile(o.statsJson, figures, false);
     }
     const resumed = r.resumedFrom.length
       ? `, resumed at ${r.resumedFrom.map(formatBytes).join(", ")}`

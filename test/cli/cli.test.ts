@@ -151,6 +151,37 @@ describe("roverlink CLI", () => {
       ]),
       /--stats-json: cannot write \/nonexistent\/dir\/stats.json/,
     );
+    // A directory too (it failed only at exit, the figures lost, the line without its option).
+    const nowhere = ["--edge", "http://127.0.0.1:9", "--room", "r", "--token", "t"];
+    expectOneLineError(
+      await roverlink(["rover", ...nowhere, "--id", "a", "--stats-json", tmpdir()]),
+      new RegExp(`--stats-json: ${tmpdir()} is a directory`),
+    );
+    // --connect is a peer id, and not our own.
+    expectOneLineError(
+      await roverlink(["rover", ...nowhere, "--id", "a", "--connect", "bad peer"]),
+      /--connect must match/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", ...nowhere, "--id", "a", "--connect", "a"]),
+      /--connect a is this rover's own id/,
+    );
+    // send: what needs nothing from the room is refused before joining it (the edge here is
+    // never contacted): sending as the receiver took its seat; a bad name opened a link first.
+    const file = join(mkdtempSync(join(tmpdir(), "roverlink-send-")), "map.pgm");
+    writeFileSync(file, "P5 1 1 255\n\0");
+    expectOneLineError(
+      await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--id", "rover-7"]),
+      /--to rover-7 is this sender's own id/,
+    );
+    expectOneLineError(
+      await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--name", "../evil"]),
+      /cannot send "\.\.\/evil": file name has a path separator/,
+    );
+    expectOneLineError(
+      await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--stats-json", tmpdir()]),
+      /--stats-json: .* is a directory/,
+    );
     expectOneLineError(
       await roverlink(["token", "--room", "r", "--peer", "a", "--secret", SECRET, "--ttl", "soon"]),
       /ttl/i,
@@ -269,6 +300,17 @@ describe("roverlink CLI", () => {
     // The room's state is under the directory it was run from, not in the checkout.
     expect(existsSync(join(here, name))).toBe(true);
     expect(existsSync(join(REPO_ROOT, name))).toBe(false);
+  });
+
+  it("edge with a state directory it cannot make is one line, at once (it hung 90 s)", async () => {
+    // No secret set either: the development secret's notice waits until an edge is up.
+    const port = String(await freePort());
+    const r = await roverlink(
+      ["edge", "--port", port, "--persist-to", "/proc/roverlink-nope"],
+      {},
+      30_000,
+    );
+    expectOneLineError(r, /--persist-to \/proc\/roverlink-nope: cannot use it: .*ENOENT/);
   });
 
   it("edge on a taken port is one line, before wrangler starts", async () => {

@@ -20,6 +20,7 @@ describe("plain http to the edge", () => {
       "http://192.168.1.20",
       "http://172.20.0.5",
       "http://[fd00::1]:8787",
+      "http://0.0.0.0:8787",
     ])
       expect(plainHttpWarning(quiet), quiet).toBeNull();
   });

@@ -1,0 +1,27 @@
+/** `--stats-json`: checked before the agent joins (a bad path is one line, nobody saw us), written at the end. */
+import { accessSync, constants, existsSync, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { errnoText } from "./errno.ts";
+
+/** Why the figures could not be written to `file`, as the one line the CLI prints; or null. */
+export function statsFileProblem(file: string): string | null {
+  const path = resolve(file);
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) return `--stats-json: ${file} is a directory`;
+      accessSync(path, constants.W_OK);
+    } else accessSync(dirname(path), constants.W_OK);
+    return null;
+  } catch (e) {
+    return `--stats-json: cannot write ${file}: ${errnoText(e)}`;
+  }
+}
+
+/** Write the figures; a failure says which option it was about. */
+export function writeStatsFile(file: string, figures: object, pretty = true): void {
+  try {
+    writeFileSync(file, `${pretty ? JSON.stringify(figures, null, 2) : JSON.stringify(figures)}\n`);
+  } catch (e) {
+    throw new Error(`--stats-json: cannot write ${file}: ${errnoText(e)}`);
+  }
+}
