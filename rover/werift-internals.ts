@@ -88,27 +88,68 @@ export function resendOutstanding(pc: RTCPeerConnection | null): boolean {
 /** How long a closed channel's stream id is held at most, waiting for the second reset (ms). */
 const STREAM_HOLD_MS = 30_000;
 
+interface SctpTransportInternals {
+  dataChannels?: Record<number, RTCDataChannel>;
+  sctp?: { onReconfigStreams?: WeriftEvent<[number[]]> };
+}
+
+interface StreamHolds {
+  /** Channels to hold once a reset closes them. */
+  waiting: Set<RTCDataChannel>;
+  /** Stream id → the closed channel put back under it, until the next reset of that id. */
+  held: Map<number, RTCDataChannel>;
+}
+
+const holds = new WeakMap<object, StreamHolds>();
+
 /**
  * werift frees a closed data channel's SCTP stream id at the first of the two stream resets a
  * close takes (ours acknowledged, or the peer's received), so a channel opened right after takes
  * the id and the second reset closes it (seen with many short forwarded TCP connections). The
  * closed channel is put back under its id until the second reset removes it (or STREAM_HOLD_MS).
+ * Both happen in the association's reset event, right after werift's own handler: deciding later
+ * (it was a setImmediate) put the channel back after a second reset that came in the same turn
+ * of the event loop, and the peer's next channel on the id was taken for a retransmitted open
+ * and never announced.
  */
 export function holdStreamIdUntilReset(dc: RTCDataChannel): void {
+  const t = dc.sctp as unknown as SctpTransportInternals | undefined;
+  const sctp = t?.sctp;
+  const channels = t?.dataChannels;
+  if (!sctp?.onReconfigStreams || !channels) return;
+  let h = holds.get(sctp);
+  if (!h) {
+    const state: StreamHolds = { waiting: new Set(), held: new Map() };
+    h = state;
+    holds.set(sctp, state);
+    // Subscribed after werift's handler (made with the association), so it runs after it.
+    sctp.onReconfigStreams.subscribe((ids) => {
+      for (const id of ids) {
+        // The second reset: werift has just removed the held channel; the id is free.
+        if (state.held.delete(id)) continue;
+        for (const w of state.waiting) {
+          if (w.id !== id || w.readyState !== "closed") continue;
+          state.waiting.delete(w);
+          if (channels[id]) break;
+          channels[id] = w;
+          state.held.set(id, w);
+          setTimeout(() => {
+            if (state.held.get(id) !== w) return;
+            state.held.delete(id);
+            if (channels[id] === w) delete channels[id];
+          }, STREAM_HOLD_MS).unref();
+          break;
+        }
+      }
+    });
+  }
+  const holder = h;
+  holder.waiting.add(dc);
   const sub = dc.stateChanged.subscribe((s) => {
     if (s !== "closed") return;
     sub.unSubscribe();
-    // After werift's own `delete` that follows the state change.
-    setImmediate(() => {
-      const t = dc.sctp as unknown as { dataChannels?: Record<number, RTCDataChannel> };
-      const id = dc.id;
-      const taken = t.dataChannels;
-      if (!taken || id === undefined || taken[id]) return;
-      taken[id] = dc;
-      setTimeout(() => {
-        if (taken[id] === dc) delete taken[id];
-      }, STREAM_HOLD_MS).unref();
-    });
+    // A close by a reset was handled in that same event; any other close holds nothing.
+    setImmediate(() => holder.waiting.delete(dc));
   });
 }
 

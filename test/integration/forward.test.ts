@@ -6,10 +6,14 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RTCDataChannel } from "werift";
 import { Agent } from "../../rover/agent.ts";
 import { Forwarder } from "../../rover/forward.ts";
 import { freePort, type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
@@ -19,6 +23,7 @@ import {
   parseForwardSpec,
 } from "../../shared/forward-wire.ts";
 import { mintToken } from "../../shared/token.ts";
+import { spawnRover } from "../cli/rover-process.ts";
 import { waitFor } from "./agents.ts";
 
 const SECRET = "forward-secret-forward-secret-forward";
@@ -124,6 +129,39 @@ function readAll(s: Socket): Promise<{ data: Buffer; ended: boolean; error?: str
       resolve({ data: Buffer.concat(chunks), ended: false, error: e.code ?? e.message }),
     );
   });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `f(id)` once werift gives the channel its SCTP stream id (at the first send). */
+function whenIdentified(dc: RTCDataChannel, f: (id: number) => void): void {
+  if (dc.id !== undefined) {
+    f(dc.id);
+    return;
+  }
+  const sub = dc.stateChanged.subscribe(() => {
+    if (dc.id === undefined) return;
+    sub.unSubscribe();
+    f(dc.id);
+  });
+}
+
+const delayed = new WeakSet<object>();
+/**
+ * The DATA packets of `dc`'s SCTP association (every channel of its PeerConnection) leave `ms`
+ * late, in order; its control chunks (SACK, RE-CONFIG) do not. werift internals: a path that
+ * delays or loses DATA, in one process.
+ */
+function lateData(dc: RTCDataChannel, ms: number): void {
+  const sctp = (dc as unknown as { sctp: { sctp: { sendChunks(c: unknown[]): Promise<void> } } })
+    .sctp.sctp;
+  if (delayed.has(sctp)) return;
+  delayed.add(sctp);
+  const send = sctp.sendChunks.bind(sctp);
+  sctp.sendChunks = async (chunks) => {
+    await sleep(ms);
+    await send(chunks);
+  };
 }
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -400,6 +438,79 @@ describe("port forwarding between agents", () => {
     );
     expect(a.logs.filter((l) => l.msg === "forward open")).toHaveLength(1);
     expect(b.logs.filter((l) => l.msg === "forward open")).toHaveLength(1);
+  });
+
+  it("TCP: connections allowed and refused in quick succession each get their answer at once, on reused stream ids", async () => {
+    // As the audit ran it: b is a process of its own (in one process, the peer read a late message
+    // while it was still answering the reset, and hid the bug). Each connection's channel closes
+    // with a stream reset, which can reach b ahead of the connection's last message: werift sends
+    // the reset at once and DATA a microtask later (between two processes it overtook it every
+    // time), and a lost DATA packet is resent later still; here a's DATA leaves 20 ms late, as on
+    // a path that delays or loses it. The next channels reuse the stream ids. Without werift patch
+    // 27, b reset the stream at once, the late message then blocked it, and a later channel on that
+    // id never opened at b: no answer for 15 s, allowed and refused alike (docs/werift-patches.md).
+    const target = await echoServer();
+    const allowedLocal = await freePort();
+    const refusedLocal = await freePort();
+    const room = `fwd-${++roomN}`;
+    const stateHome = mkdtempSync(join(tmpdir(), "fwd-state-"));
+    const b = spawnRover(["--room", room, "--id", "b", "--allow-forward", `tcp:${target.port}`], {
+      ROVERLINK_SECRET: SECRET,
+      ROVERLINK_EDGE: edge.url,
+      XDG_STATE_HOME: stateHome,
+    });
+    cleanup.push(async () => {
+      b.child.kill("SIGTERM");
+      await b.exited;
+      rmSync(stateHome, { recursive: true, force: true });
+    });
+    await b.waitFor(/"msg":"joined"/);
+    const a = await rover(room, "a", {
+      connect: ["b"],
+      forwards: [`tcp:${allowedLocal}:b:${target.port}`, `tcp:${refusedLocal}:b:1`].map(
+        parseForwardSpec,
+      ),
+    });
+    await waitFor(a.agent, "link-up");
+    const ids = new Set<number>();
+    const openChannel = a.agent.openChannel.bind(a.agent);
+    a.agent.openChannel = (peer, label, opts) => {
+      const dc = openChannel(peer, label, opts);
+      lateData(dc, 20);
+      whenIdentified(dc, (id) => ids.add(id));
+      return dc;
+    };
+    const noAnswer = { data: Buffer.alloc(0), ended: false, error: "no answer in 5 s" };
+    const exchange = async (port: number, text: string) => {
+      const s = await dial(port);
+      const reply = readAll(s);
+      s.end(text);
+      const r = await Promise.race([reply, sleep(5_000).then(() => noAnswer)]);
+      s.destroy();
+      return { ...r, data: r.data.toString() };
+    };
+    for (let i = 0; i < 10; i++) {
+      expect(await exchange(allowedLocal, `hello ${i}`)).toEqual({
+        data: `hello ${i}`,
+        ended: true,
+      });
+      await sleep((i % 3) * 150);
+      expect(await exchange(refusedLocal, "x")).toEqual({
+        data: "",
+        ended: false,
+        error: "ECONNRESET",
+      });
+      await sleep((i % 2) * 200);
+    }
+    // The ids were reused (20 channels on fewer ids), and nobody waited for an answer.
+    expect(ids.size).toBeLessThan(20);
+    expect(a.logs.filter((l) => l.msg === "forward refused").map((l) => l.reason)).toEqual(
+      Array(10).fill("tcp:1 is not in the peer's --allow-forward"),
+    );
+    await until(() => a.logs.filter((l) => l.msg === "forward ended").length === 10);
+    expect(a.logs.filter((l) => l.msg === "forward ended" && l.clean === true)).toHaveLength(10);
+    expect(target.accepted()).toBe(10);
+    await until(() => (b.stderr().match(/"msg":"forward refused"/g) ?? []).length === 10, 5_000);
   });
 
   it("a forward to a port the other side did not allow is refused, with a clear line on both ends", async () => {
