@@ -136,7 +136,7 @@ async function run(
     ...(o.position ? { position: o.position } : {}),
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
   });
-  const started = Date.now();
+  const started = probeNow();
   const stats = new ProbeStats(started);
   /** Peers whose link came up: probed while the agent keeps a link to them. */
   const linked = new Set<string>();
@@ -150,7 +150,7 @@ async function run(
 
   agent.on("link-up", (peer: string) => {
     linked.add(peer);
-    stats.linkUp(Date.now());
+    stats.linkUp(probeNow());
   });
   agent.on("handover", (h: { kind: string }) => stats.handover(h.kind));
   agent.on("message", (m: AgentMessage) => {
@@ -160,7 +160,7 @@ async function run(
       // An earlier process's probe, resent from the durable outbox: not this run's figures.
       if (echoOfOurs && echoOfOurs.ts < started) return;
       if (echoOfOurs) {
-        stats.echoed(echoOfOurs, Date.now());
+        stats.echoed(echoOfOurs, probeNow());
         return;
       }
       // Anything else of ours coming back is an echo too: never send it round again.
@@ -238,7 +238,7 @@ async function run(
     video?.close();
     await closeServer(metricsServer);
     if (stopRequested()) {
-      if (o.statsJson) writeStatsFile(o.statsJson, stats.figures(Date.now()));
+      if (o.statsJson) writeStatsFile(o.statsJson, stats.figures(probeNow()));
       return 0;
     }
     throw e;
@@ -259,7 +259,7 @@ async function run(
   const probeTimer =
     o.probeHz !== undefined
       ? setInterval(() => {
-          const now = Date.now();
+          const now = probeNow();
           const had = linked.size;
           for (const peer of linked) {
             // A dropped link (the peer left) is no longer probed, until it comes up again.
@@ -281,7 +281,7 @@ async function run(
 
   const statusTimer = status.enabled
     ? setInterval(() => {
-        const f = o.probeHz !== undefined ? stats.figures(Date.now()) : null;
+        const f = o.probeHz !== undefined ? stats.figures(probeNow()) : null;
         const extra = [
           f ? `probes ${f.received}/${f.sent}` : "",
           formatOutbox(agent.outboxStats()),
@@ -316,11 +316,11 @@ async function run(
   if (o.probeHz !== undefined) {
     // Give the last probes time to come back: briefly when told to stop (a supervisor waits for
     // us), longer at the end of --duration.
-    const end = Date.now() + (stopRequested() ? PROBE_SETTLE_ON_STOP_MS : PROBE_SETTLE_MS);
-    while (Date.now() < end && stats.figures(Date.now()).lost > 0)
+    const end = probeNow() + (stopRequested() ? PROBE_SETTLE_ON_STOP_MS : PROBE_SETTLE_MS);
+    while (probeNow() < end && stats.figures(probeNow()).lost > 0)
       await new Promise((r) => setTimeout(r, 50));
   }
-  const figures = stats.figures(Date.now());
+  const figures = stats.figures(probeNow());
   if (o.probeHz !== undefined) log.info(figures, "probe figures");
   // The figures first: leaving may find the edge unreachable (bounded by LEAVE_BUDGET_MS).
   if (o.statsJson) writeStatsFile(o.statsJson, figures);
@@ -332,6 +332,14 @@ async function run(
   await closeServer(metricsServer);
   if (refused) throw refused;
   return 0;
+}
+
+/**
+ * The probes' clock: wall-clock ms with a fraction (Date.now() counts whole ms, and on a LAN
+ * every RTT came out 1, 2 or 3 ms). Comparable with Date.now() (an earlier run's probes).
+ */
+function probeNow(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Wait for probes in flight at the end of --duration, and when stopped by a signal. */
