@@ -279,6 +279,37 @@ program
     },
   );
 
+/** The `rover` command's flags, as commander parses them. */
+type RoverFlags = {
+  edge?: string;
+  room: string;
+  id: string;
+  token?: string;
+  kind: string;
+  connect?: string[];
+  connectNearby?: boolean;
+  position?: Position;
+  echo?: boolean;
+  probe?: number;
+  duration?: number;
+  statsJson?: string;
+  metricsPort?: number;
+  manageRoutes?: boolean;
+  backupCheckMs?: number;
+  linkProfile: LinkProfile;
+  events: "poll" | "sse";
+  logLevel: LogLevel;
+  identity?: string;
+  trust?: string;
+  forward?: ForwardSpec[];
+  allowForward?: AllowedTarget[];
+  stateDir?: string;
+  inMemory?: boolean;
+  receiveDir?: string;
+  maxFileSize?: number;
+  socket?: string | true;
+} & VideoFlags;
+
 program
   .command("rover")
   .description(
@@ -382,124 +413,111 @@ program
       .choices(LOG_LEVELS as unknown as string[])
       .default("info", "info, or $ROVERLINK_LOG_LEVEL"),
   )
-  .action(
-    async (
-      opts: {
-        edge?: string;
-        room: string;
-        id: string;
-        token?: string;
-        kind: string;
-        connect?: string[];
-        connectNearby?: boolean;
-        position?: Position;
-        echo?: boolean;
-        probe?: number;
-        duration?: number;
-        statsJson?: string;
-        metricsPort?: number;
-        manageRoutes?: boolean;
-        backupCheckMs?: number;
-        linkProfile: LinkProfile;
-        events: "poll" | "sse";
-        logLevel: LogLevel;
-        identity?: string;
-        trust?: string;
-        forward?: ForwardSpec[];
-        allowForward?: AllowedTarget[];
-        stateDir?: string;
-        inMemory?: boolean;
-        receiveDir?: string;
-        maxFileSize?: number;
-        socket?: string | true;
-      } & VideoFlags,
-      cmd: Command,
-    ) => {
-      // The environment fills in what the command line left out (commander would take an empty
-      // variable as a value).
-      const logLevel =
-        cmd.getOptionValueSource("logLevel") === "default"
-          ? process.env.ROVERLINK_LOG_LEVEL || opts.logLevel
-          : opts.logLevel;
-      if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
-        throw new UsageError(`ROVERLINK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
-      const edge = opts.edge || process.env.ROVERLINK_EDGE;
-      if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
-      edgeUrl(edge);
-      if (opts.connect?.includes(opts.id))
-        throw new UsageError(
-          `--connect ${opts.id} is this rover's own id: a rover cannot link to itself`,
-        );
-      const given = opts.token || process.env.ROVERLINK_TOKEN;
-      let token: TokenSource;
-      const warnings: string[] = [];
-      const clear = plainHttpWarning(edge);
-      if (clear) warnings.push(clear);
-      if (given) {
-        token = given;
-      } else {
-        const secret = process.env.ROVERLINK_SECRET;
-        if (!secret)
-          throw new UsageError(
-            "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
-          );
-        token = selfMintedToken(signingSecret(secret, "ROVERLINK_SECRET"), opts.id, opts.room);
-        await token(); // a bad id or room fails here, before anything starts
-        const warning = masterSecretWarning(edge);
-        if (warning) warnings.push(warning);
-      }
-      let video: VideoConfig | null;
-      try {
-        const sdp = opts.videoSdp ? readFileSync(opts.videoSdp, "utf8") : undefined;
-        video = videoConfig(opts, sdp);
-      } catch (e) {
-        throw new UsageError(
-          e instanceof VideoConfigError
-            ? e.message
-            : `--video-sdp: cannot read ${opts.videoSdp}: ${errnoText(e)}`,
-        );
-      }
-      const { runRover } = await import("./run.ts");
-      const code = await runRover({
-        edge,
-        room: opts.room,
-        id: opts.id,
-        token,
-        kind: opts.kind,
-        connect: opts.connect ?? [],
-        connectNearby: opts.connectNearby ?? false,
-        echo: opts.echo ?? false,
-        manageRoutes: opts.manageRoutes ?? false,
-        ...(opts.backupCheckMs !== undefined ? { backupCheckMs: opts.backupCheckMs } : {}),
-        linkProfile: opts.linkProfile,
-        events: opts.events,
-        forwards: opts.forward ?? [],
-        allowForward: opts.allowForward ?? [],
-        logLevel: logLevel as LogLevel,
-        warnings,
-        ...(opts.position ? { position: opts.position } : {}),
-        ...(opts.probe !== undefined ? { probeHz: opts.probe } : {}),
-        ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
-        ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
-        ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
-        ...(opts.identity ? { identityFile: opts.identity } : {}),
-        ...(opts.trust ? { trustFile: opts.trust } : {}),
-        ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
-        ...(opts.receiveDir ? { receiveDir: opts.receiveDir } : {}),
-        ...(opts.maxFileSize !== undefined ? { maxFileBytes: opts.maxFileSize } : {}),
-        ...(opts.socket === undefined
-          ? {}
-          : {
-              socket:
-                opts.socket === true
-                  ? { path: defaultSocketPath(opts.room, opts.id), isDefault: true }
-                  : { path: opts.socket, isDefault: false },
-            }),
-        ...(video ? { video } : {}),
-      });
-      process.exitCode = code;
-    },
-  );
+  .action(async (opts: RoverFlags, cmd: Command) => {
+    // A stop from now on is a normal one (exit 0, figures written): loading the agent takes a
+    // moment, and until runRover listened a Ctrl-C killed the process (130, no --stats-json).
+    const early = new AbortController();
+    const onEarly = () => early.abort();
+    process.once("SIGINT", onEarly);
+    process.once("SIGTERM", onEarly);
+    try {
+      await roverCommand(opts, cmd, early.signal);
+    } finally {
+      process.off("SIGINT", onEarly);
+      process.off("SIGTERM", onEarly);
+    }
+  });
+
+async function roverCommand(
+  opts: RoverFlags,
+  cmd: Command,
+  stopSignal: AbortSignal,
+): Promise<void> {
+  // The environment fills in what the command line left out (commander would take an empty
+  // variable as a value).
+  const logLevel =
+    cmd.getOptionValueSource("logLevel") === "default"
+      ? process.env.ROVERLINK_LOG_LEVEL || opts.logLevel
+      : opts.logLevel;
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+    throw new UsageError(`ROVERLINK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
+  const edge = opts.edge || process.env.ROVERLINK_EDGE;
+  if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
+  edgeUrl(edge);
+  if (opts.connect?.includes(opts.id))
+    throw new UsageError(
+      `--connect ${opts.id} is this rover's own id: a rover cannot link to itself`,
+    );
+  const given = opts.token || process.env.ROVERLINK_TOKEN;
+  let token: TokenSource;
+  const warnings: string[] = [];
+  const clear = plainHttpWarning(edge);
+  if (clear) warnings.push(clear);
+  if (given) {
+    token = given;
+  } else {
+    const secret = process.env.ROVERLINK_SECRET;
+    if (!secret)
+      throw new UsageError(
+        "no token: pass --token, set ROVERLINK_TOKEN, or set ROVERLINK_SECRET to mint one",
+      );
+    token = selfMintedToken(signingSecret(secret, "ROVERLINK_SECRET"), opts.id, opts.room);
+    await token(); // a bad id or room fails here, before anything starts
+    const warning = masterSecretWarning(edge);
+    if (warning) warnings.push(warning);
+  }
+  let video: VideoConfig | null;
+  try {
+    const sdp = opts.videoSdp ? readFileSync(opts.videoSdp, "utf8") : undefined;
+    video = videoConfig(opts, sdp);
+  } catch (e) {
+    throw new UsageError(
+      e instanceof VideoConfigError
+        ? e.message
+        : `--video-sdp: cannot read ${opts.videoSdp}: ${errnoText(e)}`,
+    );
+  }
+  const { runRover } = await import("./run.ts");
+  const code = await runRover({
+    edge,
+    room: opts.room,
+    id: opts.id,
+    token,
+    kind: opts.kind,
+    connect: opts.connect ?? [],
+    connectNearby: opts.connectNearby ?? false,
+    echo: opts.echo ?? false,
+    manageRoutes: opts.manageRoutes ?? false,
+    ...(opts.backupCheckMs !== undefined ? { backupCheckMs: opts.backupCheckMs } : {}),
+    linkProfile: opts.linkProfile,
+    events: opts.events,
+    forwards: opts.forward ?? [],
+    allowForward: opts.allowForward ?? [],
+    logLevel: logLevel as LogLevel,
+    warnings,
+    ...(opts.position ? { position: opts.position } : {}),
+    ...(opts.probe !== undefined ? { probeHz: opts.probe } : {}),
+    ...(opts.duration !== undefined ? { durationS: opts.duration } : {}),
+    ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    ...(opts.identity ? { identityFile: opts.identity } : {}),
+    ...(opts.trust ? { trustFile: opts.trust } : {}),
+    ...(opts.inMemory ? {} : { stateDir: opts.stateDir ?? defaultStateDir() }),
+    ...(opts.receiveDir ? { receiveDir: opts.receiveDir } : {}),
+    ...(opts.maxFileSize !== undefined ? { maxFileBytes: opts.maxFileSize } : {}),
+    ...(opts.socket === undefined
+      ? {}
+      : {
+          socket:
+            opts.socket === true
+              ? { path: defaultSocketPath(opts.room, opts.id), isDefault: true }
+              : { path: opts.socket, isDefault: false },
+        }),
+    ...(video ? { video } : {}),
+    stopSignal,
+  });
+  process.exitCode = code;
+}
 
 program
   .command("send")
