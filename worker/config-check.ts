@@ -49,12 +49,14 @@ export function secretProblem(env: EdgeEnv, hostname: string): string | null {
   if (new TextEncoder().encode(secret).length < MIN_SECRET_BYTES)
     return `ROVERLINK_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: configure a random secret of at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32)`;
   // The development secret is printed in the docs: anyone could mint an admin token with it.
-  if (
-    (secret === DEV_SECRET || env.ROVERLINK_SECRET_PREVIOUS === DEV_SECRET) &&
-    !isLoopbackUrlHost(hostname)
-  )
-    return "ROVERLINK_SECRET is the public development secret, which serves loopback only: configure a random secret (wrangler secret put ROVERLINK_SECRET)";
   const previous = env.ROVERLINK_SECRET_PREVIOUS;
+  for (const [name, value] of [
+    ["ROVERLINK_SECRET", secret],
+    ["ROVERLINK_SECRET_PREVIOUS", previous],
+  ] as const) {
+    if (value === DEV_SECRET && !isLoopbackUrlHost(hostname))
+      return `${name} is the public development secret, which serves loopback only: configure a random secret (wrangler secret put ${name})`;
+  }
   if (previous && new TextEncoder().encode(previous).length < MIN_SECRET_BYTES)
     return `ROVERLINK_SECRET_PREVIOUS is shorter than ${MIN_SECRET_BYTES} bytes`;
   return null;
