@@ -327,7 +327,15 @@ program
   .option("--connect-nearby", "link to every peer the edge reports as nearby")
   .option("--position <x,y[,map]>", "publish a position", position)
   .option("--echo", "send every received message back on the same channel")
-  .option("--probe <hz>", "send numbered probes on control at this rate", positiveNumber("--probe"))
+  .option(
+    "--probe <hz>",
+    "send numbered probes on control at this rate (at most 1000)",
+    (v: string) => {
+      const hz = positiveNumber("--probe")(v);
+      if (hz > 1000) throw new InvalidArgumentError("--probe is at most 1000 (a timer's 1 ms)");
+      return hz;
+    },
+  )
   .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
   .option("--stats-json <file>", "write the probe figures as JSON on exit")
   .option("--metrics-port <port>", "Prometheus metrics on 127.0.0.1:<port>/metrics", port)
@@ -639,6 +647,9 @@ function explain(e: unknown): string {
     if (e.status === 403) return `token not allowed here: ${e.problem.detail || e.message}`;
     if ((e.status === 503 || e.status === 409) && /full/i.test(e.message))
       return `room is full: ${e.problem.detail || e.message}`;
+    // A route the edge does not know: most likely --edge is not the edge's root URL.
+    if (e.status === 404 && /no such route/.test(e.problem.detail ?? ""))
+      return `${e.method} ${e.url}: 404, no such route: is --edge the edge's base URL (e.g. https://edge.example.net)?`;
     return e.message;
   }
   if (e instanceof EdgeUnreachableError || e instanceof EdgeProtocolError) return e.message;

@@ -88,7 +88,21 @@ export interface VideoFlags {
 
 /** The flags as one config; null without --video / --video-sdp. `sdpText`: the file's content. */
 export function videoConfig(f: VideoFlags, sdpText?: string): VideoConfig | null {
-  if (!f.video && !f.videoSdp) return null;
+  if (!f.video && !f.videoSdp) {
+    // A camera option alone does nothing: say so rather than run without the camera.
+    const stray = (
+      [
+        ["videoCodec", "--video-codec"],
+        ["videoRtcp", "--video-rtcp"],
+        ["videoKeyframeCmd", "--video-keyframe-cmd"],
+        ["videoBitrateCmd", "--video-bitrate-cmd"],
+        ["videoMinKbps", "--video-min-kbps"],
+        ["videoMaxKbps", "--video-max-kbps"],
+      ] as const
+    ).find(([k]) => f[k] !== undefined);
+    if (stray) throw new VideoConfigError(`${stray[1]} needs --video or --video-sdp`);
+    return null;
+  }
   const fromSdp = sdpText !== undefined ? parseEncoderSdp(sdpText) : null;
   const listen = f.video ? parseVideoUrl(f.video) : fromSdp?.listen;
   if (!listen) throw new VideoConfigError("--video-sdp needs its file's content");

@@ -131,6 +131,10 @@ describe("roverlink CLI", () => {
       /--metrics-port.*1\.\.65535/,
     );
     expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--probe", "100000"]),
+      /--probe is at most 1000/,
+    );
+    expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--forward", "tcp:2222:b"]),
       /--forward .* must be <tcp\|udp>:<local port>:<peer>:<remote port>/,
     );
@@ -431,6 +435,19 @@ describe("roverlink CLI", () => {
     });
     afterAll(async () => {
       await edge?.stop();
+    });
+
+    it("an --edge that is not the edge's base URL is one line that says so", async () => {
+      const r = await roverlink(
+        ["rover", "--edge", `${edge.url}/healthz`, "--room", "r", "--id", "a", "--duration", "1"],
+        { ROVERLINK_SECRET: SECRET },
+      );
+      expectOneLineError(
+        r,
+        new RegExp(
+          `POST ${edge.url}/healthz/v1/rooms/r/peers: 404, no such route: is --edge the edge's base URL`,
+        ),
+      );
     });
 
     it("a token signed with another secret is refused in one line", async () => {

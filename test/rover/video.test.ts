@@ -43,6 +43,13 @@ describe("video flags", () => {
       { video: "rtp://127.0.0.1:5004", videoMinKbps: 3000, videoMaxKbps: 1000 },
     ])
       expect(() => videoConfig(bad)).toThrow(VideoConfigError);
+    // A camera option without the camera: said, not ignored.
+    expect(() => videoConfig({ videoCodec: "av1" })).toThrow(
+      "--video-codec needs --video or --video-sdp",
+    );
+    expect(() => videoConfig({ videoMinKbps: 3000, videoMaxKbps: 100 })).toThrow(
+      "--video-min-kbps needs --video or --video-sdp",
+    );
   });
 
   it("takes port, codec and H.264 fmtp from ffmpeg's SDP file", () => {
