@@ -206,3 +206,22 @@ export async function drain(room: string, id: string, tok: string, after: string
     cursor = r.cursor;
   }
 }
+
+/**
+ * coturn's TURN REST credential for `username` (base64 HMAC-SHA1 with the shared secret: the
+ * test config's, unless given), computed here independently of worker/ice-servers.ts.
+ */
+export async function turnCredential(
+  username: string,
+  secret = "turn-secret-for-tests",
+): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-1" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(username));
+  return btoa(String.fromCharCode(...new Uint8Array(mac)));
+}

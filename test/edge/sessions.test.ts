@@ -15,23 +15,11 @@ import {
   session,
   text,
   token,
+  turnCredential,
 } from "./helpers.ts";
 
 const SDP = { "Content-Type": "application/sdp" };
 const FRAG = { "Content-Type": "application/trickle-ice-sdpfrag" };
-
-/** coturn's TURN REST credential, computed here independently of worker/ice-servers.ts. */
-async function turnCredential(username: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode("turn-secret-for-tests"),
-    { name: "HMAC", hash: "SHA-1" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(username));
-  return btoa(String.fromCharCode(...new Uint8Array(mac)));
-}
 
 /** The ice-server Link headers of a response: one per TURN URL, valid credentials for `sub`. */
 async function expectTurnLinks(res: Response, sub: string): Promise<void> {

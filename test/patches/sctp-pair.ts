@@ -81,6 +81,14 @@ export async function linkedPair(
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Neither end has a stream reset (RFC 6525 RE-CONFIG) outstanding or queued. */
+export function resetsSettled(p: Linked): boolean {
+  return [p.a, p.b].every((pc) => {
+    const s = sctpOf(pc) as Sctp & { reconfigRequest?: object; reconfigQueue: number[] };
+    return !s.reconfigRequest && s.reconfigQueue.length === 0;
+  });
+}
+
 /** Polls until `f` holds or `ms` pass; whether it held. */
 export async function until(f: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;

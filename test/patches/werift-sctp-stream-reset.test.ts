@@ -10,7 +10,15 @@
 
 import { afterEach, expect, it } from "vitest";
 import type { RTCDataChannel } from "werift";
-import { type Linked, linkedPair, type Sctp, sctpOf, sleep, until } from "./sctp-pair.ts";
+import {
+  type Linked,
+  linkedPair,
+  resetsSettled,
+  type Sctp,
+  sctpOf,
+  sleep,
+  until,
+} from "./sctp-pair.ts";
 
 let pair: Linked | undefined;
 afterEach(async () => {
@@ -52,15 +60,8 @@ async function open(p: Linked, channels: ReturnType<typeof follow>, label: strin
 
 /** Both directions of a's `dc` reset: closed on both ends, no reset outstanding on either. */
 async function closedBothWays(p: Linked, dc: RTCDataChannel, remote: RTCDataChannel) {
-  const sa = sctpOf(p.a) as SctpR;
-  const sb = sctpOf(p.b) as SctpR;
   const done = () =>
-    dc.readyState === "closed" &&
-    remote.readyState === "closed" &&
-    !sa.reconfigRequest &&
-    !sb.reconfigRequest &&
-    sa.reconfigQueue.length === 0 &&
-    sb.reconfigQueue.length === 0;
+    dc.readyState === "closed" && remote.readyState === "closed" && resetsSettled(p);
   expect(await until(done, 5_000)).toBe(true);
   await sleep(100);
 }
