@@ -48,7 +48,7 @@ app.get("/healthz", (c) => c.text("ok", 200, { "Cache-Control": "no-store" }));
 // Readiness, an extension (docs/protocol.md): /healthz says the Worker runs (the contract fixes
 // its 200); this says whether it can serve /v1 as configured, for a deploy's check and monitors.
 app.get("/readyz", (c) => {
-  const { fatal, ignored } = configProblems(c.env, new URL(c.req.url).hostname);
+  const { fatal, ignored } = configProblems(c.env, c.req.url);
   if (fatal.length > 0) throw problem(503, "Not configured", fatal.join("; "), { retryAfter: 60 });
   return c.json({ ready: true, ignored }, 200, { "Cache-Control": "no-store" });
 });

@@ -34,7 +34,7 @@ export const requireToken = createMiddleware<{ Bindings: EdgeEnv; Variables: Aut
   async (c, next) => {
     // OPTIONS needs no token (contract): CORS preflights and WHIP-style capability queries.
     if (c.req.method === "OPTIONS") return next();
-    const why = secretProblem(c.env, new URL(c.req.url).hostname);
+    const why = secretProblem(c.env, c.req.url);
     if (why) throw problem(503, "Not configured", why, { retryAfter: 60 });
     const secret = c.env.ROVERLINK_SECRET as string;
     const header = c.req.header("Authorization");

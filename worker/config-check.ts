@@ -41,31 +41,44 @@ export function isLoopbackUrlHost(hostname: string): boolean {
   );
 }
 
-/** Why the secret cannot sign this edge's tokens, or null. */
-export function secretProblem(env: EdgeEnv, hostname: string): string | null {
+let checked: { secret: string; previous: string | undefined; problem: string | null } | null = null;
+
+/**
+ * Why the secret cannot sign this edge's tokens, or null. On every /v1 request: the checks of the
+ * values are kept per isolate; the request's host is read only for the development secret.
+ */
+export function secretProblem(env: EdgeEnv, url: string): string | null {
   const secret = env.ROVERLINK_SECRET;
   if (!secret)
     return "the edge has no ROVERLINK_SECRET configured (wrangler secret put ROVERLINK_SECRET)";
-  if (new TextEncoder().encode(secret).length < MIN_SECRET_BYTES)
-    return `ROVERLINK_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: configure a random secret of at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32)`;
-  // The development secret is printed in the docs: anyone could mint an admin token with it.
   const previous = env.ROVERLINK_SECRET_PREVIOUS;
+  if (checked?.secret !== secret || checked.previous !== previous)
+    checked = { secret, previous, problem: valuesProblem(secret, previous) };
+  if (checked.problem) return checked.problem;
   for (const [name, value] of [
     ["ROVERLINK_SECRET", secret],
     ["ROVERLINK_SECRET_PREVIOUS", previous],
   ] as const) {
-    if (value === DEV_SECRET && !isLoopbackUrlHost(hostname))
+    // The development secret is printed in the docs: anyone could mint an admin token with it.
+    if (value === DEV_SECRET && !isLoopbackUrlHost(new URL(url).hostname))
       return `${name} is the public development secret, which serves loopback only: configure a random secret (wrangler secret put ${name})`;
   }
-  if (previous && new TextEncoder().encode(previous).length < MIN_SECRET_BYTES)
+  return null;
+}
+
+function valuesProblem(secret: string, previous: string | undefined): string | null {
+  const bytes = (v: string) => new TextEncoder().encode(v).length;
+  if (bytes(secret) < MIN_SECRET_BYTES)
+    return `ROVERLINK_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: configure a random secret of at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 32)`;
+  if (previous && bytes(previous) < MIN_SECRET_BYTES)
     return `ROVERLINK_SECRET_PREVIOUS is shorter than ${MIN_SECRET_BYTES} bytes`;
   return null;
 }
 
-export function configProblems(env: EdgeEnv, hostname: string): ConfigProblems {
+export function configProblems(env: EdgeEnv, url: string): ConfigProblems {
   const fatal: string[] = [];
   const ignored: string[] = [];
-  const secret = secretProblem(env, hostname);
+  const secret = secretProblem(env, url);
   if (secret) fatal.push(secret);
   for (const name of NUMERIC_VARS) {
     const v = env[name];
