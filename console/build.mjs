@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // Builds the console into console/dist (the Worker's static assets, wrangler.toml [assets]).
 // wrangler runs this before `dev` and `deploy` ([build] command) because wrangler refuses to
-// start when the assets directory is missing. With --if-stale it returns at once when dist is
-// newer than every source, so parallel `wrangler dev` runs in tests cost a few stat calls.
+// start when the assets directory is missing. With --if-stale it returns at once when dist was
+// built from the same sources (by content), so parallel `wrangler dev` runs in tests cost a
+// few file reads.
 // Plain .mjs (not .ts) so that it runs on whatever `node` wrangler finds on PATH.
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -24,34 +27,48 @@ const stamp = join(dist, ".built");
 const lock = join(here, ".build-lock");
 const ifStale = process.argv.includes("--if-stale");
 
-function newest(path) {
-  if (!existsSync(path)) return 0;
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let max = st.mtimeMs;
-  for (const name of readdirSync(path)) max = Math.max(max, newest(join(path, name)));
-  return max;
+/** Every file under `path` (a file or a directory), sorted. */
+function files(path) {
+  if (!existsSync(path)) return [];
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path)
+    .sort()
+    .flatMap((name) => files(join(path, name)));
 }
 
-function sourcesMtime() {
-  return Math.max(
-    newest(join(here, "src")),
-    newest(join(here, "index.html")),
-    newest(join(here, "public")),
-    newest(join(here, "vite.config.ts")),
-    newest(join(repo, "shared")),
-  );
+/**
+ * A digest of what the build reads: the console's sources, the shared code it bundles and the
+ * lock file (a dependency bump). By content, not modification time: a copy that keeps old
+ * timestamps, or a checkout older than the last build, must not ship a stale console.
+ */
+function sourcesDigest() {
+  const h = createHash("sha256");
+  for (const f of [
+    ...files(join(here, "src")),
+    ...files(join(here, "public")),
+    join(here, "index.html"),
+    join(here, "vite.config.ts"),
+    ...files(join(repo, "shared")),
+    join(repo, "package-lock.json"),
+  ]) {
+    h.update(relative(repo, f));
+    h.update("\0");
+    if (existsSync(f)) h.update(readFileSync(f));
+    h.update("\0");
+  }
+  return h.digest("hex");
 }
 
-function fresh() {
-  return existsSync(stamp) && statSync(stamp).mtimeMs >= sourcesMtime();
+function fresh(digest) {
+  return existsSync(stamp) && readFileSync(stamp, "utf8").trim() === digest;
 }
 
 function sleep(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-if (ifStale && fresh()) process.exit(0);
+const digest = sourcesDigest();
+if (ifStale && fresh(digest)) process.exit(0);
 
 // One build at a time (several `wrangler dev` may start together); a lock older than a minute
 // is from a crashed build.
@@ -69,7 +86,7 @@ for (;;) {
 }
 let code = 0;
 try {
-  if (!(ifStale && fresh())) {
+  if (!(ifStale && fresh(digest))) {
     const tmp = join(here, `.dist-tmp-${process.pid}`);
     const vite = join(repo, "node_modules", "vite", "bin", "vite.js");
     const r = spawnSync(
@@ -85,7 +102,7 @@ try {
       console.error("console build failed");
       code = 1;
     } else {
-      writeFileSync(join(tmp, ".built"), new Date().toISOString());
+      writeFileSync(join(tmp, ".built"), `${digest}\n`);
       writeFileSync(join(tmp, ".assetsignore"), ".built\n.assetsignore\n");
       // Swap in the new build; the old one disappears only after the new one is in place.
       const old = join(here, `.dist-old-${process.pid}`);
