@@ -10,17 +10,25 @@ const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
 LOOPBACK.addAddress("::1", "ipv6");
 
-export function isLoopbackHost(host: string): boolean {
-  // URL.hostname keeps IPv6 brackets; a trailing dot names the same host.
-  const h = host
+/** A host as compared here: URL.hostname keeps IPv6 brackets; a trailing dot names the same host. */
+function normalize(host: string): string {
+  return host
     .trim()
     .toLowerCase()
     .replace(/^\[(.*)\]$/, "$1")
     .replace(/\.$/, "");
-  if (h === "localhost") return true;
-  if (isIPv4(h)) return LOOPBACK.check(h, "ipv4");
-  if (isIPv6(h)) return LOOPBACK.check(h, "ipv6");
+}
+
+/** Whether an address literal is in `list` (a name is not). */
+function listed(list: BlockList, h: string): boolean {
+  if (isIPv4(h)) return list.check(h, "ipv4");
+  if (isIPv6(h)) return list.check(h, "ipv6");
   return false;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = normalize(host);
+  return h === "localhost" || listed(LOOPBACK, h);
 }
 
 const PRIVATE = new BlockList();
@@ -39,12 +47,5 @@ PRIVATE.addSubnet("fe80::", 10, "ipv6");
  * Carrier-grade NAT space (100.64/10) is shared with other subscribers, so it is not private here.
  */
 export function isPrivateHost(host: string): boolean {
-  if (isLoopbackHost(host)) return true;
-  const h = host
-    .trim()
-    .toLowerCase()
-    .replace(/^\[(.*)\]$/, "$1");
-  if (isIPv4(h)) return PRIVATE.check(h, "ipv4");
-  if (isIPv6(h)) return PRIVATE.check(h, "ipv6");
-  return false;
+  return isLoopbackHost(host) || listed(PRIVATE, normalize(host));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { call, join, pair, problemOf, SECRET, sdp, session, token } from "./helpers.ts";
+import { call, hmac, join, pair, problemOf, SECRET, sdp, session, token } from "./helpers.ts";
 
 const b64url = (b: Uint8Array | string) =>
   btoa(typeof b === "string" ? b : String.fromCharCode(...b))
@@ -10,15 +10,7 @@ const b64url = (b: Uint8Array | string) =>
 /** A JWT signed with the right secret but hand-built header and claims. */
 async function craft(header: object, claims: object, secret = SECRET): Promise<string> {
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input));
-  return `${input}.${b64url(new Uint8Array(mac))}`;
+  return `${input}.${b64url(await hmac("SHA-256", secret, input))}`;
 }
 
 async function unauthorized(res: Response) {

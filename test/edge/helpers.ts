@@ -207,6 +207,23 @@ export async function drain(room: string, id: string, tok: string, after: string
   }
 }
 
+/** HMAC of `text` with `secret` (Web Crypto), for checks made independently of the edge's code. */
+export async function hmac(
+  hash: "SHA-1" | "SHA-256",
+  secret: string,
+  text: string,
+): Promise<Uint8Array> {
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey(
+    "raw",
+    enc.encode(secret),
+    { name: "HMAC", hash },
+    false,
+    ["sign"],
+  );
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(text)));
+}
+
 /**
  * coturn's TURN REST credential for `username` (base64 HMAC-SHA1 with the shared secret: the
  * test config's, unless given), computed here independently of worker/ice-servers.ts.
@@ -215,13 +232,5 @@ export async function turnCredential(
   username: string,
   secret = "turn-secret-for-tests",
 ): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-1" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(username));
-  return btoa(String.fromCharCode(...new Uint8Array(mac)));
+  return btoa(String.fromCharCode(...(await hmac("SHA-1", secret, username))));
 }
