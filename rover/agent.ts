@@ -187,7 +187,6 @@ export interface AgentEvents {
   "token-refused": [error: ProblemError];
 }
 
-const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
 /** A route demotion of ours takes at most this long (ms)... */
 const OWN_ROUTES_MS = 2_000;
 /** ...and the route change it makes is seen within this long after it (netlink: at once) (ms). */
@@ -887,7 +886,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   #newLink(peer: string, role: "offerer" | "answerer"): Link {
-    const local = LOCAL_HOSTS.has(new URL(this.#o.edge).hostname);
+    const local = isLoopbackHost(new URL(this.#o.edge).hostname);
     const extra = this.#o.iceAdditionalHostAddresses ?? (local ? ["127.0.0.1"] : undefined);
     const link = new Link({
       ...this.#streamsFor(peer),

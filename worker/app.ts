@@ -62,16 +62,17 @@ app.route("/v1/rooms/:room/peers", peersRoutes);
 app.route("/v1/rooms/:room/peers", offerRoutes);
 app.route("/v1/rooms/:room/sessions", sessionRoutes);
 
-// Known paths, wrong method: 405 with Allow (Hono alone would say 404).
+// Known paths, wrong method: 405 with Allow (Hono alone would say 404). Hono answers HEAD
+// wherever GET is routed, so Allow names it there (RFC 9110 §9.3.2).
 const ALLOW: [string, string][] = [
-  ["/healthz", "GET"],
-  ["/readyz", "GET"],
-  ["/v1/ice-servers", "GET"],
-  ["/v1/rooms/:room/peers", "GET, POST"],
+  ["/healthz", "GET, HEAD"],
+  ["/readyz", "GET, HEAD"],
+  ["/v1/ice-servers", "GET, HEAD"],
+  ["/v1/rooms/:room/peers", "GET, HEAD, POST"],
   ["/v1/rooms/:room/peers/:id", "PATCH, DELETE"],
-  ["/v1/rooms/:room/peers/:id/events", "GET"],
+  ["/v1/rooms/:room/peers/:id/events", "GET, HEAD"],
   ["/v1/rooms/:room/peers/:target/sessions", "POST"],
-  ["/v1/rooms/:room/sessions/:sid", "GET, POST, PATCH, DELETE"],
+  ["/v1/rooms/:room/sessions/:sid", "GET, HEAD, POST, PATCH, DELETE"],
   ["/v1/rooms/:room/sessions/:sid/answer", "POST"],
 ];
 for (const [path, allow] of ALLOW) {

@@ -413,4 +413,30 @@ describe("events", () => {
     );
     expect(peers).toEqual(["c", "d"]);
   });
+
+  it("Accept is negotiated: a range at q=0 is refused, the higher q wins, */* is the long-poll", async () => {
+    const room = freshRoom("accept");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    const kind = async (accept: string) => {
+      const res = await call(
+        "GET",
+        `/v1/rooms/${room}/peers/a/events?after=${ja.body.cursor}&wait=0`,
+        {
+          token: ta,
+          headers: { Accept: accept },
+        },
+      );
+      expect(res.status).toBe(200);
+      const type = res.headers.get("Content-Type") ?? "";
+      await res.body?.cancel();
+      return type.split(";")[0];
+    };
+    expect(await kind("text/event-stream")).toBe("text/event-stream");
+    expect(await kind("application/json;q=0.5, text/event-stream")).toBe("text/event-stream");
+    // Named but refused (it was a stream: the header was matched as a substring).
+    expect(await kind("text/event-stream;q=0, application/json")).toBe("application/json");
+    expect(await kind("application/json, text/event-stream;q=0.1")).toBe("application/json");
+    expect(await kind("*/*")).toBe("application/json");
+  });
 });

@@ -10,7 +10,11 @@ describe("HTTP surface", () => {
     await problemOf(await call("GET", "/v1/nothing-here", { token: t }), 404);
     const wrong = await call("PUT", "/v1/rooms/r1/peers", { token: t });
     await problemOf(wrong, 405);
-    expect(wrong.headers.get("Allow")).toBe("GET, POST");
+    expect(wrong.headers.get("Allow")).toBe("GET, HEAD, POST");
+    // What Allow names works: HEAD is GET without the body.
+    const head = await call("HEAD", "/v1/rooms/r1/peers", { token: t });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
     const wrong2 = await call("GET", "/v1/rooms/r1/sessions/abc/answer", { token: t });
     await problemOf(wrong2, 405);
     expect(wrong2.headers.get("Allow")).toBe("POST");
@@ -18,7 +22,7 @@ describe("HTTP surface", () => {
     for (const path of ["/healthz", "/readyz"]) {
       const r = await call("POST", path);
       await problemOf(r, 405);
-      expect(r.headers.get("Allow")).toBe("GET");
+      expect(r.headers.get("Allow")).toBe("GET, HEAD");
     }
   });
 

@@ -3,6 +3,7 @@
  * Server-Sent Events). Mounted at /v1/rooms/:room/peers.
  */
 import { Hono } from "hono";
+import { accepts } from "hono/accepts";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import { CONTENT_TYPE, LIMITS, paths } from "../../shared/protocol.ts";
@@ -120,8 +121,14 @@ peersRoutes.get("/:id/events", async (c) => {
   // The peer's own token bounds its presence (an admin reading its events does not).
   const cl = claims(c);
   const tokenExp = cl.sub === id ? authorizedUntilS(cl) : null;
-  const accept = c.req.header("Accept") ?? "";
-  if (!accept.includes(CONTENT_TYPE.sse)) {
+  // Content negotiation as RFC 9110 §12.5.1 reads Accept (a range at q=0 is refused); JSON is the
+  // default, so `*/*` and no header get the long-poll.
+  const wants = accepts(c, {
+    header: "Accept",
+    supports: [CONTENT_TYPE.json, CONTENT_TYPE.sse],
+    default: CONTENT_TYPE.json,
+  });
+  if (wants !== CONTENT_TYPE.sse) {
     const after = cursorValue(c.req.query("after"), "after");
     const got = await pollEvents(stub, id, {
       after,
