@@ -604,7 +604,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           streamFailed = null;
           retrySseAt = 0;
         }
-        const delay = retryDelay(backoff, e);
+        let delay = retryDelay(backoff, e);
         if (e instanceof ProblemError && e.status === 404) {
           // Links are kept: their paths do not go through the edge, and the peers keep theirs.
           this.log.warn({}, "the edge forgot us (presence expired): joining again");
@@ -612,6 +612,8 @@ export class Agent extends EventEmitter<AgentEvents> {
             await this.#join();
             continue;
           } catch (err) {
+            // The wait is the join's to set (a 429's or 503's Retry-After), not the 404's.
+            delay = retryDelay(backoff, err);
             this.log.warn({ err: (err as Error).message, retryInMs: delay }, "re-join failed");
           }
         } else if (
