@@ -489,7 +489,14 @@ export class ReliableSender {
    * store cannot keep, leaves nothing behind. Throws MessageTooLargeError past `maxMessageBytes`.
    */
   sendFrames(payload: Payload, opts: SendOptions = {}): DataFrame[] {
-    const size = typeof payload === "string" ? payload.length : payload.byteLength;
+    // Text is bounded as the receiver counts it, in UTF-8 bytes (a UTF-16 length let a 9 Mi-char
+    // "é…" through that the receiver refused as 18 MiB); under a third of the bound it always fits.
+    const size =
+      typeof payload !== "string"
+        ? payload.byteLength
+        : payload.length * 3 <= this.maxMessageBytes
+          ? payload.length
+          : utf8Length(payload);
     if (size > this.maxMessageBytes) {
       this.#stats.rejected++;
       throw new MessageTooLargeError(

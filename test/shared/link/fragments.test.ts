@@ -158,6 +158,19 @@ describe("large messages", () => {
     expect(s.backlog().messages).toBe(0);
   });
 
+  it("text is bounded in UTF-8 bytes, as the receiver counts it", () => {
+    // 600 characters, 1200 bytes: the receiver refuses past 1000, so the sender must too.
+    const s = new ReliableSender({ maxMessageBytes: 1000 });
+    expect(() => s.sendFrames("é".repeat(600))).toThrow(/1200 bytes/);
+    expect(s.backlog().messages).toBe(0);
+    // 500 characters, 1000 bytes: fits, and arrives whole.
+    s.maxFrameBytes = 256;
+    const r = new ReliableReceiver({ maxMessageBytes: 1000 });
+    const got = s.sendFrames("é".repeat(500)).flatMap((f) => r.onData(wire(f)));
+    expect(got).toEqual(["é".repeat(500)]);
+    expect(r.badFragments).toBe(0);
+  });
+
   it("a message that needs more frames than the backlog has room for is refused whole", () => {
     const s = new ReliableSender({ maxBacklog: 10 });
     s.maxFrameBytes = 1024;
