@@ -185,6 +185,8 @@ export interface AgentEvents {
   "outbox-fault": [error: OutboxError | null];
   /** The edge refused a fixed token for good: no more events come. */
   "token-refused": [error: ProblemError];
+  /** stop() began: links close; what depends on the agent (a file transfer) ends now. */
+  stopped: [];
 }
 
 /** A route demotion of ours takes at most this long (ms)... */
@@ -1116,6 +1118,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#links;
   }
 
+  /** Whether a link to `peer` exists (up, or recovering from a fault). */
+  hasLink(peer: string): boolean {
+    return this.#links.has(peer);
+  }
+
   /** The camera source (null: no --video). */
   get video(): VideoSource | null {
     return this.#o.video ?? null;
@@ -1185,6 +1192,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async stop(budgetMs = LEAVE_BUDGET_MS): Promise<void> {
     this.#phase = "stopped";
     for (const f of [...this.#onStop]) f();
+    this.emit("stopped");
     if (!this.#running) {
       // Not joined (or stopped before): a join still in flight is cut off. If it may have seated
       // us, leave anyway (a 404 then just means it never arrived); with half the budget, as an

@@ -46,8 +46,14 @@ export interface FileAgent {
   openChannel(peer: string, label: string, opts: { ordered: boolean }): RTCDataChannel;
   on(event: "file-channel", listener: (peer: string, dc: RTCDataChannel) => void): unknown;
   on(event: "link-up", listener: (peer: string) => void): unknown;
+  on(event: "stopped", listener: () => void): unknown;
   off(event: "file-channel", listener: (peer: string, dc: RTCDataChannel) => void): unknown;
   off(event: "link-up", listener: (peer: string) => void): unknown;
+  off(event: "stopped", listener: () => void): unknown;
+  /** The room's other peers as the agent knows them; a transfer to one not there fails at once. */
+  peers?(): { id: string }[];
+  /** Whether a link to `peer` exists (up or recovering). */
+  hasLink?(peer: string): boolean;
   /** Count a protocol breach against the peer's link (shared/link/conduct.ts). */
   violation?(peer: string, kind: "bad-transfer", detail: string): void;
 }
@@ -161,9 +167,16 @@ export class OutgoingFile extends EventEmitter {
       return;
     }
     if (this.#finished) return;
+    const a = this.#agent;
+    if (a.peers && !a.hasLink?.(this.peer) && !a.peers().some((p) => p.id === this.peer)) {
+      this.#fail(new FileTransferError(`no peer "${this.peer}" in the room`));
+      return;
+    }
     this.#started = Date.now();
     this.#lastProgress = this.#started;
     this.#agent.on("link-up", this.#onLinkUp);
+    this.#agent.on("stopped", this.#onStopped);
+    // Timers do not keep the process alive: the agent does while it runs, and its stop ends this.
     const idle = setInterval(() => {
       if (Date.now() - this.#lastProgress > this.#idleMs)
         this.#fail(
@@ -172,6 +185,7 @@ export class OutgoingFile extends EventEmitter {
           ),
         );
     }, 1_000);
+    idle.unref();
     this.#timers.push(idle);
     this.#open();
   }
@@ -180,6 +194,12 @@ export class OutgoingFile extends EventEmitter {
   cancel(reason = "cancelled"): void {
     this.#fail(new FileTransferError(reason));
   }
+
+  #onStopped = () => {
+    this.#fail(
+      new FileTransferError(`the agent stopped (${this.#acked} of ${this.#size} bytes delivered)`),
+    );
+  };
 
   #onLinkUp = (peer: string) => {
     if (peer === this.peer && !this.#dc && !this.#finished) this.#open();
@@ -211,6 +231,7 @@ export class OutgoingFile extends EventEmitter {
       const t = setTimeout(() => {
         if (!this.#dc && !this.#finished) this.#open();
       }, REOPEN_MS);
+      t.unref();
       this.#timers.push(t);
     });
     dc.onMessage.subscribe((m) => {
@@ -355,6 +376,7 @@ export class OutgoingFile extends EventEmitter {
     this.#dc = null;
     for (const t of this.#timers) clearTimeout(t);
     this.#agent.off("link-up", this.#onLinkUp);
+    this.#agent.off("stopped", this.#onStopped);
     void this.#fh?.close().catch(() => {});
     this.#fh = null;
   }

@@ -30,6 +30,18 @@ export {
   type LinkStats,
   type OutboxStats,
 } from "./agent.ts";
+export {
+  type FileProgress,
+  FileReceiveError,
+  FileReceiver,
+  type FileReceiverOptions,
+  type FileSent,
+  FileTransferError,
+  type OutgoingFile,
+  type ReceivedFile,
+  type SendFileOptions,
+  sendFile,
+} from "./file-transfer.ts";
 export { IdentityError, openPeerIdentity, type PeerIdentity } from "./identity.ts";
 export { createLogger, type LogLevel } from "./log.ts";
 export { type Outbox, OutboxError, type OutboxOptions } from "./outbox.ts";

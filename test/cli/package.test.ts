@@ -23,6 +23,9 @@ const EXPORTS = [
   "ClientInputError",
   "EdgeProtocolError",
   "EdgeUnreachableError",
+  "FileReceiveError",
+  "FileReceiver",
+  "FileTransferError",
   "IdentityError",
   "MessageTooLargeError",
   "OutboxError",
@@ -31,6 +34,7 @@ const EXPORTS = [
   "createLogger",
   "mintToken",
   "openPeerIdentity",
+  "sendFile",
 ];
 const MARKER = "roverlink patch";
 let work: string;
@@ -138,8 +142,11 @@ it("the type declarations describe the API to a TypeScript user", () => {
   Agent,
   type AgentMessage,
   type AgentOptions,
+  FileReceiver,
+  type FileSent,
   type HandoverInfo,
   mintToken,
+  sendFile,
 } from "roverlink";
 type IsAny<T> = 0 extends 1 & T ? true : false;
 const o: AgentOptions = { edge: "http://127.0.0.1:8787", room: "r", id: "a", token: "t" };
@@ -165,6 +172,11 @@ agent.on("link-up", (_peer, info: string) => info);
 const token: Promise<string> = mintToken({ secret: "s", sub: "a", room: "r", ttlSeconds: 60 });
 // @ts-expect-error: not an option
 new Agent({ ...o, nonsense: true });
+// Files, as docs/rover.md shows them.
+const rx = new FileReceiver({ agent, dir: "/tmp", log: console });
+rx.on("received", () => {});
+const sending: Promise<FileSent> = sendFile(agent, "b", "/tmp/map.pgm", { name: "map.pgm" }).done;
+void sending;
 void [notAny, sent, token];
 `,
   );

@@ -274,6 +274,18 @@ describe("files", () => {
     );
   }, 60_000);
 
+  it("a transfer ends when its agent stops, and one to a peer not in the room fails at once", async () => {
+    const { a } = await pair();
+    const { path } = randomFile(24 * MiB);
+    await expect(sendFile(a, "nobody", path).done).rejects.toThrow(/no peer "nobody" in the room/);
+    const t = sendFile(a, "b", path);
+    await waitFor(t, "progress");
+    const stopped = a.stop();
+    // Settled by the stop itself, not by the idle timeout (120 s) that kept a process alive.
+    await expect(t.done).rejects.toThrow(/the agent stopped \(\d+ of 25165824 bytes delivered\)/);
+    await stopped;
+  }, 60_000);
+
   it("a sha256 mismatch leaves nothing under the name", async () => {
     const { a, dir } = await pair();
     const dc = a.openChannel("b", "rlfile/badsum", { ordered: true });
