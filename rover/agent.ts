@@ -249,12 +249,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Peers whose link was dropped for misbehaving (shared/link/conduct.ts). */
   #quarantine = new Quarantine();
   /**
-   * `control` stream state per peer process (incarnation), outliving Link objects: a link made
-   * afresh to the same process carries on where the last one stopped.
+   * `control` stream state per peer id, outliving Link objects and the peer's processes: a link
+   * made afresh carries on where the last one stopped, and the hello exchange tells a peer that
+   * resumed from one that lost its state (then the unacknowledged messages go on a new stream).
    */
   #streams = new Map<
     string,
-    { incarnation: unknown; sender: ReliableSender; receiver: ReliableReceiver; idleSince: number }
+    { sender: ReliableSender; receiver: ReliableReceiver; idleSince: number }
   >();
   /** Durable stream state (stateDir); null: in memory. */
   #outbox: Outbox | null = null;
@@ -753,26 +754,23 @@ export class Agent extends EventEmitter<AgentEvents> {
     const known = this.#incarnations.get(peer.id);
     this.#incarnations.set(peer.id, now);
     const reborn = known !== undefined && known !== now;
-    // Its stream state is settled when a link to it is made (#streamsFor).
+    // Its streams stay (#streamsFor): the new process's hello settles them.
     return reborn;
   }
 
   /** The `control` stream state for the current process behind `peer`. */
   #streamsFor(peer: string): { sender: ReliableSender; receiver: ReliableReceiver } {
-    const incarnation = this.#incarnations.get(peer);
+    // A new process behind the peer id keeps both streams too, in memory as on disk: its hello
+    // tells whether it resumed ours (durable) or starts from nothing, and then what the old
+    // process had not acknowledged goes to the new one on a new stream (`rebase`), with
+    // `peer-state-lost`. In memory this used to start a new sender, losing messages `send` had
+    // taken without a word. Our receiver: a new stream from the peer resets it by itself.
     let s = this.#streams.get(peer);
-    if (s && s.incarnation !== incarnation && !this.#outbox) {
-      // A new process, in memory: what the old one had not acknowledged goes with it, and the new
-      // one gets a new stream. Our receiver stays: a new stream from the peer resets it by itself,
-      // and a peer that resumes its stream (durable) is not delivered anything twice.
-      s.sender = this.#newSender(peer);
-      s.incarnation = incarnation;
-    }
     if (!s) {
       const receiver = new ReliableReceiver({}, this.#outbox?.receiverStore(peer));
       receiver.onStreamReplaced = (old) =>
         this.#stateLost(peer, "sender", { deliveredBefore: old.next });
-      s = { incarnation, sender: this.#newSender(peer), receiver, idleSince: Date.now() };
+      s = { sender: this.#newSender(peer), receiver, idleSince: Date.now() };
       this.#streams.set(peer, s);
     }
     return s;

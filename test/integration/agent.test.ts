@@ -639,6 +639,44 @@ describe("rover agents through the local edge", () => {
     }
   });
 
+  it("messages sent while the peer's process was dead reach its next process (in memory), with peer-state-lost", async () => {
+    const room = `int-${++roomN}`;
+    const cli = join(REPO_ROOT, "rover", "cli.ts");
+    const startB = () =>
+      spawn(
+        process.execPath,
+        [cli, "rover", "--edge", edge.url, "--room", room, "--id", "b", "--echo", "--in-memory"],
+        { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
+      );
+    let b = startB();
+    try {
+      // No stateDir: a's streams are in memory.
+      const a = await agent(room, "a", ["b"]);
+      await waitFor(a, "link-up", () => true, 30_000);
+      const echoes: string[] = [];
+      a.on("message", (m: AgentMessage) => echoes.push(String(m.data)));
+      a.send("b", "control", "before");
+      // Echoed and acknowledged: the new process then needs a new stream (with nothing
+      // acknowledged yet, the old one from 0 would do, and nothing is lost to say).
+      await until(
+        () => echoes.includes("before") && a.links().get("b")?.sender.stats().acked === 1,
+      );
+      const lost = waitFor(a, "peer-state-lost", (_p, side) => side === "receiver", 30_000);
+      b.kill("SIGKILL");
+      await new Promise((r) => setTimeout(r, 300));
+      // Taken by send() while nobody is there to acknowledge them.
+      const sent = Array.from({ length: 20 }, (_, i) => `while-down-${i}`);
+      for (const m of sent) a.send("b", "control", m);
+      b = startB();
+      expect(await lost).toBe("b");
+      await until(() => sent.every((m) => echoes.includes(m)), 20_000);
+      // In order, each once (b echoes what its process got).
+      expect(echoes).toEqual(["before", ...sent]);
+    } finally {
+      b.kill("SIGKILL");
+    }
+  });
+
   it("killing and restarting the offering agent's process: the answerer links afresh both ways", async () => {
     const room = `int-${++roomN}`;
     const cli = join(REPO_ROOT, "rover", "cli.ts");
