@@ -32,7 +32,12 @@ import { remoteMaxMessageSize } from "./werift-internals.ts";
 export interface ChannelLogger {
   debug(o: object, msg?: string): void;
   warn(o: object, msg?: string): void;
+  /** pino's: whether a line at `level` goes anywhere. */
+  isLevelEnabled?(level: string): boolean;
 }
+
+/** Whether a handler's throw was reported as a process warning already (once per process). */
+let handlerThrowReported = false;
 
 /** What the channels tell the link. */
 export interface ChannelHooks {
@@ -460,6 +465,15 @@ export class LinkChannels {
         { peer: this.#o.peer, channel, err: errorMessage(e) },
         "message handler threw",
       );
+      // The library's default logger is silent: a bug in the application's handler must not
+      // vanish without a trace, nor flood stderr once per message.
+      if (!handlerThrowReported && this.#o.log.isLevelEnabled?.("warn") === false) {
+        handlerThrowReported = true;
+        process.emitWarning(
+          `a "message" handler threw on ${channel} from ${this.#o.peer}: ${errorMessage(e)} (the message counts as delivered; later throws go only to the agent's logger)`,
+          { code: "ROVERLINK_HANDLER_THREW" },
+        );
+      }
     }
   }
 

@@ -7,6 +7,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pino from "pino";
 import { afterEach, expect, it } from "vitest";
 import type { RTCDataChannel } from "werift";
 import type { LinkChannels } from "../../rover/link-channels.ts";
@@ -209,4 +210,46 @@ it("a new message waits for the peer's hello: after a long outage nothing goes o
   expect(await until(() => got.length === backlog.length + 1, 20_000)).toBe(true);
   expect(got).toEqual([...backlog, "new"]);
   expect(violations).toEqual([]);
+});
+
+it("a message handler that throws: the link goes on, and a silent logger still leaves a trace", async () => {
+  const got: string[] = [];
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on("warning", onWarning);
+  try {
+    const [ca, cb] = await linked(
+      (a) => channels(a, {}),
+      (b) =>
+        channels(
+          b,
+          {
+            message: (_ch, d) => {
+              got.push(String(d));
+              throw new TypeError(`bad ${String(d)}`);
+            },
+          },
+          {},
+          undefined,
+          undefined,
+          pino({ level: "silent" }),
+        ),
+    );
+    ca.hello();
+    cb.hello();
+    expect(await until(() => ca.controlResumed() && cb.controlResumed(), 10_000)).toBe(true);
+    for (const m of ["m1", "m2", "m3"]) ca.send("control", m);
+    expect(await until(() => got.length === 3, 10_000)).toBe(true);
+    expect(got).toEqual(["m1", "m2", "m3"]);
+    await until(() => warnings.length > 0, 2_000);
+    const ours = warnings.filter(
+      (w) => (w as Error & { code?: string }).code === "ROVERLINK_HANDLER_THREW",
+    );
+    // Once per process, not once per message.
+    expect(ours.map((w) => w.message)).toEqual([
+      'a "message" handler threw on control from p: bad m1 (the message counts as delivered; later throws go only to the agent\'s logger)',
+    ]);
+  } finally {
+    process.off("warning", onWarning);
+  }
 });

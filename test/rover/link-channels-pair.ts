@@ -4,7 +4,7 @@
  */
 import { expect } from "vitest";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
-import { type ChannelHooks, LinkChannels } from "../../rover/link-channels.ts";
+import { type ChannelHooks, type ChannelLogger, LinkChannels } from "../../rover/link-channels.ts";
 import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
 
 const config = { iceServers: [], iceUseIpv6: false, iceAdditionalHostAddresses: ["127.0.0.1"] };
@@ -31,6 +31,7 @@ export function channels(
   outbox = {},
   sender = new ReliableSender(),
   receiver = new ReliableReceiver(),
+  log: ChannelLogger = quiet,
 ) {
   const all: ChannelHooks = {
     opened() {},
@@ -48,7 +49,7 @@ export function channels(
     sender,
     receiver,
     outbox,
-    log: quiet,
+    log,
     hooks: all,
   });
 }
