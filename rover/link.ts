@@ -161,6 +161,8 @@ export class Link extends EventEmitter<LinkEvents> {
   #restartStartedAt: number | null = null;
   /** What started the handover in progress (health decision, peer, session loss). */
   #handoverReason: string | null = null;
+  /** Causes `down` was emitted for since the link was last up (each said once per outage). */
+  #downSaid = new Set<string>();
   /** The PeerConnection for which "up" was emitted. */
   #upFor: RTCPeerConnection | null = null;
   #ufragAtRestart: string | null = null;
@@ -700,7 +702,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.health.onRestartDone(now, path);
     this.#backup.sync();
     this.#handoverDone(now, "restart");
-    this.emit("up", { path, firstTime: false });
+    this.#upAgain({ path, firstTime: false });
   }
 
   async #restartIce(reason: string, attempt: number): Promise<void> {
@@ -923,7 +925,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.#handoverDone(now, "rebuild");
     this.#channels.hello();
     this.#channels.reopenQueued();
-    this.emit("up", { path, firstTime: first });
+    this.#upAgain({ path, firstTime: first });
     this.#tick();
   }
 
@@ -964,7 +966,17 @@ export class Link extends EventEmitter<LinkEvents> {
       this.#downSince = Date.now();
       this.#handoverReason ??= reason;
     }
+    // Once per cause until the link is up again: each failed rebuild attempt closes its own
+    // `control`, which said `channel-closed` again for the same outage.
+    if (this.#downSaid.has(reason)) return;
+    this.#downSaid.add(reason);
     this.emit("down", reason);
+  }
+
+  /** Up again: the next outage reports its causes afresh. */
+  #upAgain(info: { path: Path; firstTime: boolean }): void {
+    this.#downSaid.clear();
+    this.emit("up", info);
   }
 
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */

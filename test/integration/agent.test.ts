@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RTCPeerConnection, RTCSctpTransport } from "werift";
 import { Agent, type AgentMessage } from "../../rover/agent.ts";
@@ -676,6 +677,47 @@ describe("rover agents through the local edge", () => {
       b.kill("SIGKILL");
     }
   });
+
+  it("a peer killed for good: link-down once per cause, not once per failed attempt", async () => {
+    const room = `int-${++roomN}`;
+    const b = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, "rover", "cli.ts"),
+        "rover",
+        ...["--edge", edge.url, "--room", room, "--id", "b", "--echo", "--in-memory"],
+      ],
+      { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
+    );
+    try {
+      const lines: string[] = [];
+      const a = await testAgent(SECRET, {
+        edge: edge.url,
+        room,
+        id: "a",
+        connect: ["b"],
+        logger: pino({ level: "warn" }, { write: (l: string) => void lines.push(l) }),
+      });
+      agents.push(a);
+      await a.start();
+      await waitFor(a, "link-up", () => true, 30_000);
+      const downs: string[] = [];
+      a.on("link-down", (_p, reason) => downs.push(reason));
+      const gone = waitFor(a, "peer-left", (p) => p === "b", 60_000);
+      b.kill("SIGKILL");
+      // Until its presence expires (30 s) the link tries again and again; then it is dropped.
+      await gone;
+      await until(() => !a.hasLink("b"), 30_000);
+      await new Promise((r) => setTimeout(r, 2_000));
+      const attempts = lines.filter((l) => l.includes("rebuilding the PeerConnection")).length;
+      expect(attempts).toBeGreaterThanOrEqual(2); // the premise: several failed attempts
+      // Each failed attempt's control channel closing said channel-closed again.
+      expect(downs).toEqual([...new Set(downs)]);
+      expect(downs).toContain("channel-closed");
+    } finally {
+      b.kill("SIGKILL");
+    }
+  }, 120_000);
 
   it("killing and restarting the offering agent's process: the answerer links afresh both ways", async () => {
     const room = `int-${++roomN}`;
