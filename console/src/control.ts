@@ -50,3 +50,23 @@ export function parseCommand(line: string): { name: string; args?: unknown } | n
   }
   return { name, args: rest.split(/\s+/) };
 }
+
+/**
+ * A received line as an operator reads it: a JSON object of plain values (a rover's telemetry,
+ * `{"type":"telemetry","battery":97.4}`) as `telemetry · battery 97.4`; anything else as it came.
+ */
+export function readable(text: string): string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return text;
+  const parts: string[] = [];
+  for (const [k, x] of Object.entries(v)) {
+    const shown = typeof x === "object" && x !== null ? JSON.stringify(x) : String(x);
+    parts.push(k === "type" && typeof x === "string" ? x : `${k} ${shown}`);
+  }
+  return parts.length > 0 ? parts.join(" · ") : text;
+}

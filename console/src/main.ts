@@ -9,7 +9,7 @@ import { ID_PATTERN } from "../../shared/protocol.ts";
 import { type CameraUi, cameraUi, closeCamera, renderCameraFigures, showCamera } from "./camera.ts";
 import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
 import { isExpired, readTokenClaims } from "./claims.ts";
-import { CommandError, parseCommand } from "./control.ts";
+import { CommandError, parseCommand, readable } from "./control.ts";
 import { ago, h } from "./dom.ts";
 import type { PeerLink } from "./link.ts";
 import { renderMap } from "./map.ts";
@@ -153,7 +153,7 @@ async function signIn(given: Saved): Promise<void> {
   sessionStorage.setItem(STORE, JSON.stringify(input));
   const client: SignalingClient = new RoverlinkClient({ baseUrl: input.edge, token: input.token });
   setStatus(`Joining ${input.room}…`);
-  const view = new RoomView(client, input.room, claims.sub);
+  const view = new RoomView(client, input.room, claims.sub, claims.exp);
   try {
     await view.start();
     sessionStorage.setItem(STORE, JSON.stringify({ ...input, signedIn: true }));
@@ -198,11 +198,18 @@ class RoomView {
   private roomLog = h("ul", { class: "log", role: "log", "aria-label": "Room log" });
   private linkUis = new Map<PeerLink, LinkUi>();
   private refresh: ReturnType<typeof setInterval> | null = null;
+  /** The token's expiry warnings. */
+  private timers: ReturnType<typeof setTimeout>[] = [];
+  /** Peers the operator linked to (Connect, Call) and did not disconnect: linked again when back. */
+  private wanted = new Set<string>();
+  /** When the token expires (epoch ms). */
+  private readonly expiresAt: number;
 
-  constructor(client: SignalingClient, room: string, self: string) {
+  constructor(client: SignalingClient, room: string, self: string, expS: number) {
     this.client = client;
     this.roomId = room;
     this.self = self;
+    this.expiresAt = expS * 1000;
     this.room = new RoomSession(
       { client, room, self, kind: "browser", getMic },
       {
@@ -211,6 +218,8 @@ class RoomView {
         link: (_r, link) => this.addLinkUi(link),
         roomLog: (_r, text) => this.log(text),
         refused: (_r, why) => void this.signedOut(why),
+        replaced: () => this.steppedBack(),
+        peerBack: (_r, peer) => this.relink(peer),
         edgeReachable: (_r, ok, why) => {
           setStatus(
             ok
@@ -231,7 +240,7 @@ class RoomView {
               : msg.type === "cmd"
                 ? `${msg.from} ▸ ${msg.name} ${msg.args === undefined ? "" : JSON.stringify(msg.args)}`
                 : msg.type === "raw"
-                  ? msg.text
+                  ? readable(msg.text)
                   : JSON.stringify(msg);
           // Everything here was received; an echoing rover sends our own messages back, said so
           // (else each line looks sent twice).
@@ -250,11 +259,15 @@ class RoomView {
           const ui = this.linkUis.get(link);
           if (!ui) return;
           // The health policy's figures (probes on `telemetry`); ICE's own before any answer.
-          const pingRtt = health.rttMs === null ? null : Math.round(health.rttMs * 10) / 10;
+          // While the link is down they are the last ones before it went: not shown as live.
+          const live = link.state === "connected" || link.state === "degraded";
+          const pingRtt =
+            health.rttMs === null || !live ? null : Math.round(health.rttMs * 10) / 10;
+          const iceRtt = live ? s.rttMs : null;
           const loss = health.lossPct === null ? statsLoss : health.lossPct / 100;
-          ui.points.push({ rttMs: pingRtt ?? s.rttMs, loss });
+          ui.points.push({ rttMs: pingRtt ?? iceRtt, loss });
           if (ui.points.length > CHART_POINTS) ui.points.shift();
-          ui.figures.rtt.textContent = s.rttMs === null ? "–" : `${s.rttMs} ms`;
+          ui.figures.rtt.textContent = iceRtt === null ? "–" : `${iceRtt} ms`;
           ui.figures.ping.textContent = pingRtt === null ? "–" : `${pingRtt} ms`;
           ui.figures.loss.textContent = loss === null ? "–" : `${Math.round(loss * 100)} %`;
           ui.figures.path.textContent = s.path;
@@ -269,13 +282,18 @@ class RoomView {
         delivered: (link, below) => {
           const ui = this.linkUis.get(link);
           if (!ui) return;
+          const now = Date.now();
           for (const [seq, li] of ui.undelivered) {
             if (seq >= below) continue;
             ui.undelivered.delete(seq);
             li.classList.add("delivered");
-            li.append(
-              h("span", { class: "tick", title: "delivered", "aria-label": "delivered" }, " ✓"),
-            );
+            li.classList.remove("queued");
+            li.querySelector(".tag")?.remove();
+            // Late is said: a command held while the link was down ran when it arrived.
+            const lateS = Math.round((now - Number(li.dataset.sentAt)) / 1000);
+            const said = lateS >= 2 ? `delivered ${lateS} s after it was sent` : "delivered";
+            li.append(h("span", { class: "tick", title: said, "aria-label": said }, " ✓"));
+            if (lateS >= 2) li.append(h("span", { class: "tag late" }, ` ${said}`));
           }
         },
       },
@@ -287,9 +305,12 @@ class RoomView {
     this.render();
     setStatus(`Signed in as ${this.self} in ${this.roomId}`);
     // A reload: link again to the peers this tab had linked to (voice is not resumed).
-    const again = loadLinked().filter((id) => this.room.peers.has(id));
+    const before = loadLinked();
+    for (const id of before) this.wanted.add(id);
+    const again = before.filter((id) => this.room.peers.has(id));
     if (again.length > 0) this.log(`linking again to ${again.join(", ")} (as before the reload)`);
     for (const id of again) void this.connect(id, false);
+    this.warnBeforeExpiry();
     // "Last seen" from the edge: events say who comes and goes, not who is still polling, so the
     // list is read again every 15 s (else a live rover's age only ever grows).
     let tick = 0;
@@ -301,6 +322,47 @@ class RoomView {
     window.addEventListener("online", this.onNetworkChange);
     const conn = (navigator as { connection?: EventTarget }).connection;
     conn?.addEventListener("change", this.onNetworkChange);
+  }
+
+  /** Said ahead, not found out when the edge refuses the token and every link is cut. */
+  private warnBeforeExpiry(): void {
+    const at = new Date(this.expiresAt).toLocaleTimeString();
+    for (const aheadMs of [5 * 60_000, 60_000]) {
+      const inMs = this.expiresAt - aheadMs - Date.now();
+      if (inMs <= 0) continue;
+      this.timers.push(
+        setTimeout(() => {
+          const text = `your token expires at ${at} (in ${Math.round(aheadMs / 60_000)} min): the edge then signs you out and your links close. Sign in again with a new token before then.`;
+          this.log(text);
+          setStatus(`Signed in as ${this.self} in ${this.roomId}: ${text}`);
+        }, inMs),
+      );
+    }
+  }
+
+  /** A peer the operator had linked to is back (it left, or restarted): link again. */
+  private relink(peer: string): void {
+    if (!this.wanted.has(peer)) return;
+    const live = this.room.links.get(peer);
+    if (live && live.state !== "closed") return;
+    this.log(`${peer} is back: linking again`);
+    void this.connect(peer, false);
+  }
+
+  /** Another page took our id (room.ts stepBack): this one says so and offers to take it back. */
+  private steppedBack(): void {
+    this.stopTimers();
+    sessionStorage.setItem(STORE, JSON.stringify({ ...loadSaved(), signedIn: false }));
+    showSignIn(
+      `Signed out here: another console (a tab or browser) signed in as ${this.self} in ${this.roomId} and took over its links. Sign in again here to take them back.`,
+    );
+  }
+
+  private stopTimers(): void {
+    if (this.refresh) clearInterval(this.refresh);
+    this.refresh = null;
+    for (const t of this.timers.splice(0)) clearTimeout(t);
+    window.removeEventListener("online", this.onNetworkChange);
   }
 
   private onNetworkChange = (): void => {
@@ -393,7 +455,23 @@ class RoomView {
     if (rows.length === 0) {
       rows.push(h("tr", {}, h("td", { colspan: 5, class: "hint" }, "Nobody else is here yet.")));
     }
+    // Rows are made anew (every 5 s): the button that had the focus gets it back, else a
+    // keyboard user lost it to <body> between two presses.
+    const had = document.activeElement;
+    const label =
+      had instanceof HTMLElement && this.peersBody.contains(had)
+        ? had.getAttribute("aria-label")
+        : null;
     this.peersBody.replaceChildren(...rows);
+    if (label) {
+      const same = [...this.peersBody.querySelectorAll<HTMLButtonElement>("button")].find(
+        (b) => b.getAttribute("aria-label") === label,
+      );
+      // Connect turns into a disabled "Linked": its row's Call button takes the focus.
+      const target =
+        same && !same.disabled ? same : same?.closest("tr")?.querySelector("button:enabled");
+      (target as HTMLElement | null | undefined)?.focus();
+    }
     this.mapBox.replaceChildren(
       renderMap({
         self: this.room.me,
@@ -428,6 +506,7 @@ class RoomView {
   }
 
   private async connect(peer: string, voice: boolean): Promise<void> {
+    this.wanted.add(peer);
     try {
       await this.room.connect(peer, { voice });
     } catch (e) {
@@ -469,7 +548,8 @@ class RoomView {
       ev.preventDefault();
       if (!chatIn.value.trim()) return;
       const seq = link.chat(chatIn.value);
-      const li = appendLog(messages, `${this.self}: ${chatIn.value}`, true);
+      const li = appendLog(messages, `${this.self}: ${chatIn.value}`, true, queuedTag(link));
+      li.dataset.sentAt = String(Date.now());
       if (seq !== null) undelivered.set(seq, li);
       chatIn.value = "";
     });
@@ -499,7 +579,8 @@ class RoomView {
       }
       if (!cmd) return;
       const seq = link.command(cmd.name, cmd.args);
-      const li = appendLog(messages, `${this.self} ▸ ${cmdIn.value}`, true);
+      const li = appendLog(messages, `${this.self} ▸ ${cmdIn.value}`, true, queuedTag(link));
+      li.dataset.sentAt = String(Date.now());
       if (seq !== null) undelivered.set(seq, li);
       cmdIn.value = "";
     });
@@ -509,7 +590,10 @@ class RoomView {
     const restart = h("button", { type: "button", class: "secondary" }, "Restart ICE");
     restart.addEventListener("click", () => link.restart("by the operator"));
     const close = h("button", { type: "button", class: "secondary" }, "Disconnect");
-    close.addEventListener("click", () => void link.close());
+    close.addEventListener("click", () => {
+      this.wanted.delete(link.peer);
+      void link.close("disconnected by you");
+    });
     const state = h("span", { class: `state-${link.state}`, "data-state": "" }, link.state);
     const chart = h("div");
     const root = h(
@@ -608,8 +692,7 @@ class RoomView {
   }
 
   async stop(): Promise<void> {
-    if (this.refresh) clearInterval(this.refresh);
-    window.removeEventListener("online", this.onNetworkChange);
+    this.stopTimers();
     await this.room.leave();
     sessionStorage.removeItem(STORE);
     sessionStorage.removeItem(LINKS_STORE);
@@ -621,14 +704,20 @@ class RoomView {
    * would only look alive. Back to the sign-in form, saying why; the rest of the form is kept.
    */
   private async signedOut(why: string): Promise<void> {
-    if (this.refresh) clearInterval(this.refresh);
-    window.removeEventListener("online", this.onNetworkChange);
+    this.stopTimers();
     await this.room.leave().catch(() => undefined);
     const saved = loadSaved();
     sessionStorage.setItem(STORE, JSON.stringify({ ...saved, token: "" }));
     sessionStorage.removeItem(LINKS_STORE);
     showSignIn(`Signed out: the edge refused the token (${why}). Sign in with a new one.`);
   }
+}
+
+/** The tag of a line sent while the link is down: it waits, and goes when the link is back. */
+function queuedTag(link: PeerLink): string | undefined {
+  return link.state === "connected" || link.state === "degraded"
+    ? undefined
+    : "queued: link down, goes when it is back";
 }
 
 /** A line of a log, with the time it came (1 Hz telemetry is read by its time). */
@@ -658,6 +747,10 @@ function appendLog(
  * A reload of a signed-in tab signs in again with what this tab kept.
  */
 function start(): void {
+  // A sign-in link opened in a tab that already shows the console: only a load read the hash.
+  window.addEventListener("hashchange", () => {
+    if (readSignInLink(location.hash)) location.reload();
+  });
   const link = readSignInLink(location.hash);
   if (!link) {
     const saved = loadSaved();

@@ -32,6 +32,13 @@ export interface RoomCallbacks extends LinkCallbacks {
   refused?(room: RoomSession, why: string): void;
   /** The edge answers again (true) or cannot be reached (false, with why). */
   edgeReachable?(room: RoomSession, ok: boolean, why?: string): void;
+  /**
+   * Another page signed in under our id (a second tab, another browser): both would read the one
+   * event queue of the id and undo each other's links, so this one stepped back.
+   */
+  replaced?(room: RoomSession): void;
+  /** A peer came (back) into the room, or a new process took its id (a rover restarted). */
+  peerBack?(room: RoomSession, peer: string): void;
 }
 
 export interface RoomOptions {
@@ -141,6 +148,10 @@ export class RoomSession {
         if (link.state === "closed" && this.links.get(link.peer) === link) {
           this.links.delete(link.peer);
         }
+        // A peer dropping our link may mean another page took our id (its join told them, not
+        // us: the edge tells a peer nothing about itself): look now rather than at the next
+        // refresh, fighting over links meanwhile.
+        if (link.state === "rebuilding" || link.state === "closed") this.checkSelfSoon();
         this.cb.state(link);
       },
     };
@@ -247,15 +258,23 @@ export class RoomSession {
     switch (ev.type) {
       case "peer-joined":
       case "peer-updated":
-        if (ev.peer.id === this.self) this.me = ev.peer;
-        else {
-          if (ev.type === "peer-joined" && !this.peers.has(ev.peer.id))
+        if (ev.peer.id === this.self) {
+          const theirs = ev.peer.meta.incarnation;
+          if (theirs !== undefined && theirs !== this.incarnation) {
+            this.stepBack();
+            return;
+          }
+          this.me = ev.peer;
+        } else {
+          const isNew = !this.peers.has(ev.peer.id);
+          if (ev.type === "peer-joined" && isNew)
             this.cb.roomLog(this, `${ev.peer.id} joined (${ev.peer.kind})`);
           const before = this.peers.get(ev.peer.id)?.meta.incarnation;
           this.peers.set(ev.peer.id, ev.peer);
           // Another process behind the id: its stream state started over, ours must too.
-          if (before !== undefined && before !== ev.peer.meta.incarnation)
-            void this.links.get(ev.peer.id)?.close("the peer restarted");
+          const reborn = before !== undefined && before !== ev.peer.meta.incarnation;
+          if (reborn) void this.links.get(ev.peer.id)?.close("the peer restarted");
+          if (isNew || reborn) this.cb.peerBack?.(this, ev.peer.id);
         }
         this.cb.peers(this);
         return;
@@ -315,17 +334,50 @@ export class RoomSession {
     }
   }
 
-  /** Peers' `lastSeen` as the edge has it now (a failure waits for the next round). */
+  /**
+   * Peers' `lastSeen` as the edge has it now (a failure waits for the next round), and whether
+   * our own id is still this page's.
+   */
   async refreshPeers(): Promise<void> {
     if (!this.connected) return;
     try {
       const { peers } = await this.opts.client.peers(this.room);
-      for (const p of peers)
-        if (p.id !== this.self && this.peers.has(p.id)) this.peers.set(p.id, p);
+      for (const p of peers) {
+        if (p.id === this.self) {
+          const theirs = p.meta.incarnation;
+          if (theirs !== undefined && theirs !== this.incarnation) {
+            this.stepBack();
+            return;
+          }
+        } else if (this.peers.has(p.id)) this.peers.set(p.id, p);
+      }
     } catch {
       return; // the event loop reports the edge's state
     }
     this.cb.peers(this);
+  }
+
+  private selfCheckAt = 0;
+  /** refreshPeers now, at most every 2 s. */
+  private checkSelfSoon(): void {
+    const now = Date.now();
+    if (now - this.selfCheckAt < 2_000) return;
+    this.selfCheckAt = now;
+    void this.refreshPeers();
+  }
+
+  /**
+   * Another page joined under our id: stop reading its events and close our links here (the
+   * peers drop them too, for the new page's), without leaving: the presence is the other page's.
+   */
+  private stepBack(): void {
+    if (!this.connected) return;
+    this.abort.abort();
+    this.connected = false;
+    this.cb.roomLog(this, `another console signed in as ${this.self}: this one stepped back`);
+    for (const l of [...this.links.values()])
+      l.shutdown(`another console signed in as ${this.self}`);
+    this.cb.replaced?.(this);
   }
 
   /** Close every link and leave the room. */

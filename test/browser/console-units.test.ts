@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { isExpired, readTokenClaims } from "../../console/src/claims.ts";
-import { CommandError, parseCommand, parseMessage } from "../../console/src/control.ts";
+import { CommandError, parseCommand, parseMessage, readable } from "../../console/src/control.ts";
 import { type ChannelLike, ControlStream } from "../../console/src/control-stream.ts";
 import { HealthLoop, linkStateOf } from "../../console/src/health-loop.ts";
 import { onTelemetryText, ping } from "../../console/src/probes.ts";
@@ -225,6 +225,13 @@ describe("commands and messages", () => {
     });
     expect(parseMessage("plain")).toEqual({ type: "raw", text: "plain" });
     expect(parseMessage('{"type":"other"}')).toEqual({ type: "raw", text: '{"type":"other"}' });
+  });
+  it("shows a rover's JSON telemetry as fields, anything else as it came", () => {
+    expect(readable('{"type":"telemetry","rover":"alpha","x":0.16,"battery":97.4}')).toBe(
+      "telemetry · rover alpha · x 0.16 · battery 97.4",
+    );
+    expect(readable('{"pose":{"x":1},"ok":true}')).toBe('pose {"x":1} · ok true');
+    for (const t of ["plain", "[1,2]", "42", "{}", '{"broken"']) expect(readable(t)).toBe(t);
   });
 });
 

@@ -619,4 +619,77 @@ describe("console served by the edge", () => {
       .toMatch(/^Signed out: the edge refused the token \(401 /);
     await proxy.close();
   }, 120_000);
+
+  it("a second console as the same operator: the first steps back and says so; the focus outlives a refresh", async () => {
+    startRover("twin-r", []);
+    const a = await (await browser.newContext()).newPage();
+    await signIn(a, "twin-op");
+    await a.locator('tr[data-peer="twin-r"]').waitFor({ timeout: 30_000 });
+    // The peers table is made anew every 5 s: a keyboard user's button keeps the focus.
+    await a.getByRole("button", { name: "Call twin-r" }).focus();
+    await new Promise((r) => setTimeout(r, 6_000));
+    expect(await a.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe(
+      "Call twin-r",
+    );
+    await a.getByRole("button", { name: "Connect to twin-r" }).click();
+    await expect
+      .poll(() => link(a, "twin-r").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    // The same operator in another browser: the two used to undo each other's links for good.
+    const b = await (await browser.newContext()).newPage();
+    await signIn(b, "twin-op");
+    await expect
+      .poll(() => a.locator("#signin-error").textContent(), { timeout: 30_000 })
+      .toMatch(/another console \(a tab or browser\) signed in as twin-op/);
+    await b.getByRole("button", { name: "Connect to twin-r" }).click();
+    await expect
+      .poll(() => link(b, "twin-r").getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    await echoedBack(b, "twin-r", "twin-op", "only one of us now");
+    // And it stays so: the first no longer reads the id's events.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(await link(b, "twin-r").getAttribute("data-state")).toBe("connected");
+    expect(await a.locator("section.link").count()).toBe(0);
+  }, 120_000);
+
+  it("a command sent while the link is down says it waits, and how late it went; a rover back is linked again", async () => {
+    let rover = startRover("frozen-r", []);
+    const page = await (await browser.newContext()).newPage();
+    await signIn(page, "patient-op");
+    await page.locator('tr[data-peer="frozen-r"]').waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "Connect to frozen-r" }).click();
+    const panel = link(page, "frozen-r");
+    await expect
+      .poll(() => panel.getAttribute("data-state"), { timeout: 30_000 })
+      .toBe("connected");
+    await expect.poll(() => figure(page, "frozen-r", "ping"), { timeout: 10_000 }).toMatch(/ms$/);
+    rover.kill("SIGSTOP");
+    try {
+      await expect
+        .poll(() => panel.getAttribute("data-state"), { timeout: 30_000 })
+        .not.toMatch(/^(connected|degraded)$/);
+      // What it measured before going down is not shown as live.
+      await expect.poll(() => figure(page, "frozen-r", "ping"), { timeout: 5_000 }).toBe("–");
+      await panel.getByLabel("Command").fill("stop");
+      await panel.getByRole("button", { name: "Run" }).click();
+      const line = panel.locator("li.out", { hasText: "patient-op ▸ stop" });
+      await expect.poll(() => line.textContent()).toContain("queued: link down");
+      await new Promise((r) => setTimeout(r, 3_000));
+    } finally {
+      rover.kill("SIGCONT");
+    }
+    await expect
+      .poll(() => panel.locator("li.out.delivered").last().textContent(), { timeout: 30_000 })
+      .toMatch(/delivered \d+ s after it was sent/);
+    // The rover stops and starts again: the link the operator made comes back by itself.
+    rover.kill("SIGTERM");
+    await expect.poll(() => panel.count(), { timeout: 30_000 }).toBe(0);
+    rover = startRover("frozen-r", []);
+    await expect
+      .poll(() => link(page, "frozen-r").getAttribute("data-state"), { timeout: 45_000 })
+      .toBe("connected");
+    expect(await page.getByRole("log", { name: "Room log" }).textContent()).toContain(
+      "frozen-r is back: linking again",
+    );
+  }, 150_000);
 });
