@@ -51,7 +51,9 @@ import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
 
 /** The agent's id is not the peer its token acts as: the edge would seat that peer instead. */
-export class AgentTokenMismatchError extends Error {}
+export class AgentTokenMismatchError extends Error {
+  override name = "AgentTokenMismatchError";
+}
 
 export interface AgentOptions {
   edge: string;

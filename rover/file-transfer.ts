@@ -64,7 +64,9 @@ export interface FileLogger {
 }
 
 /** A transfer that ended without the file delivered; the message is the one-line reason. */
-export class FileTransferError extends Error {}
+export class FileTransferError extends Error {
+  override name = "FileTransferError";
+}
 
 /** Stop handing chunks to the channel above this many buffered bytes; go on below the low mark. */
 const HIGH_WATER = 1024 * 1024;
@@ -406,7 +408,9 @@ export async function sha256File(path: string): Promise<string> {
 }
 
 /** The receive directory cannot be used; the message is one line. */
-export class FileReceiveError extends Error {}
+export class FileReceiveError extends Error {
+  override name = "FileReceiveError";
+}
 
 export interface ReceivedFile {
   peer: string;

@@ -18,7 +18,9 @@ import type {
 import { makeDirs } from "./make-dirs.ts";
 
 /** The outbox could not keep a message (disk full, read-only, ...): it was not accepted. */
-export class OutboxError extends Error {}
+export class OutboxError extends Error {
+  override name = "OutboxError";
+}
 
 export interface OutboxOptions {
   /**

@@ -135,7 +135,10 @@ async function signIn(given: Saved): Promise<void> {
     claims = readTokenClaims(input.token);
     if (isExpired(claims, Date.now())) throw new Error("this token has expired");
     if (input.room === "") throw new Error("this token is for every room: choose one");
-    if (!ID_PATTERN.test(input.room)) throw new Error("room ids match [A-Za-z0-9._-]{1,64}");
+    if (!ID_PATTERN.test(input.room))
+      throw new Error(
+        "a room id is 1 to 64 letters, digits, dots, dashes or underscores (no spaces)",
+      );
     if (claims.room !== "*" && claims.room !== input.room) {
       throw new Error(`this token is for room “${claims.room}”`);
     }

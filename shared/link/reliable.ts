@@ -77,9 +77,13 @@ export const MAX_ACK_DELAY_MS = 10_000;
 const MAX_ARRIVALS = 16_384;
 
 export class FrameError extends Error {}
-export class BacklogFullError extends Error {}
+export class BacklogFullError extends Error {
+  override name = "BacklogFullError";
+}
 /** A message larger than the sender's bound (`maxMessageBytes`): not accepted. */
-export class MessageTooLargeError extends RangeError {}
+export class MessageTooLargeError extends RangeError {
+  override name = "MessageTooLargeError";
+}
 /** A fragment that breaks reassembly; `kind` names what it broke. */
 export class FragmentError extends FrameError {
   readonly kind: "bad-fragment" | "oversized-message";

@@ -127,6 +127,17 @@ it("import('roverlink') gives the library's exports, and only through the export
     app,
   );
   expect(kinds.trim()).toBe("function function function");
+  // Every exported error says its own name (logs show `name`; one said plain "Error").
+  const errorNames = run(
+    process.execPath,
+    [
+      "-e",
+      "import('roverlink').then((m) => console.log(JSON.stringify(Object.keys(m).filter((k) => k.endsWith('Error')).map((k) => { try { return new m[k]('x').name; } catch { return new m[k]({ problem: { status: 400, title: 't', detail: 'd' }, method: 'GET', url: 'http://x' }).name; } }))))",
+    ],
+    app,
+  );
+  const errors = EXPORTS.filter((k) => k.endsWith("Error"));
+  expect(JSON.parse(errorNames)).toEqual(errors);
   const deep = spawnSync(
     process.execPath,
     ["-e", "import('roverlink/dist/rover/agent.js').catch((e) => console.log(e.code))"],
