@@ -675,6 +675,11 @@ class RoomView {
     ui.voice.replaceChildren(...controls);
     this.saveLinked();
     if (link.state === "closed") {
+      // The panel goes, and with it the lines still marked queued: say what they became.
+      if (ui.undelivered.size > 0)
+        this.log(
+          `${link.peer}: the link closed with ${ui.undelivered.size} of your messages not acknowledged (they go if the same process comes back; a restarted peer does not get them)`,
+        );
       closeCamera(ui.camera);
       this.linkUis.delete(link);
       ui.root.remove();
