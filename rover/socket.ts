@@ -17,6 +17,7 @@ import type { Agent, AgentEvents, AgentMessage } from "./agent.ts";
 import { errnoText } from "./errno.ts";
 import { makeDirs } from "./make-dirs.ts";
 import { OutboxError } from "./outbox.ts";
+import { SocketHold } from "./socket-hold.ts";
 import {
   type AgentFrame,
   type ClientFrame,
@@ -69,8 +70,7 @@ export class MessageSocket {
   #o: MessageSocketOptions;
   #server: Server | null = null;
   #clients = new Set<Client>();
-  #held: AgentMessage[] = [];
-  #heldBytes = 0;
+  #held = new SocketHold({ messages: HOLD_MAX_MESSAGES, bytes: HOLD_MAX_BYTES });
   #heldDropped = 0;
   #rttTimer: NodeJS.Timeout | null = null;
   #drainWaits = 0;
@@ -299,8 +299,14 @@ export class MessageSocket {
       });
       this.#heldDropped = 0;
     }
-    for (const m of this.#held.splice(0)) this.#write(c, messageFrame(m));
-    this.#heldBytes = 0;
+    this.#durableHold();
+    for (const m of this.#held.take()) this.#write(c, messageFrame(m));
+  }
+
+  /** Held messages live in the agent's outbox once it has one (it opens when the agent starts). */
+  #durableHold(): void {
+    const ob = this.#o.agent.outbox;
+    if (ob) this.#held.attach(ob);
   }
 
   #send(c: Client, f: Extract<ClientFrame, { t: "send" }>): void {
@@ -410,34 +416,26 @@ export class MessageSocket {
   }
 
   #message(m: AgentMessage): void {
+    this.#durableHold();
     const greeted = [...this.#clients].filter((c) => c.greeted);
     if (greeted.length === 0) {
       if (m.channel !== "control") return; // telemetry is worth nothing later
-      this.#hold(m);
+      const dropped = this.#held.hold(m);
+      if (dropped > 0 && this.#heldDropped === 0)
+        this.#o.log.warn(
+          { peer: m.peer },
+          "message socket: no client attached and too many control messages held; dropping the oldest",
+        );
+      this.#heldDropped += dropped;
       return;
     }
     const reliable = m.channel === "control";
-    for (const c of greeted) this.#write(c, messageFrame(m), reliable);
-  }
-
-  #hold(m: AgentMessage): void {
-    const size = typeof m.data === "string" ? Buffer.byteLength(m.data) : m.data.length;
-    this.#held.push(m);
-    this.#heldBytes += size;
-    while (
-      this.#held.length > HOLD_MAX_MESSAGES ||
-      (this.#heldBytes > HOLD_MAX_BYTES && this.#held.length > 1)
-    ) {
-      const old = this.#held.shift();
-      if (!old) break;
-      this.#heldBytes -=
-        typeof old.data === "string" ? Buffer.byteLength(old.data) : old.data.length;
-      if (this.#heldDropped++ === 0)
-        this.#o.log.warn(
-          { peer: old.peer },
-          "message socket: no client attached and too many control messages held; dropping the oldest",
-        );
+    // Messages an earlier process held (rows of the outbox) go first.
+    if (this.#held.size > 0) {
+      const before = this.#held.take();
+      for (const c of greeted) for (const old of before) this.#write(c, messageFrame(old), true);
     }
+    for (const c of greeted) this.#write(c, messageFrame(m), reliable);
   }
 
   #rtt(): void {

@@ -301,6 +301,33 @@ describe("the message socket", () => {
     expect(c.frames.at(-1)).toMatchObject({ t: "error", code: "too-long" });
   });
 
+  it("held messages outlive the agent: acknowledged to the sender once on disk, given to a client after a restart", async () => {
+    const { a, b, room } = await linkedPair();
+    for (let i = 0; i < 5; i++) b.agent.send("a", "control", `kept ${i}`);
+    b.agent.send("a", "control", new Uint8Array([1, 2, 3]));
+    // The sender forgot them: a acknowledged them (held, no client attached).
+    await until(() => b.agent.outboxStats().every((s) => s.messages === 0));
+    expect(b.agent.outboxStats().find((s) => s.peer === "a")).toBeDefined();
+    await a.sock.stop();
+    await a.agent.stop();
+    // The same rover again (its state dir), and a client: it gets what the last process held.
+    const again = await agentWithSocket(room, "a", { connect: ["b"] });
+    const c = await raw(again.path);
+    c.s.write('{"t":"hello","v":1}\n');
+    await until(() => c.frames.filter((f) => f.t === "message").length === 6);
+    await new Promise((r) => setTimeout(r, 300));
+    const got = c.frames.filter((f) => f.t === "message");
+    expect(got.slice(0, 5).map((f) => f.text)).toEqual(
+      Array.from({ length: 5 }, (_, i) => `kept ${i}`),
+    );
+    expect(got[5]).toMatchObject({ peer: "b", channel: "control", data: "AQID" });
+    // Given once: a second client gets none of them again.
+    const d = await raw(again.path);
+    d.s.write('{"t":"hello","v":1}\n');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(d.frames.filter((f) => f.t === "message")).toEqual([]);
+  });
+
   it("backpressure: a client writing faster than the link carries is not read from until it drains, and nothing is lost", async () => {
     const { a, b } = await linkedPair();
     const got: Buffer[] = [];
