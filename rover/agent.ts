@@ -461,11 +461,16 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.#mayBeSeated = false;
       throw e;
     });
+    const known = new Set(this.#peers.keys());
     this.#peers.clear();
     for (const p of j.peers) {
       this.#peers.set(p.id, p);
       if (this.#noteIncarnation(p)) this.#dropLink(p.id, "peer restarted");
     }
+    // A re-join to an edge that forgot the room (restarted without its state) lists only who came
+    // back: the others left while we could not hear it. Their links were rebuilt forever.
+    for (const peer of new Set([...known, ...this.#links.keys()]))
+      if (!this.#peers.has(peer)) this.#peerGone(peer, "expired");
     this.#cursor = cursorAfterJoin(this.#cursor, j);
     this.#edgeAnswered(true);
     this.#iceServers = this.#o.iceServers ?? j.iceServers;
@@ -687,24 +692,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (this.#o.connect?.includes(id)) this.connect(id);
         return;
       }
-      case "peer-left": {
-        this.#peers.delete(ev.peer);
-        const l = this.#links.get(ev.peer);
-        if (l && this.#departed.left(ev.peer, ev.reason, l.up, Date.now()) === "keep") {
-          this.#sweepSoon();
-          // The edge lost sight of the peer (its uplink to the edge, or the edge, failed), the
-          // path between us did not: kept for a bounded grace while it works (#sweep).
-          const { maxKeepMs } = this.#departed.config;
-          this.log.info(
-            { peer: ev.peer, keepS: maxKeepMs / 1000 },
-            "peer's presence expired; live link kept for a grace",
-          );
-        } else if (l) {
-          this.#dropLink(ev.peer, `peer ${ev.reason}`);
-        }
-        this.emit("peer-left", ev.peer, ev.reason);
+      case "peer-left":
+        this.#peerGone(ev.peer, ev.reason);
         return;
-      }
       case "nearby":
         if (this.#o.connectNearby)
           for (const p of ev.peers) if (offersTo(this.id, p)) this.connect(p);
@@ -748,6 +738,25 @@ export class Agent extends EventEmitter<AgentEvents> {
         for (const l of this.#links.values()) l.onSessionClosed(ev.session, ev.reason);
         return;
     }
+  }
+
+  /** The edge lists `peer` no more: its link is dropped, or kept for a grace while it works. */
+  #peerGone(peer: string, reason: PeerLeftReason): void {
+    this.#peers.delete(peer);
+    const l = this.#links.get(peer);
+    if (l && this.#departed.left(peer, reason, l.up, Date.now()) === "keep") {
+      this.#sweepSoon();
+      // The edge lost sight of the peer (its uplink to the edge, or the edge, failed), the
+      // path between us did not: kept for a bounded grace while it works (#sweep).
+      const { maxKeepMs } = this.#departed.config;
+      this.log.info(
+        { peer, keepS: maxKeepMs / 1000 },
+        "peer's presence expired; live link kept for a grace",
+      );
+    } else if (l) {
+      this.#dropLink(peer, `peer ${reason}`);
+    }
+    this.emit("peer-left", peer, reason);
   }
 
   /** True when `peer` is a new process (another incarnation than the one we knew). */

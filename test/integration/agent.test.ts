@@ -719,6 +719,34 @@ describe("rover agents through the local edge", () => {
     }
   }, 120_000);
 
+  it("an edge that comes back without its state: links to peers that left meanwhile are dropped, not rebuilt forever", async () => {
+    const first = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
+    const port = first.port;
+    const room = `int-${++roomN}`;
+    let second: LocalEdge | null = null;
+    try {
+      const b = await agent(room, "b", [], undefined, first.url, 2);
+      const a = await agent(room, "a", ["b"], undefined, first.url, 2);
+      await waitFor(b, "link-up", () => true, 30_000);
+      await first.stop();
+      // a goes while the edge is down: its goodbye reaches nobody.
+      await a.stop(500);
+      await until(() => b.links().get("a")?.up === false, 30_000);
+      second = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET }, port });
+      // b's events get 404 (a fresh edge knows nobody): b joins again, alone.
+      const gone = waitFor(b, "peer-left", (p) => p === "a", 30_000);
+      expect(await gone).toBe("a");
+      await until(() => !b.hasLink("a"), 30_000);
+      // And it stays so (before: a rebuild every 10 s, for as long as b ran).
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(b.hasLink("a")).toBe(false);
+    } finally {
+      await Promise.all(agents.splice(0).map((x) => x.stop(500)));
+      await second?.stop();
+      await first.stop();
+    }
+  }, 120_000);
+
   it("killing and restarting the offering agent's process: the answerer links afresh both ways", async () => {
     const room = `int-${++roomN}`;
     const cli = join(REPO_ROOT, "rover", "cli.ts");
