@@ -15,7 +15,9 @@ import {
   createReadStream,
   existsSync,
   fsyncSync,
+  lstatSync,
   openSync,
+  readdirSync,
   renameSync,
   statfsSync,
   statSync,
@@ -32,6 +34,7 @@ import {
   encodeFileMessage,
   type FileMessage,
   fileLabel,
+  PART_PREFIX,
   parseFileLabel,
   partName,
   type ReceiveLimits,
@@ -157,13 +160,15 @@ export class OutgoingFile extends EventEmitter {
     try {
       const bad = badFileName(this.name);
       if (bad) throw new FileTransferError(`cannot send "${this.name}": ${bad}`);
-      const st = await stat(this.path).catch((e: NodeJS.ErrnoException) => {
+      const unreadable = (e: NodeJS.ErrnoException) => {
         throw new FileTransferError(`cannot read ${this.path}: ${errnoText(e)}`);
-      });
+      };
+      const st = await stat(this.path).catch(unreadable);
       if (!st.isFile()) throw new FileTransferError(`${this.path} is not a regular file`);
       this.#size = st.size;
-      this.#sha = await sha256File(this.path);
-      this.#fh = await open(this.path, "r");
+      // Opened first: an unreadable file (EACCES) is said as a missing one is, in one line.
+      this.#fh = await open(this.path, "r").catch(unreadable);
+      this.#sha = await sha256File(this.path).catch(unreadable);
     } catch (e) {
       this.#fail(e instanceof FileTransferError ? e : new FileTransferError(String(e)));
       return;
@@ -267,6 +272,10 @@ export class OutgoingFile extends EventEmitter {
           this.emit("resumed", m.offset);
         }
         this.#pos = m.offset;
+        // The receiver's word, also when lower than before (it forgot a part): the bar and the
+        // idle timer count from there, not from a high mark that would hold them still.
+        this.#acked = m.offset;
+        this.#lastProgress = Date.now();
         this.#progress(m.offset);
         void this.#pump();
         return;
@@ -274,10 +283,13 @@ export class OutgoingFile extends EventEmitter {
         this.#progress(m.offset);
         return;
       case "refuse":
-        this.#fail(new FileTransferError(`${this.peer} refused the file: ${m.reason}`));
+        this.#fail(new FileTransferError(`${this.peer} refused the file: ${m.reason}`), false);
         return;
       case "fail":
-        this.#fail(new FileTransferError(`${this.peer} could not take the file: ${m.reason}`));
+        this.#fail(
+          new FileTransferError(`${this.peer} could not take the file: ${m.reason}`),
+          false,
+        );
         return;
       case "done":
         if (m.sha256 !== this.#sha) {
@@ -365,11 +377,18 @@ export class OutgoingFile extends EventEmitter {
     });
   }
 
-  #fail(e: Error): void {
+  /**
+   * `tell`: say so to the receiver first (`fail`), which then drops its part at once rather than
+   * holding it, and a slot of the peer's, for its resume window.
+   */
+  #fail(e: Error, tell = true): void {
     if (this.#finished) return;
     const dc = this.#dc;
     this.#cleanup();
-    if (dc) closeQuietly(dc);
+    if (dc) {
+      if (tell && dc.readyState === "open") this.#send(dc, { t: "fail", reason: e.message });
+      closeQuietly(dc);
+    }
     this.#settle.fail(e);
   }
 
@@ -475,7 +494,36 @@ export class FileReceiver extends EventEmitter {
         `--receive-dir ${this.dir}: ${code === "ENOENT" ? "no such directory" : code === "EACCES" ? "not writable" : (e as Error).message}`,
       );
     }
+    this.#removeStaleParts();
     this.#o.agent.on("file-channel", this.#onChannel);
+  }
+
+  /**
+   * Parts an earlier process left (killed mid-transfer): neither side resumes after its own
+   * restart, so they are garbage, hidden (a leading dot), holding disk and refusing the same
+   * transfer again as EEXIST or as "not enough free space".
+   */
+  #removeStaleParts(): void {
+    let n = 0;
+    let bytes = 0;
+    for (const name of readdirSync(this.dir)) {
+      if (!name.startsWith(PART_PREFIX)) continue;
+      const path = join(this.dir, name);
+      try {
+        const st = lstatSync(path);
+        if (!st.isFile()) continue;
+        unlinkSync(path);
+        n++;
+        bytes += st.size;
+      } catch {
+        // gone meanwhile, or not ours to remove: the offer that needs it says why
+      }
+    }
+    if (n > 0)
+      this.#o.log.warn(
+        { dir: this.dir, files: n, bytes },
+        "removed partial files an earlier run left (transfers interrupted by a restart)",
+      );
   }
 
   /** Stop taking files; interrupted transfers' temp files are removed. */
@@ -503,7 +551,9 @@ export class FileReceiver extends EventEmitter {
       try {
         if (typeof m === "string") {
           if (bound) {
-            this.#breach(peer, dc, bound, "a second offer on one channel");
+            const gaveUp = senderGaveUp(m);
+            if (gaveUp !== null) this.#failTransfer(bound, `the sender gave up: ${gaveUp}`);
+            else this.#breach(peer, dc, bound, "a second offer on one channel");
             return;
           }
           bound = this.#onOffer(peer, id, dc, m);
@@ -522,6 +572,7 @@ export class FileReceiver extends EventEmitter {
       t.forget = setTimeout(() => {
         if (this.#transfers.get(key(t)) !== t || t.dc) return;
         this.#drop(t);
+        this.#o.log.warn({ peer, id, name: t.name }, "file transfer not resumed in time: dropped");
         this.emit("failed", { peer, id, name: t.name, reason: "not resumed in time" });
       }, RESUME_WINDOW_MS);
       t.forget.unref();
@@ -570,7 +621,8 @@ export class FileReceiver extends EventEmitter {
       limits: this.limits,
       active: this.active(peer),
       exists: !badFileName(m.name) && existsSync(final),
-      freeBytes: freeBytes(this.dir),
+      // What transfers under way still need is not free (two large ones overcommitted the disk).
+      freeBytes: freeBytes(this.dir, this.#stillNeeded()),
     });
     if (reason) {
       this.#refuse(peer, id, dc, m.name, reason);
@@ -607,7 +659,16 @@ export class FileReceiver extends EventEmitter {
     return t;
   }
 
+  /** Bytes the transfers in progress have yet to write. */
+  #stillNeeded(): number {
+    let n = 0;
+    for (const t of this.#transfers.values()) n += t.size - t.written;
+    return n;
+  }
+
   #onBytes(t: Incoming, chunk: Buffer): void {
+    // Chunks in flight after the transfer failed (a full disk): one failure, said once.
+    if (t.fd < 0) return;
     if (t.written + chunk.length > t.size) {
       this.#breach(t.peer, t.dc, t, `bytes past the declared size of ${t.size}`);
       return;
@@ -722,6 +783,16 @@ export class FileReceiver extends EventEmitter {
   }
 }
 
+/** The sender's `fail` on its transfer channel: its reason, or null for anything else. */
+function senderGaveUp(raw: string): string | null {
+  try {
+    const m = decodeFileMessage(raw);
+    return m.t === "fail" ? m.reason : null;
+  } catch {
+    return null;
+  }
+}
+
 function key(t: Incoming): string {
   return `${t.peer}\n${t.id}`;
 }
@@ -734,10 +805,10 @@ function send(dc: RTCDataChannel, m: FileMessage): void {
   }
 }
 
-function freeBytes(dir: string): number | null {
+function freeBytes(dir: string, reserved: number): number | null {
   try {
     const s = statfsSync(dir);
-    return s.bavail * s.bsize;
+    return Math.max(0, s.bavail * s.bsize - reserved);
   } catch {
     return null;
   }

@@ -141,8 +141,11 @@ export function refuseOffer(
  * The receiver's temporary name for a transfer: hidden (offered names never start with a dot) and
  * per peer (a peer cannot reach another's part by choosing its id). Peer ids are safe in a name.
  */
+/** How a part file's name starts (a name never starts with a dot: badFileName). */
+export const PART_PREFIX = ".rlpart-";
+
 export function partName(peer: string, id: string): string {
-  return `.rlpart-${peer}-${id}`;
+  return `${PART_PREFIX}${peer}-${id}`;
 }
 
 /** A size as people write it: bytes, or with a K/M/G/T suffix (powers of 1024); null if not one. */

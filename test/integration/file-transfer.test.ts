@@ -286,6 +286,37 @@ describe("files", () => {
     await stopped;
   }, 60_000);
 
+  it("a sender that gives up says so: the receiver drops its part and the peer's slot at once", async () => {
+    const { a, dir, rx } = await pair();
+    const { path } = randomFile(24 * MiB);
+    const t = sendFile(a, "b", path);
+    await waitFor(rx, "progress");
+    const failed = waitFor<{ reason: string }>(rx, "failed");
+    t.cancel("cancelled by the test");
+    await expect(t.done).rejects.toThrow("cancelled by the test");
+    // Not after its 10-minute resume window: now.
+    expect((await failed).reason).toBe("the sender gave up: cancelled by the test");
+    expect(rx.active("a")).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 60_000);
+
+  it("partial files an earlier run left (a receiver killed mid-transfer) are removed when it starts", () => {
+    const dir = mkdtempSync(join(tmpdir(), "rl-receive-"));
+    writeFileSync(join(dir, ".rlpart-send-1-abc"), Buffer.alloc(4096));
+    writeFileSync(join(dir, "kept.bin"), "a file of the user's");
+    const warned: object[] = [];
+    const agentLike = { on() {}, off() {}, openChannel: () => null as unknown as RTCDataChannel };
+    const rx = new FileReceiver({
+      agent: agentLike,
+      dir,
+      log: { info() {}, warn: (o: object) => warned.push(o) },
+    });
+    rx.start();
+    rx.stop();
+    expect(readdirSync(dir)).toEqual(["kept.bin"]);
+    expect(warned).toEqual([{ dir, files: 1, bytes: 4096 }]);
+  });
+
   it("a sha256 mismatch leaves nothing under the name", async () => {
     const { a, dir } = await pair();
     const dc = a.openChannel("b", "rlfile/badsum", { ordered: true });
