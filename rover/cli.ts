@@ -611,7 +611,7 @@ program
         linkTimeoutS: opts.linkTimeout,
         idleTimeoutS: opts.idleTimeout,
         logLevel: opts.logLevel,
-        ...(opts.name ? { name: opts.name } : {}),
+        ...(opts.name !== undefined ? { name: opts.name } : {}),
         ...(opts.identity ? { identityFile: opts.identity } : {}),
         ...(opts.trust ? { trustFile: opts.trust } : {}),
         ...(opts.statsJson ? { statsJson: opts.statsJson } : {}),

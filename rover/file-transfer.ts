@@ -159,7 +159,7 @@ export class OutgoingFile extends EventEmitter {
   async #start(): Promise<void> {
     try {
       const bad = badFileName(this.name);
-      if (bad) throw new FileTransferError(`cannot send "${this.name}": ${bad}`);
+      if (bad) throw new FileTransferError(`cannot send ${JSON.stringify(this.name)}: ${bad}`);
       const unreadable = (e: NodeJS.ErrnoException) => {
         throw new FileTransferError(`cannot read ${this.path}: ${errnoText(e)}`);
       };

@@ -48,9 +48,11 @@ export async function runSend(o: SendRunOptions): Promise<number> {
   // What needs nothing from the room is refused before joining it: a join as the receiver's
   // own id would take its seat (it was pushed out, then the send blamed it for not joining).
   if (o.id === o.to) throw new SendError(`--to ${o.to} is this sender's own id: pass another --id`);
+  if (o.name === "") throw new SendError("--name is empty: give the name the receiver should use");
   const name = o.name ?? basename(o.file);
   const badName = badFileName(name);
-  if (badName) throw new SendError(`cannot send "${name}": ${badName}`);
+  // JSON-quoted: a name with a newline in it is still one line.
+  if (badName) throw new SendError(`cannot send ${JSON.stringify(name)}: ${badName}`);
   const statsProblem = o.statsJson ? statsFileProblem(o.statsJson) : null;
   if (statsProblem) throw new SendError(statsProblem);
   const log = createLogger(o.logLevel);

@@ -182,6 +182,15 @@ describe("roverlink CLI", () => {
       await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--name", "../evil"]),
       /cannot send "\.\.\/evil": file name has a path separator/,
     );
+    // An empty name was the file's own, silently; a newline in one made the error two lines.
+    expectOneLineError(
+      await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--name", ""]),
+      /--name is empty/,
+    );
+    expectOneLineError(
+      await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--name", "a\nb"]),
+      /cannot send "a\\nb": /,
+    );
     expectOneLineError(
       await roverlink(["send", file, ...nowhere, "--to", "rover-7", "--stats-json", tmpdir()]),
       /--stats-json: .* is a directory/,
