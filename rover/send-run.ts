@@ -90,6 +90,15 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     t.on("progress", (p: { acked: number; size: number }) => view.update(p.acked, p.size));
     t.on("interrupted", () => view.note(`${name}: link interrupted; resuming when it is back`));
     t.on("resumed", (offset: number) => view.note(`${name}: resumed at ${formatBytes(offset)}`));
+    // A receiver that died says nothing on the channel: its link going down is the first sign.
+    const onDown = (peer: string, reason: string) => {
+      if (peer === o.to)
+        view.note(
+          `${name}: the link to ${peer} is down (${reason}); waiting up to ${o.idleTimeoutS} s for it to come back`,
+        );
+    };
+    agent.on("link-down", onDown);
+    void t.done.finally(() => agent.off("link-down", onDown)).catch(() => {});
     stop.signal.addEventListener("abort", () => t.cancel("interrupted"), { once: true });
     const cpu0 = process.cpuUsage();
     const r = await t.done;
