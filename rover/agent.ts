@@ -191,6 +191,9 @@ export interface AgentEvents {
   stopped: [];
 }
 
+/** A second new `control` stream from a peer within this long is a violation (ms). */
+const STREAM_CHURN_MS = 60_000;
+
 /** A route demotion of ours takes at most this long (ms)... */
 const OWN_ROUTES_MS = 2_000;
 /** ...and the route change it makes is seen within this long after it (netlink: at once) (ms). */
@@ -250,6 +253,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #sweepAt = 0;
   /** Peers whose link was dropped for misbehaving (shared/link/conduct.ts). */
   #quarantine = new Quarantine();
+  /** When each peer last started a new `control` stream towards us (stream-churn). */
+  #streamReplacedAt = new Map<string, number>();
   /**
    * `control` stream state per peer id, outliving Link objects and the peer's processes: a link
    * made afresh carries on where the last one stopped, and the hello exchange tells a peer that
@@ -779,8 +784,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     let s = this.#streams.get(peer);
     if (!s) {
       const receiver = new ReliableReceiver({}, this.#outbox?.receiverStore(peer));
-      receiver.onStreamReplaced = (old) =>
+      receiver.onStreamReplaced = (old) => {
+        // A peer process that restarted starts one new stream; one that switches streams again
+        // within a minute restarts our receiver each time (a warn line each): misbehaving.
+        const now = Date.now();
+        const last = this.#streamReplacedAt.get(peer);
+        this.#streamReplacedAt.set(peer, now);
+        if (last !== undefined && now - last < STREAM_CHURN_MS)
+          this.violation(peer, "stream-churn", `new control stream after ${old.next} messages`);
         this.#stateLost(peer, "sender", { deliveredBefore: old.next });
+      };
       s = { sender: this.#newSender(peer), receiver, idleSince: Date.now() };
       this.#streams.set(peer, s);
     }

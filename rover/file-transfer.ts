@@ -58,7 +58,7 @@ export interface FileAgent {
   /** Whether a link to `peer` exists (up or recovering). */
   hasLink?(peer: string): boolean;
   /** Count a protocol breach against the peer's link (shared/link/conduct.ts). */
-  violation?(peer: string, kind: "bad-transfer", detail: string): void;
+  violation?(peer: string, kind: "bad-transfer" | "refused-request", detail: string): void;
 }
 
 export interface FileLogger {
@@ -78,6 +78,10 @@ const LOW_WATER = 256 * 1024;
 const ACK_EVERY = 256 * 1024;
 /** A closed channel whose link is still up is opened again after this (ms). */
 const REOPEN_MS = 1_000;
+/** A file channel must bring its offer within this long (ms)... */
+const OFFER_WAIT_MS = 10_000;
+/** ...and a peer may have this many such channels waiting at once. */
+const MAX_UNOFFERED = 8;
 /** The receiver forgets an interrupted transfer (and its temp file) after this (ms). */
 const RESUME_WINDOW_MS = 10 * 60_000;
 
@@ -475,6 +479,8 @@ export class FileReceiver extends EventEmitter {
   readonly limits: ReceiveLimits;
   #o: FileReceiverOptions;
   #transfers = new Map<string, Incoming>();
+  /** File channels per peer that brought no offer yet. */
+  #unoffered = new Map<string, number>();
 
   constructor(o: FileReceiverOptions) {
     super();
@@ -545,8 +551,35 @@ export class FileReceiver extends EventEmitter {
       this.#breach(peer, dc, null, `malformed file channel label "${dc.label.slice(0, 64)}"`);
       return;
     }
+    // File channels are outside the link's channel cap (their own labels): one that brings no
+    // offer is held only briefly, and only a few at a time (1800 were held, without end).
+    const waiting = this.#unoffered.get(peer) ?? 0;
+    if (waiting >= MAX_UNOFFERED) {
+      this.#breach(peer, dc, null, `more than ${MAX_UNOFFERED} file channels without an offer`);
+      return;
+    }
+    this.#unoffered.set(peer, waiting + 1);
+    let offered = false;
+    const settle = () => {
+      if (offered) return;
+      offered = true;
+      clearTimeout(noOffer);
+      const n = (this.#unoffered.get(peer) ?? 1) - 1;
+      if (n > 0) this.#unoffered.set(peer, n);
+      else this.#unoffered.delete(peer);
+    };
+    const noOffer = setTimeout(() => {
+      if (offered) return;
+      settle();
+      this.#breach(peer, dc, null, `no offer within ${OFFER_WAIT_MS / 1000} s on a file channel`);
+    }, OFFER_WAIT_MS);
+    noOffer.unref();
+    dc.stateChanged.subscribe((st) => {
+      if (st === "closed") settle();
+    });
     let bound: Incoming | null = null;
     dc.onMessage.subscribe((m) => {
+      settle();
       // Inside werift's receive path: nothing may escape.
       try {
         if (typeof m === "string") {
@@ -738,6 +771,7 @@ export class FileReceiver extends EventEmitter {
   }
 
   #refuse(peer: string, id: string, dc: RTCDataChannel, name: string, reason: string): void {
+    this.#o.agent.violation?.(peer, "refused-request", `file refused: ${reason}`);
     send(dc, { t: "refuse", reason });
     this.#o.log.warn({ peer, id, name: name.slice(0, 64), reason }, "file refused");
     this.emit("refused", { peer, id, name, reason });

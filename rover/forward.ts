@@ -41,6 +41,8 @@ export interface ForwardAgent {
   ): RTCDataChannel;
   on(event: "channel", listener: (peer: string, dc: RTCDataChannel) => void): unknown;
   off(event: "channel", listener: (peer: string, dc: RTCDataChannel) => void): unknown;
+  /** Count a refused request against the peer's link (shared/link/conduct.ts). */
+  violation?(peer: string, kind: "refused-request", detail: string): void;
 }
 
 export interface ForwardLogger {
@@ -189,6 +191,7 @@ export class Forwarder {
     const req = parseForwardLabel(dc.label);
     if (!req) {
       log.warn({ peer, label: dc.label.slice(0, 64) }, "forward refused: malformed request");
+      this.#o.agent.violation?.(peer, "refused-request", "malformed forward request");
       refuse(dc, "malformed forward request");
       return;
     }
@@ -201,6 +204,8 @@ export class Forwarder {
         { ...ctx, reason: allowed ? full : `${what} is not in --allow-forward` },
         "forward refused",
       );
+      // A flood of them is a misbehaving peer (each was a warn line, without end).
+      this.#o.agent.violation?.(peer, "refused-request", `forward to ${what} refused`);
       // Said as the opener prints it: about the rover at the other end.
       refuse(dc, allowed ? full : `${what} is not in the peer's --allow-forward`);
       return;

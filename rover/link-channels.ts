@@ -186,6 +186,15 @@ export class LinkChannels {
       closeQuietly(dc);
       return;
     }
+    // A label in use on this PeerConnection: the channels are keyed by label, so the new one
+    // replaced the old without counting (1500 "app" channels were held), and a second `control`
+    // brought another hello, another full resend.
+    const same = this.#channels.get(dc.label);
+    if (same && same.readyState !== "closed") {
+      this.#violation("channel-flood", `a second channel "${dc.label}" refused`);
+      closeQuietly(dc);
+      return;
+    }
     this.wire(dc);
   }
 

@@ -30,7 +30,14 @@ export type Violation =
   /** A large message declared past the receiver's `maxMessageBytes`. */
   | "oversized-message"
   /** A file transfer breaking its protocol (rover/file-transfer.ts): bad names, sizes, bytes. */
-  | "bad-transfer";
+  | "bad-transfer"
+  /**
+   * A request the rover refuses (a forward to a port not allowed, a file it will not take):
+   * cheap, a person retrying is fine, a flood of them is not (each was a warn line).
+   */
+  | "refused-request"
+  /** A new `control` stream on a live link (each restarts the receiver, and was a warn line). */
+  | "stream-churn";
 
 export interface ConductConfig {
   /** Cost a peer may accumulate before its link is dropped. */
@@ -59,6 +66,8 @@ export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
     "bad-fragment": 5,
     "oversized-message": 5,
     "bad-transfer": 5,
+    "refused-request": 1,
+    "stream-churn": 5,
   }),
   pongsPerS: 20,
 });

@@ -200,17 +200,18 @@ export function decodeFrame(text: string): Frame | null {
   return checkFrame(v as Record<string, unknown>);
 }
 
+/** The longest stream id a frame may carry (ours are 8 characters). */
+const MAX_STREAM_ID = 64;
+
 /** A parsed frame's fields checked (its payload: a string, or bytes from a binary frame). */
 function checkFrame(f: Record<string, unknown>): Frame {
   if (f.rl !== 1) throw new FrameError(`unknown reliable frame version ${String(f.rl)}`);
   const int = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  // Stream ids are ours (8 characters); a long one was kept, stored and sent back in hellos.
+  const stream = (x: unknown) => typeof x === "string" && x.length <= MAX_STREAM_ID;
   switch (f.t) {
     case "d":
-      if (
-        typeof f.st !== "string" ||
-        !int(f.s) ||
-        (typeof f.p !== "string" && !(f.p instanceof Uint8Array))
-      )
+      if (!stream(f.st) || !int(f.s) || (typeof f.p !== "string" && !(f.p instanceof Uint8Array)))
         throw new FrameError("bad data frame");
       if (
         (f.m !== undefined && f.m !== 1) ||
@@ -224,7 +225,7 @@ function checkFrame(f: Record<string, unknown>): Frame {
         throw new FrameError("bad ack frame");
       return f as Frame;
     case "h":
-      if (typeof f.st !== "string" || !int(f.n) || (f.bf !== undefined && f.bf !== 1))
+      if (!stream(f.st) || !int(f.n) || (f.bf !== undefined && f.bf !== 1))
         throw new FrameError("bad hello frame");
       return f as Frame;
     default:

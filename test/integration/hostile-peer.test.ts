@@ -1,7 +1,8 @@
 /**
  * Hostile peers against a real `roverlink rover` process (the CLI, as deployed) through a real
  * local edge: a werift peer under test control links to the rover like any room member, then
- * sends malformed, oversized, out-of-window and flood traffic on every channel. The rover must
+ * sends malformed, oversized, out-of-window and flood traffic on every channel (and on file and
+ * forward channels, and SCTP packets werift's parser did not expect). The rover must
  * stay up, drop each hostile link (log line + metric), hold bounded memory, and keep its link to
  * a well-behaved rover exactly-once throughout.
  */
@@ -19,6 +20,8 @@ import { mintToken } from "../../shared/token.ts";
 const SECRET = "hostile-secret-hostile-secret-hostile";
 const ROOM = "hostile";
 const CLI = join(REPO_ROOT, "rover", "cli.ts");
+/** The one forward the victim allows (nothing listens there: no request gets that far). */
+const FORWARD_PORT = 9;
 
 let edge: LocalEdge;
 let victim: { child: ChildProcess; stderr: () => string; metricsPort: number };
@@ -120,7 +123,16 @@ async function expectDropped(id: string, kind: string): Promise<void> {
 beforeAll(async () => {
   edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
   const metricsPort = await freePort();
-  const v = await rover("victim", ["--echo", "--metrics-port", String(metricsPort)]);
+  const inbox = mkdtempSync(join(tmpdir(), "roverlink-hostile-inbox-"));
+  const v = await rover("victim", [
+    "--echo",
+    "--metrics-port",
+    String(metricsPort),
+    "--receive-dir",
+    inbox,
+    "--allow-forward",
+    `tcp:${FORWARD_PORT}`,
+  ]);
   victim = { child: v.child, stderr: v.stderr, metricsPort };
   await until(() => v.stderr().includes('"joined"'), 20_000, "victim joined");
   const stats = join(mkdtempSync(join(tmpdir(), "roverlink-hostile-")), "stats.json");
@@ -241,6 +253,70 @@ describe("a rover under attack by room members", () => {
     await expectDropped("h-channels", "channel-flood");
   });
 
+  it("drops a peer opening one label again and again (each replaced the last, uncounted)", async () => {
+    const h = await hostile("h-dups");
+    for (let i = 0; i < 80; i++) h.pc.createDataChannel("app", { ordered: true });
+    await expectDropped("h-dups", "channel-flood");
+  });
+
+  it("drops a peer opening file channels that never bring an offer (outside the channel cap)", async () => {
+    const h = await hostile("h-files");
+    for (let i = 0; i < 30; i++) h.pc.createDataChannel(`rlfile/x${i}`, { ordered: true });
+    await expectDropped("h-files", "bad-transfer");
+  });
+
+  it("drops a peer flooding forward requests the rover refuses", async () => {
+    const h = await hostile("h-forwards");
+    for (let i = 0; i < 40; i++) h.pc.createDataChannel(`rlfwd/tcp/22/f${i}`, { ordered: true });
+    await expectDropped("h-forwards", "refused-request");
+  });
+
+  it("drops a peer that starts a new control stream again and again", async () => {
+    const h = await hostile("h-streams");
+    for (let i = 0; i < 12; i++) {
+      h.control.send(encodeFrame({ rl: 1, t: "d", st: `churn${i}`, s: 0, p: `m${i}` }));
+      await sleep(50);
+    }
+    await expectDropped("h-streams", "stream-churn");
+  });
+
+  it("survives SCTP packets werift's parser did not expect, from a linked peer", async () => {
+    const h = await hostile("h-sctp");
+    const sctp = (
+      h.pc as unknown as {
+        sctpTransport: {
+          sctp: { remoteVerificationTag: number; transport: { send(b: Buffer): unknown } };
+        };
+      }
+    ).sctpTransport.sctp;
+    const chunkOf = (type: number, body: Buffer, length = 4 + body.length) => {
+      const c = Buffer.concat([Buffer.alloc(4), body]);
+      c.writeUInt8(type, 0);
+      c.writeUInt16BE(length, 2);
+      return c;
+    };
+    // An unknown chunk type, then one of length 0 (it hung the rover until it ran out of heap).
+    for (const c of [chunkOf(0x55, Buffer.alloc(4)), chunkOf(4, Buffer.alloc(8), 0)]) {
+      const p = Buffer.concat([Buffer.alloc(12), c]);
+      p.writeUInt16BE(5000, 0);
+      p.writeUInt16BE(5000, 2);
+      p.writeUInt32BE(sctp.remoteVerificationTag, 4);
+      p.writeUInt32LE(crc32c(p), 8);
+      await sctp.transport.send(p);
+    }
+    await sleep(1_000);
+    expect(victim.child.exitCode).toBeNull();
+    // Its event loop runs (a zero length froze it): it answers a scrape at once.
+    const started = Date.now();
+    const text = await (
+      await fetch(`http://127.0.0.1:${victim.metricsPort}/metrics`, {
+        signal: AbortSignal.timeout(3_000),
+      })
+    ).text();
+    expect(text).toContain("roverlink_link_state");
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it("refuses a dropped peer's new offer for a while (quarantine)", async () => {
     const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-probe") });
     await client.join(ROOM, { kind: "rover" });
@@ -286,3 +362,13 @@ describe("a rover under attack by room members", () => {
     expect(f.received).toBe(f.sent);
   });
 });
+
+/** CRC-32c (Castagnoli), bitwise. */
+function crc32c(buf: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of buf) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
