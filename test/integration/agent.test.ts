@@ -73,6 +73,37 @@ async function until(cond: () => boolean, ms = 20_000): Promise<void> {
   }
 }
 
+/**
+ * `roverlink rover --echo` as a process of its own, so that SIGKILL is a crash, not a stop;
+ * durable under this run's state home unless `extra` says `--in-memory`.
+ */
+function echoRover(room: string, id: string, extra: string[] = []): ReturnType<typeof spawn> {
+  return spawn(
+    process.execPath,
+    [
+      join(REPO_ROOT, "rover", "cli.ts"),
+      "rover",
+      ...["--edge", edge.url, "--room", room, "--id", id, "--echo", "--log-level", "warn"],
+      ...extra,
+    ],
+    {
+      env: { ...process.env, ROVERLINK_SECRET: SECRET, XDG_STATE_HOME: STATE_HOME },
+      stdio: "ignore",
+    },
+  );
+}
+
+/** `a` in `room`, linked to the echoing rover `b`, and what comes back; "before" went round. */
+async function echoedBy(room: string): Promise<{ a: Agent; echoes: string[] }> {
+  const a = await agent(room, "a", ["b"]);
+  await waitFor(a, "link-up", () => true, 30_000);
+  const echoes: string[] = [];
+  a.on("message", (m: AgentMessage) => echoes.push(String(m.data)));
+  a.send("b", "control", "before");
+  await until(() => echoes.includes("before"));
+  return { a, echoes };
+}
+
 /** b echoes control messages back; returns what a got back. */
 function echo(b: Agent): void {
   b.on("message", (m: AgentMessage) => {
@@ -596,36 +627,10 @@ describe("rover agents through the local edge", () => {
 
   it("killing and restarting an agent process resumes its links", async () => {
     const room = `int-${++roomN}`;
-    const cli = join(REPO_ROOT, "rover", "cli.ts");
-    const startB = () =>
-      spawn(
-        process.execPath,
-        [
-          cli,
-          "rover",
-          "--edge",
-          edge.url,
-          "--room",
-          room,
-          "--id",
-          "b",
-          "--echo",
-          "--log-level",
-          "warn",
-        ],
-        {
-          env: { ...process.env, ROVERLINK_SECRET: SECRET, XDG_STATE_HOME: STATE_HOME },
-          stdio: "ignore",
-        },
-      );
+    const startB = () => echoRover(room, "b");
     let b = startB();
     try {
-      const a = await agent(room, "a", ["b"]);
-      await waitFor(a, "link-up", () => true, 30_000);
-      const echoes: string[] = [];
-      a.on("message", (m: AgentMessage) => echoes.push(String(m.data)));
-      a.send("b", "control", "before");
-      await until(() => echoes.includes("before"));
+      const { a, echoes } = await echoedBy(room);
       // Killed: no goodbye; the edge still lists b until its presence expires.
       b.kill("SIGKILL");
       await new Promise((r) => setTimeout(r, 500));
@@ -642,26 +647,14 @@ describe("rover agents through the local edge", () => {
 
   it("messages sent while the peer's process was dead reach its next process (in memory), with peer-state-lost", async () => {
     const room = `int-${++roomN}`;
-    const cli = join(REPO_ROOT, "rover", "cli.ts");
-    const startB = () =>
-      spawn(
-        process.execPath,
-        [cli, "rover", "--edge", edge.url, "--room", room, "--id", "b", "--echo", "--in-memory"],
-        { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
-      );
+    const startB = () => echoRover(room, "b", ["--in-memory"]);
     let b = startB();
     try {
       // No stateDir: a's streams are in memory.
-      const a = await agent(room, "a", ["b"]);
-      await waitFor(a, "link-up", () => true, 30_000);
-      const echoes: string[] = [];
-      a.on("message", (m: AgentMessage) => echoes.push(String(m.data)));
-      a.send("b", "control", "before");
-      // Echoed and acknowledged: the new process then needs a new stream (with nothing
-      // acknowledged yet, the old one from 0 would do, and nothing is lost to say).
-      await until(
-        () => echoes.includes("before") && a.links().get("b")?.sender.stats().acked === 1,
-      );
+      const { a, echoes } = await echoedBy(room);
+      // Acknowledged too: the new process then needs a new stream (with nothing acknowledged
+      // yet, the old one from 0 would do, and nothing is lost to say).
+      await until(() => a.links().get("b")?.sender.stats().acked === 1);
       const lost = waitFor(a, "peer-state-lost", (_p, side) => side === "receiver", 30_000);
       b.kill("SIGKILL");
       await new Promise((r) => setTimeout(r, 300));
@@ -680,15 +673,7 @@ describe("rover agents through the local edge", () => {
 
   it("a peer killed for good: link-down once per cause, not once per failed attempt", async () => {
     const room = `int-${++roomN}`;
-    const b = spawn(
-      process.execPath,
-      [
-        join(REPO_ROOT, "rover", "cli.ts"),
-        "rover",
-        ...["--edge", edge.url, "--room", room, "--id", "b", "--echo", "--in-memory"],
-      ],
-      { env: { ...process.env, ROVERLINK_SECRET: SECRET }, stdio: "ignore" },
-    );
+    const b = echoRover(room, "b", ["--in-memory"]);
     try {
       const lines: string[] = [];
       const a = await testAgent(SECRET, {
@@ -749,16 +734,7 @@ describe("rover agents through the local edge", () => {
 
   it("killing and restarting the offering agent's process: the answerer links afresh both ways", async () => {
     const room = `int-${++roomN}`;
-    const cli = join(REPO_ROOT, "rover", "cli.ts");
-    const startA = () =>
-      spawn(
-        process.execPath,
-        [cli, "rover", "--edge", edge.url, "--room", room, "--id", "a", "--connect", "b", "--echo"],
-        {
-          env: { ...process.env, ROVERLINK_SECRET: SECRET, XDG_STATE_HOME: STATE_HOME },
-          stdio: "ignore",
-        },
-      );
+    const startA = () => echoRover(room, "a", ["--connect", "b"]);
     const b = await agent(room, "b");
     let a = startA();
     try {

@@ -16,6 +16,7 @@ import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover
 import { RoverlinkClient } from "../../shared/client.ts";
 import { encodeFrame } from "../../shared/link/reliable.ts";
 import { mintToken } from "../../shared/token.ts";
+import { crc32c } from "../patches/sctp-pair.ts";
 
 const SECRET = "hostile-secret-hostile-secret-hostile";
 const ROOM = "hostile";
@@ -362,13 +363,3 @@ describe("a rover under attack by room members", () => {
     expect(f.received).toBe(f.sent);
   });
 });
-
-/** CRC-32c (Castagnoli), bitwise. */
-function crc32c(buf: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of buf) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}

@@ -169,3 +169,13 @@ export async function fillFlight(sctp: SctpSender, sent: number[], n: number): P
   await queued;
   return first;
 }
+
+/** CRC-32c (Castagnoli), bitwise: independent of werift's table-driven one. */
+export function crc32c(buf: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of buf) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}

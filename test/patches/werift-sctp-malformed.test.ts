@@ -11,22 +11,12 @@
  */
 
 import { afterEach, describe, expect, it } from "vitest";
-import { type Linked, linkedPair, sctpOf, until } from "./sctp-pair.ts";
+import { crc32c, type Linked, linkedPair, sctpOf, until } from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
   await Promise.all(pairs.splice(0).map((p) => p.close()));
 });
-
-/** CRC-32c (Castagnoli), bitwise: independent of werift's table-driven one. */
-function crc32c(buf: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of buf) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
 
 /** A chunk: type, flags, length (as given, or the true one), body, padded to 4 bytes. */
 function chunk(type: number, body: Buffer, length = 4 + body.length): Buffer {

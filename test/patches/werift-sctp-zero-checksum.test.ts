@@ -8,7 +8,15 @@
 
 import { afterEach, describe, expect, it } from "vitest";
 import { RTCPeerConnection as UnpatchedPeerConnection } from "werift-unpatched";
-import { type Linked, linkedPair, messages, type Sctp, sctpOf, until } from "./sctp-pair.ts";
+import {
+  crc32c,
+  type Linked,
+  linkedPair,
+  messages,
+  type Sctp,
+  sctpOf,
+  until,
+} from "./sctp-pair.ts";
 
 const INIT = 1;
 const INIT_ACK = 2;
@@ -20,16 +28,6 @@ const pairs: Linked[] = [];
 afterEach(async () => {
   await Promise.all(pairs.splice(0).map((p) => p.close()));
 });
-
-/** CRC-32c (Castagnoli), bitwise: independent of werift's table-driven one. */
-function crc32c(buf: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of buf) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
 
 /** The packet's checksum field, and whether it is the packet's CRC-32c. */
 function checksumOf(packet: Buffer): { field: number; correct: boolean } {
