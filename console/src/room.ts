@@ -258,14 +258,8 @@ export class RoomSession {
     switch (ev.type) {
       case "peer-joined":
       case "peer-updated":
-        if (ev.peer.id === this.self) {
-          const theirs = ev.peer.meta.incarnation;
-          if (theirs !== undefined && theirs !== this.incarnation) {
-            this.stepBack();
-            return;
-          }
-          this.me = ev.peer;
-        } else {
+        if (ev.peer.id === this.self) this.me = ev.peer;
+        else {
           const isNew = !this.peers.has(ev.peer.id);
           if (ev.type === "peer-joined" && isNew)
             this.cb.roomLog(this, `${ev.peer.id} joined (${ev.peer.kind})`);
