@@ -50,6 +50,16 @@ import { nextStep, RETRY_FIRST_MS, retryDelay } from "./retry-delay.ts";
 import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
 
+/** No link to that peer (never made, or dropped), where one is needed: `send`, `openChannel`. */
+export class NoLinkError extends Error {
+  override name = "NoLinkError";
+  readonly peer: string;
+  constructor(peer: string) {
+    super(`no link to "${peer}"`);
+    this.peer = peer;
+  }
+}
+
 /** The agent's id is not the peer its token acts as: the edge would seat that peer instead. */
 export class AgentTokenMismatchError extends Error {
   override name = "AgentTokenMismatchError";
@@ -1015,7 +1025,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.#streamsFor(peer).sender.send(data, opts);
       return true;
     }
-    throw new Error(`no link to "${peer}"`);
+    throw new NoLinkError(peer);
   }
 
   /** `send`, waiting for the link to drain first when it asked the caller to wait. */
@@ -1049,7 +1059,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     opts: { ordered: boolean; maxRetransmits?: number },
   ): RTCDataChannel {
     const dc = this.#links.get(peer)?.openChannel(label, opts);
-    if (!dc) throw new Error(`no link to "${peer}"`);
+    if (!dc) throw new NoLinkError(peer);
     return dc;
   }
 
@@ -1132,8 +1142,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Force an ICE-restart handover on the link to `peer` now. */
+  /** Force a handover on the link to `peer`; rejects with NoLinkError when there is none. */
   async restart(peer: string, reason = "manual"): Promise<void> {
-    this.#links.get(peer)?.restart(reason);
+    const l = this.#links.get(peer);
+    if (!l) throw new NoLinkError(peer);
+    l.restart(reason);
   }
 
   links(): Map<string, Link> {

@@ -28,6 +28,7 @@ export {
   AgentTokenMismatchError,
   type HandoverInfo,
   type LinkStats,
+  NoLinkError,
   type OutboxStats,
 } from "./agent.ts";
 export {

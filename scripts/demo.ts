@@ -175,7 +175,8 @@ async function main(): Promise<void> {
       if (!restarted && Date.now() - linkedAt > RESTART_AFTER_MS) {
         restarted = true;
         say("handover: forcing an ICE restart (as after a Wi-Fi -> cellular switch) ...");
-        void alpha.restart("bravo", "demo");
+        // The link is up here; if it dropped meanwhile the check below says what was lost.
+        alpha.restart("bravo", "demo").catch(() => {});
       }
     }, 1000 / PROBE_HZ),
     // Telemetry for whoever watches from a browser (the console's Telemetry pane): each rover's

@@ -28,6 +28,7 @@ const EXPORTS = [
   "FileTransferError",
   "IdentityError",
   "MessageTooLargeError",
+  "NoLinkError",
   "OutboxError",
   "ProblemError",
   "TokenError",

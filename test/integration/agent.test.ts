@@ -10,7 +10,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RTCPeerConnection, RTCSctpTransport } from "werift";
-import { Agent, type AgentMessage } from "../../rover/agent.ts";
+import { Agent, type AgentMessage, NoLinkError } from "../../rover/agent.ts";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
 import { NetWatch } from "../../rover/netwatch.ts";
 import { type FetchFn, RoverlinkClient } from "../../shared/client.ts";
@@ -158,6 +158,13 @@ describe("rover agents through the local edge", () => {
     const b = await agent(room, "b");
     const a = await agent(room, "a", ["b"]);
     await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
+    // A peer with no link is a typed error to catch, naming the peer.
+    expect(() => a.send("nobody", "telemetry", "x")).toThrow(NoLinkError);
+    expect(() => a.openChannel("nobody", "app", { ordered: true })).toThrow(/no link to "nobody"/);
+    await expect(a.restart("nobody")).rejects.toMatchObject({
+      name: "NoLinkError",
+      peer: "nobody",
+    });
     const atB: AgentMessage[] = [];
     const atA: AgentMessage[] = [];
     b.on("message", (m: AgentMessage) => atB.push(m));
