@@ -539,7 +539,7 @@ describe("console served by the edge", () => {
     const short = await (await browser.newContext()).newPage();
     await signIn(short, "alpha");
     const page = await (
-      await browser.newContext({ viewport: { width: 390, height: 800 } })
+      await browser.newContext({ viewport: { width: 360, height: 800 } })
     ).newPage();
     await signIn(page, "narrow");
     await page.getByRole("button", { name: "Call operator-with-a-rather-long-name" }).waitFor();
