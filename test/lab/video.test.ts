@@ -119,8 +119,10 @@ describe.skipIf(unavailable !== undefined)(`video through a handover in the lab$
       expect(counters("cell").up, "nothing left through the cell NAT").toBeGreaterThan(cellBefore);
       const after = frames().filter((t) => t > Date.now() - 2_000).length;
 
-      // The gap: from before the fault was applied (t0) to the first frame after it surely was
-      // (t1): an upper bound. The longest silence between two complete frames around it too.
+      // The gap the watcher saw: the longest silence between two complete frames around the
+      // fault (the watcher stamps each frame; the handover above says the interruption happened).
+      // Also logged: from before the fault was applied (t0) to the first frame after lab.sh
+      // returned (t1), an upper bound that counts lab.sh's own run (over 1 s on a loaded machine).
       const gapMs = (firstAfter as number) - t0;
       const around = frames().filter((t) => t > t0 - 1_000 && t < t1 + 4_000);
       let longest = 0;
@@ -130,7 +132,10 @@ describe.skipIf(unavailable !== undefined)(`video through a handover in the lab$
       console.info(
         `lab video wifi-down: first complete frame ${gapMs} ms after the fault (lab.sh took ${t1 - t0} ms), longest gap between complete frames ${longest} ms; handovers: ${h}; backup path on cell ready before the fault: ${backupReady}; frames 2 s before ${recent}, last 2 s ${after}; watcher ${JSON.stringify(lastStats())}`,
       );
-      expect(gapMs, logs()).toBeLessThanOrEqual(1_000);
+      // The premise: frames came on both sides of the fault within the window measured.
+      expect(around.filter((t) => t < t0).length, logs()).toBeGreaterThan(0);
+      expect(around.filter((t) => t > t1).length, logs()).toBeGreaterThan(0);
+      expect(longest, logs()).toBeLessThanOrEqual(1_000);
       // And the camera kept playing on cell.
       expect(after, `frames in the last 2 s\n${logs()}`).toBeGreaterThanOrEqual(40);
     } finally {
