@@ -5,7 +5,7 @@
  * the receiver's offset), and a hostile sender's offers and bytes refused.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -74,6 +74,27 @@ async function pair(): Promise<{
   rx.start();
   receivers.push(rx);
   return { a, b, room, dir, rx };
+}
+
+/** A file channel to b driven by hand, and b's answers on it. */
+async function rawFileChannel(a: Agent, label: string) {
+  const dc = a.openChannel("b", label, { ordered: true });
+  const got: string[] = [];
+  dc.onMessage.subscribe((m) => got.push(String(m)));
+  await new Promise<void>((r) => {
+    if (dc.readyState === "open") r();
+    else dc.stateChanged.subscribe((s) => s === "open" && r());
+  });
+  return {
+    dc,
+    /** b's `i`th answer on this channel, once it came (rejects after 20 s). */
+    async answer(i: number): Promise<string> {
+      const end = Date.now() + 20_000;
+      while (got[i] === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      if (got[i] === undefined) throw new Error(`no answer ${i} on ${label}`);
+      return got[i];
+    },
+  };
 }
 
 function randomFile(bytes: number): { path: string; data: Buffer } {
@@ -316,6 +337,39 @@ describe("files", () => {
     expect(readdirSync(dir)).toEqual(["kept.bin"]);
     expect(warned).toEqual([{ dir, files: 1, bytes: 4096 }]);
   });
+
+  it("free space counts what transfers under way still need: an offer that fits the disk only if they were done is refused", async () => {
+    const { a, dir, rx } = await pair();
+    rx.limits.maxFileBytes = Number.MAX_SAFE_INTEGER;
+    const fs = statfsSync(dir);
+    const free = fs.bavail * fs.bsize;
+    // Each alone fits the disk; the two together do not. Nothing is written: declared sizes only.
+    const size = Math.floor(free * 0.6);
+    const offer = (name: string) =>
+      JSON.stringify({ t: "offer", name, size, sha256: "0".repeat(64) });
+    const first = await rawFileChannel(a, "rlfile/reserve1");
+    first.dc.send(offer("first.bin"));
+    expect(await first.answer(0)).toBe('{"t":"accept","offset":0}');
+    const second = await rawFileChannel(a, "rlfile/reserve2");
+    second.dc.send(offer("second.bin"));
+    const answer = await second.answer(0);
+    const refused =
+      /^\{"t":"refuse","reason":"not enough free space for (\d+) bytes \((\d+) free\)"\}$/.exec(
+        answer,
+      );
+    expect(refused, `the second offer was answered ${answer}`).not.toBeNull();
+    expect(Number(refused?.[1])).toBe(size);
+    // What it says is free is what the disk has less the first transfer's yet-to-come bytes.
+    expect(Number(refused?.[2])).toBeLessThan(free - size + 0.1 * free);
+    // Once the first transfer ends, its bytes are free again: the same offer is taken.
+    const failed = waitFor<{ reason: string }>(rx, "failed");
+    first.dc.send(JSON.stringify({ t: "fail", reason: "the test gives up" }));
+    expect((await failed).reason).toBe("the sender gave up: the test gives up");
+    const third = await rawFileChannel(a, "rlfile/reserve3");
+    third.dc.send(offer("second.bin"));
+    expect(await third.answer(0)).toBe('{"t":"accept","offset":0}');
+    third.dc.send(JSON.stringify({ t: "fail", reason: "done with it" }));
+  }, 60_000);
 
   it("a sha256 mismatch leaves nothing under the name", async () => {
     const { a, dir } = await pair();
