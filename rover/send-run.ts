@@ -2,7 +2,7 @@
  * `roverlink send FILE --to PEER`: join the room, link to the peer, send the file, wait for the
  * receiver's sha256 verdict, leave. Exit 0 only on verified delivery; every failure is one line.
  */
-import { statSync } from "node:fs";
+import { closeSync, openSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import type { TokenSource } from "../shared/client.ts";
 import { badFileName } from "../shared/file-wire.ts";
@@ -41,6 +41,9 @@ export async function runSend(o: SendRunOptions): Promise<number> {
   try {
     const st = statSync(o.file);
     if (!st.isFile()) throw new SendError(`${o.file} is not a regular file`);
+    // Opened too: a file it cannot read (EACCES) is one line before joining, as a missing one is
+    // (it joined, then said the peer did not come, or said it only once linked).
+    closeSync(openSync(o.file, "r"));
   } catch (e) {
     if (e instanceof SendError) throw e;
     throw new SendError(`cannot read ${o.file}: ${errnoText(e)}`);
