@@ -5,7 +5,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,8 +22,25 @@ import { CLI, cliEnv } from "./rover-process.ts";
 const SECRET = "cli-send-secret-cli-send-secret-cli";
 const STATE_HOME = mkdtempSync(join(tmpdir(), "cli-send-state-"));
 
-function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/**
+ * Root reads and writes whatever the permission bits say (CAP_DAC_OVERRIDE), and CI runs as root:
+ * there, a process that must meet EACCES runs without that capability (and CAP_DAC_READ_SEARCH),
+ * still as uid 0, so that the owner's bits of a chmod'ed file or directory hold for it too.
+ */
+function withoutPermissionOverride(argv: string[]): string[] {
+  if (process.getuid?.() !== 0) return argv;
+  return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", ...argv];
+}
+
+function spawnRoverlink(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+  o: { permissionsHold?: boolean } = {},
+) {
+  const argv = [process.execPath, CLI, ...args];
+  const [cmd = "", ...rest] = o.permissionsHold ? withoutPermissionOverride(argv) : argv;
+  const child = spawn(cmd, rest, {
     cwd: REPO_ROOT,
     env: cliEnv({ XDG_STATE_HOME: STATE_HOME, ...env }),
   });
@@ -34,8 +58,12 @@ function spawnRoverlink(args: string[], env: Record<string, string> = {}, timeou
   return { child, result, out: () => ({ stdout, stderr }) };
 }
 
-const roverlink = (args: string[], env: Record<string, string> = {}, ms = 60_000) =>
-  spawnRoverlink(args, env, ms).result;
+const roverlink = (
+  args: string[],
+  env: Record<string, string> = {},
+  ms = 60_000,
+  o: { permissionsHold?: boolean } = {},
+) => spawnRoverlink(args, env, ms, o).result;
 
 function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp) {
   expect(r.code).not.toBe(0);
@@ -177,6 +205,75 @@ describe("through a local edge", () => {
       /^roverlink: "nobody" did not join room "files" within 2 s$/m,
     );
   }, 60_000);
+
+  it("permission denied is one clear line: a receive directory it cannot write, a file it cannot read", async () => {
+    const held = { permissionsHold: true };
+    // A receive directory the rover cannot write into, from the start.
+    const locked = mkdtempSync(join(tmpdir(), "rl-cli-locked-"));
+    chmodSync(locked, 0o500);
+    expectOneLineError(
+      await roverlink(
+        ["rover", "--edge", edge.url, "--room", "files", "--id", "c", "--in-memory"].concat([
+          "--receive-dir",
+          locked,
+        ]),
+        { ROVERLINK_SECRET: SECRET },
+        60_000,
+        held,
+      ),
+      new RegExp(`^roverlink: --receive-dir ${locked}: not writable$`),
+    );
+    // A file the sender cannot read: said before joining (a missing file is), not after waiting
+    // for a receiver that is not even there.
+    const src = mkdtempSync(join(tmpdir(), "rl-cli-send-"));
+    const secret = join(src, "secret.bin");
+    writeFileSync(secret, "not for you");
+    chmodSync(secret, 0o000);
+    const unread = await roverlink(
+      ["send", secret, "--to", "nobody", "--room", "files", "--edge", edge.url],
+      { ROVERLINK_SECRET: SECRET },
+      60_000,
+      held,
+    );
+    expectOneLineError(
+      unread,
+      new RegExp(`^roverlink: cannot read ${secret}: permission denied \\(EACCES\\)$`),
+    );
+    // A receive directory that stops being writable while the rover runs: the offer is refused
+    // with the reason, which the sender says in one line.
+    const dir2 = mkdtempSync(join(tmpdir(), "rl-cli-receive-"));
+    const d = spawnRoverlink(
+      ["rover", "--edge", edge.url, "--room", "files", "--id", "d", "--in-memory"].concat([
+        "--receive-dir",
+        dir2,
+        "--log-level",
+        "info",
+      ]),
+      { ROVERLINK_SECRET: SECRET },
+      120_000,
+      held,
+    );
+    try {
+      const end = Date.now() + 30_000;
+      while (!d.out().stderr.includes('"joined"') && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(d.out().stderr).toContain('"joined"');
+      chmodSync(dir2, 0o500);
+      writeFileSync(join(src, "bag.bin"), "a few bytes");
+      expectOneLineError(
+        await roverlink(
+          ["send", join(src, "bag.bin"), "--to", "d", "--room", "files", "--edge", edge.url],
+          { ROVERLINK_SECRET: SECRET },
+          120_000,
+        ),
+        /^roverlink: d refused the file: cannot write: permission denied \(EACCES\)$/,
+      );
+      expect(readdirSync(dir2)).toEqual([]);
+    } finally {
+      d.child.kill("SIGINT");
+      await d.result;
+    }
+  }, 180_000);
 
   it("--receive-dir that does not exist is one line", async () => {
     expectOneLineError(
