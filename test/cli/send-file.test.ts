@@ -4,7 +4,7 @@
  * progress lines off a terminal, one-line errors for refusals and bad flags.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -16,7 +16,12 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RTCDataChannel } from "werift";
 import { type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { formatBytes } from "../../rover/progress.ts";
+import { holdStreamIdUntilReset } from "../../rover/werift-internals.ts";
+import { decodeFileMessage, encodeFileMessage } from "../../shared/file-wire.ts";
+import { testAgent } from "../integration/agents.ts";
 import { CLI, cliEnv } from "./rover-process.ts";
 
 const SECRET = "cli-send-secret-cli-send-secret-cli";
@@ -272,6 +277,95 @@ describe("through a local edge", () => {
     } finally {
       d.child.kill("SIGINT");
       await d.result;
+    }
+  }, 180_000);
+
+  it("at a terminal: a link lost mid-transfer is said, and after the rebuild the bar goes on from the receiver's offset", async () => {
+    // The receiver in this process: it closes the link's session at the edge mid-transfer (the
+    // PeerConnection is rebuilt, the file resumed on a new channel). It speaks the file protocol
+    // itself and acknowledges nothing until `done` (acks are the receiver's to pace), so that
+    // nothing but the resume's accept can move the sender's bar to the offset.
+    const room = "resume";
+    const rx = await testAgent(SECRET, { edge: edge.url, room, id: "keeper" });
+    await rx.start();
+    const src = mkdtempSync(join(tmpdir(), "rl-cli-send-"));
+    const data = randomBytes(24 * 1024 * 1024);
+    const sha256 = createHash("sha256").update(data).digest("hex");
+    writeFileSync(join(src, "scan.bin"), data);
+    const got = Buffer.alloc(data.length);
+    let written = 0;
+    let current: RTCDataChannel | null = null;
+    let closed = false;
+    const accepted: number[] = [];
+    rx.on("file-channel", (_peer, dc) => {
+      holdStreamIdUntilReset(dc);
+      dc.onMessage.subscribe((m) => {
+        if (typeof m === "string") {
+          if (decodeFileMessage(m).t !== "offer") return;
+          current = dc;
+          accepted.push(written);
+          dc.send(encodeFileMessage({ t: "accept", offset: written }));
+          return;
+        }
+        if (dc !== current) return; // in flight on the old channel after the new one took over
+        m.copy(got, written);
+        written += m.length;
+        if (written === data.length) dc.send(encodeFileMessage({ t: "done", sha256 }));
+        if (closed || written < 6 * 1024 * 1024) return;
+        closed = true;
+        const session = rx.links().get("courier")?.session;
+        if (session) void rx.client.closeSession(room, session).catch(() => {});
+      });
+    });
+    try {
+      // util-linux `script` gives `roverlink send` a real pseudo-terminal: the bar, not lines.
+      const cmd = [process.execPath, CLI, "send", join(src, "scan.bin"), "--to", "keeper"]
+        .concat(["--room", room, "--edge", edge.url, "--id", "courier", "--idle-timeout", "60"])
+        .join(" ");
+      const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+        const child = spawn("script", ["-qec", cmd, "/dev/null"], {
+          cwd: REPO_ROOT,
+          env: cliEnv({ ROVERLINK_SECRET: SECRET, XDG_STATE_HOME: STATE_HOME, COLUMNS: "200" }),
+        });
+        let text = "";
+        child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+        const t = setTimeout(() => child.kill("SIGKILL"), 150_000);
+        child.on("exit", (code) => {
+          clearTimeout(t);
+          resolve({ code, text });
+        });
+      });
+      expect(out.code, out.text).toBe(0);
+      // The premise: the session was closed mid-transfer and the file resumed past 0.
+      expect(closed).toBe(true);
+      expect(accepted).toHaveLength(2);
+      expect(accepted[1]).toBeGreaterThanOrEqual(6 * 1024 * 1024);
+      expect(got.equals(data)).toBe(true);
+      // What the terminal showed, one piece per line or redraw of the bar.
+      const shown = out.text
+        .replaceAll("\r\x1b[2K", "\n")
+        .split(/\r?\n/)
+        .filter((l) => l !== "");
+      expect(shown).toContainEqual(
+        expect.stringMatching(
+          /^scan\.bin: the link to keeper is down \(session-closed\); waiting up to 60 s for it to come back$/,
+        ),
+      );
+      const resumedAt = shown.findIndex((l) => l.startsWith("scan.bin: resumed at "));
+      expect(resumedAt, out.text).toBeGreaterThan(0);
+      const offset = shown[resumedAt]?.slice("scan.bin: resumed at ".length) ?? "";
+      expect(offset).toBe(formatBytes(accepted[1] ?? 0));
+      const bars = shown.slice(resumedAt + 1).filter((l) => /^scan\.bin +\d+% \[/.test(l));
+      // The first bar drawn after the resume is at the receiver's offset, then onwards to the end.
+      expect(bars[0]).toContain(` ${offset} / 24.0 MiB `);
+      expect(bars.at(-1)).toContain(" 100% ");
+      expect(out.text).toMatch(
+        new RegExp(
+          `sent scan\\.bin \\(24\\.0 MiB\\) to keeper in .* verified, resumed at ${offset}`,
+        ),
+      );
+    } finally {
+      await rx.stop();
     }
   }, 180_000);
 
