@@ -3,6 +3,7 @@
  * the constructor, start() and stop() are once each, and a sendAsync() waiting for room settles
  * when the agent stops. Real agents, a local edge, loopback.
  */
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../rover/agent.ts";
 import { type LocalEdge, startLocalEdge } from "../../rover/local-edge.ts";
@@ -211,5 +212,58 @@ describe("Agent lifecycle", () => {
     await later;
     // ...and nothing before it: before, "joined b" and "left b" came first, from the old seat's log.
     expect(heard).toEqual(["joined b2"]);
+  }, 60_000);
+  it("a failed re-join waits as the join's error says (its Retry-After), not as the 404 that prompted it", async () => {
+    const room = "life-rejoin";
+    const logged: { msg: string; retryInMs?: number }[] = [];
+    // The edge limits joins (429, Retry-After 10 s) once the test says so.
+    let limited = false;
+    let refusedJoins = 0;
+    const rover = await testAgent(SECRET, {
+      edge: edge.url,
+      room,
+      id: "rejoiner",
+      events: "poll",
+      pollWaitS: 1,
+      logger: pino({ level: "info" }, { write: (l: string) => void logged.push(JSON.parse(l)) }),
+      wrapFetch: (f) => async (url, init) => {
+        if (!limited || init?.method !== "POST" || !String(url).endsWith(`/rooms/${room}/peers`))
+          return f(url, init);
+        refusedJoins++;
+        const problem = { type: "about:blank", title: "Too Many Requests", status: 429 };
+        return new Response(JSON.stringify({ ...problem, detail: "joins limited by the test" }), {
+          status: 429,
+          headers: { "content-type": "application/problem+json", "retry-after": "10" },
+        });
+      },
+    });
+    agents.push(rover);
+    await rover.start();
+    limited = true;
+    // The edge forgets the rover (as when its presence expired): its next poll is a 404.
+    await new RoverlinkClient({
+      baseUrl: edge.url,
+      token: await tokenFor("rejoiner", room),
+    }).leave(room, "rejoiner");
+    const end = Date.now() + 30_000;
+    while (!logged.some((l) => l.msg === "re-join failed") && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 50));
+    const failed = logged.find((l) => l.msg === "re-join failed");
+    expect(failed, JSON.stringify(logged)).toBeDefined();
+    expect(failed?.retryInMs).toBe(10_000);
+    // Nothing is tried meanwhile: before, it polled (404) and joined (429) again within 0.25 s,
+    // then on the 404's growing backoff, into the limit it had been told to wait out.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(refusedJoins).toBe(1);
+    expect(
+      logged.filter((l) => l.msg === "the edge forgot us (presence expired): joining again"),
+    ).toHaveLength(1);
+    // Once the wait is over it joins again.
+    limited = false;
+    const joined = () => logged.filter((l) => l.msg === "joined").length;
+    const back = Date.now() + 30_000;
+    while (joined() < 2 && Date.now() < back) await new Promise((r) => setTimeout(r, 100));
+    expect(joined()).toBe(2);
+    expect(refusedJoins).toBe(1);
   }, 60_000);
 });
