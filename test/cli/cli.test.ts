@@ -523,6 +523,50 @@ describe("roverlink CLI", () => {
       }
     });
 
+    it("a rover warns once when its edge is beyond loopback and hands out no STUN or TURN", async () => {
+      const warning = /^the edge hands out no STUN or TURN servers: only peers on the same network/;
+      const warnings = (stderr: string) =>
+        stderr
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as { level: number; msg: string })
+          .filter((l) => warning.test(l.msg));
+      const args = ["--room", "ice", "--duration", "1", "--log-level", "info", "--in-memory"];
+      // 0.0.0.0 reaches this machine, yet a rover cannot tell it from an edge across the network.
+      const wide = await roverlink(
+        ["rover", "--edge", `http://0.0.0.0:${edge.port}`, "--id", "i1", ...args],
+        { ROVERLINK_SECRET: SECRET },
+      );
+      expect(wide.code).toBe(0);
+      expect(wide.stderr).toContain('"msg":"joined"');
+      const said = warnings(wide.stderr);
+      expect(said).toHaveLength(1);
+      expect(said[0]?.level).toBe(40);
+      expect(said[0]?.msg).toContain("set STUN_URLS and TURN on the edge");
+      // On loopback every peer is on the same machine: nothing to warn about.
+      const local = await roverlink(["rover", "--edge", edge.url, "--id", "i2", ...args], {
+        ROVERLINK_SECRET: SECRET,
+      });
+      expect(local.code).toBe(0);
+      expect(local.stderr).toContain('"msg":"joined"');
+      expect(warnings(local.stderr)).toEqual([]);
+      // An edge that hands out a STUN server, beyond loopback: no warning either.
+      const stun = await startLocalEdge({
+        vars: { ROVERLINK_SECRET: SECRET, STUN_URLS: "stun:127.0.0.1:3478" },
+      });
+      try {
+        const given = await roverlink(
+          ["rover", "--edge", `http://0.0.0.0:${stun.port}`, "--id", "i3", ...args],
+          { ROVERLINK_SECRET: SECRET },
+        );
+        expect(given.code).toBe(0);
+        expect(given.stderr).toContain('"msg":"joined"');
+        expect(warnings(given.stderr)).toEqual([]);
+      } finally {
+        await stun.stop();
+      }
+    }, 120_000);
+
     it("on a terminal: readable logs and a live status line rewritten in place", async () => {
       // util-linux `script` gives the CLI a real pseudo-terminal.
       const cmd = [process.execPath, CLI, "rover", "--edge", edge.url, "--room", "tty"]
