@@ -588,6 +588,37 @@ describe("console served by the edge", () => {
       .toBe("this token is for every room: choose one");
   });
 
+  it("says 5 min and 1 min ahead that its token expires, in the room log and the status line", async () => {
+    // Tokens minted earlier, so that each window is ~15 s away once signed in.
+    const nowS = Math.floor(Date.now() / 1000);
+    const soon = async (sub: string, leftS: number) =>
+      mintToken({ secret: SECRET, sub, room: ROOM, ttlSeconds: 600, nowS: nowS - 600 + leftS });
+    const pages = await Promise.all(
+      [
+        { sub: "soon5", min: 5, token: await soon("soon5", 5 * 60 + 15) },
+        { sub: "soon1", min: 1, token: await soon("soon1", 60 + 15) },
+      ].map(async (c) => {
+        const page = await (await browser.newContext()).newPage();
+        await page.goto(`${edge.url}/#token=${c.token}`);
+        await expect
+          .poll(() => page.locator("#status").textContent(), { timeout: 10_000 })
+          .toContain(`Signed in as ${c.sub}`);
+        return { ...c, page };
+      }),
+    );
+    for (const { sub, min, page } of pages) {
+      const said = new RegExp(
+        `your token expires at [^(]+ \\(in ${min} min\\): the edge then signs you out and your links close\\. Sign in again with a new token before then\\.`,
+      );
+      const roomLog = page.getByRole("log", { name: "Room log" });
+      await expect.poll(() => roomLog.textContent(), { timeout: 45_000 }).toMatch(said);
+      const status = (await page.locator("#status").textContent()) ?? "";
+      expect(status).toMatch(new RegExp(`^Signed in as ${sub} in ${ROOM}: ${said.source}$`));
+      // The 1-minute token's 5-minute mark had passed before it signed in: said once, not twice.
+      expect(((await roomLog.textContent()) ?? "").match(/your token expires at/g)).toHaveLength(1);
+    }
+  }, 120_000);
+
   it("logs who joins and leaves; says so when the edge cannot be reached; signs out when the token is refused", async () => {
     const page = await (await browser.newContext()).newPage();
     // The console talks to the edge through a proxy this test can cut; the token lives 2 s (the
