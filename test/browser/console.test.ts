@@ -617,6 +617,7 @@ describe("console served by the edge", () => {
       // The 1-minute token's 5-minute mark had passed before it signed in: said once, not twice.
       expect(((await roomLog.textContent()) ?? "").match(/your token expires at/g)).toHaveLength(1);
     }
+    for (const { page } of pages) await page.context().close();
   }, 120_000);
 
   it("logs who joins and leaves; says so when the edge cannot be reached; signs out when the token is refused", async () => {
