@@ -23,6 +23,7 @@ import { Quarantine, type Violation } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
 import type { HealthConfig, HealthState } from "../shared/link/health.ts";
 import { crossedOffer, offersTo } from "../shared/link/pairing.ts";
+import { PeerStreams } from "../shared/link/peer-streams.ts";
 import {
   type Payload,
   ReliableReceiver,
@@ -201,9 +202,6 @@ export interface AgentEvents {
   stopped: [];
 }
 
-/** A second new `control` stream from a peer within this long is a violation (ms). */
-const STREAM_CHURN_MS = 60_000;
-
 /** A route demotion of ours takes at most this long (ms)... */
 const OWN_ROUTES_MS = 2_000;
 /** ...and the route change it makes is seen within this long after it (netlink: at once) (ms). */
@@ -263,17 +261,23 @@ export class Agent extends EventEmitter<AgentEvents> {
   #sweepAt = 0;
   /** Peers whose link was dropped for misbehaving (shared/link/conduct.ts). */
   #quarantine = new Quarantine();
-  /** When each peer last started a new `control` stream towards us (stream-churn). */
-  #streamReplacedAt = new Map<string, number>();
   /**
    * `control` stream state per peer id, outliving Link objects and the peer's processes: a link
    * made afresh carries on where the last one stopped, and the hello exchange tells a peer that
    * resumed from one that lost its state (then the unacknowledged messages go on a new stream).
+   * shared/link/peer-streams.ts, as in the console.
    */
-  #streams = new Map<
-    string,
-    { sender: ReliableSender; receiver: ReliableReceiver; idleSince: number }
-  >();
+  #streams = new PeerStreams({
+    sender: (peer) => this.#newSender(peer),
+    receiver: (peer) => new ReliableReceiver({}, this.#outbox?.receiverStore(peer)),
+    // A peer process that restarted starts one new stream; one that switches streams again
+    // within a minute restarts our receiver each time (a warn line each): misbehaving.
+    churn: (peer, detail) => this.violation(peer, "stream-churn", detail),
+    stateLost: (peer, lost) =>
+      lost.side === "sender"
+        ? this.#stateLost(peer, "sender", { deliveredBefore: lost.deliveredBefore })
+        : this.#stateLost(peer, "receiver", { resent: lost.resent }),
+  });
   /** Durable stream state (stateDir); null: in memory. */
   #outbox: Outbox | null = null;
   /** start() once, stop() once: a second event loop or a destroyed client helps nobody. */
@@ -791,34 +795,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     // process had not acknowledged goes to the new one on a new stream (`rebase`), with
     // `peer-state-lost`. In memory this used to start a new sender, losing messages `send` had
     // taken without a word. Our receiver: a new stream from the peer resets it by itself.
-    let s = this.#streams.get(peer);
-    if (!s) {
-      const receiver = new ReliableReceiver({}, this.#outbox?.receiverStore(peer));
-      receiver.onStreamReplaced = (old) => {
-        // A peer process that restarted starts one new stream; one that switches streams again
-        // within a minute restarts our receiver each time (a warn line each): misbehaving.
-        const now = Date.now();
-        const last = this.#streamReplacedAt.get(peer);
-        this.#streamReplacedAt.set(peer, now);
-        if (last !== undefined && now - last < STREAM_CHURN_MS)
-          this.violation(peer, "stream-churn", `new control stream after ${old.next} messages`);
-        this.#stateLost(peer, "sender", { deliveredBefore: old.next });
-      };
-      s = { sender: this.#newSender(peer), receiver, idleSince: Date.now() };
-      this.#streams.set(peer, s);
-    }
-    return s;
+    return this.#streams.for(peer);
   }
 
   #newSender(peer: string): ReliableSender {
     const limits = this.#o.outboxLimits;
-    const sender = new ReliableSender({
+    return new ReliableSender({
       ...(limits?.messages !== undefined ? { maxBacklog: limits.messages } : {}),
       ...(limits?.bytes !== undefined ? { maxBacklogBytes: limits.bytes } : {}),
       ...(this.#outbox ? { store: this.#outbox.senderStore(peer) } : {}),
     });
-    sender.onRebased = (carried) => this.#stateLost(peer, "receiver", { resent: carried });
-    return sender;
   }
 
   /** The peer's end of a `control` stream started over: it lost its state (or keeps none). */

@@ -697,7 +697,7 @@ export class PeerLink {
    * The peer broke the link protocol: counted; past the conduct budget the link is dropped (hung
    * up), as the rover agent drops a misbehaving peer's link.
    */
-  private violation(kind: Violation, detail: string): void {
+  violation(kind: Violation, detail: string): void {
     if (this.closed) return;
     const first = (this.conduct.counts()[kind] ?? 0) === 0;
     const verdict = this.conduct.onViolation(kind, this.loop.now());

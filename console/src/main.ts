@@ -190,6 +190,9 @@ interface LinkUi {
   undelivered: Map<number, HTMLLIElement>;
 }
 
+/** The tag of a line the peer had not acknowledged when its link closed. */
+const CARRIED_TAG = "not acknowledged when the link closed: goes when it is back";
+
 class RoomView {
   readonly client: SignalingClient;
   readonly roomId: string;
@@ -200,6 +203,11 @@ class RoomView {
   private linksBox = h("div", { class: "links", "aria-label": "Links" });
   private roomLog = h("ul", { class: "log", role: "log", "aria-label": "Room log" });
   private linkUis = new Map<PeerLink, LinkUi>();
+  /**
+   * Our lines not yet acknowledged, per peer, by sequence number: they outlive the link's panel
+   * as the stream outlives the link (room.ts), and show in the peer's next panel until acknowledged.
+   */
+  private undelivered = new Map<string, Map<number, HTMLLIElement>>();
   private refresh: ReturnType<typeof setInterval> | null = null;
   /** The token's expiry warnings. */
   private timers: ReturnType<typeof setTimeout>[] = [];
@@ -282,13 +290,21 @@ class RoomView {
           ui.chart.replaceChildren(renderChart(ui.points, `RTT and loss to ${link.peer}`));
         },
         log: (link, text) => this.log(`${link.peer}: ${text}`),
+        rebased: (_r, peer, from) => {
+          // The same lines, renumbered on the peer's new stream (reliable.ts rebase).
+          const pending = this.undelivered.get(peer);
+          if (!pending) return;
+          const moved = [...pending].filter(([seq]) => seq >= from);
+          pending.clear();
+          for (const [seq, li] of moved) pending.set(seq - from, li);
+        },
         delivered: (link, below) => {
-          const ui = this.linkUis.get(link);
-          if (!ui) return;
+          const pending = this.undelivered.get(link.peer);
+          if (!pending) return;
           const now = Date.now();
-          for (const [seq, li] of ui.undelivered) {
+          for (const [seq, li] of pending) {
             if (seq >= below) continue;
-            ui.undelivered.delete(seq);
+            pending.delete(seq);
             li.classList.add("delivered");
             li.classList.remove("queued");
             li.querySelector(".tag")?.remove();
@@ -539,7 +555,13 @@ class RoomView {
       "aria-label": `Telemetry from ${link.peer}`,
     });
     // A line of ours gets a ✓ once the peer acknowledged it (framed control: exactly once).
-    const undelivered = new Map<number, HTMLLIElement>();
+    // Lines an earlier link to the peer left unacknowledged come first: they go on this one.
+    let undelivered = this.undelivered.get(link.peer);
+    if (!undelivered) {
+      undelivered = new Map();
+      this.undelivered.set(link.peer, undelivered);
+    }
+    messages.append(...[...undelivered].sort(([a], [b]) => a - b).map(([, li]) => li));
     const chatIn = h("input", { id: `chat-${link.peer}`, autocomplete: "off" });
     const chatForm = h(
       "form",
@@ -675,11 +697,15 @@ class RoomView {
     ui.voice.replaceChildren(...controls);
     this.saveLinked();
     if (link.state === "closed") {
-      // The panel goes, and with it the lines still marked queued: say what they became.
-      if (ui.undelivered.size > 0)
+      // The panel goes; the lines the peer has not acknowledged do not: say what becomes of them.
+      // They are kept (room.ts keeps the stream): they go, once, on the next link to the peer,
+      // a restarted process of it too, and show in its panel.
+      if (ui.undelivered.size > 0) {
         this.log(
-          `${link.peer}: the link closed with ${ui.undelivered.size} of your messages not acknowledged (they go if the same process comes back; a restarted peer does not get them)`,
+          `${link.peer}: the link closed with ${ui.undelivered.size} of your messages not acknowledged: they go when a link to ${link.peer} is made again (to a restarted ${link.peer} too)`,
         );
+        for (const li of ui.undelivered.values()) tagLine(li, CARRIED_TAG);
+      }
       closeCamera(ui.camera);
       this.linkUis.delete(link);
       ui.root.remove();
@@ -719,6 +745,12 @@ class RoomView {
     sessionStorage.removeItem(LINKS_STORE);
     showSignIn(`Signed out: the edge refused the token (${why}). Sign in with a new one.`);
   }
+}
+
+/** Tag a line of a log (replacing its tag, if it had one). */
+function tagLine(li: HTMLLIElement, tag: string): void {
+  li.querySelector(".tag")?.remove();
+  li.querySelector(".text")?.before(h("span", { class: "tag" }, tag), " ");
 }
 
 /** The tag of a line sent while the link is down: it waits, and goes when the link is back. */

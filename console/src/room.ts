@@ -6,6 +6,7 @@
 
 import { cursorAfterJoin } from "../../shared/client.ts";
 import type { HealthConfig } from "../../shared/link/health.ts";
+import { PeerStreams } from "../../shared/link/peer-streams.ts";
 import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
 import type { JoinBody, Peer, RoomEvent } from "../../shared/protocol.ts";
 import type { ControlStreams } from "./control-stream.ts";
@@ -39,6 +40,12 @@ export interface RoomCallbacks extends LinkCallbacks {
   replaced?(room: RoomSession): void;
   /** A peer came (back) into the room, or a new process took its id (a rover restarted). */
   peerBack?(room: RoomSession, peer: string): void;
+  /**
+   * A new process of `peer` (a restarted rover, a reloaded page) starts from nothing: our
+   * unacknowledged messages to it go again on a new stream, renumbered (each message's new
+   * sequence number is its old one minus `from`).
+   */
+  rebased?(room: RoomSession, peer: string, from: number): void;
 }
 
 export interface RoomOptions {
@@ -75,10 +82,28 @@ export class RoomSession {
   /** This page load: a reload is a new process to the other side (new `control` streams). */
   private readonly incarnation = Math.random().toString(36).slice(2, 10);
   /**
-   * `control` stream state per peer process, outliving links (a link made afresh to the same
-   * process neither loses nor repeats anything); dropped when the peer's incarnation changes.
+   * `control` stream state per peer id, outliving links and the peer's processes, as in the rover
+   * agent (shared/link/peer-streams.ts): a link made afresh to the same process neither loses nor
+   * repeats anything, and a new process of the peer (a restarted rover) gets what the old one had
+   * not acknowledged, once. Until 2026-12-08 a new incarnation got a new sender here, and what the
+   * operator had typed and the old process had not acknowledged was dropped.
    */
-  private streams = new Map<string, ControlStreams & { incarnation: unknown }>();
+  private streams = new PeerStreams({
+    sender: () => new ReliableSender(),
+    receiver: () => new ReliableReceiver(),
+    churn: (peer, detail) => this.links.get(peer)?.violation("stream-churn", detail),
+    stateLost: (peer, lost) => {
+      if (lost.side === "sender") {
+        this.cb.roomLog(this, `${peer}: a new control stream from it (a new process)`);
+        return;
+      }
+      this.cb.roomLog(
+        this,
+        `${peer}: its new process starts from nothing: ${lost.resent} unacknowledged message${lost.resent === 1 ? "" : "s"} of ours go${lost.resent === 1 ? "es" : ""} to it again`,
+      );
+      this.cb.rebased?.(this, peer, lost.from);
+    },
+  });
 
   constructor(opts: RoomOptions, cb: RoomCallbacks) {
     this.opts = opts;
@@ -112,13 +137,8 @@ export class RoomSession {
   }
 
   private streamsFor(peer: string): ControlStreams {
-    const incarnation = this.peers.get(peer)?.meta.incarnation;
-    let s = this.streams.get(peer);
-    if (!s || s.incarnation !== incarnation) {
-      s = { incarnation, sender: new ReliableSender(), receiver: new ReliableReceiver() };
-      this.streams.set(peer, s);
-    }
-    return s;
+    const { sender, receiver } = this.streams.for(peer);
+    return { sender, receiver };
   }
 
   private linkContext(peer: string): LinkContext {
@@ -265,7 +285,8 @@ export class RoomSession {
             this.cb.roomLog(this, `${ev.peer.id} joined (${ev.peer.kind})`);
           const before = this.peers.get(ev.peer.id)?.meta.incarnation;
           this.peers.set(ev.peer.id, ev.peer);
-          // Another process behind the id: its stream state started over, ours must too.
+          // Another process behind the id: its links are made afresh; our streams stay (its hello
+          // settles them: what it lacks goes to it, shared/link/peer-streams.ts).
           const reborn = before !== undefined && before !== ev.peer.meta.incarnation;
           if (reborn) void this.links.get(ev.peer.id)?.close("the peer restarted");
           if (isNew || reborn) this.cb.peerBack?.(this, ev.peer.id);

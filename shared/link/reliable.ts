@@ -424,8 +424,12 @@ export class ReliableSender {
   #bytes = 0;
   #stats = { sent: 0, resent: 0, acked: 0, rejected: 0, expired: 0, rebased: 0 };
   #onDurable: ((frames: DataFrame[]) => void) | null = null;
-  /** Called when the stream starts afresh because the receiver lost its state (`rebase`). */
-  onRebased: ((carried: number) => void) | null = null;
+  /**
+   * Called when the stream starts afresh because the receiver lost its state (`rebase`): how many
+   * messages it carries, and the old sequence number of the first (a carried message's new
+   * number is its old one minus `from`).
+   */
+  onRebased: ((carried: number, from: number) => void) | null = null;
   /** Set by a store failure: the error for the caller, and how many messages went with it. */
   lastFailure: { err: Error; lost: number } | null = null;
 
@@ -626,6 +630,7 @@ export class ReliableSender {
   /** A new stream carrying the unacknowledged messages from sequence number 0. */
   rebase(): void {
     const old = [...this.#unacked.values()];
+    const from = this.#acked;
     this.#stream = newStreamId();
     this.#unacked.clear();
     this.#bytes = 0;
@@ -646,7 +651,7 @@ export class ReliableSender {
       ? this.#next
       : 0;
     this.#stats.rebased++;
-    this.onRebased?.(frames.length);
+    this.onRebased?.(frames.length, from);
   }
 
   /** Messages whose TTL passed become expired placeholders (counted, never delivered). */

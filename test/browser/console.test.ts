@@ -5,7 +5,8 @@
  * --echo) and to another browser for a voice call with Chromium's fake microphone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
@@ -432,6 +433,78 @@ describe("console served by the edge", () => {
     expect(await echoed()).toEqual(sent);
     await ctx.close();
   });
+
+  it.each([
+    ["in memory", "phoenix-m", false],
+    ["with its state on disk", "phoenix-d", true],
+  ] as const)(
+    "lines typed just before and while a rover (%s) restarts reach its new process, each once and in order",
+    async (_how, id, durable) => {
+      const self = `${id}-op`;
+      const extra = durable
+        ? ["--state-dir", mkdtempSync(join(tmpdir(), "console-restart-"))]
+        : ["--in-memory"];
+      let rover = startRover(id, extra);
+      const page = await (await browser.newContext()).newPage();
+      await signIn(page, self);
+      await page.locator(`tr[data-peer="${id}"]`).waitFor({ timeout: 30_000 });
+      await page.getByRole("button", { name: `Connect to ${id}` }).click();
+      const panel = link(page, id);
+      await expect
+        .poll(() => panel.getAttribute("data-state"), { timeout: 30_000 })
+        .toBe("connected");
+      // Acknowledged by the first process: a new process without its state then needs a new
+      // stream (with nothing acknowledged the old one from 0 would do).
+      await echoedBack(page, id, self, "before");
+      await expect.poll(() => panel.locator("li.out.delivered").count()).toBe(1);
+      const lines = (texts: string[]) => texts.map((t) => `${self}: ${t}`);
+      // Just before: typed, and the process stopped at once (each may or may not have reached it).
+      // Not with its state on disk: a line it took and kept is not owed to the next process, and
+      // its echoes, resent from its own outbox, would not tell which process took it.
+      const justBefore = durable ? [] : ["just-before-0", "just-before-1"];
+      for (const t of justBefore) await sendChat(page, id, t);
+      rover.kill("SIGSTOP");
+      // While it is stopped, killed and not yet back: nobody acknowledges these.
+      const whileDown = ["while-stopped-0", "while-stopped-1", "while-stopped-2"];
+      for (const t of whileDown) await sendChat(page, id, t);
+      rover.kill("SIGKILL");
+      await new Promise((r) => setTimeout(r, 500)); // anything the old process sent has landed
+      const whileDead = ["while-dead-0", "while-dead-1"];
+      for (const t of whileDead) await sendChat(page, id, t);
+      // What the old process acknowledged is its own; the rest is the new one's, each once.
+      const ackedByOld = await panel.locator("li.out.delivered .text").allTextContents();
+      const owed = lines([...justBefore, ...whileDown, ...whileDead]).filter(
+        (t) => !ackedByOld.includes(t),
+      );
+      // The premise: the old process died owing lines (those typed while it was stopped at least).
+      expect(ackedByOld).toEqual(expect.arrayContaining(lines(["before"])));
+      for (const t of lines([...whileDown, ...whileDead])) expect(owed).toContain(t);
+
+      rover = startRover(id, extra);
+      const roomLog = page.getByRole("log", { name: "Room log" });
+      await expect
+        .poll(() => roomLog.textContent(), { timeout: 30_000 })
+        .toContain(`${id}: link closed: the peer restarted`);
+      await expect
+        .poll(() => panel.getAttribute("data-state"), { timeout: 45_000 })
+        .toBe("connected");
+      expect(await roomLog.textContent()).toContain(`${id} is back: linking again`);
+      // The new process echoes what it received: every owed line, once, in order.
+      const echoed = async () =>
+        (await received(page, id)).filter((t) => t.startsWith(`${self}: `));
+      await expect.poll(echoed, { timeout: 30_000 }).toHaveLength(owed.length);
+      await page.waitForTimeout(1500); // late duplicates would show by now
+      expect(await echoed()).toEqual(owed);
+      // The new panel shows them as ours, now acknowledged.
+      await expect
+        .poll(() => panel.locator("li.out.delivered .text").allTextContents(), { timeout: 10_000 })
+        .toEqual(owed);
+      if (!durable)
+        expect(await roomLog.textContent()).toContain(
+          `${id}: its new process starts from nothing: ${owed.length} unacknowledged messages of ours go to it again`,
+        );
+    },
+  );
 
   it("holds a voice call between two browsers (fake microphone), with mute and hang up", async () => {
     const [a, b] = await ringing("alice", "bob");
