@@ -51,7 +51,10 @@ import { nextStep, RETRY_FIRST_MS, retryDelay } from "./retry-delay.ts";
 import { UplinkManager } from "./uplinks.ts";
 import type { VideoSource } from "./video-source.ts";
 
-/** No link to that peer (never made, or dropped), where one is needed: `send`, `openChannel`. */
+/**
+ * No link to that peer (never made, or dropped), where one is needed: `send`, `openChannel`,
+ * `restart`, `disconnect`.
+ */
 export class NoLinkError extends Error {
   override name = "NoLinkError";
   readonly peer: string;
@@ -835,14 +838,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.emit("misbehaving", peer, violations);
   }
 
-  #dropLink(peer: string, reason: string, hangUp = false): void {
+  /** Close and forget the link to `peer`: the promise settles once it is closed. */
+  #dropLink(peer: string, reason: string, hangUp = false): Promise<void> {
     const l = this.#links.get(peer);
-    if (!l) return;
-    void l.close(hangUp);
+    if (!l) return Promise.resolve();
+    const closed = l.close(hangUp);
     this.#links.delete(peer);
     this.#departed.forget(peer);
     this.#followLinks();
     this.emit("link-down", peer, reason);
+    return closed;
   }
 
   /**
@@ -1135,8 +1140,32 @@ export class Agent extends EventEmitter<AgentEvents> {
     l.restart(reason);
   }
 
-  links(): Map<string, Link> {
-    return this.#links;
+  /**
+   * The links now, by peer: a snapshot (a copy made at the call), so changing it changes nothing
+   * here and it does not follow links made or dropped later. Until 2026-12-08 this returned the
+   * agent's own map, which callers could (and tests did) delete links from behind its back. Use
+   * `link(peer)` for one peer and `disconnect(peer)` to drop one.
+   */
+  links(): ReadonlyMap<string, Link> {
+    return new Map(this.#links);
+  }
+
+  /** The link to `peer` (up, or recovering from a fault), or undefined. */
+  link(peer: string): Link | undefined {
+    return this.#links.get(peer);
+  }
+
+  /**
+   * Drop the link to `peer`: it closes, `link-down` says `disconnected`, and its session is hung
+   * up (DELETE) unless `hangUp` is false (the peer then learns it from the link itself: the
+   * PeerConnection's close reaches it, as when a process forgets a link). The `control` stream
+   * state stays: a link made again carries on. A peer that offers again (an agent told to
+   * connect to us) is answered. Resolves once the link is closed; rejects with NoLinkError when
+   * there is none.
+   */
+  async disconnect(peer: string, opts: { hangUp?: boolean } = {}): Promise<void> {
+    if (!this.#links.has(peer)) throw new NoLinkError(peer);
+    await this.#dropLink(peer, "disconnected", opts.hangUp ?? true);
   }
 
   /** Whether a link to `peer` exists (up, or recovering from a fault). */

@@ -263,7 +263,7 @@ async function run(
           const had = linked.size;
           for (const peer of linked) {
             // A dropped link (the peer left) is no longer probed, until it comes up again.
-            if (!agent.links().has(peer)) {
+            if (!agent.hasLink(peer)) {
               linked.delete(peer);
               continue;
             }

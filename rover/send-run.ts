@@ -135,7 +135,7 @@ function linkUp(
   signal: AbortSignal,
   room: string,
 ): Promise<void> {
-  if (agent.links().get(peer)?.up) return Promise.resolve();
+  if (agent.link(peer)?.up) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (e?: Error) => {
       clearTimeout(t);

@@ -380,13 +380,13 @@ export class MessageSocket {
    * bound (then `outbox-full`).
    */
   #throttle(c: Client, peer: string): void {
-    const link = this.#o.agent.links().get(peer);
+    const link = this.#o.agent.link(peer);
     if (c.waiting || !link?.up || link.sender.backlog().bytes <= CONTROL_HIGH) return;
     c.waiting = true;
     this.#drainWaits++;
     c.sock.pause();
     const timer = setInterval(() => {
-      const l = this.#o.agent.links().get(peer);
+      const l = this.#o.agent.link(peer);
       if (c.sock.destroyed || !l?.up || l.sender.backlog().bytes <= CONTROL_LOW) {
         clearInterval(timer);
         c.waiting = false;

@@ -399,8 +399,7 @@ describe("rover agents through the local edge", () => {
       // closing PeerConnection is lost on the way (a peer close that arrives rebuilds at once by
       // itself: the next test).
       const abortless = withoutSctpAbort();
-      void b.links().get("a")?.close(false).finally(abortless.restore);
-      b.links().delete("a");
+      void b.disconnect("a", { hangUp: false }).finally(abortless.restore);
       void a.restart("b");
     });
     expect(got).toEqual(expected(100));
@@ -419,12 +418,38 @@ describe("rover agents through the local edge", () => {
     const rebuilt = waitFor(a, "handover", (h) => (h as { kind: string }).kind !== "switch");
     // b drops its link and tells nobody (no hang-up): its pc.close() sends an SCTP ABORT. On an
     // idle link nothing else would show it before the keepalive misses (~25 s).
-    void b.links().get("a")?.close(false);
-    b.links().delete("a");
+    void b.disconnect("a", { hangUp: false });
     expect(await rebuilt).toMatchObject({ kind: "rebuild", reason: "peer-closed" });
     await until(() => a.stats()[0]?.state === "up");
     // The rebuilt link carries control both ways.
     expect(await stream(a, "b", 20, 50)).toEqual(expected(20));
+  });
+
+  it("links() is a snapshot that changes nothing in the agent; disconnect() drops a link", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    const a = await agent(room, "a", ["b"]);
+    await Promise.all([waitFor(a, "link-up"), waitFor(b, "link-up")]);
+    const snapshot = b.links();
+    expect([...snapshot.keys()]).toEqual(["a"]);
+    expect(snapshot.get("a")).toBe(b.link("a"));
+    // Before, this was the agent's own map: deleting from it dropped the link behind its back
+    // (it kept running, unreachable by send, restart or stop).
+    (snapshot as Map<string, unknown>).delete("a");
+    expect(b.hasLink("a")).toBe(true);
+    expect(b.links().has("a")).toBe(true);
+    expect(b.links()).not.toBe(b.links());
+    // The way to drop one: the agent's own, which closes it and says so.
+    const down = waitFor(b, "link-down", (p, reason) => p === "a" && reason === "disconnected");
+    const gone = b.disconnect("a");
+    expect(b.hasLink("a")).toBe(false);
+    expect(b.link("a")).toBeUndefined();
+    await gone;
+    expect(await down).toBe("a");
+    await expect(b.disconnect("nobody")).rejects.toMatchObject({
+      name: "NoLinkError",
+      peer: "nobody",
+    });
   });
 
   it("three agents make a mesh", async () => {
