@@ -201,7 +201,7 @@ class RoomView {
   private peersBody = h("tbody");
   private mapBox = h("div", { class: "map-box" });
   private linksBox = h("div", { class: "links", "aria-label": "Links" });
-  private roomLog = h("ul", { class: "log", role: "log", "aria-label": "Room log" });
+  private roomLog = logPane("Room log");
   private linkUis = new Map<PeerLink, LinkUi>();
   /**
    * Our lines not yet acknowledged, per peer, by sequence number: they outlive the link's panel
@@ -544,16 +544,10 @@ class RoomView {
       pair: fig("pair"),
       restarts: fig("restarts"),
     };
-    const messages = h("ul", {
-      class: "log",
-      role: "log",
-      "aria-label": `Messages with ${link.peer}`,
-    });
-    const telemetry = h("ul", {
-      class: "log",
-      role: "log",
-      "aria-label": `Telemetry from ${link.peer}`,
-    });
+    const messages = logPane(`Messages with ${link.peer}`);
+    // Telemetry comes every second: announced, it would drown everything else (it is read on
+    // demand: focus the pane).
+    const telemetry = logPane(`Telemetry from ${link.peer}`, "off");
     // A line of ours gets a ✓ once the peer acknowledged it (framed control: exactly once).
     // Lines an earlier link to the peer left unacknowledged come first: they go on this one.
     let undelivered = this.undelivered.get(link.peer);
@@ -745,6 +739,21 @@ class RoomView {
     sessionStorage.removeItem(LINKS_STORE);
     showSignIn(`Signed out: the edge refused the token (${why}). Sign in with a new one.`);
   }
+}
+
+/**
+ * A log pane: a `role="log"` list whose new lines a screen reader announces politely (when it is
+ * idle; `off`: never, read on demand), in the tab order (`tabindex="0"`) so that a keyboard user
+ * can reach it and scroll it with the arrow, Page and Home/End keys (it scrolls within 12 rem).
+ */
+function logPane(label: string, live: "polite" | "off" = "polite"): HTMLUListElement {
+  return h("ul", {
+    class: "log",
+    role: "log",
+    "aria-label": label,
+    "aria-live": live,
+    tabindex: 0,
+  });
 }
 
 /** Tag a line of a log (replacing its tag, if it had one). */

@@ -1,6 +1,8 @@
 /**
  * The room map: every peer with a position as a labelled dot, this browser's nearby radius as a
- * circle, peers the edge reports as nearby highlighted. Scales to fit all positions.
+ * circle, peers the edge reports as nearby highlighted. Scales to fit all positions; a scale bar
+ * (bottom left, one grid step long) and the title say how far a grid step is, in map units (the
+ * units positions are published in, as NEARBY_RADIUS is).
  */
 import type { Peer } from "../../shared/protocol.ts";
 import { s } from "./dom.ts";
@@ -36,9 +38,12 @@ export function renderMap(input: MapInput): SVGElement {
   const py = (y: number) => SIZE - PAD - (y - minY) * scale;
 
   const placed = all.length;
+  // A light grid every "round" unit so distances can be read; the scale bar is one step long.
+  const step = niceStep(span / 5);
+  const units = `${formatUnits(step)} map unit${step === 1 ? "" : "s"}`;
   const desc = `${placed} peer${placed === 1 ? "" : "s"} with a position${
     r > 0 ? `, nearby radius ${r}` : ""
-  }`;
+  }; grid lines every ${units}`;
   const svg = s(
     "svg",
     {
@@ -50,14 +55,25 @@ export function renderMap(input: MapInput): SVGElement {
     s("title", { id: "map-title" }, `Room map: ${desc}`),
     s("rect", { x: 0, y: 0, width: SIZE, height: SIZE, class: "map-bg" }),
   );
-  // A light grid every "round" unit so distances can be read.
-  const step = niceStep(span / 5);
   for (let gx = Math.ceil(minX / step) * step; gx <= minX + span; gx += step) {
     svg.append(s("line", { x1: px(gx), x2: px(gx), y1: 0, y2: SIZE, class: "grid" }));
   }
   for (let gy = Math.ceil(minY / step) * step; gy <= minY + span; gy += step) {
     svg.append(s("line", { y1: py(gy), y2: py(gy), x1: 0, x2: SIZE, class: "grid" }));
   }
+  // The scale: a bar one grid step long in the bottom margin, with end ticks and its length.
+  const barY = SIZE - PAD / 2;
+  const barEnd = PAD + step * scale;
+  svg.append(
+    s(
+      "g",
+      { class: "scale", "data-units": step },
+      s("line", { x1: PAD, x2: barEnd, y1: barY, y2: barY }),
+      s("line", { x1: PAD, x2: PAD, y1: barY - 4, y2: barY + 4 }),
+      s("line", { x1: barEnd, x2: barEnd, y1: barY - 4, y2: barY + 4 }),
+      s("text", { x: barEnd + 6, y: barY + 4 }, units),
+    ),
+  );
   if (me && r > 0) {
     svg.append(s("circle", { cx: px(me.x), cy: py(me.y), r: r * scale, class: "radius" }));
   }
@@ -80,6 +96,11 @@ export function renderMap(input: MapInput): SVGElement {
     );
   }
   return svg;
+}
+
+/** A step as people write it (niceStep's products can carry float noise: 0.30000000000000004). */
+function formatUnits(n: number): string {
+  return String(Number(n.toPrecision(6)));
 }
 
 function niceStep(raw: number): number {

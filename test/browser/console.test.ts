@@ -606,6 +606,95 @@ describe("console served by the edge", () => {
       "protocol violation",
     );
   });
+  it("log panes are keyboard-focusable, scrollable and polite; the map has a scale that matches it", async () => {
+    const a = await (
+      await browser.newContext({ viewport: { width: 1200, height: 900 } })
+    ).newPage();
+    const b = await (await browser.newContext()).newPage();
+    await signIn(a, "scale-a");
+    await signIn(b, "scale-b");
+    // Two positions 10 map units apart (a 6-8-10 triangle).
+    for (const [page, x, y] of [
+      [a, 1, 2],
+      [b, 7, 10],
+    ] as const) {
+      await page.getByLabel("x", { exact: true }).fill(String(x));
+      await page.getByLabel("y", { exact: true }).fill(String(y));
+      await page.getByRole("button", { name: "Set position" }).click();
+    }
+    await a.locator('svg.map g[data-peer="scale-b"]').waitFor({ timeout: 15_000 });
+    await expect
+      .poll(() => a.locator('svg.map g[data-peer="scale-b"] title').textContent())
+      .toBe("scale-b at (7, 10)");
+    const map = await a.evaluate(() => {
+      const num = (el: Element | null | undefined, k: string) => Number(el?.getAttribute(k));
+      const dot = (id: string) =>
+        document.querySelector(`svg.map g[data-peer="${id}"] circle`) as Element;
+      const bar = document.querySelector("svg.map g.scale line") as Element | null;
+      return {
+        title: document.querySelector("svg.map > title")?.textContent ?? "",
+        label: document.querySelector("svg.map g.scale text")?.textContent ?? "",
+        units: num(document.querySelector("svg.map g.scale"), "data-units"),
+        bar: num(bar, "x2") - num(bar, "x1"),
+        apart: Math.hypot(
+          num(dot("scale-b"), "cx") - num(dot("scale-a"), "cx"),
+          num(dot("scale-b"), "cy") - num(dot("scale-a"), "cy"),
+        ),
+      };
+    });
+    // The bar says its length in map units, and so does the map's title (read out as its name).
+    expect(map.units).toBeGreaterThan(0);
+    expect(map.label).toBe(`${map.units} map unit${map.units === 1 ? "" : "s"}`);
+    expect(map.title).toContain(`grid lines every ${map.label}`);
+    // It means what it says: the two markers are 10 map units apart on its scale.
+    expect(map.bar).toBeGreaterThan(0);
+    expect((map.apart / map.bar) * map.units).toBeCloseTo(10, 6);
+
+    // Log panes: in the tab order, named, announced politely (telemetry not at all: it comes every
+    // second and would drown the rest), the Room log and a link's two.
+    await a.getByRole("button", { name: "Connect to scale-b" }).click();
+    await expect
+      .poll(() => link(a, "scale-b").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("connected");
+    const panes = [
+      ["Room log", "polite"],
+      ["Messages with scale-b", "polite"],
+      ["Telemetry from scale-b", "off"],
+    ] as const;
+    for (const [name, live] of panes) {
+      const pane = a.getByRole("log", { name });
+      expect(await pane.getAttribute("aria-live"), name).toBe(live);
+      // Focusable even while empty and not scrollable (the telemetry pane is empty here).
+      await pane.focus();
+      expect(
+        await pane.evaluate((el) => el === document.activeElement && el.tabIndex === 0),
+        name,
+      ).toBe(true);
+    }
+    // Reached by Tab from the top of the page, and scrolled with the keyboard once it is full.
+    const roomLog = a.getByRole("log", { name: "Room log" });
+    for (let i = 0; i < 30; i++) await a.evaluate(() => window.dispatchEvent(new Event("online")));
+    await expect
+      .poll(() => roomLog.evaluate((el) => el.scrollHeight > el.clientHeight + 50))
+      .toBe(true);
+    await a.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    const tabbed: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      await a.keyboard.press("Tab");
+      const label = await a.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+      tabbed.push(label ?? "");
+      if (label === "Room log") break;
+    }
+    expect(tabbed.at(-1), tabbed.join(" | ")).toBe("Room log");
+    const top = () => roomLog.evaluate((el) => el.scrollTop);
+    await a.keyboard.press("Home");
+    await expect.poll(top).toBe(0);
+    await a.keyboard.press("End");
+    await expect.poll(top).toBeGreaterThan(0);
+    await a.keyboard.press("Home");
+    await expect.poll(top).toBe(0);
+  });
+
   it("fits a phone's width: the room's table and its buttons stay inside the page", async () => {
     const other = await (await browser.newContext()).newPage();
     await signIn(other, "operator-with-a-rather-long-name");
