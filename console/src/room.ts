@@ -97,10 +97,12 @@ export class RoomSession {
         this.cb.roomLog(this, `${peer}: a new control stream from it (a new process)`);
         return;
       }
-      this.cb.roomLog(
-        this,
-        `${peer}: its new process starts from nothing: ${lost.resent} unacknowledged message${lost.resent === 1 ? "" : "s"} of ours go${lost.resent === 1 ? "es" : ""} to it again`,
-      );
+      // A hello that lacks only what was acknowledged: nothing goes again, nothing to say.
+      if (lost.resent > 0)
+        this.cb.roomLog(
+          this,
+          `${peer}: its new process starts from nothing: ${lost.resent} unacknowledged message${lost.resent === 1 ? "" : "s"} of ours go${lost.resent === 1 ? "es" : ""} to it again`,
+        );
       this.cb.rebased?.(this, peer, lost.from);
     },
   });

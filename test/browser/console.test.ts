@@ -445,7 +445,8 @@ describe("console served by the edge", () => {
         ? ["--state-dir", mkdtempSync(join(tmpdir(), "console-restart-"))]
         : ["--in-memory"];
       let rover = startRover(id, extra);
-      const page = await (await browser.newContext()).newPage();
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
       await signIn(page, self);
       await page.locator(`tr[data-peer="${id}"]`).waitFor({ timeout: 30_000 });
       await page.getByRole("button", { name: `Connect to ${id}` }).click();
@@ -503,6 +504,9 @@ describe("console served by the edge", () => {
         expect(await roomLog.textContent()).toContain(
           `${id}: its new process starts from nothing: ${owed.length} unacknowledged messages of ours go to it again`,
         );
+      // Nothing of this test runs on under the ones after it.
+      await ctx.close();
+      rover.kill("SIGTERM");
     },
   );
 
@@ -606,11 +610,12 @@ describe("console served by the edge", () => {
       "protocol violation",
     );
   });
+
   it("log panes are keyboard-focusable, scrollable and polite; the map has a scale that matches it", async () => {
-    const a = await (
-      await browser.newContext({ viewport: { width: 1200, height: 900 } })
-    ).newPage();
-    const b = await (await browser.newContext()).newPage();
+    const aCtx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const bCtx = await browser.newContext();
+    const a = await aCtx.newPage();
+    const b = await bCtx.newPage();
     await signIn(a, "scale-a");
     await signIn(b, "scale-b");
     // Two positions 10 map units apart (a 6-8-10 triangle).
@@ -693,6 +698,7 @@ describe("console served by the edge", () => {
     await expect.poll(top).toBeGreaterThan(0);
     await a.keyboard.press("Home");
     await expect.poll(top).toBe(0);
+    await Promise.all([aCtx.close(), bCtx.close()]);
   });
 
   it("fits a phone's width: the room's table and its buttons stay inside the page", async () => {
