@@ -1,4 +1,6 @@
-import { availableParallelism } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -6,6 +8,12 @@ import { defineConfig } from "vitest/config";
 // data or sending metrics (inherited by every wrangler/workerd the tests start).
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
 process.env.WRANGLER_SEND_METRICS = "false";
+// Rovers the tests spawn keep durable state (outbox, identity) under $XDG_STATE_HOME by default:
+// a fresh directory per run, so that a run never writes to the user's ~/.local/state, and two runs
+// on one machine (two checkouts) never share an outbox file ("database is locked").
+const stateHome = mkdtempSync(join(tmpdir(), "roverlink-test-state-"));
+process.env.XDG_STATE_HOME = stateHome;
+process.on("exit", () => rmSync(stateHome, { recursive: true, force: true }));
 
 // Projects: the edge runs inside workerd, the rest on Node (browser tests drive Chromium), the lab only as root.
 export default defineConfig({
