@@ -75,6 +75,9 @@ export default defineConfig({
           include: ["test/browser/**/*.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // A page's next state (signed in, a row drawn) within 10 s, not Vitest's 1 s: on a loaded
+          // 2-core machine, sign-in alone took longer than 1 s and failed tests that were right.
+          expect: { poll: { timeout: 10_000 } },
           fileParallelism: false,
         },
       },
