@@ -28,11 +28,14 @@ interface Receiver {
 const WINDOW = 1024 * 1024;
 const STREAM = 9;
 
-/** One whole message in one DATA chunk, ordered, on STREAM with stream sequence number `ssn`. */
-function data(tsn: number, ssn: number, bytes: number): Buffer {
+/**
+ * A DATA chunk, ordered, on STREAM with stream sequence number `ssn`: one whole message, or
+ * (`flags`) a fragment of one (0x02 its first, 0x00 a middle one).
+ */
+function data(tsn: number, ssn: number, bytes: number, flags = 0x03): Buffer {
   const c = Buffer.alloc(16 + bytes + ((4 - (bytes % 4)) % 4));
   c.writeUInt8(0, 0); // DATA
-  c.writeUInt8(0x03, 1); // beginning and end of a message
+  c.writeUInt8(flags, 1); // 0x02 beginning, 0x01 end of a message
   c.writeUInt16BE(16 + bytes, 2);
   c.writeUInt32BE(tsn >>> 0, 4);
   c.writeUInt16BE(STREAM, 8);
@@ -90,6 +93,17 @@ describe("DATA outside the receive window", () => {
     // What is held is the window and at most one chunk past it (stock: all 3 MB).
     expect(WINDOW - b.advertisedRwnd).toBeLessThanOrEqual(WINDOW + 1000);
     expect(b.sackMisOrdered.size).toBeLessThan(3000);
+  });
+
+  it("a message that never ends is held up to the window, not without bound", async () => {
+    const { b, inject } = await setUp();
+    const last = b.lastReceivedTsn;
+    // 3 MB of one message, in order, its last fragment never sent (found by the hostile-peer
+    // audit too: past the window and past b's max-message-size).
+    for (let i = 0; i < 3000; i++) inject(data(last + 1 + i, 0, 1000, i === 0 ? 0x02 : 0x00));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(b.lastReceivedTsn).not.toBe(last); // the premise: the fragments were taken, in order
+    expect(WINDOW - b.advertisedRwnd).toBeLessThanOrEqual(WINDOW + 1000);
   });
 
   it("the chunk that fills the gap is still accepted with the window used up (no deadlock)", async () => {
