@@ -514,6 +514,7 @@ export class Link extends EventEmitter<LinkEvents> {
         this.#candidates.keepOnly(ev.session);
         this.emit("session", ev.session);
       } else {
+        if (!this.#restartAllowed("re-POST")) return;
         this.health.onRemoteRestart(Date.now());
         this.#markRestart("peer-restart");
       }
@@ -595,6 +596,7 @@ export class Link extends EventEmitter<LinkEvents> {
         this.#o.log.warn({ peer: this.peer }, "ignoring a restart without ice-ufrag/ice-pwd");
         return;
       }
+      if (!this.#restartAllowed("PATCH")) return;
       this.health.onRemoteRestart(Date.now());
       this.#markRestart("peer-restart");
       this.#etag = ev.etag;
@@ -626,6 +628,16 @@ export class Link extends EventEmitter<LinkEvents> {
       );
       this.#tick();
     });
+  }
+
+  /**
+   * Whether to carry out the peer's ICE restart: past the conduct's restart rate it is not
+   * answered (its request times out at the edge) and counts as a `restart-flood`.
+   */
+  #restartAllowed(how: string): boolean {
+    if (this.#channels.conduct.allowRestart(Date.now())) return true;
+    this.#channels.violation("restart-flood", `ICE restart by ${how} past the restart rate`);
+    return false;
   }
 
   /** The link is up: `control` open on the current PeerConnection and the health monitor agrees. */

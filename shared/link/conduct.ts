@@ -37,7 +37,12 @@ export type Violation =
    */
   | "refused-request"
   /** A new `control` stream on a live link (each restarts the receiver, and was a warn line). */
-  | "stream-churn";
+  | "stream-churn"
+  /**
+   * An ICE restart past the restart rate (by re-POST or PATCH): not carried out. Each one that
+   * never completes left werift polling its check list every 20 ms, for good (docs/werift-patches.md).
+   */
+  | "restart-flood";
 
 export interface ConductConfig {
   /** Cost a peer may accumulate before its link is dropped. */
@@ -48,6 +53,10 @@ export interface ConductConfig {
   cost: Record<Violation, number>;
   /** Pings answered per second at most (our own policy sends at most 4/s). */
   pongsPerS: number;
+  /** ICE restarts by the peer carried out at once at most (a flapping uplink restarts in bursts). */
+  restartBurst: number;
+  /** ICE restarts by the peer carried out per minute at most once the burst is spent. */
+  restartsPerMin: number;
 }
 
 export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
@@ -68,8 +77,12 @@ export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
     "bad-transfer": 5,
     "refused-request": 1,
     "stream-churn": 5,
+    "restart-flood": 3,
   }),
   pongsPerS: 20,
+  // Our own policy: at most 4 restarts in a series (~10 s), then a rebuild (a new session).
+  restartBurst: 10,
+  restartsPerMin: 30,
 });
 
 export type Verdict = "tolerate" | "drop";
@@ -81,6 +94,8 @@ export class PeerConduct {
   #counts = new Map<Violation, number>();
   #pongTokens: number;
   #pongAt: number;
+  #restartTokens: number;
+  #restartAt: number;
   #dropped = false;
 
   constructor(config: Partial<ConductConfig> = {}, now = 0) {
@@ -92,6 +107,8 @@ export class PeerConduct {
     this.#at = now;
     this.#pongAt = now;
     this.#pongTokens = this.config.pongsPerS;
+    this.#restartAt = now;
+    this.#restartTokens = this.config.restartBurst;
   }
 
   /** A violation happened: tolerated, or the link must go (once "drop", always "drop"). */
@@ -114,6 +131,17 @@ export class PeerConduct {
     this.#pongAt = now;
     if (this.#pongTokens < 1) return false;
     this.#pongTokens -= 1;
+    return true;
+  }
+
+  /** May we carry out the peer's ICE restart? (Token bucket; a refused one is a `restart-flood`.) */
+  allowRestart(now: number): boolean {
+    const c = this.config;
+    const refill = (Math.max(0, now - this.#restartAt) / 60_000) * c.restartsPerMin;
+    this.#restartTokens = Math.min(c.restartBurst, this.#restartTokens + refill);
+    this.#restartAt = now;
+    if (this.#restartTokens < 1) return false;
+    this.#restartTokens -= 1;
     return true;
   }
 

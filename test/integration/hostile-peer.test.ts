@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
 import { RoverlinkClient } from "../../shared/client.ts";
+import { DEFAULT_CONDUCT } from "../../shared/link/conduct.ts";
 import { encodeFrame } from "../../shared/link/reliable.ts";
 import { mintToken } from "../../shared/token.ts";
 import { crc32c } from "../patches/sctp-pair.ts";
@@ -74,9 +75,12 @@ function victimLogs(): { msg: string; peer?: string; violation?: string }[] {
 }
 
 /** A room member that links to the victim with plain werift, then does what the test says. */
-async function hostile(
-  id: string,
-): Promise<{ control: RTCDataChannel; telemetry: RTCDataChannel; pc: RTCPeerConnection }> {
+async function hostile(id: string): Promise<{
+  control: RTCDataChannel;
+  telemetry: RTCDataChannel;
+  pc: RTCPeerConnection;
+  session: string;
+}> {
   const client = new RoverlinkClient({ baseUrl: edge.url, token: await token(id) });
   await client.join(ROOM, { kind: "rover" });
   const pc = new RTCPeerConnection({
@@ -98,7 +102,7 @@ async function hostile(
   );
   // The victim says hello on control once its side is up.
   await sleep(300);
-  return { control, telemetry, pc };
+  return { control, telemetry, pc, session: r.session };
 }
 
 async function expectDropped(id: string, kind: string): Promise<void> {
@@ -279,6 +283,41 @@ describe("a rover under attack by room members", () => {
       await sleep(50);
     }
     await expectDropped("h-streams", "stream-churn");
+  });
+
+  it("drops a peer restarting ICE again and again, carrying out only a burst of them", async () => {
+    const h = await hostile("h-restarts");
+    const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-restarts") });
+    const answered = () =>
+      victimLogs().filter(
+        (l) => l.msg === "answered an sdpfrag ICE restart" && l.peer === "h-restarts",
+      ).length;
+    // WHIP-style restarts by PATCH, each with new credentials, none of which the attacker ever
+    // checks: each one the rover carried out left werift polling its check list for good.
+    const started = Date.now();
+    let attempts = 0;
+    for (let i = 0; i < 60; i++) {
+      if (
+        metric(await metrics(), "roverlink_links_dropped_misbehaving_total", '{peer="h-restarts"}')
+      )
+        break;
+      const frag = [
+        `a=ice-ufrag:r${String(i).padStart(3, "0")}`,
+        `a=ice-pwd:${"p".repeat(22)}${String(i).padStart(3, "0")}`,
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "a=mid:0",
+        "",
+      ].join("\r\n");
+      attempts++;
+      await client.restartFrag(ROOM, h.session, frag, { waitS: 1 }).catch(() => undefined);
+    }
+    const minutes = (Date.now() - started) / 60_000;
+    await expectDropped("h-restarts", "restart-flood");
+    // A burst was carried out (a flapping uplink restarts in bursts), then one per 2 s at most.
+    const { restartBurst, restartsPerMin } = DEFAULT_CONDUCT;
+    expect(answered()).toBeGreaterThanOrEqual(restartBurst);
+    expect(answered()).toBeLessThan(attempts);
+    expect(answered()).toBeLessThanOrEqual(Math.ceil(restartBurst + restartsPerMin * minutes));
   });
 
   it("survives SCTP packets werift's parser did not expect, from a linked peer", async () => {

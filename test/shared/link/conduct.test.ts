@@ -37,6 +37,20 @@ describe("peer conduct", () => {
     const slow = new PeerConduct({}, 0);
     for (let t = 0; t < 60_000; t += 250) expect(slow.allowPong(t)).toBe(true);
   });
+
+  it("carries out a burst of the peer's ICE restarts, then one per 2 s", () => {
+    const c = new PeerConduct({}, 0);
+    let allowed = 0;
+    for (let t = 0; t < 60_000; t += 100) if (c.allowRestart(t)) allowed++; // 10/s for a minute
+    expect(allowed).toBeGreaterThanOrEqual(DEFAULT_CONDUCT.restartBurst);
+    expect(allowed).toBeLessThanOrEqual(
+      DEFAULT_CONDUCT.restartBurst + DEFAULT_CONDUCT.restartsPerMin,
+    );
+    // Our own policy's series (4 attempts, 0-2 s apart, then a rebuild) is always carried out,
+    // even on an uplink that flaps every 3 s.
+    const own = new PeerConduct({}, 0);
+    for (let t = 0; t < 600_000; t += 3_000) expect(own.allowRestart(t)).toBe(true);
+  });
 });
 
 describe("probe wire", () => {
