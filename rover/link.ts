@@ -47,7 +47,11 @@ import {
   serializeSdpFrag,
 } from "../shared/sdpfrag.ts";
 import { BackupPaths } from "./backup-paths.ts";
-import { CandidateExchange, type ExchangeTarget } from "./candidate-exchange.ts";
+import {
+  CandidateExchange,
+  type ExchangeTarget,
+  MAX_REMOTE_CANDIDATES,
+} from "./candidate-exchange.ts";
 import type { PeerIdentity } from "./identity.ts";
 import { LinkChannels } from "./link-channels.ts";
 import { LinkVideo, type LinkVideoStats } from "./link-video.ts";
@@ -189,7 +193,14 @@ export class Link extends EventEmitter<LinkEvents> {
     this.health = new LinkHealth({ ...controlled, ...raw, ...o.health }, Date.now());
     this.sender = o.sender ?? new ReliableSender();
     this.receiver = o.receiver ?? new ReliableReceiver();
-    this.#candidates = new CandidateExchange(o);
+    this.#candidates = new CandidateExchange({
+      ...o,
+      excess: (n) =>
+        this.#channels.violation(
+          "candidate-flood",
+          `${n} remote candidates past ${MAX_REMOTE_CANDIDATES} for one ICE session`,
+        ),
+    });
     this.#video = o.video ? new LinkVideo(o.video) : null;
     this.#backup = new BackupPaths({
       health: this.health,

@@ -42,7 +42,9 @@ export type Violation =
    * An ICE restart past the restart rate (by re-POST or PATCH): not carried out. Each one that
    * never completes left werift polling its check list every 20 ms, for good (docs/werift-patches.md).
    */
-  | "restart-flood";
+  | "restart-flood"
+  /** Remote ICE candidates past the bound for one ICE session (rover/candidate-exchange.ts). */
+  | "candidate-flood";
 
 export interface ConductConfig {
   /** Cost a peer may accumulate before its link is dropped. */
@@ -78,6 +80,7 @@ export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
     "refused-request": 1,
     "stream-churn": 5,
     "restart-flood": 3,
+    "candidate-flood": 5,
   }),
   pongsPerS: 20,
   // Our own policy: at most 4 restarts in a series (~10 s), then a rebuild (a new session).

@@ -320,6 +320,39 @@ describe("a rover under attack by room members", () => {
     expect(answered()).toBeLessThanOrEqual(Math.ceil(restartBurst + restartsPerMin * minutes));
   });
 
+  it("drops a peer trickling candidates without end, applying no more than its bound", async () => {
+    const h = await hostile("h-candidates");
+    const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-candidates") });
+    const sdp = h.pc.localDescription?.sdp ?? "";
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1] ?? "";
+    const etag = (await client.getSession(ROOM, h.session)).etag;
+    // Trickles of the attacker's current ICE session, 200 loopback candidates each (nothing
+    // listens on those ports): werift sorted its check list and serialized the remote description
+    // for each one, in one run of microtasks; 30 such PATCHes held a rover's event loop for 2 min.
+    let port = 20_000;
+    let sent = 0;
+    for (let i = 0; i < 20; i++) {
+      if (
+        metric(
+          await metrics(),
+          "roverlink_links_dropped_misbehaving_total",
+          '{peer="h-candidates"}',
+        )
+      )
+        break;
+      const lines = [`a=ice-ufrag:${ufrag}`, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel"];
+      lines.push("a=mid:0");
+      for (let k = 0; k < 200; k++)
+        lines.push(`a=candidate:${k} 1 udp ${2_000_000_000 - k} 127.0.0.1 ${port++} typ host`);
+      await client.trickle(ROOM, h.session, `${lines.join("\r\n")}\r\n`, { ifMatch: etag });
+      sent++;
+      await sleep(200);
+    }
+    await expectDropped("h-candidates", "candidate-flood");
+    expect(sent).toBeGreaterThan(1);
+    expect(victim.child.exitCode).toBeNull();
+  });
+
   it("survives SCTP packets werift's parser did not expect, from a linked peer", async () => {
     const h = await hostile("h-sctp");
     const sctp = (
