@@ -33,6 +33,7 @@ import {
   iceCredentials,
   pcIdOf,
   sdpCandidates,
+  withCandidatesCapped,
   withIceCredentials,
   withPcId,
 } from "../shared/link/sdp-edit.ts";
@@ -463,7 +464,7 @@ export class Link extends EventEmitter<LinkEvents> {
       }
     }
     if (await this.#refused(sdp, this.#sid)) return;
-    await pc.setRemoteDescription({ type: "answer", sdp });
+    await pc.setRemoteDescription({ type: "answer", sdp: this.#capped(sdp) });
     this.#remotePcId = pcIdOf(sdp);
     await this.#candidates.apply(this.#target());
   }
@@ -530,8 +531,9 @@ export class Link extends EventEmitter<LinkEvents> {
         this.#markRestart("peer-restart");
       }
       this.#etag = ev.etag;
+      const offer = this.#capped(ev.sdp);
       try {
-        await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
+        await pc.setRemoteDescription({ type: "offer", sdp: offer });
         this.#remotePcId = from;
       } catch (e) {
         // werift has no rollback: after glare with our own pending restart, start afresh.
@@ -542,7 +544,7 @@ export class Link extends EventEmitter<LinkEvents> {
         this.#replacePc();
         pc = this.#newPc();
         this.#pc = pc;
-        await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
+        await pc.setRemoteDescription({ type: "offer", sdp: offer });
         this.#remotePcId = from;
       }
       await this.#candidates.apply(this.#target());
@@ -639,6 +641,18 @@ export class Link extends EventEmitter<LinkEvents> {
       );
       this.#tick();
     });
+  }
+
+  /** A remote description with no more candidates than one ICE session may bring. */
+  #capped(sdp: string): string {
+    const r = withCandidatesCapped(sdp, MAX_REMOTE_CANDIDATES);
+    if (r.dropped > 0) {
+      this.#channels.violation(
+        "candidate-flood",
+        `${r.dropped} candidates in a description past ${MAX_REMOTE_CANDIDATES}`,
+      );
+    }
+    return r.sdp;
   }
 
   /**

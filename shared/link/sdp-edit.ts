@@ -85,6 +85,21 @@ export function sdpCandidates(sdp: string): SdpCandidate[] {
 }
 
 /**
+ * The SDP with no more than `max` a=candidate lines (the first ones kept), and how many went.
+ * Unchanged, byte for byte, when it has no more.
+ */
+export function withCandidatesCapped(sdp: string, max: number): { sdp: string; dropped: number } {
+  let kept = 0;
+  let dropped = 0;
+  const out: string[] = [];
+  for (const l of lines(sdp)) {
+    if (l.startsWith("a=candidate:") && kept++ >= max) dropped++;
+    else out.push(l);
+  }
+  return dropped === 0 ? { sdp, dropped } : { sdp: `${out.join("\r\n")}\r\n`, dropped };
+}
+
+/**
  * Whether the writer of a description (offer or answer) will send audio (`sends`) and take it
  * (`takes`), from its first audio section; null when it has none. A rejected section (port 0) or
  * `inactive` does neither.

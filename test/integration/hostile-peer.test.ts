@@ -75,7 +75,10 @@ function victimLogs(): { msg: string; peer?: string; violation?: string }[] {
 }
 
 /** A room member that links to the victim with plain werift, then does what the test says. */
-async function hostile(id: string): Promise<{
+async function hostile(
+  id: string,
+  editOffer: (sdp: string) => string = (sdp) => sdp,
+): Promise<{
   control: RTCDataChannel;
   telemetry: RTCDataChannel;
   pc: RTCPeerConnection;
@@ -92,7 +95,9 @@ async function hostile(id: string): Promise<{
   const control = pc.createDataChannel("control", { ordered: true });
   const telemetry = pc.createDataChannel("telemetry", { ordered: false, maxRetransmits: 0 });
   await pc.setLocalDescription(await pc.createOffer());
-  const r = await client.offer(ROOM, "victim", pc.localDescription?.sdp ?? "", { waitS: 10 });
+  const r = await client.offer(ROOM, "victim", editOffer(pc.localDescription?.sdp ?? ""), {
+    waitS: 10,
+  });
   expect(r.status).toBe(201);
   await pc.setRemoteDescription({ type: "answer", sdp: r.answer ?? "" });
   await until(
@@ -351,6 +356,28 @@ describe("a rover under attack by room members", () => {
     await expectDropped("h-candidates", "candidate-flood");
     expect(sent).toBeGreaterThan(1);
     expect(victim.child.exitCode).toBeNull();
+  });
+
+  it("applies no more than its bound of the candidates an offer carries, and counts the rest", async () => {
+    // 900 loopback candidates (nothing listens there) in the offer itself, the most 64 KiB of SDP
+    // holds: werift took ~1.1 s of event loop to answer it, each time the attacker offered again.
+    const extra = Array.from(
+      { length: 900 },
+      (_, k) => `a=candidate:x${k} 1 udp ${2_000_000_000 - k} 127.0.0.1 ${30_000 + k} typ host\r\n`,
+    ).join("");
+    const h = await hostile("h-offer-candidates", (sdp) =>
+      sdp.replace(/^a=end-of-candidates\r\n/gm, "").replace(/^(a=mid:.*\r\n)/m, `$1${extra}`),
+    );
+    // The link came up all the same (the attacker's real candidates come first).
+    expect(h.control.readyState).toBe("open");
+    const text = await metrics();
+    expect(
+      metric(
+        text,
+        "roverlink_peer_violations_total",
+        '{peer="h-offer-candidates",kind="candidate-flood"}',
+      ),
+    ).toBe(1);
   });
 
   it("survives SCTP packets werift's parser did not expect, from a linked peer", async () => {

@@ -5,6 +5,7 @@ import {
   pcIdOf,
   sdpAudio,
   sdpCandidates,
+  withCandidatesCapped,
   withIceCredentials,
   withPcId,
 } from "../../../shared/link/sdp-edit.ts";
@@ -47,6 +48,26 @@ describe("ice-sdp", () => {
         sdpMid: "0",
       },
     ]);
+  });
+
+  it("keeps the first candidates up to a bound, the rest of the SDP as it was", () => {
+    expect(withCandidatesCapped(SDP, 1)).toEqual({ sdp: SDP, dropped: 0 });
+    const many = SDP.replace(
+      "a=end-of-candidates",
+      [
+        "a=candidate:2 1 udp 1 10.0.0.3 5001 typ host",
+        "a=candidate:3 1 udp 1 10.0.0.4 5002 typ host",
+      ]
+        .concat("a=end-of-candidates")
+        .join("\r\n"),
+    );
+    const out = withCandidatesCapped(many, 2);
+    expect(out.dropped).toBe(1);
+    expect(sdpCandidates(out.sdp).map((c) => c.candidate.split(" ")[0])).toEqual([
+      "candidate:1",
+      "candidate:2",
+    ]);
+    expect(out.sdp.replace("a=candidate:2 1 udp 1 10.0.0.3 5001 typ host\r\n", "")).toBe(SDP);
   });
 
   it("names the PeerConnection at session level, and reads the name back", () => {
