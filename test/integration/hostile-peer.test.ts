@@ -325,6 +325,31 @@ describe("a rover under attack by room members", () => {
     expect(answered()).toBeLessThanOrEqual(Math.ceil(restartBurst + restartsPerMin * minutes));
   });
 
+  it("drops a peer re-POSTing ICE restart offers again and again", async () => {
+    const h = await hostile("h-reposts");
+    const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-reposts") });
+    const offer = h.pc.localDescription?.sdp ?? "";
+    let attempts = 0;
+    let answered = 0;
+    for (let i = 0; i < 60; i++) {
+      if (
+        metric(await metrics(), "roverlink_links_dropped_misbehaving_total", '{peer="h-reposts"}')
+      )
+        break;
+      // The first offer with new credentials each time (what createOffer({iceRestart}) changes).
+      const n = String(i).padStart(3, "0");
+      const sdp = offer
+        .replace(/^a=ice-ufrag:.*$/gm, `a=ice-ufrag:q${n}`)
+        .replace(/^a=ice-pwd:.*$/gm, `a=ice-pwd:${"q".repeat(22)}${n}`);
+      attempts++;
+      const r = await client.restartOffer(ROOM, h.session, sdp, { waitS: 1 }).catch(() => null);
+      if (r?.status === 200) answered++;
+    }
+    await expectDropped("h-reposts", "restart-flood");
+    expect(answered).toBeGreaterThanOrEqual(DEFAULT_CONDUCT.restartBurst);
+    expect(answered).toBeLessThan(attempts);
+  });
+
   it("drops a peer trickling candidates without end, applying no more than its bound", async () => {
     const h = await hostile("h-candidates");
     const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-candidates") });
