@@ -7,6 +7,12 @@ import type { VideoSourceStats } from "./video-source.ts";
 
 const STATES = ["connecting", "up", "degraded", "restarting", "rebuilding", "down"] as const;
 
+/**
+ * Application channel labels that get series of their own, per peer; the peer chooses the labels,
+ * so the rest count under `channel="other"` (`control` and `telemetry` always have their own).
+ */
+export const MAX_CHANNEL_LABELS = 16;
+
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly messagesSent = new Counter({
@@ -59,6 +65,27 @@ export class AgentMetrics {
     help: "Times the durable outbox started failing to write (disk full, read-only)",
     registers: [this.registry],
   });
+
+  /** Per peer, the application channel labels that have series of their own. */
+  #labels = new Map<string, Set<string>>();
+
+  /** An application message sent to `peer` on `channel`. */
+  sent(peer: string, channel: string): void {
+    this.messagesSent.inc({ peer, channel: this.#channelLabel(peer, channel) });
+  }
+
+  #channelLabel(peer: string, channel: string): string {
+    if (channel === "control" || channel === "telemetry") return channel;
+    let labels = this.#labels.get(peer);
+    if (!labels) {
+      labels = new Set();
+      this.#labels.set(peer, labels);
+    }
+    if (labels.has(channel)) return channel;
+    if (labels.size >= MAX_CHANNEL_LABELS) return "other";
+    labels.add(channel);
+    return channel;
+  }
 
   constructor(agent: Agent) {
     const reg = [this.registry];
@@ -239,7 +266,7 @@ export class AgentMetrics {
       if (err) this.outboxFaults.inc();
     });
     agent.on("message", (m: { peer: string; channel: string }) =>
-      this.messagesReceived.inc({ peer: m.peer, channel: m.channel }),
+      this.messagesReceived.inc({ peer: m.peer, channel: this.#channelLabel(m.peer, m.channel) }),
     );
     agent.on("violation", (peer: string, kind: string) => this.violations.inc({ peer, kind }));
     agent.on("misbehaving", (peer: string) => this.misbehaving.inc({ peer }));

@@ -145,7 +145,7 @@ async function run(
   const metrics = o.metricsPort !== undefined ? new AgentMetrics(agent) : null;
   const send = (peer: string, channel: string, data: string | Uint8Array) => {
     agent.send(peer, channel, data);
-    metrics?.messagesSent.inc({ peer, channel });
+    metrics?.sent(peer, channel);
   };
 
   agent.on("link-up", (peer: string) => {

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
 import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
+import { MAX_CHANNEL_LABELS } from "../../rover/metrics.ts";
 import { RoverlinkClient } from "../../shared/client.ts";
 import { DEFAULT_CONDUCT } from "../../shared/link/conduct.ts";
 import { encodeFrame } from "../../shared/link/reliable.ts";
@@ -403,6 +404,42 @@ describe("a rover under attack by room members", () => {
         '{peer="h-offer-candidates",kind="candidate-flood"}',
       ),
     ).toBe(1);
+  });
+
+  it("keeps a bounded number of channel labels in its metrics, however many the peer uses", async () => {
+    // Each link may have 64 channels; each new offer makes a new link: a label per channel in
+    // roverlink_messages_{received,sent}_total made the series (and the scrape) grow without end.
+    for (let round = 0; round < 2; round++) {
+      const h = await hostile("h-labels");
+      const dcs = Array.from({ length: 50 }, (_, i) =>
+        h.pc.createDataChannel(`lbl-${round}-${i}`, { ordered: true }),
+      );
+      await until(() => dcs.every((d) => d.readyState === "open"), 15_000, "labels open");
+      for (const d of dcs) d.send("x");
+      await until(
+        async () => {
+          const text = await metrics();
+          const n = (name: string) =>
+            text.match(
+              new RegExp(`^${name}\\{peer="h-labels",channel="(lbl-${round}-|other)`, "gm"),
+            )?.length ?? 0;
+          return n("roverlink_messages_received_total") > 0;
+        },
+        10_000,
+        "messages counted",
+      );
+      await sleep(500);
+      await h.pc.close();
+    }
+    const series = (await metrics())
+      .split("\n")
+      .filter((l) => l.startsWith("roverlink_messages_") && l.includes('peer="h-labels"'));
+    // The premise: 100 labels were used (and received: the echo sends each back).
+    const received = series
+      .filter((l) => l.startsWith("roverlink_messages_received_total"))
+      .reduce((n, l) => n + Number(l.split(" ")[1]), 0);
+    expect(received).toBe(100);
+    expect(series.length).toBeLessThanOrEqual(2 * (MAX_CHANNEL_LABELS + 3));
   });
 
   it("survives SCTP packets werift's parser did not expect, from a linked peer", async () => {
