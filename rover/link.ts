@@ -111,6 +111,13 @@ type AnswerEvent = Extract<RoomEvent, { type: "answer" }>;
 type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
 type RestartEvent = Extract<RoomEvent, { type: "restart" }>;
 
+/**
+ * The peer's ICE restarts carried out on one PeerConnection with none of them completing: past
+ * this, the next is refused (`restart-flood`). Each one werift starts and never completes leaves a
+ * check-list poller running (docs/werift-patches.md); our own policy rebuilds after 4.
+ */
+export const MAX_UNFINISHED_RESTARTS = 6;
+
 /** How long an offer or a re-POST restart waits for the answer in the same request (s). */
 const OFFER_WAIT_S = 10;
 const RESTART_WAIT_S = 3;
@@ -164,6 +171,8 @@ export class Link extends EventEmitter<LinkEvents> {
   #tickQueued = false;
   #busy: Promise<void> = Promise.resolve();
   #restartStartedAt: number | null = null;
+  /** The peer's restarts carried out on this PeerConnection since one last completed. */
+  #unfinishedRemoteRestarts = 0;
   /** What started the handover in progress (health decision, peer, session loss). */
   #handoverReason: string | null = null;
   /** Causes `down` was emitted for since the link was last up (each said once per outage). */
@@ -307,6 +316,7 @@ export class Link extends EventEmitter<LinkEvents> {
   /** A new PeerConnection; `offer`: we offer it (the video section is ours to add). */
   #newPc(offer = false): RTCPeerConnection {
     this.#pcId = randomUUID();
+    this.#unfinishedRemoteRestarts = 0;
     const iceServers = this.#werift(this.#o.iceServers());
     const pc = new RTCPeerConnection({
       iceServers,
@@ -656,13 +666,24 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Whether to carry out the peer's ICE restart: past the conduct's restart rate it is not
-   * answered (its request times out at the edge) and counts as a `restart-flood`.
+   * Whether to carry out the peer's ICE restart: past the conduct's restart rate, or after
+   * MAX_UNFINISHED_RESTARTS that did not complete, it is not answered (its request times out at
+   * the edge) and counts as a `restart-flood`.
    */
   #restartAllowed(how: string): boolean {
-    if (this.#channels.conduct.allowRestart(Date.now())) return true;
-    this.#channels.violation("restart-flood", `ICE restart by ${how} past the restart rate`);
-    return false;
+    if (this.#unfinishedRemoteRestarts >= MAX_UNFINISHED_RESTARTS) {
+      this.#channels.violation(
+        "restart-flood",
+        `ICE restart by ${how} after ${MAX_UNFINISHED_RESTARTS} that did not complete`,
+      );
+      return false;
+    }
+    if (!this.#channels.conduct.allowRestart(Date.now())) {
+      this.#channels.violation("restart-flood", `ICE restart by ${how} past the restart rate`);
+      return false;
+    }
+    this.#unfinishedRemoteRestarts++;
+    return true;
   }
 
   /** The link is up: `control` open on the current PeerConnection and the health monitor agrees. */
@@ -996,6 +1017,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.#restartStartedAt = null;
     this.#downSince = null;
     this.#handoverReason = null;
+    this.#unfinishedRemoteRestarts = 0;
   }
 
   #linkDown(reason: string): void {

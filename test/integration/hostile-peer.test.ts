@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import { MAX_UNFINISHED_RESTARTS } from "../../rover/link.ts";
 import { freePort, type LocalEdge, REPO_ROOT, startLocalEdge } from "../../rover/local-edge.ts";
 import { MAX_CHANNEL_LABELS } from "../../rover/metrics.ts";
 import { RoverlinkClient } from "../../shared/client.ts";
@@ -291,7 +292,7 @@ describe("a rover under attack by room members", () => {
     await expectDropped("h-streams", "stream-churn");
   });
 
-  it("drops a peer restarting ICE again and again, carrying out only a burst of them", async () => {
+  it("drops a peer restarting ICE again and again, carrying out only a few of them", async () => {
     const h = await hostile("h-restarts");
     const client = new RoverlinkClient({ baseUrl: edge.url, token: await token("h-restarts") });
     const answered = () =>
@@ -300,7 +301,6 @@ describe("a rover under attack by room members", () => {
       ).length;
     // WHIP-style restarts by PATCH, each with new credentials, none of which the attacker ever
     // checks: each one the rover carried out left werift polling its check list for good.
-    const started = Date.now();
     let attempts = 0;
     for (let i = 0; i < 60; i++) {
       if (
@@ -317,13 +317,13 @@ describe("a rover under attack by room members", () => {
       attempts++;
       await client.restartFrag(ROOM, h.session, frag, { waitS: 1 }).catch(() => undefined);
     }
-    const minutes = (Date.now() - started) / 60_000;
     await expectDropped("h-restarts", "restart-flood");
-    // A burst was carried out (a flapping uplink restarts in bursts), then one per 2 s at most.
-    const { restartBurst, restartsPerMin } = DEFAULT_CONDUCT;
-    expect(answered()).toBeGreaterThanOrEqual(restartBurst);
+    // No more were carried out than may be left unfinished on one PeerConnection (each left
+    // werift a poller), though the rate allowed more (a burst of 10).
+    expect(answered()).toBeGreaterThan(0);
+    expect(answered()).toBeLessThanOrEqual(MAX_UNFINISHED_RESTARTS);
+    expect(MAX_UNFINISHED_RESTARTS).toBeLessThan(DEFAULT_CONDUCT.restartBurst);
     expect(answered()).toBeLessThan(attempts);
-    expect(answered()).toBeLessThanOrEqual(Math.ceil(restartBurst + restartsPerMin * minutes));
   });
 
   it("drops a peer re-POSTing ICE restart offers again and again", async () => {
@@ -347,7 +347,8 @@ describe("a rover under attack by room members", () => {
       if (r?.status === 200) answered++;
     }
     await expectDropped("h-reposts", "restart-flood");
-    expect(answered).toBeGreaterThanOrEqual(DEFAULT_CONDUCT.restartBurst);
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThanOrEqual(MAX_UNFINISHED_RESTARTS);
     expect(answered).toBeLessThan(attempts);
   });
 
