@@ -1019,6 +1019,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     throw new NoLinkError(peer);
   }
 
+  /**
+   * Bytes werift holds for `channel` to `peer`, not yet on the wire: 0 when there is no link or
+   * the channel is not open. An application channel has no flow control of its own (`send`
+   * returns true): a sender that must not outrun a slow or stalled peer watches this.
+   */
+  bufferedAmount(peer: string, channel: string): number {
+    return this.#links.get(peer)?.buffered(channel) ?? 0;
+  }
+
   /** `send`, waiting for the link to drain first when it asked the caller to wait. */
   async sendAsync(peer: string, channel: string, data: Payload, opts?: SendOptions): Promise<void> {
     if (this.send(peer, channel, data, opts)) return;

@@ -329,6 +329,15 @@ export class LinkChannels {
     this.#outbox.clear();
   }
 
+  /**
+   * Bytes werift holds for `channel` now, not yet on the wire (0 when it is not open). For
+   * `control` that is only what the pump handed it; the rest waits in the reliable backlog.
+   */
+  buffered(channel: string): number {
+    const dc = this.#channels.get(channel);
+    return dc?.readyState === "open" ? dc.bufferedAmount : 0;
+  }
+
   #controlBuffered(): number {
     const dc = this.#channels.get("control");
     return dc?.readyState === "open" ? dc.bufferedAmount : 0;

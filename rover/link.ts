@@ -1038,6 +1038,11 @@ export class Link extends EventEmitter<LinkEvents> {
     this.emit("up", info);
   }
 
+  /** Bytes werift holds for `channel`, not yet on the wire (0 when it is not open). */
+  buffered(channel: string): number {
+    return this.#channels.buffered(channel);
+  }
+
   /** Send on a channel. `control`: reliable across restarts/rebuilds; `telemetry`: dropped when down. */
   send(channel: string, data: Payload, opts?: SendOptions): boolean {
     this.health.onSend(Date.now(), this.#channels.acknowledged(channel));

@@ -60,6 +60,12 @@ export class AgentMetrics {
     labelNames: ["peer", "side"],
     registers: [this.registry],
   });
+  readonly echoDropped = new Counter({
+    name: "roverlink_echo_dropped_total",
+    help: "Messages not echoed (--echo) because the peer was not taking what was already echoed",
+    labelNames: ["peer"],
+    registers: [this.registry],
+  });
   readonly outboxFaults = new Counter({
     name: "roverlink_outbox_faults_total",
     help: "Times the durable outbox started failing to write (disk full, read-only)",

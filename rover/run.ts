@@ -143,6 +143,8 @@ async function run(
   const status = new StatusLine();
   let metricsServer: Server | null = null;
   const metrics = o.metricsPort !== undefined ? new AgentMetrics(agent) : null;
+  /** Peers whose echoes are being dropped now (one warn line per stall). */
+  const echoStalled = new Set<string>();
   const send = (peer: string, channel: string, data: string | Uint8Array) => {
     agent.send(peer, channel, data);
     metrics?.sent(peer, channel);
@@ -167,6 +169,22 @@ async function run(
       if (fromSelf(text, o.id)) return;
     }
     if (o.echo) {
+      // An application channel has no flow control: a peer that sends but does not take what
+      // comes back would have the rover keep every echo (60 MB of echoes grew it by 190 MB).
+      // Past the bound, messages are not echoed: counted, and said once per stall. `control`
+      // has its own bound (the backlog: an echo past it fails below).
+      if (m.channel !== "control" && agent.bufferedAmount(m.peer, m.channel) > ECHO_MAX_BUFFERED) {
+        metrics?.echoDropped.inc({ peer: m.peer });
+        if (!echoStalled.has(m.peer)) {
+          echoStalled.add(m.peer);
+          log.warn(
+            { peer: m.peer, channel: m.channel, buffered: agent.bufferedAmount(m.peer, m.channel) },
+            "not echoing: the peer is not taking what was echoed",
+          );
+        }
+        return;
+      }
+      echoStalled.delete(m.peer);
       try {
         send(m.peer, m.channel, m.data);
       } catch (e) {
@@ -344,6 +362,8 @@ function probeNow(): number {
 
 /** Wait for probes in flight at the end of --duration, and when stopped by a signal. */
 const PROBE_SETTLE_MS = 2_000;
+/** --echo: bytes werift may hold for a peer's application channel before echoes are dropped. */
+const ECHO_MAX_BUFFERED = 4 * 1024 * 1024;
 const PROBE_SETTLE_ON_STOP_MS = 300;
 
 async function closeServer(server: Server | null): Promise<void> {

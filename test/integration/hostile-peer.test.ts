@@ -443,6 +443,38 @@ describe("a rover under attack by room members", () => {
     expect(series.length).toBeLessThanOrEqual(2 * (MAX_CHANNEL_LABELS + 3));
   });
 
+  it("stops echoing to a peer that sends but does not take what comes back", async () => {
+    // The peer's SCTP advertises a receive window of 0 from now on: the victim's echoes cannot
+    // leave, and an application channel has no flow control of its own (each echo was kept: 60 MB
+    // sent grew the victim by 190 MB).
+    const h = await hostile("h-stall");
+    const app = h.pc.createDataChannel("app", { ordered: true });
+    await until(() => app.readyState === "open", 10_000, "app open");
+    const sctp = (h.pc as unknown as { sctpTransport: { sctp: object } }).sctpTransport.sctp;
+    Object.defineProperty(sctp, "advertisedRwnd", { get: () => 0, set: () => {} });
+    const chunk = Buffer.alloc(32 * 1024, 7);
+    const n = 512; // 16 MiB
+    for (let i = 0; i < n; i++) app.send(chunk);
+    const received = async () =>
+      metric(
+        await metrics(),
+        "roverlink_messages_received_total",
+        '{peer="h-stall",channel="app"}',
+      );
+    // The premise: the victim took every message (it echoes what it receives).
+    await until(async () => (await received()) === n, 30_000, "all received");
+    const dropped = metric(await metrics(), "roverlink_echo_dropped_total", '{peer="h-stall"}');
+    // At most 4 MiB of echoes held (128 of these), and a few in flight: the rest not echoed.
+    expect(dropped).toBeGreaterThanOrEqual(n - 128 - 16);
+    expect(
+      victimLogs().some(
+        (l) =>
+          l.msg === "not echoing: the peer is not taking what was echoed" && l.peer === "h-stall",
+      ),
+    ).toBe(true);
+    await h.pc.close();
+  });
+
   it("survives SCTP packets werift's parser did not expect, from a linked peer", async () => {
     const h = await hostile("h-sctp");
     const sctp = (
