@@ -171,6 +171,20 @@ export async function fillFlight(sctp: SctpSender, sent: number[], n: number): P
 }
 
 /** CRC-32c (Castagnoli), bitwise: independent of werift's table-driven one. */
+/**
+ * An SCTP packet to port 5000 carrying `chunks`, with verification tag `tag` and a correct
+ * CRC-32c: what the peer's stack would hand the DTLS transport.
+ */
+export function sctpPacket(tag: number, ...chunks: Buffer[]): Buffer {
+  const head = Buffer.alloc(12);
+  head.writeUInt16BE(5000, 0);
+  head.writeUInt16BE(5000, 2);
+  head.writeUInt32BE(tag, 4);
+  const p = Buffer.concat([head, ...chunks]);
+  p.writeUInt32LE(crc32c(p), 8);
+  return p;
+}
+
 export function crc32c(buf: Uint8Array): number {
   let crc = 0xffffffff;
   for (const byte of buf) {

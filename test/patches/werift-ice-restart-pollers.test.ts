@@ -12,15 +12,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, expect, it } from "vitest";
-import { RTCPeerConnection } from "werift";
 import { withIceCredentials } from "../../shared/link/sdp-edit.ts";
+import { type Linked, linkedPair, sleep } from "./sctp-pair.ts";
 
-const config = { iceServers: [], iceUseIpv6: false, iceAdditionalHostAddresses: ["127.0.0.1"] };
-const open: RTCPeerConnection[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
+let pair: Linked | null = null;
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((pc) => pc.close()));
+  await pair?.close();
+  pair = null;
 });
 
 const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
@@ -28,20 +26,8 @@ const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === "Tim
 type Polled = { schedulingChecks(): boolean };
 
 it("keeps one check-scheduling loop however often the peer restarts ICE", async () => {
-  const a = new RTCPeerConnection(config);
-  const b = new RTCPeerConnection(config);
-  open.push(a, b);
-  a.onIceCandidate.subscribe((c) => void (c && b.addIceCandidate(c).catch(() => undefined)));
-  b.onIceCandidate.subscribe((c) => void (c && a.addIceCandidate(c).catch(() => undefined)));
-  const dc = a.createDataChannel("control");
-  await a.setLocalDescription(await a.createOffer());
-  await b.setRemoteDescription(a.localDescription as NonNullable<typeof a.localDescription>);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription(b.localDescription as NonNullable<typeof b.localDescription>);
-  await new Promise<void>((resolve) => {
-    if (dc.readyState === "open") resolve();
-    dc.stateChanged.subscribe((s) => s === "open" && resolve());
-  });
+  pair = await linkedPair();
+  const { b } = pair;
   await sleep(300);
   const before = timeouts();
   // b answers 50 restart offers (as the rover answers a PATCH restart: the remote description

@@ -11,7 +11,7 @@
  */
 
 import { afterEach, describe, expect, it } from "vitest";
-import { crc32c, type Linked, linkedPair, sctpOf, until } from "./sctp-pair.ts";
+import { type Linked, linkedPair, sctpPacket as packet, sctpOf, until } from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
@@ -25,17 +25,6 @@ function chunk(type: number, body: Buffer, length = 4 + body.length): Buffer {
   head.writeUInt16BE(length, 2);
   const pad = Buffer.alloc((4 - (body.length % 4)) % 4);
   return Buffer.concat([head, body, pad]);
-}
-
-/** A packet to port 5000 with `tag` and a correct checksum. */
-function packet(tag: number, ...chunks: Buffer[]): Buffer {
-  const head = Buffer.alloc(12);
-  head.writeUInt16BE(5000, 0);
-  head.writeUInt16BE(5000, 2);
-  head.writeUInt32BE(tag, 4);
-  const p = Buffer.concat([head, ...chunks]);
-  p.writeUInt32LE(crc32c(p), 8);
-  return p;
 }
 
 /** b's association, and the DTLS transport's receiver it set (BridgeDtls's `onData` setter). */

@@ -9,7 +9,14 @@
  */
 
 import { afterEach, describe, expect, it } from "vitest";
-import { crc32c, type Linked, linkedPair, type SctpSender, sctpOf, until } from "./sctp-pair.ts";
+import {
+  type Linked,
+  linkedPair,
+  sctpPacket as packet,
+  type SctpSender,
+  sctpOf,
+  until,
+} from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
@@ -42,17 +49,6 @@ function data(tsn: number, ssn: number, bytes: number, flags = 0x03): Buffer {
   c.writeUInt16BE(ssn & 0xffff, 10);
   c.writeUInt32BE(53, 12); // binary
   return c;
-}
-
-/** A packet to port 5000 with `tag` and a correct checksum. */
-function packet(tag: number, chunk: Buffer): Buffer {
-  const head = Buffer.alloc(12);
-  head.writeUInt16BE(5000, 0);
-  head.writeUInt16BE(5000, 2);
-  head.writeUInt32BE(tag, 4);
-  const p = Buffer.concat([head, chunk]);
-  p.writeUInt32LE(crc32c(p), 8);
-  return p;
 }
 
 async function setUp(): Promise<{ p: Linked; b: Receiver; inject(c: Buffer): void }> {

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { RTCDataChannel } from "werift";
-import { crc32c, type Linked, linkedPair, sctpOf, until } from "./sctp-pair.ts";
+import { type Linked, linkedPair, sctpPacket as packet, sctpOf, until } from "./sctp-pair.ts";
 
 const pairs: Linked[] = [];
 afterEach(async () => {
@@ -18,16 +18,6 @@ afterEach(async () => {
 const RECONFIG = 130;
 const OUTGOING_RESET = 13;
 const ADD_OUTGOING = 17;
-
-function packet(tag: number, ...chunks: Buffer[]): Buffer {
-  const head = Buffer.alloc(12);
-  head.writeUInt16BE(5000, 0);
-  head.writeUInt16BE(5000, 2);
-  head.writeUInt32BE(tag, 4);
-  const p = Buffer.concat([head, ...chunks]);
-  p.writeUInt32LE(crc32c(p), 8);
-  return p;
-}
 
 function reconfig(param: Buffer): Buffer {
   const head = Buffer.alloc(4);
