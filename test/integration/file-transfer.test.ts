@@ -87,6 +87,8 @@ async function rawFileChannel(a: Agent, label: string) {
   });
   return {
     dc,
+    /** b's answers so far. */
+    got,
     /** b's `i`th answer on this channel, once it came (rejects after 20 s). */
     async answer(i: number): Promise<string> {
       const end = Date.now() + 20_000;
@@ -246,13 +248,7 @@ describe("files", () => {
       label: string,
       steps: (dc: RTCDataChannel) => void,
     ): Promise<string[]> => {
-      const dc = a.openChannel("b", label, { ordered: true });
-      const got: string[] = [];
-      dc.onMessage.subscribe((m) => got.push(String(m)));
-      await new Promise<void>((r) => {
-        if (dc.readyState === "open") r();
-        else dc.stateChanged.subscribe((s) => s === "open" && r());
-      });
+      const { dc, got } = await rawFileChannel(a, label);
       steps(dc);
       await new Promise((r) => setTimeout(r, 700));
       return got;
