@@ -785,9 +785,12 @@ function appendLog(
     ...(tag ? [h("span", { class: "tag" }, tag), " "] : []),
     h("span", { class: "text" }, text),
   );
+  // Follow new lines only when the reader was at the end: one who scrolled up (Home, the arrow
+  // keys) to read is not pulled back down by the next line.
+  const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 24;
   list.append(li);
   while (list.children.length > 200) list.firstElementChild?.remove();
-  list.scrollTop = list.scrollHeight;
+  if (atEnd) list.scrollTop = list.scrollHeight;
   return li;
 }
 
