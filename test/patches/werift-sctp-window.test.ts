@@ -81,11 +81,19 @@ describe("retransmission walk", () => {
     const { sctp, sent } = await detached();
     const queue = Array.from({ length: 500 }, (_, i) => chunk(100 + i, 1000));
     let walks = 0;
+    // A walk is an iteration (stock werift, patch 16) or a filter of the marked chunks (patch 32).
     const iterate = Array.prototype[Symbol.iterator];
     Object.defineProperty(queue, Symbol.iterator, {
       value(this: Chunk[]) {
         walks++;
         return iterate.call(this);
+      },
+    });
+    const filter = Array.prototype.filter;
+    Object.defineProperty(queue, "filter", {
+      value(this: Chunk[], ...args: Parameters<Chunk[]["filter"]>) {
+        walks++;
+        return filter.apply(this, args);
       },
     });
     sctp.sentQueue = queue;
