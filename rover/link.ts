@@ -111,13 +111,6 @@ type AnswerEvent = Extract<RoomEvent, { type: "answer" }>;
 type CandidatesEvent = Extract<RoomEvent, { type: "candidates" }>;
 type RestartEvent = Extract<RoomEvent, { type: "restart" }>;
 
-/**
- * The peer's ICE restarts carried out on one PeerConnection with none of them completing: past
- * this, the next is refused (`restart-flood`). Each one werift starts and never completes leaves a
- * check-list poller running (docs/werift-patches.md); our own policy rebuilds after 4.
- */
-export const MAX_UNFINISHED_RESTARTS = 6;
-
 /** How long an offer or a re-POST restart waits for the answer in the same request (s). */
 const OFFER_WAIT_S = 10;
 const RESTART_WAIT_S = 3;
@@ -172,7 +165,6 @@ export class Link extends EventEmitter<LinkEvents> {
   #busy: Promise<void> = Promise.resolve();
   #restartStartedAt: number | null = null;
   /** The peer's restarts carried out on this PeerConnection since one last completed. */
-  #unfinishedRemoteRestarts = 0;
   /** What started the handover in progress (health decision, peer, session loss). */
   #handoverReason: string | null = null;
   /** Causes `down` was emitted for since the link was last up (each said once per outage). */
@@ -316,7 +308,7 @@ export class Link extends EventEmitter<LinkEvents> {
   /** A new PeerConnection; `offer`: we offer it (the video section is ours to add). */
   #newPc(offer = false): RTCPeerConnection {
     this.#pcId = randomUUID();
-    this.#unfinishedRemoteRestarts = 0;
+    this.#channels.conduct.restartsSettled();
     const iceServers = this.#werift(this.#o.iceServers());
     const pc = new RTCPeerConnection({
       iceServers,
@@ -666,24 +658,15 @@ export class Link extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Whether to carry out the peer's ICE restart: past the conduct's restart rate, or after
-   * MAX_UNFINISHED_RESTARTS that did not complete, it is not answered (its request times out at
+   * Whether to carry out the peer's ICE restart (the conduct decides: its rate, and how many did
+   * not complete on this PeerConnection). A refused one is not answered (its request times out at
    * the edge) and counts as a `restart-flood`.
    */
   #restartAllowed(how: string): boolean {
-    if (this.#unfinishedRemoteRestarts >= MAX_UNFINISHED_RESTARTS) {
-      this.#channels.violation(
-        "restart-flood",
-        `ICE restart by ${how} after ${MAX_UNFINISHED_RESTARTS} that did not complete`,
-      );
-      return false;
-    }
-    if (!this.#channels.conduct.allowRestart(Date.now())) {
-      this.#channels.violation("restart-flood", `ICE restart by ${how} past the restart rate`);
-      return false;
-    }
-    this.#unfinishedRemoteRestarts++;
-    return true;
+    const why = this.#channels.conduct.restartRefusal(Date.now());
+    if (why === null) return true;
+    this.#channels.violation("restart-flood", `ICE restart by ${how} ${why}`);
+    return false;
   }
 
   /** The link is up: `control` open on the current PeerConnection and the health monitor agrees. */
@@ -1017,7 +1000,7 @@ export class Link extends EventEmitter<LinkEvents> {
     this.#restartStartedAt = null;
     this.#downSince = null;
     this.#handoverReason = null;
-    this.#unfinishedRemoteRestarts = 0;
+    this.#channels.conduct.restartsSettled();
   }
 
   #linkDown(reason: string): void {

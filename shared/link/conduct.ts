@@ -59,6 +59,12 @@ export interface ConductConfig {
   restartBurst: number;
   /** ICE restarts by the peer carried out per minute at most once the burst is spent. */
   restartsPerMin: number;
+  /**
+   * The peer's ICE restarts carried out on one PeerConnection with none completing: past this,
+   * the next is refused. Each one werift starts and never completes leaves a check-list poller
+   * running until the connection closes (docs/werift-patches.md); our own policy rebuilds after 4.
+   */
+  maxUnfinishedRestarts: number;
 }
 
 export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
@@ -86,6 +92,7 @@ export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
   // Our own policy: at most 4 restarts in a series (~10 s), then a rebuild (a new session).
   restartBurst: 10,
   restartsPerMin: 30,
+  maxUnfinishedRestarts: 6,
 });
 
 export type Verdict = "tolerate" | "drop";
@@ -99,6 +106,7 @@ export class PeerConduct {
   #pongAt: number;
   #restartTokens: number;
   #restartAt: number;
+  #unfinishedRestarts = 0;
   #dropped = false;
 
   constructor(config: Partial<ConductConfig> = {}, now = 0) {
@@ -137,7 +145,24 @@ export class PeerConduct {
     return true;
   }
 
-  /** May we carry out the peer's ICE restart? (Token bucket; a refused one is a `restart-flood`.) */
+  /**
+   * Whether to carry out the peer's ICE restart now: null to carry it out (it counts as
+   * unfinished until restartsSettled()), else why not. A refused one is a `restart-flood`.
+   */
+  restartRefusal(now: number): string | null {
+    const max = this.config.maxUnfinishedRestarts;
+    if (this.#unfinishedRestarts >= max) return `after ${max} that did not complete`;
+    if (!this.allowRestart(now)) return "past the restart rate";
+    this.#unfinishedRestarts++;
+    return null;
+  }
+
+  /** The ICE session settled (a restart or a rebuild completed, a new PeerConnection). */
+  restartsSettled(): void {
+    this.#unfinishedRestarts = 0;
+  }
+
+  /** May we carry out the peer's ICE restart, by rate alone? (Token bucket.) */
   allowRestart(now: number): boolean {
     const c = this.config;
     const refill = (Math.max(0, now - this.#restartAt) / 60_000) * c.restartsPerMin;

@@ -51,6 +51,31 @@ describe("peer conduct", () => {
     const own = new PeerConduct({}, 0);
     for (let t = 0; t < 600_000; t += 3_000) expect(own.allowRestart(t)).toBe(true);
   });
+
+  it("refuses the peer's ICE restarts past maxUnfinishedRestarts none of which completed", () => {
+    const c = new PeerConduct({}, 0);
+    const max = DEFAULT_CONDUCT.maxUnfinishedRestarts;
+    // Far apart: the rate never refuses them; only that none completes.
+    for (let i = 0; i < max; i++) expect(c.restartRefusal(i * 60_000)).toBeNull();
+    expect(c.restartRefusal(max * 60_000)).toBe(`after ${max} that did not complete`);
+    // One completed (or a new PeerConnection): the count starts again.
+    c.restartsSettled();
+    expect(c.restartRefusal((max + 1) * 60_000)).toBeNull();
+    // Our own policy's series, each restart completing, is always carried out.
+    const own = new PeerConduct({}, 0);
+    for (let t = 0; t < 600_000; t += 3_000) {
+      expect(own.restartRefusal(t)).toBeNull();
+      own.restartsSettled();
+    }
+    // The rate still applies: 100 at once, each completing, are not all carried out.
+    const fast = new PeerConduct({}, 0);
+    const refusals = new Set<string | null>();
+    for (let i = 0; i < 100; i++) {
+      refusals.add(fast.restartRefusal(i));
+      fast.restartsSettled();
+    }
+    expect(refusals).toEqual(new Set([null, "past the restart rate"]));
+  });
 });
 
 describe("probe wire", () => {
