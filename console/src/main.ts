@@ -343,20 +343,27 @@ class RoomView {
     conn?.addEventListener("change", this.onNetworkChange);
   }
 
-  /** Said ahead, not found out when the edge refuses the token and every link is cut. */
+  /**
+   * Said ahead, not found out when the edge refuses the token and every link is cut: 5 min and
+   * 1 min before, and at once when signed in with under 5 min left and no mark within a minute.
+   */
   private warnBeforeExpiry(): void {
     const at = new Date(this.expiresAt).toLocaleTimeString();
+    const say = (leftMs: number) => {
+      const left = leftMs < 60_000 ? "under a minute" : `${Math.round(leftMs / 60_000)} min`;
+      const text = `your token expires at ${at} (in ${left}): the edge then signs you out and your links close. Sign in again with a new token before then.`;
+      this.log(text);
+      setStatus(`Signed in as ${this.self} in ${this.roomId}: ${text}`);
+    };
+    const leftMs = this.expiresAt - Date.now();
+    let nextMarkMs = Number.POSITIVE_INFINITY;
     for (const aheadMs of [5 * 60_000, 60_000]) {
-      const inMs = this.expiresAt - aheadMs - Date.now();
+      const inMs = leftMs - aheadMs;
       if (inMs <= 0) continue;
-      this.timers.push(
-        setTimeout(() => {
-          const text = `your token expires at ${at} (in ${Math.round(aheadMs / 60_000)} min): the edge then signs you out and your links close. Sign in again with a new token before then.`;
-          this.log(text);
-          setStatus(`Signed in as ${this.self} in ${this.roomId}: ${text}`);
-        }, inMs),
-      );
+      nextMarkMs = Math.min(nextMarkMs, inMs);
+      this.timers.push(setTimeout(() => say(aheadMs), inMs));
     }
+    if (leftMs > 0 && leftMs < 5 * 60_000 && nextMarkMs > 60_000) say(leftMs);
   }
 
   /** A peer the operator had linked to is back (it left, or restarted): link again. */

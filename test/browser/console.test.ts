@@ -756,7 +756,7 @@ describe("console served by the edge", () => {
       .toBe("this token is for every room: choose one");
   });
 
-  it("says 5 min and 1 min ahead that its token expires, in the room log and the status line", async () => {
+  it("says 5 min and 1 min ahead that its token expires (at once when less is left), in the room log and the status line", async () => {
     // Tokens minted earlier, so that each window is ~15 s away once signed in.
     const nowS = Math.floor(Date.now() / 1000);
     const soon = async (sub: string, leftS: number) =>
@@ -765,6 +765,9 @@ describe("console served by the edge", () => {
       [
         { sub: "soon5", min: 5, token: await soon("soon5", 5 * 60 + 15) },
         { sub: "soon1", min: 1, token: await soon("soon1", 60 + 15) },
+        // Signed in with 3 min left: no 5-minute mark to wait for, and the 1-minute one is 2 min
+        // away: said at once (it was not said until the last minute).
+        { sub: "soon3", min: 3, token: await soon("soon3", 3 * 60 + 10) },
       ].map(async (c) => {
         const page = await (await browser.newContext()).newPage();
         await page.goto(`${edge.url}/#token=${c.token}`);
@@ -782,7 +785,8 @@ describe("console served by the edge", () => {
       await expect.poll(() => roomLog.textContent(), { timeout: 45_000 }).toMatch(said);
       const status = (await page.locator("#status").textContent()) ?? "";
       expect(status).toMatch(new RegExp(`^Signed in as ${sub} in ${ROOM}: ${said.source}$`));
-      // The 1-minute token's 5-minute mark had passed before it signed in: said once, not twice.
+      // The 1-minute token's 5-minute mark had passed before it signed in, and its 1-minute mark
+      // was 15 s away: said once, not twice (nor the 3-minute token's, its 1-minute mark not yet).
       expect(((await roomLog.textContent()) ?? "").match(/your token expires at/g)).toHaveLength(1);
     }
     for (const { page } of pages) await page.context().close();
