@@ -47,6 +47,50 @@ describe("peers and presence", () => {
     await problemOf(await call("DELETE", `/v1/rooms/${room}/peers/a`, { token: ta }), 404);
   });
 
+  it("a peer's ETag makes a PATCH conditional: If-Match on a tag the peer has moved past is 412 and changes nothing", async () => {
+    const room = freshRoom("etag");
+    const ta = await token("a", room);
+    const tb = await token("b", room);
+    const joined = await join(room, ta, { meta: { mode: "auto" } });
+    const tag0 = joined.res.headers.get("ETag");
+    expect(tag0).toMatch(/^"[^"]+"$/);
+    const watcher = await join(room, tb);
+    const patch = (body: unknown, ifMatch?: string) =>
+      call("PATCH", `/v1/rooms/${room}/peers/a`, {
+        token: ta,
+        headers: {
+          "Content-Type": "application/merge-patch+json",
+          ...(ifMatch === undefined ? {} : { "If-Match": ifMatch }),
+        },
+        body: JSON.stringify(body),
+      });
+    // One operator's edit, on the tag it read: applied, and the tag moves.
+    const first = await patch({ meta: { mode: "manual" } }, tag0 as string);
+    expect(first.status).toBe(200);
+    const tag1 = first.headers.get("ETag");
+    expect(tag1).toMatch(/^"[^"]+"$/);
+    expect(tag1).not.toBe(tag0);
+    // Another's edit on the tag it read before that one: refused, nothing changed, no event.
+    const stale = await patch({ meta: { mode: "dock" } }, tag0 as string);
+    expect((await problemOf(stale, 412)).detail).toContain(`now ${tag1}`);
+    await problemOf(await patch({ meta: { mode: "dock" } }, `W/${tag1}`), 412); // weak never matches
+    const list = await call("GET", `/v1/rooms/${room}/peers`, { token: tb });
+    const peers = ((await list.json()) as { peers: { id: string; meta: unknown }[] }).peers;
+    expect(peers.find((p) => p.id === "a")?.meta).toEqual({ mode: "manual" });
+    const evs = await poll(room, "b", tb, watcher.body.cursor);
+    expect(evs.events.filter((e) => e.type === "peer-updated")).toHaveLength(1);
+    // On the current tag, on `*`, or without If-Match (as before): applied.
+    expect((await patch({ meta: { mode: "dock" } }, `${tag0}, ${tag1}`)).status).toBe(200);
+    expect((await patch({ meta: { speed: 2 } }, "*")).status).toBe(200);
+    const last = await patch({ meta: { speed: 3 } });
+    expect(last.status).toBe(200);
+    expect(await last.json()).toMatchObject({ meta: { mode: "dock", speed: 3 } });
+    // A patch that changes nothing keeps the tag; a resumed join reports the same one.
+    const tag = last.headers.get("ETag");
+    expect((await patch({ meta: { speed: 3 } }, tag as string)).headers.get("ETag")).toBe(tag);
+    expect((await join(room, ta)).res.headers.get("ETag")).toBe(tag);
+  });
+
   it("a resumed seat's join says where the room is now (head): a new process skips what was for the old one", async () => {
     const room = freshRoom("head");
     const ta = await token("a", room);

@@ -25,6 +25,7 @@ import { type EdgeEnv, numVar } from "../env.ts";
 import type { CachedIce } from "../ice-cache.ts";
 import { type IfMatch, ifMatchHits } from "../if-match.ts";
 import { mergePatch } from "../merge-patch.ts";
+import { peerEtag } from "../peer-etag.ts";
 import type { RoomProblem } from "../problem.ts";
 import { admit, defaultPerSender, type LogLimits, type Refusal } from "./event-policy.ts";
 import { nearbySets } from "./nearby.ts";
@@ -250,10 +251,26 @@ export class Room extends DurableObject<EdgeEnv> {
     );
   }
 
-  /** Apply a merge patch (RFC 7396) to the peer's kind/meta/position; the result must be valid. */
-  async updatePeer(id: string, patch: PeerMergePatch): Promise<Result<{ peer: Peer }>> {
+  /**
+   * Apply a merge patch (RFC 7396) to the peer's kind/meta/position; the result must be valid.
+   * With `ifMatch`, only if it matches the peer's current ETag (worker/peer-etag.ts), else 412.
+   */
+  async updatePeer(
+    id: string,
+    patch: PeerMergePatch,
+    ifMatch: IfMatch | null = null,
+  ): Promise<Result<{ peer: Peer }>> {
     const existing = this.#store.peer(id);
     if (!existing) return fail(404, "Not found", `peer "${id}" is not in this room`);
+    if (ifMatch !== null) {
+      const current = peerEtag(existing);
+      if (!ifMatchHits(ifMatch, current))
+        return fail(
+          412,
+          "Precondition failed",
+          `If-Match does not match: the peer changed since that ETag (now "${current}")`,
+        );
+    }
     const merged = peerStateSchema.safeParse(
       mergePatch(
         { kind: existing.kind, meta: existing.meta, position: existing.position ?? undefined },

@@ -15,6 +15,7 @@ import {
   type Ctx,
   claims,
   idParam,
+  ifMatch,
   roomStub,
   selfId,
   unwrap,
@@ -23,6 +24,7 @@ import { numVar } from "../env.ts";
 import { iceServersForPeer } from "../ice-cache.ts";
 import { jsonBody } from "../json-body.ts";
 import { jsonLimit } from "../limits.ts";
+import { peerEtag } from "../peer-etag.ts";
 import { problem } from "../problem.ts";
 import { type HeldWatch, pollEvents } from "../waits.ts";
 
@@ -69,7 +71,7 @@ peersRoutes.post("/", jsonLimit, async (c) => {
       ...(Number.isNaN(radius) ? {} : { room: { nearbyRadius: radius } }),
     },
     joined.status,
-    { Location: paths.peer(r, id) },
+    { Location: paths.peer(r, id), ETag: `"${peerEtag(joined.peer)}"` },
   );
 });
 
@@ -86,8 +88,8 @@ peersRoutes.patch("/:id", jsonLimit, async (c) => {
     CONTENT_TYPE.mergePatch,
     CONTENT_TYPE.json,
   ]);
-  const { peer } = unwrap(await roomStub(c, r).updatePeer(id, patch));
-  return c.json(peer);
+  const { peer } = unwrap(await roomStub(c, r).updatePeer(id, patch, ifMatch(c)));
+  return c.json(peer, 200, { ETag: `"${peerEtag(peer)}"` });
 });
 
 peersRoutes.delete("/:id", async (c) => {
