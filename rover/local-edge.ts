@@ -83,6 +83,7 @@ function startReaper(pgid: number, paths: string[]): ChildProcess | null {
 
 /** wrangler's most telling line ("Address already in use ..."), for a one-line error. */
 function reason(tail: readonly string[]): string {
+  if (tail.some(bundlerCrashed)) return "wrangler's bundler (esbuild) crashed";
   const errors = tail.filter((l) => /\[ERROR\]|Error:/.test(l));
   const line = errors[0] ?? tail.filter((l) => !/Logs were written/.test(l)).at(-1) ?? "";
   return line.replace(/^\W*\[ERROR\]\s*/, "").trim();
@@ -168,15 +169,29 @@ export async function startLocalEdge(opts: LocalEdgeOptions = {}): Promise<Local
   // A port we picked ourselves can be taken between freePort() and wrangler binding it (other
   // edges starting at the same moment, as parallel test files do): pick another, twice at most.
   // A port the caller chose is never changed behind its back.
+  // wrangler's bundler crashing is tried again too (seen once in CI, under load).
   for (let attempt = 1; ; attempt++) {
     try {
       return await startLocalEdgeOnce(opts);
     } catch (e) {
-      const raced =
-        e instanceof LocalEdgeError && /Address already in use/i.test(e.message) && !opts.port;
-      if (!raced || attempt >= 3) throw e;
+      const again =
+        e instanceof LocalEdgeError && startFailureIsTransient(e.message, Boolean(opts.port));
+      if (!again || attempt >= 3) throw e;
     }
   }
+}
+
+/** wrangler's bundler (esbuild, a Go program) crashed: its goroutine dump is in the output. */
+const bundlerCrashed = (text: string) => /github\.com\/evanw\/esbuild\//.test(text);
+
+/**
+ * Whether a start that failed this way may succeed if tried again: the port we picked was taken
+ * meanwhile (never a port the caller chose), or wrangler's bundler crashed (a Go panic in esbuild,
+ * not an error in the Worker: a broken Worker fails the same way again, with `[ERROR]` lines).
+ */
+export function startFailureIsTransient(message: string, portChosen: boolean): boolean {
+  if (/Address already in use/i.test(message)) return !portChosen;
+  return bundlerCrashed(message);
 }
 
 async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {

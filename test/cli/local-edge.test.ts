@@ -11,13 +11,32 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LocalEdgeError, startLocalEdge } from "../../rover/local-edge.ts";
+import { LocalEdgeError, startFailureIsTransient, startLocalEdge } from "../../rover/local-edge.ts";
 import { mintToken } from "../../shared/token.ts";
 import { groupMembers, processesMentioning } from "./proc.ts";
 
 const SECRET = "local-edge-test-secret-local-edge";
 
 describe("startLocalEdge", () => {
+  it("tries again when wrangler's bundler crashed or its own port was taken, not when the Worker is broken", () => {
+    // The tail of a CI failure (2026-12-07): esbuild's goroutine dump, its panic line cut off.
+    const crash = [
+      "wrangler dev exited before the edge was up: github.com/evanw/esbuild/internal/bundler/bundler.go:1634 +0xca9",
+      "\tgithub.com/evanw/esbuild/internal/bundler/bundler.go:1509 +0xecc",
+      "github.com/evanw/esbuild/pkg/api.rebuildImpl",
+      "goroutine 15 [chan receive]:",
+    ].join("\n");
+    expect(startFailureIsTransient(crash, false)).toBe(true);
+    expect(startFailureIsTransient(crash, true)).toBe(true);
+    const taken =
+      "wrangler dev exited before the edge was up: Address already in use (127.0.0.1:8787)";
+    expect(startFailureIsTransient(taken, false)).toBe(true);
+    expect(startFailureIsTransient(taken, true)).toBe(false); // the caller's port: said, not moved
+    const broken =
+      'wrangler dev exited before the edge was up: Build failed with 1 error:\n✘ [ERROR] Could not resolve "./missing.ts"';
+    expect(startFailureIsTransient(broken, false)).toBe(false);
+  });
+
   it("a process killed with SIGKILL leaves no edge, no secrets file and no state behind", async () => {
     const secret = `killed-owner-${randomUUID()}`;
     const owner = spawn(process.execPath, [join(import.meta.dirname, "edge-owner.ts"), secret], {
