@@ -23,6 +23,9 @@ export const CHROMIUM_FLAGS = [
   "--allow-loopback-in-peer-connection",
   "--disable-features=WebRtcHideLocalIpsWithMdns",
   "--autoplay-policy=no-user-gesture-required",
+  // Home/End on a scrolled pane jump rather than animate: under a loaded CI machine a log pane
+  // stayed at scrollTop 20 for 10 s after Home (a test waits for 0), never seen on a quiet one.
+  "--disable-smooth-scrolling",
 ];
 
 /**
