@@ -87,6 +87,16 @@ export interface DataPath {
   bulkWarmUpSeconds?: number;
   /** Runs of each measured burst (absent in older files: 1). */
   repeats?: number;
+  /**
+   * Each run of a measured burst taken by every stack in turn, seconds apart (since 2026-12-07,
+   * late); absent in older files: each stack ran its whole series in a block of its own.
+   */
+  interleaved?: boolean;
+  /**
+   * The paced phase in this many blocks, the stacks in turn, each block on a new pair (since
+   * 2026-12-07, late); absent in older files: one block per stack.
+   */
+  pacedBlocks?: number;
   stacks: PathFigures[];
   /** roverlink / other, per figure (RTT and CPU: lower is better; throughput: higher is better). */
   ratios: Record<"werift" | "weriftUnpatched" | "nodeDatachannel", Ratios>;
@@ -105,6 +115,9 @@ const cpuUs = (c: NodeJS.CpuUsage) => c.user + c.system;
 
 /** A burst run that took longer than this is not run again (BurstPlan.repeats). */
 const LONG_RUN_SECONDS = 10;
+
+/** The paced phase is taken in this many blocks, the stacks in turn (one in quick mode). */
+const PACED_BLOCKS = 3;
 
 /** Paced probes sent before the measured window, uncounted (prefix "w"). */
 const WARMUP_SECONDS = 2;
@@ -199,29 +212,6 @@ async function warmBulk(
   return true;
 }
 
-/** `repeats` runs of one burst; the figures of the run of median throughput, with every run. */
-async function repeated(
-  pair: EchoPair,
-  echoes: { n: number },
-  shape: { messages: number; bytes: number },
-  repeats: number,
-  capSeconds: number,
-): Promise<BurstFigures> {
-  const all: BurstFigures[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const f = await burst(pair, echoes, shape.messages, shape.bytes, capSeconds);
-    all.push(f);
-    // An incomplete run leaves the pair clogged: it is the result.
-    if (!f.complete) return { ...f, ...(all.length > 1 ? { runs: all.map(run) } : {}) };
-    await sleep(200);
-    // A run this long is not noise-bound (unpatched werift's 2000 burst takes ~40 s).
-    if (f.seconds > LONG_RUN_SECONDS) break;
-  }
-  const byRate = [...all].sort((a, b) => (a.throughputMBps ?? 0) - (b.throughputMBps ?? 0));
-  const median = byRate[Math.floor((byRate.length - 1) / 2)] as BurstFigures;
-  return all.length > 1 ? { ...median, runs: all.map(run) } : median;
-}
-
 const run = (f: BurstFigures): BurstRun => ({
   delivered: f.delivered,
   complete: f.complete,
@@ -238,14 +228,10 @@ export interface BurstPlan {
   repeats: number;
 }
 
-async function measure(
-  stack: Stack,
-  pair: EchoPair,
-  seconds: number,
-  plan: BurstPlan,
-): Promise<PathFigures> {
-  const { bursts, capSeconds } = plan;
-  const echoes = { n: 0, ids: new Map<string, number>(), rtts: [] as number[] };
+type Echoes = { n: number; ids: Map<string, number>; rtts: number[] };
+
+/** Count `pair`'s echoes into `echoes`, with the RTT of each paced probe. */
+function countEchoes(pair: EchoPair, echoes: Echoes): void {
   pair.onEcho((d) => {
     echoes.n++;
     if (d.charCodeAt(0) !== 114) return; // "r": a paced probe
@@ -256,37 +242,126 @@ async function measure(
       echoes.ids.delete(id);
     }
   });
+}
+
+/** One stack's figures as the run gathers them, and its pair for the bursts. */
+interface Live {
+  stack: Stack;
+  rtts: number[];
+  paced: { n: number; cpu: number; lost: number };
+  cold: BurstFigures;
+  pair?: EchoPair;
+  echoes?: Echoes;
+  close?: () => Promise<void>;
+  /** Warm and with no incomplete burst yet: runs the next burst. */
+  running: boolean;
+  bursts: BurstFigures[];
+}
+
+/**
+ * One block of the paced phase, on a pair of this stack's own with no other pair linked (the
+ * paced CPU figure is the whole process's: another pair's keepalives would count), added to
+ * `live`; the first block also takes the cold headline burst.
+ */
+async function pacedBlock(
+  stack: Stack,
+  pair: EchoPair,
+  seconds: number,
+  plan: BurstPlan,
+  live: Live | undefined,
+): Promise<Live> {
+  const echoes: Echoes = { n: 0, ids: new Map(), rtts: [] };
+  countEchoes(pair, echoes);
   // The same 2 s of paced probes for every stack first: the measured window is the steady state a
   // rover lives in, not the JIT compiling the stack's code (the first stack measured paid for it).
   await sendPaced(pair, WARMUP_SECONDS * RATE_HZ, echoes, (i) => `w${String(i).padStart(15, "0")}`);
   const p = await paced(pair, seconds, echoes);
-  // The headline burst as a cold stack meets it (kept apart), then the bulk warm-up.
-  const cold = await burst(pair, echoes, HEADLINE.messages, HEADLINE.bytes, capSeconds);
-  await sleep(200);
-  // Warm-up bursts as deep as the headline (past the 1 MiB high-water mark: roverlink's
-  // backpressure path), unless the stack takes seconds for one (unpatched werift: ~40 s).
-  const depth = cold.seconds < 5 ? HEADLINE.messages : 300;
-  const warm =
-    cold.complete && (await warmBulk(pair, echoes, depth, plan.bulkWarmUpSeconds, capSeconds));
-  const out: BurstFigures[] = [];
-  for (const b of warm ? bursts : []) {
-    const f = await repeated(pair, echoes, b, plan.repeats, capSeconds);
-    out.push(f);
-    // An incomplete burst leaves the pair clogged: the later bursts would measure the backlog.
-    if (!f.complete && !f.unavailable) break;
-    await sleep(200);
+  if (live) {
+    live.rtts.push(...echoes.rtts);
+    live.paced = {
+      n: live.paced.n + p.n,
+      cpu: live.paced.cpu + p.cpu,
+      lost: live.paced.lost + p.lost,
+    };
+    return live;
   }
-  const head = out.find((b) => b.messages === HEADLINE.messages && b.bytes === HEADLINE.bytes);
+  // The headline burst as a cold stack meets it (kept apart).
+  const cold = await burst(pair, echoes, HEADLINE.messages, HEADLINE.bytes, plan.capSeconds);
+  return { stack, rtts: echoes.rtts, paced: p, cold, running: cold.complete, bursts: [] };
+}
+
+/**
+ * A second pair of the stack, linked for the measured bursts, after the bulk warm-up: as deep as
+ * the headline (past the 1 MiB high-water mark: roverlink's backpressure path), unless the stack
+ * took seconds for its cold burst (unpatched werift: ~40 s).
+ */
+async function warmPair(live: Live, pair: EchoPair, plan: BurstPlan): Promise<void> {
+  const echoes: Echoes = { n: 0, ids: new Map(), rtts: [] };
+  countEchoes(pair, echoes);
+  live.pair = pair;
+  live.echoes = echoes;
+  const depth = live.cold.seconds < 5 ? HEADLINE.messages : 300;
+  live.running = await warmBulk(pair, echoes, depth, plan.bulkWarmUpSeconds, plan.capSeconds);
+}
+
+/**
+ * The measured bursts, interleaved: each run of each burst goes to every stack in turn, seconds
+ * apart, so that a slow minute of the machine weighs on every stack's run of that burst, not on
+ * one stack's whole series (run 7 of 2026-12-07: both werift stacks' 256 KiB runs at ~9 MB/s for
+ * minutes, node-datachannel's at 24 after them). Per stack, the run of median throughput is
+ * kept, as before; a run over LONG_RUN_SECONDS is not repeated, an incomplete one stops the stack
+ * (its pair is clogged).
+ */
+async function interleaved(lives: Live[], plan: BurstPlan): Promise<void> {
+  for (const shape of plan.bursts) {
+    const runs = new Map<Live, BurstFigures[]>(
+      lives.filter((l) => l.running && l.pair).map((l) => [l, []]),
+    );
+    for (let r = 0; r < plan.repeats; r++) {
+      for (const [live, all] of runs) {
+        const last = all.at(-1);
+        if (last && (!last.complete || last.seconds > LONG_RUN_SECONDS)) continue;
+        const { pair, echoes } = live as Required<Live>;
+        const f = await burst(pair, echoes, shape.messages, shape.bytes, plan.capSeconds);
+        all.push(f);
+        if (!f.complete) {
+          // Clogged (unpatched werift's 2000 burst): closed at once, else its backlog, still
+          // being sent at ~50 ms of CPU a message, runs under every other stack's later bursts.
+          await live.close?.();
+          live.close = undefined;
+          live.running = false;
+        }
+        await sleep(200);
+      }
+    }
+    for (const [live, all] of runs) live.bursts.push(medianRun(all));
+  }
+}
+
+/** The run of median throughput, with every run when there were several. */
+function medianRun(all: BurstFigures[]): BurstFigures {
+  const incomplete = all.find((f) => !f.complete);
+  if (incomplete) return { ...incomplete, ...(all.length > 1 ? { runs: all.map(run) } : {}) };
+  const byRate = [...all].sort((a, b) => (a.throughputMBps ?? 0) - (b.throughputMBps ?? 0));
+  const median = byRate[Math.floor((byRate.length - 1) / 2)] as BurstFigures;
+  return all.length > 1 ? { ...median, runs: all.map(run) } : median;
+}
+
+function figures(live: Live): PathFigures {
+  const head = live.bursts.find(
+    (b) => b.messages === HEADLINE.messages && b.bytes === HEADLINE.bytes,
+  );
+  const { rtts, paced: p } = live;
   return {
-    coldBurst: cold,
-    stack,
-    rttMs: summarize(echoes.rtts),
-    rttSamplesMs: echoes.rtts.map((x) => Math.round(x * 1000) / 1000),
+    coldBurst: live.cold,
+    stack: live.stack,
+    rttMs: summarize(rtts),
+    rttSamplesMs: rtts.map((x) => Math.round(x * 1000) / 1000),
     rttLost: p.lost,
     throughputMBps: head?.complete ? head.throughputMBps : null,
     cpuUsPerMessagePaced: Math.round(p.cpu / Math.max(1, p.n - p.lost)),
     cpuUsPerMessageBurst: head?.cpuUsPerMessage ?? null,
-    bursts: out,
+    bursts: live.bursts,
   };
 }
 
@@ -327,21 +402,45 @@ export async function dataPath(
   plan: BurstPlan,
   opts: PairOptions = {},
 ): Promise<DataPath> {
-  const stacks: PathFigures[] = [];
   const ndc = nodeDatachannel();
-  for (const stack of ["roverlink", "werift", "werift-unpatched", "node-datachannel"] as const) {
-    if (stack === "node-datachannel" && typeof ndc === "string") {
-      stacks.push(none(stack, ndc));
-      continue;
-    }
-    const linked = await pairOf(stack, edge, opts);
-    await sleep(500); // let the link settle (first health probes, SCTP warm-up)
-    try {
-      stacks.push(await measure(stack, linked.pair, seconds, plan));
-    } finally {
-      await linked.pair.close();
+  const order = ["roverlink", "werift", "werift-unpatched", "node-datachannel"] as const;
+  const stacksRun = order.filter((s) => !(s === "node-datachannel" && typeof ndc === "string"));
+  const lives: Live[] = [];
+  // The paced phase in blocks, the stacks in turn (a slow minute of the machine then weighs on
+  // every stack's RTT and CPU, not on one's), each block on a pair of its own closed after it.
+  const blocks = seconds >= 30 ? PACED_BLOCKS : 1;
+  for (let block = 0; block < blocks; block++) {
+    for (const stack of stacksRun) {
+      const linked = await pairOf(stack, edge, opts);
+      await sleep(500); // let the link settle (first health probes, SCTP warm-up)
+      try {
+        const live = lives.find((l) => l.stack === stack);
+        const done = await pacedBlock(stack, linked.pair, seconds / blocks, plan, live);
+        if (!live) lives.push(done);
+      } finally {
+        await linked.pair.close();
+      }
     }
   }
+  // The bursts: every stack's second pair stays linked until the interleaved bursts are done (an
+  // idle pair costs its keepalives, consent checks and roverlink's health probes, in the burst CPU
+  // of the others).
+  try {
+    for (const live of lives) {
+      if (!live.running) continue;
+      const linked = await pairOf(live.stack, edge, opts);
+      live.close = () => linked.pair.close();
+      await sleep(500);
+      await warmPair(live, linked.pair, plan);
+    }
+    await interleaved(lives, plan);
+  } finally {
+    await Promise.all(lives.map((l) => l.close?.()));
+  }
+  const stacks = order.map((stack) => {
+    const live = lives.find((l) => l.stack === stack);
+    return live ? figures(live) : none(stack, typeof ndc === "string" ? ndc : "not run");
+  });
   const get = (s: Stack) => stacks.find((x) => x.stack === s) as PathFigures;
   const large = (s: PathFigures) => {
     const b = s.bursts.find((x) => x.messages === LARGE.messages && x.bytes === LARGE.bytes);
@@ -368,6 +467,8 @@ export async function dataPath(
     capSeconds: plan.capSeconds,
     bulkWarmUpSeconds: plan.bulkWarmUpSeconds,
     repeats: plan.repeats,
+    interleaved: true,
+    pacedBlocks: seconds >= 30 ? PACED_BLOCKS : 1,
     stacks,
     ratios: {
       werift: vs(get("werift")),

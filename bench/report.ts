@@ -187,7 +187,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     md.push(
       "## 3. Data path (loopback)",
       "",
-      `RTT: ${d.rateHz} msg/s for ${d.seconds} s${d.warmUpSeconds ? ` after ${d.warmUpSeconds} s of the same not counted` : ""}, echoed by the other peer. Throughput: ${d.burst.messages} messages of ${d.burst.bytes} B queued at once on a reliable ordered channel (roverlink: \`control\`, with its exactly-once layer), one direction. CPU: user + system of the whole process (both peers, worker and native threads included) per message.`,
+      `RTT: ${d.rateHz} msg/s for ${d.seconds} s${d.pacedBlocks && d.pacedBlocks > 1 ? ` in ${d.pacedBlocks} blocks of ${d.seconds / d.pacedBlocks} s, the stacks in turn, each block on a new pair with no other linked,` : ""}${d.warmUpSeconds ? ` after ${d.warmUpSeconds} s of the same not counted${d.pacedBlocks && d.pacedBlocks > 1 ? " (per block)" : ""}` : ""}, echoed by the other peer. Throughput: ${d.burst.messages} messages of ${d.burst.bytes} B queued at once on a reliable ordered channel (roverlink: \`control\`, with its exactly-once layer), one direction. CPU: user + system of the whole process (both peers, worker and native threads included) per message.`,
       d.threads === "per-peer"
         ? "Threads: the echoing peer of each JavaScript stack runs in a worker thread of its own (two rovers are two machines); node-datachannel's both ends share the main thread for their callbacks (its addon cannot run in a worker) and run DTLS, SCTP and ICE on native threads."
         : "Threads: both peers of each stack on one event loop (`--one-thread`; every run before 2026-12-06 evening).",
@@ -220,7 +220,7 @@ export async function writeReport(r: BenchResults, dir: string, stem: string): P
     );
     if (d.bursts) {
       const warmed = d.bulkWarmUpSeconds
-        ? ` The first row is the headline burst on a cold stack, right after the paced phase; then ${d.bulkWarmUpSeconds} s of bulk traffic per stack, not counted (2000 × 1 KiB bursts, 300 × 1 KiB for a stack whose cold burst took over 5 s; then 16 KiB and 256 KiB messages; V8 compiles a stack's data path over its first ~10 000 messages), and each burst ${d.repeats ?? 1} time(s), the run of median throughput shown (a run over 10 s is not repeated; every run in the JSON).`
+        ? ` The first row is the headline burst on a cold stack, right after the paced phase; then ${d.bulkWarmUpSeconds} s of bulk traffic per stack, not counted (2000 × 1 KiB bursts, 300 × 1 KiB for a stack whose cold burst took over 5 s; then 16 KiB and 256 KiB messages; V8 compiles a stack's data path over its first ~10 000 messages), and each burst ${d.repeats ?? 1} time(s)${d.interleaved ? ", every stack in turn (each run of a burst taken by the stacks seconds apart, so that a slow minute of the machine weighs on all of them)" : ""}, the run of median throughput shown (a run over 10 s is not repeated; every run in the JSON).`
         : "";
       md.push(
         `Bursts (each queued at once, capped at ${d.capSeconds} s; "n of m" when the cap cut it short, the rate is then over what arrived; a stack stops at its first incomplete burst). MB/s one direction, CPU µs per message echoed.${warmed}`,

@@ -223,7 +223,7 @@ try {
     const bursts = burstsFor(quick);
     results.dataPath = await timed(
       "data-path",
-      `${secs} s at 100 msg/s, a cold 2000 × 1 KiB burst, ${warm} s of bulk warm-up, then ${bursts.map((b) => `${b.messages} × ${b.bytes / 1024} KiB`).join(", ")} bursts × ${repeats} (≤ ${cap} s each), per stack`,
+      `${secs} s at 100 msg/s, a cold 2000 × 1 KiB burst, ${warm} s of bulk warm-up, then ${bursts.map((b) => `${b.messages} × ${b.bytes / 1024} KiB`).join(", ")} bursts × ${repeats} (≤ ${cap} s each, stacks in turn)`,
       () =>
         dataPath(
           edge,
