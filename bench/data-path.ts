@@ -468,7 +468,7 @@ export async function dataPath(
     bulkWarmUpSeconds: plan.bulkWarmUpSeconds,
     repeats: plan.repeats,
     interleaved: true,
-    pacedBlocks: seconds >= 30 ? PACED_BLOCKS : 1,
+    pacedBlocks: blocks,
     stacks,
     ratios: {
       werift: vs(get("werift")),

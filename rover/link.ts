@@ -164,7 +164,6 @@ export class Link extends EventEmitter<LinkEvents> {
   #tickQueued = false;
   #busy: Promise<void> = Promise.resolve();
   #restartStartedAt: number | null = null;
-  /** The peer's restarts carried out on this PeerConnection since one last completed. */
   /** What started the handover in progress (health decision, peer, session loss). */
   #handoverReason: string | null = null;
   /** Causes `down` was emitted for since the link was last up (each said once per outage). */

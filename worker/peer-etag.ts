@@ -2,8 +2,9 @@
  * A peer's entity tag: changes when its kind, meta or position does (what `PATCH .../peers/{id}`
  * changes), not with lastSeen. Lets a client patch conditionally (If-Match, RFC 9110 §13.1.1):
  * two operators editing one rover's meta do not overwrite each other unseen. Pure and synchronous
- * (the room object compares it inside the update); a 53-bit hash (cyrb53) of the fields' JSON,
- * not a security boundary: only the peer itself may patch its record.
+ * (the room object compares it inside the update, with no await between the read and the write;
+ * Web Crypto's digest is asynchronous, and the Worker's types have no node:crypto); a 53-bit hash
+ * (cyrb53) of the fields' JSON, not a security boundary: only the peer itself may patch its record.
  */
 import type { Peer } from "../shared/protocol.ts";
 
