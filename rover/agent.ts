@@ -90,8 +90,10 @@ export interface AgentOptions {
   /** The NetWatch to follow instead of a default one (tests give it their own readers). */
   netWatch?: NetWatch;
   /**
-   * Multi-homed rovers: on silent path loss, demote the preferred default route so traffic moves
-   * to the next uplink (needs CAP_NET_ADMIN; rover/uplinks.ts). Default false.
+   * Multi-homed rovers: a routing table and source rule per uplink, so that what is bound to an
+   * uplink's address leaves through it; where those cannot be installed, demote the preferred
+   * default route on silent path loss (needs CAP_NET_ADMIN and `ip`; rover/uplinks.ts). Default
+   * false.
    */
   manageRoutes?: boolean;
   /** Interval between checks of each backup path (ms; default 2500, rover/backup-paths.ts). */
@@ -1141,8 +1143,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
-  /** Force an ICE-restart handover on the link to `peer` now. */
-  /** Force a handover on the link to `peer`; rejects with NoLinkError when there is none. */
+  /**
+   * Force an ICE-restart handover on the link to `peer` now; rejects with NoLinkError when there is
+   * none. `reason` is logged with the request; the `handover` event's reason is `manual`.
+   */
   async restart(peer: string, reason = "manual"): Promise<void> {
     const l = this.#links.get(peer);
     if (!l) throw new NoLinkError(peer);

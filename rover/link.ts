@@ -704,9 +704,12 @@ export class Link extends EventEmitter<LinkEvents> {
 
   // --- ICE restart and rebuild ---------------------------------------------------------------
 
-  /** Force an ICE-restart handover now. */
+  /**
+   * Force an ICE-restart handover now. `reason`: `turn-credentials` is the handover's reason; any
+   * other label (an operator's) is logged, and the handover's reason is `manual`.
+   */
   restart(reason = "manual"): void {
-    this.health.requestRestart(Date.now());
+    this.health.requestRestart(Date.now(), reason === "turn-credentials" ? reason : "manual");
     this.#o.log.info({ peer: this.peer, reason }, "restart requested");
     this.#tick();
   }

@@ -196,7 +196,11 @@ export type RestartReason =
   | "ice-failed"
   | "restart-timeout"
   | "restart-failed"
-  | "manual";
+  | "manual"
+  | "turn-credentials";
+
+/** Why a restart was asked for from outside the policy (`requestRestart`). */
+export type RequestedRestart = "manual" | "turn-credentials";
 
 export type RebuildReason = "restarts-failed" | "rebuild-timeout" | "dtls-failed" | "peer-closed";
 
@@ -311,7 +315,8 @@ export class LinkHealth {
   #broken: "dtls-failed" | "peer-closed" | null = null;
   #netFirst: number | null = null;
   #netLast: number | null = null;
-  #manual = false;
+  /** A restart asked for from outside, and why (null: none). */
+  #manual: RequestedRestart | null = null;
 
   /** Restart attempts in the current series (reset by success and by a rebuild). */
   #attempt = 0;
@@ -713,11 +718,14 @@ export class LinkHealth {
     if (this.#peerMoved === id) this.#peerMoved = null;
   }
 
-  /** Restart now (operator, TURN credential renewal, tests). */
-  requestRestart(now: number): void {
+  /**
+   * Restart now: `manual` (an operator, tests) or `turn-credentials` (a relayed link renewing its
+   * allocation); the reason is the handover's.
+   */
+  requestRestart(now: number, reason: RequestedRestart = "manual"): void {
     this.#fed("requestRestart");
     this.#tick(now);
-    if (this.#phase === "up" || this.#phase === "restarting") this.#manual = true;
+    if (this.#phase === "up" || this.#phase === "restarting") this.#manual = reason;
   }
 
   /** An offer went out and the edge took it: not open by `rebuildTimeoutMs`, offer again. */
@@ -861,7 +869,10 @@ export class LinkHealth {
         this.#netFirst = this.#netLast = null;
         return null;
       }
-      const b = reason === "manual" ? null : this.#backupElsewhere();
+      // Asked for a restart (an operator; new TURN credentials, which only a new gathering uses):
+      // a restart it is, not a switch to a backup.
+      const b =
+        reason === "manual" || reason === "turn-credentials" ? null : this.#backupElsewhere();
       if (b) return this.#switch(now, b, reason as SwitchReason);
       return this.#restart(now, reason);
     }
@@ -955,7 +966,7 @@ export class LinkHealth {
 
   /** Reasons to restart a link that is up (or to supersede a restart: manual, network change). */
   #trigger(now: number): RestartReason | null {
-    if (this.#manual) return "manual";
+    if (this.#manual) return this.#manual;
     if (this.#netDue() <= now) return "network-change";
     if (this.#iceFailed) return "ice-failed";
     if (this.#disconnectedSince !== null) {
@@ -970,7 +981,7 @@ export class LinkHealth {
     const c = this.config;
     if (this.#broken) return this.#rebuild(now, this.#broken);
     // A network change during a restart: the attempt may run on the path that just went away.
-    if (this.#manual) return this.#restart(now, "manual");
+    if (this.#manual) return this.#restart(now, this.#manual);
     if (this.#netDue() <= now) return this.#restart(now, "network-change");
     if (this.#retryAt !== null) {
       return now >= this.#retryAt ? this.#restart(now, this.#retryReason) : null;
@@ -1050,7 +1061,7 @@ export class LinkHealth {
     this.#attemptFailed = false;
     this.#retryNow = false;
     this.#retryAt = null;
-    this.#manual = false;
+    this.#manual = null;
     this.#netFirst = this.#netLast = null;
     this.#iceFailed = false;
     this.#disconnectedSince = null;

@@ -58,6 +58,16 @@ describe("LinkHealth: backup paths", () => {
     expect(moves(run(h, 500, 520))).toEqual(["restart:network-change@500"]);
   });
 
+  it("a requested restart restarts even with a valid backup, and keeps its reason (turn-credentials)", () => {
+    // New TURN credentials are used only by a new gathering: a switch would keep the old allocation.
+    const h = upWithBackup();
+    h.requestRestart(500, "turn-credentials");
+    expect(moves(run(h, 500, 520))).toEqual(["restart:turn-credentials@500"]);
+    const g = upWithBackup();
+    g.requestRestart(500);
+    expect(moves(run(g, 500, 520))).toEqual(["restart:manual@500"]);
+  });
+
   it("a backup on the active uplink is no way out", () => {
     const h = new LinkHealth({}, 0);
     h.onOpen(0);
