@@ -19,16 +19,24 @@ export const SOCKET_CHANNELS = ["control", "telemetry"] as const;
 export type SocketChannel = (typeof SOCKET_CHANNELS)[number];
 
 /**
- * Largest message on the link, as it goes on the data channel: werift's max-message-size is 64 KiB
- * and the reliable layer does not fragment (a `control` message travels JSON-escaped, bytes as
- * base64, inside its frame; the rest of the frame fits in the margin).
+ * Largest `telemetry` message (bytes): one data-channel message, as `telemetry` is not fragmented
+ * (werift's max-message-size is 64 KiB).
  */
-export const MAX_MESSAGE_BYTES = 64_000;
+export const MAX_TELEMETRY_BYTES = 64_000;
+/**
+ * Largest `control` message from a client (bytes: UTF-8 text or the decoded data). The reliable
+ * layer fragments it to the peer's max-message-size; a line (MAX_LINE_BYTES) holds this much
+ * data in base64.
+ */
+export const MAX_CONTROL_BYTES = 1024 * 1024;
 
-/** The size a payload takes on the data channel: `control` inside its reliable frame, else raw. */
-export function wireSize(channel: SocketChannel, p: Payload): number {
-  if (channel !== "control") return typeof p === "string" ? Buffer.byteLength(p) : p.length;
-  return typeof p === "string" ? Buffer.byteLength(JSON.stringify(p)) : Math.ceil(p.length / 3) * 4;
+/** A payload's size against its channel's limit (UTF-8 bytes of text, or the bytes). */
+export function sizeAgainstLimit(
+  channel: SocketChannel,
+  p: Payload,
+): { size: number; max: number } {
+  const size = typeof p === "string" ? Buffer.byteLength(p) : p.length;
+  return { size, max: channel === "control" ? MAX_CONTROL_BYTES : MAX_TELEMETRY_BYTES };
 }
 
 /** A caller's own tag for a send, echoed in its `ok` or `error`. */
@@ -65,7 +73,7 @@ export type ErrorCode =
   | "slow-reader"
   /** control messages that came while no client was attached were dropped (hold limit) */
   | "dropped"
-  /** a message larger than one data-channel message can carry (MAX_MESSAGE_BYTES) */
+  /** a message over its channel's limit (MAX_CONTROL_BYTES, MAX_TELEMETRY_BYTES) */
   | "too-big"
   /** the edge refused a position, or could not be reached (the next join still carries it) */
   | "edge";

@@ -25,10 +25,9 @@ import {
   encodeAgentFrame,
   LineSplitter,
   MAX_LINE_BYTES,
-  MAX_MESSAGE_BYTES,
   SOCKET_PROTOCOL_VERSION,
   type SocketFrameError,
-  wireSize,
+  sizeAgainstLimit,
 } from "./socket-wire.ts";
 
 /** Longest Unix socket path Linux takes (sun_path is 108 bytes with the NUL). */
@@ -311,14 +310,14 @@ export class MessageSocket {
 
   #send(c: Client, f: Extract<ClientFrame, { t: "send" }>): void {
     const a = this.#o.agent;
-    const size = wireSize(f.channel, f.payload);
-    if (size > MAX_MESSAGE_BYTES) {
+    const { size, max } = sizeAgainstLimit(f.channel, f.payload);
+    if (size > max) {
       const id = f.id;
       c.acks = c.acks.then(() =>
         this.#write(c, {
           t: "error",
           code: "too-big",
-          message: `not sent: ${size} bytes on the data channel, at most ${MAX_MESSAGE_BYTES} (split it)`,
+          message: `not sent: ${size} bytes, at most ${max} on ${f.channel} (split it)`,
           ...(id !== undefined ? { id } : {}),
         }),
       );

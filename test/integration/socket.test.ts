@@ -219,8 +219,8 @@ describe("the message socket", () => {
     ).rejects.toThrow(MessageSocketError);
   });
 
-  it("errors are frames: hello first, bad frames, unknown peers; an unknown version closes", async () => {
-    const { a } = await linkedPair();
+  it("errors are frames: hello first, bad frames, unknown peers, too big; large control messages go whole; an unknown version closes", async () => {
+    const { a, b } = await linkedPair();
     const c = await raw(a.path);
     c.s.write('{"t":"send","peer":"b","channel":"control","text":"x","id":1}\n');
     c.s.write('{"t":"hello","v":1,"name":"t"}\n');
@@ -229,9 +229,19 @@ describe("the message socket", () => {
     c.s.write('{"t":"send","peer":"nobody","channel":"telemetry","text":"x","id":3}\n');
     c.s.write('{"t":"send","peer":"nobody","channel":"control","text":"x","id":4}\n');
     c.s.write('{"t":"send","peer":"b","channel":"telemetry","data":"AAEC","id":5}\n');
-    const big = Buffer.alloc(48 * 1024).toString("base64"); // 64 KiB in its frame: too big
-    c.s.write(`{"t":"send","peer":"b","channel":"control","data":"${big}","id":6}\n`);
-    await until(() => c.frames.length >= 8);
+    const tooBig = Buffer.alloc(1024 * 1024 + 1).toString("base64"); // over 1 MiB
+    c.s.write(`{"t":"send","peer":"b","channel":"control","data":"${tooBig}","id":6}\n`);
+    c.s.write(
+      `{"t":"send","peer":"b","channel":"telemetry","text":"${"t".repeat(64_001)}","id":7}\n`,
+    );
+    // Over one data-channel message, under 1 MiB: control fragments it; it arrives whole.
+    const b0 = await raw(b.path);
+    b0.s.write('{"t":"hello","v":1}\n');
+    const large = Buffer.alloc(300 * 1024, 7);
+    large[0] = 1;
+    const data = large.toString("base64");
+    c.s.write(`{"t":"send","peer":"b","channel":"control","data":"${data}","id":8}\n`);
+    await until(() => c.frames.length >= 10);
     expect(c.frames.map((f) => [f.t, f.code ?? null, f.id ?? null])).toEqual([
       ["error", "hello-first", 1],
       ["hello", null, null],
@@ -241,7 +251,18 @@ describe("the message socket", () => {
       ["error", "no-link", 4],
       ["ok", null, 5],
       ["error", "too-big", 6],
+      ["error", "too-big", 7],
+      ["ok", null, 8],
     ]);
+    expect(c.frames[8]?.message).toBe(
+      "not sent: 64001 bytes, at most 64000 on telemetry (split it)",
+    );
+    await until(() => b0.frames.some((f) => f.t === "message"));
+    expect(b0.frames.find((f) => f.t === "message")).toMatchObject({
+      peer: "a",
+      channel: "control",
+      data,
+    });
     expect(c.frames[1]).toMatchObject({ self: "a", links: [{ peer: "b", state: "up" }] });
     const v2 = await raw(a.path);
     const closed = new Promise<void>((r) => v2.s.once("close", () => r()));

@@ -5,10 +5,12 @@ import {
   decodeClientFrame,
   encodeAgentFrame,
   LineSplitter,
-  MAX_MESSAGE_BYTES,
+  MAX_CONTROL_BYTES,
+  MAX_LINE_BYTES,
+  MAX_TELEMETRY_BYTES,
   payloadFields,
   SocketFrameError,
-  wireSize,
+  sizeAgainstLimit,
 } from "../../rover/socket-wire.ts";
 
 function codeOf(line: string): string {
@@ -130,13 +132,24 @@ describe("agent frames", () => {
   });
 });
 
-describe("wireSize", () => {
-  it("control: the payload as its reliable frame carries it; telemetry: raw", () => {
-    expect(wireSize("control", new Uint8Array(48 * 1024))).toBe(65_536);
-    expect(wireSize("telemetry", new Uint8Array(48 * 1024))).toBe(49_152);
-    expect(wireSize("control", 'é"')).toBe(Buffer.byteLength('"é\\""'));
-    expect(wireSize("telemetry", "é")).toBe(2);
-    expect(wireSize("control", new Uint8Array(47_000))).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
+describe("sizeAgainstLimit", () => {
+  it("control: up to 1 MiB (the reliable layer fragments it); telemetry: one data-channel message", () => {
+    expect(sizeAgainstLimit("control", new Uint8Array(48 * 1024))).toEqual({
+      size: 49_152,
+      max: MAX_CONTROL_BYTES,
+    });
+    expect(sizeAgainstLimit("telemetry", "é")).toEqual({ size: 2, max: MAX_TELEMETRY_BYTES });
+    expect(MAX_CONTROL_BYTES).toBe(1024 * 1024);
+    expect(MAX_TELEMETRY_BYTES).toBeLessThan(64 * 1024);
+    // A line holds the largest control message in base64, with its frame around it.
+    const line = JSON.stringify({
+      t: "send",
+      peer: "x".repeat(64),
+      channel: "control",
+      data: Buffer.alloc(MAX_CONTROL_BYTES).toString("base64"),
+      id: "y".repeat(100),
+    });
+    expect(Buffer.byteLength(line)).toBeLessThanOrEqual(MAX_LINE_BYTES);
   });
 });
 
