@@ -380,9 +380,10 @@ cmd_edge_start() {
     # State in this lab's directory: labs side by side never share a Durable Object store.
     set -- "$node" "$REPO/rover/cli.ts" edge --ip "$EDGE_IP" --port "$EDGE_PORT" \
       --persist-to "$STATE/edge-state" \
-      --var "TURN_URLS:turn:$TURN_IP:$TURN_PORT?transport=udp" --var "TURN_SECRET:$secret"
+      --var "TURN_URLS:turn:$TURN_IP:$TURN_PORT?transport=udp"
   fi
-  (cd "$REPO" && cmd_bg edge inet "$@")
+  # The TURN secret from the environment, as docs/cli.md asks (a command line is visible to `ps`).
+  (cd "$REPO" && TURN_SECRET=$secret cmd_bg edge inet "$@")
 }
 
 # --- faults ----------------------------------------------------------------------------------------------------
