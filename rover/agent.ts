@@ -34,8 +34,9 @@ import {
   type IceServer,
   LIMITS,
   type Peer,
-  type PeerLeftReason,
+  type PeerGoneReason,
   type Position,
+  peerGoneReason,
   type RoomEvent,
 } from "../shared/protocol.ts";
 import { positionProblem } from "../shared/schemas.ts";
@@ -190,7 +191,7 @@ export interface AgentEvents {
   "peer-joined": [peer: Peer];
   /** A peer in the room changed its kind, meta or position (setPosition on a rover). */
   "peer-updated": [peer: Peer];
-  "peer-left": [peer: string, reason: PeerLeftReason];
+  "peer-left": [peer: string, reason: PeerGoneReason];
   /** The peer's end of `control` started over (docs/reliability.md). */
   "peer-state-lost": [peer: string, side: "sender" | "receiver"];
   /** A forwarding channel the peer opened (docs/rover.md, "Port forwarding"). */
@@ -717,7 +718,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         return;
       }
       case "peer-left":
-        this.#peerGone(ev.peer, ev.reason);
+        this.#peerGone(ev.peer, peerGoneReason(ev));
         return;
       case "nearby":
         if (this.#o.connectNearby)
@@ -765,7 +766,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** The edge lists `peer` no more: its link is dropped, or kept for a grace while it works. */
-  #peerGone(peer: string, reason: PeerLeftReason): void {
+  #peerGone(peer: string, reason: PeerGoneReason): void {
     this.#peers.delete(peer);
     const l = this.#links.get(peer);
     if (l && this.#departed.left(peer, reason, l.up, Date.now()) === "keep") {

@@ -146,13 +146,32 @@ export interface PeersResponse {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-/** `token-expired` (extension): the edge ended the peer's presence when its token expired. */
-export type PeerLeftReason = "left" | "expired" | "token-expired";
+/** `peer-left`'s reason, the values protocol v1 fixes. */
+export type PeerLeftReason = "left" | "expired";
+/**
+ * Why a peer is gone, as the agent reports it: `token-expired` (an extension) when the edge ended
+ * its presence at its token's expiry (`peer-left` `expired` with `cause: "token-expired"`).
+ */
+export type PeerGoneReason = PeerLeftReason | "token-expired";
+
+/** A `peer-left` event's reason with its extension `cause` folded in. */
+export function peerGoneReason(ev: { reason: string; cause?: string }): PeerGoneReason {
+  // An edge before 2026-12-08 put `token-expired` in `reason` itself.
+  if (ev.cause === "token-expired" || ev.reason === "token-expired") return "token-expired";
+  return ev.reason === "left" ? "left" : "expired";
+}
 
 export type RoomEvent =
   | { id: string; type: "peer-joined"; peer: Peer }
   | { id: string; type: "peer-updated"; peer: Peer }
-  | { id: string; type: "peer-left"; peer: string; reason: PeerLeftReason }
+  | {
+      id: string;
+      type: "peer-left";
+      peer: string;
+      reason: PeerLeftReason;
+      /** Extension: `token-expired` when the presence ended at the token's expiry. */
+      cause?: "token-expired";
+    }
   | { id: string; type: "nearby"; peers: string[] }
   | { id: string; type: "offer"; session: string; from: string; sdp: string; etag: string }
   | { id: string; type: "restart"; session: string; from: string; frag: string; etag: string }

@@ -8,7 +8,7 @@ import { cursorAfterJoin } from "../../shared/client.ts";
 import type { HealthConfig } from "../../shared/link/health.ts";
 import { PeerStreams } from "../../shared/link/peer-streams.ts";
 import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
-import type { JoinBody, Peer, RoomEvent } from "../../shared/protocol.ts";
+import { type JoinBody, type Peer, peerGoneReason, type RoomEvent } from "../../shared/protocol.ts";
 import type { ControlStreams } from "./control-stream.ts";
 import { type LinkCallbacks, type LinkContext, PeerLink } from "./link.ts";
 import { errorStatus, errorText, isUnreachable, type SignalingClient } from "./signaling.ts";
@@ -296,7 +296,8 @@ export class RoomSession {
         this.cb.peers(this);
         return;
       case "peer-left": {
-        if (this.peers.has(ev.peer)) this.cb.roomLog(this, `${ev.peer} left (${ev.reason})`);
+        if (this.peers.has(ev.peer))
+          this.cb.roomLog(this, `${ev.peer} left (${peerGoneReason(ev)})`);
         this.peers.delete(ev.peer);
         this.cb.peers(this);
         this.links.get(ev.peer)?.shutdown("the peer left");

@@ -121,7 +121,7 @@ describe("expiry (one alarm, earliest deadline first)", () => {
     await problemOf(await call("GET", `/v1/rooms/${p.room}/sessions/${sid}`, { token: p.ta }), 404);
   });
 
-  it("a peer's presence ends when its token expires, parked poll or not: peer-left token-expired", async () => {
+  it("a peer's presence ends when its token expires, parked poll or not: peer-left expired, cause token-expired", async () => {
     const p = await pair("token-exp");
     const s = await session(p);
     // The edge recorded when b's token stops being accepted (exp + 30 s leeway).
@@ -142,7 +142,13 @@ describe("expiry (one alarm, earliest deadline first)", () => {
     const ea = await poll(p.room, "a", p.ta, p.ca);
     expect(ea.events).toEqual([
       expect.objectContaining({ type: "session-closed", session: s.sid, reason: "token-expired" }),
-      expect.objectContaining({ type: "peer-left", peer: "b", reason: "token-expired" }),
+      // v1 fixes peer-left's reasons: "expired", the token in the extension field `cause`.
+      expect.objectContaining({
+        type: "peer-left",
+        peer: "b",
+        reason: "expired",
+        cause: "token-expired",
+      }),
     ]);
     await problemOf(
       await call("GET", `/v1/rooms/${p.room}/sessions/${s.sid}`, { token: p.ta }),

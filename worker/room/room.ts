@@ -309,13 +309,19 @@ export class Room extends DurableObject<EdgeEnv> {
     return { ok: true };
   }
 
-  #removePeer(id: string, reason: PeerLeftReason): void {
-    const sessionReason = { left: "peer-left", expired: "peer-expired" }[reason as string];
+  #removePeer(id: string, why: PeerLeftReason | "token-expired"): void {
+    const sessionReason = { left: "peer-left", expired: "peer-expired" }[why as string];
     for (const s of this.#store.sessionsOf(id)) {
-      this.#closeSession(s, id, sessionReason ?? reason);
+      this.#closeSession(s, id, sessionReason ?? why);
     }
     this.#store.deletePeer(id);
-    this.#broadcast(id, { type: "peer-left", peer: id, reason });
+    // v1 fixes peer-left's reasons ("left", "expired"): a token's expiry says so in `cause`.
+    this.#broadcast(
+      id,
+      why === "token-expired"
+        ? { type: "peer-left", peer: id, reason: "expired", cause: "token-expired" }
+        : { type: "peer-left", peer: id, reason: why },
+    );
     this.#updateNearby();
     // A parked poll of the removed peer must end (it will get a 404 and re-join).
     this.#toWake.add(peerTopic(id));
