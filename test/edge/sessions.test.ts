@@ -338,6 +338,39 @@ describe("sessions", () => {
     expect(await text(won)).toContain("ufragB2");
   });
 
+  it("an ICE restart by PATCH on a session not answered yet: 409, and the offer is still answered as it was", async () => {
+    const p = await pair();
+    const first = await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {
+      token: p.ta,
+      headers: { ...SDP, Prefer: "wait=1" },
+      body: sdp("ufragA1"),
+    });
+    expect(first.status).toBe(202);
+    const etag = first.headers.get("ETag") as string;
+    const sid = (first.headers.get("Location") as string).split("/").pop() as string;
+    const restart = await call("PATCH", `/v1/rooms/${p.room}/sessions/${sid}`, {
+      token: p.ta,
+      headers: { ...FRAG, "If-Match": "*", Prefer: "wait=1" },
+      body: frag("ufragA2", { pwd: "aaaaaaaaaaaaaaaaaaaaaa" }),
+    });
+    const prob = await problemOf(restart, 409);
+    expect(prob.detail).toMatch(/no answer yet.*re-POST a full offer/);
+    // Nothing changed: b gets only the offer, answers it with its ETag, a gets the answer.
+    const eb = await poll(p.room, "b", p.tb, p.cb);
+    expect(eb.events.map((e) => e.type)).toEqual(["offer"]);
+    const ans = await call("POST", `/v1/rooms/${p.room}/sessions/${sid}/answer`, {
+      token: p.tb,
+      headers: { ...SDP, "If-Match": etag },
+      body: sdp("ufragB1"),
+    });
+    expect(ans.status).toBe(204);
+    const info = (await (
+      await call("GET", `/v1/rooms/${p.room}/sessions/${sid}`, { token: p.ta })
+    ).json()) as { state: string; answer: string };
+    expect(info.state).toBe("answered");
+    expect(info.answer).toContain("a=fingerprint:");
+  });
+
   it("answers: superseded etag 412, wrong media type 415, nothing pending 409, missing If-Match 428", async () => {
     const p = await pair();
     const r1 = await call("POST", `/v1/rooms/${p.room}/peers/b/sessions`, {

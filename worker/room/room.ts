@@ -502,6 +502,16 @@ export class Room extends DurableObject<EdgeEnv> {
     if (!ifMatchHits(ifMatch, s.etag, s.pending?.etag)) {
       return fail(412, "Precondition failed", "If-Match does not match the session's current ETag");
     }
+    // An ICE restart restarts an ICE session, which an unanswered offer has not started. Taken,
+    // it replaced the pending offer: the answer to it got 412, and the session read "answered"
+    // with an sdpfrag for its answer, no DTLS fingerprint ever, and no offer expiry.
+    if (kind === "restart" && s.state !== "answered") {
+      return fail(
+        409,
+        "Not answered",
+        "this session's offer has no answer yet, so there is no ICE session to restart: wait for the answer, or re-POST a full offer (If-Match: its ETag)",
+      );
+    }
     if (s.pending && s.pending.by !== by) {
       return fail(
         409,
