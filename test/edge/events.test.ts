@@ -414,6 +414,52 @@ describe("events", () => {
     expect(peers).toEqual(["c", "d"]);
   });
 
+  it("HEAD: a GET's status and headers, and nothing else: no stream opened, nothing acknowledged", async () => {
+    const room = freshRoom("head");
+    const ta = await token("a", room);
+    const ja = await join(room, ta);
+    const tb = await token("b", room);
+    await join(room, tb);
+    const live = openStream(await sse(room, "a", ta, { after: ja.body.cursor }));
+    await live.readUntil((t) => t.includes("event: peer-joined"));
+    const seen = /^id: (\d+)$/m.exec(live.text)?.[1] as string;
+    const path = `/v1/rooms/${room}/peers/a/events`;
+    // More HEADs than MAX_STREAMS_PER_PEER (2): each would have been a stream of its own.
+    const heads: Record<string, string>[] = [
+      { Accept: "text/event-stream" },
+      { Accept: "text/event-stream", "Last-Event-ID": seen },
+      { Accept: "text/event-stream" },
+    ];
+    for (const headers of heads) {
+      const h = await call("HEAD", path, { token: ta, headers });
+      expect(h.status).toBe(200);
+      expect(h.headers.get("Content-Type")).toBe("text/event-stream");
+      expect(h.headers.get("Cache-Control")).toBe("no-store");
+      expect(await h.text()).toBe("");
+    }
+    const h = await call("HEAD", `${path}?after=${seen}`, { token: ta });
+    expect(h.status).toBe(200);
+    expect(h.headers.get("Content-Type")).toBe("application/json");
+    // Nothing acknowledged: a poll from the acknowledged cursor still gets b's join.
+    expect((await poll(room, "a", ta)).events.map((e) => e.type)).toEqual(["peer-joined"]);
+    // The live stream is still the peer's: it gets the next event, not `event: error`.
+    const patched = await call("PATCH", `/v1/rooms/${room}/peers/b`, {
+      token: tb,
+      headers: { "Content-Type": "application/merge-patch+json" },
+      body: JSON.stringify({ meta: { x: 1 } }),
+    });
+    expect(patched.status).toBe(200);
+    await live.readUntil((t) => t.includes("event: peer-updated") || t.includes("event: error"));
+    expect(live.text).not.toContain("event: error");
+    await live.cancel();
+    // The statuses a GET would get.
+    expect((await call("HEAD", `${path}?wait=99`, { token: ta })).status).toBe(400);
+    const tc = await token("c", room);
+    expect((await call("HEAD", `/v1/rooms/${room}/peers/c/events`, { token: tc })).status).toBe(
+      404,
+    );
+  });
+
   it("Accept is negotiated: a range at q=0 is refused, the higher q wins, */* is the long-poll", async () => {
     const room = freshRoom("accept");
     const ta = await token("a", room);

@@ -107,7 +107,8 @@ function cursorValue(v: string | undefined, what: string): number | null {
   return Number(v);
 }
 
-peersRoutes.get("/:id/events", async (c) => {
+/** An events request's parameters, checked (400) before any room call; GET and HEAD share them. */
+function eventsRequest(c: Ctx) {
   const r = room(c);
   const id = idParam(c, "id");
   checkSelf(claims(c), id);
@@ -119,19 +120,44 @@ peersRoutes.get("/:id/events", async (c) => {
     }
     waitS = Number(waitText);
   }
-  const stub = roomStub(c, r);
+  // Content negotiation as RFC 9110 §12.5.1 reads Accept (a range at q=0 is refused); JSON is the
+  // default, so `*/*` and no header get the long-poll.
+  const sse =
+    accepts(c, {
+      header: "Accept",
+      supports: [CONTENT_TYPE.json, CONTENT_TYPE.sse],
+      default: CONTENT_TYPE.json,
+    }) === CONTENT_TYPE.sse;
+  const after = cursorValue(c.req.query("after"), "after");
+  const resumeFrom = sse
+    ? (cursorValue(c.req.header("Last-Event-ID"), "Last-Event-ID") ?? after)
+    : after;
+  return { stub: roomStub(c, r), id, waitS, sse, resumeFrom };
+}
+
+/**
+ * HEAD: the status and headers a GET would get, and nothing else (RFC 9110 §9.3.2, a safe
+ * method). Hono answers HEAD with the GET handler: before, a HEAD opened a stream (closing the
+ * peer's live one past MAX_STREAMS_PER_PEER) and acknowledged events.
+ */
+async function headEvents(c: Ctx, q: ReturnType<typeof eventsRequest>): Promise<Response> {
+  // A read: no acknowledgement, no stream, no token expiry recorded (a 404 or 400 as for GET).
+  await pollEvents(q.stub, q.id, { after: q.resumeFrom, ack: null, waitMs: 0, tokenExpS: null });
+  return c.body(null, 200, {
+    "Content-Type": q.sse ? CONTENT_TYPE.sse : CONTENT_TYPE.json,
+    "Cache-Control": "no-store",
+  });
+}
+
+peersRoutes.get("/:id/events", async (c) => {
+  const q = eventsRequest(c);
+  if (c.req.method === "HEAD") return headEvents(c, q);
+  const { stub, id, waitS, sse, resumeFrom } = q;
   // The peer's own token bounds its presence (an admin reading its events does not).
   const cl = claims(c);
   const tokenExp = cl.sub === id ? authorizedUntilS(cl) : null;
-  // Content negotiation as RFC 9110 §12.5.1 reads Accept (a range at q=0 is refused); JSON is the
-  // default, so `*/*` and no header get the long-poll.
-  const wants = accepts(c, {
-    header: "Accept",
-    supports: [CONTENT_TYPE.json, CONTENT_TYPE.sse],
-    default: CONTENT_TYPE.json,
-  });
-  if (wants !== CONTENT_TYPE.sse) {
-    const after = cursorValue(c.req.query("after"), "after");
+  if (!sse) {
+    const after = resumeFrom;
     const got = await pollEvents(stub, id, {
       after,
       ack: after,
@@ -141,9 +167,6 @@ peersRoutes.get("/:id/events", async (c) => {
     });
     return c.json({ events: got.events, cursor: got.cursor }, 200, { "Cache-Control": "no-store" });
   }
-  const resumeFrom =
-    cursorValue(c.req.header("Last-Event-ID"), "Last-Event-ID") ??
-    cursorValue(c.req.query("after"), "after");
   // Fail before the stream starts if the peer is unknown: a clean 404, not a broken stream.
   const first = await pollEvents(stub, id, {
     after: resumeFrom,
@@ -154,10 +177,9 @@ peersRoutes.get("/:id/events", async (c) => {
   // Past MAX_STREAMS_PER_PEER, registering this stream closes the peer's oldest one.
   const streamId = crypto.randomUUID();
   unwrap(await stub.openStream(id, streamId));
-  c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no");
   const ackDelayMs = numVar(c.env.SSE_ACK_DELAY_S, 60) * 1000;
-  return streamSSE(c, async (stream) => {
+  const res = streamSSE(c, async (stream) => {
     let open = true;
     stream.onAbort(() => {
       open = false;
@@ -222,4 +244,7 @@ peersRoutes.get("/:id/events", async (c) => {
       });
     }
   });
+  // streamSSE sets `no-cache` (may be stored, revalidated); events are per peer and never reused.
+  res.headers.set("Cache-Control", "no-store");
+  return res;
 });
