@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { CONTENT_TYPE, LIMITS } from "../shared/protocol.ts";
 import { bodyText, type Ctx, mediaType } from "./context.ts";
 import { tooDeep } from "./json-depth.ts";
+import { protoKeyPath } from "./json-keys.ts";
 import { problem } from "./problem.ts";
 
 export async function jsonBody<S extends z.ZodType>(
@@ -32,6 +33,10 @@ export async function jsonBody<S extends z.ZodType>(
       "Bad request",
       `${deep}: JSON nested deeper than ${LIMITS.jsonDepth} levels`,
     );
+  }
+  const proto = protoKeyPath(value);
+  if (proto !== null) {
+    throw problem(400, "Bad request", `${proto}: a key named __proto__ is not accepted`);
   }
   const r = schema.safeParse(value);
   if (!r.success) {

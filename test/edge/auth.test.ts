@@ -121,6 +121,24 @@ describe("auth", () => {
     expect((await call("DELETE", `/v1/rooms/${p.room}/peers/c`, { token: admin })).status).toBe(
       204,
     );
+    // An admin answers for the party the pending offer waits for (a's restart: b).
+    const restart = await call("POST", url, {
+      token: p.ta,
+      headers: { "Content-Type": "application/sdp", "If-Match": "*", Prefer: "wait=1" },
+      body: sdp("ufA9"),
+    });
+    expect(restart.status).toBe(202);
+    const answered = await call("POST", `${url}/answer`, {
+      token: admin,
+      headers: {
+        "Content-Type": "application/sdp",
+        "If-Match": restart.headers.get("ETag") as string,
+      },
+      body: sdp("ufB9"),
+    });
+    expect(answered.status).toBe(204);
+    const after = (await (await call("GET", url, { token: p.ta })).json()) as { answer: string };
+    expect(after.answer).toContain("ufB9");
     expect((await call("DELETE", url, { token: admin })).status).toBe(200);
     await problemOf(await call("GET", url, { token: p.ta }), 404);
     // An admin token for one room is still bound to that room.

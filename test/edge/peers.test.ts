@@ -189,9 +189,24 @@ describe("peers and presence", () => {
     // null removes meta and position altogether.
     const r3 = await patch({ meta: null, position: null });
     expect(await r3.json()).toMatchObject({ meta: {}, position: null });
-    // A "__proto__" key from JSON never reaches an object's prototype.
-    const r4 = await patch(JSON.parse('{"meta":{"__proto__":{"polluted":1}}}'));
-    expect(r4.status).toBe(200);
+    // A "__proto__" key from JSON is refused with its path (it was dropped with a 200), on a
+    // PATCH and on a join, and never reaches an object's prototype.
+    const r4 = await problemOf(
+      await patch(JSON.parse('{"meta":{"k":1,"__proto__":{"polluted":1}}}')),
+      400,
+    );
+    expect(r4.detail).toBe("meta.__proto__: a key named __proto__ is not accepted");
+    const j4 = await call("POST", `/v1/rooms/${room}/peers`, {
+      token: ta,
+      headers: { "Content-Type": "application/json" },
+      body: '{"meta":{"deep":{"__proto__":1}}}',
+    });
+    expect((await problemOf(j4, 400)).detail).toMatch(/^meta\.deep\.__proto__: /);
+    // Nothing of the refused PATCH was kept.
+    const listed = (await (await call("GET", `/v1/rooms/${room}/peers`, { token: ta })).json()) as {
+      peers: { id: string; meta: Record<string, unknown> }[];
+    };
+    expect(listed.peers.find((p) => p.id === "a")?.meta).toEqual({});
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     const merged = mergePatch({ a: 1 }, JSON.parse('{"__proto__":{"polluted":1},"b":null}'));
     expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);

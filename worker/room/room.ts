@@ -751,9 +751,15 @@ export class Room extends DurableObject<EdgeEnv> {
     return { ok: true };
   }
 
-  /** Admin tokens act as any party: the session's offerer stands in. */
-  async partyFor(sid: string): Promise<string | null> {
-    return this.#store.session(sid)?.offerer ?? null;
+  /**
+   * Admin tokens act as any party: the session's offerer stands in, or, to answer, the party the
+   * pending offer or restart waits for (an admin answering was refused as "your own offer").
+   */
+  async partyFor(sid: string, answering = false): Promise<string | null> {
+    const s = this.#store.session(sid);
+    if (!s) return null;
+    if (!answering) return s.offerer;
+    return s.pending?.by === s.answerer ? s.offerer : s.answerer;
   }
 
   #closeSession(s: SessionRow, by: string, reason: string): void {

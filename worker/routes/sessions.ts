@@ -117,11 +117,14 @@ async function readFrag(c: Ctx, r: string, sid: string, by: string): Promise<Rea
   }
 }
 
-/** Who acts on a session: the token's subject; an admin stands in for a party. */
-async function actor(c: Ctx, r: string, sid: string): Promise<string> {
+/**
+ * Who acts on a session: the token's subject; an admin stands in for a party (for an answer, the
+ * one the pending offer awaits).
+ */
+async function actor(c: Ctx, r: string, sid: string, answering = false): Promise<string> {
   const cl = claims(c);
   if (cl.role !== "admin") return cl.sub;
-  return (await roomStub(c, r).partyFor(sid)) ?? cl.sub;
+  return (await roomStub(c, r).partyFor(sid, answering)) ?? cl.sub;
 }
 
 /**
@@ -271,7 +274,7 @@ sessionRoutes.patch("/:sid", sdpLimit, async (c) => {
 sessionRoutes.post("/:sid/answer", sdpLimit, async (c) => {
   const r = room(c);
   const sid = idParam(c, "sid");
-  const by = await actor(c, r, sid);
+  const by = await actor(c, r, sid, true);
   const type = await sessionCheck(c, r, sid, by, () =>
     requireMediaType(c, CONTENT_TYPE.sdp, CONTENT_TYPE.sdpfrag),
   );
