@@ -28,6 +28,7 @@ import { DEV_SECRET, edgeVars, LocalEdgeError, REPO_ROOT, startLocalEdge } from 
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { plainHttpWarning } from "./plain-http.ts";
 import { masterSecretWarning, selfMintedToken } from "./self-token.ts";
+import { onStopSignal } from "./stop-signals.ts";
 import { VERSION } from "./version.ts";
 import {
   type VideoConfig,
@@ -197,9 +198,7 @@ program
       }
       // Ctrl-C at any time, even while wrangler is still starting, stops the edge cleanly.
       const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
+      onStopSignal(() => stop.abort());
       const edge = await startLocalEdge({
         ip: opts.ip,
         port: opts.port,
@@ -425,14 +424,11 @@ program
     // A stop from now on is a normal one (exit 0, figures written): loading the agent takes a
     // moment, and until runRover listened a Ctrl-C killed the process (130, no --stats-json).
     const early = new AbortController();
-    const onEarly = () => early.abort();
-    process.once("SIGINT", onEarly);
-    process.once("SIGTERM", onEarly);
+    const off = onStopSignal(() => early.abort());
     try {
       await roverCommand(opts, cmd, early.signal);
     } finally {
-      process.off("SIGINT", onEarly);
-      process.off("SIGTERM", onEarly);
+      off();
     }
   });
 

@@ -71,8 +71,11 @@ function startReaper(pgid: number, paths: string[]): ChildProcess | null {
   const script =
     // Signal numbers: dash's kill takes neither `--` nor `-s NAME` before a negative group id.
     'read _; kill -15 "-$1" 2>/dev/null; sleep 5; kill -9 "-$1" 2>/dev/null; shift; rm -rf -- "$@"';
+  // Detached (a session of its own): a signal to our process group (a closed terminal's SIGHUP,
+  // `kill -9 -- -pgid`) killed it with us, and wrangler, in its own group, ran on.
   const r = spawn("/bin/sh", ["-c", script, "roverlink-edge-reaper", String(pgid), ...paths], {
     stdio: ["pipe", "ignore", "ignore"],
+    detached: true,
   });
   r.on("error", () => {}); // could not start: the exit handler is what is left
   // Neither the shell nor its pipe may keep this process alive.

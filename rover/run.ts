@@ -19,6 +19,7 @@ import { ProbeStats, parseEcho, probeMessage } from "./probe.ts";
 import { MessageSocket } from "./socket.ts";
 import { statsFileProblem, writeStatsFile } from "./stats-file.ts";
 import { formatOutbox, formatStatus, StatusLine } from "./status-line.ts";
+import { onStopSignal } from "./stop-signals.ts";
 import type { VideoConfig } from "./video-config.ts";
 import { VideoSource } from "./video-source.ts";
 
@@ -81,7 +82,7 @@ function fromSelf(text: string, self: string): boolean {
 export async function runRover(o: RoverRunOptions): Promise<number> {
   const log = createLogger(o.logLevel);
   for (const w of o.warnings ?? []) log.warn(w);
-  // Listen for SIGINT/SIGTERM from the start: a Ctrl-C while joining still leaves cleanly.
+  // Listen for SIGINT/SIGTERM/SIGHUP from the start: a Ctrl-C while joining still leaves cleanly.
   let stopNow: () => void = () => {};
   let stopRequested = false;
   const stopped = new Promise<void>((resolve) => {
@@ -91,15 +92,13 @@ export async function runRover(o: RoverRunOptions): Promise<number> {
     };
   });
   const onSignal = () => stopNow();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const off = onStopSignal(onSignal);
   o.stopSignal?.addEventListener("abort", onSignal, { once: true });
   if (o.stopSignal?.aborted) stopNow();
   try {
     return await run(o, log, stopped, () => stopRequested);
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    off();
     o.stopSignal?.removeEventListener("abort", onSignal);
   }
 }

@@ -13,6 +13,7 @@ import { openPeerIdentity } from "./identity.ts";
 import { createLogger, type LogLevel } from "./log.ts";
 import { formatBytes, formatRate, ProgressView } from "./progress.ts";
 import { statsFileProblem, writeStatsFile } from "./stats-file.ts";
+import { onStopSignal } from "./stop-signals.ts";
 
 export interface SendRunOptions {
   edge: string;
@@ -77,9 +78,7 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     watchNetwork: true,
   });
   const stop = new AbortController();
-  const onSignal = () => stop.abort(new SendError("interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const off = onStopSignal(() => stop.abort(new SendError("interrupted")));
   try {
     await agent.start(stop.signal);
     // At a terminal, say why nothing happens yet (a script gets the one error line at the end).
@@ -122,8 +121,7 @@ export async function runSend(o: SendRunOptions): Promise<number> {
     if (e instanceof FileTransferError) throw new SendError(e.message);
     throw e;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    off();
     await agent.stop();
   }
 }

@@ -71,8 +71,8 @@ const onSignal = () => {
   interrupted.abort();
   void stop(0);
 };
-process.on("SIGINT", onSignal);
-process.on("SIGTERM", onSignal);
+// SIGHUP too: a closed terminal stops the demo as Ctrl-C does (the edge with it).
+for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(s, onSignal);
 
 async function main(): Promise<void> {
   if (!process.env.ROVERLINK_SECRET)

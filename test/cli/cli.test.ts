@@ -283,7 +283,7 @@ describe("roverlink CLI", () => {
     expect(processesMentioning(persist)).toEqual([]);
   });
 
-  it("edge --persist-to with a relative path keeps the state where it was run from", async () => {
+  it("edge --persist-to with a relative path keeps the state where it was run from; SIGHUP stops it cleanly", async () => {
     const port = await freePort();
     const here = mkdtempSync(join(tmpdir(), "roverlink-cli-cwd-"));
     const name = `rel-state-${port}`;
@@ -307,9 +307,13 @@ describe("roverlink CLI", () => {
       });
       expect(joined.status).toBe(201);
     } finally {
-      child.kill("SIGINT");
+      // A closed terminal (SIGHUP) stops it as Ctrl-C does: it killed the CLI at once, and
+      // wrangler and workerd ran on.
+      child.kill("SIGHUP");
     }
     expect(await exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    expect(processesMentioning(join(here, name))).toEqual([]);
     // The room's state is under the directory it was run from, not in the checkout.
     expect(existsSync(join(here, name))).toBe(true);
     expect(existsSync(join(REPO_ROOT, name))).toBe(false);

@@ -37,40 +37,48 @@ describe("startLocalEdge", () => {
     expect(startFailureIsTransient(broken, false)).toBe(false);
   });
 
-  it("a process killed with SIGKILL leaves no edge, no secrets file and no state behind", async () => {
-    const secret = `killed-owner-${randomUUID()}`;
-    const owner = spawn(process.execPath, [join(import.meta.dirname, "edge-owner.ts"), secret], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      owner.stdout.on("data", (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("\n")) resolve(out.split("\n")[0] as string);
+  // `group`: the owner's whole process group killed (a closed terminal's SIGHUP reaches a group;
+  // the reaper was in it, died with the owner, and wrangler ran on).
+  it.each(["alone", "group"])(
+    "a process killed with SIGKILL (%s) leaves no edge, no secrets file and no state behind",
+    async (how) => {
+      const secret = `killed-owner-${randomUUID()}`;
+      const owner = spawn(
+        process.execPath,
+        [join(import.meta.dirname, "edge-owner.ts"), secret, how],
+        { stdio: ["ignore", "pipe", "inherit"], detached: how === "group" },
+      );
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        owner.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) resolve(out.split("\n")[0] as string);
+        });
+        owner.once("exit", () => reject(new Error(`the owner exited first: ${out}`)));
       });
-      owner.once("exit", () => reject(new Error(`the owner exited first: ${out}`)));
-    });
-    const started = JSON.parse(line) as { pid: number; port: number; persistTo: string };
-    // The premise: the owner died without running its exit handlers, its edge still up.
-    expect(await new Promise((r) => owner.once("exit", (_c, sig) => r(sig)))).toBe("SIGKILL");
-    const gone = async () => {
-      const deadline = Date.now() + 15_000;
-      while (groupMembers(started.pid).length > 0 && Date.now() < deadline)
+      const started = JSON.parse(line) as { pid: number; port: number; persistTo: string };
+      // The premise: the owner died without running its exit handlers, its edge still up.
+      expect(await new Promise((r) => owner.once("exit", (_c, sig) => r(sig)))).toBe("SIGKILL");
+      const gone = async () => {
+        const deadline = Date.now() + 15_000;
+        while (groupMembers(started.pid).length > 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
+        return groupMembers(started.pid).length === 0;
+      };
+      expect(await gone()).toBe(true);
+      await expect(fetch(`http://127.0.0.1:${started.port}/healthz`)).rejects.toThrow();
+      const deadline = Date.now() + 5_000;
+      while (existsSync(started.persistTo) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
-      return groupMembers(started.pid).length === 0;
-    };
-    expect(await gone()).toBe(true);
-    await expect(fetch(`http://127.0.0.1:${started.port}/healthz`)).rejects.toThrow();
-    const deadline = Date.now() + 5_000;
-    while (existsSync(started.persistTo) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
-    expect(existsSync(started.persistTo)).toBe(false);
-    const varsFiles = readdirSync(tmpdir())
-      .filter((d) => d.startsWith("roverlink-vars-"))
-      .map((d) => join(tmpdir(), d, "worker.env"))
-      .filter((f) => existsSync(f) && readFileSync(f, "utf8").includes(secret));
-    expect(varsFiles).toEqual([]);
-  }, 60_000);
+      expect(existsSync(started.persistTo)).toBe(false);
+      const varsFiles = readdirSync(tmpdir())
+        .filter((d) => d.startsWith("roverlink-vars-"))
+        .map((d) => join(tmpdir(), d, "worker.env"))
+        .filter((f) => existsSync(f) && readFileSync(f, "utf8").includes(secret));
+      expect(varsFiles).toEqual([]);
+    },
+    60_000,
+  );
 
   it("serves /healthz and the worker with the given vars; stop() leaves no process behind", async () => {
     const edge = await startLocalEdge({ vars: { ROVERLINK_SECRET: SECRET } });
