@@ -56,6 +56,21 @@ function positiveNumber(what: string) {
   };
 }
 
+/** The longest timer Node keeps: past 2^31 - 1 ms it fires after 1 ms (with a warning). */
+const MAX_TIMER_S = Math.floor((2 ** 31 - 1) / 1000);
+
+/** Seconds for a timer: positive, and at most MAX_TIMER_S (24.8 days). */
+function timerSeconds(what: string, longer: string) {
+  return (v: string) => {
+    const n = positiveNumber(what)(v);
+    if (n > MAX_TIMER_S)
+      throw new InvalidArgumentError(
+        `${what} must be at most ${MAX_TIMER_S} s (24.8 days); ${longer}`,
+      );
+    return n;
+  };
+}
+
 function port(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 65535)
@@ -143,6 +158,22 @@ function varPair(v: string, prev: Record<string, string> | undefined): Record<st
   const i = v.indexOf(":");
   if (i <= 0) throw new InvalidArgumentError("must be NAME:VALUE");
   return { ...prev, [v.slice(0, i)]: v.slice(i + 1) };
+}
+
+/**
+ * The edge's URL from --edge or $ROVERLINK_EDGE. A bad one from the environment is a UsageError
+ * naming it: thrown as commander's InvalidArgumentError, it exited 1 silently (commander prints
+ * those only for the options it parses).
+ */
+function edgeFrom(flag: string | undefined): string {
+  if (flag) return flag; // checked by commander (edgeUrl)
+  const env = process.env.ROVERLINK_EDGE;
+  if (!env) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
+  try {
+    return edgeUrl(env);
+  } catch (e) {
+    throw new UsageError(`ROVERLINK_EDGE ${JSON.stringify(env)} ${(e as Error).message}`);
+  }
 }
 
 function edgeUrl(v: string): string {
@@ -332,10 +363,16 @@ program
     (v: string) => {
       const hz = positiveNumber("--probe")(v);
       if (hz > 1000) throw new InvalidArgumentError("--probe is at most 1000 (a timer's 1 ms)");
+      if (1 / hz > MAX_TIMER_S)
+        throw new InvalidArgumentError(`--probe is at least 1/${MAX_TIMER_S} (one in 24.8 days)`);
       return hz;
     },
   )
-  .option("--duration <s>", "stop after this many seconds", positiveNumber("--duration"))
+  .option(
+    "--duration <s>",
+    "stop after this many seconds",
+    timerSeconds("--duration", "to run longer, give none"),
+  )
   .option("--stats-json <file>", "write the probe figures as JSON on exit")
   .option("--metrics-port <port>", "Prometheus metrics on 127.0.0.1:<port>/metrics", port)
   .option("--identity <file>", "DTLS certificate and key (created 0600 if missing; docs/rover.md)")
@@ -397,7 +434,12 @@ program
   .option(
     "--backup-check-ms <ms>",
     "check each backup path this often (default 2500; docs/link-health.md)",
-    positiveNumber("--backup-check-ms"),
+    (v: string) => {
+      const ms = positiveNumber("--backup-check-ms")(v);
+      if (ms > MAX_TIMER_S * 1000)
+        throw new InvalidArgumentError(`--backup-check-ms must be at most ${MAX_TIMER_S * 1000}`);
+      return ms;
+    },
   )
   .addOption(
     new Option(
@@ -445,9 +487,7 @@ async function roverCommand(
       : opts.logLevel;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new UsageError(`ROVERLINK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
-  const edge = opts.edge || process.env.ROVERLINK_EDGE;
-  if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
-  edgeUrl(edge);
+  const edge = edgeFrom(opts.edge);
   if (opts.connect?.includes(opts.id))
     throw new UsageError(
       `--connect ${opts.id} is this rover's own id: a rover cannot link to itself`,
@@ -541,13 +581,13 @@ program
   .option(
     "--link-timeout <s>",
     "give up when no link comes up within this long",
-    positiveNumber("--link-timeout"),
+    timerSeconds("--link-timeout", "that is already longer than any link takes"),
     30,
   )
   .option(
     "--idle-timeout <s>",
     "give up when the receiver acknowledges nothing for this long",
-    positiveNumber("--idle-timeout"),
+    timerSeconds("--idle-timeout", "that is already longer than any transfer waits"),
     120,
   )
   .option("--identity <file>", "DTLS certificate and key (docs/rover.md)")
@@ -576,9 +616,7 @@ program
         logLevel: LogLevel;
       },
     ) => {
-      const edge = opts.edge || process.env.ROVERLINK_EDGE;
-      if (!edge) throw new UsageError("no edge: pass --edge <url> or set ROVERLINK_EDGE");
-      edgeUrl(edge);
+      const edge = edgeFrom(opts.edge);
       const clear = plainHttpWarning(edge);
       if (clear) process.stderr.write(`roverlink: ${clear}\n`);
       const given = opts.token || process.env.ROVERLINK_TOKEN;

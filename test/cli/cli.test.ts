@@ -109,6 +109,24 @@ describe("roverlink CLI", () => {
     // A rover's own token is never for every room.
     expectOneLineError(await roverlink(["rover", "--room", "*", "--id", "a"]), /room must match/);
     expectOneLineError(await roverlink(["rover", "--room", "r", "--id", "a"]), /no edge/);
+    // Timers past Node's 2^31 - 1 ms fired at once: --duration 2200000 stopped the rover at once.
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--duration", "2200000"]),
+      /--duration must be at most 2147483 s \(24\.8 days\); to run longer, give none/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--probe", "0.0000001"]),
+      /--probe is at least 1\/2147483/,
+    );
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a", "--backup-check-ms", "3e9"]),
+      /--backup-check-ms must be at most 2147483000/,
+    );
+    // A bad edge from the environment is named (it exited 1 without a word).
+    expectOneLineError(
+      await roverlink(["rover", "--room", "r", "--id", "a"], { ROVERLINK_EDGE: "bogus" }),
+      /^roverlink: ROVERLINK_EDGE "bogus" must be an http\(s\) URL/,
+    );
     expectOneLineError(await roverlink(["token", "--room", "r", "--peer", "a"]), /no secret/);
     expectOneLineError(
       await roverlink(["rover", "--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a"], {

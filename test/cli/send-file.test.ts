@@ -100,6 +100,14 @@ describe("send and --receive-dir without an edge", () => {
     );
     expectOneLineError(await roverlink(["send", CLI, "--to", "b", "--room", "r"]), /no edge/);
     expectOneLineError(
+      await roverlink(["send", CLI, "--to", "b", "--room", "r", "--link-timeout", "3000000"]),
+      /--link-timeout must be at most 2147483 s/,
+    );
+    expectOneLineError(
+      await roverlink(["send", CLI, "--to", "b", "--room", "r"], { ROVERLINK_EDGE: "ftp://x" }),
+      /^roverlink: ROVERLINK_EDGE "ftp:\/\/x" must be an http\(s\) URL/,
+    );
+    expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a", "--max-file-size", "lots"]),
       /--max-file-size.*must be a size/,
     );
