@@ -209,29 +209,33 @@ export class AgentMetrics {
         this.set(agent.edgeStatus().since / 1000);
       },
     });
-    new Gauge({
-      name: "roverlink_token_expiry_timestamp_seconds",
-      help: "When the agent's token expires (seconds since the epoch; absent for a token it renews itself)",
-      registers: reg,
-      collect() {
-        this.reset();
-        const exp = agent.tokenExpiry();
-        if (exp !== null) this.set(exp);
-      },
-    });
+    // Only for a fixed token. A gauge without labels is never absent once registered: reset()
+    // exports 0, and an alert on the expiry fired forever for every rover renewing its own.
+    if (agent.tokenExpiry() !== null)
+      new Gauge({
+        name: "roverlink_token_expiry_timestamp_seconds",
+        help: "When the agent's token expires (seconds since the epoch; absent for a token it renews itself)",
+        registers: reg,
+        collect() {
+          const exp = agent.tokenExpiry();
+          if (exp !== null) this.set(exp);
+        },
+      });
     new Gauge({
       name: "roverlink_build_info",
       help: "1, labelled with the roverlink and Node.js versions running",
       labelNames: ["version", "node"],
       registers: reg,
     }).set({ version: VERSION, node: process.versions.node }, 1);
-    // The camera (--video): what came from the encoder, what the browsers' reports allow.
+    // The camera (--video): what came from the encoder, what the browsers' reports allow. Only
+    // with a camera (without, they read 0: a target bitrate of 0).
     const video = () => agent.video?.stats() ?? null;
+    const videoRegs = agent.video ? reg : [];
     const videoGauge = (name: string, help: string, pick: (v: VideoSourceStats) => number | null) =>
       new Gauge({
         name,
         help,
-        registers: reg,
+        registers: videoRegs,
         collect() {
           this.reset();
           const v = video();

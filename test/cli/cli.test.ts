@@ -774,6 +774,10 @@ describe("roverlink CLI", () => {
       // bravo's Prometheus metrics: its link to alpha is up and it echoes on control.
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(text).toContain('roverlink_link_state{peer="alpha",state="up"} 1');
+      // bravo mints its own tokens and has no camera: no expiry to alert on, no video figures
+      // (both read 0 before, and the documented expiry alert fired for every such rover).
+      expect(text).not.toMatch(/^roverlink_token_expiry_timestamp_seconds /m);
+      expect(text).not.toMatch(/^roverlink_video_/m);
       const counter = (name: string) =>
         Number(
           text.match(new RegExp(`^${name}\\{peer="alpha",channel="control"\\} (\\S+)$`, "m"))?.[1],
