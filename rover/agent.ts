@@ -17,7 +17,12 @@ import {
   RoverlinkClient,
   type TokenSource,
 } from "../shared/client.ts";
-import { ClientInputError, EdgeUnreachableError, ProblemError } from "../shared/errors.ts";
+import {
+  ClientInputError,
+  EdgeUnreachableError,
+  EventStreamEndedError,
+  ProblemError,
+} from "../shared/errors.ts";
 import { encodeFileMessage } from "../shared/file-wire.ts";
 import { Quarantine, type Violation } from "../shared/link/conduct.ts";
 import { DepartedLinks } from "../shared/link/departed.ts";
@@ -625,7 +630,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       } catch (e) {
         if (!this.#running) break;
         if (this.#pollAbort.signal.aborted) continue; // network change: poll again on a fresh connection
-        this.#edgeAnswered(e instanceof ProblemError);
+        this.#edgeAnswered(e instanceof ProblemError || e instanceof EventStreamEndedError);
         if (mode === "sse" && !streamOpen && !(e instanceof ProblemError)) {
           // The stream did not open: the edge is unreachable (then the stream is tried again, as
           // long-polls would fail too), or it does not stream. One long-poll tells which.

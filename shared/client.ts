@@ -11,6 +11,7 @@ import {
   ClientInputError,
   EdgeProtocolError,
   EdgeUnreachableError,
+  EventStreamEndedError,
   oneLine,
   ProblemError,
 } from "./errors.ts";
@@ -387,6 +388,8 @@ export class RoverlinkClient {
         if (chunk.done) return;
         arm();
         for (const msg of sse.push(chunk.value)) {
+          // Its reason, not "SSE event lacks id or type": the stream ends here.
+          if (msg.event === "error") throw new EventStreamEndedError(streamEndReason(msg.data));
           const ev = parseEventData(msg, meta, res.status);
           if (ev) yield ev;
         }
@@ -888,6 +891,17 @@ export class SseParser {
     else if (field === "id" && !value.includes("\0")) this.#id = value;
     return undefined;
   }
+}
+
+/** The `detail` of an `event: error`'s data (`{"detail": "…"}`), else the data as it came. */
+function streamEndReason(data: string): string {
+  try {
+    const v = JSON.parse(data) as { detail?: unknown };
+    if (typeof v?.detail === "string") return v.detail;
+  } catch {
+    // not JSON: the text itself
+  }
+  return data || "no reason given";
 }
 
 function parseEventData(

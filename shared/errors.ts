@@ -69,6 +69,20 @@ export class EdgeProtocolError extends Error {
   }
 }
 
+/**
+ * The edge ended an event stream with `event: error` and its reason (the peer left or expired,
+ * its token ran out, a newer stream of the same peer replaced this one). The edge answered: this
+ * is not an outage, and the next poll says what to do (a 404: join again; a 401: a new token).
+ */
+export class EventStreamEndedError extends Error {
+  readonly detail: string;
+  constructor(detail: string) {
+    super(`the edge ended the event stream: ${oneLine(detail)}`);
+    this.name = "EventStreamEndedError";
+    this.detail = detail;
+  }
+}
+
 /** A caller passed something the protocol cannot carry (bad room/peer id, bad sdpfrag...). */
 export class ClientInputError extends Error {
   constructor(message: string) {

@@ -10,6 +10,7 @@ import {
   ClientInputError,
   EdgeProtocolError,
   EdgeUnreachableError,
+  EventStreamEndedError,
   type FetchFn,
   ProblemError,
   parseRetryAfter,
@@ -262,6 +263,27 @@ describe("events", () => {
     expect((err as EdgeUnreachableError).timedOut).toBe(true);
     expect(err.message).toMatch(
       /^edge unreachable: GET http:\/\/127\.0\.0\.1:\d+\/v1\/rooms\/lab\/peers\/a\/events: event stream silent/,
+    );
+  });
+
+  it("stream: the edge's `event: error` ends it with the edge's reason (events before it are given)", async () => {
+    handler = (_q, res) => {
+      res.writeHead(200, { "Content-Type": "text/event-stream" });
+      res.write(`id: 1\ndata: ${JSON.stringify({ id: "1", type: "nearby", peers: [] })}\n\n`);
+      const detail = "a newer event stream of this peer replaced this one";
+      res.end(`event: error\ndata: ${JSON.stringify({ detail })}\n\n`);
+    };
+    const got: RoomEvent[] = [];
+    const err = await caught(
+      (async () => {
+        for await (const ev of client().stream("lab", "a")) got.push(ev);
+      })(),
+    );
+    expect(got.map((e) => e.id)).toEqual(["1"]);
+    // It was "unexpected answer from the edge: … SSE event lacks id or type".
+    expect(err).toBeInstanceOf(EventStreamEndedError);
+    expect(err.message).toBe(
+      "the edge ended the event stream: a newer event stream of this peer replaced this one",
     );
   });
 
