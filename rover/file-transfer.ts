@@ -9,9 +9,7 @@
 import { createHash, type Hash, randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
-  accessSync,
   closeSync,
-  constants,
   createReadStream,
   existsSync,
   fsyncSync,
@@ -43,6 +41,7 @@ import {
 import { DEFAULT_MAX_FRAME_BYTES } from "../shared/link/reliable.ts";
 import { errnoText } from "./errno.ts";
 import { holdStreamIdUntilReset, remoteMaxMessageSize } from "./werift-internals.ts";
+import { checkDirWritable } from "./write-check.ts";
 
 /** What the file code needs of the agent (rover/agent.ts). */
 export interface FileAgent {
@@ -493,12 +492,16 @@ export class FileReceiver extends EventEmitter {
   start(): void {
     try {
       if (!statSync(this.dir).isDirectory()) throw new Error("not a directory");
-      accessSync(this.dir, constants.W_OK | constants.X_OK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new FileReceiveError(
-        `--receive-dir ${this.dir}: ${code === "ENOENT" ? "no such directory" : code === "EACCES" ? "not writable" : (e as Error).message}`,
+        `--receive-dir ${this.dir}: ${code === "ENOENT" ? "no such directory" : (e as Error).message}`,
       );
+    }
+    try {
+      checkDirWritable(this.dir);
+    } catch (e) {
+      throw new FileReceiveError(`--receive-dir ${this.dir}: not writable (${errnoText(e)})`);
     }
     this.#removeStaleParts();
     this.#o.agent.on("file-channel", this.#onChannel);

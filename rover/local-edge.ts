@@ -5,7 +5,7 @@
  * in a private env file, never on a command line; the development secret serves loopback only.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve as resolvePath } from "node:path";
@@ -22,6 +22,7 @@ import { errnoText } from "./errno.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { makeDirs } from "./make-dirs.ts";
 import { REPO_ROOT } from "./version.ts";
+import { checkDirWritable } from "./write-check.ts";
 
 export { DEV_SECRET, REPO_ROOT };
 
@@ -229,7 +230,7 @@ async function startLocalEdgeOnce(opts: LocalEdgeOptions): Promise<LocalEdge> {
     // up"): say so now.
     try {
       makeDirs(persistTo);
-      accessSync(persistTo, constants.W_OK);
+      checkDirWritable(persistTo);
     } catch (e) {
       varsFile.remove();
       throw new LocalEdgeError(`--persist-to ${opts.persistTo}: cannot use it: ${errnoText(e)}`);

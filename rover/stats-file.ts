@@ -1,16 +1,16 @@
 /** `--stats-json`: checked before the agent joins (a bad path is one line, nobody saw us), written at the end. */
-import { accessSync, constants, existsSync, statSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { errnoText } from "./errno.ts";
+import { checkFileWritable } from "./write-check.ts";
 
 /** Why the figures could not be written to `file`, as the one line the CLI prints; or null. */
 export function statsFileProblem(file: string): string | null {
   const path = resolve(file);
   try {
-    if (existsSync(path)) {
-      if (statSync(path).isDirectory()) return `--stats-json: ${file} is a directory`;
-      accessSync(path, constants.W_OK);
-    } else accessSync(dirname(path), constants.W_OK);
+    if (existsSync(path) && statSync(path).isDirectory())
+      return `--stats-json: ${file} is a directory`;
+    checkFileWritable(path);
     return null;
   } catch (e) {
     return `--stats-json: cannot write ${file}: ${errnoText(e)}`;

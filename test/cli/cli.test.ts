@@ -173,6 +173,16 @@ describe("roverlink CLI", () => {
       ]),
       /--stats-json: cannot write \/nonexistent\/dir\/stats.json/,
     );
+    // Found by writing, not by access(2), which lets root "write" to /proc: the run's figures
+    // were lost at its end, after the rover had joined.
+    expectOneLineError(
+      await roverlink([
+        "rover",
+        ...["--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a", "--token", "t"],
+        ...["--stats-json", "/proc/roverlink-stats.json"],
+      ]),
+      /--stats-json: cannot write \/proc\/roverlink-stats\.json: /,
+    );
     // A directory too (it failed only at exit, the figures lost, the line without its option).
     const nowhere = ["--edge", "http://127.0.0.1:9", "--room", "r", "--token", "t"];
     expectOneLineError(

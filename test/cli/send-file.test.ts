@@ -234,7 +234,9 @@ describe("through a local edge", () => {
         60_000,
         held,
       ),
-      new RegExp(`^roverlink: --receive-dir ${locked}: not writable$`),
+      new RegExp(
+        `^roverlink: --receive-dir ${locked}: not writable \\(permission denied \\(EACCES\\)\\)$`,
+      ),
     );
     // A file the sender cannot read: said before joining (a missing file is), not after waiting
     // for a receiver that is not even there.
@@ -377,7 +379,7 @@ describe("through a local edge", () => {
     }
   }, 180_000);
 
-  it("--receive-dir that does not exist is one line", async () => {
+  it("--receive-dir that does not exist, or cannot be written, is one line", async () => {
     expectOneLineError(
       await roverlink(
         [
@@ -395,6 +397,17 @@ describe("through a local edge", () => {
         { ROVERLINK_SECRET: SECRET },
       ),
       /--receive-dir .*nope: no such directory/,
+    );
+    // One nothing can be written to, even by root (access(2) said yes to root).
+    expectOneLineError(
+      await roverlink(
+        ["rover", "--edge", edge.url, "--room", "files", "--id", "c", "--in-memory"].concat([
+          "--receive-dir",
+          "/proc",
+        ]),
+        { ROVERLINK_SECRET: SECRET },
+      ),
+      /^roverlink: --receive-dir \/proc: not writable \(/,
     );
   }, 60_000);
 });
