@@ -492,6 +492,16 @@ async function roverCommand(
     throw new UsageError(
       `--connect ${opts.id} is this rover's own id: a rover cannot link to itself`,
     );
+  const selfForward = opts.forward?.find((f) => f.peer === opts.id);
+  if (selfForward)
+    throw new UsageError(
+      `--forward to ${opts.id} is this rover's own id: a rover cannot link to itself (forward to a port here directly)`,
+    );
+  // Accepted and ignored before, like a --video-* option without --video (which is refused).
+  if (opts.maxFileSize !== undefined && !opts.receiveDir)
+    throw new UsageError(
+      "--max-file-size needs --receive-dir (it limits the files received there)",
+    );
   const given = opts.token || process.env.ROVERLINK_TOKEN;
   let token: TokenSource;
   const warnings: string[] = [];

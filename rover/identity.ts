@@ -69,6 +69,9 @@ export async function loadOrCreateIdentity(file: string): Promise<LoadedIdentity
   let created = false;
   try {
     const st = statSync(file);
+    // Before the mode: "chmod 600 it" was the advice for a directory given by mistake.
+    if (st.isDirectory())
+      throw new IdentityError(`identity file ${file} is a directory: give a file's path`);
     if ((st.mode & 0o077) !== 0)
       throw new IdentityError(
         `identity file ${file} is accessible by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`,

@@ -88,7 +88,13 @@ export class Outbox {
       this.db.exec(SCHEMA);
       migrate(this.db);
     } catch (e) {
-      throw new OutboxError(`outbox ${file}: ${reason(e)}`);
+      // The exclusive lock held by another process: say who, not SQLite's "database is locked".
+      const locked = /database is locked/i.test(reason(e));
+      throw new OutboxError(
+        locked
+          ? `outbox ${file} is in use by another agent (same room and id, same state directory): stop it, or give this one another --id or --state-dir`
+          : `outbox ${file}: ${reason(e)}`,
+      );
     }
     this.#q = prepare(this.db);
   }

@@ -122,6 +122,22 @@ describe("roverlink CLI", () => {
       await roverlink(["rover", "--room", "r", "--id", "a", "--backup-check-ms", "3e9"]),
       /--backup-check-ms must be at most 2147483000/,
     );
+    expectOneLineError(
+      await roverlink([
+        "rover",
+        ...["--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a"],
+        ...["--forward", "tcp:2222:a:22"],
+      ]),
+      /--forward to a is this rover's own id/,
+    );
+    expectOneLineError(
+      await roverlink([
+        "rover",
+        ...["--edge", "http://127.0.0.1:9", "--room", "r", "--id", "a"],
+        ...["--max-file-size", "5M"],
+      ]),
+      /--max-file-size needs --receive-dir/,
+    );
     // A bad edge from the environment is named (it exited 1 without a word).
     expectOneLineError(
       await roverlink(["rover", "--room", "r", "--id", "a"], { ROVERLINK_EDGE: "bogus" }),

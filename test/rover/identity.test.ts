@@ -1,5 +1,13 @@
 import { X509Certificate } from "node:crypto";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -49,6 +57,13 @@ describe("loadOrCreateIdentity", () => {
     await loadOrCreateIdentity(open);
     chmodSync(open, 0o644);
     await expect(loadOrCreateIdentity(open)).rejects.toThrow(/accessible by others.*chmod 600/);
+    // A directory given by mistake is named as one (it was told to chmod 600).
+    const folder = join(dir, "folder");
+    mkdirSync(folder, { mode: 0o755 });
+    chmodSync(folder, 0o755);
+    await expect(loadOrCreateIdentity(folder)).rejects.toThrow(
+      /is a directory: give a file's path/,
+    );
 
     const noKey = join(dir, "nokey.pem");
     const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(
