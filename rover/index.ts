@@ -18,7 +18,7 @@ export {
   type Payload,
   type SendOptions,
 } from "../shared/link/reliable.ts";
-export type { IceServer, Peer, Position } from "../shared/protocol.ts";
+export type { IceServer, Peer, PeerGoneReason, Position } from "../shared/protocol.ts";
 export { mintToken, TokenError } from "../shared/token.ts";
 export {
   Agent,

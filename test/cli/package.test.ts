@@ -158,6 +158,7 @@ it("the type declarations describe the API to a TypeScript user", () => {
   type FileSent,
   type HandoverInfo,
   mintToken,
+  type PeerGoneReason,
   sendFile,
 } from "roverlink";
 type IsAny<T> = 0 extends 1 & T ? true : false;
@@ -175,7 +176,8 @@ agent.on("link-up", (peer, info) => {
 agent.on("handover", (h: HandoverInfo) => h.gapMs);
 agent.on("peer-left", (peer, reason) => {
   const r: "left" | "expired" | "token-expired" = reason;
-  void [peer, r];
+  const named: PeerGoneReason = r;
+  void [peer, r, named];
 });
 // @ts-expect-error: no such event
 agent.on("linkup", () => {});
