@@ -246,8 +246,14 @@ describe.skipIf(unavailable !== undefined)(`handover in the lab${note}`, () => {
       ],
     });
     await waitEdge(edgeUrl);
-    const f = await scenario("turn-expiry", 50, async () => {});
+    const r = await runScenario(edgeUrl, "turn-expiry", 50, async () => {});
+    const f = r.figures;
+    expect(r.exitCode, r.logs()).toBe(0);
+    console.info(`lab turn-expiry: sent ${f.sent}, lost ${f.lost}, handovers ${f.handovers}`);
     expectNothingLost(f);
     expect(f.handovers).toBeGreaterThanOrEqual(2);
+    // The renewals are restarts of their own reason (they were reported as "manual").
+    const renewed = "handover done|reason=turn-credentials";
+    expect(r.aLogged(renewed) || r.bLogged(renewed), r.logs()).toBe(true);
   });
 });

@@ -49,6 +49,9 @@ function capture(child: ChildProcess, name: string) {
       // "msg|uplink=<name>" too: a premise can name the uplink ("backup path ready|uplink=cell").
       const u = /"uplink":"([^"]*)"/.exec(line);
       if (u) seen.add(`${m[1]}|uplink=${u[1]}`);
+      // "msg|reason=<why>": a handover's reason ("handover done|reason=turn-credentials").
+      const r = /"reason":"([^"]*)"/.exec(line);
+      if (r) seen.add(`${m[1]}|reason=${r[1]}`);
     }
     if (seen.has("link up")) linkUp = true;
   });
