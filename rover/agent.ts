@@ -209,6 +209,11 @@ export interface AgentEvents {
   "outbox-fault": [error: OutboxError | null];
   /** The edge refused a fixed token for good: no more events come. */
   "token-refused": [error: ProblemError];
+  /**
+   * Another process joined the room with this agent's id (its incarnation): this agent reads no
+   * more events, and `stop()` does not leave (the presence is the other's). Stop it.
+   */
+  "seat-taken": [incarnation: string];
   /** stop() began: links close; what depends on the agent (a file transfer) ends now. */
   stopped: [];
 }
@@ -299,6 +304,8 @@ export class Agent extends EventEmitter<AgentEvents> {
    * way). stop() then still says goodbye, or the room would show a ghost until presence expires.
    */
   #mayBeSeated = false;
+  /** Another process joined with our id: its events and presence are not ours any more. */
+  #seatTaken = false;
   /** Where we are, as joins carry it (the option, then setPosition()). */
   #position: Position | undefined;
   /** setPosition(): the value still to send (undefined: none), and the update on its way. */
@@ -569,6 +576,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     for await (const ev of events) {
       onEvent();
       this.#onEvent(ev);
+      // Reading on would take (and, on a stream, acknowledge) the other process's events.
+      if (this.#seatTaken) return;
       this.#cursor = ev.id;
     }
   }
@@ -583,7 +592,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let streamOpen = false;
     /** Why the stream last failed to open, while one long-poll tells the two causes apart. */
     let streamFailed: string | null = null;
-    while (this.#running) {
+    while (this.#running && !this.#seatTaken) {
       this.#pollAbort = new AbortController();
       if (mode === "poll" && preferred === "sse" && Date.now() >= retrySseAt) mode = "sse";
       try {
@@ -625,7 +634,11 @@ export class Agent extends EventEmitter<AgentEvents> {
           streamFailed = null;
           retrySseAt = Date.now() + SSE_RETRY_MS;
         }
-        for (const ev of r.events) this.#onEvent(ev);
+        for (const ev of r.events) {
+          this.#onEvent(ev);
+          if (this.#seatTaken) break;
+        }
+        if (this.#seatTaken) break;
         this.#cursor = r.cursor;
       } catch (e) {
         if (!this.#running) break;
@@ -766,6 +779,19 @@ export class Agent extends EventEmitter<AgentEvents> {
         return;
       case "session-closed":
         for (const l of this.#links.values()) l.onSessionClosed(ev.session, ev.reason);
+        return;
+      case "seat-taken":
+        // Our own re-join keeps our incarnation, and a new process starts after its event.
+        if (ev.incarnation === this.#incarnation || this.#seatTaken) return;
+        this.#seatTaken = true;
+        this.log.error(
+          { room: this.room, id: this.id, incarnation: ev.incarnation },
+          "another process joined the room with this peer id: this agent drops its links, reads no more events and will not leave (two agents cannot share an id)",
+        );
+        // The peers follow the new process (its incarnation); ours would offer again under the
+        // same id and fight its links. Not hung up: the edge's sessions of this id are its now.
+        for (const peer of [...this.#links.keys()]) void this.#dropLink(peer, "seat taken");
+        this.emit("seat-taken", ev.incarnation);
         return;
     }
   }
@@ -1004,7 +1030,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Start linking to a peer (we offer). */
   connect(peer: string): void {
-    if (peer === this.id || this.#links.has(peer)) return;
+    if (peer === this.id || this.#links.has(peer) || this.#seatTaken) return;
     if (this.#quarantine.refused(peer, Date.now())) return;
     void this.#newLink(peer, "offerer").start();
   }
@@ -1297,13 +1323,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     );
     if (!hungUp) this.log.warn({}, "hang-ups not confirmed by the edge in time");
     this.#links.clear();
-    try {
-      await this.#client.leave(this.room, this.id, AbortSignal.timeout(deadline - Date.now()));
-    } catch (e) {
-      this.log.warn(
-        { err: (e as Error).message },
-        "leave not confirmed; presence expires by itself",
-      );
+    if (this.#seatTaken) {
+      // The presence is the other process's now: leaving would end it.
+      this.log.info({}, "not leaving: another process holds this peer id");
+    } else {
+      try {
+        await this.#client.leave(this.room, this.id, AbortSignal.timeout(deadline - Date.now()));
+      } catch (e) {
+        this.log.warn(
+          { err: (e as Error).message },
+          "leave not confirmed; presence expires by itself",
+        );
+      }
     }
     // The loop ends at once on the aborted poll; whatever is still in flight is cut off.
     if (!(await within(this.#loop ?? Promise.resolve(), 100))) {

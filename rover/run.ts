@@ -310,12 +310,19 @@ async function run(
   // Until SIGINT/SIGTERM/stopSignal, --duration after the join, or the edge refusing our token
   // for good (then the exit is non-zero, for a supervisor to see).
   let refused: Error | null = null;
-  const refusal = new Promise<void>((resolve) =>
+  const refusal = new Promise<void>((resolve) => {
     agent.once("token-refused", (e: Error) => {
       refused = e;
       resolve();
-    }),
-  );
+    });
+    // Another process joined as us (a second rover given this id): ours stops, non-zero.
+    agent.once("seat-taken", () => {
+      refused = new Error(
+        `another process joined room "${o.room}" as "${o.id}": two rovers cannot share an id (give each its own --id); this one stops`,
+      );
+      resolve();
+    });
+  });
   const duration = new AbortController();
   await Promise.race([
     stopped,

@@ -179,7 +179,12 @@ export type RoomEvent =
   /** Extension: the answer to a PATCH (sdpfrag) ICE restart whose request had returned 202. */
   | { id: string; type: "answer"; session: string; from: string; frag: string; etag: string }
   | { id: string; type: "candidates"; session: string; from: string; frag: string }
-  | { id: string; type: "session-closed"; session: string; by: string; reason: string };
+  | { id: string; type: "session-closed"; session: string; by: string; reason: string }
+  /**
+   * Extension, to a peer's own log: another process joined with this peer's id (its
+   * `meta.incarnation`), so the seat is no longer this process's.
+   */
+  | { id: string; type: "seat-taken"; peer: string; incarnation: string };
 
 export type RoomEventType = RoomEvent["type"];
 export const EVENT_TYPES: readonly RoomEventType[] = [
@@ -192,6 +197,7 @@ export const EVENT_TYPES: readonly RoomEventType[] = [
   "answer",
   "candidates",
   "session-closed",
+  "seat-taken",
 ];
 
 export interface EventsResponse {

@@ -336,6 +336,11 @@ export class RoomSession {
         });
         return;
       }
+      case "seat-taken":
+        // Another page joined under our id (the edge says so at once; refreshPeers finds it
+        // within seconds otherwise).
+        if (ev.incarnation !== this.incarnation) this.stepBack();
+        return;
       case "answer":
       case "restart":
       case "candidates":

@@ -15,6 +15,8 @@ export function eventKey(e: RoomEvent): string {
       return `${e.type}:${e.peer}`;
     case "nearby":
       return `${e.type}:${e.peers.join(",")}`;
+    case "seat-taken":
+      return `${e.type}:${e.incarnation}`;
     default:
       return `${e.type}:${e.session}`;
   }

@@ -494,6 +494,38 @@ describe("roverlink CLI", () => {
       await edge?.stop();
     });
 
+    it("a second rover with the same id: the first stops with one line and exit 1, and the second stays present", async () => {
+      const env = { ROVERLINK_SECRET: SECRET };
+      const args = ["rover", "--edge", edge.url, "--room", "dup", "--id", "twin", "--in-memory"];
+      const listed = async () => {
+        const token = await mintToken({ secret: SECRET, sub: "ops", room: "dup", ttlSeconds: 60 });
+        const r = await fetch(`${edge.url}/v1/rooms/dup/peers`, {
+          headers: { Authorization: `Bearer ${token}` },
+        });
+        return ((await r.json()) as { peers: { id: string }[] }).peers.map((p) => p.id);
+      };
+      const first = spawnRoverlink(args, env, 60_000);
+      const second = { current: null as ReturnType<typeof spawnRoverlink> | null };
+      try {
+        const deadline = Date.now() + 20_000;
+        while (!(await listed()).includes("twin") && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 200));
+        second.current = spawnRoverlink(args, env, 60_000);
+        const r = await first.result;
+        expect(r.code).toBe(1);
+        expect(r.stderr.trim().split("\n").at(-1)).toBe(
+          'roverlink: another process joined room "dup" as "twin": two rovers cannot share an id (give each its own --id); this one stops',
+        );
+        // It did not leave: the presence is the second's.
+        await new Promise((r) => setTimeout(r, 500));
+        expect(await listed()).toContain("twin");
+      } finally {
+        first.child.kill("SIGINT");
+        second.current?.child.kill("SIGINT");
+      }
+      expect((await second.current?.result)?.code).toBe(0);
+    });
+
     it("an --edge that is not the edge's base URL is one line that says so", async () => {
       const r = await roverlink(
         ["rover", "--edge", `${edge.url}/healthz`, "--room", "r", "--id", "a", "--duration", "1"],

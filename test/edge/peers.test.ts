@@ -106,21 +106,52 @@ describe("peers and presence", () => {
     // `cursor` is where a's old process stopped: b's coming and going wait there (as the
     // protocol fixes); `head` is past them.
     expect(body.cursor).toBe(first.body.cursor);
+    // Then (after `head`) that another process took the seat: its own, for the new process.
     expect((await poll(room, "a", ta, body.cursor)).events.map((e) => e.type)).toEqual([
       "peer-joined",
       "peer-left",
+      "seat-taken",
     ]);
     expect(typeof body.head).toBe("string");
-    expect((await poll(room, "a", ta, body.head)).events).toEqual([]);
-    // What comes after the join is delivered from `head`.
+    expect((await poll(room, "a", ta, body.head)).events).toEqual([
+      expect.objectContaining({ type: "seat-taken", incarnation: "two" }),
+    ]);
+    const seated = (await poll(room, "a", ta, body.head)).cursor;
+    expect((await poll(room, "a", ta, seated)).events).toEqual([]);
+    // What comes after the join is delivered from there.
     await join(room, tb);
-    const next = await poll(room, "a", ta, body.head);
+    const next = await poll(room, "a", ta, seated);
     expect(next.events.map((e) => e.type)).toEqual(["peer-joined"]);
     // A first join's cursor already starts after everything in the room; head is no earlier.
     const tc = await token("c", room);
     const c = (await join(room, tc)).body as typeof first.body & { head?: string };
     expect(Number(c.head)).toBeGreaterThanOrEqual(Number(c.cursor));
     expect((await poll(room, "c", tc, c.cursor)).events).toEqual([]);
+  });
+
+  it("a join under a present id with another incarnation: seat-taken in the peer's own log", async () => {
+    const room = freshRoom("seat");
+    const ta = await token("a", room);
+    const first = await join(room, ta, { meta: { incarnation: "one" } });
+    // The same process joining again (a re-join after its presence expired) says nothing.
+    await join(room, ta, { meta: { incarnation: "one" } });
+    // Nor a join without an incarnation (curl).
+    await join(room, ta, {});
+    expect((await poll(room, "a", ta, first.body.cursor)).events).toEqual([]);
+    // A second process with the id: both read it from where they are (the second ignores its
+    // own); the first reads it first, as its stream or parked poll is woken at once.
+    const second = (await join(room, ta, { meta: { incarnation: "two" } })).body as {
+      cursor: string;
+      head?: string;
+    };
+    const two = expect.objectContaining({ type: "seat-taken", peer: "a", incarnation: "two" });
+    expect((await poll(room, "a", ta, first.body.cursor)).events).toEqual([two]);
+    expect((await poll(room, "a", ta, second.head)).events).toEqual([two]);
+    // A third before the second acknowledged: only the newest is kept.
+    await join(room, ta, { meta: { incarnation: "three" } });
+    expect((await poll(room, "a", ta, second.head)).events).toEqual([
+      expect.objectContaining({ type: "seat-taken", incarnation: "three" }),
+    ]);
   });
 
   it("a peer with its event stream open is seen now in the list, not when it last made a request", async () => {

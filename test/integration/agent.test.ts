@@ -24,7 +24,7 @@ import {
   parseSdpFrag,
 } from "../../shared/sdpfrag.ts";
 import { mintToken } from "../../shared/token.ts";
-import { testAgent, waitFor } from "./agents.ts";
+import { nextEvent, testAgent, waitFor } from "./agents.ts";
 
 const SECRET = "integration-secret-integration-secret";
 /** Spawned rovers keep durable state under $XDG_STATE_HOME: a fresh one per run. */
@@ -679,6 +679,31 @@ describe("rover agents through the local edge", () => {
     } finally {
       b.kill("SIGKILL");
     }
+  });
+
+  it("a second agent with the same id: the first is told its seat was taken, reads no more and does not leave; the second links", async () => {
+    const room = `int-${++roomN}`;
+    const b = await agent(room, "b");
+    const a1 = await agent(room, "a", ["b"]);
+    await waitFor(a1, "link-up");
+    const taken = nextEvent(a1, "seat-taken", () => true, 10_000);
+    let secondTold = false;
+    const a2 = await agent(room, "a", ["b"]);
+    a2.on("seat-taken", () => {
+      secondTold = true;
+    });
+    const [incarnation] = await taken;
+    expect(typeof incarnation).toBe("string");
+    // b follows the new process (a new incarnation): its link is to a2 now.
+    await waitFor(a2, "link-up", () => true, 30_000);
+    await a1.stop();
+    // a1 did not leave: the seat is a2's, which b still lists and still hears.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(b.peers().map((p) => p.id)).toContain("a");
+    const got = nextEvent(b, "message", (m) => m.data === "from a2");
+    a2.send("b", "control", "from a2");
+    await got;
+    expect(secondTold).toBe(false);
   });
 
   it("messages sent while the peer's process was dead reach its next process (in memory), with peer-state-lost", async () => {

@@ -24,6 +24,8 @@ export function classOf(event: StoredEvent): EventClass {
 export function coalesceKey(event: StoredEvent): string | null {
   if (event.type === "peer-updated") return `peer-updated:${event.peer.id}`;
   if (event.type === "nearby") return "nearby";
+  // Only the newest matters (the process now holding the seat); repeated joins cannot pile up.
+  if (event.type === "seat-taken") return "seat-taken";
   return null;
 }
 
@@ -34,6 +36,7 @@ export function senderOf(event: StoredEvent): string | null {
     case "peer-updated":
       return event.peer.id;
     case "peer-left":
+    case "seat-taken":
       return event.peer;
     case "nearby":
       return null;

@@ -180,6 +180,8 @@ export class Room extends DurableObject<EdgeEnv> {
     const existing = this.#store.peer(id);
     let peer: Peer;
     let status: 200 | 201;
+    /** Another process under this id: its incarnation. */
+    let taken: string | null = null;
     if (existing) {
       status = 200;
       peer = {
@@ -190,6 +192,9 @@ export class Room extends DurableObject<EdgeEnv> {
         lastSeen: now,
       };
       this.#store.updatePeer(peer);
+      const was = existing.meta.incarnation;
+      const is = peer.meta.incarnation;
+      if (typeof was === "string" && typeof is === "string" && was !== is) taken = is;
       if (changed(existing, peer)) {
         this.#broadcast(id, { type: "peer-updated", peer });
         this.#updateNearby();
@@ -224,15 +229,24 @@ export class Room extends DurableObject<EdgeEnv> {
       this.#store.peers().filter((p) => p.id !== id),
       now,
     );
+    // The room's newest event now: a new process of this peer starts here (what lies between
+    // `cursor` and this was for the one before it; `peers` says what the room is now).
+    const head = String(this.#store.lastSeq());
+    if (taken !== null) {
+      // Another process under this id (a new incarnation), told in the peer's own log after
+      // `head`: the process that held the seat reads it at once (its stream or parked poll is
+      // woken) before the new one, which ignores its own, acknowledges it. A second agent with
+      // one id took the other's events and links without a word.
+      this.#emit(id, { type: "seat-taken", peer: id, incarnation: taken });
+      this.#wake();
+    }
     return {
       ok: true,
       status,
       peer,
       peers,
       cursor: String(this.#store.acked(id)),
-      // The room's newest event now: a new process of this peer starts here (what lies between
-      // `cursor` and this was for the one before it; `peers` says what the room is now).
-      head: String(this.#store.lastSeq()),
+      head,
     };
   }
 
