@@ -218,6 +218,8 @@ export class LinkChannels {
       if (s === "closed" && this.#channels.get(dc.label) === dc && dc.label === "control") {
         // What waited is still in the sender's backlog: resent after the peer's next hello.
         this.#outbox.clear();
+        // And what came of a message not yet whole comes again after ours: not held meanwhile.
+        this.#o.receiver.dropIncomplete();
         this.#o.hooks.controlClosed();
       }
     });

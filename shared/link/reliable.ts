@@ -143,6 +143,8 @@ export function encodeFrame(f: Frame): string {
 /** First bytes of a binary data frame: NUL (never the start of text we send), "rl", version 1. */
 const BINARY_MAGIC = [0x00, 0x72, 0x6c, 0x01] as const;
 const BINARY_HEAD = BINARY_MAGIC.length + 2;
+/** The longest JSON header a binary frame may have. */
+const MAX_BINARY_HEADER = 512;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 /** A reassembled text message: invalid bytes become U+FFFD, as a data channel's own strings do. */
@@ -174,6 +176,9 @@ export function decodeBinaryFrame(u: Uint8Array): Frame | null {
   if (u.byteLength < BINARY_HEAD || BINARY_MAGIC.some((b, i) => u[i] !== b)) return null;
   const n = ((u[4] as number) << 8) | (u[5] as number);
   if (BINARY_HEAD + n > u.byteLength) throw new FrameError("binary frame header runs past its end");
+  // Ours are under 100 bytes. The payload is a view into `u`: a long header would be held with it.
+  if (n > MAX_BINARY_HEADER)
+    throw new FrameError(`binary frame header of ${n} bytes (at most ${MAX_BINARY_HEADER})`);
   let v: unknown;
   try {
     v = JSON.parse(fromUtf8.decode(u.subarray(BINARY_HEAD, BINARY_HEAD + n)));
@@ -203,6 +208,27 @@ export function decodeFrame(text: string): Frame | null {
 /** The longest stream id a frame may carry (ours are 8 characters). */
 const MAX_STREAM_ID = 64;
 
+/**
+ * A data frame of the fields we know, nothing else: frames held ahead of a gap or in a message
+ * being reassembled are kept as built here, and a peer's own extra fields (60 KB of them per
+ * frame) were kept with them, past the bounds that count payload bytes.
+ */
+function dataFrame(f: Record<string, unknown>): DataFrame {
+  const d: DataFrame = {
+    rl: 1,
+    t: "d",
+    st: f.st as string,
+    s: f.s as number,
+    p: f.p as FramePayload,
+  };
+  if (f.b === 1) d.b = 1;
+  if (f.e === 1) d.e = 1;
+  if (f.m === 1) d.m = 1;
+  if (f.u === 1) d.u = 1;
+  if (f.z !== undefined) d.z = f.z as number;
+  return d;
+}
+
 /** A parsed frame's fields checked (its payload: a string, or bytes from a binary frame). */
 function checkFrame(f: Record<string, unknown>): Frame {
   if (f.rl !== 1) throw new FrameError(`unknown reliable frame version ${String(f.rl)}`);
@@ -219,7 +245,9 @@ function checkFrame(f: Record<string, unknown>): Frame {
         (f.z !== undefined && !int(f.z))
       )
         throw new FrameError("bad fragment fields");
-      return f as Frame;
+      if ((f.b !== undefined && f.b !== 1) || (f.e !== undefined && f.e !== 1))
+        throw new FrameError("bad data frame flags");
+      return dataFrame(f);
     case "a":
       if (!int(f.n) || (f.d !== undefined && !(int(f.d) && (f.d as number) <= MAX_ACK_DELAY_MS)))
         throw new FrameError("bad ack frame");
@@ -725,11 +753,18 @@ export interface ReceiverLimits {
   maxAheadBytes: number;
   /** Largest message reassembled from fragments (declared size, bytes). */
   maxMessageBytes: number;
+  /**
+   * Smallest average fragment (bytes): a message of `z` bytes may come in at most `z / this`
+   * pieces (16 at least). A sender cuts to our max-message-size (64 KiB from werift), so what a
+   * reassembly holds stays near its declared size whatever a hostile peer's pieces.
+   */
+  minFragmentBytes: number;
 }
 
 export const DEFAULT_RECEIVER_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
   maxAhead: 1_024,
   maxAheadBytes: 4 * 1024 * 1024,
+  minFragmentBytes: 1024,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
 });
 
@@ -803,6 +838,19 @@ export class ReliableReceiver {
     this.#stream = this.#durable?.stream ?? null;
     this.#expected = this.#durable?.next ?? 0;
     this.#boundary = this.#expected;
+    this.#partial = null;
+    this.#ahead.clear();
+    this.#aheadBytes = 0;
+  }
+
+  /**
+   * The channel closed: drop what is held past the last whole message (a message being
+   * reassembled, frames ahead of a gap). None of it was acknowledged, so the sender sends it
+   * again from our hello on the next channel; kept, a peer that left mid-message (or on purpose)
+   * pinned it for as long as its stream state lived.
+   */
+  dropIncomplete(): void {
+    this.#expected = this.#boundary;
     this.#partial = null;
     this.#ahead.clear();
     this.#aheadBytes = 0;
@@ -977,6 +1025,16 @@ export class ReliableReceiver {
         if (p.bytes + bytes.byteLength > p.declared) {
           p.skip = true;
           this.#bad("bad-fragment", `fragments exceed the declared ${p.declared} bytes`);
+        } else if (bytes.byteLength === 0 && g.m) {
+          // A sender never cuts an empty piece; kept, each was an entry without a byte to count.
+          p.skip = true;
+          this.#bad("bad-fragment", `fragment ${g.s} is empty and not the last`);
+        } else if (p.parts.length >= this.#maxParts(p.declared)) {
+          p.skip = true;
+          this.#bad(
+            "bad-fragment",
+            `more than ${this.#maxParts(p.declared)} fragments for ${p.declared} declared bytes`,
+          );
         } else {
           p.parts.push(bytes);
           p.bytes += bytes.byteLength;
@@ -997,6 +1055,11 @@ export class ReliableReceiver {
     }
     const whole = concat(p.parts, p.bytes);
     out.push(p.text ? toText.decode(whole) : whole);
+  }
+
+  /** The most fragments a message of `declared` bytes may come in (`minFragmentBytes`). */
+  #maxParts(declared: number): number {
+    return Math.max(16, Math.ceil(declared / Math.max(1, this.limits.minFragmentBytes)));
   }
 
   #bad(kind: "bad-fragment" | "oversized-message", message: string): void {

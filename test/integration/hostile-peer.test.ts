@@ -228,6 +228,40 @@ describe("a rover under attack by room members", () => {
     expect(rss).toBeLessThan(400 * 1024 * 1024);
   });
 
+  it("a message that never ends, in empty pieces: a violation, and nothing held for them", async () => {
+    // A hostile audit (2026-12-08): a 16 MiB message declared, then empty fragments forever:
+    // each was kept at no counted cost (3.7 GB in 200 s), with no violation.
+    const h = await hostile("h-pieces");
+    const one = Buffer.from([7]).toString("base64");
+    h.control.send(
+      encodeFrame({ rl: 1, t: "d", st: "attacker", s: 0, p: one, b: 1, m: 1, z: 16 * 2 ** 20 }),
+    );
+    const before = metric(await metrics(), "process_resident_memory_bytes", "");
+    for (let s = 1; s <= 20_000 && h.control.readyState === "open"; s++) {
+      h.control.send(encodeFrame({ rl: 1, t: "d", st: "attacker", s, p: "", b: 1, m: 1 }));
+      if (s % 500 === 0) await sleep(20);
+    }
+    await until(
+      async () =>
+        metric(
+          await metrics(),
+          "roverlink_peer_violations_total",
+          '{peer="h-pieces",kind="bad-fragment"}',
+        ) >= 1,
+      15_000,
+      "h-pieces violation",
+    );
+    const line = victimLogs().find(
+      (l) =>
+        l.peer === "h-pieces" &&
+        /fragment 1 is empty and not the last/.test(String((l as { detail?: string }).detail)),
+    );
+    expect(line, "the violation names the empty piece").toBeDefined();
+    const rss = metric(await metrics(), "process_resident_memory_bytes", "");
+    expect(rss - before).toBeLessThan(100 * 1024 * 1024);
+    await h.pc.close().catch(() => undefined);
+  });
+
   it("drops a peer sending frames far outside the window", async () => {
     const h = await hostile("h-window");
     for (let i = 0; i < 10; i++)

@@ -67,8 +67,25 @@ it("says null for bytes that are not a frame, and throws on a broken one", () =>
     head('{"rl":2,"t":"d","st":"s","s":0,"b":1}'),
     head('{"rl":1,"t":"d","st":"s","s":-1,"b":1}'),
     head('{"rl":1,"t":"d","st":"s","s":0,"b":1,"m":2}'),
+    // A header past 512 bytes: the payload, a view into the message, would hold it (a hostile
+    // peer's 60 KB headers on empty fragments were kept at no counted cost).
+    head(`{"rl":1,"t":"d","st":"s","s":0,"b":1,"x":"${"j".repeat(600)}"}`),
   ];
   for (const u of broken) expect(() => decodeBinaryFrame(u), String(u)).toThrow(FrameError);
+});
+
+it("a data frame keeps only the fields we know: a peer's extra ones are not held with it", () => {
+  const junk = "j".repeat(60_000);
+  expect(decodeFrame(`{"rl":1,"t":"d","st":"s","s":1,"p":"","x":"${junk}","m":1}`)).toEqual({
+    rl: 1,
+    t: "d",
+    st: "s",
+    s: 1,
+    p: "",
+    m: 1,
+  });
+  expect(() => decodeFrame('{"rl":1,"t":"d","st":"s","s":1,"p":"","b":2}')).toThrow(FrameError);
+  expect(() => decodeFrame('{"rl":1,"t":"d","st":"s","s":1,"p":"","e":true}')).toThrow(FrameError);
 });
 
 it("checks the hello's bf field", () => {

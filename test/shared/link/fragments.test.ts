@@ -99,7 +99,7 @@ describe("large messages", () => {
   it("the receiver acknowledges only whole messages; a resend after a lost association delivers each once", () => {
     const s = new ReliableSender();
     s.maxFrameBytes = 1024;
-    const r = new ReliableReceiver();
+    const r = new ReliableReceiver({ minFragmentBytes: 256 });
     const small = s.sendFrames("before");
     const big = s.sendFrames(bytes(10_000));
     const after = s.sendFrames("after");
@@ -165,7 +165,8 @@ describe("large messages", () => {
     expect(s.backlog().messages).toBe(0);
     // 500 characters, 1000 bytes: fits, and arrives whole.
     s.maxFrameBytes = 256;
-    const r = new ReliableReceiver({ maxMessageBytes: 1000 });
+    // (Frames this small cut 3-byte pieces: allowed here, as the sender's own size.)
+    const r = new ReliableReceiver({ maxMessageBytes: 1000, minFragmentBytes: 1 });
     const got = s.sendFrames("é".repeat(500)).flatMap((f) => r.onData(wire(f)));
     expect(got).toEqual(["é".repeat(500)]);
     expect(r.badFragments).toBe(0);
@@ -230,6 +231,53 @@ describe("hostile fragments", () => {
       expect(errors.map((e) => e.message).join("; ")).toMatch(re);
       expect(errors.every((e) => e.kind === "bad-fragment")).toBe(true);
     }
+  });
+
+  it("empty pieces, or more pieces than a 1 KiB average allows, are refused: reassembly memory stays near the declared size", () => {
+    // A hostile audit (2026-12-08): a first fragment declaring 16 MiB, then empty fragments
+    // forever: each was kept, counted as 0 bytes, and a rover grew to 3.7 GB with no violation.
+    const empty = new ReliableReceiver();
+    const e1 = collectErrors(empty);
+    empty.onData({ rl: 1, t: "d", st, s: 0, p: "AA==", b: 1, m: 1, z: 16 * MiB });
+    for (let s = 1; s <= 1_000; s++) empty.onData({ rl: 1, t: "d", st, s, p: "", b: 1, m: 1 });
+    expect(e1.map((e) => e.message)).toEqual(["fragment 1 is empty and not the last"]);
+    expect(e1[0]?.kind).toBe("bad-fragment");
+    // One-byte pieces: at most 16 of them (1 KiB each on average) for a 16-byte message...
+    const tiny = new ReliableReceiver();
+    const e2 = collectErrors(tiny);
+    tiny.onData({ rl: 1, t: "d", st, s: 0, p: "AA==", b: 1, m: 1, z: 17 });
+    for (let s = 1; s <= 16; s++) tiny.onData({ rl: 1, t: "d", st, s, p: "AA==", b: 1, m: 1 });
+    expect(e2.map((e) => e.message)).toEqual(["more than 16 fragments for 17 declared bytes"]);
+    // ...and a message cut the way a sender cuts it (werift's 64 KiB) still arrives whole.
+    const s16 = new ReliableSender({ stream: st });
+    const whole = bytes(2 * MiB);
+    const ok = new ReliableReceiver();
+    const e3 = collectErrors(ok);
+    const got = s16.sendFrames(whole).flatMap((f) => ok.onData(wire(f)));
+    expect(e3).toEqual([]);
+    expect(Buffer.from(got[0] as Uint8Array).equals(Buffer.from(whole))).toBe(true);
+  });
+
+  it("a closed channel drops what is held past the last whole message; the resend after the hello completes it once", () => {
+    const s = new ReliableSender({ stream: st });
+    s.maxFrameBytes = 2_000;
+    const r = new ReliableReceiver();
+    collectErrors(r);
+    const first = bytes(5_000, 3);
+    const frames = s.sendFrames(first).map(wire);
+    expect(frames.length).toBeGreaterThan(2);
+    r.onData(frames[0] as DataFrame);
+    r.onData(frames[1] as DataFrame);
+    expect(r.reassembling()).toBeGreaterThan(0);
+    r.dropIncomplete();
+    expect(r.reassembling()).toBe(0);
+    expect(r.held()).toEqual({ messages: 0, bytes: 0 });
+    // The next channel: our hello says where the last whole message ended; everything after it
+    // comes again and is delivered once.
+    const again = s.resendFrom(r.hello().n).map(wire);
+    const out = again.flatMap((f) => r.onData(f));
+    expect(out).toHaveLength(1);
+    expect(Buffer.from(out[0] as Uint8Array).equals(Buffer.from(first))).toBe(true);
   });
 
   it("reassembly holds at most one message per peer stream, within its limit", () => {
