@@ -57,7 +57,11 @@ export interface FileAgent {
   /** Whether a link to `peer` exists (up or recovering). */
   hasLink?(peer: string): boolean;
   /** Count a protocol breach against the peer's link (shared/link/conduct.ts). */
-  violation?(peer: string, kind: "bad-transfer" | "refused-request", detail: string): void;
+  violation?(
+    peer: string,
+    kind: "bad-transfer" | "refused-request" | "abandoned-transfer",
+    detail: string,
+  ): void;
 }
 
 export interface FileLogger {
@@ -588,8 +592,14 @@ export class FileReceiver extends EventEmitter {
         if (typeof m === "string") {
           if (bound) {
             const gaveUp = senderGaveUp(m);
-            if (gaveUp !== null) this.#failTransfer(bound, `the sender gave up: ${gaveUp}`);
-            else this.#breach(peer, dc, bound, "a second offer on one channel");
+            if (gaveUp !== null) {
+              this.#o.agent.violation?.(
+                peer,
+                "abandoned-transfer",
+                `the sender gave up: ${gaveUp}`,
+              );
+              this.#failTransfer(bound, `the sender gave up: ${gaveUp}`);
+            } else this.#breach(peer, dc, bound, "a second offer on one channel");
             return;
           }
           bound = this.#onOffer(peer, id, dc, m);

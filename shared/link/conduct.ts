@@ -36,6 +36,11 @@ export type Violation =
    * cheap, a person retrying is fine, a flood of them is not (each was a warn line).
    */
   | "refused-request"
+  /**
+   * A file transfer the peer gave up after the rover took it (a part file made and removed, two
+   * log lines): cheap, as a person stopping a transfer is fine; ~50 a second were not.
+   */
+  | "abandoned-transfer"
   /** A new `control` stream on a live link (each restarts the receiver, and was a warn line). */
   | "stream-churn"
   /**
@@ -84,6 +89,7 @@ export const DEFAULT_CONDUCT: Readonly<ConductConfig> = Object.freeze({
     "oversized-message": 5,
     "bad-transfer": 5,
     "refused-request": 1,
+    "abandoned-transfer": 1,
     "stream-churn": 5,
     "restart-flood": 3,
     "candidate-flood": 5,

@@ -310,6 +310,34 @@ describe("a rover under attack by room members", () => {
     await expectDropped("h-files", "bad-transfer");
   });
 
+  it("drops a peer that offers files and gives each up once taken, again and again", async () => {
+    // ~50 a second in a hostile audit (2026-12-08): each one a part file made and removed and
+    // two log lines, and no violation.
+    const h = await hostile("h-abandon");
+    const offer = JSON.stringify({
+      t: "offer",
+      name: "x.bin",
+      size: 1 << 30,
+      sha256: "0".repeat(64),
+    });
+    for (let i = 0; i < 60 && h.pc.connectionState === "connected"; i++) {
+      const dc = h.pc.createDataChannel(`rlfile/ab${i}`, { ordered: true });
+      await until(() => dc.readyState === "open" || dc.readyState === "closed", 5_000, "open");
+      if (dc.readyState !== "open") break;
+      const accepted = new Promise<void>((resolve) => {
+        dc.onMessage.subscribe((m) => {
+          if (typeof m === "string" && m.includes('"accept"')) resolve();
+        });
+        setTimeout(resolve, 2_000);
+      });
+      dc.send(offer);
+      await accepted;
+      if (dc.readyState === "open")
+        dc.send(JSON.stringify({ t: "fail", reason: "changed my mind" }));
+    }
+    await expectDropped("h-abandon", "abandoned-transfer");
+  }, 120_000);
+
   it("drops a peer flooding forward requests the rover refuses", async () => {
     const h = await hostile("h-forwards");
     for (let i = 0; i < 40; i++) h.pc.createDataChannel(`rlfwd/tcp/22/f${i}`, { ordered: true });
