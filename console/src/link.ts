@@ -224,7 +224,16 @@ export class PeerLink {
     try {
       await pc.setLocalDescription(await pc.createOffer());
       const sdp = await this.localSdpAfterGathering(pc);
-      const res = await this.ctx.client.offer(this.ctx.room, this.peer, sdp, { waitS: 10 });
+      let res: Awaited<ReturnType<typeof this.ctx.client.offer>>;
+      try {
+        res = await this.ctx.client.offer(this.ctx.room, this.peer, sdp, { waitS: 10 });
+      } catch (err) {
+        // The policy offers again after its backoff (the edge unreachable, the peer not there).
+        this.loop.feed((h, now) => h.onOfferFailed(now));
+        throw err;
+      }
+      // Unanswered for the policy's rebuild timeout: offered again (as the rover agent does).
+      this.loop.feed((h, now) => h.onOfferSent(now));
       if (this.closed) {
         // Closed while the offer was held (the peer restarted meanwhile): hang the session up,
         // or the peer's new process would keep answering a link nobody holds.
@@ -318,6 +327,10 @@ export class PeerLink {
         this.restarts++;
         void this.rebuild(`${d.reason}, attempt ${d.attempt}`);
         return;
+      case "offer":
+        // The offer went unanswered, or failed: a new one (it stayed "connecting" for good).
+        void this.offerAgain(`${d.reason}, attempt ${d.attempt}`);
+        return;
       case "state":
         this.setState(linkStateOf(d.state));
         return;
@@ -387,6 +400,23 @@ export class PeerLink {
       if (this.closed) return;
       // The policy tries again once the rebuild has not opened in time.
       this.log(`rebuild: ${errorText(err)}`);
+    }
+  }
+
+  /** The policy's new offer: a new PeerConnection in a new session, the old one hung up. */
+  private async offerAgain(why: string): Promise<void> {
+    if (this.closed || this.role !== "offerer" || this.offering) return;
+    this.log(`offering again (${why})`);
+    const old = this.session;
+    this.session = null;
+    this.etag = null;
+    this.replacePc();
+    try {
+      if (old) await this.ctx.client.closeSession(this.ctx.room, old).catch(() => undefined);
+      await this.offerNewSession();
+    } catch (err) {
+      if (this.closed) return;
+      this.log(`offer: ${errorText(err)}`);
     }
   }
 

@@ -701,17 +701,30 @@ describe("console served by the edge", () => {
     await Promise.all([aCtx.close(), bCtx.close()]);
   });
 
-  it("fits a phone's width: the room's table and its buttons stay inside the page", async () => {
+  it("fits a phone's width and a desktop's: the room's table and its buttons stay inside the page, whatever a peer's id and kind", async () => {
     const other = await (await browser.newContext()).newPage();
     await signIn(other, "operator-with-a-rather-long-name");
     const short = await (await browser.newContext()).newPage();
     await signIn(short, "alpha");
+    // The longest id and kind the edge takes (64 and 32 characters): one such peer pushed every
+    // operator's Connect buttons out of the card, on a desktop too.
+    const longId = "x".repeat(64);
+    const joined = await fetch(`${edge.url}/v1/rooms/${ROOM}/peers`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${await token(longId)}`,
+        "Content-Type": "application/json",
+      },
+      body: JSON.stringify({ kind: "rover.with.a.long.kind.name.32ch" }),
+    });
+    expect(joined.status).toBe(201);
     const page = await (
       await browser.newContext({ viewport: { width: 360, height: 800 } })
     ).newPage();
     await signIn(page, "narrow");
     await page.getByRole("button", { name: "Call operator-with-a-rather-long-name" }).waitFor();
     await page.getByRole("button", { name: "Call alpha" }).waitFor();
+    await page.getByRole("button", { name: `Call ${longId}` }).waitFor();
     // A short id stays on one line (before: "alph|a").
     const lines = (sel: string) =>
       page.evaluate((s) => {
@@ -731,7 +744,57 @@ describe("console served by the edge", () => {
     // Before: the Call buttons stuck out past the card and the page scrolled sideways.
     expect(overflow.page).toBeLessThanOrEqual(0);
     expect(overflow.table).toBeLessThanOrEqual(0);
+    // A desktop's width: the table stays in its card, beside the map, not over it.
+    const wide = await (
+      await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    ).newPage();
+    await signIn(wide, "wide");
+    await wide.getByRole("button", { name: `Call ${longId}` }).waitFor();
+    const desk = await wide.evaluate(() => {
+      const section = document.getElementById("peers") as HTMLElement;
+      const table = section.querySelector("table") as HTMLElement;
+      return {
+        page: document.documentElement.scrollWidth - window.innerWidth,
+        table: table.getBoundingClientRect().right - section.getBoundingClientRect().right,
+      };
+    });
+    expect(desk.page).toBeLessThanOrEqual(0);
+    expect(desk.table).toBeLessThanOrEqual(0);
   });
+
+  it("a peer that never answers: the console offers again, as the health policy says (it stayed connecting)", async () => {
+    // A present peer that takes no offers (joined with curl): kept present by its long-polls.
+    const mute = await token("mute");
+    const auth = { Authorization: `Bearer ${mute}` };
+    const joined = await fetch(`${edge.url}/v1/rooms/${ROOM}/peers`, {
+      method: "POST",
+      headers: { ...auth, "Content-Type": "application/json" },
+      body: "{}",
+    });
+    const { cursor } = (await joined.json()) as { cursor: string };
+    const stop = new AbortController();
+    const present = (async () => {
+      while (!stop.signal.aborted) {
+        await fetch(`${edge.url}/v1/rooms/${ROOM}/peers/mute/events?wait=5&after=${cursor}`, {
+          headers: auth,
+          signal: stop.signal,
+        }).catch(() => undefined);
+      }
+    })();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await signIn(page, "patient-offerer");
+      await page.getByRole("button", { name: "Connect to mute" }).click();
+      await expect
+        .poll(() => page.getByRole("log", { name: "Room log" }).textContent(), {
+          timeout: 30_000,
+        })
+        .toMatch(/mute: offering again \(offer-unanswered, attempt 1\)/);
+    } finally {
+      stop.abort();
+      await present;
+    }
+  }, 60_000);
 
   it("a sign-in link that fails its checks keeps its token in the form, and says why", async () => {
     const page = await (await browser.newContext()).newPage();
