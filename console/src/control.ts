@@ -12,16 +12,28 @@ export type AppMessage =
 export function parseMessage(text: string): AppMessage | { type: "raw"; text: string } {
   try {
     const v = JSON.parse(text) as unknown;
-    if (typeof v === "object" && v !== null && typeof (v as { type?: unknown }).type === "string") {
-      const t = (v as { type: string }).type;
-      if (t === "chat" || t === "cmd" || t === "voice") {
-        return v as AppMessage;
-      }
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+      // Ours only when its fields are (a bare {"type":"chat"} showed as "undefined: undefined").
+      const m = v as Record<string, unknown>;
+      const from = typeof m.from === "string";
+      if (m.type === "chat" && from && typeof m.text === "string") return m as AppMessage;
+      if (m.type === "cmd" && from && typeof m.name === "string") return m as AppMessage;
+      if (m.type === "voice" && from && (m.state === "on" || m.state === "off"))
+        return m as AppMessage;
     }
   } catch {
     // not JSON: a rover may send plain text
   }
   return { type: "raw", text };
+}
+
+/**
+ * Who a received message is shown as. `from` is the peer's word: shown as is when it names the
+ * peer, or us for an echo of a message this page sent; otherwise as the peer, with the name it
+ * claims (a rover could make a line look like the operator's own).
+ */
+export function shownSender(from: string, peer: string, echoOfOurs: boolean): string {
+  return from === peer || echoOfOurs ? from : `${peer} (as “${from}”)`;
 }
 
 /** A command line that cannot be sent as typed (its message says why). */

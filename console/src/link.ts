@@ -739,9 +739,25 @@ export class PeerLink {
   }
 
   /** Send on `control`: its sequence number (see `delivered`), or null (raw, or not taken). */
+  /** Messages sent from this page (type and time), to tell an echo from a forged one. */
+  private sentHere = new Set<string>();
+
+  /** Whether `msg` (one that names us as its sender) was sent from this page: an echo. */
+  sentFromHere(msg: AppMessage): boolean {
+    return "at" in msg && this.sentHere.has(`${msg.type}|${msg.at}`);
+  }
+
   private sendControl(msg: AppMessage): number | null {
     // Only framed control is acknowledged (a browser that does not frame sends no acks).
     this.loop.note((h, now) => h.onSend(now, this.ctx.framed));
+    if ("at" in msg) {
+      this.sentHere.add(`${msg.type}|${msg.at}`);
+      // The last 1000 are enough to know an echo (they come back within seconds).
+      if (this.sentHere.size > 1000) {
+        const first = this.sentHere.values().next().value;
+        if (first !== undefined) this.sentHere.delete(first);
+      }
+    }
     try {
       return this.control.send(JSON.stringify(msg));
     } catch (err) {

@@ -9,7 +9,7 @@ import { ID_PATTERN } from "../../shared/protocol.ts";
 import { type CameraUi, cameraUi, closeCamera, renderCameraFigures, showCamera } from "./camera.ts";
 import { CHART_POINTS, type ChartPoint, renderChart } from "./chart.ts";
 import { isExpired, readTokenClaims } from "./claims.ts";
-import { CommandError, parseCommand, readable } from "./control.ts";
+import { CommandError, parseCommand, readable, shownSender } from "./control.ts";
 import { ago, h } from "./dom.ts";
 import type { PeerLink } from "./link.ts";
 import { renderMap } from "./map.ts";
@@ -211,6 +211,8 @@ class RoomView {
   private refresh: ReturnType<typeof setInterval> | null = null;
   /** The token's expiry warnings. */
   private timers: ReturnType<typeof setTimeout>[] = [];
+  /** What the status line says of the token, once its expiry is near (kept across edge outages). */
+  private tokenNote: string | null = null;
   /** Peers the operator linked to (Connect, Call) and did not disconnect: linked again when back. */
   private wanted = new Set<string>();
   /** When the token expires (epoch ms). */
@@ -232,11 +234,9 @@ class RoomView {
         replaced: () => this.steppedBack(),
         peerBack: (_r, peer) => this.relink(peer),
         edgeReachable: (_r, ok, why) => {
-          setStatus(
-            ok
-              ? `Signed in as ${this.self} in ${this.roomId}`
-              : `Signed in as ${this.self} in ${this.roomId}: the edge cannot be reached, retrying`,
-          );
+          // The edge back: the token's note stays said (it was wiped by the plain line).
+          const note = ok ? this.tokenNote : "the edge cannot be reached, retrying";
+          setStatus(`Signed in as ${this.self} in ${this.roomId}${note ? `: ${note}` : ""}`);
           this.log(ok ? "the edge answers again" : `the edge cannot be reached: ${why ?? ""}`);
         },
         session: () => undefined,
@@ -245,17 +245,19 @@ class RoomView {
           const ui = this.linkUis.get(link);
           if (!ui) return;
           const list = channel === "telemetry" ? ui.telemetry : ui.messages;
+          // Everything here was received; an echoing rover sends our own messages back, said so
+          // (else each line looks sent twice). `from` is the peer's word: a message naming us
+          // that this page never sent, or naming someone else, is shown as the peer's.
+          const echoed = msg.type !== "raw" && msg.from === this.self && link.sentFromHere(msg);
+          const who = (from: string) => shownSender(from, link.peer, echoed);
           const text =
             msg.type === "chat"
-              ? `${msg.from}: ${msg.text}`
+              ? `${who(msg.from)}: ${msg.text}`
               : msg.type === "cmd"
-                ? `${msg.from} ▸ ${msg.name} ${msg.args === undefined ? "" : JSON.stringify(msg.args)}`
+                ? `${who(msg.from)} ▸ ${msg.name} ${msg.args === undefined ? "" : JSON.stringify(msg.args)}`
                 : msg.type === "raw"
                   ? readable(msg.text)
                   : JSON.stringify(msg);
-          // Everything here was received; an echoing rover sends our own messages back, said so
-          // (else each line looks sent twice).
-          const echoed = "from" in msg && msg.from === this.self;
           appendLog(list, text, false, echoed ? `echoed by ${link.peer}` : undefined);
         },
         audio: (link, stream) => {
@@ -352,6 +354,7 @@ class RoomView {
     const say = (leftMs: number) => {
       const left = leftMs < 60_000 ? "under a minute" : `${Math.round(leftMs / 60_000)} min`;
       const text = `your token expires at ${at} (in ${left}): the edge then signs you out and your links close. Sign in again with a new token before then.`;
+      this.tokenNote = text;
       this.log(text);
       setStatus(`Signed in as ${this.self} in ${this.roomId}: ${text}`);
     };
@@ -364,6 +367,17 @@ class RoomView {
       this.timers.push(setTimeout(() => say(aheadMs), inMs));
     }
     if (leftMs > 0 && leftMs < 5 * 60_000 && nextMarkMs > 60_000) say(leftMs);
+    // At the expiry itself: the edge still takes the token for its clock-skew leeway (30 s), and
+    // the page went on looking signed in until it refused it.
+    if (leftMs > 0)
+      this.timers.push(
+        setTimeout(() => {
+          const text = `your token expired at ${at}: the edge signs you out within 30 s and your links close. Sign in again with a new token.`;
+          this.tokenNote = text;
+          this.log(text);
+          setStatus(`Signed in as ${this.self} in ${this.roomId}: ${text}`);
+        }, leftMs),
+      );
   }
 
   /** A peer the operator had linked to is back (it left, or restarted): link again. */

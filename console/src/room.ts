@@ -5,6 +5,7 @@
  */
 
 import { cursorAfterJoin } from "../../shared/client.ts";
+import { EventStreamEndedError } from "../../shared/errors.ts";
 import type { HealthConfig } from "../../shared/link/health.ts";
 import { PeerStreams } from "../../shared/link/peer-streams.ts";
 import { ReliableReceiver, ReliableSender } from "../../shared/link/reliable.ts";
@@ -252,15 +253,23 @@ export class RoomSession {
           this.cb.refused?.(this, errorText(err));
           return;
         }
-        if (isUnreachable(err)) this.setReachable(false, errorText(err));
+        const unreachable = isUnreachable(err);
+        // The edge unreachable is said once per change (setReachable), not on every retry (six
+        // lines in 15 s of an outage); any answer of the edge's (a 404, a 429) is its return.
+        if (unreachable) this.setReachable(false, errorText(err));
+        else if (status !== undefined || err instanceof EventStreamEndedError)
+          this.setReachable(true);
         if (status === 404) {
           // We expired (tab asleep): join again, then resume.
           this.cb.roomLog(this, "presence expired; joining again");
           await this.opts.client.join(this.room, this.joinBody()).catch(() => undefined);
-        } else if (useStream && !isUnreachable(err) && status === undefined) {
+        } else if (err instanceof EventStreamEndedError) {
+          // The edge ended the stream and said why: open the next one.
+          this.cb.roomLog(this, `events: ${err.message}`);
+        } else if (useStream && !unreachable && status === undefined) {
           this.cb.roomLog(this, `event stream failed (${errorText(err)}); long-polling instead`);
           useStream = false;
-        } else {
+        } else if (!unreachable) {
           this.cb.roomLog(this, `events: ${errorText(err)}`);
         }
         await new Promise((r) => setTimeout(r, backoffMs));

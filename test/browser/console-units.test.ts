@@ -5,7 +5,13 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { isExpired, readTokenClaims } from "../../console/src/claims.ts";
-import { CommandError, parseCommand, parseMessage, readable } from "../../console/src/control.ts";
+import {
+  CommandError,
+  parseCommand,
+  parseMessage,
+  readable,
+  shownSender,
+} from "../../console/src/control.ts";
 import { type ChannelLike, ControlStream } from "../../console/src/control-stream.ts";
 import { HealthLoop, linkStateOf } from "../../console/src/health-loop.ts";
 import { onTelemetryText, ping } from "../../console/src/probes.ts";
@@ -225,7 +231,30 @@ describe("commands and messages", () => {
     });
     expect(parseMessage("plain")).toEqual({ type: "raw", text: "plain" });
     expect(parseMessage('{"type":"other"}')).toEqual({ type: "raw", text: '{"type":"other"}' });
+    // Ours only with their fields: a bare chat showed as "undefined: undefined", a voice message
+    // without a sender or with another state changed the call's words.
+    for (const t of [
+      '{"type":"chat"}',
+      '{"type":"chat","from":"a"}',
+      '{"type":"cmd","from":1,"name":"x"}',
+      '{"type":"voice","state":"on"}',
+      '{"type":"voice","from":"a","state":"loud"}',
+      '["chat"]',
+    ])
+      expect(parseMessage(t)).toEqual({ type: "raw", text: t });
+    expect(parseMessage('{"type":"voice","from":"a","state":"off"}')).toMatchObject({
+      type: "voice",
+      state: "off",
+    });
   });
+  it("shows a message's sender as the peer's claim unless it is the peer, or an echo of ours", () => {
+    expect(shownSender("bravo", "bravo", false)).toBe("bravo");
+    expect(shownSender("operator", "bravo", true)).toBe("operator");
+    // A rover's line claiming to be the operator's (shown as the operator's own words before).
+    expect(shownSender("operator", "bravo", false)).toBe("bravo (as “operator”)");
+    expect(shownSender("alice", "bravo", false)).toBe("bravo (as “alice”)");
+  });
+
   it("shows a rover's JSON telemetry as fields, anything else as it came", () => {
     expect(readable('{"type":"telemetry","rover":"alpha","x":0.16,"battery":97.4}')).toBe(
       "telemetry · rover alpha · x 0.16 · battery 97.4",

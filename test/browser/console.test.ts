@@ -869,6 +869,10 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => roomLog.textContent(), { timeout: 20_000 })
       .toContain("comer joined (rover)");
+    // Said at the expiry itself (the page looked signed in until the edge refused the token).
+    await expect
+      .poll(() => roomLog.textContent(), { timeout: 10_000 })
+      .toMatch(/your token expired at [^:]+:\d\d[^:]*: the edge signs you out within 30 s/);
     rover.kill("SIGINT");
     await expect.poll(() => roomLog.textContent(), { timeout: 20_000 }).toMatch(/comer left \(/);
     // The edge unreachable: the status line says so, once, and recovers.
@@ -876,6 +880,10 @@ describe("console served by the edge", () => {
     await expect
       .poll(() => page.locator("#status").textContent(), { timeout: 20_000 })
       .toContain("the edge cannot be reached, retrying");
+    // Said once in the room log, not once per retry (six lines in 15 s of an outage before).
+    await new Promise((r) => setTimeout(r, 4_000));
+    const outage = (await roomLog.textContent()) ?? "";
+    expect(outage.match(/edge unreachable/g) ?? []).toHaveLength(1);
     proxy.mend();
     await expect
       .poll(() => page.locator("#status").textContent(), { timeout: 20_000 })
