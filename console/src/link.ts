@@ -35,6 +35,12 @@ import { type LinkSample, lossBetween, sampleStats } from "./stats.ts";
 
 export type { LinkState } from "./health-loop.ts";
 export type VoiceState = "off" | "ringing" | "on" | "muted";
+
+/**
+ * Messages sent from this page (type and time), by any of its links: an echo of one comes back
+ * on whatever link the peer has then (a new one after the peer restarted).
+ */
+const SENT_HERE = new Set<string>();
 export type ChannelName = "control" | "telemetry";
 
 export interface LinkContext {
@@ -739,23 +745,21 @@ export class PeerLink {
   }
 
   /** Send on `control`: its sequence number (see `delivered`), or null (raw, or not taken). */
-  /** Messages sent from this page (type and time), to tell an echo from a forged one. */
-  private sentHere = new Set<string>();
-
   /** Whether `msg` (one that names us as its sender) was sent from this page: an echo. */
   sentFromHere(msg: AppMessage): boolean {
-    return "at" in msg && this.sentHere.has(`${msg.type}|${msg.at}`);
+    return "at" in msg && SENT_HERE.has(`${msg.type}|${msg.at}`);
   }
 
   private sendControl(msg: AppMessage): number | null {
     // Only framed control is acknowledged (a browser that does not frame sends no acks).
     this.loop.note((h, now) => h.onSend(now, this.ctx.framed));
     if ("at" in msg) {
-      this.sentHere.add(`${msg.type}|${msg.at}`);
-      // The last 1000 are enough to know an echo (they come back within seconds).
-      if (this.sentHere.size > 1000) {
-        const first = this.sentHere.values().next().value;
-        if (first !== undefined) this.sentHere.delete(first);
+      SENT_HERE.add(`${msg.type}|${msg.at}`);
+      // The last 1000 are enough to know an echo (it comes back within seconds, or once the
+      // peer's next process has it).
+      if (SENT_HERE.size > 1000) {
+        const first = SENT_HERE.values().next().value;
+        if (first !== undefined) SENT_HERE.delete(first);
       }
     }
     try {

@@ -188,6 +188,8 @@ interface LinkUi {
   camera: CameraUi;
   /** Our chat and command lines not yet acknowledged by the peer, by sequence number. */
   undelivered: Map<number, HTMLLIElement>;
+  /** The state last said in the room log (a screen reader hears the log, not the heading). */
+  said: string;
 }
 
 /** The tag of a line the peer had not acknowledged when its link closed. */
@@ -678,6 +680,7 @@ class RoomView {
       audio,
       camera,
       undelivered,
+      said: "",
     };
     this.linkUis.set(link, ui);
     this.linksBox.prepend(root);
@@ -687,6 +690,11 @@ class RoomView {
   private renderLink(link: PeerLink): void {
     const ui = this.linkUis.get(link);
     if (!ui) return;
+    // Up and down are said in the room log (polite): a link coming up was told to nobody using
+    // a screen reader. Not every wobble: only into connected, from anything else.
+    const up = link.state === "connected";
+    if (up && ui.said !== "connected") this.log(`${link.peer}: linked`);
+    if (up || link.state === "closed" || ui.said === "connected") ui.said = link.state;
     ui.state.textContent = link.state;
     ui.state.className = `state-${link.state}`;
     ui.root.dataset.state = link.state;

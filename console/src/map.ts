@@ -16,22 +16,58 @@ export interface MapInput {
 
 const SIZE = 320;
 const PAD = 28;
+/** A peer this many times farther from the room's middle than most peers is off the map. */
+const OUTLIER_FACTOR = 50;
+
+/**
+ * The square the map shows: every position (and `extra` points, the nearby circle's box), less
+ * the peers far from the rest, which are drawn at its edge as off the map. Pure. One peer at
+ * (1e308, -1e308) drew every other peer on one pixel, and the span overflowed to Infinity.
+ */
+export function fitView(
+  points: readonly { id: string; x: number; y: number }[],
+  extra: readonly { x: number; y: number }[] = [],
+): { minX: number; minY: number; span: number; off: Set<string> } {
+  const off = new Set<string>();
+  if (points.length >= 3) {
+    const median = (v: number[]) => {
+      const a = [...v].sort((p, q) => p - q);
+      return a[Math.floor(a.length / 2)] as number;
+    };
+    const mx = median(points.map((p) => p.x));
+    const my = median(points.map((p) => p.y));
+    const dist = points.map((p) => Math.hypot(p.x - mx, p.y - my));
+    const far = OUTLIER_FACTOR * Math.max(median(dist), 10);
+    points.forEach((p, i) => {
+      if (!((dist[i] as number) <= far)) off.add(p.id);
+    });
+  }
+  const kept = [...points.filter((p) => !off.has(p.id)), ...extra];
+  const xs = kept.map((p) => p.x);
+  const ys = kept.map((p) => p.y);
+  const minX = Math.min(0, ...xs);
+  const minY = Math.min(0, ...ys);
+  const span = Math.max(Math.max(10, ...xs) - minX, Math.max(10, ...ys) - minY);
+  // Two peers alone far apart still overflow a double: an honest, finite square instead.
+  if (!Number.isFinite(span))
+    return { minX: 0, minY: 0, span: 10, off: new Set(points.map((p) => p.id)) };
+  return { minX, minY, span, off };
+}
 
 export function renderMap(input: MapInput): SVGElement {
   const all = [...(input.self ? [input.self] : []), ...input.peers].filter((p) => p.position);
-  const xs = all.map((p) => p.position?.x ?? 0);
-  const ys = all.map((p) => p.position?.y ?? 0);
   const me = input.self?.position ?? null;
   const r = input.radius ?? 0;
-  if (me && r > 0) {
-    xs.push(me.x - r, me.x + r);
-    ys.push(me.y - r, me.y + r);
-  }
-  const minX = Math.min(0, ...xs);
-  const maxX = Math.max(10, ...xs);
-  const minY = Math.min(0, ...ys);
-  const maxY = Math.max(10, ...ys);
-  const span = Math.max(maxX - minX, maxY - minY);
+  const view = fitView(
+    all.map((p) => ({ id: p.id, x: p.position?.x ?? 0, y: p.position?.y ?? 0 })),
+    me && r > 0
+      ? [
+          { x: me.x - r, y: me.y - r },
+          { x: me.x + r, y: me.y + r },
+        ]
+      : [],
+  );
+  const { minX, minY, span } = view;
   const scale = (SIZE - 2 * PAD) / span;
   // y grows upwards on the map, downwards in SVG.
   const px = (x: number) => PAD + (x - minX) * scale;
@@ -82,16 +118,27 @@ export function renderMap(input: MapInput): SVGElement {
     const isMe = p.id === input.self?.id;
     const near = input.nearby.has(p.id);
     const cls = ["dot", `kind-${p.kind}`, isMe ? "me" : "", near ? "near" : ""].join(" ").trim();
-    const x = px(p.position.x);
-    const y = py(p.position.y);
+    // Off the map: at its edge, in the peer's direction, and said so.
+    const out = view.off.has(p.id);
+    const edge = (v: number) => Math.min(SIZE - PAD / 2, Math.max(PAD / 2, v));
+    const x = out ? edge(px(p.position.x)) : px(p.position.x);
+    const y = out ? edge(py(p.position.y)) : py(p.position.y);
     svg.append(
       s(
         "g",
-        { class: cls, "data-peer": p.id },
+        { class: out ? `${cls} off-map` : cls, "data-peer": p.id },
         // Where exactly, on hover (and for screen readers).
-        s("title", {}, `${p.id} at (${p.position.x}, ${p.position.y})`),
+        s(
+          "title",
+          {},
+          `${p.id} at (${p.position.x}, ${p.position.y})${out ? ", off the map" : ""}`,
+        ),
         s("circle", { cx: x, cy: y, r: isMe ? 7 : 6 }),
-        s("text", { x: x + 9, y: y + 4 }, `${p.id}${isMe ? " (you)" : ""}`),
+        s(
+          "text",
+          { x: x + 9, y: y + 4 },
+          `${p.id}${isMe ? " (you)" : ""}${out ? " (off map)" : ""}`,
+        ),
       ),
     );
   }

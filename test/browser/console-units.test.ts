@@ -14,6 +14,7 @@ import {
 } from "../../console/src/control.ts";
 import { type ChannelLike, ControlStream } from "../../console/src/control-stream.ts";
 import { HealthLoop, linkStateOf } from "../../console/src/health-loop.ts";
+import { fitView } from "../../console/src/map.ts";
 import { onTelemetryText, ping } from "../../console/src/probes.ts";
 import { CONTROL_FRAMING, framesControl } from "../../console/src/room.ts";
 import { lossBetween, sampleStats } from "../../console/src/stats.ts";
@@ -247,6 +248,33 @@ describe("commands and messages", () => {
       state: "off",
     });
   });
+  it("fits the map to the room, less a peer far from the rest (drawn at the edge, off the map)", () => {
+    const yard = [
+      { id: "a", x: 0, y: 0 },
+      { id: "b", x: 5, y: 5 },
+      { id: "c", x: 40, y: 2 },
+    ];
+    expect(fitView(yard)).toEqual({ minX: 0, minY: 0, span: 40, off: new Set() });
+    // One peer at (1e308, -1e308) put every other on one pixel, and the span was Infinity.
+    const v = fitView([...yard, { id: "far", x: 1e308, y: -1e308 }]);
+    expect(v.off).toEqual(new Set(["far"]));
+    expect(v.span).toBe(40);
+    // Two peers alone are both shown, however far apart; a span past a double's range is not.
+    expect(
+      fitView([yard[0] as { id: string; x: number; y: number }, { id: "z", x: 900, y: 0 }]).off,
+    ).toEqual(new Set());
+    expect(
+      Number.isFinite(
+        fitView([
+          { id: "p", x: 1e308, y: 0 },
+          { id: "q", x: -1e308, y: 0 },
+        ]).span,
+      ),
+    ).toBe(true);
+    // The nearby circle's box counts.
+    expect(fitView(yard, [{ x: -20, y: -20 }]).minX).toBe(-20);
+  });
+
   it("shows a message's sender as the peer's claim unless it is the peer, or an echo of ours", () => {
     expect(shownSender("bravo", "bravo", false)).toBe("bravo");
     expect(shownSender("operator", "bravo", true)).toBe("operator");
