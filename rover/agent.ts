@@ -210,8 +210,9 @@ export interface AgentEvents {
   /** The edge refused a fixed token for good: no more events come. */
   "token-refused": [error: ProblemError];
   /**
-   * Another process joined the room with this agent's id (its incarnation): this agent reads no
-   * more events, and `stop()` does not leave (the presence is the other's). Stop it.
+   * Another process joined the room with this agent's id (its incarnation): this agent has
+   * dropped its links and reads no more events, and `stop()` does not leave (the presence is the
+   * other's). Stop it.
    */
   "seat-taken": [incarnation: string];
   /** stop() began: links close; what depends on the agent (a file transfer) ends now. */

@@ -392,7 +392,18 @@ export class PeerLink {
    */
   private async rebuild(reason: string): Promise<void> {
     if (this.closed) return;
-    this.log(`rebuilding the PeerConnection (${reason})`);
+    await this.freshSession(`rebuilding the PeerConnection (${reason})`, "rebuild");
+  }
+
+  /** The policy's new offer (the last one failed, or nobody answered it). */
+  private async offerAgain(why: string): Promise<void> {
+    if (this.closed || this.role !== "offerer" || this.offering) return;
+    await this.freshSession(`offering again (${why})`, "offer");
+  }
+
+  /** A new PeerConnection in a new session, the old one hung up; the offerer offers it. */
+  private async freshSession(said: string, failedAs: string): Promise<void> {
+    this.log(said);
     const old = this.session;
     this.session = null;
     this.etag = null;
@@ -404,25 +415,8 @@ export class PeerLink {
     } catch (err) {
       // Closed meanwhile (the peer left or restarted): nothing failed that anyone waits for.
       if (this.closed) return;
-      // The policy tries again once the rebuild has not opened in time.
-      this.log(`rebuild: ${errorText(err)}`);
-    }
-  }
-
-  /** The policy's new offer: a new PeerConnection in a new session, the old one hung up. */
-  private async offerAgain(why: string): Promise<void> {
-    if (this.closed || this.role !== "offerer" || this.offering) return;
-    this.log(`offering again (${why})`);
-    const old = this.session;
-    this.session = null;
-    this.etag = null;
-    this.replacePc();
-    try {
-      if (old) await this.ctx.client.closeSession(this.ctx.room, old).catch(() => undefined);
-      await this.offerNewSession();
-    } catch (err) {
-      if (this.closed) return;
-      this.log(`offer: ${errorText(err)}`);
+      // The policy tries again (its rebuild timeout, its offer backoff).
+      this.log(`${failedAs}: ${errorText(err)}`);
     }
   }
 

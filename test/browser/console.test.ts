@@ -737,14 +737,17 @@ describe("console served by the edge", () => {
         return r.getClientRects().length;
       }, sel);
     expect(await lines('tr[data-peer="alpha"] > th')).toBe(1);
-    const overflow = await page.evaluate(() => {
-      const section = document.getElementById("peers") as HTMLElement;
-      const table = section.querySelector("table") as HTMLElement;
-      return {
-        page: document.documentElement.scrollWidth - window.innerWidth,
-        table: table.getBoundingClientRect().right - section.getBoundingClientRect().right,
-      };
-    });
+    /** How far the page scrolls sideways, and the peers table sticks out of its card (px). */
+    const overflowOf = (p: Page) =>
+      p.evaluate(() => {
+        const section = document.getElementById("peers") as HTMLElement;
+        const table = section.querySelector("table") as HTMLElement;
+        return {
+          page: document.documentElement.scrollWidth - window.innerWidth,
+          table: table.getBoundingClientRect().right - section.getBoundingClientRect().right,
+        };
+      });
+    const overflow = await overflowOf(page);
     // Before: the Call buttons stuck out past the card and the page scrolled sideways.
     expect(overflow.page).toBeLessThanOrEqual(0);
     expect(overflow.table).toBeLessThanOrEqual(0);
@@ -754,14 +757,7 @@ describe("console served by the edge", () => {
     ).newPage();
     await signIn(wide, "wide");
     await wide.getByRole("button", { name: `Call ${longId}` }).waitFor();
-    const desk = await wide.evaluate(() => {
-      const section = document.getElementById("peers") as HTMLElement;
-      const table = section.querySelector("table") as HTMLElement;
-      return {
-        page: document.documentElement.scrollWidth - window.innerWidth,
-        table: table.getBoundingClientRect().right - section.getBoundingClientRect().right,
-      };
-    });
+    const desk = await overflowOf(wide);
     expect(desk.page).toBeLessThanOrEqual(0);
     expect(desk.table).toBeLessThanOrEqual(0);
   });
