@@ -157,10 +157,10 @@ peersRoutes.get("/:id/events", async (c) => {
   const cl = claims(c);
   const tokenExp = cl.sub === id ? authorizedUntilS(cl) : null;
   if (!sse) {
-    const after = resumeFrom;
+    // A long-poll's `after` is where it resumes, and what it acknowledges.
     const got = await pollEvents(stub, id, {
-      after,
-      ack: after,
+      after: resumeFrom,
+      ack: resumeFrom,
       waitMs: waitS * 1000,
       signal: c.req.raw.signal,
       tokenExpS: tokenExp,
